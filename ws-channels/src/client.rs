@@ -1,0 +1,189 @@
+//! The client side: publish typed messages and subscribe to typed messages over any WebSocket.
+
+use std::marker::PhantomData;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+
+use futures_util::stream::{SplitSink, SplitStream};
+use futures_util::{SinkExt, Stream, StreamExt};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::{Error as WsError, Message as WsMessage};
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+use crate::channel::{Channel, ClientSends, Params};
+use crate::codec::{self, Inbound};
+use crate::error::Error;
+use crate::transport::{MessageSink, MessageStream};
+
+/// Sends one client message on an already-connected WebSocket.
+///
+/// The message is validated (for channels declared with `validate`), serialized to a JSON text
+/// frame and flushed. Only channels clients may publish on are accepted, so publishing on a
+/// `server_only` channel does not compile.
+pub async fn publish<C, W>(sink: &mut W, message: &C::ClientMessage) -> Result<(), Error>
+where
+    C: ClientSends,
+    W: MessageSink + ?Sized,
+{
+    let text = codec::encode::<C, _>(message, C::validate_client)?;
+    sink.send(WsMessage::Text(text)).await?;
+    Ok(())
+}
+
+/// Turns an already-connected WebSocket's incoming side into a stream of typed server messages.
+///
+/// A frame that does not decode or validate becomes one `Err` item and the stream goes on with
+/// the next frame. Ping and pong frames are skipped (the protocol layer answers pings). The
+/// stream ends after the server's close frame or when the connection ends; a transport error is
+/// yielded once, then the stream ends.
+pub fn subscribe<C: Channel, R: MessageStream>(stream: R) -> Subscription<C, R> {
+    Subscription {
+        stream,
+        close: None,
+        done: false,
+        _channel: PhantomData,
+    }
+}
+
+/// A stream of typed server messages; see [`subscribe`].
+#[must_use = "a subscription does nothing unless polled"]
+pub struct Subscription<C, R> {
+    stream: R,
+    close: Option<CloseFrame>,
+    done: bool,
+    _channel: PhantomData<fn() -> C>,
+}
+
+impl<C, R> Subscription<C, R> {
+    /// The server's close frame (code and reason), once the stream has ended with one.
+    pub fn close_frame(&self) -> Option<&CloseFrame> {
+        self.close.as_ref()
+    }
+
+    /// The server's close code, once the stream has ended with a close frame.
+    pub fn close_code(&self) -> Option<CloseCode> {
+        self.close.as_ref().map(|f| f.code)
+    }
+
+    /// Gives back the underlying stream.
+    pub fn into_inner(self) -> R {
+        self.stream
+    }
+}
+
+impl<C: Channel, R: MessageStream> Stream for Subscription<C, R> {
+    type Item = Result<C::ServerMessage, Error>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        loop {
+            if this.done {
+                return Poll::Ready(None);
+            }
+            let frame = match ready!(this.stream.poll_next_unpin(cx)) {
+                Some(Ok(frame)) => frame,
+                Some(Err(WsError::ConnectionClosed | WsError::AlreadyClosed)) | None => {
+                    this.done = true;
+                    return Poll::Ready(None);
+                }
+                Some(Err(error)) => {
+                    this.done = true;
+                    return Poll::Ready(Some(Err(error.into())));
+                }
+            };
+            match codec::decode::<C, C::ServerMessage>(frame, C::validate_server) {
+                Ok(Inbound::Message(message)) => return Poll::Ready(Some(Ok(message))),
+                Ok(Inbound::Control) => continue,
+                Ok(Inbound::Close(frame)) => {
+                    this.close = frame;
+                    this.done = true;
+                    return Poll::Ready(None);
+                }
+                Err(error) => return Poll::Ready(Some(Err(error))),
+            }
+        }
+    }
+}
+
+/// The sending half returned by [`connect`]: typed to the channel's client messages.
+#[must_use = "a publisher does nothing unless used to send"]
+pub struct Publisher<C, W> {
+    sink: W,
+    _channel: PhantomData<fn() -> C>,
+}
+
+impl<C: Channel, W: MessageSink> Publisher<C, W> {
+    /// Wraps any message sink.
+    pub fn new(sink: W) -> Self {
+        Self {
+            sink,
+            _channel: PhantomData,
+        }
+    }
+
+    /// Sends one message; see [`publish`].
+    pub async fn send(&mut self, message: &C::ClientMessage) -> Result<(), Error>
+    where
+        C: ClientSends,
+    {
+        publish::<C, W>(&mut self.sink, message).await
+    }
+
+    /// Starts the closing handshake with a normal (1000) close.
+    pub async fn close(&mut self) -> Result<(), Error> {
+        self.close_with(CloseCode::Normal, "").await
+    }
+
+    /// Starts the closing handshake with a code and reason.
+    pub async fn close_with(&mut self, code: CloseCode, reason: &str) -> Result<(), Error> {
+        let frame = CloseFrame {
+            code,
+            reason: reason.to_owned().into(),
+        };
+        match self.sink.send(WsMessage::Close(Some(frame))).await {
+            Ok(()) | Err(WsError::ConnectionClosed | WsError::AlreadyClosed) => Ok(()),
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    /// Gives back the underlying sink.
+    pub fn into_inner(self) -> W {
+        self.sink
+    }
+}
+
+/// The socket type [`connect`] opens.
+pub type ClientSocket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// Connects to a channel address under `base` (`ws://host:port`) and returns typed halves.
+///
+/// The channel is taken from the params type, so `connect("ws://…", &UserEventsParams::new("42"))`
+/// needs no turbofish. A refused handshake is [`Error::Rejected`] with the HTTP status.
+pub async fn connect<P: Params>(
+    base: &str,
+    params: &P,
+) -> Result<
+    (
+        Publisher<P::Channel, SplitSink<ClientSocket, WsMessage>>,
+        Subscription<P::Channel, SplitStream<ClientSocket>>,
+    ),
+    Error,
+> {
+    let url = params.to_url(base)?;
+    let (socket, _response) = match tokio_tungstenite::connect_async(url.as_str()).await {
+        Ok(ok) => ok,
+        Err(WsError::Http(response)) => {
+            let status = response.status().as_u16();
+            let body = response
+                .into_body()
+                .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
+                .unwrap_or_default();
+            return Err(Error::Rejected { status, body });
+        }
+        Err(error) => return Err(error.into()),
+    };
+    let (sink, stream) = socket.split();
+    Ok((Publisher::new(sink), subscribe(stream)))
+}

@@ -1,0 +1,136 @@
+//! Typed WebSocket channels: declare a serde message type once with
+//! `#[channel("user/events/<userId>")]` and get typed publish, subscribe and register functions,
+//! URL parameters parsed into a struct, and a server that routes, validates and dispatches.
+//!
+//! ```no_run
+//! use serde::{Deserialize, Serialize};
+//! use ws_channels::{Server, channel};
+//!
+//! /// A user signed up.
+//! #[channel("user/events/<userId>")]
+//! #[derive(Debug, Clone, Serialize, Deserialize)]
+//! #[serde(rename_all = "camelCase")]
+//! pub struct UserSignedUp {
+//!     user_id: String,
+//!     email: String,
+//! }
+//!
+//! # async fn run() -> Result<(), ws_channels::Error> {
+//! // Server: reply to every message on `user/events/<userId>`.
+//! let server = UserSignedUp::register(Server::new(), |handler| {
+//!     handler.on_message(|conn, msg| async move {
+//!         let reply = UserSignedUp { user_id: msg.user_id, email: "updated@example.com".into() };
+//!         conn.send(&reply).await?;
+//!         Ok(())
+//!     })
+//! });
+//! tokio::spawn(server.listen("127.0.0.1:8080"));
+//!
+//! // Client: connect to `user/events/u1`, publish, read the typed reply.
+//! use futures_util::StreamExt;
+//! let params = UserSignedUpParams::new("u1");
+//! let (mut tx, mut rx) = ws_channels::connect("ws://127.0.0.1:8080", &params).await?;
+//! tx.send(&UserSignedUp { user_id: "u1".into(), email: "user@example.com".into() }).await?;
+//! let reply: UserSignedUp = rx.next().await.expect("a reply")?;
+//! # Ok(()) }
+//! ```
+//!
+//! # The pieces
+//!
+//! - [`macro@channel`] turns a message type into a [`Channel`] with a [`Params`] struct.
+//! - Clients use [`publish`], [`subscribe`] and [`connect`] over any WebSocket
+//!   ([`MessageSink`] / [`MessageStream`]), such as tokio-tungstenite's.
+//! - Servers register a [`Handler`] per channel on a [`Server`]; handlers get a [`Conn`].
+//! - [`Validate`] adds checks beyond the serde shape; failures are [`Error::Validation`].
+//!
+//! A malformed template is a compile error:
+//!
+//! ```compile_fail
+//! #[ws_channels::channel("user/<userId")]
+//! #[derive(serde::Serialize, serde::Deserialize)]
+//! struct Broken;
+//! ```
+
+mod channel;
+mod client;
+mod codec;
+mod error;
+mod pattern;
+mod server;
+mod transport;
+mod validate;
+
+pub use channel::{Channel, ClientSends, ErrorReply, Message, NoMessage, ParamValue, Params, Shape};
+pub use client::{ClientSocket, Publisher, Subscription, connect, publish, subscribe};
+pub use error::{BoxError, Error, HandlerResult, ParamError, ValidationError};
+pub use pattern::{Segment, Template};
+pub use server::{CloseInfo, Conn, ConnId, Handler, Handshake, Reject, Server};
+pub use transport::{MessageSink, MessageStream};
+pub use validate::Validate;
+pub use ws_channels_macros::channel;
+
+/// The HTTP types of handshakes ([`StatusCode`](http::StatusCode) for a [`Reject`], headers).
+pub use http;
+/// The WebSocket protocol types this crate speaks (messages, close frames).
+pub use tokio_tungstenite::tungstenite;
+/// WebSocket close codes, as passed to [`Conn::close`] and found in [`CloseInfo`].
+pub use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+
+/// Not public API: what generated code reaches through `ws_channels::__private`.
+#[doc(hidden)]
+pub mod __private {
+    use std::fmt;
+
+    pub use crate::channel::{Channel, ClientSends, ErrorReply, NoMessage, ParamValue, Params, Shape};
+    pub use crate::client::Subscription;
+    pub use crate::error::{Error, ParamError, ValidationError};
+    pub use crate::pattern::{Segment, Template};
+    pub use crate::server::{Handler, Server};
+    pub use crate::transport::{MessageSink, MessageStream};
+    pub use crate::validate::Validate;
+
+    /// Parses one matched, decoded parameter value as its declared type.
+    pub fn parse_param<T: ParamValue>(
+        template: &'static str,
+        name: &'static str,
+        value: Option<&String>,
+    ) -> Result<T, ParamError> {
+        let value = value.ok_or(ParamError::Missing { template, name })?;
+        value.parse().map_err(|error: <T as std::str::FromStr>::Err| ParamError::Invalid {
+            template,
+            name,
+            value: value.clone(),
+            expected: std::any::type_name::<T>(),
+            reason: error.to_string(),
+        })
+    }
+
+    /// Formats a parameter for a path.
+    pub fn format_param<T: ParamValue>(value: &T) -> String {
+        value.to_string()
+    }
+
+    /// `Display` for generated params: the concrete address.
+    pub fn fmt_params<P: Params>(params: &P, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&P::TEMPLATE.render(&params.to_values()))
+    }
+
+    /// The generated inherent `url`: never fails (an empty parameter gives an address no
+    /// server matches; `Params::to_url` reports it instead).
+    pub fn url<P: Params>(params: &P, base: &str) -> String {
+        crate::pattern::join_url(base, &P::TEMPLATE.render(&params.to_values()))
+    }
+
+    /// The generated `register`: build a handler, attach it.
+    pub fn register<C, S, D>(
+        server: Server<S>,
+        configure: impl FnOnce(Handler<C, S>) -> Handler<C, S, D>,
+    ) -> Server<S>
+    where
+        C: Channel,
+        S: Send + Sync + 'static,
+        D: Send + Sync + 'static,
+    {
+        server.register(configure(Handler::new()))
+    }
+}

@@ -1,0 +1,263 @@
+//! Channel address templates: matching concrete paths and formatting them, with percent-coding.
+//!
+//! The `#[channel]` macro parses and checks the template at compile time and hands the runtime
+//! its segments, so there is one grammar (the macro's) and the runtime only walks data.
+
+use std::borrow::Cow;
+
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_decode_str, utf8_percent_encode};
+
+use crate::error::ParamError;
+
+/// Everything but RFC 3986 unreserved characters is encoded in a parameter value, so any value
+/// (including `/`, `?`, `#`, `%` and spaces) survives a round trip through a path segment.
+const PARAM_VALUE: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
+
+/// One `/`-separated part of an address template.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Segment {
+    /// A literal segment, matched exactly (`user`, `events`).
+    Static(&'static str),
+    /// A parameter filling the whole segment, by its name as written in the template (`userId`).
+    Param(&'static str),
+}
+
+/// A channel's address template, such as `user/events/{userId}`.
+///
+/// Built by the `#[channel]` macro; available as `<C::Params as Params>::TEMPLATE`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Template {
+    address: &'static str,
+    segments: &'static [Segment],
+}
+
+impl Template {
+    /// Generated code only: the macro has already checked that `address` and `segments` agree.
+    #[doc(hidden)]
+    pub const fn __new(address: &'static str, segments: &'static [Segment]) -> Self {
+        Self { address, segments }
+    }
+
+    /// The address in AsyncAPI's form, `user/events/{userId}`.
+    pub const fn address(&self) -> &'static str {
+        self.address
+    }
+
+    /// The segments, in order.
+    pub const fn segments(&self) -> &'static [Segment] {
+        self.segments
+    }
+
+    /// The parameter names, in order of appearance.
+    pub fn param_names(&self) -> impl Iterator<Item = &'static str> + '_ {
+        self.segments.iter().filter_map(|s| match s {
+            Segment::Param(name) => Some(*name),
+            Segment::Static(_) => None,
+        })
+    }
+
+    /// Matches a concrete path (with or without a leading `/`, without a query string) and
+    /// returns the percent-decoded parameter values in template order.
+    pub fn match_path(&self, path: &str) -> Result<Vec<String>, ParamError> {
+        let no_match = || ParamError::NoMatch {
+            template: self.address,
+            path: path.to_owned(),
+        };
+        let trimmed = path.strip_prefix('/').unwrap_or(path);
+        let mut parts = trimmed.split('/');
+        let mut values = Vec::new();
+        for segment in self.segments {
+            let part = parts.next().ok_or_else(no_match)?;
+            match segment {
+                Segment::Static(literal) if *literal == part => {}
+                Segment::Static(_) => return Err(no_match()),
+                Segment::Param(_) if part.is_empty() => return Err(no_match()),
+                Segment::Param(name) => values.push(decode_value(self.address, name, part)?),
+            }
+        }
+        match parts.next() {
+            None => Ok(values),
+            Some(_) => Err(no_match()),
+        }
+    }
+
+    /// Formats a concrete path (no leading `/`) from parameter values in template order,
+    /// percent-encoding each value. Every value must be present and non-empty.
+    pub fn format<S: AsRef<str>>(&self, values: &[S]) -> Result<String, ParamError> {
+        let mut given = values.iter();
+        for name in self.param_names() {
+            match given.next() {
+                None => {
+                    return Err(ParamError::Missing {
+                        template: self.address,
+                        name,
+                    });
+                }
+                Some(value) if value.as_ref().is_empty() => {
+                    return Err(ParamError::Empty {
+                        template: self.address,
+                        name,
+                    });
+                }
+                Some(_) => {}
+            }
+        }
+        Ok(self.render(values))
+    }
+
+    /// Like [`format`](Self::format) but never fails: a missing or empty value leaves its
+    /// segment empty, an address no server matches. For `Display`, which cannot fail.
+    pub(crate) fn render<S: AsRef<str>>(&self, values: &[S]) -> String {
+        let mut out = String::with_capacity(self.address.len() + 16);
+        let mut values = values.iter();
+        for (i, segment) in self.segments.iter().enumerate() {
+            if i > 0 {
+                out.push('/');
+            }
+            match segment {
+                Segment::Static(literal) => out.push_str(literal),
+                Segment::Param(_) => {
+                    if let Some(value) = values.next() {
+                        out.extend(utf8_percent_encode(value.as_ref(), PARAM_VALUE));
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// The route in the router's syntax: `/user/events/{userId}`.
+    pub(crate) fn route(&self) -> String {
+        format!("/{}", self.address)
+    }
+}
+
+/// Decodes one matched path segment. Values come from routers too, so this is shared.
+pub(crate) fn decode_value(template: &'static str, name: &'static str, raw: &str) -> Result<String, ParamError> {
+    percent_decode_str(raw)
+        .decode_utf8()
+        .map(Cow::into_owned)
+        .map_err(|_| ParamError::InvalidEncoding { template, name })
+}
+
+/// Joins a base URL (`ws://host:port`, with or without a trailing `/`) and a concrete address.
+pub(crate) fn join_url(base: &str, path: &str) -> String {
+    format!("{}/{}", base.trim_end_matches('/'), path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const TWO: Template = Template::__new(
+        "user/events/{userId}/{eventType}",
+        &[
+            Segment::Static("user"),
+            Segment::Static("events"),
+            Segment::Param("userId"),
+            Segment::Param("eventType"),
+        ],
+    );
+
+    #[test]
+    fn matches_and_extracts_in_order() {
+        assert_eq!(TWO.match_path("/user/events/123/signup").unwrap(), ["123", "signup"]);
+        assert_eq!(TWO.match_path("user/events/123/signup").unwrap(), ["123", "signup"]);
+        assert_eq!(TWO.param_names().collect::<Vec<_>>(), ["userId", "eventType"]);
+    }
+
+    #[test]
+    fn rejects_other_shapes() {
+        for path in [
+            "/user/events/123",
+            "/user/events/123/signup/extra",
+            "/user/events//signup",
+            "/user/event/123/signup",
+            "/user/events/123/signup/",
+            "",
+        ] {
+            assert!(
+                matches!(TWO.match_path(path), Err(ParamError::NoMatch { .. })),
+                "{path}"
+            );
+        }
+    }
+
+    #[test]
+    fn percent_coding_round_trips_reserved_characters() {
+        let path = TWO.format(&["a/b c", "50%?#"]).unwrap();
+        assert_eq!(path, "user/events/a%2Fb%20c/50%25%3F%23");
+        assert_eq!(TWO.match_path(&path).unwrap(), ["a/b c", "50%?#"]);
+    }
+
+    #[test]
+    fn invalid_utf8_is_an_error_not_a_panic() {
+        assert_eq!(
+            TWO.match_path("/user/events/%FF/x"),
+            Err(ParamError::InvalidEncoding {
+                template: TWO.address(),
+                name: "userId"
+            })
+        );
+    }
+
+    #[test]
+    fn format_rejects_empty_and_missing_values() {
+        assert!(matches!(TWO.format(&["", "x"]), Err(ParamError::Empty { name: "userId", .. })));
+        assert!(matches!(TWO.format(&["x"]), Err(ParamError::Missing { name: "eventType", .. })));
+    }
+
+    #[test]
+    fn join_url_handles_trailing_slash() {
+        assert_eq!(join_url("ws://h:1/", "a/b"), "ws://h:1/a/b");
+        assert_eq!(join_url("ws://h:1", "a/b"), "ws://h:1/a/b");
+    }
+
+    fn leak_template(segments: Vec<(bool, String)>) -> Template {
+        let segments: Vec<Segment> = segments
+            .into_iter()
+            .map(|(is_param, s)| {
+                let s: &'static str = Box::leak(s.into_boxed_str());
+                if is_param {
+                    Segment::Param(s)
+                } else {
+                    Segment::Static(s)
+                }
+            })
+            .collect();
+        let address = segments
+            .iter()
+            .map(|s| match s {
+                Segment::Static(s) => s.to_string(),
+                Segment::Param(p) => format!("{{{p}}}"),
+            })
+            .collect::<Vec<_>>()
+            .join("/");
+        Template::__new(Box::leak(address.into_boxed_str()), Box::leak(segments.into_boxed_slice()))
+    }
+
+    proptest! {
+        /// format → match gives back exactly the values, whatever characters they hold.
+        #[test]
+        fn format_then_match_round_trips(
+            shape in prop::collection::vec((any::<bool>(), "[a-z][a-zA-Z0-9_]{0,6}"), 1..6),
+            raw_values in prop::collection::vec(".{1,12}", 6),
+        ) {
+            let template = leak_template(shape);
+            let n = template.param_names().count();
+            let values = &raw_values[..n];
+            let path = template.format(values).unwrap();
+            prop_assert_eq!(template.match_path(&path).unwrap(), values.to_vec());
+            // The router sees the same path with a leading slash.
+            let slashed = format!("/{path}");
+            prop_assert_eq!(template.match_path(&slashed).unwrap(), values.to_vec());
+        }
+
+        /// Matching arbitrary input never panics.
+        #[test]
+        fn matching_arbitrary_paths_never_panics(path in ".{0,40}") {
+            let _ = TWO.match_path(&path);
+        }
+    }
+}
