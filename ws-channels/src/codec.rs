@@ -41,7 +41,9 @@ pub(crate) fn decode<C: Channel, M: serde::de::DeserializeOwned>(
         WsMessage::Text(text) => text,
         WsMessage::Binary(_) => return Err(Error::UnexpectedBinary { channel: C::NAME }),
         WsMessage::Close(frame) => return Ok(Inbound::Close(frame)),
-        WsMessage::Ping(_) | WsMessage::Pong(_) | WsMessage::Frame(_) => return Ok(Inbound::Control),
+        WsMessage::Ping(_) | WsMessage::Pong(_) | WsMessage::Frame(_) => {
+            return Ok(Inbound::Control);
+        }
     };
     let message: M = serde_json::from_str(&text).map_err(|source| Error::Decode {
         channel: C::NAME,

@@ -60,7 +60,9 @@ mod server;
 mod transport;
 mod validate;
 
-pub use channel::{Channel, ClientSends, ErrorReply, Message, NoMessage, ParamValue, Params, Shape};
+pub use channel::{
+    Channel, ClientSends, ErrorReply, Message, NoMessage, ParamValue, Params, Shape,
+};
 pub use client::{ClientSocket, Publisher, Subscription, connect, publish, subscribe};
 pub use error::{BoxError, Error, HandlerResult, ParamError, ValidationError};
 pub use pattern::{Segment, Template};
@@ -81,8 +83,10 @@ pub use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 pub mod __private {
     use std::fmt;
 
-    pub use crate::channel::{Channel, ClientSends, ErrorReply, NoMessage, ParamValue, Params, Shape};
-    pub use crate::client::Subscription;
+    pub use crate::channel::{
+        Channel, ClientSends, ErrorReply, NoMessage, ParamValue, Params, Shape,
+    };
+    pub use crate::client::{Subscription, publish, subscribe};
     pub use crate::error::{Error, ParamError, ValidationError};
     pub use crate::pattern::{Segment, Template};
     pub use crate::server::{Handler, Server};
@@ -96,13 +100,15 @@ pub mod __private {
         value: Option<&String>,
     ) -> Result<T, ParamError> {
         let value = value.ok_or(ParamError::Missing { template, name })?;
-        value.parse().map_err(|error: <T as std::str::FromStr>::Err| ParamError::Invalid {
-            template,
-            name,
-            value: value.clone(),
-            expected: std::any::type_name::<T>(),
-            reason: error.to_string(),
-        })
+        value
+            .parse()
+            .map_err(|error: <T as std::str::FromStr>::Err| ParamError::Invalid {
+                template,
+                name,
+                value: value.clone(),
+                expected: std::any::type_name::<T>(),
+                reason: error.to_string(),
+            })
     }
 
     /// Formats a parameter for a path.

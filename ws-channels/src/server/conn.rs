@@ -196,13 +196,18 @@ pub(crate) async fn run<C, S, D, IO>(
         }),
     };
     let (sink, stream) = socket.split();
-    let writer = tokio::spawn(write_loop(sink, outbound_rx, conn.inner.close.subscribe()).instrument(span.clone()));
+    let writer = tokio::spawn(
+        write_loop(sink, outbound_rx, conn.inner.close.subscribe()).instrument(span.clone()),
+    );
     let reader = Reader {
         handler,
         conn: conn.clone(),
         config: env.config,
     };
-    let info = reader.read_loop(stream, env.shutdown).instrument(span.clone()).await;
+    let info = reader
+        .read_loop(stream, env.shutdown)
+        .instrument(span.clone())
+        .await;
     let mut writer = writer;
     if conn.is_closing() {
         // Let the writer deliver the server's close frame (it may not have run yet).
@@ -211,7 +216,10 @@ pub(crate) async fn run<C, S, D, IO>(
     // The peer is gone or the close handshake is over: nothing queued can be delivered now.
     writer.abort();
     if let Some(on_close) = &reader.handler.on_close {
-        let done = AssertUnwindSafe(on_close(conn.clone(), info)).catch_unwind().instrument(span).await;
+        let done = AssertUnwindSafe(on_close(conn.clone(), info))
+            .catch_unwind()
+            .instrument(span)
+            .await;
         if done.is_err() {
             tracing::warn!(channel = C::NAME, id = conn.id().0, "on_close panicked");
         }
@@ -220,8 +228,11 @@ pub(crate) async fn run<C, S, D, IO>(
 
 /// Writes queued messages, flushing whenever the queue runs dry (so bursts share a syscall),
 /// then the close frame once one is requested.
-async fn write_loop<W>(mut sink: W, mut queue: mpsc::Receiver<WsMessage>, mut close: watch::Receiver<Option<CloseFrame>>)
-where
+async fn write_loop<W>(
+    mut sink: W,
+    mut queue: mpsc::Receiver<WsMessage>,
+    mut close: watch::Receiver<Option<CloseFrame>>,
+) where
     W: futures_util::Sink<WsMessage, Error = WsError> + Unpin,
 {
     loop {
@@ -338,7 +349,8 @@ where
         match codec::decode::<C, C::ClientMessage>(frame, C::validate_client) {
             Ok(Inbound::Message(message)) => {
                 if let Some(on_message) = &self.handler.on_message {
-                    self.run_handler(on_message(self.conn.clone(), message)).await;
+                    self.run_handler(on_message(self.conn.clone(), message))
+                        .await;
                 }
                 None
             }
@@ -372,7 +384,10 @@ where
     }
 
     /// Runs a handler future; an error or a panic closes this connection with 1011.
-    async fn run_handler(&self, handler: futures_util::future::BoxFuture<'static, crate::HandlerResult>) {
+    async fn run_handler(
+        &self,
+        handler: futures_util::future::BoxFuture<'static, crate::HandlerResult>,
+    ) {
         let error = match AssertUnwindSafe(handler).catch_unwind().await {
             Ok(Ok(())) => return,
             Ok(Err(error)) => Error::Handler(error),
@@ -385,7 +400,9 @@ where
     fn report(&self, error: &Error) {
         match &self.handler.on_error {
             Some(on_error) => {
-                if std::panic::catch_unwind(AssertUnwindSafe(|| on_error(&self.conn, error))).is_err() {
+                if std::panic::catch_unwind(AssertUnwindSafe(|| on_error(&self.conn, error)))
+                    .is_err()
+                {
                     tracing::warn!(channel = C::NAME, "on_error panicked");
                 }
             }
@@ -393,7 +410,9 @@ where
                 Error::Handler(_) | Error::HandlerPanicked(_) => {
                     tracing::warn!(channel = C::NAME, id = self.conn.id().0, %error, "handler failed")
                 }
-                _ => tracing::debug!(channel = C::NAME, id = self.conn.id().0, %error, "connection error"),
+                _ => {
+                    tracing::debug!(channel = C::NAME, id = self.conn.id().0, %error, "connection error")
+                }
             },
         }
     }

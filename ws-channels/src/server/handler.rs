@@ -13,11 +13,15 @@ use crate::error::{Error, HandlerResult};
 
 pub(crate) type ConnectFn<C, S, D> =
     Arc<dyn Fn(Handshake<C, S>) -> BoxFuture<'static, Result<D, Reject>> + Send + Sync>;
-pub(crate) type OpenFn<C, S, D> = Arc<dyn Fn(Conn<C, S, D>) -> BoxFuture<'static, HandlerResult> + Send + Sync>;
+pub(crate) type OpenFn<C, S, D> =
+    Arc<dyn Fn(Conn<C, S, D>) -> BoxFuture<'static, HandlerResult> + Send + Sync>;
 pub(crate) type MessageFn<C, S, D> = Arc<
-    dyn Fn(Conn<C, S, D>, <C as Channel>::ClientMessage) -> BoxFuture<'static, HandlerResult> + Send + Sync,
+    dyn Fn(Conn<C, S, D>, <C as Channel>::ClientMessage) -> BoxFuture<'static, HandlerResult>
+        + Send
+        + Sync,
 >;
-pub(crate) type CloseFn<C, S, D> = Arc<dyn Fn(Conn<C, S, D>, CloseInfo) -> BoxFuture<'static, ()> + Send + Sync>;
+pub(crate) type CloseFn<C, S, D> =
+    Arc<dyn Fn(Conn<C, S, D>, CloseInfo) -> BoxFuture<'static, ()> + Send + Sync>;
 pub(crate) type ErrorFn<C, S, D> = Arc<dyn Fn(&Conn<C, S, D>, &Error) + Send + Sync>;
 
 /// The callbacks the server runs for one channel, in connection order:
@@ -71,7 +75,10 @@ impl<C: Channel, S: Send + Sync + 'static> Handler<C, S, ()> {
         Fut: Future<Output = Result<D, Reject>> + Send + 'static,
     {
         assert!(
-            self.on_open.is_none() && self.on_message.is_none() && self.on_close.is_none() && self.on_error.is_none(),
+            self.on_open.is_none()
+                && self.on_message.is_none()
+                && self.on_close.is_none()
+                && self.on_error.is_none(),
             "call `on_connect` before the other callbacks of the `{}` handler: they receive the data it returns",
             C::NAME
         );
@@ -109,7 +116,9 @@ impl<C: Channel, S: Send + Sync + 'static, D: Send + Sync + 'static> Handler<C, 
         F: Fn(Conn<C, S, D>, C::ClientMessage) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = HandlerResult> + Send + 'static,
     {
-        self.on_message = Some(Arc::new(move |conn, message| Box::pin(on_message(conn, message))));
+        self.on_message = Some(Arc::new(move |conn, message| {
+            Box::pin(on_message(conn, message))
+        }));
         self
     }
 

@@ -94,7 +94,11 @@ impl<C: Channel, S> fmt::Debug for Handshake<C, S> {
 }
 
 fn query_param(query: &str, name: &str) -> Option<String> {
-    let decode = |s: &str| percent_decode_str(&s.replace('+', " ")).decode_utf8_lossy().into_owned();
+    let decode = |s: &str| {
+        percent_decode_str(&s.replace('+', " "))
+            .decode_utf8_lossy()
+            .into_owned()
+    };
     query.split('&').find_map(|pair| {
         let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
         (decode(key) == name).then(|| decode(value))
@@ -160,7 +164,9 @@ pub(crate) struct RequestHead {
 }
 
 /// Reads the request head. `Ok(None)`: the peer left before sending one.
-pub(crate) async fn read_request_head<IO: AsyncRead + Unpin>(io: &mut IO) -> Result<Option<RequestHead>, Reject> {
+pub(crate) async fn read_request_head<IO: AsyncRead + Unpin>(
+    io: &mut IO,
+) -> Result<Option<RequestHead>, Reject> {
     let mut buf = Vec::with_capacity(1024);
     loop {
         let mut chunk = [0u8; 1024];
@@ -186,7 +192,11 @@ pub(crate) async fn read_request_head<IO: AsyncRead + Unpin>(io: &mut IO) -> Res
                     "request head too large",
                 ));
             }
-            Err(error) => return Err(Reject::bad_request(format!("malformed HTTP request: {error}"))),
+            Err(error) => {
+                return Err(Reject::bad_request(format!(
+                    "malformed HTTP request: {error}"
+                )));
+            }
         }
     }
 }
@@ -213,7 +223,10 @@ pub(crate) fn check_upgrade(parts: &http::request::Parts) -> Result<String, Reje
         })
     };
     if parts.method != Method::GET {
-        return Err(Reject::new(StatusCode::METHOD_NOT_ALLOWED, "WebSocket upgrades use GET"));
+        return Err(Reject::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "WebSocket upgrades use GET",
+        ));
     }
     if !has_token(header::UPGRADE, "websocket") || !has_token(header::CONNECTION, "upgrade") {
         return Err(Reject::new(
@@ -221,7 +234,12 @@ pub(crate) fn check_upgrade(parts: &http::request::Parts) -> Result<String, Reje
             "this address only speaks WebSocket",
         ));
     }
-    if parts.headers.get(header::SEC_WEBSOCKET_VERSION).map(|v| v.as_bytes()) != Some(b"13") {
+    if parts
+        .headers
+        .get(header::SEC_WEBSOCKET_VERSION)
+        .map(|v| v.as_bytes())
+        != Some(b"13")
+    {
         return Err(Reject::new(
             StatusCode::UPGRADE_REQUIRED,
             "unsupported WebSocket version (13 required)",
@@ -246,7 +264,10 @@ pub(crate) async fn accept<IO: AsyncWrite + Unpin>(io: &mut IO, key: &str) -> st
 }
 
 /// Writes a refusal and ends the response.
-pub(crate) async fn refuse<IO: AsyncWrite + Unpin>(io: &mut IO, reject: &Reject) -> std::io::Result<()> {
+pub(crate) async fn refuse<IO: AsyncWrite + Unpin>(
+    io: &mut IO,
+    reject: &Reject,
+) -> std::io::Result<()> {
     let status = reject.status();
     let extra = if status == StatusCode::UPGRADE_REQUIRED {
         "Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n"
@@ -270,7 +291,10 @@ mod tests {
 
     #[test]
     fn query_params_are_decoded() {
-        assert_eq!(query_param("a=1&name=J%C3%B6rg+K", "name").as_deref(), Some("Jörg K"));
+        assert_eq!(
+            query_param("a=1&name=J%C3%B6rg+K", "name").as_deref(),
+            Some("Jörg K")
+        );
         assert_eq!(query_param("flag&b=2", "flag").as_deref(), Some(""));
         assert_eq!(query_param("a=1", "b"), None);
     }

@@ -121,7 +121,10 @@ impl<S: Send + Sync + 'static> Server<S> {
     ///
     /// When the template conflicts with one already registered (the same address shape, such
     /// as `chat/<room>` and `chat/<id>`): a programming error, caught at startup.
-    pub fn register<C: Channel, D: Send + Sync + 'static>(mut self, handler: Handler<C, S, D>) -> Self {
+    pub fn register<C: Channel, D: Send + Sync + 'static>(
+        mut self,
+        handler: Handler<C, S, D>,
+    ) -> Self {
         self.router.insert(Box::new(Arc::new(handler)));
         self
     }
@@ -134,7 +137,9 @@ impl<S: Send + Sync + 'static> Server<S> {
             .websocket
             .max_message_size(Some(bytes))
             .max_frame_size(Some(bytes))
-            .max_write_buffer_size(bytes.saturating_add(self.config.websocket.write_buffer_size + 1024));
+            .max_write_buffer_size(
+                bytes.saturating_add(self.config.websocket.write_buffer_size + 1024),
+            );
         self
     }
 
@@ -152,7 +157,10 @@ impl<S: Send + Sync + 'static> Server<S> {
     ///
     /// If `messages` is zero.
     pub fn outbound_queue(mut self, messages: usize) -> Self {
-        assert!(messages > 0, "the outbound queue needs room for at least one message");
+        assert!(
+            messages > 0,
+            "the outbound queue needs room for at least one message"
+        );
         self.config.outbound_queue = messages;
         self
     }
@@ -186,7 +194,8 @@ impl<S: Send + Sync + 'static> Server<S> {
 
     /// Serves connections from `listener` until the process ends.
     pub async fn serve(self, listener: TcpListener) -> Result<(), Error> {
-        self.serve_with_shutdown(listener, std::future::pending()).await
+        self.serve_with_shutdown(listener, std::future::pending())
+            .await
     }
 
     /// Serves connections from `listener` until `signal` completes, then shuts down
@@ -234,7 +243,10 @@ impl<S: Send + Sync + 'static> Server<S> {
         })
         .await;
         if drained.is_err() {
-            tracing::warn!(remaining = tasks.len(), "shutdown timeout: dropping connections");
+            tracing::warn!(
+                remaining = tasks.len(),
+                "shutdown timeout: dropping connections"
+            );
         }
         Ok(())
     }
@@ -249,13 +261,26 @@ struct Shared<S> {
 
 impl<S: Send + Sync + 'static> Shared<S> {
     /// Handshake (bounded by the handshake timeout), then the connection task.
-    async fn connection(self: Arc<Self>, mut io: BoxedIo, remote_addr: Option<SocketAddr>, shutdown: watch::Receiver<bool>) {
-        let handshake = tokio::time::timeout(self.config.handshake_timeout, self.handshake(&mut io, remote_addr));
+    async fn connection(
+        self: Arc<Self>,
+        mut io: BoxedIo,
+        remote_addr: Option<SocketAddr>,
+        shutdown: watch::Receiver<bool>,
+    ) {
+        let handshake = tokio::time::timeout(
+            self.config.handshake_timeout,
+            self.handshake(&mut io, remote_addr),
+        );
         let Ok(Some((session, leftover))) = handshake.await else {
             return;
         };
-        let socket =
-            WebSocketStream::from_partially_read(io, leftover, Role::Server, Some(self.config.websocket)).await;
+        let socket = WebSocketStream::from_partially_read(
+            io,
+            leftover,
+            Role::Server,
+            Some(self.config.websocket),
+        )
+        .await;
         let env = ConnEnv {
             id: ConnId(self.next_id.fetch_add(1, Ordering::Relaxed)),
             remote_addr,
@@ -277,10 +302,9 @@ impl<S: Send + Sync + 'static> Shared<S> {
             let Some(request) = handshake::read_request_head(io).await? else {
                 return Ok(None);
             };
-            let route = self
-                .router
-                .at(request.parts.uri.path())
-                .ok_or_else(|| Reject::new(http::StatusCode::NOT_FOUND, "no channel at this address"))?;
+            let route = self.router.at(request.parts.uri.path()).ok_or_else(|| {
+                Reject::new(http::StatusCode::NOT_FOUND, "no channel at this address")
+            })?;
             let key = handshake::check_upgrade(&request.parts)?;
             let session = route
                 .accept(Arc::new(request.parts), remote_addr, self.state.clone())

@@ -21,7 +21,8 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> Io for T {}
 pub(crate) type BoxedIo = Box<dyn Io>;
 
 /// What runs an accepted connection once the upgrade is done.
-pub(crate) type Session<S> = Box<dyn FnOnce(WebSocketStream<BoxedIo>, ConnEnv<S>) -> BoxFuture<'static, ()> + Send>;
+pub(crate) type Session<S> =
+    Box<dyn FnOnce(WebSocketStream<BoxedIo>, ConnEnv<S>) -> BoxFuture<'static, ()> + Send>;
 
 /// One registered channel, with its types erased.
 pub(crate) trait Route<S>: Send + Sync + 'static {
@@ -58,12 +59,13 @@ where
     ) -> BoxFuture<'static, Result<Session<S>, Reject>> {
         let handler = self.clone();
         Box::pin(async move {
-            let params =
-                C::Params::from_path(request.uri.path()).map_err(|error| Reject::bad_request(error.to_string()))?;
+            let params = C::Params::from_path(request.uri.path())
+                .map_err(|error| Reject::bad_request(error.to_string()))?;
             let handshake = Handshake::new(params.clone(), request, remote_addr, state);
             let data = (handler.on_connect)(handshake).await?;
-            let session: Session<S> =
-                Box::new(move |socket, env| Box::pin(conn::run(socket, handler, params, data, env)));
+            let session: Session<S> = Box::new(move |socket, env| {
+                Box::pin(conn::run(socket, handler, params, data, env))
+            });
             Ok(session)
         })
     }

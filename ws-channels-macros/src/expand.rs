@@ -1,0 +1,273 @@
+//! Renders a checked model: a params struct, trait impls, and thin typed wrappers.
+//! All logic is in the runtime, reached through `#krate::__private`.
+
+use proc_macro2::TokenStream;
+use quote::{quote, quote_spanned};
+use syn::Item;
+
+use crate::ast::{Model, Shape};
+use crate::ctxt::Ctxt;
+use crate::pattern::Segment;
+use crate::{attr, check};
+
+/// The whole macro: parse, check, render. On error the item is still emitted beside the
+/// errors, so one mistake gives one error and not a cascade of "cannot find type".
+pub(crate) fn channel(args: TokenStream, input: TokenStream) -> TokenStream {
+    let item: Item = match syn::parse2(input.clone()) {
+        Ok(item) => item,
+        Err(error) => {
+            let error = error.to_compile_error();
+            return quote! { #input #error };
+        }
+    };
+    let cx = Ctxt::default();
+    let args = attr::parse(args, &cx);
+    check::check(&cx, &item, &args);
+    let model = Model::new(&cx, &item, args);
+    match (cx.check(), model) {
+        (Ok(()), Some(model)) => {
+            let generated = render(&model);
+            quote! { #item #generated }
+        }
+        (Err(errors), _) => {
+            let errors = errors.to_compile_error();
+            quote! { #item #errors }
+        }
+        (Ok(()), None) => quote! { #item },
+    }
+}
+
+fn render(model: &Model) -> TokenStream {
+    let params = render_params(model);
+    let channel = render_channel(model);
+    let wrappers = render_wrappers(model);
+    let krate = &model.krate;
+    quote! {
+        #params
+        #[doc(hidden)]
+        const _: () = {
+            use #krate::__private as __wsc;
+            #channel
+        };
+        #wrappers
+    }
+}
+
+fn render_params(model: &Model) -> TokenStream {
+    let Model {
+        ident,
+        vis,
+        params_ident,
+        krate,
+        ..
+    } = model;
+    let template = model.template.value();
+    let fields = model.params.iter().map(|p| {
+        let (field, ty) = (&p.field, &p.ty);
+        let doc = format!("The `{}` parameter of `{template}`.", p.name);
+        quote! { #[doc = #doc] pub #field: #ty }
+    });
+    let args = model.params.iter().map(|p| {
+        let (field, ty) = (&p.field, &p.ty);
+        quote! { #field: impl ::core::convert::Into<#ty> }
+    });
+    let inits = model.params.iter().map(|p| {
+        let field = &p.field;
+        quote! { #field: ::core::convert::Into::into(#field) }
+    });
+    let struct_doc = format!("The path parameters of the [`{ident}`] channel, `{template}`.");
+    let new_doc = format!("The parameters of one concrete `{template}` address.");
+    let url_doc = format!(
+        "The WebSocket URL of this `{template}` address under `base` (such as `ws://localhost:8080`), percent-encoding each parameter."
+    );
+    let private = quote!(#krate::__private);
+    let address = model.address();
+    let segments = model.segments.iter().map(|s| match s {
+        Segment::Static(s) => quote!(#private::Segment::Static(#s)),
+        Segment::Param { name, .. } => quote!(#private::Segment::Param(#name)),
+    });
+    let parse_fields = model.params.iter().map(|p| {
+        let (field, ty, name) = (&p.field, &p.ty, &p.name);
+        let parse = quote_spanned!(model.template.span()=> #private::parse_param::<#ty>);
+        quote! { #field: #parse(<Self as #private::Params>::TEMPLATE.address(), #name, __values.next())? }
+    });
+    let from_values = if model.params.is_empty() {
+        quote! { let _ = values; ::core::result::Result::Ok(Self {}) }
+    } else {
+        quote! {
+            let mut __values = values.iter();
+            ::core::result::Result::Ok(Self { #(#parse_fields,)* })
+        }
+    };
+    let to_values = model.params.iter().map(|p| {
+        let field = &p.field;
+        quote! { #private::format_param(&self.#field) }
+    });
+    quote! {
+        #[doc = #struct_doc]
+        #[derive(Debug, Clone, PartialEq)]
+        #vis struct #params_ident {
+            #(#fields,)*
+        }
+
+        impl #params_ident {
+            #[doc = #new_doc]
+            pub fn new(#(#args),*) -> Self {
+                Self { #(#inits,)* }
+            }
+
+            #[doc = #url_doc]
+            pub fn url(&self, base: &::core::primitive::str) -> ::std::string::String {
+                #private::url(self, base)
+            }
+        }
+
+        #[doc(hidden)]
+        const _: () = {
+            #[automatically_derived]
+            impl #private::Params for #params_ident {
+                type Channel = #ident;
+                const TEMPLATE: #private::Template = #private::Template::__new(#address, &[#(#segments),*]);
+
+                fn from_values(values: &[::std::string::String]) -> ::core::result::Result<Self, #private::ParamError> {
+                    #from_values
+                }
+
+                fn to_values(&self) -> ::std::vec::Vec<::std::string::String> {
+                    ::std::vec![#(#to_values),*]
+                }
+            }
+
+            #[automatically_derived]
+            impl ::core::fmt::Display for #params_ident {
+                fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+                    #private::fmt_params(self, f)
+                }
+            }
+
+            #[automatically_derived]
+            impl ::core::str::FromStr for #params_ident {
+                type Err = #private::ParamError;
+
+                fn from_str(path: &::core::primitive::str) -> ::core::result::Result<Self, Self::Err> {
+                    <Self as #private::Params>::from_path(path)
+                }
+            }
+        };
+    }
+}
+
+fn render_channel(model: &Model) -> TokenStream {
+    let Model {
+        ident,
+        params_ident,
+        name,
+        ..
+    } = model;
+    let (shape, client, server) = match &model.shape {
+        Shape::Symmetric => (quote!(Symmetric), quote!(#ident), quote!(#ident)),
+        Shape::Asymmetric(server) => (quote!(Asymmetric), quote!(#ident), quote!(#server)),
+        Shape::ServerOnly => (quote!(ServerOnly), quote!(__wsc::NoMessage), quote!(#ident)),
+    };
+    let validate = model.validate.as_ref().map(|flag| {
+        let check = |ty: &TokenStream| quote_spanned!(flag.span()=> <#ty as __wsc::Validate>::validate(message));
+        let validate_server = check(&server);
+        let validate_client = match model.shape {
+            Shape::ServerOnly => None,
+            _ => {
+                let check = check(&client);
+                Some(quote! {
+                    fn validate_client(message: &Self::ClientMessage) -> ::core::result::Result<(), __wsc::ValidationError> {
+                        #check
+                    }
+                })
+            }
+        };
+        quote! {
+            #validate_client
+            fn validate_server(message: &Self::ServerMessage) -> ::core::result::Result<(), __wsc::ValidationError> {
+                #validate_server
+            }
+        }
+    });
+    let on_invalid = model.reply_on_invalid.as_ref().map(|flag| {
+        let reply =
+            quote_spanned!(flag.span()=> <#server as __wsc::ErrorReply>::error_reply(error));
+        quote! {
+            fn on_invalid(error: &__wsc::Error) -> ::core::option::Option<Self::ServerMessage> {
+                ::core::option::Option::Some(#reply)
+            }
+        }
+    });
+    let client_sends = match model.shape {
+        Shape::ServerOnly => None,
+        _ => Some(quote! {
+            #[automatically_derived]
+            impl __wsc::ClientSends for #ident {}
+        }),
+    };
+    quote! {
+        #[automatically_derived]
+        impl __wsc::Channel for #ident {
+            const NAME: &'static ::core::primitive::str = #name;
+            const SHAPE: __wsc::Shape = __wsc::Shape::#shape;
+            type Params = #params_ident;
+            type ClientMessage = #client;
+            type ServerMessage = #server;
+            #validate
+            #on_invalid
+        }
+        #client_sends
+    }
+}
+
+fn render_wrappers(model: &Model) -> TokenStream {
+    let Model { ident, krate, .. } = model;
+    let private = quote!(#krate::__private);
+    let template = model.template.value();
+    let publish = match model.shape {
+        Shape::ServerOnly => None,
+        _ => {
+            let doc = format!(
+                "Client: sends `message` on `{template}` over an already-connected WebSocket (any `MessageSink`, such as a tokio-tungstenite stream)."
+            );
+            Some(quote! {
+                #[doc = #doc]
+                pub async fn publish<W: #private::MessageSink + ?::core::marker::Sized>(
+                    sink: &mut W,
+                    message: &Self,
+                ) -> ::core::result::Result<(), #private::Error> {
+                    #private::publish::<Self, W>(sink, message).await
+                }
+            })
+        }
+    };
+    let subscribe_doc = format!(
+        "Client: the typed messages the server sends on `{template}`; a frame that does not decode or validate is one `Err` item and the stream goes on."
+    );
+    let register_doc = format!(
+        "Server: handles `{template}` on `server`; `configure` sets the handler's callbacks (`on_connect`, `on_message`, …)."
+    );
+    quote! {
+        impl #ident {
+            #publish
+
+            #[doc = #subscribe_doc]
+            pub fn subscribe<R: #private::MessageStream>(stream: R) -> #private::Subscription<Self, R> {
+                #private::subscribe::<Self, R>(stream)
+            }
+
+            #[doc = #register_doc]
+            pub fn register<S, D>(
+                server: #private::Server<S>,
+                configure: impl ::core::ops::FnOnce(#private::Handler<Self, S>) -> #private::Handler<Self, S, D>,
+            ) -> #private::Server<S>
+            where
+                S: ::core::marker::Send + ::core::marker::Sync + 'static,
+                D: ::core::marker::Send + ::core::marker::Sync + 'static,
+            {
+                #private::register(server, configure)
+            }
+        }
+    }
+}
