@@ -36,8 +36,9 @@ where
 ///
 /// A frame that does not decode or validate becomes one `Err` item and the stream goes on with
 /// the next frame. Ping and pong frames are skipped (the protocol layer answers pings). The
-/// stream ends after the server's close frame or when the connection ends; a transport error is
-/// yielded once, then the stream ends.
+/// stream ends when the connection does: after the server's close frame (see
+/// [`Subscription::close_frame`]) and the closing handshake, or at a transport error, which is
+/// yielded once.
 pub fn subscribe<C: Channel, R: MessageStream>(stream: R) -> Subscription<C, R> {
     Subscription {
         stream,
@@ -97,9 +98,10 @@ impl<C: Channel, R: MessageStream> Stream for Subscription<C, R> {
                 Ok(Inbound::Message(message)) => return Poll::Ready(Some(Ok(message))),
                 Ok(Inbound::Control) => continue,
                 Ok(Inbound::Close(frame)) => {
+                    // Keep reading to the end: reading is what sends tungstenite's close reply
+                    // and completes the closing handshake.
                     this.close = frame;
-                    this.done = true;
-                    return Poll::Ready(None);
+                    continue;
                 }
                 Err(error) => return Poll::Ready(Some(Err(error))),
             }

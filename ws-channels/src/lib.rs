@@ -69,6 +69,7 @@ pub use pattern::{Segment, Template};
 pub use server::{CloseInfo, Conn, ConnId, Handler, Handshake, Reject, Server};
 pub use transport::{MessageSink, MessageStream};
 pub use validate::Validate;
+#[doc = include_str!("../docs/channel.md")]
 pub use ws_channels_macros::channel;
 
 /// The HTTP types of handshakes ([`StatusCode`](http::StatusCode) for a [`Reject`], headers).

@@ -1,0 +1,676 @@
+//! End-to-end tests over real loopback sockets: the seed 000 scenario, routing and parameters,
+//! handshake refusals, and the documented outcome of every kind of bad input — always with a
+//! second connection proving the server keeps serving everyone else.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use futures_util::{SinkExt, StreamExt};
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
+use ws_channels::tungstenite::Message;
+use ws_channels::{
+    CloseCode, Error, ErrorReply, Params, Reject, Server, Validate, ValidationError, channel,
+    connect,
+};
+use ws_channels_tests::{
+    TestServer, handshake_status, next_text, raw_connect, raw_http, read_until_close, within,
+};
+
+/// Seed 000's message: camelCase JSON, no envelope.
+#[channel("user/events/<userId>")]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct UserSignedUp {
+    user_id: String,
+    email: String,
+}
+
+/// Replies to the sender with the same user id and `updated@example.com`, as seed 000 does.
+fn user_service() -> Server {
+    UserSignedUp::register(Server::new(), |h| {
+        h.on_message(|conn, msg| async move {
+            conn.send(&UserSignedUp {
+                user_id: msg.user_id,
+                email: "updated@example.com".into(),
+            })
+            .await?;
+            Ok(())
+        })
+    })
+}
+
+#[tokio::test]
+async fn seed_000_publish_register_reply_subscribe() {
+    let server = TestServer::start(user_service()).await;
+    let params = UserSignedUpParams::new("user123");
+    let (mut tx, mut rx) = within("connect", connect(&server.base(), &params))
+        .await
+        .unwrap();
+    tx.send(&UserSignedUp {
+        user_id: "user123".into(),
+        email: "user@example.com".into(),
+    })
+    .await
+    .unwrap();
+    let reply = within("reply", rx.next()).await.expect("a reply").unwrap();
+    assert_eq!(
+        reply,
+        UserSignedUp {
+            user_id: "user123".into(),
+            email: "updated@example.com".into()
+        }
+    );
+}
+
+#[tokio::test]
+async fn the_wire_format_is_exactly_the_seed_payload() {
+    let server = TestServer::start(user_service()).await;
+    let mut socket = raw_connect(&server, "/user/events/user123").await;
+    socket
+        .send(Message::text(
+            r#"{"userId":"user123","email":"user@example.com"}"#,
+        ))
+        .await
+        .unwrap();
+    assert_eq!(
+        next_text(&mut socket).await,
+        r#"{"userId":"user123","email":"updated@example.com"}"#
+    );
+}
+
+/// Two parameters, one typed.
+#[channel("user/events/<userId>/<eventType>")]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct UserEvent {
+    note: String,
+}
+
+#[tokio::test]
+async fn two_parameters_are_extracted_in_order() {
+    let (seen_tx, mut seen_rx) = mpsc::unbounded_channel();
+    let server = UserEvent::register(Server::new(), move |h| {
+        let seen_tx = seen_tx.clone();
+        h.on_connect(move |hs| {
+            let seen_tx = seen_tx.clone();
+            async move {
+                let _ = seen_tx.send(hs.params().clone());
+                Ok(())
+            }
+        })
+        .on_message(|conn, _msg| async move {
+            let p = conn.params();
+            conn.send(&UserEvent {
+                note: format!("{}:{}", p.user_id, p.event_type),
+            })
+            .await?;
+            Ok(())
+        })
+    });
+    let server = TestServer::start(server).await;
+    let (mut tx, mut rx) = connect(&server.base(), &UserEventParams::new("123", "signup"))
+        .await
+        .unwrap();
+    let seen = within("on_connect", seen_rx.recv()).await.unwrap();
+    assert_eq!(seen, UserEventParams::new("123", "signup"));
+    tx.send(&UserEvent { note: "hi".into() }).await.unwrap();
+    assert_eq!(
+        within("reply", rx.next()).await.unwrap().unwrap().note,
+        "123:signup"
+    );
+}
+
+#[tokio::test]
+async fn percent_encoded_parameters_are_decoded() {
+    let server = TestServer::start(UserEvent::register(Server::new(), |h| {
+        h.on_message(|conn, _msg| async move {
+            let p = conn.params();
+            conn.send(&UserEvent {
+                note: format!("{}|{}", p.user_id, p.event_type),
+            })
+            .await?;
+            Ok(())
+        })
+    }))
+    .await;
+    let params = UserEventParams::new("Jörg K/1", "50%?#");
+    assert_eq!(
+        params.to_string(),
+        "user/events/J%C3%B6rg%20K%2F1/50%25%3F%23"
+    );
+    let (mut tx, mut rx) = connect(&server.base(), &params).await.unwrap();
+    tx.send(&UserEvent {
+        note: String::new(),
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        within("reply", rx.next()).await.unwrap().unwrap().note,
+        "Jörg K/1|50%?#"
+    );
+}
+
+/// A typed parameter: a path that does not parse is refused with 400.
+#[channel("counters/<id: u64>")]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Counter {
+    value: u64,
+}
+
+#[tokio::test]
+async fn unknown_paths_get_404_and_bad_parameters_400_before_the_upgrade() {
+    let server = Server::new();
+    let server = Counter::register(server, |h| h);
+    let server = TestServer::start(UserSignedUp::register(server, |h| h)).await;
+    assert_eq!(handshake_status(&server, "/nowhere").await, 404);
+    assert_eq!(handshake_status(&server, "/user/events").await, 404);
+    assert_eq!(handshake_status(&server, "/user/events/a/b").await, 404);
+    assert_eq!(handshake_status(&server, "/counters/abc").await, 400);
+    assert_eq!(handshake_status(&server, "/counters/%FF").await, 400);
+    assert_eq!(handshake_status(&server, "/counters/7").await, 101);
+    // The typed client sees a refusal as a typed error.
+    match connect(
+        &format!("{}/nowhere", server.base()),
+        &UserSignedUpParams::new("u"),
+    )
+    .await
+    {
+        Err(Error::Rejected { status: 404, .. }) => {}
+        other => panic!("expected a 404 rejection, got {:?}", other.map(|_| ())),
+    }
+}
+
+#[tokio::test]
+async fn plain_http_is_told_to_upgrade_and_garbage_is_a_bad_request() {
+    let server = TestServer::start(user_service()).await;
+    let (status, response) = raw_http(
+        server.addr,
+        "GET /user/events/u HTTP/1.1\r\nHost: x\r\n\r\n",
+    )
+    .await;
+    assert_eq!(status, 426, "{response}");
+    assert!(response.to_ascii_lowercase().contains("upgrade: websocket"));
+    let (status, _) = raw_http(
+        server.addr,
+        "POST /user/events/u HTTP/1.1\r\nHost: x\r\n\r\n",
+    )
+    .await;
+    assert_eq!(status, 405);
+    let (status, _) = raw_http(server.addr, "GET /elsewhere HTTP/1.1\r\nHost: x\r\n\r\n").await;
+    assert_eq!(status, 404);
+    let (status, _) = raw_http(server.addr, "\u{1}\u{2} garbage\r\n\r\n").await;
+    assert_eq!(status, 400);
+    // The server is still fine.
+    let (mut tx, mut rx) = connect(&server.base(), &UserSignedUpParams::new("u"))
+        .await
+        .unwrap();
+    tx.send(&UserSignedUp {
+        user_id: "u".into(),
+        email: "e".into(),
+    })
+    .await
+    .unwrap();
+    assert!(within("reply", rx.next()).await.unwrap().is_ok());
+}
+
+/// Who a connection belongs to, decided by `on_connect`.
+#[derive(Debug)]
+struct User {
+    name: String,
+}
+
+/// Only `?token=…` holders may connect, and only to their own address.
+fn guarded_service() -> Server<&'static str> {
+    UserSignedUp::register(Server::with_state("s3cret"), |h| {
+        h.on_connect(|hs| async move {
+            let token = hs
+                .query_param("token")
+                .ok_or_else(|| Reject::unauthorized("missing token"))?;
+            let (user, secret) = token
+                .split_once(':')
+                .ok_or_else(|| Reject::unauthorized("malformed token"))?;
+            if secret != *hs.state() {
+                return Err(Reject::unauthorized("bad token"));
+            }
+            if user != hs.params().user_id {
+                return Err(Reject::forbidden("not your address"));
+            }
+            Ok(User {
+                name: user.to_owned(),
+            })
+        })
+        .on_message(|conn, msg| async move {
+            conn.send(&UserSignedUp {
+                user_id: conn.data().name.clone(),
+                email: msg.email,
+            })
+            .await?;
+            Ok(())
+        })
+    })
+}
+
+#[tokio::test]
+async fn on_connect_refuses_with_401_or_403_and_its_data_reaches_handlers() {
+    let server = TestServer::start(guarded_service()).await;
+    assert_eq!(handshake_status(&server, "/user/events/ann").await, 401);
+    assert_eq!(
+        handshake_status(&server, "/user/events/ann?token=ann:wrong").await,
+        401
+    );
+    assert_eq!(
+        handshake_status(&server, "/user/events/ann?token=bob:s3cret").await,
+        403
+    );
+    let mut socket = raw_connect(&server, "/user/events/ann?token=ann:s3cret").await;
+    socket
+        .send(Message::text(r#"{"userId":"x","email":"e@x"}"#))
+        .await
+        .unwrap();
+    assert_eq!(
+        next_text(&mut socket).await,
+        r#"{"userId":"ann","email":"e@x"}"#
+    );
+    match connect(&server.base(), &UserSignedUpParams::new("ann")).await {
+        Err(Error::Rejected { status: 401, body }) => assert_eq!(body, "missing token"),
+        other => panic!("expected 401, got {:?}", other.map(|_| ())),
+    }
+}
+
+/// Echoes, counts errors and remembers close codes: for the bad-input tests.
+#[channel("echo/<room>")]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum Echo {
+    Say { text: String },
+    Panic,
+    Fail,
+}
+
+#[derive(Default)]
+struct Observed {
+    errors: AtomicUsize,
+    closes: std::sync::Mutex<Vec<(CloseCode, bool)>>,
+}
+
+fn echo_service(observed: Arc<Observed>) -> Server<Arc<Observed>> {
+    Echo::register(Server::with_state(observed).max_message_size(1024), |h| {
+        h.on_message(|conn, msg| async move {
+            match msg {
+                Echo::Say { .. } => conn.send(&msg).await?,
+                Echo::Panic => panic!("the handler panicked on purpose"),
+                Echo::Fail => return Err("the handler failed on purpose".into()),
+            }
+            Ok(())
+        })
+        .on_error(|conn, _error| {
+            conn.state().errors.fetch_add(1, Ordering::SeqCst);
+        })
+        .on_close(|conn, info| async move {
+            conn.state()
+                .closes
+                .lock()
+                .unwrap()
+                .push((info.code, info.by_server));
+        })
+    })
+}
+
+/// Sends `frame` on one connection, expects it closed with `code`, and checks that a second
+/// connection opened before it keeps working.
+async fn bad_input_closes_only_its_connection(frame: Message, code: CloseCode) -> Arc<Observed> {
+    let observed = Arc::new(Observed::default());
+    let server = TestServer::start(echo_service(observed.clone())).await;
+    let mut bystander = raw_connect(&server, "/echo/lobby").await;
+    let mut culprit = raw_connect(&server, "/echo/lobby").await;
+    culprit.send(frame).await.unwrap();
+    let (texts, close) = read_until_close(&mut culprit).await;
+    assert!(texts.is_empty(), "no reply before the close: {texts:?}");
+    assert_eq!(close.expect("a close frame").code, code);
+    bystander
+        .send(Message::text(r#"{"type":"say","text":"still here"}"#))
+        .await
+        .unwrap();
+    assert_eq!(
+        next_text(&mut bystander).await,
+        r#"{"type":"say","text":"still here"}"#
+    );
+    within("on_close of the culprit", async {
+        while observed.closes.lock().unwrap().is_empty() {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    })
+    .await;
+    assert_eq!(observed.closes.lock().unwrap()[0], (code, true));
+    assert_eq!(observed.errors.load(Ordering::SeqCst), 1);
+    observed
+}
+
+#[tokio::test]
+async fn malformed_json_closes_1007() {
+    bad_input_closes_only_its_connection(Message::text("{not json"), CloseCode::Invalid).await;
+}
+
+#[tokio::test]
+async fn a_wrong_shape_closes_1007() {
+    bad_input_closes_only_its_connection(
+        Message::text(r#"{"type":"shout","text":1}"#),
+        CloseCode::Invalid,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_binary_frame_closes_1007() {
+    bad_input_closes_only_its_connection(Message::binary(b"{}".to_vec()), CloseCode::Invalid).await;
+}
+
+#[tokio::test]
+async fn a_panicking_handler_closes_1011() {
+    bad_input_closes_only_its_connection(Message::text(r#"{"type":"panic"}"#), CloseCode::Error)
+        .await;
+}
+
+#[tokio::test]
+async fn a_failing_handler_closes_1011() {
+    bad_input_closes_only_its_connection(Message::text(r#"{"type":"fail"}"#), CloseCode::Error)
+        .await;
+}
+
+#[tokio::test]
+async fn an_oversize_message_closes_1009() {
+    let big = format!(r#"{{"type":"say","text":"{}"}}"#, "x".repeat(4096));
+    bad_input_closes_only_its_connection(Message::text(big), CloseCode::Size).await;
+}
+
+/// A validated channel whose invalid input closes with 1008 (the default policy).
+#[channel("validated/<room>", validate)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Said {
+    text: String,
+}
+
+impl Validate for Said {
+    fn validate(&self) -> Result<(), ValidationError> {
+        if self.text.trim().is_empty() {
+            return Err(ValidationError::field("text", "must not be blank"));
+        }
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn failed_validation_closes_1008_and_other_connections_go_on() {
+    let server = Said::register(Server::new(), |h| {
+        h.on_message(|conn, msg| async move {
+            conn.send(&msg).await?;
+            Ok(())
+        })
+    });
+    let server = TestServer::start(server).await;
+    let mut bystander = raw_connect(&server, "/validated/r").await;
+    let mut culprit = raw_connect(&server, "/validated/r").await;
+    culprit
+        .send(Message::text(r#"{"text":"  "}"#))
+        .await
+        .unwrap();
+    let (_, close) = read_until_close(&mut culprit).await;
+    let close = close.expect("a close frame");
+    assert_eq!(close.code, CloseCode::Policy);
+    assert!(
+        close.reason.contains("`text`: must not be blank"),
+        "{}",
+        close.reason
+    );
+    bystander
+        .send(Message::text(r#"{"text":"ok"}"#))
+        .await
+        .unwrap();
+    assert_eq!(next_text(&mut bystander).await, r#"{"text":"ok"}"#);
+}
+
+#[tokio::test]
+async fn validation_also_runs_before_sending() {
+    let server = TestServer::start(Said::register(Server::new(), |h| h)).await;
+    let (mut tx, _rx) = connect(&server.base(), &SaidParams::new("r"))
+        .await
+        .unwrap();
+    match tx.send(&Said { text: " ".into() }).await {
+        Err(Error::Validation { source, .. }) => assert_eq!(source.field_name(), Some("text")),
+        other => panic!("expected a validation error, got {other:?}"),
+    }
+}
+
+/// A channel that answers bad input with a typed error message and stays open.
+#[channel("forgiving/<room>", server = Reply, validate, on_invalid = reply)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Ask {
+    question: String,
+}
+
+/// What the forgiving channel's server sends.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum Reply {
+    Answer { text: String },
+    Error { message: String },
+}
+
+impl Validate for Ask {
+    fn validate(&self) -> Result<(), ValidationError> {
+        match self.question.ends_with('?') {
+            true => Ok(()),
+            false => Err(ValidationError::field("question", "must end with `?`")),
+        }
+    }
+}
+
+impl Validate for Reply {
+    fn validate(&self) -> Result<(), ValidationError> {
+        Ok(())
+    }
+}
+
+impl ErrorReply for Reply {
+    fn error_reply(error: &Error) -> Self {
+        Reply::Error {
+            message: error.to_string(),
+        }
+    }
+}
+
+#[tokio::test]
+async fn on_invalid_reply_answers_with_an_error_message_and_stays_open() {
+    let server = Ask::register(Server::new(), |h| {
+        h.on_message(|conn, msg| async move {
+            conn.send(&Reply::Answer {
+                text: format!("you asked: {}", msg.question),
+            })
+            .await?;
+            Ok(())
+        })
+    });
+    let server = TestServer::start(server).await;
+    let (mut tx, mut rx) = connect(&server.base(), &AskParams::new("r")).await.unwrap();
+    let mut raw = tx.into_inner();
+    raw.send(Message::text("nonsense")).await.unwrap();
+    match within("error reply", rx.next()).await.unwrap().unwrap() {
+        Reply::Error { message } => assert!(message.contains("cannot decode"), "{message}"),
+        other => panic!("expected an error reply, got {other:?}"),
+    }
+    raw.send(Message::text(r#"{"question":"no question mark"}"#))
+        .await
+        .unwrap();
+    match within("error reply", rx.next()).await.unwrap().unwrap() {
+        Reply::Error { message } => assert!(message.contains("must end with `?`"), "{message}"),
+        other => panic!("expected an error reply, got {other:?}"),
+    }
+    tx = ws_channels::Publisher::new(raw);
+    tx.send(&Ask {
+        question: "still open?".into(),
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        within("answer", rx.next()).await.unwrap().unwrap(),
+        Reply::Answer {
+            text: "you asked: still open?".into()
+        }
+    );
+}
+
+/// Pushed by the server only.
+#[channel("notifications/<userId: u64>", server_only)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Notification {
+    title: String,
+}
+
+#[tokio::test]
+async fn server_only_channels_push_and_refuse_client_frames() {
+    let server = Notification::register(Server::new(), |h| {
+        h.on_open(|conn| async move {
+            conn.send(&Notification {
+                title: format!("welcome {}", conn.params().user_id),
+            })
+            .await?;
+            Ok(())
+        })
+    });
+    let server = TestServer::start(server).await;
+    let (tx, mut rx) = connect(&server.base(), &NotificationParams::new(42u64))
+        .await
+        .unwrap();
+    assert_eq!(
+        within("push", rx.next()).await.unwrap().unwrap(),
+        Notification {
+            title: "welcome 42".into()
+        }
+    );
+    let mut raw = tx.into_inner();
+    raw.send(Message::text(r#"{"title":"from a client"}"#))
+        .await
+        .unwrap();
+    assert!(within("end", rx.next()).await.is_none());
+    let close = rx.close_frame().expect("a close frame");
+    assert_eq!(close.code, CloseCode::Invalid);
+    assert!(close.reason.contains("server_only"), "{}", close.reason);
+}
+
+#[tokio::test]
+async fn the_client_closing_is_reported_to_on_close() {
+    let observed = Arc::new(Observed::default());
+    let server = TestServer::start(echo_service(observed.clone())).await;
+    let (mut tx, mut rx) = connect(&server.base(), &EchoParams::new("x"))
+        .await
+        .unwrap();
+    tx.close_with(CloseCode::Normal, "bye").await.unwrap();
+    assert!(within("end", rx.next()).await.is_none());
+    within("on_close", async {
+        while observed.closes.lock().unwrap().is_empty() {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    })
+    .await;
+    assert_eq!(
+        observed.closes.lock().unwrap()[0],
+        (CloseCode::Normal, false)
+    );
+}
+
+#[tokio::test]
+async fn graceful_shutdown_sends_1001_to_every_connection() {
+    let observed = Arc::new(Observed::default());
+    let mut server = TestServer::start(echo_service(observed)).await;
+    let mut sockets = Vec::new();
+    for _ in 0..3 {
+        sockets.push(raw_connect(&server, "/echo/lobby").await);
+    }
+    // Every connection is live before the shutdown.
+    for socket in &mut sockets {
+        socket
+            .send(Message::text(r#"{"type":"say","text":"hi"}"#))
+            .await
+            .unwrap();
+        next_text(socket).await;
+    }
+    let serving = server.begin_shutdown();
+    for socket in &mut sockets {
+        let (_, close) = read_until_close(socket).await;
+        assert_eq!(close.expect("a close frame").code, CloseCode::Away);
+    }
+    within("the server to finish", serving)
+        .await
+        .unwrap()
+        .unwrap();
+    // Nothing listens any more.
+    assert!(tokio::net::TcpStream::connect(server.addr).await.is_err());
+}
+
+#[tokio::test]
+async fn a_client_subscription_reports_bad_frames_and_goes_on() {
+    // A raw tokio-tungstenite server sends what ours never would.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let peer = tokio::spawn(async move {
+        let (tcp, _) = listener.accept().await.unwrap();
+        let mut ws = tokio_tungstenite::accept_async(tcp).await.unwrap();
+        for frame in [
+            Message::text("{broken"),
+            Message::text(r#"{"userId":1}"#),
+            Message::binary(vec![1, 2, 3]),
+            Message::Ping(vec![9].into()),
+            Message::text(r#"{"userId":"u","email":"ok@example.com"}"#),
+        ] {
+            ws.send(frame).await.unwrap();
+        }
+        ws.close(None).await.unwrap();
+        while ws.next().await.is_some() {}
+    });
+    let (_tx, rx) = connect(&format!("ws://{addr}"), &UserSignedUpParams::new("u"))
+        .await
+        .unwrap();
+    let items: Vec<_> = within("all frames", rx.collect::<Vec<_>>()).await;
+    assert_eq!(items.len(), 4, "{items:?}");
+    assert!(matches!(items[0], Err(Error::Decode { .. })));
+    assert!(matches!(items[1], Err(Error::Decode { .. })));
+    assert!(matches!(items[2], Err(Error::UnexpectedBinary { .. })));
+    assert_eq!(items[3].as_ref().unwrap().email, "ok@example.com");
+    within("peer", peer).await.unwrap();
+}
+
+#[tokio::test]
+async fn publish_and_subscribe_work_over_an_in_memory_transport() {
+    // Any Sink/Stream of tungstenite messages will do: here, a pair of channels.
+    let (sink, mut wire) = futures_channel::mpsc::unbounded::<Message>();
+    let mut sink = sink.sink_map_err(|_| ws_channels::tungstenite::Error::ConnectionClosed);
+    UserSignedUp::publish(
+        &mut sink,
+        &UserSignedUp {
+            user_id: "m".into(),
+            email: "e".into(),
+        },
+    )
+    .await
+    .unwrap();
+    let frame = wire.next().await.unwrap();
+    assert_eq!(frame, Message::text(r#"{"userId":"m","email":"e"}"#));
+    let incoming = futures_util::stream::iter(vec![Ok(frame), Ok(Message::text("[]"))]);
+    let got: Vec<_> = UserSignedUp::subscribe(incoming).collect().await;
+    assert_eq!(got[0].as_ref().unwrap().user_id, "m");
+    assert!(matches!(got[1], Err(Error::Decode { .. })));
+}
+
+#[tokio::test]
+async fn params_round_trip_through_display_and_from_str() {
+    let params = UserEventParams::new("a b", "c/d");
+    let parsed: UserEventParams = params.to_string().parse().unwrap();
+    assert_eq!(parsed, params);
+    assert_eq!(params.url("ws://h:1/"), "ws://h:1/user/events/a%20b/c%2Fd");
+    assert_eq!(
+        <UserEventParams as Params>::TEMPLATE.address(),
+        "user/events/{userId}/{eventType}"
+    );
+    let err = "counters/-1".parse::<CounterParams>().unwrap_err();
+    assert!(err.to_string().contains("parameter `id`"), "{err}");
+}
