@@ -117,20 +117,22 @@ pub async fn raw_http(addr: SocketAddr, request: &str) -> (u16, String) {
     .await
 }
 
-/// Reads frames until the server's close frame; returns it, or `None` if the connection
-/// ended without one. Text frames read on the way are returned too.
+/// Reads frames to the end of the connection, as a well-behaved client does (reading on after
+/// the server's close frame is what sends the close reply). Returns the text frames read and
+/// the server's close frame, `None` if the connection ended without one.
 pub async fn read_until_close(socket: &mut ClientSocket) -> (Vec<String>, Option<CloseFrame>) {
-    within("waiting for the close frame", async {
+    within("waiting for the connection to close", async {
         let mut texts = Vec::new();
+        let mut close = None;
         while let Some(frame) = socket.next().await {
             match frame {
                 Ok(Message::Text(text)) => texts.push(text.to_string()),
-                Ok(Message::Close(frame)) => return (texts, frame),
+                Ok(Message::Close(frame)) => close = frame,
                 Ok(_) => {}
                 Err(_) => break,
             }
         }
-        (texts, None)
+        (texts, close)
     })
     .await
 }

@@ -1,0 +1,114 @@
+//! Runs the example programs as a user would, over loopback: the server prints its address,
+//! the client connects, publishes and prints the typed reply.
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+/// `cargo test` builds the examples next to the test binary's `deps/` directory.
+fn example(name: &str) -> Command {
+    let deps = std::env::current_exe().expect("test binary path");
+    let dir: PathBuf = deps
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("target profile dir")
+        .join("examples");
+    Command::new(dir.join(format!("{name}{}", std::env::consts::EXE_SUFFIX)))
+}
+
+/// A child process killed when the test ends, however it ends.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts a server example on port 0 and returns it with the address it printed.
+fn start_server(name: &str) -> (Running, String) {
+    let mut child = example(name)
+        .arg("127.0.0.1:0")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("start example {name}: {e}"));
+    let stdout = child.stdout.take().expect("piped stdout");
+    let running = Running(child);
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Some(addr) = line.strip_prefix("listening on ") {
+                let _ = tx.send(addr.to_owned());
+            }
+        }
+    });
+    let addr = rx
+        .recv_timeout(Duration::from_secs(20))
+        .unwrap_or_else(|_| panic!("{name} did not print `listening on ws://…`"));
+    (running, addr)
+}
+
+/// Runs a command to completion within a time bound and returns its stdout.
+fn output_within(mut command: Command, bound: Duration) -> String {
+    let child = command.stdout(Stdio::piped()).spawn().expect("spawn");
+    let (tx, rx) = mpsc::channel();
+    let pid = child.id();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    let output = rx
+        .recv_timeout(bound)
+        .unwrap_or_else(|_| panic!("process {pid} did not finish within {bound:?}"))
+        .expect("wait for the process");
+    assert!(output.status.success(), "exit status {}", output.status);
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+#[test]
+fn user_events_client_gets_the_seed_reply_from_the_server() {
+    let (_server, addr) = start_server("user_events");
+    assert!(addr.starts_with("ws://127.0.0.1:"), "{addr}");
+    let mut client = example("user_events");
+    client.args(["--client", &addr]);
+    let out = output_within(client, Duration::from_secs(20));
+    assert!(
+        out.contains(
+            r#"received UserSignedUp { user_id: "user123", email: "updated@example.com" }"#
+        ),
+        "client output:\n{out}"
+    );
+}
+
+/// A client-side view of the echo channel: any JSON shape will do.
+#[ws_channels::channel("echo")]
+#[derive(Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+struct Probe {
+    hello: String,
+}
+
+#[test]
+fn echo_server_sends_every_message_back() {
+    let (_server, addr) = start_server("echo");
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    runtime.block_on(async {
+        let exchange = async {
+            let (mut tx, mut rx) = ws_channels::connect(&addr, &ProbeParams::new()).await?;
+            let probe = Probe {
+                hello: "world".into(),
+            };
+            tx.send(&probe).await?;
+            let echoed = futures_util::StreamExt::next(&mut rx)
+                .await
+                .expect("an echo")?;
+            assert_eq!(echoed, probe);
+            Ok::<_, ws_channels::Error>(())
+        };
+        tokio::time::timeout(Duration::from_secs(20), exchange)
+            .await
+            .expect("echo within 20 s")
+            .expect("echo exchange");
+    });
+}
