@@ -39,17 +39,18 @@ pub(crate) fn channel(args: TokenStream, input: TokenStream) -> TokenStream {
 
 fn render(model: &Model) -> TokenStream {
     let params = render_params(model);
+    let params_impls = render_params_impls(model);
     let channel = render_channel(model);
     let wrappers = render_wrappers(model);
     let krate = &model.krate;
     quote! {
         #params
-        #[doc(hidden)]
+        #wrappers
         const _: () = {
             use #krate::__private as __wsc;
+            #params_impls
             #channel
         };
-        #wrappers
     }
 }
 
@@ -81,28 +82,6 @@ fn render_params(model: &Model) -> TokenStream {
         "The WebSocket URL of this `{template}` address under `base` (such as `ws://localhost:8080`), percent-encoding each parameter."
     );
     let private = quote!(#krate::__private);
-    let address = model.address();
-    let segments = model.segments.iter().map(|s| match s {
-        Segment::Static(s) => quote!(#private::Segment::Static(#s)),
-        Segment::Param { name, .. } => quote!(#private::Segment::Param(#name)),
-    });
-    let parse_fields = model.params.iter().map(|p| {
-        let (field, ty, name) = (&p.field, &p.ty, &p.name);
-        let parse = quote_spanned!(model.template.span()=> #private::parse_param::<#ty>);
-        quote! { #field: #parse(<Self as #private::Params>::TEMPLATE.address(), #name, __values.next())? }
-    });
-    let from_values = if model.params.is_empty() {
-        quote! { let _ = values; ::core::result::Result::Ok(Self {}) }
-    } else {
-        quote! {
-            let mut __values = values.iter();
-            ::core::result::Result::Ok(Self { #(#parse_fields,)* })
-        }
-    };
-    let to_values = model.params.iter().map(|p| {
-        let field = &p.field;
-        quote! { #private::format_param(&self.#field) }
-    });
     quote! {
         #[doc = #struct_doc]
         #[derive(Debug, Clone, PartialEq)]
@@ -122,38 +101,67 @@ fn render_params(model: &Model) -> TokenStream {
             }
         }
 
-        #[doc(hidden)]
-        const _: () = {
-            #[automatically_derived]
-            impl #private::Params for #params_ident {
-                type Channel = #ident;
-                const TEMPLATE: #private::Template = #private::Template::__new(#address, &[#(#segments),*]);
+    }
+}
 
-                fn from_values(values: &[::std::string::String]) -> ::core::result::Result<Self, #private::ParamError> {
-                    #from_values
-                }
+fn render_params_impls(model: &Model) -> TokenStream {
+    let Model {
+        ident,
+        params_ident,
+        ..
+    } = model;
+    let address = model.address();
+    let segments = model.segments.iter().map(|s| match s {
+        Segment::Static(s) => quote!(__wsc::Segment::Static(#s)),
+        Segment::Param { name, .. } => quote!(__wsc::Segment::Param(#name)),
+    });
+    let parse_fields = model.params.iter().map(|p| {
+        let (field, ty, name) = (&p.field, &p.ty, &p.name);
+        let parse = quote_spanned!(model.template.span()=> __wsc::parse_param::<#ty>);
+        quote! { #field: #parse(<Self as __wsc::Params>::TEMPLATE.address(), #name, __values.next())? }
+    });
+    let from_values = if model.params.is_empty() {
+        quote! { let _ = values; ::core::result::Result::Ok(Self {}) }
+    } else {
+        quote! {
+            let mut __values = values.iter();
+            ::core::result::Result::Ok(Self { #(#parse_fields,)* })
+        }
+    };
+    let to_values = model.params.iter().map(|p| {
+        let field = &p.field;
+        quote! { __wsc::format_param(&self.#field) }
+    });
+    quote! {
+        #[automatically_derived]
+        impl __wsc::Params for #params_ident {
+            type Channel = #ident;
+            const TEMPLATE: __wsc::Template = __wsc::Template::__new(#address, &[#(#segments),*]);
 
-                fn to_values(&self) -> ::std::vec::Vec<::std::string::String> {
-                    ::std::vec![#(#to_values),*]
-                }
+            fn from_values(values: &[::std::string::String]) -> ::core::result::Result<Self, __wsc::ParamError> {
+                #from_values
             }
 
-            #[automatically_derived]
-            impl ::core::fmt::Display for #params_ident {
-                fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
-                    #private::fmt_params(self, f)
-                }
+            fn to_values(&self) -> ::std::vec::Vec<::std::string::String> {
+                ::std::vec![#(#to_values),*]
             }
+        }
 
-            #[automatically_derived]
-            impl ::core::str::FromStr for #params_ident {
-                type Err = #private::ParamError;
-
-                fn from_str(path: &::core::primitive::str) -> ::core::result::Result<Self, Self::Err> {
-                    <Self as #private::Params>::from_path(path)
-                }
+        #[automatically_derived]
+        impl ::core::fmt::Display for #params_ident {
+            fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+                __wsc::fmt_params(self, f)
             }
-        };
+        }
+
+        #[automatically_derived]
+        impl ::core::str::FromStr for #params_ident {
+            type Err = __wsc::ParamError;
+
+            fn from_str(path: &::core::primitive::str) -> ::core::result::Result<Self, Self::Err> {
+                <Self as __wsc::Params>::from_path(path)
+            }
+        }
     }
 }
 

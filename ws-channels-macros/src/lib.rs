@@ -10,6 +10,8 @@ mod check;
 mod ctxt;
 mod expand;
 mod pattern;
+#[cfg(test)]
+mod snapshots;
 
 use proc_macro::TokenStream;
 
