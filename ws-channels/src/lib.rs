@@ -51,6 +51,11 @@
 //! struct Broken;
 //! ```
 
+/// The README's code is compiled and run as a doctest, so the quick start stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;
+
 mod channel;
 mod client;
 mod codec;
