@@ -2,6 +2,9 @@
 //! handshake refusals, and the documented outcome of every kind of bad input — always with a
 //! second connection proving the server keeps serving everyone else.
 
+// Test helpers too report failure by panicking.
+#![allow(clippy::unwrap_used)]
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 

@@ -39,7 +39,7 @@ pub(crate) struct Param {
 pub(crate) enum Shape {
     Symmetric,
     /// The client sends the annotated type, the server sends this one.
-    Asymmetric(Type),
+    Asymmetric(Box<Type>),
     ServerOnly,
 }
 
@@ -70,7 +70,7 @@ impl Model {
             })
             .collect::<Option<Vec<_>>>()?;
         let shape = match (args.server, args.server_only) {
-            (Some(server), _) => Shape::Asymmetric(server),
+            (Some(server), _) => Shape::Asymmetric(Box::new(server)),
             (None, Some(_)) => Shape::ServerOnly,
             (None, None) => Shape::Symmetric,
         };

@@ -1,8 +1,8 @@
 //! The `#[channel]` attribute of [ws-channels](https://docs.rs/ws-channels).
 //!
 //! An implementation detail: depend on `ws-channels`, which re-exports the macro and documents
-//! it. The stages are one file each: [`attr`] (arguments) → [`ast`] (model) → [`check`] (rules)
-//! → [`expand`] (render), with [`pattern`] holding the template grammar.
+//! it. The stages are one file each: `attr` (arguments) → `ast` (model) → `check` (rules)
+//! → `expand` (render), with `pattern` holding the template grammar.
 
 mod ast;
 mod attr;
