@@ -677,3 +677,125 @@ async fn params_round_trip_through_display_and_from_str() {
     let err = "counters/-1".parse::<CounterParams>().unwrap_err();
     assert!(err.to_string().contains("parameter `id`"), "{err}");
 }
+
+/// Records how each connection ended, for the tests of peers that misbehave at the TCP level.
+fn recording_service(
+    closes: Arc<std::sync::Mutex<Vec<ws_channels::CloseInfo>>>,
+) -> Server<Arc<std::sync::Mutex<Vec<ws_channels::CloseInfo>>>> {
+    Echo::register(
+        Server::with_state(closes)
+            .close_timeout(std::time::Duration::from_millis(200))
+            .handshake_timeout(std::time::Duration::from_millis(300)),
+        |h| {
+            h.on_message(|conn, msg| async move {
+                if let Echo::Fail = msg {
+                    conn.close(CloseCode::Normal, "as you wish");
+                }
+                Ok(())
+            })
+            .on_close(|conn, info| async move {
+                conn.state().lock().unwrap().push(info);
+            })
+        },
+    )
+}
+
+async fn wait_for_close(
+    closes: &std::sync::Mutex<Vec<ws_channels::CloseInfo>>,
+) -> ws_channels::CloseInfo {
+    within("on_close", async {
+        loop {
+            if let Some(info) = closes.lock().unwrap().first() {
+                return info.clone();
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_peer_that_never_answers_the_close_is_dropped_after_the_close_timeout() {
+    let closes = Arc::default();
+    let server = TestServer::start(recording_service(Arc::clone(&closes))).await;
+    let mut socket = raw_connect(&server, "/echo/r").await;
+    socket
+        .send(Message::text(r#"{"type":"fail"}"#))
+        .await
+        .unwrap();
+    // Read the close frame but never send the reply (stop reading).
+    loop {
+        match within("close frame", socket.next()).await {
+            Some(Ok(Message::Close(_))) => break,
+            Some(Ok(_)) => continue,
+            other => panic!("expected a close frame, got {other:?}"),
+        }
+    }
+    let info = wait_for_close(&closes).await;
+    assert_eq!(
+        (info.code, info.reason.as_str(), info.by_server),
+        (CloseCode::Normal, "as you wish", true)
+    );
+}
+
+#[tokio::test]
+async fn a_silent_client_is_dropped_after_the_handshake_timeout() {
+    use tokio::io::AsyncReadExt;
+    let server = TestServer::start(recording_service(Arc::default())).await;
+    let mut tcp = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    // Half a request line, then silence: the server must hang up by itself.
+    tokio::io::AsyncWriteExt::write_all(&mut tcp, b"GET /echo/r HTT")
+        .await
+        .unwrap();
+    let mut buf = Vec::new();
+    let read = within("the server hanging up", tcp.read_to_end(&mut buf)).await;
+    assert!(
+        read.is_ok_and(|n| n == 0),
+        "no response is sent to an incomplete request"
+    );
+}
+
+#[tokio::test]
+async fn a_peer_vanishing_mid_message_is_an_abnormal_close_and_harms_no_one() {
+    use tokio::io::AsyncWriteExt;
+    let closes = Arc::default();
+    let server = TestServer::start(recording_service(Arc::clone(&closes))).await;
+    let mut bystander = raw_connect(&server, "/echo/r").await;
+    let socket = raw_connect(&server, "/echo/r").await;
+    let tokio_tungstenite::MaybeTlsStream::Plain(mut tcp) = socket.into_inner() else {
+        unreachable!("plain ws:// connection")
+    };
+    // A masked text frame header announcing 100 bytes, then only 3 of them.
+    tcp.write_all(&[0x81, 0x80 | 100, 1, 2, 3, 4, b'a', b'b', b'c'])
+        .await
+        .unwrap();
+    tcp.shutdown().await.unwrap();
+    drop(tcp);
+    let info = wait_for_close(&closes).await;
+    assert_eq!((info.code, info.by_server), (CloseCode::Abnormal, false));
+    bystander
+        .send(Message::text(r#"{"type":"say","text":"x"}"#))
+        .await
+        .unwrap();
+    bystander
+        .send(Message::text(r#"{"type":"fail"}"#))
+        .await
+        .unwrap();
+    let (_, close) = read_until_close(&mut bystander).await;
+    assert_eq!(close.unwrap().code, CloseCode::Normal);
+}
+
+#[tokio::test]
+async fn a_panicking_on_connect_is_a_500() {
+    let server = UserSignedUp::register(Server::new(), |h| {
+        h.on_connect(|hs| async move {
+            if hs.params().user_id == "boom" {
+                panic!("on_connect panicked on purpose");
+            }
+            Ok(())
+        })
+    });
+    let server = TestServer::start(server).await;
+    assert_eq!(handshake_status(&server, "/user/events/boom").await, 500);
+    assert_eq!(handshake_status(&server, "/user/events/fine").await, 101);
+}

@@ -69,6 +69,8 @@ const DEFAULT_MAX_MESSAGE: usize = 1024 * 1024;
 /// | not a WebSocket upgrade | HTTP 426 (405 for a method other than GET) |
 /// | a parameter does not parse as its type | HTTP 400, the reason in the body |
 /// | `on_connect` returns a [`Reject`] | its status (401, 403…) and reason |
+/// | `on_connect` panics | HTTP 500 |
+/// | no complete request within the [handshake timeout](Self::handshake_timeout) | the socket is dropped |
 /// | otherwise | 101, then the connection task runs the handler |
 ///
 /// Once connected, bad input never panics and never affects other connections:
@@ -81,6 +83,8 @@ const DEFAULT_MAX_MESSAGE: usize = 1024 * 1024;
 /// | a message larger than [`max_message_size`](Self::max_message_size) | close 1009 |
 /// | a handler returns `Err` or panics | close 1011 (`internal error`) for this connection only |
 /// | shutdown | close 1001 for every connection |
+/// | the peer drops mid-message or without a close frame | `on_close` sees 1006 |
+/// | the peer does not answer the server's close frame | dropped after the [close timeout](Self::close_timeout) |
 ///
 /// Every outcome is also reported to [`Handler::on_error`].
 #[must_use = "a server does nothing until served"]

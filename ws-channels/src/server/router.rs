@@ -1,8 +1,10 @@
 //! Routing a request path to the registered channel it addresses, type-erased over channels.
 
 use std::net::SocketAddr;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
+use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_tungstenite::WebSocketStream;
@@ -62,7 +64,19 @@ where
             let params = C::Params::from_path(request.uri.path())
                 .map_err(|error| Reject::bad_request(error.to_string()))?;
             let handshake = Handshake::new(params.clone(), request, remote_addr, state);
-            let data = (handler.on_connect)(handshake).await?;
+            let data = match AssertUnwindSafe((handler.on_connect)(handshake))
+                .catch_unwind()
+                .await
+            {
+                Ok(decision) => decision?,
+                Err(_) => {
+                    tracing::warn!(channel = C::NAME, "on_connect panicked");
+                    return Err(Reject::new(
+                        http::StatusCode::INTERNAL_SERVER_ERROR,
+                        "internal error",
+                    ));
+                }
+            };
             let session: Session<S> = Box::new(move |socket, env| {
                 Box::pin(conn::run(socket, handler, params, data, env))
             });
