@@ -30,7 +30,10 @@ fn event() -> impl Strategy<Value = Event> {
 /// A frame and whether it must decode.
 fn frame() -> impl Strategy<Value = (Message, bool)> {
     prop_oneof![
-        event().prop_map(|e| (Message::text(serde_json::to_string(&e).expect("events serialize")), true)),
+        event().prop_map(|e| (
+            Message::text(serde_json::to_string(&e).expect("events serialize")),
+            true
+        )),
         ".{0,64}".prop_map(|s| (Message::text(s), false)),
         r#"\{"type":"(joined|said|left)"(,"(user|text|ts)":("[a-z]{0,4}"|[0-9]{1,3}|null)){0,3}\}"#
             .prop_map(|s| {

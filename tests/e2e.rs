@@ -541,7 +541,7 @@ async fn server_only_channels_push_and_refuse_client_frames() {
         })
     });
     let server = TestServer::start(server).await;
-    let (tx, mut rx) = connect(&server.base(), &NotificationParams::new(42u64))
+    let (tx, mut rx) = connect(&server.base(), &NotificationParams::new(42))
         .await
         .unwrap();
     assert_eq!(

@@ -34,6 +34,8 @@ pub(crate) struct Param {
     pub(crate) field: Ident,
     /// The declared type, spanned at the template; `String` by default.
     pub(crate) ty: Type,
+    /// No type was declared: it is `String`.
+    pub(crate) defaulted: bool,
 }
 
 pub(crate) enum Shape {
@@ -112,7 +114,7 @@ fn param(cx: &Ctxt, template: &LitStr, name: &str, ty: Option<&str>) -> Option<P
         // A keyword such as `type` becomes the raw identifier `r#type`.
         Err(_) => Ident::new_raw(&snake, template.span()),
     };
-    let ty = match ty {
+    let parsed = match ty {
         None => syn::parse_quote_spanned!(template.span()=> ::std::string::String),
         Some(ty) => match syn::parse_str::<TokenStream>(ty)
             .and_then(|t| syn::parse2::<Type>(respan(t, template.span())))
@@ -130,7 +132,8 @@ fn param(cx: &Ctxt, template: &LitStr, name: &str, ty: Option<&str>) -> Option<P
     Some(Param {
         name: name.to_owned(),
         field,
-        ty,
+        defaulted: ty.is_none(),
+        ty: parsed,
     })
 }
 

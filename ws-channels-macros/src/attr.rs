@@ -47,7 +47,8 @@ pub(crate) fn parse(tokens: TokenStream, cx: &Ctxt) -> Args {
 
 fn parse_args(input: ParseStream<'_>, args: &mut Args, cx: &Ctxt) -> syn::Result<()> {
     if input.is_empty() {
-        return Err(input.error(
+        return Err(syn::Error::new(
+            proc_macro2::Span::call_site(),
             "expected the channel address template, e.g. `#[channel(\"user/events/<userId>\")]`",
         ));
     }

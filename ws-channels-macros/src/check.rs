@@ -20,6 +20,7 @@ fn check_item_kind(cx: &Ctxt, item: &Item) {
             u.union_token,
             "`#[channel]` supports structs and enums, not unions: serde cannot (de)serialize a union",
         ),
+        Item::Fn(f) => cx.error_spanned_by(&f.sig, "`#[channel]` goes on a struct or an enum, not a function"),
         other => cx.error_spanned_by(other, "`#[channel]` goes on a struct or an enum"),
     }
 }

@@ -68,13 +68,21 @@ fn render_params(model: &Model) -> TokenStream {
         let doc = format!("The `{}` parameter of `{template}`.", p.name);
         quote! { #[doc = #doc] pub #field: #ty }
     });
+    // `String` parameters take anything `Into<String>` (`&str`); typed ones take their type, so
+    // an integer literal infers (`new("u1", 7)`).
     let args = model.params.iter().map(|p| {
         let (field, ty) = (&p.field, &p.ty);
-        quote! { #field: impl ::core::convert::Into<#ty> }
+        match p.defaulted {
+            true => quote! { #field: impl ::core::convert::Into<#ty> },
+            false => quote! { #field: #ty },
+        }
     });
     let inits = model.params.iter().map(|p| {
         let field = &p.field;
-        quote! { #field: ::core::convert::Into::into(#field) }
+        match p.defaulted {
+            true => quote! { #field: ::core::convert::Into::into(#field) },
+            false => quote! { #field },
+        }
     });
     let struct_doc = format!("The path parameters of the [`{ident}`] channel, `{template}`.");
     let new_doc = format!("The parameters of one concrete `{template}` address.");
@@ -84,7 +92,7 @@ fn render_params(model: &Model) -> TokenStream {
     let private = quote!(#krate::__private);
     quote! {
         #[doc = #struct_doc]
-        #[derive(Debug, Clone, PartialEq)]
+        #[derive(Debug, Clone)]
         #vis struct #params_ident {
             #(#fields,)*
         }
@@ -130,7 +138,8 @@ fn render_params_impls(model: &Model) -> TokenStream {
     };
     let to_values = model.params.iter().map(|p| {
         let field = &p.field;
-        quote! { __wsc::format_param(&self.#field) }
+        let ty = &p.ty;
+        quote_spanned! {model.template.span()=> __wsc::format_param::<#ty>(&self.#field) }
     });
     quote! {
         #[automatically_derived]
@@ -144,6 +153,13 @@ fn render_params_impls(model: &Model) -> TokenStream {
 
             fn to_values(&self) -> ::std::vec::Vec<::std::string::String> {
                 ::std::vec![#(#to_values),*]
+            }
+        }
+
+        #[automatically_derived]
+        impl ::core::cmp::PartialEq for #params_ident {
+            fn eq(&self, other: &Self) -> bool {
+                __wsc::Params::to_values(self) == __wsc::Params::to_values(other)
             }
         }
 
@@ -178,12 +194,15 @@ fn render_channel(model: &Model) -> TokenStream {
         Shape::ServerOnly => (quote!(ServerOnly), quote!(__wsc::NoMessage), quote!(#ident)),
     };
     let validate = model.validate.as_ref().map(|flag| {
-        let check = |ty: &TokenStream| quote_spanned!(flag.span()=> <#ty as __wsc::Validate>::validate(message));
-        let validate_server = check(&server);
+        let validate_trait = quote!(__wsc::Validate);
+        // Spanned at the `validate` argument, so a missing impl is reported there; the trait
+        // path is interpolated unspanned so `unused_qualifications` never fires on it.
+        let check = |ty: TokenStream| quote_spanned!(flag.span()=> <#ty as #validate_trait>::validate(message));
+        let validate_server = check(quote!(Self::ServerMessage));
         let validate_client = match model.shape {
             Shape::ServerOnly => None,
             _ => {
-                let check = check(&client);
+                let check = check(quote!(Self::ClientMessage));
                 Some(quote! {
                     fn validate_client(message: &Self::ClientMessage) -> ::core::result::Result<(), __wsc::ValidationError> {
                         #check
@@ -199,8 +218,9 @@ fn render_channel(model: &Model) -> TokenStream {
         }
     });
     let on_invalid = model.reply_on_invalid.as_ref().map(|flag| {
+        let reply_trait = quote!(__wsc::ErrorReply);
         let reply =
-            quote_spanned!(flag.span()=> <#server as __wsc::ErrorReply>::error_reply(error));
+            quote_spanned!(flag.span()=> <Self::ServerMessage as #reply_trait>::error_reply(error));
         quote! {
             fn on_invalid(error: &__wsc::Error) -> ::core::option::Option<Self::ServerMessage> {
                 ::core::option::Option::Some(#reply)

@@ -117,8 +117,9 @@ pub mod __private {
             })
     }
 
-    /// Formats a parameter for a path.
-    pub fn format_param<T: ParamValue>(value: &T) -> String {
+    /// Formats a parameter for a path. Bounded by `Display` alone: a type that is not
+    /// `FromStr` is reported once, by `parse_param`.
+    pub fn format_param<T: fmt::Display + ?Sized>(value: &T) -> String {
         value.to_string()
     }
 

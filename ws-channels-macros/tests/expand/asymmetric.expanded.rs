@@ -5,7 +5,7 @@ pub enum ChatCommand {
     Typing,
 }
 ///The path parameters of the [`ChatCommand`] channel, `chat/<room>`.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct ChatCommandParams {
     ///The `room` parameter of `chat/<room>`.
     pub room: ::std::string::String,
@@ -72,7 +72,13 @@ const _: () = {
             })
         }
         fn to_values(&self) -> ::std::vec::Vec<::std::string::String> {
-            ::std::vec![__wsc::format_param(& self.room)]
+            ::std::vec![__wsc::format_param:: < ::std::string::String > (& self.room)]
+        }
+    }
+    #[automatically_derived]
+    impl ::core::cmp::PartialEq for ChatCommandParams {
+        fn eq(&self, other: &Self) -> bool {
+            __wsc::Params::to_values(self) == __wsc::Params::to_values(other)
         }
     }
     #[automatically_derived]

@@ -3,17 +3,15 @@ pub struct Notification {
     title: String,
 }
 ///The path parameters of the [`Notification`] channel, `notifications/<userId: u64>`.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct NotificationParams {
     ///The `userId` parameter of `notifications/<userId: u64>`.
     pub user_id: u64,
 }
 impl NotificationParams {
     ///The parameters of one concrete `notifications/<userId: u64>` address.
-    pub fn new(user_id: impl ::core::convert::Into<u64>) -> Self {
-        Self {
-            user_id: ::core::convert::Into::into(user_id),
-        }
+    pub fn new(user_id: u64) -> Self {
+        Self { user_id }
     }
     ///The WebSocket URL of this `notifications/<userId: u64>` address under `base` (such as `ws://localhost:8080`), percent-encoding each parameter.
     pub fn url(&self, base: &::core::primitive::str) -> ::std::string::String {
@@ -65,7 +63,13 @@ const _: () = {
             })
         }
         fn to_values(&self) -> ::std::vec::Vec<::std::string::String> {
-            ::std::vec![__wsc::format_param(& self.user_id)]
+            ::std::vec![__wsc::format_param:: < u64 > (& self.user_id)]
+        }
+    }
+    #[automatically_derived]
+    impl ::core::cmp::PartialEq for NotificationParams {
+        fn eq(&self, other: &Self) -> bool {
+            __wsc::Params::to_values(self) == __wsc::Params::to_values(other)
         }
     }
     #[automatically_derived]

@@ -5,7 +5,7 @@ pub struct UserSignedUp {
     email: String,
 }
 ///The path parameters of the [`UserSignedUp`] channel, `user/events/<userId>`.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct UserSignedUpParams {
     ///The `userId` parameter of `user/events/<userId>`.
     pub user_id: ::std::string::String,
@@ -80,7 +80,13 @@ const _: () = {
             })
         }
         fn to_values(&self) -> ::std::vec::Vec<::std::string::String> {
-            ::std::vec![__wsc::format_param(& self.user_id)]
+            ::std::vec![__wsc::format_param:: < ::std::string::String > (& self.user_id)]
+        }
+    }
+    #[automatically_derived]
+    impl ::core::cmp::PartialEq for UserSignedUpParams {
+        fn eq(&self, other: &Self) -> bool {
+            __wsc::Params::to_values(self) == __wsc::Params::to_values(other)
         }
     }
     #[automatically_derived]

@@ -3,7 +3,7 @@ pub(crate) struct OrderCommand {
     quantity: u32,
 }
 ///The path parameters of the [`OrderCommand`] channel, `orders/{orderId}/<line: u32>`.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub(crate) struct OrderCommandParams {
     ///The `orderId` parameter of `orders/{orderId}/<line: u32>`.
     pub order_id: ::std::string::String,
@@ -14,11 +14,11 @@ impl OrderCommandParams {
     ///The parameters of one concrete `orders/{orderId}/<line: u32>` address.
     pub fn new(
         order_id: impl ::core::convert::Into<::std::string::String>,
-        line: impl ::core::convert::Into<u32>,
+        line: u32,
     ) -> Self {
         Self {
             order_id: ::core::convert::Into::into(order_id),
-            line: ::core::convert::Into::into(line),
+            line,
         }
     }
     ///The WebSocket URL of this `orders/{orderId}/<line: u32>` address under `base` (such as `ws://localhost:8080`), percent-encoding each parameter.
@@ -88,8 +88,15 @@ const _: () = {
         }
         fn to_values(&self) -> ::std::vec::Vec<::std::string::String> {
             ::std::vec![
-                __wsc::format_param(& self.order_id), __wsc::format_param(& self.line)
+                __wsc::format_param:: < ::std::string::String > (& self.order_id),
+                __wsc::format_param:: < u32 > (& self.line)
             ]
+        }
+    }
+    #[automatically_derived]
+    impl ::core::cmp::PartialEq for OrderCommandParams {
+        fn eq(&self, other: &Self) -> bool {
+            __wsc::Params::to_values(self) == __wsc::Params::to_values(other)
         }
     }
     #[automatically_derived]
@@ -117,18 +124,18 @@ const _: () = {
         fn validate_client(
             message: &Self::ClientMessage,
         ) -> ::core::result::Result<(), __wsc::ValidationError> {
-            <OrderCommand as __wsc::Validate>::validate(message)
+            <Self::ClientMessage as __wsc::Validate>::validate(message)
         }
         fn validate_server(
             message: &Self::ServerMessage,
         ) -> ::core::result::Result<(), __wsc::ValidationError> {
-            <OrderEvent as __wsc::Validate>::validate(message)
+            <Self::ServerMessage as __wsc::Validate>::validate(message)
         }
         fn on_invalid(
             error: &__wsc::Error,
         ) -> ::core::option::Option<Self::ServerMessage> {
             ::core::option::Option::Some(
-                <OrderEvent as __wsc::ErrorReply>::error_reply(error),
+                <Self::ServerMessage as __wsc::ErrorReply>::error_reply(error),
             )
         }
     }
