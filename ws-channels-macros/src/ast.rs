@@ -23,6 +23,8 @@ pub(crate) struct Model {
     pub(crate) validate: Option<Ident>,
     /// Present under `on_invalid = reply`.
     pub(crate) reply_on_invalid: Option<Ident>,
+    /// `on_lag = …`, as written (`drop_oldest`).
+    pub(crate) on_lag: Option<Ident>,
     pub(crate) name: String,
     pub(crate) krate: syn::Path,
 }
@@ -89,6 +91,7 @@ impl Model {
             reply_on_invalid: args
                 .on_invalid
                 .and_then(|(policy, ident)| (policy == OnInvalid::Reply).then_some(ident)),
+            on_lag: args.on_lag,
             krate: args
                 .krate
                 .unwrap_or_else(|| syn::parse_quote!(::ws_channels)),

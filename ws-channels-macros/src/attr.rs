@@ -13,9 +13,13 @@ const KNOWN: &[&str] = &[
     "server_only",
     "validate",
     "on_invalid",
+    "on_lag",
     "name",
     "crate",
 ];
+
+/// The `on_lag` policies, as written.
+const LAG_POLICIES: &[&str] = &["disconnect", "drop_oldest", "drop_new"];
 
 /// What to do with a client frame that does not decode or validate.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -31,6 +35,8 @@ pub(crate) struct Args {
     pub(crate) server_only: Option<Ident>,
     pub(crate) validate: Option<Ident>,
     pub(crate) on_invalid: Option<(OnInvalid, Ident)>,
+    /// One of [`LAG_POLICIES`].
+    pub(crate) on_lag: Option<Ident>,
     pub(crate) name: Option<LitStr>,
     pub(crate) krate: Option<syn::Path>,
 }
@@ -114,6 +120,26 @@ fn parse_args(input: ParseStream<'_>, args: &mut Args, cx: &Ctxt) -> syn::Result
                     }
                 });
                 set(cx, &key, &mut args.on_invalid, policy);
+            }
+            "on_lag" => {
+                let value: Option<Ident> = expect_value(
+                    input,
+                    &key,
+                    has_value,
+                    "`disconnect`, `drop_oldest` or `drop_new`: `on_lag = drop_oldest`",
+                    |i| i.parse(),
+                )?;
+                let policy = value.filter(|v| {
+                    let known = LAG_POLICIES.contains(&v.to_string().as_str());
+                    if !known {
+                        cx.error_spanned_by(
+                            v,
+                            format!("unknown `on_lag` policy `{v}`, expected `disconnect`, `drop_oldest` or `drop_new`"),
+                        );
+                    }
+                    known
+                });
+                set(cx, &key, &mut args.on_lag, policy);
             }
             "name" => {
                 let lit = expect_value(

@@ -227,6 +227,14 @@ fn render_channel(model: &Model) -> TokenStream {
             }
         }
     });
+    let lag_policy = model.on_lag.as_ref().map(|policy| {
+        let variant = match policy.to_string().as_str() {
+            "drop_oldest" => quote!(DropOldest),
+            "drop_new" => quote!(DropNew),
+            _ => quote!(Disconnect),
+        };
+        quote! { const LAG_POLICY: __wsc::LagPolicy = __wsc::LagPolicy::#variant; }
+    });
     let client_sends = match model.shape {
         Shape::ServerOnly => None,
         _ => Some(quote! {
@@ -242,6 +250,7 @@ fn render_channel(model: &Model) -> TokenStream {
             type Params = #params_ident;
             type ClientMessage = #client;
             type ServerMessage = #server;
+            #lag_policy
             #validate
             #on_invalid
         }

@@ -73,6 +73,7 @@ fn validated_with_error_replies() {
             server = OrderEvent,
             validate,
             on_invalid = reply,
+            on_lag = drop_oldest,
             name = "orders"
         ),
         quote! {

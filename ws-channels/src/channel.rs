@@ -43,6 +43,10 @@ pub trait Channel: Sized + Send + Sync + 'static {
         Ok(())
     }
 
+    /// What happens when a connection's outbound queue is full: a client reads more slowly
+    /// than the server sends. Set with `#[channel(…, on_lag = drop_oldest)]`.
+    const LAG_POLICY: LagPolicy = LagPolicy::Disconnect;
+
     /// What the server does when a client frame does not decode or does not validate.
     ///
     /// `None` (the default) closes the connection: code 1007 for undecodable frames, 1008 for
@@ -63,6 +67,24 @@ pub enum Shape {
     Asymmetric,
     /// Only the server sends (the annotated type); clients may not publish.
     ServerOnly,
+}
+
+/// What a server does with a message for a connection whose outbound queue is full.
+///
+/// Each connection has a bounded queue (see [`Server::outbound_queue`](crate::Server::outbound_queue))
+/// drained by its own writer task, so a slow reader never delays the publisher or anyone else;
+/// this policy decides what the slow reader loses. Every drop or disconnect is reported to
+/// `on_lag` and counted in [`Metrics`](crate::Metrics).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LagPolicy {
+    /// Close the connection with 1008 (`slow consumer`): the client knows it missed messages
+    /// and can reconnect and resynchronize. The default.
+    #[default]
+    Disconnect,
+    /// Drop the oldest queued message to make room: for feeds where only the latest matters.
+    DropOldest,
+    /// Drop the new message.
+    DropNew,
 }
 
 /// Marks channels on which clients may publish: every channel except `server_only` ones.
@@ -86,7 +108,7 @@ impl<T: Serialize + DeserializeOwned + Send + Sync + 'static> Message for T {}
 /// Generated params structs also implement `Display` (the concrete address, percent-encoded)
 /// and `FromStr` (from a concrete address, percent-decoded and parsed), and have inherent
 /// `new` and `url` functions.
-pub trait Params: Debug + Clone + Send + Sync + Sized + 'static {
+pub trait Params: Debug + Display + Clone + Send + Sync + Sized + 'static {
     /// The channel these parameters belong to.
     type Channel: Channel<Params = Self>;
 

@@ -40,6 +40,18 @@ pub enum Error {
         #[source]
         source: ValidationError,
     },
+    /// A text message was larger than the server's `max_message_size`; it was not decoded.
+    #[error("message of {size} bytes is larger than the limit of {max} bytes")]
+    MessageTooLarge {
+        /// The message's size in bytes.
+        size: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// A client sent messages faster than the server's rate limit allows; the message was
+    /// dropped.
+    #[error("rate limit exceeded: message dropped")]
+    RateLimited,
     /// A message could not be serialized.
     #[error("cannot encode a message on channel `{channel}`: {source}")]
     Encode {

@@ -60,18 +60,23 @@ mod channel;
 mod client;
 mod codec;
 mod error;
+mod hub;
 mod pattern;
 mod server;
 mod transport;
 mod validate;
 
 pub use channel::{
-    Channel, ClientSends, ErrorReply, Message, NoMessage, ParamValue, Params, Shape,
+    Channel, ClientSends, ErrorReply, LagPolicy, Message, NoMessage, ParamValue, Params, Shape,
 };
 pub use client::{ClientSocket, Publisher, Subscription, connect, publish, subscribe};
 pub use error::{BoxError, Error, HandlerResult, ParamError, ValidationError};
+pub use hub::{Hub, IntoTopic, Metrics, MetricsSnapshot, Topic};
 pub use pattern::{Segment, Template};
-pub use server::{CloseInfo, Conn, ConnId, Handler, Handshake, Reject, Server};
+pub use server::{
+    CloseInfo, Conn, ConnId, ExtractToken, Handler, Handshake, Lagged, RateLimit, RateLimitAction,
+    Reject, Server, TokenSource,
+};
 pub use transport::{MessageSink, MessageStream};
 pub use validate::Validate;
 #[doc = include_str!("../docs/channel.md")]
@@ -90,7 +95,7 @@ pub mod __private {
     use std::fmt;
 
     pub use crate::channel::{
-        Channel, ClientSends, ErrorReply, NoMessage, ParamValue, Params, Shape,
+        Channel, ClientSends, ErrorReply, LagPolicy, NoMessage, ParamValue, Params, Shape,
     };
     pub use crate::client::{Subscription, publish, subscribe};
     pub use crate::error::{Error, ParamError, ValidationError};

@@ -121,6 +121,7 @@ const _: () = {
         type Params = OrderCommandParams;
         type ClientMessage = OrderCommand;
         type ServerMessage = OrderEvent;
+        const LAG_POLICY: __wsc::LagPolicy = __wsc::LagPolicy::DropOldest;
         fn validate_client(
             message: &Self::ClientMessage,
         ) -> ::core::result::Result<(), __wsc::ValidationError> {

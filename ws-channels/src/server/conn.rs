@@ -1,25 +1,29 @@
 //! One accepted connection: the [`Conn`] handle handlers get, and the task that runs it.
 
+use std::any::TypeId;
 use std::fmt;
 use std::net::SocketAddr;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use futures_util::{FutureExt, SinkExt, StreamExt};
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::{mpsc, watch};
-use tokio::time::Instant;
+use tokio::sync::watch;
+use tokio::time::{Instant, Interval, MissedTickBehavior};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::tungstenite::{Error as WsError, Message as WsMessage};
+use tokio_tungstenite::tungstenite::{Bytes, Error as WsError, Message as WsMessage};
 use tracing::Instrument;
 
 use super::Config;
 use super::handler::Handler;
-use crate::channel::{Channel, Params};
+use super::limits::{RateLimitAction, Slot, TokenBucket};
+use crate::channel::{Channel, LagPolicy};
 use crate::codec::{self, Inbound};
 use crate::error::Error;
+use crate::hub::{self, Counters, Hub, IntoTopic, Peer, Pushed, Topic, TopicKey};
 
 /// A connection's id, unique within one server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -39,25 +43,36 @@ pub struct CloseInfo {
     pub code: CloseCode,
     /// The close reason (possibly empty).
     pub reason: String,
-    /// Whether the server closed first (a handler's `close`, an error, a shutdown).
+    /// Whether the server closed first (a handler's `close`, an error, a limit, a shutdown).
     pub by_server: bool,
 }
 
+/// What `on_lag` learns when a connection's outbound queue overflowed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Lagged {
+    /// Messages lost since the last report (for `Disconnect`, the one that did not fit).
+    pub dropped: u64,
+    /// The channel's policy, which decided what was lost.
+    pub policy: LagPolicy,
+}
+
 /// The handle a handler gets for its connection: identity, typed params and data, shared
-/// state, and typed `send` / `close`. Cheap to clone; every clone is the same connection.
+/// state, typed `send` / `close`, topics and broadcast. Cheap to clone; every clone is the same
+/// connection.
 pub struct Conn<C: Channel, S = (), D = ()> {
     inner: Arc<ConnInner<C, S, D>>,
 }
 
 struct ConnInner<C: Channel, S, D> {
-    id: ConnId,
     params: C::Params,
+    /// The concrete address, the name of the topic every connection is subscribed to.
+    address: String,
     data: D,
     state: Arc<S>,
     remote_addr: Option<SocketAddr>,
-    outbound: mpsc::Sender<WsMessage>,
-    /// The close frame the server wants to send; set once, watched by the reader and writer.
-    close: watch::Sender<Option<CloseFrame>>,
+    peer: Arc<Peer>,
+    hub: Hub,
 }
 
 impl<C: Channel, S, D> Clone for Conn<C, S, D> {
@@ -71,12 +86,17 @@ impl<C: Channel, S, D> Clone for Conn<C, S, D> {
 impl<C: Channel, S, D> Conn<C, S, D> {
     /// The connection's id.
     pub fn id(&self) -> ConnId {
-        self.inner.id
+        self.inner.peer.id
     }
 
     /// The typed path parameters it connected with.
     pub fn params(&self) -> &C::Params {
         &self.inner.params
+    }
+
+    /// The concrete address it connected to (`chat/lobby`), percent-encoded.
+    pub fn address(&self) -> &str {
+        &self.inner.address
     }
 
     /// The data `on_connect` returned.
@@ -94,69 +114,85 @@ impl<C: Channel, S, D> Conn<C, S, D> {
         self.inner.remote_addr
     }
 
+    /// The server's hub, to publish anywhere.
+    pub fn hub(&self) -> &Hub {
+        &self.inner.hub
+    }
+
     /// Sends a server message to this connection.
     ///
     /// The message is validated (for channels declared with `validate`) and serialized here,
-    /// then queued for the connection's writer task; this waits while the queue is full.
-    /// Fails with [`Error::Closed`] once the connection is closing.
+    /// then queued for the connection's writer task under the channel's
+    /// [lag policy](crate::LagPolicy); this never waits for the client. Fails with
+    /// [`Error::Closed`] once the connection is closing.
     pub async fn send(&self, message: &C::ServerMessage) -> Result<(), Error> {
         if self.is_closing() {
             return Err(Error::Closed);
         }
-        let text = codec::encode::<C, _>(message, C::validate_server)?;
+        match self.inner.peer.push(hub::encode::<C>(message)?) {
+            Pushed::Closed | Pushed::Disconnected => Err(Error::Closed),
+            Pushed::Queued | Pushed::DroppedOldest | Pushed::DroppedNew => Ok(()),
+        }
+    }
+
+    /// Sends a message to everyone on this connection's address, this connection included.
+    /// Serialized once; returns how many connections queued it.
+    pub async fn broadcast(&self, message: &C::ServerMessage) -> Result<usize, Error> {
+        self.inner.hub.publish(self.own_topic(), message).await
+    }
+
+    /// Sends a message to everyone on this connection's address except this connection.
+    pub async fn broadcast_others(&self, message: &C::ServerMessage) -> Result<usize, Error> {
         self.inner
-            .outbound
-            .send(WsMessage::Text(text))
+            .hub
+            .publish_except(self.own_topic(), self.id(), message)
             .await
-            .map_err(|_| Error::Closed)
+    }
+
+    /// Subscribes this connection to another topic of its channel (another room, a named
+    /// topic); `false` if it already was. Subscriptions end with the connection.
+    pub fn join(&self, topic: impl IntoTopic<C>) -> bool {
+        self.inner.hub.join(
+            &self.inner.peer,
+            TopicKey::new::<C>(topic.into_topic().name()),
+        )
+    }
+
+    /// Unsubscribes this connection from a topic; `false` if it was not subscribed. A
+    /// connection can leave even its own address.
+    pub fn leave(&self, topic: impl IntoTopic<C>) -> bool {
+        self.inner
+            .hub
+            .leave(self.id(), &TopicKey::new::<C>(topic.into_topic().name()))
     }
 
     /// Closes the connection with a code and reason (truncated to the 123 bytes a close frame
-    /// holds). Messages already sent are delivered first; later sends fail. Only the first
+    /// holds). Messages already queued are delivered first; later sends fail. Only the first
     /// close counts.
     pub fn close(&self, code: CloseCode, reason: &str) {
-        let frame = CloseFrame {
-            code,
-            reason: truncate_reason(reason).to_owned().into(),
-        };
-        self.inner.close.send_if_modified(|close| {
-            let first = close.is_none();
-            if first {
-                *close = Some(frame);
-            }
-            first
-        });
+        self.inner.peer.request_close(code, reason);
     }
 
-    /// Whether `close` has been called (by a handler, an error or a shutdown).
+    /// Whether the connection is closing (a handler's `close`, an error, a limit, a shutdown).
     pub fn is_closing(&self) -> bool {
-        self.inner.close.borrow().is_some()
+        self.inner.peer.is_closing()
+    }
+
+    fn own_topic(&self) -> Topic<C> {
+        Topic::named(self.inner.address.as_str())
     }
 }
 
 impl<C: Channel, S, D: fmt::Debug> fmt::Debug for Conn<C, S, D> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Conn")
-            .field("id", &self.inner.id)
+            .field("id", &self.id())
             .field("channel", &C::NAME)
-            .field("params", &self.inner.params)
+            .field("address", &self.inner.address)
             .field("data", &self.inner.data)
             .field("remote_addr", &self.inner.remote_addr)
             .finish_non_exhaustive()
     }
-}
-
-/// Close reasons are limited to 123 bytes by RFC 6455; cut at a character boundary.
-fn truncate_reason(reason: &str) -> &str {
-    const MAX: usize = 123;
-    if reason.len() <= MAX {
-        return reason;
-    }
-    let mut end = MAX;
-    while !reason.is_char_boundary(end) {
-        end -= 1;
-    }
-    &reason[..end]
 }
 
 /// Everything a connection task needs besides its handler.
@@ -164,12 +200,15 @@ pub(crate) struct ConnEnv<S> {
     pub(crate) id: ConnId,
     pub(crate) remote_addr: Option<SocketAddr>,
     pub(crate) state: Arc<S>,
+    pub(crate) hub: Hub,
     pub(crate) config: Arc<Config>,
     pub(crate) shutdown: watch::Receiver<bool>,
+    /// The connection-limit slot taken at the handshake, freed when the connection ends.
+    pub(crate) slot: Option<Slot>,
 }
 
-/// Runs one upgraded connection to its end: a writer task drains the outbound queue while
-/// this task reads, decodes and dispatches.
+/// Runs one upgraded connection to its end: a writer task drains the outbox while this task
+/// reads, decodes and dispatches.
 pub(crate) async fn run<C, S, D, IO>(
     socket: WebSocketStream<IO>,
     handler: Arc<Handler<C, S, D>>,
@@ -182,23 +221,34 @@ pub(crate) async fn run<C, S, D, IO>(
     D: Send + Sync + 'static,
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let span = tracing::debug_span!("ws_conn", channel = C::NAME, address = %C::Params::TEMPLATE.address(), id = env.id.0);
-    let (outbound, outbound_rx) = mpsc::channel(env.config.outbound_queue);
+    let address = params.to_string();
+    let span = tracing::info_span!("ws_conn", channel = C::NAME, %address, id = env.id.0);
+    let counters = env.hub.counters().clone();
+    let peer = Arc::new(Peer::new(
+        env.id,
+        TypeId::of::<C>(),
+        env.config.outbound_queue,
+        C::LAG_POLICY,
+        counters.clone(),
+    ));
+    env.hub.attach(peer.clone());
+    env.hub.join(&peer, TopicKey::new::<C>(&address));
+    counters.connections_open.fetch_add(1, Ordering::Relaxed);
+    counters.connections_total.fetch_add(1, Ordering::Relaxed);
     let conn = Conn {
         inner: Arc::new(ConnInner {
-            id: env.id,
             params,
+            address,
             data,
             state: env.state,
             remote_addr: env.remote_addr,
-            outbound,
-            close: watch::Sender::new(None),
+            peer: peer.clone(),
+            hub: env.hub.clone(),
         }),
     };
     let (sink, stream) = socket.split();
-    let writer = tokio::spawn(
-        write_loop(sink, outbound_rx, conn.inner.close.subscribe()).instrument(span.clone()),
-    );
+    let mut writer =
+        tokio::spawn(write_loop(sink, peer.clone(), counters.clone()).instrument(span.clone()));
     let reader = Reader {
         handler,
         conn: conn.clone(),
@@ -208,13 +258,16 @@ pub(crate) async fn run<C, S, D, IO>(
         .read_loop(stream, env.shutdown)
         .instrument(span.clone())
         .await;
-    let mut writer = writer;
     if conn.is_closing() {
-        // Let the writer deliver the server's close frame (it may not have run yet).
+        // Let the writer deliver what is queued and the close frame (bounded: a peer that does
+        // not read cannot hold the connection open).
         let _ = tokio::time::timeout(reader.config.close_timeout, &mut writer).await;
     }
     // The peer is gone or the close handshake is over: nothing queued can be delivered now.
     writer.abort();
+    env.hub.detach(conn.id());
+    counters.connections_open.fetch_sub(1, Ordering::Relaxed);
+    drop(env.slot);
     if let Some(on_close) = &reader.handler.on_close {
         let done = AssertUnwindSafe(on_close(conn.clone(), info))
             .catch_unwind()
@@ -226,39 +279,31 @@ pub(crate) async fn run<C, S, D, IO>(
     }
 }
 
-/// Writes queued messages, flushing whenever the queue runs dry (so bursts share a syscall),
-/// then the close frame once one is requested.
-async fn write_loop<W>(
-    mut sink: W,
-    mut queue: mpsc::Receiver<WsMessage>,
-    mut close: watch::Receiver<Option<CloseFrame>>,
-) where
+/// Writes queued frames in batches (one flush, usually one syscall, per batch), then the close
+/// frame once the connection is closing and the queue is drained.
+async fn write_loop<W>(mut sink: W, peer: Arc<Peer>, counters: Arc<Counters>)
+where
     W: futures_util::Sink<WsMessage, Error = WsError> + Unpin,
 {
-    loop {
-        tokio::select! {
-            biased;
-            message = queue.recv() => {
-                let Some(message) = message else { return };
-                if sink.feed(message).await.is_err() {
-                    return;
-                }
-                if queue.is_empty() && sink.flush().await.is_err() {
-                    return;
-                }
-            }
-            Ok(()) = close.changed() => {
-                // Deliver what was queued before the close, then the close frame itself.
-                while let Ok(message) = queue.try_recv() {
-                    if sink.feed(message).await.is_err() {
-                        return;
-                    }
-                }
-                let frame = close.borrow_and_update().clone();
-                let _ = sink.send(WsMessage::Close(frame)).await;
+    let mut batch = Vec::new();
+    while peer.next_batch(&mut batch).await {
+        let written = batch.len() as u64;
+        for frame in batch.drain(..) {
+            if sink.feed(frame).await.is_err() {
                 return;
             }
         }
+        if sink.flush().await.is_err() {
+            return;
+        }
+        counters.messages_out.fetch_add(written, Ordering::Relaxed);
+    }
+    if sink
+        .send(WsMessage::Close(peer.close_frame()))
+        .await
+        .is_ok()
+    {
+        counters.messages_out.fetch_add(1, Ordering::Relaxed);
     }
 }
 
@@ -266,6 +311,18 @@ struct Reader<C: Channel, S, D> {
     handler: Arc<Handler<C, S, D>>,
     conn: Conn<C, S, D>,
     config: Arc<Config>,
+}
+
+/// The reader's clocks: when the peer was last heard from, and the idle limit.
+struct Clocks {
+    pings: Option<Interval>,
+    /// When the last ping went out; the peer must be heard from after it, before the next one.
+    pinged: Option<Instant>,
+    heard: Instant,
+    /// The last data message, for the idle timeout.
+    active: Instant,
+    /// Set once the connection is closing: when to stop waiting for the peer's close reply.
+    closing_deadline: Option<Instant>,
 }
 
 impl<C, S, D> Reader<C, S, D>
@@ -278,18 +335,37 @@ where
     where
         R: futures_util::Stream<Item = Result<WsMessage, WsError>> + Unpin,
     {
-        let mut closing = self.conn.inner.close.subscribe();
+        let peer = &self.conn.inner.peer;
+        let mut closing = peer.close_requested();
         let mut peer_close: Option<CloseFrame> = None;
-        let mut deadline: Option<Instant> = None;
+        let mut bucket = self.config.rate_limit.map(TokenBucket::new);
+        let now = Instant::now();
+        let mut clocks = Clocks {
+            pings: self.config.liveness.ping_interval.map(|every| {
+                let mut pings = tokio::time::interval_at(now + every, every);
+                pings.set_missed_tick_behavior(MissedTickBehavior::Delay);
+                pings
+            }),
+            pinged: None,
+            heard: now,
+            active: now,
+            closing_deadline: None,
+        };
 
         if let Some(on_open) = &self.handler.on_open {
             self.run_handler(on_open(self.conn.clone())).await;
         }
 
         loop {
-            if deadline.is_none() && self.conn.is_closing() {
-                deadline = Some(Instant::now() + self.config.close_timeout);
+            if clocks.closing_deadline.is_none() && self.conn.is_closing() {
+                clocks.closing_deadline = Some(Instant::now() + self.config.close_timeout);
             }
+            let idle_deadline = self
+                .config
+                .liveness
+                .idle_timeout
+                .map(|idle| clocks.active + idle);
+            let open = clocks.closing_deadline.is_none();
             tokio::select! {
                 frame = stream.next() => match frame {
                     None | Some(Err(WsError::ConnectionClosed | WsError::AlreadyClosed)) => break,
@@ -304,21 +380,29 @@ where
                         break;
                     }
                     Some(Ok(frame)) => {
-                        if let Some(frame) = self.on_frame(frame).await {
+                        clocks.heard = Instant::now();
+                        if matches!(frame, WsMessage::Text(_) | WsMessage::Binary(_)) {
+                            clocks.active = clocks.heard;
+                        }
+                        if let Some(frame) = self.on_frame(frame, bucket.as_mut()).await {
                             peer_close = Some(frame);
                         }
                     }
                 },
-                Ok(()) = closing.changed(), if deadline.is_none() => {}
-                Ok(()) = shutdown.changed(), if deadline.is_none() => {
+                Ok(()) = closing.changed(), if open => {}
+                () = peer.lag.notified() => self.report_lag(),
+                Ok(()) = shutdown.changed(), if open => {
                     self.conn.close(CloseCode::Away, "server shutting down");
                 }
-                () = sleep_until(deadline), if deadline.is_some() => break,
+                _ = tick(clocks.pings.as_mut()), if open => self.ping(&mut clocks),
+                () = sleep_until(idle_deadline), if open => {
+                    self.conn.close(CloseCode::Away, "idle timeout");
+                }
+                () = sleep_until(clocks.closing_deadline), if !open => break,
             }
         }
 
-        let by_server = self.conn.inner.close.borrow().clone();
-        match (by_server, peer_close) {
+        match (peer.close_frame(), peer_close) {
             (Some(frame), _) => CloseInfo {
                 code: frame.code,
                 reason: frame.reason.to_string(),
@@ -337,8 +421,26 @@ where
         }
     }
 
+    /// Sends a ping, or closes the connection if the previous one went unanswered (nothing at
+    /// all was heard from the peer since).
+    fn ping(&self, clocks: &mut Clocks) {
+        if clocks.pinged.is_some_and(|pinged| clocks.heard < pinged) {
+            self.conn.close(CloseCode::Away, "ping timeout");
+            return;
+        }
+        clocks.pinged = Some(Instant::now());
+        self.conn
+            .inner
+            .peer
+            .push_control(WsMessage::Ping(Bytes::new()));
+    }
+
     /// Handles one frame; returns the peer's close frame when it is one.
-    async fn on_frame(&self, frame: WsMessage) -> Option<CloseFrame> {
+    async fn on_frame(
+        &self,
+        frame: WsMessage,
+        bucket: Option<&mut TokenBucket>,
+    ) -> Option<CloseFrame> {
         if self.conn.is_closing() {
             // Closing: the peer's messages are no longer dispatched, only its close reply counts.
             return match frame {
@@ -346,8 +448,31 @@ where
                 _ => None,
             };
         }
+        let data = matches!(frame, WsMessage::Text(_) | WsMessage::Binary(_));
+        if data && bucket.is_some_and(|bucket| !bucket.take(Instant::now())) {
+            self.rate_limited().await;
+            return None;
+        }
+        if let (WsMessage::Binary(bytes), Some(on_binary)) = (&frame, &self.handler.on_binary) {
+            self.count_in();
+            self.run_handler(on_binary(self.conn.clone(), bytes.clone()))
+                .await;
+            return None;
+        }
+        if let WsMessage::Text(text) = &frame {
+            if text.len() > self.config.max_message_size {
+                let error = Error::MessageTooLarge {
+                    size: text.len(),
+                    max: self.config.max_message_size,
+                };
+                self.report(&error);
+                self.reject_frame(error).await;
+                return None;
+            }
+        }
         match codec::decode::<C, C::ClientMessage>(frame, C::validate_client) {
             Ok(Inbound::Message(message)) => {
+                self.count_in();
                 if let Some(on_message) = &self.handler.on_message {
                     self.run_handler(on_message(self.conn.clone(), message))
                         .await;
@@ -367,20 +492,59 @@ where
         }
     }
 
+    fn count_in(&self) {
+        self.conn
+            .inner
+            .hub
+            .counters()
+            .messages_in
+            .fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A message over the rate limit: close with 1008, or drop it (with the channel's error
+    /// reply, if it has one).
+    async fn rate_limited(&self) {
+        self.conn
+            .inner
+            .hub
+            .counters()
+            .rate_limited
+            .fetch_add(1, Ordering::Relaxed);
+        self.report(&Error::RateLimited);
+        let action = self
+            .config
+            .rate_limit
+            .map(|limit| limit.action())
+            .unwrap_or_default();
+        match action {
+            RateLimitAction::Close => self.conn.close(CloseCode::Policy, "rate limit exceeded"),
+            RateLimitAction::Reply => {
+                if let Some(reply) = C::on_invalid(&Error::RateLimited) {
+                    self.send_reply(&reply).await;
+                }
+            }
+        }
+    }
+
     /// The channel's invalid-input policy: reply with its error message, or close with 1007
-    /// (undecodable) / 1008 (failed validation).
+    /// (undecodable), 1008 (failed validation) or 1009 (too large).
     async fn reject_frame(&self, error: Error) {
         if let Some(reply) = C::on_invalid(&error) {
-            if let Err(send_error) = self.conn.send(&reply).await {
-                self.report(&send_error);
-            }
+            self.send_reply(&reply).await;
             return;
         }
         let code = match error {
             Error::Validation { .. } => CloseCode::Policy,
+            Error::MessageTooLarge { .. } => CloseCode::Size,
             _ => CloseCode::Invalid,
         };
         self.conn.close(code, &error.to_string());
+    }
+
+    async fn send_reply(&self, reply: &C::ServerMessage) {
+        if let Err(send_error) = self.conn.send(reply).await {
+            self.report(&send_error);
+        }
     }
 
     /// Runs a handler future; an error or a panic closes this connection with 1011.
@@ -395,6 +559,32 @@ where
         };
         self.report(&error);
         self.conn.close(CloseCode::Error, "internal error");
+    }
+
+    fn report_lag(&self) {
+        let dropped = self.conn.inner.peer.take_lagged();
+        if dropped == 0 {
+            return;
+        }
+        let lagged = Lagged {
+            dropped,
+            policy: C::LAG_POLICY,
+        };
+        match &self.handler.on_lag {
+            Some(on_lag) => {
+                if std::panic::catch_unwind(AssertUnwindSafe(|| on_lag(&self.conn, lagged)))
+                    .is_err()
+                {
+                    tracing::warn!(channel = C::NAME, "on_lag panicked");
+                }
+            }
+            None => tracing::debug!(
+                channel = C::NAME,
+                id = self.conn.id().0,
+                dropped,
+                "slow consumer"
+            ),
+        }
     }
 
     fn report(&self, error: &Error) {
@@ -418,6 +608,14 @@ where
     }
 }
 
+/// The next tick of an optional interval (never, without one).
+async fn tick(interval: Option<&mut Interval>) -> Instant {
+    match interval {
+        Some(interval) => interval.tick().await,
+        None => std::future::pending().await,
+    }
+}
+
 async fn sleep_until(deadline: Option<Instant>) {
     match deadline {
         Some(deadline) => tokio::time::sleep_until(deadline).await,
@@ -431,17 +629,4 @@ fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
         .map(|s| (*s).to_owned())
         .or_else(|| panic.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "non-string panic payload".to_owned())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::truncate_reason;
-
-    #[test]
-    fn reasons_are_cut_at_a_char_boundary() {
-        let long = "é".repeat(100);
-        let cut = truncate_reason(&long);
-        assert!(cut.len() <= 123 && cut.len() >= 121);
-        assert_eq!(truncate_reason("short"), "short");
-    }
 }

@@ -4,10 +4,12 @@ use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
 
-use futures_util::future::BoxFuture;
+use futures_util::future::{BoxFuture, Either};
 
-use super::conn::{CloseInfo, Conn};
-use super::handshake::{Handshake, Reject};
+use tokio_tungstenite::tungstenite::Bytes;
+
+use super::conn::{CloseInfo, Conn, Lagged};
+use super::handshake::{Handshake, Reject, TokenSource};
 use crate::channel::{Channel, ClientSends};
 use crate::error::{Error, HandlerResult};
 
@@ -23,6 +25,11 @@ pub(crate) type MessageFn<C, S, D> = Arc<
 pub(crate) type CloseFn<C, S, D> =
     Arc<dyn Fn(Conn<C, S, D>, CloseInfo) -> BoxFuture<'static, ()> + Send + Sync>;
 pub(crate) type ErrorFn<C, S, D> = Arc<dyn Fn(&Conn<C, S, D>, &Error) + Send + Sync>;
+pub(crate) type BinaryFn<C, S, D> =
+    Arc<dyn Fn(Conn<C, S, D>, Bytes) -> BoxFuture<'static, HandlerResult> + Send + Sync>;
+pub(crate) type LagFn<C, S, D> = Arc<dyn Fn(&Conn<C, S, D>, Lagged) + Send + Sync>;
+pub(crate) type AuthorizeFn<C, D> =
+    Arc<dyn Fn(&D, &<C as Channel>::Params) -> Result<(), Reject> + Send + Sync>;
 
 /// The callbacks the server runs for one channel, in connection order:
 ///
@@ -30,10 +37,11 @@ pub(crate) type ErrorFn<C, S, D> = Arc<dyn Fn(&Conn<C, S, D>, &Error) + Send + S
 ///    with a [`Reject`] (HTTP 401/403/…) or returns the connection's typed data `D`;
 /// 2. [`on_open`](Self::on_open) — after the upgrade, before the first message;
 /// 3. [`on_message`](Self::on_message) — once per decoded, validated client message, one at a
-///    time and in order;
-/// 4. [`on_error`](Self::on_error) — for every error on the connection (bad frames, handler
-///    errors and panics, transport errors);
-/// 5. [`on_close`](Self::on_close) — once, when the connection has ended.
+///    time and in order; [`on_binary`](Self::on_binary) for binary frames;
+/// 4. [`on_error`](Self::on_error) — for every error on the connection (bad frames, limits,
+///    handler errors and panics, transport errors);
+/// 5. [`on_lag`](Self::on_lag) — when the connection's outbound queue overflowed;
+/// 6. [`on_close`](Self::on_close) — once, when the connection has ended.
 ///
 /// A handler that returns `Err` or panics closes only its own connection, with 1011.
 ///
@@ -47,6 +55,9 @@ pub struct Handler<C: Channel, S = (), D = ()> {
     pub(crate) on_message: Option<MessageFn<C, S, D>>,
     pub(crate) on_close: Option<CloseFn<C, S, D>>,
     pub(crate) on_error: Option<ErrorFn<C, S, D>>,
+    pub(crate) on_binary: Option<BinaryFn<C, S, D>>,
+    pub(crate) on_lag: Option<LagFn<C, S, D>>,
+    pub(crate) authorize: Option<AuthorizeFn<C, D>>,
 }
 
 impl<C: Channel, S: Send + Sync + 'static> Handler<C, S, ()> {
@@ -58,6 +69,9 @@ impl<C: Channel, S: Send + Sync + 'static> Handler<C, S, ()> {
             on_message: None,
             on_close: None,
             on_error: None,
+            on_binary: None,
+            on_lag: None,
+            authorize: None,
         }
     }
 
@@ -88,7 +102,58 @@ impl<C: Channel, S: Send + Sync + 'static> Handler<C, S, ()> {
             on_message: None,
             on_close: None,
             on_error: None,
+            on_binary: None,
+            on_lag: None,
+            authorize: None,
         }
+    }
+}
+
+impl<C: Channel, S: Send + Sync + 'static> Handler<C, S, ()> {
+    /// Authenticates every connection before the upgrade: reads a credential from the first
+    /// of `sources` that has one and passes it to `verify`, whose result becomes the
+    /// connection's typed data. No credential is 401 (`missing credentials`); `verify` refuses
+    /// with its own [`Reject`] (401 for a bad token, 403…).
+    ///
+    /// This is an [`on_connect`](Self::on_connect): call it first, and not both.
+    ///
+    /// ```
+    /// use ws_channels::{Handler, Reject, TokenSource};
+    /// # #[ws_channels::channel("user/events/<userId>")]
+    /// # #[derive(serde::Serialize, serde::Deserialize)]
+    /// # struct UserEvents;
+    /// struct User { id: String }
+    ///
+    /// let handler = Handler::<UserEvents>::new()
+    ///     .authenticate([TokenSource::Bearer, TokenSource::Query("token")], |token, _handshake| async move {
+    ///         match token.strip_prefix("valid-") {
+    ///             Some(id) => Ok(User { id: id.to_owned() }),
+    ///             None => Err(Reject::unauthorized("invalid token")),
+    ///         }
+    ///     })
+    ///     // A user may only open their own address.
+    ///     .authorize(|user, params| match user.id == params.user_id {
+    ///         true => Ok(()),
+    ///         false => Err(Reject::forbidden("not your events")),
+    ///     });
+    /// ```
+    pub fn authenticate<D, F, Fut>(
+        self,
+        sources: impl IntoIterator<Item = TokenSource>,
+        verify: F,
+    ) -> Handler<C, S, D>
+    where
+        D: Send + Sync + 'static,
+        F: Fn(String, Handshake<C, S>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<D, Reject>> + Send + 'static,
+    {
+        let sources: Vec<TokenSource> = sources.into_iter().collect();
+        self.on_connect(move |handshake| match handshake.token(&sources) {
+            Some(token) => Either::Left(verify(token, handshake)),
+            None => Either::Right(std::future::ready(Err(Reject::unauthorized(
+                "missing credentials",
+            )))),
+        })
     }
 }
 
@@ -99,6 +164,17 @@ impl<C: Channel, S: Send + Sync + 'static> Default for Handler<C, S, ()> {
 }
 
 impl<C: Channel, S: Send + Sync + 'static, D: Send + Sync + 'static> Handler<C, S, D> {
+    /// Checks, after `on_connect` and before the upgrade, that the connection's data allows
+    /// this address: compare the verified identity with the path parameters (a user may only
+    /// open `user/events/<their id>`). An `Err` refuses the handshake (usually 403).
+    pub fn authorize<F>(mut self, authorize: F) -> Self
+    where
+        F: Fn(&D, &C::Params) -> Result<(), Reject> + Send + Sync + 'static,
+    {
+        self.authorize = Some(Arc::new(authorize));
+        self
+    }
+
     /// Runs after the upgrade, before the first message (send a welcome, announce a join).
     pub fn on_open<F, Fut>(mut self, on_open: F) -> Self
     where
@@ -119,6 +195,29 @@ impl<C: Channel, S: Send + Sync + 'static, D: Send + Sync + 'static> Handler<C, 
         self.on_message = Some(Arc::new(move |conn, message| {
             Box::pin(on_message(conn, message))
         }));
+        self
+    }
+
+    /// Handles binary frames as raw bytes. Without it, a binary frame is invalid input (the
+    /// channel's messages are JSON text): close 1007, or an error reply.
+    pub fn on_binary<F, Fut>(mut self, on_binary: F) -> Self
+    where
+        F: Fn(Conn<C, S, D>, Bytes) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = HandlerResult> + Send + 'static,
+    {
+        self.on_binary = Some(Arc::new(move |conn, bytes| {
+            Box::pin(on_binary(conn, bytes))
+        }));
+        self
+    }
+
+    /// Observes a slow consumer: its outbound queue overflowed and the channel's
+    /// [`LagPolicy`](crate::LagPolicy) dropped messages or is disconnecting it.
+    pub fn on_lag<F>(mut self, on_lag: F) -> Self
+    where
+        F: Fn(&Conn<C, S, D>, Lagged) + Send + Sync + 'static,
+    {
+        self.on_lag = Some(Arc::new(on_lag));
         self
     }
 
@@ -153,6 +252,9 @@ impl<C: Channel, S, D> Clone for Handler<C, S, D> {
             on_message: self.on_message.clone(),
             on_close: self.on_close.clone(),
             on_error: self.on_error.clone(),
+            on_binary: self.on_binary.clone(),
+            on_lag: self.on_lag.clone(),
+            authorize: self.authorize.clone(),
         }
     }
 }
@@ -165,6 +267,8 @@ impl<C: Channel, S, D> fmt::Debug for Handler<C, S, D> {
             .field("on_message", &self.on_message.is_some())
             .field("on_close", &self.on_close.is_some())
             .field("on_error", &self.on_error.is_some())
+            .field("on_binary", &self.on_binary.is_some())
+            .field("on_lag", &self.on_lag.is_some())
             .finish()
     }
 }

@@ -76,6 +76,23 @@ impl<C: Channel, S> Handshake<C, S> {
         self.remote_addr
     }
 
+    /// A cookie's value, from the `Cookie` headers.
+    pub fn cookie(&self, name: &str) -> Option<&str> {
+        cookie(&self.request, name)
+    }
+
+    /// The token of an `Authorization: Bearer <token>` header.
+    pub fn bearer_token(&self) -> Option<&str> {
+        bearer_token(&self.request)
+    }
+
+    /// The first credential found in `sources`, tried in order.
+    pub fn token(&self, sources: &[TokenSource]) -> Option<String> {
+        sources
+            .iter()
+            .find_map(|source| source.extract(&self.request))
+    }
+
     /// The server's shared state.
     pub fn state(&self) -> &S {
         &self.state
@@ -91,6 +108,77 @@ impl<C: Channel, S> fmt::Debug for Handshake<C, S> {
             .field("remote_addr", &self.remote_addr)
             .finish_non_exhaustive()
     }
+}
+
+/// Where a connection's credential is read from, for [`Handler::authenticate`](crate::Handler::authenticate)
+/// and [`Handshake::token`].
+#[derive(Clone)]
+#[non_exhaustive]
+pub enum TokenSource {
+    /// A query parameter: `?token=…`.
+    Query(&'static str),
+    /// An `Authorization: Bearer …` header.
+    Bearer,
+    /// A cookie.
+    Cookie(&'static str),
+    /// Any header, its whole value (`X-Auth-Token: …`).
+    Header(&'static str),
+    /// Your own extraction from the request.
+    Custom(ExtractToken),
+}
+
+/// A custom token extraction, for [`TokenSource::Custom`].
+pub type ExtractToken = Arc<dyn Fn(&http::request::Parts) -> Option<String> + Send + Sync>;
+
+impl TokenSource {
+    /// A custom extraction.
+    pub fn custom(
+        extract: impl Fn(&http::request::Parts) -> Option<String> + Send + Sync + 'static,
+    ) -> Self {
+        Self::Custom(Arc::new(extract))
+    }
+
+    fn extract(&self, request: &http::request::Parts) -> Option<String> {
+        let found = match self {
+            Self::Query(name) => query_param(request.uri.query()?, name),
+            Self::Bearer => bearer_token(request).map(str::to_owned),
+            Self::Cookie(name) => cookie(request, name).map(str::to_owned),
+            Self::Header(name) => request.headers.get(*name)?.to_str().ok().map(str::to_owned),
+            Self::Custom(extract) => extract(request),
+        };
+        found.filter(|token| !token.is_empty())
+    }
+}
+
+impl fmt::Debug for TokenSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Query(name) => f.debug_tuple("Query").field(name).finish(),
+            Self::Bearer => f.write_str("Bearer"),
+            Self::Cookie(name) => f.debug_tuple("Cookie").field(name).finish(),
+            Self::Header(name) => f.debug_tuple("Header").field(name).finish(),
+            Self::Custom(_) => f.write_str("Custom(..)"),
+        }
+    }
+}
+
+fn cookie<'a>(request: &'a http::request::Parts, name: &str) -> Option<&'a str> {
+    request
+        .headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(';'))
+        .find_map(|pair| {
+            let (key, value) = pair.trim().split_once('=')?;
+            (key == name).then(|| value.trim_matches('"'))
+        })
+}
+
+fn bearer_token(request: &http::request::Parts) -> Option<&str> {
+    let value = request.headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
 
 fn query_param(query: &str, name: &str) -> Option<String> {
@@ -288,6 +376,42 @@ pub(crate) async fn refuse<IO: AsyncWrite + Unpin>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn parts(request: http::request::Builder) -> http::request::Parts {
+        request.body(()).unwrap().into_parts().0
+    }
+
+    #[test]
+    fn tokens_come_from_each_source_in_order() {
+        let request = parts(
+            http::Request::builder()
+                .uri("/x?token=q&other=1")
+                .header("authorization", "Bearer  b ")
+                .header("cookie", "a=1; session=c")
+                .header("x-auth-token", "h"),
+        );
+        let sources = [
+            TokenSource::Query("token"),
+            TokenSource::Bearer,
+            TokenSource::Cookie("session"),
+            TokenSource::Header("x-auth-token"),
+            TokenSource::custom(|p| p.uri.query().map(|q| q.len().to_string())),
+        ];
+        let found: Vec<_> = sources.iter().map(|s| s.extract(&request)).collect();
+        assert_eq!(
+            found,
+            [Some("q"), Some("b"), Some("c"), Some("h"), Some("15")].map(|s| s.map(str::to_owned))
+        );
+        let bare = parts(
+            http::Request::builder()
+                .uri("/x?token=")
+                .header("authorization", "Basic abc"),
+        );
+        assert!(
+            sources[..4].iter().all(|s| s.extract(&bare).is_none()),
+            "empty and non-bearer are no token"
+        );
+    }
 
     #[test]
     fn query_params_are_decoded() {

@@ -3,6 +3,7 @@
 mod conn;
 mod handler;
 mod handshake;
+mod limits;
 mod router;
 
 use std::future::Future;
@@ -17,46 +18,77 @@ use tokio::task::JoinSet;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 
-pub use conn::{CloseInfo, Conn, ConnId};
+pub use conn::{CloseInfo, Conn, ConnId, Lagged};
 pub use handler::Handler;
-pub use handshake::{Handshake, Reject};
+pub use handshake::{ExtractToken, Handshake, Reject, TokenSource};
+pub use limits::{RateLimit, RateLimitAction};
 
 use self::conn::ConnEnv;
+use self::limits::{ConnectionLimits, Full, Liveness};
 use self::router::{BoxedIo, Router};
 use crate::channel::Channel;
 use crate::error::Error;
+use crate::hub::{Hub, Metrics};
 
 /// Tunables, each with a documented default.
 #[derive(Debug, Clone)]
 pub(crate) struct Config {
     pub(crate) websocket: WebSocketConfig,
+    pub(crate) max_message_size: usize,
     pub(crate) outbound_queue: usize,
     pub(crate) handshake_timeout: Duration,
     pub(crate) close_timeout: Duration,
     pub(crate) shutdown_timeout: Duration,
+    pub(crate) rate_limit: Option<RateLimit>,
+    pub(crate) liveness: Liveness,
+    pub(crate) max_connections: Option<usize>,
+    pub(crate) max_connections_per_address: Option<usize>,
+    pub(crate) allowed_origins: Option<Vec<String>>,
 }
 
 impl Default for Config {
     fn default() -> Self {
-        Self {
+        let config = Self {
             websocket: WebSocketConfig::default()
                 .read_buffer_size(DEFAULT_READ_BUFFER)
-                .write_buffer_size(DEFAULT_WRITE_BUFFER)
-                .max_write_buffer_size(DEFAULT_MAX_MESSAGE + DEFAULT_WRITE_BUFFER + 1024)
-                .max_message_size(Some(DEFAULT_MAX_MESSAGE))
-                .max_frame_size(Some(DEFAULT_MAX_MESSAGE)),
-            outbound_queue: 64,
+                .write_buffer_size(DEFAULT_WRITE_BUFFER),
+            max_message_size: DEFAULT_MAX_MESSAGE,
+            outbound_queue: 128,
             handshake_timeout: Duration::from_secs(10),
             close_timeout: Duration::from_secs(3),
             shutdown_timeout: Duration::from_secs(10),
-        }
+            rate_limit: None,
+            liveness: Liveness {
+                ping_interval: Some(Duration::from_secs(30)),
+                idle_timeout: None,
+            },
+            max_connections: None,
+            max_connections_per_address: None,
+            allowed_origins: None,
+        };
+        config.with_max_message_size(DEFAULT_MAX_MESSAGE)
+    }
+}
+
+impl Config {
+    /// Messages up to `max` are read and checked against it (an error reply is possible);
+    /// the protocol layer refuses anything over twice that without reading it (always 1009).
+    fn with_max_message_size(mut self, max: usize) -> Self {
+        let hard = max.saturating_mul(2);
+        self.max_message_size = max;
+        self.websocket = self
+            .websocket
+            .max_message_size(Some(hard))
+            .max_frame_size(Some(hard))
+            .max_write_buffer_size(hard.saturating_add(DEFAULT_WRITE_BUFFER + 1024));
+        self
     }
 }
 
 /// 4 KiB: tungstenite's 128 KiB default costs ~134 KiB of memory per idle connection.
 const DEFAULT_READ_BUFFER: usize = 4 * 1024;
 const DEFAULT_WRITE_BUFFER: usize = 8 * 1024;
-const DEFAULT_MAX_MESSAGE: usize = 1024 * 1024;
+const DEFAULT_MAX_MESSAGE: usize = 64 * 1024;
 
 /// A standalone WebSocket server for typed channels, on tokio-tungstenite.
 ///
@@ -68,6 +100,8 @@ const DEFAULT_MAX_MESSAGE: usize = 1024 * 1024;
 /// | path matches no template | HTTP 404 before the upgrade |
 /// | not a WebSocket upgrade | HTTP 426 (405 for a method other than GET) |
 /// | a parameter does not parse as its type | HTTP 400, the reason in the body |
+/// | an `Origin` not in [`allowed_origins`](Self::allowed_origins) | HTTP 403 |
+/// | over [`max_connections`](Self::max_connections) or [`max_connections_per_address`](Self::max_connections_per_address) | HTTP 503 |
 /// | `on_connect` returns a [`Reject`] | its status (401, 403…) and reason |
 /// | `on_connect` panics | HTTP 500 |
 /// | no complete request within the [handshake timeout](Self::handshake_timeout) | the socket is dropped |
@@ -80,7 +114,12 @@ const DEFAULT_MAX_MESSAGE: usize = 1024 * 1024;
 /// | a text frame that is not JSON of the client message type | close 1007 (or an error reply, under `on_invalid = reply`) |
 /// | a message that fails [`Validate`](crate::Validate) | close 1008 (or an error reply, under `on_invalid = reply`) |
 /// | a binary frame | close 1007 (or an error reply): messages are JSON text |
-/// | a message larger than [`max_message_size`](Self::max_message_size) | close 1009 |
+/// | a message larger than [`max_message_size`](Self::max_message_size) | close 1009 (or an error reply, under `on_invalid = reply`) |
+/// | a frame larger than twice that | close 1009, without reading it |
+/// | messages faster than the [`rate_limit`](Self::rate_limit) | close 1008, or dropped with an error reply |
+/// | a full outbound queue (a slow reader) | the channel's [`LagPolicy`](crate::LagPolicy): close 1008 by default |
+/// | no pong (nor any frame) between two [pings](Self::ping_interval) | close 1001 (`ping timeout`) |
+/// | no message for the [idle timeout](Self::idle_timeout) | close 1001 (`idle timeout`) |
 /// | a handler returns `Err` or panics | close 1011 (`internal error`) for this connection only |
 /// | shutdown | close 1001 for every connection |
 /// | the peer drops mid-message or without a close frame | `on_close` sees 1006 |
@@ -91,6 +130,7 @@ const DEFAULT_MAX_MESSAGE: usize = 1024 * 1024;
 pub struct Server<S = ()> {
     router: Router<S>,
     state: Arc<S>,
+    hub: Hub,
     config: Config,
 }
 
@@ -113,8 +153,20 @@ impl<S: Send + Sync + 'static> Server<S> {
         Self {
             router: Router::new(),
             state: Arc::new(state),
+            hub: Hub::default(),
             config: Config::default(),
         }
+    }
+
+    /// The hub, to publish to this server's connections from anywhere (HTTP routes,
+    /// background tasks). Take it before serving; it stays valid while the server runs.
+    pub fn hub(&self) -> Hub {
+        self.hub.clone()
+    }
+
+    /// The server's counters (connections, messages, drops).
+    pub fn metrics(&self) -> Metrics {
+        self.hub.metrics()
     }
 
     /// Attaches a handler to its channel's address template.
@@ -133,17 +185,13 @@ impl<S: Send + Sync + 'static> Server<S> {
         self
     }
 
-    /// The largest message (and frame) accepted, in bytes; a larger one closes the connection
-    /// with 1009. Default: 1 MiB.
+    /// The largest text message accepted, in bytes. A larger one gets the channel's
+    /// invalid-input outcome: close 1009, or an error reply under `on_invalid = reply`, the
+    /// connection staying open. Frames over twice the limit are refused by the protocol layer
+    /// without being read (always 1009), so memory per connection stays bounded.
+    /// Default: 64 KiB.
     pub fn max_message_size(mut self, bytes: usize) -> Self {
-        self.config.websocket = self
-            .config
-            .websocket
-            .max_message_size(Some(bytes))
-            .max_frame_size(Some(bytes))
-            .max_write_buffer_size(
-                bytes.saturating_add(self.config.websocket.write_buffer_size + 1024),
-            );
+        self.config = self.config.with_max_message_size(bytes);
         self
     }
 
@@ -154,8 +202,8 @@ impl<S: Send + Sync + 'static> Server<S> {
         self
     }
 
-    /// How many outgoing messages may wait for a connection's writer; `Conn::send` waits while
-    /// the queue is full. Default: 64.
+    /// How many outgoing messages may wait for a connection's writer. When a slow reader's
+    /// queue is full, its channel's [`LagPolicy`](crate::LagPolicy) decides. Default: 128.
     ///
     /// # Panics
     ///
@@ -166,6 +214,52 @@ impl<S: Send + Sync + 'static> Server<S> {
             "the outbound queue needs room for at least one message"
         );
         self.config.outbound_queue = messages;
+        self
+    }
+
+    /// Limits each connection's message rate (text and binary frames). Default: no limit.
+    pub fn rate_limit(mut self, limit: RateLimit) -> Self {
+        self.config.rate_limit = Some(limit);
+        self
+    }
+
+    /// The most connections open at once; a handshake over it is refused with 503 before the
+    /// upgrade. Default: no limit.
+    pub fn max_connections(mut self, connections: usize) -> Self {
+        self.config.max_connections = Some(connections);
+        self
+    }
+
+    /// The most connections open at once to one concrete address (`chat/lobby`); a handshake
+    /// over it is refused with 503 before the upgrade. Default: no limit.
+    pub fn max_connections_per_address(mut self, connections: usize) -> Self {
+        self.config.max_connections_per_address = Some(connections);
+        self
+    }
+
+    /// Refuses (403) upgrade requests whose `Origin` header is not one of `origins`
+    /// (`"https://example.com"`). Requests without an `Origin` (non-browser clients) are
+    /// allowed. Default: every origin.
+    pub fn allowed_origins<I: IntoIterator<Item = O>, O: Into<String>>(
+        mut self,
+        origins: I,
+    ) -> Self {
+        self.config.allowed_origins = Some(origins.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// How often the server pings each connection; a connection from which nothing (not even
+    /// a pong) was heard between two pings is closed with 1001 (`ping timeout`). `None`
+    /// disables pings. Default: 30 s.
+    pub fn ping_interval(mut self, interval: Option<Duration>) -> Self {
+        self.config.liveness.ping_interval = interval;
+        self
+    }
+
+    /// Closes a connection with 1001 (`idle timeout`) when the client sent no message (text
+    /// or binary; pongs do not count) for this long. Default: none.
+    pub fn idle_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.config.liveness.idle_timeout = timeout;
         self
     }
 
@@ -214,12 +308,7 @@ impl<S: Send + Sync + 'static> Server<S> {
         if self.router.is_empty() {
             tracing::warn!("serving with no channel registered: every request gets 404");
         }
-        let shared = Arc::new(Shared {
-            router: self.router,
-            state: self.state,
-            config: Arc::new(self.config),
-            next_id: AtomicU64::new(1),
-        });
+        let shared = Arc::new(self.into_shared());
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let mut tasks = JoinSet::new();
         let mut signal = std::pin::pin!(signal);
@@ -254,13 +343,36 @@ impl<S: Send + Sync + 'static> Server<S> {
         }
         Ok(())
     }
+
+    fn into_shared(self) -> Shared<S> {
+        Shared {
+            limits: Arc::new(ConnectionLimits::new(
+                self.config.max_connections,
+                self.config.max_connections_per_address,
+            )),
+            router: self.router,
+            state: self.state,
+            hub: self.hub,
+            config: Arc::new(self.config),
+            next_id: AtomicU64::new(1),
+        }
+    }
 }
 
+/// What every connection of one server shares, whichever HTTP stack accepted it.
 struct Shared<S> {
     router: Router<S>,
     state: Arc<S>,
+    hub: Hub,
     config: Arc<Config>,
+    limits: Arc<ConnectionLimits>,
     next_id: AtomicU64,
+}
+
+/// An accepted upgrade: what runs the connection, and the key to answer with.
+struct Accepted<S> {
+    session: router::Session<S>,
+    key: String,
 }
 
 impl<S: Send + Sync + 'static> Shared<S> {
@@ -285,47 +397,104 @@ impl<S: Send + Sync + 'static> Shared<S> {
             Some(self.config.websocket),
         )
         .await;
-        let env = ConnEnv {
+        session(socket, self.env(remote_addr, shutdown)).await;
+    }
+
+    fn env(&self, remote_addr: Option<SocketAddr>, shutdown: watch::Receiver<bool>) -> ConnEnv<S> {
+        ConnEnv {
             id: ConnId(self.next_id.fetch_add(1, Ordering::Relaxed)),
             remote_addr,
             state: self.state.clone(),
+            hub: self.hub.clone(),
             config: self.config.clone(),
             shutdown,
-        };
-        session(socket, env).await;
+            slot: None,
+        }
     }
 
-    /// Reads the upgrade request, routes it, runs `on_connect` and answers. `None`: refused
-    /// (the response is written) or the peer left.
+    /// Reads the upgrade request, decides, and answers. `None`: refused (the response is
+    /// written) or the peer left.
     async fn handshake(
         &self,
         io: &mut BoxedIo,
         remote_addr: Option<SocketAddr>,
     ) -> Option<(router::Session<S>, Vec<u8>)> {
-        let outcome = async {
-            let Some(request) = handshake::read_request_head(io).await? else {
-                return Ok(None);
-            };
-            let route = self.router.at(request.parts.uri.path()).ok_or_else(|| {
-                Reject::new(http::StatusCode::NOT_FOUND, "no channel at this address")
-            })?;
-            let key = handshake::check_upgrade(&request.parts)?;
-            let session = route
-                .accept(Arc::new(request.parts), remote_addr, self.state.clone())
-                .await?;
-            Ok(Some((session, key, request.leftover)))
-        };
-        match outcome.await {
-            Ok(Some((session, key, leftover))) => {
-                handshake::accept(io, &key).await.ok()?;
-                Some((session, leftover))
-            }
-            Ok(None) => None,
+        let request = match handshake::read_request_head(io).await {
+            Ok(Some(request)) => request,
+            Ok(None) => return None,
             Err(reject) => {
-                tracing::debug!(?remote_addr, %reject, "handshake refused");
+                self.refused(remote_addr, &reject);
+                let _ = handshake::refuse(io, &reject).await;
+                return None;
+            }
+        };
+        match self.decide(request.parts, remote_addr).await {
+            Ok(accepted) => {
+                handshake::accept(io, &accepted.key).await.ok()?;
+                Some((accepted.session, request.leftover))
+            }
+            Err(reject) => {
                 let _ = handshake::refuse(io, &reject).await;
                 None
             }
         }
     }
+
+    /// Every check before the upgrade, in order: route (404), upgrade headers (426/405/400),
+    /// origin (403), parameters (400), connection limits (503), `on_connect` (401/403/…).
+    async fn decide(
+        &self,
+        parts: http::request::Parts,
+        remote_addr: Option<SocketAddr>,
+    ) -> Result<Accepted<S>, Reject> {
+        let outcome = async {
+            let route = self.router.at(parts.uri.path()).ok_or_else(|| {
+                Reject::new(http::StatusCode::NOT_FOUND, "no channel at this address")
+            })?;
+            let key = handshake::check_upgrade(&parts)?;
+            self.check_origin(&parts)?;
+            let session = route
+                .accept(
+                    Arc::new(parts),
+                    remote_addr,
+                    self.state.clone(),
+                    &self.limits,
+                )
+                .await?;
+            Ok(Accepted { session, key })
+        };
+        outcome
+            .await
+            .inspect_err(|reject| self.refused(remote_addr, reject))
+    }
+
+    fn check_origin(&self, parts: &http::request::Parts) -> Result<(), Reject> {
+        let (Some(allowed), Some(origin)) = (
+            &self.config.allowed_origins,
+            parts.headers.get(http::header::ORIGIN),
+        ) else {
+            return Ok(());
+        };
+        match allowed.iter().any(|a| a.as_bytes() == origin.as_bytes()) {
+            true => Ok(()),
+            false => Err(Reject::forbidden("origin not allowed")),
+        }
+    }
+
+    fn refused(&self, remote_addr: Option<SocketAddr>, reject: &Reject) {
+        self.hub
+            .counters()
+            .handshakes_rejected
+            .fetch_add(1, Ordering::Relaxed);
+        tracing::debug!(?remote_addr, %reject, "handshake refused");
+    }
+}
+
+/// The 503 a full server or address answers with.
+fn full(full: Full) -> Reject {
+    let reason = match full {
+        Full::Server => "too many connections",
+        Full::Address => "too many connections to this address",
+    };
+    Reject::new(http::StatusCode::SERVICE_UNAVAILABLE, reason)
 }

@@ -12,6 +12,7 @@ use tokio_tungstenite::WebSocketStream;
 use super::conn::{self, ConnEnv};
 use super::handler::Handler;
 use super::handshake::{Handshake, Reject};
+use super::limits::ConnectionLimits;
 use crate::channel::{Channel, Params};
 use crate::pattern::Template;
 
@@ -36,6 +37,7 @@ pub(crate) trait Route<S>: Send + Sync + 'static {
         request: Arc<http::request::Parts>,
         remote_addr: Option<SocketAddr>,
         state: Arc<S>,
+        limits: &Arc<ConnectionLimits>,
     ) -> BoxFuture<'static, Result<Session<S>, Reject>>;
 }
 
@@ -58,11 +60,15 @@ where
         request: Arc<http::request::Parts>,
         remote_addr: Option<SocketAddr>,
         state: Arc<S>,
+        limits: &Arc<ConnectionLimits>,
     ) -> BoxFuture<'static, Result<Session<S>, Reject>> {
         let handler = self.clone();
+        let limits = limits.clone();
         Box::pin(async move {
             let params = C::Params::from_path(request.uri.path())
                 .map_err(|error| Reject::bad_request(error.to_string()))?;
+            // Counted from before `on_connect`, so concurrent handshakes cannot overshoot.
+            let slot = limits.acquire(&params.to_string()).map_err(super::full)?;
             let handshake = Handshake::new(params.clone(), request, remote_addr, state);
             let data = match AssertUnwindSafe((handler.on_connect)(handshake))
                 .catch_unwind()
@@ -77,7 +83,11 @@ where
                     ));
                 }
             };
-            let session: Session<S> = Box::new(move |socket, env| {
+            if let Some(authorize) = &handler.authorize {
+                authorize(&data, &params)?;
+            }
+            let session: Session<S> = Box::new(move |socket, mut env| {
+                env.slot = Some(slot);
                 Box::pin(conn::run(socket, handler, params, data, env))
             });
             Ok(session)

@@ -1,0 +1,335 @@
+//! Topics and fan-out: every connection is subscribed to its own concrete address, may join
+//! more topics of its channel, and a [`Hub`] publishes to them, serializing each message once.
+
+mod metrics;
+mod peer;
+
+use std::any::TypeId;
+use std::collections::HashMap;
+use std::fmt;
+use std::marker::PhantomData;
+use std::sync::{Arc, PoisonError, RwLock};
+
+use tokio_tungstenite::tungstenite::Message as WsMessage;
+
+pub(crate) use metrics::Counters;
+pub use metrics::{Metrics, MetricsSnapshot};
+pub(crate) use peer::{Peer, Pushed};
+
+use crate::channel::{Channel, Params};
+use crate::codec;
+use crate::error::Error;
+use crate::server::ConnId;
+
+/// A place messages of channel `C` are published to: one of its concrete addresses
+/// (`chat/lobby`), or a name of your choosing (`Topic::named("announcements")`).
+///
+/// Topics are typed by channel, so only `C`'s server messages reach `C`'s subscribers.
+pub struct Topic<C> {
+    name: String,
+    _channel: PhantomData<fn() -> C>,
+}
+
+impl<C: Channel> Topic<C> {
+    /// A topic by name. The name of an address topic is the address (`chat/lobby`), so
+    /// `Topic::named("chat/lobby")` is the same topic as that address.
+    pub fn named(name: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            _channel: PhantomData,
+        }
+    }
+
+    /// The topic of a concrete address: every connection to it is subscribed.
+    pub fn address(params: &C::Params) -> Self {
+        Self::named(params.to_string())
+    }
+
+    /// The topic's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn key(&self) -> TopicKey {
+        TopicKey::new::<C>(&self.name)
+    }
+}
+
+impl<C> Clone for Topic<C> {
+    fn clone(&self) -> Self {
+        Self {
+            name: self.name.clone(),
+            _channel: PhantomData,
+        }
+    }
+}
+
+impl<C: Channel> fmt::Debug for Topic<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Topic")
+            .field("channel", &C::NAME)
+            .field("name", &self.name)
+            .finish()
+    }
+}
+
+/// Anything that names a topic of channel `C`: a [`Topic`], or `&Params` for an address.
+pub trait IntoTopic<C: Channel> {
+    /// The topic.
+    fn into_topic(self) -> Topic<C>;
+}
+
+impl<C: Channel> IntoTopic<C> for Topic<C> {
+    fn into_topic(self) -> Topic<C> {
+        self
+    }
+}
+
+impl<C: Channel> IntoTopic<C> for &Topic<C> {
+    fn into_topic(self) -> Topic<C> {
+        self.clone()
+    }
+}
+
+impl<P: Params> IntoTopic<P::Channel> for &P {
+    fn into_topic(self) -> Topic<P::Channel> {
+        Topic::address(self)
+    }
+}
+
+/// A topic's identity: its channel (so types never mix) and its name.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) struct TopicKey {
+    channel: TypeId,
+    name: Box<str>,
+}
+
+impl TopicKey {
+    pub(crate) fn new<C: Channel>(name: &str) -> Self {
+        Self {
+            channel: TypeId::of::<C>(),
+            name: name.into(),
+        }
+    }
+}
+
+/// Publishes to topics and connections from anywhere: handlers, HTTP routes, background
+/// tasks. Cheap to clone; get one from [`Server::hub`](crate::Server::hub) or
+/// [`Conn::hub`](crate::Conn::hub).
+///
+/// Each publish serializes (and validates) the message once; every receiver's queue gets the
+/// same shared bytes, under its channel's [lag policy](crate::LagPolicy). Publishing never
+/// waits for a slow receiver.
+#[derive(Clone, Default)]
+pub struct Hub {
+    inner: Arc<HubInner>,
+}
+
+#[derive(Default)]
+struct HubInner {
+    topics: RwLock<HashMap<TopicKey, HashMap<ConnId, Arc<Peer>>>>,
+    peers: RwLock<HashMap<ConnId, Member>>,
+    counters: Arc<Counters>,
+}
+
+/// A connection and the topics it joined (so leaving the server leaves them all).
+struct Member {
+    peer: Arc<Peer>,
+    topics: Vec<TopicKey>,
+}
+
+impl fmt::Debug for Hub {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let topics = self
+            .inner
+            .topics
+            .read()
+            .map(|t| t.len())
+            .unwrap_or_default();
+        f.debug_struct("Hub")
+            .field("topics", &topics)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Hub {
+    /// Sends `message` to every subscriber of `topic`; returns how many queued it.
+    ///
+    /// `hub.publish(&ChatParams::new("lobby"), &msg)` reaches everyone connected to
+    /// `chat/lobby` and everyone who joined it.
+    pub async fn publish<C: Channel>(
+        &self,
+        topic: impl IntoTopic<C>,
+        message: &C::ServerMessage,
+    ) -> Result<usize, Error> {
+        let frame = encode::<C>(message)?;
+        Ok(self.fan_out(&topic.into_topic().key(), &frame, None))
+    }
+
+    /// Like [`publish`](Self::publish), but skips one connection (typically the sender).
+    pub async fn publish_except<C: Channel>(
+        &self,
+        topic: impl IntoTopic<C>,
+        except: ConnId,
+        message: &C::ServerMessage,
+    ) -> Result<usize, Error> {
+        let frame = encode::<C>(message)?;
+        Ok(self.fan_out(&topic.into_topic().key(), &frame, Some(except)))
+    }
+
+    /// Sends `message` to one connection of channel `C`; `false` when no such connection is open.
+    pub async fn send<C: Channel>(
+        &self,
+        to: ConnId,
+        message: &C::ServerMessage,
+    ) -> Result<bool, Error> {
+        let frame = encode::<C>(message)?;
+        let peer = {
+            let peers = self
+                .inner
+                .peers
+                .read()
+                .unwrap_or_else(PoisonError::into_inner);
+            peers.get(&to).map(|member| member.peer.clone())
+        };
+        Ok(peer
+            .is_some_and(|peer| peer.channel == TypeId::of::<C>() && delivered(peer.push(frame))))
+    }
+
+    /// How many connections are subscribed to `topic`.
+    pub fn subscribers<C: Channel>(&self, topic: impl IntoTopic<C>) -> usize {
+        let topics = self
+            .inner
+            .topics
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
+        topics
+            .get(&topic.into_topic().key())
+            .map_or(0, HashMap::len)
+    }
+
+    /// The server's counters.
+    pub fn metrics(&self) -> Metrics {
+        Metrics {
+            counters: self.inner.counters.clone(),
+        }
+    }
+
+    pub(crate) fn counters(&self) -> &Arc<Counters> {
+        &self.inner.counters
+    }
+
+    fn fan_out(&self, key: &TopicKey, frame: &WsMessage, except: Option<ConnId>) -> usize {
+        let topics = self
+            .inner
+            .topics
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
+        let Some(members) = topics.get(key) else {
+            return 0;
+        };
+        members
+            .iter()
+            .filter(|(id, _)| Some(**id) != except)
+            .filter(|(_, peer)| delivered(peer.push(frame.clone())))
+            .count()
+    }
+
+    /// Registers a connection (for sends by id).
+    pub(crate) fn attach(&self, peer: Arc<Peer>) {
+        let mut peers = self
+            .inner
+            .peers
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        peers.insert(
+            peer.id,
+            Member {
+                peer,
+                topics: Vec::new(),
+            },
+        );
+    }
+
+    /// Subscribes a connection to a topic; `false` if it already was.
+    pub(crate) fn join(&self, peer: &Arc<Peer>, key: TopicKey) -> bool {
+        let mut peers = self
+            .inner
+            .peers
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        let Some(Member { topics: joined, .. }) = peers.get_mut(&peer.id) else {
+            return false;
+        };
+        if joined.contains(&key) {
+            return false;
+        }
+        joined.push(key.clone());
+        let mut topics = self
+            .inner
+            .topics
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        topics.entry(key).or_default().insert(peer.id, peer.clone());
+        true
+    }
+
+    /// Unsubscribes a connection from a topic; `false` if it was not subscribed.
+    pub(crate) fn leave(&self, id: ConnId, key: &TopicKey) -> bool {
+        let mut peers = self
+            .inner
+            .peers
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        let Some(Member { topics: joined, .. }) = peers.get_mut(&id) else {
+            return false;
+        };
+        let before = joined.len();
+        joined.retain(|k| k != key);
+        if joined.len() == before {
+            return false;
+        }
+        self.remove_member(key, id);
+        true
+    }
+
+    /// Forgets a connection and every subscription it had.
+    pub(crate) fn detach(&self, id: ConnId) {
+        let removed = {
+            let mut peers = self
+                .inner
+                .peers
+                .write()
+                .unwrap_or_else(PoisonError::into_inner);
+            peers.remove(&id)
+        };
+        if let Some(member) = removed {
+            for key in &member.topics {
+                self.remove_member(key, id);
+            }
+        }
+    }
+
+    fn remove_member(&self, key: &TopicKey, id: ConnId) {
+        let mut topics = self
+            .inner
+            .topics
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(members) = topics.get_mut(key) {
+            members.remove(&id);
+            if members.is_empty() {
+                topics.remove(key);
+            }
+        }
+    }
+}
+
+fn delivered(pushed: Pushed) -> bool {
+    matches!(pushed, Pushed::Queued | Pushed::DroppedOldest)
+}
+
+/// Serializes and validates a server message once, into a frame every receiver shares.
+pub(crate) fn encode<C: Channel>(message: &C::ServerMessage) -> Result<WsMessage, Error> {
+    codec::encode::<C, _>(message, C::validate_server).map(WsMessage::Text)
+}

@@ -1,0 +1,212 @@
+//! Per-connection rate limits and server-wide connection limits.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+/// A per-connection message rate limit (a token bucket): `rate` messages per second on
+/// average, bursts of up to `burst`.
+///
+/// ```
+/// use ws_channels::{RateLimit, RateLimitAction};
+/// let limit = RateLimit::per_second(10).burst(20).on_exceed(RateLimitAction::Reply);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RateLimit {
+    rate: f64,
+    burst: f64,
+    action: RateLimitAction,
+}
+
+/// What happens to a message over the [`RateLimit`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RateLimitAction {
+    /// Close the connection with 1008 (`rate limit exceeded`). The default.
+    #[default]
+    Close,
+    /// Drop the message and, on channels declared with `on_invalid = reply`, send the
+    /// channel's error reply for [`Error::RateLimited`](crate::Error::RateLimited); the
+    /// connection stays open.
+    Reply,
+}
+
+impl RateLimit {
+    /// `messages` per second, with bursts of the same size.
+    ///
+    /// # Panics
+    ///
+    /// If `messages` is zero.
+    pub fn per_second(messages: u32) -> Self {
+        assert!(
+            messages > 0,
+            "a rate limit allows at least one message per second"
+        );
+        Self {
+            rate: f64::from(messages),
+            burst: f64::from(messages),
+            action: RateLimitAction::Close,
+        }
+    }
+
+    /// Allows bursts of up to `messages` (at least 1).
+    pub fn burst(mut self, messages: u32) -> Self {
+        self.burst = f64::from(messages.max(1));
+        self
+    }
+
+    /// What happens to a message over the limit.
+    pub fn on_exceed(mut self, action: RateLimitAction) -> Self {
+        self.action = action;
+        self
+    }
+
+    pub(crate) fn action(&self) -> RateLimitAction {
+        self.action
+    }
+}
+
+/// A connection's bucket: starts full, refills continuously.
+pub(crate) struct TokenBucket {
+    limit: RateLimit,
+    tokens: f64,
+    refilled: Instant,
+}
+
+impl TokenBucket {
+    pub(crate) fn new(limit: RateLimit) -> Self {
+        Self {
+            tokens: limit.burst,
+            limit,
+            refilled: Instant::now(),
+        }
+    }
+
+    /// Takes a token for one message; `false` when the message is over the limit.
+    pub(crate) fn take(&mut self, now: Instant) -> bool {
+        let elapsed = now.saturating_duration_since(self.refilled).as_secs_f64();
+        self.tokens = (self.tokens + elapsed * self.limit.rate).min(self.limit.burst);
+        self.refilled = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// Counts open connections, globally and per address, so a handshake over a limit is refused
+/// with 503 before the upgrade. A slot is taken before `on_connect` and given back when the
+/// connection (or the refused handshake) ends.
+#[derive(Debug, Default)]
+pub(crate) struct ConnectionLimits {
+    max_total: Option<usize>,
+    max_per_address: Option<usize>,
+    counts: Mutex<Counts>,
+}
+
+#[derive(Debug, Default)]
+struct Counts {
+    total: usize,
+    per_address: HashMap<String, usize>,
+}
+
+/// Which limit refused a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Full {
+    Server,
+    Address,
+}
+
+impl ConnectionLimits {
+    pub(crate) fn new(max_total: Option<usize>, max_per_address: Option<usize>) -> Self {
+        Self {
+            max_total,
+            max_per_address,
+            counts: Mutex::default(),
+        }
+    }
+
+    pub(crate) fn acquire(self: &Arc<Self>, address: &str) -> Result<Slot, Full> {
+        let mut counts = self.counts.lock().unwrap_or_else(PoisonError::into_inner);
+        if self.max_total.is_some_and(|max| counts.total >= max) {
+            return Err(Full::Server);
+        }
+        let here = counts.per_address.get(address).copied().unwrap_or(0);
+        if self.max_per_address.is_some_and(|max| here >= max) {
+            return Err(Full::Address);
+        }
+        counts.total += 1;
+        *counts.per_address.entry(address.to_owned()).or_default() += 1;
+        Ok(Slot {
+            limits: self.clone(),
+            address: address.to_owned(),
+        })
+    }
+}
+
+/// One counted connection; dropping it frees the slot.
+#[derive(Debug)]
+pub(crate) struct Slot {
+    limits: Arc<ConnectionLimits>,
+    address: String,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut counts = self
+            .limits
+            .counts
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        counts.total = counts.total.saturating_sub(1);
+        if let Some(n) = counts.per_address.get_mut(&self.address) {
+            *n -= 1;
+            if *n == 0 {
+                counts.per_address.remove(&self.address);
+            }
+        }
+    }
+}
+
+/// The liveness settings: server pings and the idle limit.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Liveness {
+    pub(crate) ping_interval: Option<Duration>,
+    pub(crate) idle_timeout: Option<Duration>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_bucket_allows_a_burst_then_the_rate() {
+        let start = Instant::now();
+        let mut bucket = TokenBucket::new(RateLimit::per_second(2).burst(3));
+        bucket.refilled = start;
+        assert_eq!(
+            (0..4).map(|_| bucket.take(start)).collect::<Vec<_>>(),
+            [true, true, true, false]
+        );
+        assert!(
+            bucket.take(start + Duration::from_millis(500)),
+            "one token after half a second"
+        );
+        assert!(!bucket.take(start + Duration::from_millis(600)));
+    }
+
+    #[test]
+    fn slots_count_globally_and_per_address_and_free_on_drop() {
+        let limits = Arc::new(ConnectionLimits::new(Some(3), Some(2)));
+        let a1 = limits.acquire("a").unwrap();
+        let _a2 = limits.acquire("a").unwrap();
+        assert_eq!(limits.acquire("a").unwrap_err(), Full::Address);
+        let _b = limits.acquire("b").unwrap();
+        assert_eq!(limits.acquire("c").unwrap_err(), Full::Server);
+        drop(a1);
+        assert!(limits.acquire("a").is_ok());
+    }
+}
