@@ -23,11 +23,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             Ok(())
         })
     });
-    let addr = std::env::args()
-        .nth(1)
-        .or_else(|| std::env::var("WS_ADDR").ok());
-    let listener =
-        tokio::net::TcpListener::bind(addr.as_deref().unwrap_or("127.0.0.1:8080")).await?;
+    let addr = std::env::args().nth(1).or_else(|| std::env::var("WS_ADDR").ok());
+    let listener = tokio::net::TcpListener::bind(addr.as_deref().unwrap_or("127.0.0.1:8080")).await?;
     println!("listening on ws://{}", listener.local_addr()?);
     server.serve(listener).await?;
     Ok(())

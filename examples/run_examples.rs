@@ -75,9 +75,7 @@ fn user_events_client_gets_the_seed_reply_from_the_server() {
     client.args(["--client", &addr]);
     let out = output_within(client, Duration::from_secs(20));
     assert!(
-        out.contains(
-            r#"received UserSignedUp { user_id: "user123", email: "updated@example.com" }"#
-        ),
+        out.contains(r#"received UserSignedUp { user_id: "user123", email: "updated@example.com" }"#),
         "client output:\n{out}"
     );
 }
@@ -96,13 +94,9 @@ fn echo_server_sends_every_message_back() {
     runtime.block_on(async {
         let exchange = async {
             let (mut tx, mut rx) = ws_channels::connect(&addr, &ProbeParams::new()).await?;
-            let probe = Probe {
-                hello: "world".into(),
-            };
+            let probe = Probe { hello: "world".into() };
             tx.send(&probe).await?;
-            let echoed = futures_util::StreamExt::next(&mut rx)
-                .await
-                .expect("an echo")?;
+            let echoed = futures_util::StreamExt::next(&mut rx).await.expect("an echo")?;
             assert_eq!(echoed, probe);
             Ok::<_, ws_channels::Error>(())
         };

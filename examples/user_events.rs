@@ -37,9 +37,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
     match args.next() {
         Some(flag) if flag == "--client" => {
-            let base = args
-                .next()
-                .unwrap_or_else(|| "ws://127.0.0.1:8080".to_owned());
+            let base = args.next().unwrap_or_else(|| "ws://127.0.0.1:8080".to_owned());
             client(&base).await
         }
         addr => server(addr.or_else(|| std::env::var("WS_ADDR").ok())).await,
@@ -63,8 +61,7 @@ async fn server(addr: Option<String>) -> Result<(), Box<dyn std::error::Error>> 
                 Ok(())
             })
     });
-    let listener =
-        tokio::net::TcpListener::bind(addr.as_deref().unwrap_or("127.0.0.1:8080")).await?;
+    let listener = tokio::net::TcpListener::bind(addr.as_deref().unwrap_or("127.0.0.1:8080")).await?;
     println!("listening on ws://{}", listener.local_addr()?);
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;

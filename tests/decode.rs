@@ -19,11 +19,7 @@ enum Event {
 fn event() -> impl Strategy<Value = Event> {
     prop_oneof![
         ".{0,12}".prop_map(|user| Event::Joined { user }),
-        (".{0,12}", ".{0,40}", any::<u64>()).prop_map(|(user, text, ts)| Event::Said {
-            user,
-            text,
-            ts
-        }),
+        (".{0,12}", ".{0,40}", any::<u64>()).prop_map(|(user, text, ts)| Event::Said { user, text, ts }),
     ]
 }
 
@@ -35,11 +31,10 @@ fn frame() -> impl Strategy<Value = (Message, bool)> {
             true
         )),
         ".{0,64}".prop_map(|s| (Message::text(s), false)),
-        r#"\{"type":"(joined|said|left)"(,"(user|text|ts)":("[a-z]{0,4}"|[0-9]{1,3}|null)){0,3}\}"#
-            .prop_map(|s| {
-                let valid = serde_json::from_str::<Event>(&s).is_ok();
-                (Message::text(s), valid)
-            }),
+        r#"\{"type":"(joined|said|left)"(,"(user|text|ts)":("[a-z]{0,4}"|[0-9]{1,3}|null)){0,3}\}"#.prop_map(|s| {
+            let valid = serde_json::from_str::<Event>(&s).is_ok();
+            (Message::text(s), valid)
+        }),
         prop::collection::vec(any::<u8>(), 0..64).prop_map(|b| (Message::binary(b), false)),
     ]
 }

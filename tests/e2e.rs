@@ -12,13 +12,8 @@ use futures_util::{SinkExt, StreamExt};
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 use ws_channels::tungstenite::Message;
-use ws_channels::{
-    CloseCode, Error, ErrorReply, Params, Reject, Server, Validate, ValidationError, channel,
-    connect,
-};
-use ws_channels_tests::{
-    TestServer, handshake_status, next_text, raw_connect, raw_http, read_until_close, within,
-};
+use ws_channels::{CloseCode, Error, ErrorReply, Params, Reject, Server, Validate, ValidationError, channel, connect};
+use ws_channels_tests::{TestServer, handshake_status, next_text, raw_connect, raw_http, read_until_close, within};
 
 /// Seed 000's message: camelCase JSON, no envelope.
 #[channel("user/events/<userId>")]
@@ -47,9 +42,7 @@ fn user_service() -> Server {
 async fn seed_000_publish_register_reply_subscribe() {
     let server = TestServer::start(user_service()).await;
     let params = UserSignedUpParams::new("user123");
-    let (mut tx, mut rx) = within("connect", connect(&server.base(), &params))
-        .await
-        .unwrap();
+    let (mut tx, mut rx) = within("connect", connect(&server.base(), &params)).await.unwrap();
     tx.send(&UserSignedUp {
         user_id: "user123".into(),
         email: "user@example.com".into(),
@@ -71,9 +64,7 @@ async fn the_wire_format_is_exactly_the_seed_payload() {
     let server = TestServer::start(user_service()).await;
     let mut socket = raw_connect(&server, "/user/events/user123").await;
     socket
-        .send(Message::text(
-            r#"{"userId":"user123","email":"user@example.com"}"#,
-        ))
+        .send(Message::text(r#"{"userId":"user123","email":"user@example.com"}"#))
         .await
         .unwrap();
     assert_eq!(
@@ -117,10 +108,7 @@ async fn two_parameters_are_extracted_in_order() {
     let seen = within("on_connect", seen_rx.recv()).await.unwrap();
     assert_eq!(seen, UserEventParams::new("123", "signup"));
     tx.send(&UserEvent { note: "hi".into() }).await.unwrap();
-    assert_eq!(
-        within("reply", rx.next()).await.unwrap().unwrap().note,
-        "123:signup"
-    );
+    assert_eq!(within("reply", rx.next()).await.unwrap().unwrap().note, "123:signup");
 }
 
 #[tokio::test]
@@ -137,16 +125,9 @@ async fn percent_encoded_parameters_are_decoded() {
     }))
     .await;
     let params = UserEventParams::new("Jörg K/1", "50%?#");
-    assert_eq!(
-        params.to_string(),
-        "user/events/J%C3%B6rg%20K%2F1/50%25%3F%23"
-    );
+    assert_eq!(params.to_string(), "user/events/J%C3%B6rg%20K%2F1/50%25%3F%23");
     let (mut tx, mut rx) = connect(&server.base(), &params).await.unwrap();
-    tx.send(&UserEvent {
-        note: String::new(),
-    })
-    .await
-    .unwrap();
+    tx.send(&UserEvent { note: String::new() }).await.unwrap();
     assert_eq!(
         within("reply", rx.next()).await.unwrap().unwrap().note,
         "Jörg K/1|50%?#"
@@ -172,12 +153,7 @@ async fn unknown_paths_get_404_and_bad_parameters_400_before_the_upgrade() {
     assert_eq!(handshake_status(&server, "/counters/%FF").await, 400);
     assert_eq!(handshake_status(&server, "/counters/7").await, 101);
     // The typed client sees a refusal as a typed error.
-    match connect(
-        &format!("{}/nowhere", server.base()),
-        &UserSignedUpParams::new("u"),
-    )
-    .await
-    {
+    match connect(&format!("{}/nowhere", server.base()), &UserSignedUpParams::new("u")).await {
         Err(Error::Rejected { status: 404, .. }) => {}
         other => panic!("expected a 404 rejection, got {:?}", other.map(|_| ())),
     }
@@ -186,27 +162,17 @@ async fn unknown_paths_get_404_and_bad_parameters_400_before_the_upgrade() {
 #[tokio::test]
 async fn plain_http_is_told_to_upgrade_and_garbage_is_a_bad_request() {
     let server = TestServer::start(user_service()).await;
-    let (status, response) = raw_http(
-        server.addr,
-        "GET /user/events/u HTTP/1.1\r\nHost: x\r\n\r\n",
-    )
-    .await;
+    let (status, response) = raw_http(server.addr, "GET /user/events/u HTTP/1.1\r\nHost: x\r\n\r\n").await;
     assert_eq!(status, 426, "{response}");
     assert!(response.to_ascii_lowercase().contains("upgrade: websocket"));
-    let (status, _) = raw_http(
-        server.addr,
-        "POST /user/events/u HTTP/1.1\r\nHost: x\r\n\r\n",
-    )
-    .await;
+    let (status, _) = raw_http(server.addr, "POST /user/events/u HTTP/1.1\r\nHost: x\r\n\r\n").await;
     assert_eq!(status, 405);
     let (status, _) = raw_http(server.addr, "GET /elsewhere HTTP/1.1\r\nHost: x\r\n\r\n").await;
     assert_eq!(status, 404);
     let (status, _) = raw_http(server.addr, "\u{1}\u{2} garbage\r\n\r\n").await;
     assert_eq!(status, 400);
     // The server is still fine.
-    let (mut tx, mut rx) = connect(&server.base(), &UserSignedUpParams::new("u"))
-        .await
-        .unwrap();
+    let (mut tx, mut rx) = connect(&server.base(), &UserSignedUpParams::new("u")).await.unwrap();
     tx.send(&UserSignedUp {
         user_id: "u".into(),
         email: "e".into(),
@@ -238,9 +204,7 @@ fn guarded_service() -> Server<&'static str> {
             if user != hs.params().user_id {
                 return Err(Reject::forbidden("not your address"));
             }
-            Ok(User {
-                name: user.to_owned(),
-            })
+            Ok(User { name: user.to_owned() })
         })
         .on_message(|conn, msg| async move {
             conn.send(&UserSignedUp {
@@ -257,10 +221,7 @@ fn guarded_service() -> Server<&'static str> {
 async fn on_connect_refuses_with_401_or_403_and_its_data_reaches_handlers() {
     let server = TestServer::start(guarded_service()).await;
     assert_eq!(handshake_status(&server, "/user/events/ann").await, 401);
-    assert_eq!(
-        handshake_status(&server, "/user/events/ann?token=ann:wrong").await,
-        401
-    );
+    assert_eq!(handshake_status(&server, "/user/events/ann?token=ann:wrong").await, 401);
     assert_eq!(
         handshake_status(&server, "/user/events/ann?token=bob:s3cret").await,
         403
@@ -270,10 +231,7 @@ async fn on_connect_refuses_with_401_or_403_and_its_data_reaches_handlers() {
         .send(Message::text(r#"{"userId":"x","email":"e@x"}"#))
         .await
         .unwrap();
-    assert_eq!(
-        next_text(&mut socket).await,
-        r#"{"userId":"ann","email":"e@x"}"#
-    );
+    assert_eq!(next_text(&mut socket).await, r#"{"userId":"ann","email":"e@x"}"#);
     match connect(&server.base(), &UserSignedUpParams::new("ann")).await {
         Err(Error::Rejected { status: 401, body }) => assert_eq!(body, "missing token"),
         other => panic!("expected 401, got {:?}", other.map(|_| ())),
@@ -310,11 +268,7 @@ fn echo_service(observed: Arc<Observed>) -> Server<Arc<Observed>> {
             conn.state().errors.fetch_add(1, Ordering::SeqCst);
         })
         .on_close(|conn, info| async move {
-            conn.state()
-                .closes
-                .lock()
-                .unwrap()
-                .push((info.code, info.by_server));
+            conn.state().closes.lock().unwrap().push((info.code, info.by_server));
         })
     })
 }
@@ -334,10 +288,7 @@ async fn bad_input_closes_only_its_connection(frame: Message, code: CloseCode) -
         .send(Message::text(r#"{"type":"say","text":"still here"}"#))
         .await
         .unwrap();
-    assert_eq!(
-        next_text(&mut bystander).await,
-        r#"{"type":"say","text":"still here"}"#
-    );
+    assert_eq!(next_text(&mut bystander).await, r#"{"type":"say","text":"still here"}"#);
     within("on_close of the culprit", async {
         while observed.closes.lock().unwrap().is_empty() {
             tokio::time::sleep(std::time::Duration::from_millis(5)).await;
@@ -356,11 +307,7 @@ async fn malformed_json_closes_1007() {
 
 #[tokio::test]
 async fn a_wrong_shape_closes_1007() {
-    bad_input_closes_only_its_connection(
-        Message::text(r#"{"type":"shout","text":1}"#),
-        CloseCode::Invalid,
-    )
-    .await;
+    bad_input_closes_only_its_connection(Message::text(r#"{"type":"shout","text":1}"#), CloseCode::Invalid).await;
 }
 
 #[tokio::test]
@@ -370,14 +317,12 @@ async fn a_binary_frame_closes_1007() {
 
 #[tokio::test]
 async fn a_panicking_handler_closes_1011() {
-    bad_input_closes_only_its_connection(Message::text(r#"{"type":"panic"}"#), CloseCode::Error)
-        .await;
+    bad_input_closes_only_its_connection(Message::text(r#"{"type":"panic"}"#), CloseCode::Error).await;
 }
 
 #[tokio::test]
 async fn a_failing_handler_closes_1011() {
-    bad_input_closes_only_its_connection(Message::text(r#"{"type":"fail"}"#), CloseCode::Error)
-        .await;
+    bad_input_closes_only_its_connection(Message::text(r#"{"type":"fail"}"#), CloseCode::Error).await;
 }
 
 #[tokio::test]
@@ -413,31 +358,19 @@ async fn failed_validation_closes_1008_and_other_connections_go_on() {
     let server = TestServer::start(server).await;
     let mut bystander = raw_connect(&server, "/validated/r").await;
     let mut culprit = raw_connect(&server, "/validated/r").await;
-    culprit
-        .send(Message::text(r#"{"text":"  "}"#))
-        .await
-        .unwrap();
+    culprit.send(Message::text(r#"{"text":"  "}"#)).await.unwrap();
     let (_, close) = read_until_close(&mut culprit).await;
     let close = close.expect("a close frame");
     assert_eq!(close.code, CloseCode::Policy);
-    assert!(
-        close.reason.contains("`text`: must not be blank"),
-        "{}",
-        close.reason
-    );
-    bystander
-        .send(Message::text(r#"{"text":"ok"}"#))
-        .await
-        .unwrap();
+    assert!(close.reason.contains("`text`: must not be blank"), "{}", close.reason);
+    bystander.send(Message::text(r#"{"text":"ok"}"#)).await.unwrap();
     assert_eq!(next_text(&mut bystander).await, r#"{"text":"ok"}"#);
 }
 
 #[tokio::test]
 async fn validation_also_runs_before_sending() {
     let server = TestServer::start(Said::register(Server::new(), |h| h)).await;
-    let (mut tx, _rx) = connect(&server.base(), &SaidParams::new("r"))
-        .await
-        .unwrap();
+    let (mut tx, _rx) = connect(&server.base(), &SaidParams::new("r")).await.unwrap();
     match tx.send(&Said { text: " ".into() }).await {
         Err(Error::Validation { source, .. }) => assert_eq!(source.field_name(), Some("text")),
         other => panic!("expected a validation error, got {other:?}"),
@@ -541,9 +474,7 @@ async fn server_only_channels_push_and_refuse_client_frames() {
         })
     });
     let server = TestServer::start(server).await;
-    let (tx, mut rx) = connect(&server.base(), &NotificationParams::new(42))
-        .await
-        .unwrap();
+    let (tx, mut rx) = connect(&server.base(), &NotificationParams::new(42)).await.unwrap();
     assert_eq!(
         within("push", rx.next()).await.unwrap().unwrap(),
         Notification {
@@ -551,9 +482,7 @@ async fn server_only_channels_push_and_refuse_client_frames() {
         }
     );
     let mut raw = tx.into_inner();
-    raw.send(Message::text(r#"{"title":"from a client"}"#))
-        .await
-        .unwrap();
+    raw.send(Message::text(r#"{"title":"from a client"}"#)).await.unwrap();
     assert!(within("end", rx.next()).await.is_none());
     let close = rx.close_frame().expect("a close frame");
     assert_eq!(close.code, CloseCode::Invalid);
@@ -564,9 +493,7 @@ async fn server_only_channels_push_and_refuse_client_frames() {
 async fn the_client_closing_is_reported_to_on_close() {
     let observed = Arc::new(Observed::default());
     let server = TestServer::start(echo_service(observed.clone())).await;
-    let (mut tx, mut rx) = connect(&server.base(), &EchoParams::new("x"))
-        .await
-        .unwrap();
+    let (mut tx, mut rx) = connect(&server.base(), &EchoParams::new("x")).await.unwrap();
     tx.close_with(CloseCode::Normal, "bye").await.unwrap();
     assert!(within("end", rx.next()).await.is_none());
     within("on_close", async {
@@ -575,10 +502,7 @@ async fn the_client_closing_is_reported_to_on_close() {
         }
     })
     .await;
-    assert_eq!(
-        observed.closes.lock().unwrap()[0],
-        (CloseCode::Normal, false)
-    );
+    assert_eq!(observed.closes.lock().unwrap()[0], (CloseCode::Normal, false));
 }
 
 #[tokio::test]
@@ -602,10 +526,7 @@ async fn graceful_shutdown_sends_1001_to_every_connection() {
         let (_, close) = read_until_close(socket).await;
         assert_eq!(close.expect("a close frame").code, CloseCode::Away);
     }
-    within("the server to finish", serving)
-        .await
-        .unwrap()
-        .unwrap();
+    within("the server to finish", serving).await.unwrap().unwrap();
     // Nothing listens any more.
     assert!(tokio::net::TcpStream::connect(server.addr).await.is_err());
 }
@@ -700,9 +621,7 @@ fn recording_service(
     )
 }
 
-async fn wait_for_close(
-    closes: &std::sync::Mutex<Vec<ws_channels::CloseInfo>>,
-) -> ws_channels::CloseInfo {
+async fn wait_for_close(closes: &std::sync::Mutex<Vec<ws_channels::CloseInfo>>) -> ws_channels::CloseInfo {
     within("on_close", async {
         loop {
             if let Some(info) = closes.lock().unwrap().first() {
@@ -719,10 +638,7 @@ async fn a_peer_that_never_answers_the_close_is_dropped_after_the_close_timeout(
     let closes = Arc::default();
     let server = TestServer::start(recording_service(Arc::clone(&closes))).await;
     let mut socket = raw_connect(&server, "/echo/r").await;
-    socket
-        .send(Message::text(r#"{"type":"fail"}"#))
-        .await
-        .unwrap();
+    socket.send(Message::text(r#"{"type":"fail"}"#)).await.unwrap();
     // Read the close frame but never send the reply (stop reading).
     loop {
         match within("close frame", socket.next()).await {
@@ -777,10 +693,7 @@ async fn a_peer_vanishing_mid_message_is_an_abnormal_close_and_harms_no_one() {
         .send(Message::text(r#"{"type":"say","text":"x"}"#))
         .await
         .unwrap();
-    bystander
-        .send(Message::text(r#"{"type":"fail"}"#))
-        .await
-        .unwrap();
+    bystander.send(Message::text(r#"{"type":"fail"}"#)).await.unwrap();
     let (_, close) = read_until_close(&mut bystander).await;
     assert_eq!(close.unwrap().code, CloseCode::Normal);
 }

@@ -25,6 +25,15 @@ pub async fn within<F: Future>(what: &str, future: F) -> F::Output {
     }
 }
 
+/// How a test server is served: the same registrations, two HTTP stacks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// `Server::serve_with_shutdown` on tokio-tungstenite.
+    Standalone,
+    /// `Server::into_router` merged into an axum `Router`, served by `axum::serve`.
+    Axum,
+}
+
 /// A server running on an ephemeral loopback port until shut down or dropped.
 pub struct TestServer {
     /// The bound address.
@@ -34,16 +43,33 @@ pub struct TestServer {
 }
 
 impl TestServer {
-    /// Binds `127.0.0.1:0` and serves `server` in the background.
+    /// Binds `127.0.0.1:0` and serves `server` standalone in the background.
     pub async fn start<S: Send + Sync + 'static>(server: Server<S>) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind loopback");
+        Self::start_on(Backend::Standalone, server).await
+    }
+
+    /// Binds `127.0.0.1:0` and serves `server` on `backend` in the background.
+    pub async fn start_on<S: Send + Sync + 'static>(backend: Backend, server: Server<S>) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind loopback");
         let addr = listener.local_addr().expect("local addr");
         let (tx, rx) = oneshot::channel::<()>();
-        let task = tokio::spawn(server.serve_with_shutdown(listener, async {
-            let _ = rx.await;
-        }));
+        let task = match backend {
+            Backend::Standalone => tokio::spawn(server.serve_with_shutdown(listener, async {
+                let _ = rx.await;
+            })),
+            Backend::Axum => {
+                let handle = server.handle();
+                let app = axum::Router::new()
+                    .route("/health", axum::routing::get(|| async { "ok" }))
+                    .merge(server.into_router());
+                let serving = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+                    .with_graceful_shutdown(async move {
+                        let _ = rx.await;
+                        handle.shutdown().await;
+                    });
+                tokio::spawn(async move { serving.await.map_err(Error::from) })
+            }
+        };
         Self {
             addr,
             shutdown: Some(tx),
@@ -61,9 +87,7 @@ impl TestServer {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
-        self.task
-            .take()
-            .expect("the server task is only taken once")
+        self.task.take().expect("the server task is only taken once")
     }
 }
 
@@ -101,9 +125,7 @@ pub async fn handshake_status(server: &TestServer, path: &str) -> u16 {
 pub async fn raw_http(addr: SocketAddr, request: &str) -> (u16, String) {
     within("raw http", async {
         let mut tcp = TcpStream::connect(addr).await.expect("connect");
-        tcp.write_all(request.as_bytes())
-            .await
-            .expect("write request");
+        tcp.write_all(request.as_bytes()).await.expect("write request");
         let mut response = Vec::new();
         tcp.read_to_end(&mut response).await.expect("read response");
         let response = String::from_utf8_lossy(&response).into_owned();

@@ -92,9 +92,7 @@ impl Model {
                 .on_invalid
                 .and_then(|(policy, ident)| (policy == OnInvalid::Reply).then_some(ident)),
             on_lag: args.on_lag,
-            krate: args
-                .krate
-                .unwrap_or_else(|| syn::parse_quote!(::ws_channels)),
+            krate: args.krate.unwrap_or_else(|| syn::parse_quote!(::ws_channels)),
         })
     }
 
@@ -108,10 +106,7 @@ fn param(cx: &Ctxt, template: &LitStr, name: &str, ty: Option<&str>) -> Option<P
     let field = match syn::parse_str::<Ident>(&snake) {
         Ok(_) => Ident::new(&snake, template.span()),
         Err(_) if matches!(snake.as_str(), "self" | "super" | "crate" | "_") => {
-            cx.error_spanned_by(
-                template,
-                format!("parameter name `{name}` cannot be a field name"),
-            );
+            cx.error_spanned_by(template, format!("parameter name `{name}` cannot be a field name"));
             return None;
         }
         // A keyword such as `type` becomes the raw identifier `r#type`.
@@ -119,18 +114,15 @@ fn param(cx: &Ctxt, template: &LitStr, name: &str, ty: Option<&str>) -> Option<P
     };
     let parsed = match ty {
         None => syn::parse_quote_spanned!(template.span()=> ::std::string::String),
-        Some(ty) => match syn::parse_str::<TokenStream>(ty)
-            .and_then(|t| syn::parse2::<Type>(respan(t, template.span())))
-        {
-            Ok(ty) => ty,
-            Err(_) => {
-                cx.error_spanned_by(
-                    template,
-                    format!("`{ty}` is not a Rust type (parameter `{name}`)"),
-                );
-                return None;
+        Some(ty) => {
+            match syn::parse_str::<TokenStream>(ty).and_then(|t| syn::parse2::<Type>(respan(t, template.span()))) {
+                Ok(ty) => ty,
+                Err(_) => {
+                    cx.error_spanned_by(template, format!("`{ty}` is not a Rust type (parameter `{name}`)"));
+                    return None;
+                }
             }
-        },
+        }
     };
     Some(Param {
         name: name.to_owned(),
@@ -147,8 +139,7 @@ fn respan(tokens: TokenStream, span: Span) -> TokenStream {
         .into_iter()
         .map(|mut token| {
             if let TokenTree::Group(group) = &token {
-                let mut inner =
-                    proc_macro2::Group::new(group.delimiter(), respan(group.stream(), span));
+                let mut inner = proc_macro2::Group::new(group.delimiter(), respan(group.stream(), span));
                 inner.set_span(span);
                 token = TokenTree::Group(inner);
             } else {

@@ -77,27 +77,11 @@ fn parse_args(input: ParseStream<'_>, args: &mut Args, cx: &Ctxt) -> syn::Result
         let name = key.to_string();
         match name.as_str() {
             "server" => {
-                let ty = expect_value(
-                    input,
-                    &key,
-                    has_value,
-                    "a type: `server = ChatEvent`",
-                    |i| i.parse(),
-                )?;
+                let ty = expect_value(input, &key, has_value, "a type: `server = ChatEvent`", |i| i.parse())?;
                 set(cx, &key, &mut args.server, ty);
             }
-            "server_only" => set(
-                cx,
-                &key,
-                &mut args.server_only,
-                flag(cx, input, &key, has_value)?,
-            ),
-            "validate" => set(
-                cx,
-                &key,
-                &mut args.validate,
-                flag(cx, input, &key, has_value)?,
-            ),
+            "server_only" => set(cx, &key, &mut args.server_only, flag(cx, input, &key, has_value)?),
+            "validate" => set(cx, &key, &mut args.validate, flag(cx, input, &key, has_value)?),
             "on_invalid" => {
                 let value: Option<Ident> = expect_value(
                     input,
@@ -112,9 +96,7 @@ fn parse_args(input: ParseStream<'_>, args: &mut Args, cx: &Ctxt) -> syn::Result
                     other => {
                         cx.error_spanned_by(
                             &v,
-                            format!(
-                                "unknown `on_invalid` policy `{other}`, expected `close` or `reply`"
-                            ),
+                            format!("unknown `on_invalid` policy `{other}`, expected `close` or `reply`"),
                         );
                         None
                     }
@@ -134,7 +116,9 @@ fn parse_args(input: ParseStream<'_>, args: &mut Args, cx: &Ctxt) -> syn::Result
                     if !known {
                         cx.error_spanned_by(
                             v,
-                            format!("unknown `on_lag` policy `{v}`, expected `disconnect`, `drop_oldest` or `drop_new`"),
+                            format!(
+                                "unknown `on_lag` policy `{v}`, expected `disconnect`, `drop_oldest` or `drop_new`"
+                            ),
                         );
                     }
                     known
@@ -142,13 +126,9 @@ fn parse_args(input: ParseStream<'_>, args: &mut Args, cx: &Ctxt) -> syn::Result
                 set(cx, &key, &mut args.on_lag, policy);
             }
             "name" => {
-                let lit = expect_value(
-                    input,
-                    &key,
-                    has_value,
-                    "a string: `name = \"userEvents\"`",
-                    |i| i.parse(),
-                )?;
+                let lit = expect_value(input, &key, has_value, "a string: `name = \"userEvents\"`", |i| {
+                    i.parse()
+                })?;
                 set(cx, &key, &mut args.name, lit);
             }
             "crate" => {
@@ -179,11 +159,7 @@ fn parse_args(input: ParseStream<'_>, args: &mut Args, cx: &Ctxt) -> syn::Result
                     &key,
                     format!(
                         "unknown `channel` argument `{name}`, expected one of: {}",
-                        KNOWN
-                            .iter()
-                            .map(|k| format!("`{k}`"))
-                            .collect::<Vec<_>>()
-                            .join(", ")
+                        KNOWN.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ")
                     ),
                 );
                 skip_value(input, has_value)?;
@@ -204,12 +180,7 @@ fn set<T>(cx: &Ctxt, key: &Ident, slot: &mut Option<T>, value: Option<T>) {
 }
 
 /// A flag takes no value; one given anyway is reported and skipped.
-fn flag(
-    cx: &Ctxt,
-    input: ParseStream<'_>,
-    key: &Ident,
-    has_value: bool,
-) -> syn::Result<Option<Ident>> {
+fn flag(cx: &Ctxt, input: ParseStream<'_>, key: &Ident, has_value: bool) -> syn::Result<Option<Ident>> {
     if has_value {
         cx.error_spanned_by(key, format!("`{key}` takes no value: write `{key}` alone"));
         skip_value(input, true)?;
@@ -225,10 +196,7 @@ fn expect_value<T>(
     parse: impl FnOnce(ParseStream<'_>) -> syn::Result<T>,
 ) -> syn::Result<Option<T>> {
     if !has_value {
-        return Err(syn::Error::new(
-            key.span(),
-            format!("`{key}` expects {expected}"),
-        ));
+        return Err(syn::Error::new(key.span(), format!("`{key}` expects {expected}")));
     }
     parse(input)
         .map(Some)

@@ -13,9 +13,7 @@ pub(crate) struct Ctxt {
 impl Ctxt {
     /// An error spanning `tokens` (from its first to its last token).
     pub(crate) fn error_spanned_by<T: ToTokens, M: Display>(&self, tokens: T, message: M) {
-        self.errors
-            .borrow_mut()
-            .push(syn::Error::new_spanned(tokens, message));
+        self.errors.borrow_mut().push(syn::Error::new_spanned(tokens, message));
     }
 
     pub(crate) fn syn_error(&self, error: syn::Error) {

@@ -114,9 +114,7 @@ fn render_params(model: &Model) -> TokenStream {
 
 fn render_params_impls(model: &Model) -> TokenStream {
     let Model {
-        ident,
-        params_ident,
-        ..
+        ident, params_ident, ..
     } = model;
     let address = model.address();
     let segments = model.segments.iter().map(|s| match s {
@@ -219,8 +217,7 @@ fn render_channel(model: &Model) -> TokenStream {
     });
     let on_invalid = model.reply_on_invalid.as_ref().map(|flag| {
         let reply_trait = quote!(__wsc::ErrorReply);
-        let reply =
-            quote_spanned!(flag.span()=> <Self::ServerMessage as #reply_trait>::error_reply(error));
+        let reply = quote_spanned!(flag.span()=> <Self::ServerMessage as #reply_trait>::error_reply(error));
         quote! {
             fn on_invalid(error: &__wsc::Error) -> ::core::option::Option<Self::ServerMessage> {
                 ::core::option::Option::Some(#reply)

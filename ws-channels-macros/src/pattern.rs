@@ -34,11 +34,7 @@ pub(crate) fn parse(template: &str) -> Result<Vec<Segment>, Vec<String>> {
         }
     }
     check_duplicates(&segments, template, &mut errors);
-    if errors.is_empty() {
-        Ok(segments)
-    } else {
-        Err(errors)
-    }
+    if errors.is_empty() { Ok(segments) } else { Err(errors) }
 }
 
 fn parse_segment(raw: &str, template: &str) -> Result<Segment, String> {
@@ -65,9 +61,7 @@ fn parse_segment(raw: &str, template: &str) -> Result<Segment, String> {
         None => (inner.trim(), None),
     };
     if name.is_empty() {
-        return Err(format!(
-            "empty parameter name in segment `{raw}` of `{template}`"
-        ));
+        return Err(format!("empty parameter name in segment `{raw}` of `{template}`"));
     }
     if !is_identifier(name) {
         return Err(format!(
@@ -75,9 +69,7 @@ fn parse_segment(raw: &str, template: &str) -> Result<Segment, String> {
         ));
     }
     if ty == Some("") {
-        return Err(format!(
-            "missing type after `:` in segment `{raw}` of `{template}`"
-        ));
+        return Err(format!("missing type after `:` in segment `{raw}` of `{template}`"));
     }
     Ok(Segment::Param {
         name: name.to_owned(),
@@ -122,9 +114,7 @@ fn check_duplicates(segments: &[Segment], template: &str, errors: &mut Vec<Strin
 
 fn is_identifier(name: &str) -> bool {
     let mut chars = name.chars();
-    chars
-        .next()
-        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
         && name != "_"
 }
@@ -142,8 +132,7 @@ pub(crate) fn to_snake_case(name: &str) -> String {
             let prev = i.checked_sub(1).map(|p| chars[p]);
             let next = chars.get(i + 1);
             let boundary = prev.is_some_and(|p| p.is_ascii_lowercase() || p.is_ascii_digit())
-                || (prev.is_some_and(|p| p.is_ascii_uppercase())
-                    && next.is_some_and(|n| n.is_ascii_lowercase()));
+                || (prev.is_some_and(|p| p.is_ascii_uppercase()) && next.is_some_and(|n| n.is_ascii_lowercase()));
             if boundary && !out.ends_with('_') {
                 out.push('_');
             }
@@ -211,9 +200,7 @@ mod tests {
             parse("<a>/<a>").unwrap_err(),
             ["parameter `a` appears twice in `<a>/<a>`"]
         );
-        assert!(
-            parse("<userId>/<user_id>").unwrap_err()[0].contains("both become the field `user_id`")
-        );
+        assert!(parse("<userId>/<user_id>").unwrap_err()[0].contains("both become the field `user_id`"));
     }
 
     #[test]

@@ -9,11 +9,9 @@ use quote::quote;
 
 fn assert_snapshot(name: &str, args: TokenStream, item: TokenStream) {
     let expanded = crate::expand::channel(args, item);
-    let file: syn::File = syn::parse2(expanded)
-        .unwrap_or_else(|e| panic!("{name}: the expansion does not parse: {e}"));
+    let file: syn::File = syn::parse2(expanded).unwrap_or_else(|e| panic!("{name}: the expansion does not parse: {e}"));
     let pretty = prettyplease::unparse(&file);
-    let path =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("tests/expand/{name}.expanded.rs"));
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("tests/expand/{name}.expanded.rs"));
     if std::env::var_os("BLESS").is_some() {
         std::fs::write(&path, &pretty).expect("write snapshot");
         return;

@@ -144,15 +144,9 @@ pub trait Params: Debug + Display + Clone + Send + Sync + Sized + 'static {
     label = "used as a channel parameter type here",
     note = "parameters are parsed from the path with `FromStr` and formatted into it with `Display`; `String`, integers and most ID types qualify"
 )]
-pub trait ParamValue:
-    FromStr<Err: Display> + Display + Debug + Clone + Send + Sync + 'static
-{
-}
+pub trait ParamValue: FromStr<Err: Display> + Display + Debug + Clone + Send + Sync + 'static {}
 
-impl<T> ParamValue for T where
-    T: FromStr<Err: Display> + Display + Debug + Clone + Send + Sync + 'static
-{
-}
+impl<T> ParamValue for T where T: FromStr<Err: Display> + Display + Debug + Clone + Send + Sync + 'static {}
 
 /// The client message type of a server-only channel: it has no values, so nothing can be
 /// published, and a frame a client sends anyway fails to decode.

@@ -107,10 +107,7 @@ impl ValidationError {
     }
 
     /// A validation failure about one field of the message.
-    pub fn field(
-        field: impl Into<Cow<'static, str>>,
-        message: impl Into<Cow<'static, str>>,
-    ) -> Self {
+    pub fn field(field: impl Into<Cow<'static, str>>, message: impl Into<Cow<'static, str>>) -> Self {
         Self {
             field: Some(field.into()),
             message: message.into(),

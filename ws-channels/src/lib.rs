@@ -66,16 +66,14 @@ mod server;
 mod transport;
 mod validate;
 
-pub use channel::{
-    Channel, ClientSends, ErrorReply, LagPolicy, Message, NoMessage, ParamValue, Params, Shape,
-};
+pub use channel::{Channel, ClientSends, ErrorReply, LagPolicy, Message, NoMessage, ParamValue, Params, Shape};
 pub use client::{ClientSocket, Publisher, Subscription, connect, publish, subscribe};
 pub use error::{BoxError, Error, HandlerResult, ParamError, ValidationError};
 pub use hub::{Hub, IntoTopic, Metrics, MetricsSnapshot, Topic};
 pub use pattern::{Segment, Template};
 pub use server::{
-    CloseInfo, Conn, ConnId, ExtractToken, Handler, Handshake, Lagged, RateLimit, RateLimitAction,
-    Reject, Server, TokenSource,
+    CloseInfo, Conn, ConnId, ExtractToken, Handler, Handshake, Lagged, RateLimit, RateLimitAction, Reject, Server,
+    ServerHandle, TokenSource,
 };
 pub use transport::{MessageSink, MessageStream};
 pub use validate::Validate;
@@ -94,9 +92,7 @@ pub use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 pub mod __private {
     use std::fmt;
 
-    pub use crate::channel::{
-        Channel, ClientSends, ErrorReply, LagPolicy, NoMessage, ParamValue, Params, Shape,
-    };
+    pub use crate::channel::{Channel, ClientSends, ErrorReply, LagPolicy, NoMessage, ParamValue, Params, Shape};
     pub use crate::client::{Subscription, publish, subscribe};
     pub use crate::error::{Error, ParamError, ValidationError};
     pub use crate::pattern::{Segment, Template};
@@ -140,10 +136,7 @@ pub mod __private {
     }
 
     /// The generated `register`: build a handler, attach it.
-    pub fn register<C, S, D>(
-        server: Server<S>,
-        configure: impl FnOnce(Handler<C, S>) -> Handler<C, S, D>,
-    ) -> Server<S>
+    pub fn register<C, S, D>(server: Server<S>, configure: impl FnOnce(Handler<C, S>) -> Handler<C, S, D>) -> Server<S>
     where
         C: Channel,
         S: Send + Sync + 'static,

@@ -11,11 +11,7 @@ use crate::error::ParamError;
 
 /// Everything but RFC 3986 unreserved characters is encoded in a parameter value, so any value
 /// (including `/`, `?`, `#`, `%` and spaces) survives a round trip through a path segment.
-const PARAM_VALUE: &AsciiSet = &NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'.')
-    .remove(b'_')
-    .remove(b'~');
+const PARAM_VALUE: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
 
 /// One `/`-separated part of an address template.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -137,11 +133,7 @@ impl Template {
 }
 
 /// Decodes one matched path segment. Values come from routers too, so this is shared.
-pub(crate) fn decode_value(
-    template: &'static str,
-    name: &'static str,
-    raw: &str,
-) -> Result<String, ParamError> {
+pub(crate) fn decode_value(template: &'static str, name: &'static str, raw: &str) -> Result<String, ParamError> {
     percent_decode_str(raw)
         .decode_utf8()
         .map(Cow::into_owned)
@@ -170,18 +162,9 @@ mod tests {
 
     #[test]
     fn matches_and_extracts_in_order() {
-        assert_eq!(
-            TWO.match_path("/user/events/123/signup").unwrap(),
-            ["123", "signup"]
-        );
-        assert_eq!(
-            TWO.match_path("user/events/123/signup").unwrap(),
-            ["123", "signup"]
-        );
-        assert_eq!(
-            TWO.param_names().collect::<Vec<_>>(),
-            ["userId", "eventType"]
-        );
+        assert_eq!(TWO.match_path("/user/events/123/signup").unwrap(), ["123", "signup"]);
+        assert_eq!(TWO.match_path("user/events/123/signup").unwrap(), ["123", "signup"]);
+        assert_eq!(TWO.param_names().collect::<Vec<_>>(), ["userId", "eventType"]);
     }
 
     #[test]
@@ -227,10 +210,7 @@ mod tests {
         ));
         assert!(matches!(
             TWO.format(&["x"]),
-            Err(ParamError::Missing {
-                name: "eventType",
-                ..
-            })
+            Err(ParamError::Missing { name: "eventType", .. })
         ));
     }
 

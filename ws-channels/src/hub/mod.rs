@@ -140,15 +140,8 @@ struct Member {
 
 impl fmt::Debug for Hub {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let topics = self
-            .inner
-            .topics
-            .read()
-            .map(|t| t.len())
-            .unwrap_or_default();
-        f.debug_struct("Hub")
-            .field("topics", &topics)
-            .finish_non_exhaustive()
+        let topics = self.inner.topics.read().map(|t| t.len()).unwrap_or_default();
+        f.debug_struct("Hub").field("topics", &topics).finish_non_exhaustive()
     }
 }
 
@@ -178,34 +171,19 @@ impl Hub {
     }
 
     /// Sends `message` to one connection of channel `C`; `false` when no such connection is open.
-    pub async fn send<C: Channel>(
-        &self,
-        to: ConnId,
-        message: &C::ServerMessage,
-    ) -> Result<bool, Error> {
+    pub async fn send<C: Channel>(&self, to: ConnId, message: &C::ServerMessage) -> Result<bool, Error> {
         let frame = encode::<C>(message)?;
         let peer = {
-            let peers = self
-                .inner
-                .peers
-                .read()
-                .unwrap_or_else(PoisonError::into_inner);
+            let peers = self.inner.peers.read().unwrap_or_else(PoisonError::into_inner);
             peers.get(&to).map(|member| member.peer.clone())
         };
-        Ok(peer
-            .is_some_and(|peer| peer.channel == TypeId::of::<C>() && delivered(peer.push(frame))))
+        Ok(peer.is_some_and(|peer| peer.channel == TypeId::of::<C>() && delivered(peer.push(frame))))
     }
 
     /// How many connections are subscribed to `topic`.
     pub fn subscribers<C: Channel>(&self, topic: impl IntoTopic<C>) -> usize {
-        let topics = self
-            .inner
-            .topics
-            .read()
-            .unwrap_or_else(PoisonError::into_inner);
-        topics
-            .get(&topic.into_topic().key())
-            .map_or(0, HashMap::len)
+        let topics = self.inner.topics.read().unwrap_or_else(PoisonError::into_inner);
+        topics.get(&topic.into_topic().key()).map_or(0, HashMap::len)
     }
 
     /// The server's counters.
@@ -220,11 +198,7 @@ impl Hub {
     }
 
     fn fan_out(&self, key: &TopicKey, frame: &WsMessage, except: Option<ConnId>) -> usize {
-        let topics = self
-            .inner
-            .topics
-            .read()
-            .unwrap_or_else(PoisonError::into_inner);
+        let topics = self.inner.topics.read().unwrap_or_else(PoisonError::into_inner);
         let Some(members) = topics.get(key) else {
             return 0;
         };
@@ -237,11 +211,7 @@ impl Hub {
 
     /// Registers a connection (for sends by id).
     pub(crate) fn attach(&self, peer: Arc<Peer>) {
-        let mut peers = self
-            .inner
-            .peers
-            .write()
-            .unwrap_or_else(PoisonError::into_inner);
+        let mut peers = self.inner.peers.write().unwrap_or_else(PoisonError::into_inner);
         peers.insert(
             peer.id,
             Member {
@@ -253,11 +223,7 @@ impl Hub {
 
     /// Subscribes a connection to a topic; `false` if it already was.
     pub(crate) fn join(&self, peer: &Arc<Peer>, key: TopicKey) -> bool {
-        let mut peers = self
-            .inner
-            .peers
-            .write()
-            .unwrap_or_else(PoisonError::into_inner);
+        let mut peers = self.inner.peers.write().unwrap_or_else(PoisonError::into_inner);
         let Some(Member { topics: joined, .. }) = peers.get_mut(&peer.id) else {
             return false;
         };
@@ -265,22 +231,14 @@ impl Hub {
             return false;
         }
         joined.push(key.clone());
-        let mut topics = self
-            .inner
-            .topics
-            .write()
-            .unwrap_or_else(PoisonError::into_inner);
+        let mut topics = self.inner.topics.write().unwrap_or_else(PoisonError::into_inner);
         topics.entry(key).or_default().insert(peer.id, peer.clone());
         true
     }
 
     /// Unsubscribes a connection from a topic; `false` if it was not subscribed.
     pub(crate) fn leave(&self, id: ConnId, key: &TopicKey) -> bool {
-        let mut peers = self
-            .inner
-            .peers
-            .write()
-            .unwrap_or_else(PoisonError::into_inner);
+        let mut peers = self.inner.peers.write().unwrap_or_else(PoisonError::into_inner);
         let Some(Member { topics: joined, .. }) = peers.get_mut(&id) else {
             return false;
         };
@@ -296,11 +254,7 @@ impl Hub {
     /// Forgets a connection and every subscription it had.
     pub(crate) fn detach(&self, id: ConnId) {
         let removed = {
-            let mut peers = self
-                .inner
-                .peers
-                .write()
-                .unwrap_or_else(PoisonError::into_inner);
+            let mut peers = self.inner.peers.write().unwrap_or_else(PoisonError::into_inner);
             peers.remove(&id)
         };
         if let Some(member) = removed {
@@ -311,11 +265,7 @@ impl Hub {
     }
 
     fn remove_member(&self, key: &TopicKey, id: ConnId) {
-        let mut topics = self
-            .inner
-            .topics
-            .write()
-            .unwrap_or_else(PoisonError::into_inner);
+        let mut topics = self.inner.topics.write().unwrap_or_else(PoisonError::into_inner);
         if let Some(members) = topics.get_mut(key) {
             members.remove(&id);
             if members.is_empty() {

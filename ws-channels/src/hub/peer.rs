@@ -102,9 +102,7 @@ impl Peer {
                 self.lag.notify_one();
             }
             Pushed::Disconnected => {
-                self.counters
-                    .lag_disconnects
-                    .fetch_add(1, Ordering::Relaxed);
+                self.counters.lag_disconnects.fetch_add(1, Ordering::Relaxed);
                 self.lagged.fetch_add(1, Ordering::Relaxed);
                 self.lag.notify_one();
                 self.request_close(CloseCode::Policy, "slow consumer: outbound queue full");
@@ -206,13 +204,7 @@ mod tests {
     use super::*;
 
     fn peer(capacity: usize, policy: LagPolicy) -> Peer {
-        Peer::new(
-            ConnId(1),
-            TypeId::of::<()>(),
-            capacity,
-            policy,
-            Arc::default(),
-        )
+        Peer::new(ConnId(1), TypeId::of::<()>(), capacity, policy, Arc::default())
     }
 
     fn queued(peer: &Peer) -> Vec<String> {
@@ -237,10 +229,7 @@ mod tests {
     fn drop_new_keeps_the_oldest() {
         let p = peer(2, LagPolicy::DropNew);
         let outcomes: Vec<_> = ["a", "b", "c"].map(|m| p.push(WsMessage::text(m))).into();
-        assert_eq!(
-            outcomes,
-            [Pushed::Queued, Pushed::Queued, Pushed::DroppedNew]
-        );
+        assert_eq!(outcomes, [Pushed::Queued, Pushed::Queued, Pushed::DroppedNew]);
         assert_eq!(queued(&p), ["a", "b"]);
     }
 

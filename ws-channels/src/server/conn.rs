@@ -29,6 +29,20 @@ use crate::hub::{self, Counters, Hub, IntoTopic, Peer, Pushed, Topic, TopicKey};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ConnId(pub(crate) u64);
 
+impl ConnId {
+    /// The id as a number (to send to a client, to log).
+    pub fn get(self) -> u64 {
+        self.0
+    }
+}
+
+impl From<u64> for ConnId {
+    /// An id as a client reported it back; sending to an id no connection has is a no-op.
+    fn from(id: u64) -> Self {
+        Self(id)
+    }
+}
+
 impl fmt::Display for ConnId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         self.0.fmt(f)
@@ -152,10 +166,9 @@ impl<C: Channel, S, D> Conn<C, S, D> {
     /// Subscribes this connection to another topic of its channel (another room, a named
     /// topic); `false` if it already was. Subscriptions end with the connection.
     pub fn join(&self, topic: impl IntoTopic<C>) -> bool {
-        self.inner.hub.join(
-            &self.inner.peer,
-            TopicKey::new::<C>(topic.into_topic().name()),
-        )
+        self.inner
+            .hub
+            .join(&self.inner.peer, TopicKey::new::<C>(topic.into_topic().name()))
     }
 
     /// Unsubscribes this connection from a topic; `false` if it was not subscribed. A
@@ -247,17 +260,13 @@ pub(crate) async fn run<C, S, D, IO>(
         }),
     };
     let (sink, stream) = socket.split();
-    let mut writer =
-        tokio::spawn(write_loop(sink, peer.clone(), counters.clone()).instrument(span.clone()));
+    let mut writer = tokio::spawn(write_loop(sink, peer.clone(), counters.clone()).instrument(span.clone()));
     let reader = Reader {
         handler,
         conn: conn.clone(),
         config: env.config,
     };
-    let info = reader
-        .read_loop(stream, env.shutdown)
-        .instrument(span.clone())
-        .await;
+    let info = reader.read_loop(stream, env.shutdown).instrument(span.clone()).await;
     if conn.is_closing() {
         // Let the writer deliver what is queued and the close frame (bounded: a peer that does
         // not read cannot hold the connection open).
@@ -298,11 +307,7 @@ where
         }
         counters.messages_out.fetch_add(written, Ordering::Relaxed);
     }
-    if sink
-        .send(WsMessage::Close(peer.close_frame()))
-        .await
-        .is_ok()
-    {
+    if sink.send(WsMessage::Close(peer.close_frame())).await.is_ok() {
         counters.messages_out.fetch_add(1, Ordering::Relaxed);
     }
 }
@@ -360,11 +365,7 @@ where
             if clocks.closing_deadline.is_none() && self.conn.is_closing() {
                 clocks.closing_deadline = Some(Instant::now() + self.config.close_timeout);
             }
-            let idle_deadline = self
-                .config
-                .liveness
-                .idle_timeout
-                .map(|idle| clocks.active + idle);
+            let idle_deadline = self.config.liveness.idle_timeout.map(|idle| clocks.active + idle);
             let open = clocks.closing_deadline.is_none();
             tokio::select! {
                 frame = stream.next() => match frame {
@@ -429,18 +430,11 @@ where
             return;
         }
         clocks.pinged = Some(Instant::now());
-        self.conn
-            .inner
-            .peer
-            .push_control(WsMessage::Ping(Bytes::new()));
+        self.conn.inner.peer.push_control(WsMessage::Ping(Bytes::new()));
     }
 
     /// Handles one frame; returns the peer's close frame when it is one.
-    async fn on_frame(
-        &self,
-        frame: WsMessage,
-        bucket: Option<&mut TokenBucket>,
-    ) -> Option<CloseFrame> {
+    async fn on_frame(&self, frame: WsMessage, bucket: Option<&mut TokenBucket>) -> Option<CloseFrame> {
         if self.conn.is_closing() {
             // Closing: the peer's messages are no longer dispatched, only its close reply counts.
             return match frame {
@@ -455,8 +449,7 @@ where
         }
         if let (WsMessage::Binary(bytes), Some(on_binary)) = (&frame, &self.handler.on_binary) {
             self.count_in();
-            self.run_handler(on_binary(self.conn.clone(), bytes.clone()))
-                .await;
+            self.run_handler(on_binary(self.conn.clone(), bytes.clone())).await;
             return None;
         }
         if let WsMessage::Text(text) = &frame {
@@ -474,8 +467,7 @@ where
             Ok(Inbound::Message(message)) => {
                 self.count_in();
                 if let Some(on_message) = &self.handler.on_message {
-                    self.run_handler(on_message(self.conn.clone(), message))
-                        .await;
+                    self.run_handler(on_message(self.conn.clone(), message)).await;
                 }
                 None
             }
@@ -511,11 +503,7 @@ where
             .rate_limited
             .fetch_add(1, Ordering::Relaxed);
         self.report(&Error::RateLimited);
-        let action = self
-            .config
-            .rate_limit
-            .map(|limit| limit.action())
-            .unwrap_or_default();
+        let action = self.config.rate_limit.map(|limit| limit.action()).unwrap_or_default();
         match action {
             RateLimitAction::Close => self.conn.close(CloseCode::Policy, "rate limit exceeded"),
             RateLimitAction::Reply => {
@@ -548,10 +536,7 @@ where
     }
 
     /// Runs a handler future; an error or a panic closes this connection with 1011.
-    async fn run_handler(
-        &self,
-        handler: futures_util::future::BoxFuture<'static, crate::HandlerResult>,
-    ) {
+    async fn run_handler(&self, handler: futures_util::future::BoxFuture<'static, crate::HandlerResult>) {
         let error = match AssertUnwindSafe(handler).catch_unwind().await {
             Ok(Ok(())) => return,
             Ok(Err(error)) => Error::Handler(error),
@@ -572,27 +557,18 @@ where
         };
         match &self.handler.on_lag {
             Some(on_lag) => {
-                if std::panic::catch_unwind(AssertUnwindSafe(|| on_lag(&self.conn, lagged)))
-                    .is_err()
-                {
+                if std::panic::catch_unwind(AssertUnwindSafe(|| on_lag(&self.conn, lagged))).is_err() {
                     tracing::warn!(channel = C::NAME, "on_lag panicked");
                 }
             }
-            None => tracing::debug!(
-                channel = C::NAME,
-                id = self.conn.id().0,
-                dropped,
-                "slow consumer"
-            ),
+            None => tracing::debug!(channel = C::NAME, id = self.conn.id().0, dropped, "slow consumer"),
         }
     }
 
     fn report(&self, error: &Error) {
         match &self.handler.on_error {
             Some(on_error) => {
-                if std::panic::catch_unwind(AssertUnwindSafe(|| on_error(&self.conn, error)))
-                    .is_err()
-                {
+                if std::panic::catch_unwind(AssertUnwindSafe(|| on_error(&self.conn, error))).is_err() {
                     tracing::warn!(channel = C::NAME, "on_error panicked");
                 }
             }

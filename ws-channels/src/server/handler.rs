@@ -15,21 +15,15 @@ use crate::error::{Error, HandlerResult};
 
 pub(crate) type ConnectFn<C, S, D> =
     Arc<dyn Fn(Handshake<C, S>) -> BoxFuture<'static, Result<D, Reject>> + Send + Sync>;
-pub(crate) type OpenFn<C, S, D> =
-    Arc<dyn Fn(Conn<C, S, D>) -> BoxFuture<'static, HandlerResult> + Send + Sync>;
-pub(crate) type MessageFn<C, S, D> = Arc<
-    dyn Fn(Conn<C, S, D>, <C as Channel>::ClientMessage) -> BoxFuture<'static, HandlerResult>
-        + Send
-        + Sync,
->;
-pub(crate) type CloseFn<C, S, D> =
-    Arc<dyn Fn(Conn<C, S, D>, CloseInfo) -> BoxFuture<'static, ()> + Send + Sync>;
+pub(crate) type OpenFn<C, S, D> = Arc<dyn Fn(Conn<C, S, D>) -> BoxFuture<'static, HandlerResult> + Send + Sync>;
+pub(crate) type MessageFn<C, S, D> =
+    Arc<dyn Fn(Conn<C, S, D>, <C as Channel>::ClientMessage) -> BoxFuture<'static, HandlerResult> + Send + Sync>;
+pub(crate) type CloseFn<C, S, D> = Arc<dyn Fn(Conn<C, S, D>, CloseInfo) -> BoxFuture<'static, ()> + Send + Sync>;
 pub(crate) type ErrorFn<C, S, D> = Arc<dyn Fn(&Conn<C, S, D>, &Error) + Send + Sync>;
 pub(crate) type BinaryFn<C, S, D> =
     Arc<dyn Fn(Conn<C, S, D>, Bytes) -> BoxFuture<'static, HandlerResult> + Send + Sync>;
 pub(crate) type LagFn<C, S, D> = Arc<dyn Fn(&Conn<C, S, D>, Lagged) + Send + Sync>;
-pub(crate) type AuthorizeFn<C, D> =
-    Arc<dyn Fn(&D, &<C as Channel>::Params) -> Result<(), Reject> + Send + Sync>;
+pub(crate) type AuthorizeFn<C, D> = Arc<dyn Fn(&D, &<C as Channel>::Params) -> Result<(), Reject> + Send + Sync>;
 
 /// The callbacks the server runs for one channel, in connection order:
 ///
@@ -89,10 +83,7 @@ impl<C: Channel, S: Send + Sync + 'static> Handler<C, S, ()> {
         Fut: Future<Output = Result<D, Reject>> + Send + 'static,
     {
         assert!(
-            self.on_open.is_none()
-                && self.on_message.is_none()
-                && self.on_close.is_none()
-                && self.on_error.is_none(),
+            self.on_open.is_none() && self.on_message.is_none() && self.on_close.is_none() && self.on_error.is_none(),
             "call `on_connect` before the other callbacks of the `{}` handler: they receive the data it returns",
             C::NAME
         );
@@ -137,11 +128,7 @@ impl<C: Channel, S: Send + Sync + 'static> Handler<C, S, ()> {
     ///         false => Err(Reject::forbidden("not your events")),
     ///     });
     /// ```
-    pub fn authenticate<D, F, Fut>(
-        self,
-        sources: impl IntoIterator<Item = TokenSource>,
-        verify: F,
-    ) -> Handler<C, S, D>
+    pub fn authenticate<D, F, Fut>(self, sources: impl IntoIterator<Item = TokenSource>, verify: F) -> Handler<C, S, D>
     where
         D: Send + Sync + 'static,
         F: Fn(String, Handshake<C, S>) -> Fut + Send + Sync + 'static,
@@ -150,9 +137,7 @@ impl<C: Channel, S: Send + Sync + 'static> Handler<C, S, ()> {
         let sources: Vec<TokenSource> = sources.into_iter().collect();
         self.on_connect(move |handshake| match handshake.token(&sources) {
             Some(token) => Either::Left(verify(token, handshake)),
-            None => Either::Right(std::future::ready(Err(Reject::unauthorized(
-                "missing credentials",
-            )))),
+            None => Either::Right(std::future::ready(Err(Reject::unauthorized("missing credentials")))),
         })
     }
 }
@@ -192,9 +177,7 @@ impl<C: Channel, S: Send + Sync + 'static, D: Send + Sync + 'static> Handler<C, 
         F: Fn(Conn<C, S, D>, C::ClientMessage) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = HandlerResult> + Send + 'static,
     {
-        self.on_message = Some(Arc::new(move |conn, message| {
-            Box::pin(on_message(conn, message))
-        }));
+        self.on_message = Some(Arc::new(move |conn, message| Box::pin(on_message(conn, message))));
         self
     }
 
@@ -205,9 +188,7 @@ impl<C: Channel, S: Send + Sync + 'static, D: Send + Sync + 'static> Handler<C, 
         F: Fn(Conn<C, S, D>, Bytes) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = HandlerResult> + Send + 'static,
     {
-        self.on_binary = Some(Arc::new(move |conn, bytes| {
-            Box::pin(on_binary(conn, bytes))
-        }));
+        self.on_binary = Some(Arc::new(move |conn, bytes| Box::pin(on_binary(conn, bytes))));
         self
     }
 

@@ -88,9 +88,7 @@ impl<C: Channel, S> Handshake<C, S> {
 
     /// The first credential found in `sources`, tried in order.
     pub fn token(&self, sources: &[TokenSource]) -> Option<String> {
-        sources
-            .iter()
-            .find_map(|source| source.extract(&self.request))
+        sources.iter().find_map(|source| source.extract(&self.request))
     }
 
     /// The server's shared state.
@@ -132,9 +130,7 @@ pub type ExtractToken = Arc<dyn Fn(&http::request::Parts) -> Option<String> + Se
 
 impl TokenSource {
     /// A custom extraction.
-    pub fn custom(
-        extract: impl Fn(&http::request::Parts) -> Option<String> + Send + Sync + 'static,
-    ) -> Self {
+    pub fn custom(extract: impl Fn(&http::request::Parts) -> Option<String> + Send + Sync + 'static) -> Self {
         Self::Custom(Arc::new(extract))
     }
 
@@ -252,9 +248,7 @@ pub(crate) struct RequestHead {
 }
 
 /// Reads the request head. `Ok(None)`: the peer left before sending one.
-pub(crate) async fn read_request_head<IO: AsyncRead + Unpin>(
-    io: &mut IO,
-) -> Result<Option<RequestHead>, Reject> {
+pub(crate) async fn read_request_head<IO: AsyncRead + Unpin>(io: &mut IO) -> Result<Option<RequestHead>, Reject> {
     let mut buf = Vec::with_capacity(1024);
     loop {
         let mut chunk = [0u8; 1024];
@@ -281,9 +275,7 @@ pub(crate) async fn read_request_head<IO: AsyncRead + Unpin>(
                 ));
             }
             Err(error) => {
-                return Err(Reject::bad_request(format!(
-                    "malformed HTTP request: {error}"
-                )));
+                return Err(Reject::bad_request(format!("malformed HTTP request: {error}")));
             }
         }
     }
@@ -322,12 +314,7 @@ pub(crate) fn check_upgrade(parts: &http::request::Parts) -> Result<String, Reje
             "this address only speaks WebSocket",
         ));
     }
-    if parts
-        .headers
-        .get(header::SEC_WEBSOCKET_VERSION)
-        .map(|v| v.as_bytes())
-        != Some(b"13")
-    {
+    if parts.headers.get(header::SEC_WEBSOCKET_VERSION).map(|v| v.as_bytes()) != Some(b"13") {
         return Err(Reject::new(
             StatusCode::UPGRADE_REQUIRED,
             "unsupported WebSocket version (13 required)",
@@ -352,10 +339,7 @@ pub(crate) async fn accept<IO: AsyncWrite + Unpin>(io: &mut IO, key: &str) -> st
 }
 
 /// Writes a refusal and ends the response.
-pub(crate) async fn refuse<IO: AsyncWrite + Unpin>(
-    io: &mut IO,
-    reject: &Reject,
-) -> std::io::Result<()> {
+pub(crate) async fn refuse<IO: AsyncWrite + Unpin>(io: &mut IO, reject: &Reject) -> std::io::Result<()> {
     let status = reject.status();
     let extra = if status == StatusCode::UPGRADE_REQUIRED {
         "Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n"
@@ -415,10 +399,7 @@ mod tests {
 
     #[test]
     fn query_params_are_decoded() {
-        assert_eq!(
-            query_param("a=1&name=J%C3%B6rg+K", "name").as_deref(),
-            Some("Jörg K")
-        );
+        assert_eq!(query_param("a=1&name=J%C3%B6rg+K", "name").as_deref(), Some("Jörg K"));
         assert_eq!(query_param("flag&b=2", "flag").as_deref(), Some(""));
         assert_eq!(query_param("a=1", "b"), None);
     }

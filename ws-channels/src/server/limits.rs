@@ -39,10 +39,7 @@ impl RateLimit {
     ///
     /// If `messages` is zero.
     pub fn per_second(messages: u32) -> Self {
-        assert!(
-            messages > 0,
-            "a rate limit allows at least one message per second"
-        );
+        assert!(messages > 0, "a rate limit allows at least one message per second");
         Self {
             rate: f64::from(messages),
             burst: f64::from(messages),
@@ -156,11 +153,7 @@ pub(crate) struct Slot {
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        let mut counts = self
-            .limits
-            .counts
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
+        let mut counts = self.limits.counts.lock().unwrap_or_else(PoisonError::into_inner);
         counts.total = counts.total.saturating_sub(1);
         if let Some(n) = counts.per_address.get_mut(&self.address) {
             *n -= 1;

@@ -1,8 +1,11 @@
 //! The standalone server: accept → route → `on_connect` → upgrade → connection task.
 
+#[cfg(feature = "axum")]
+mod axum;
 mod conn;
 mod handler;
 mod handshake;
+mod lifecycle;
 mod limits;
 mod router;
 
@@ -13,17 +16,17 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::net::{TcpListener, ToSocketAddrs};
-use tokio::sync::watch;
-use tokio::task::JoinSet;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 
 pub use conn::{CloseInfo, Conn, ConnId, Lagged};
 pub use handler::Handler;
 pub use handshake::{ExtractToken, Handshake, Reject, TokenSource};
+pub use lifecycle::ServerHandle;
 pub use limits::{RateLimit, RateLimitAction};
 
 use self::conn::ConnEnv;
+use self::lifecycle::Lifecycle;
 use self::limits::{ConnectionLimits, Full, Liveness};
 use self::router::{BoxedIo, Router};
 use crate::channel::Channel;
@@ -131,6 +134,7 @@ pub struct Server<S = ()> {
     router: Router<S>,
     state: Arc<S>,
     hub: Hub,
+    lifecycle: Arc<Lifecycle>,
     config: Config,
 }
 
@@ -154,7 +158,16 @@ impl<S: Send + Sync + 'static> Server<S> {
             router: Router::new(),
             state: Arc::new(state),
             hub: Hub::default(),
+            lifecycle: Arc::default(),
             config: Config::default(),
+        }
+    }
+
+    /// A handle to shut the server down gracefully once it is serving.
+    pub fn handle(&self) -> ServerHandle {
+        ServerHandle {
+            lifecycle: self.lifecycle.clone(),
+            timeout: self.config.shutdown_timeout,
         }
     }
 
@@ -177,10 +190,7 @@ impl<S: Send + Sync + 'static> Server<S> {
     ///
     /// When the template conflicts with one already registered (the same address shape, such
     /// as `chat/<room>` and `chat/<id>`): a programming error, caught at startup.
-    pub fn register<C: Channel, D: Send + Sync + 'static>(
-        mut self,
-        handler: Handler<C, S, D>,
-    ) -> Self {
+    pub fn register<C: Channel, D: Send + Sync + 'static>(mut self, handler: Handler<C, S, D>) -> Self {
         self.router.insert(Box::new(Arc::new(handler)));
         self
     }
@@ -209,10 +219,7 @@ impl<S: Send + Sync + 'static> Server<S> {
     ///
     /// If `messages` is zero.
     pub fn outbound_queue(mut self, messages: usize) -> Self {
-        assert!(
-            messages > 0,
-            "the outbound queue needs room for at least one message"
-        );
+        assert!(messages > 0, "the outbound queue needs room for at least one message");
         self.config.outbound_queue = messages;
         self
     }
@@ -240,10 +247,7 @@ impl<S: Send + Sync + 'static> Server<S> {
     /// Refuses (403) upgrade requests whose `Origin` header is not one of `origins`
     /// (`"https://example.com"`). Requests without an `Origin` (non-browser clients) are
     /// allowed. Default: every origin.
-    pub fn allowed_origins<I: IntoIterator<Item = O>, O: Into<String>>(
-        mut self,
-        origins: I,
-    ) -> Self {
+    pub fn allowed_origins<I: IntoIterator<Item = O>, O: Into<String>>(mut self, origins: I) -> Self {
         self.config.allowed_origins = Some(origins.into_iter().map(Into::into).collect());
         self
     }
@@ -292,8 +296,7 @@ impl<S: Send + Sync + 'static> Server<S> {
 
     /// Serves connections from `listener` until the process ends.
     pub async fn serve(self, listener: TcpListener) -> Result<(), Error> {
-        self.serve_with_shutdown(listener, std::future::pending())
-            .await
+        self.serve_with_shutdown(listener, std::future::pending()).await
     }
 
     /// Serves connections from `listener` until `signal` completes, then shuts down
@@ -308,18 +311,16 @@ impl<S: Send + Sync + 'static> Server<S> {
         if self.router.is_empty() {
             tracing::warn!("serving with no channel registered: every request gets 404");
         }
+        let handle = self.handle();
         let shared = Arc::new(self.into_shared());
-        let (shutdown_tx, shutdown_rx) = watch::channel(false);
-        let mut tasks = JoinSet::new();
         let mut signal = std::pin::pin!(signal);
         loop {
             tokio::select! {
                 () = &mut signal => break,
-                Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
                 accepted = listener.accept() => match accepted {
                     Ok((tcp, remote_addr)) => {
                         let _ = tcp.set_nodelay(true);
-                        tasks.spawn(shared.clone().connection(Box::new(tcp), Some(remote_addr), shutdown_rx.clone()));
+                        shared.lifecycle.spawn(shared.clone().connection(Box::new(tcp), Some(remote_addr)));
                     }
                     Err(error) => {
                         // Out of file descriptors and similar: back off instead of spinning.
@@ -330,17 +331,7 @@ impl<S: Send + Sync + 'static> Server<S> {
             }
         }
         drop(listener);
-        let _ = shutdown_tx.send(true);
-        let drained = tokio::time::timeout(shared.config.shutdown_timeout, async {
-            while tasks.join_next().await.is_some() {}
-        })
-        .await;
-        if drained.is_err() {
-            tracing::warn!(
-                remaining = tasks.len(),
-                "shutdown timeout: dropping connections"
-            );
-        }
+        handle.shutdown().await;
         Ok(())
     }
 
@@ -353,6 +344,7 @@ impl<S: Send + Sync + 'static> Server<S> {
             router: self.router,
             state: self.state,
             hub: self.hub,
+            lifecycle: self.lifecycle,
             config: Arc::new(self.config),
             next_id: AtomicU64::new(1),
         }
@@ -364,6 +356,7 @@ struct Shared<S> {
     router: Router<S>,
     state: Arc<S>,
     hub: Hub,
+    lifecycle: Arc<Lifecycle>,
     config: Arc<Config>,
     limits: Arc<ConnectionLimits>,
     next_id: AtomicU64,
@@ -377,37 +370,24 @@ struct Accepted<S> {
 
 impl<S: Send + Sync + 'static> Shared<S> {
     /// Handshake (bounded by the handshake timeout), then the connection task.
-    async fn connection(
-        self: Arc<Self>,
-        mut io: BoxedIo,
-        remote_addr: Option<SocketAddr>,
-        shutdown: watch::Receiver<bool>,
-    ) {
-        let handshake = tokio::time::timeout(
-            self.config.handshake_timeout,
-            self.handshake(&mut io, remote_addr),
-        );
+    async fn connection(self: Arc<Self>, mut io: BoxedIo, remote_addr: Option<SocketAddr>) {
+        let handshake = tokio::time::timeout(self.config.handshake_timeout, self.handshake(&mut io, remote_addr));
         let Ok(Some((session, leftover))) = handshake.await else {
             return;
         };
-        let socket = WebSocketStream::from_partially_read(
-            io,
-            leftover,
-            Role::Server,
-            Some(self.config.websocket),
-        )
-        .await;
-        session(socket, self.env(remote_addr, shutdown)).await;
+        let socket =
+            WebSocketStream::from_partially_read(io, leftover, Role::Server, Some(self.config.websocket)).await;
+        session(socket, self.env(remote_addr)).await;
     }
 
-    fn env(&self, remote_addr: Option<SocketAddr>, shutdown: watch::Receiver<bool>) -> ConnEnv<S> {
+    fn env(&self, remote_addr: Option<SocketAddr>) -> ConnEnv<S> {
         ConnEnv {
             id: ConnId(self.next_id.fetch_add(1, Ordering::Relaxed)),
             remote_addr,
             state: self.state.clone(),
             hub: self.hub.clone(),
             config: self.config.clone(),
-            shutdown,
+            shutdown: self.lifecycle.watch(),
             slot: None,
         }
     }
@@ -448,31 +428,26 @@ impl<S: Send + Sync + 'static> Shared<S> {
         remote_addr: Option<SocketAddr>,
     ) -> Result<Accepted<S>, Reject> {
         let outcome = async {
-            let route = self.router.at(parts.uri.path()).ok_or_else(|| {
-                Reject::new(http::StatusCode::NOT_FOUND, "no channel at this address")
-            })?;
+            if self.lifecycle.is_shutting_down() {
+                return Err(Reject::new(http::StatusCode::SERVICE_UNAVAILABLE, "shutting down"));
+            }
+            let route = self
+                .router
+                .at(parts.uri.path())
+                .ok_or_else(|| Reject::new(http::StatusCode::NOT_FOUND, "no channel at this address"))?;
             let key = handshake::check_upgrade(&parts)?;
             self.check_origin(&parts)?;
             let session = route
-                .accept(
-                    Arc::new(parts),
-                    remote_addr,
-                    self.state.clone(),
-                    &self.limits,
-                )
+                .accept(Arc::new(parts), remote_addr, self.state.clone(), &self.limits)
                 .await?;
             Ok(Accepted { session, key })
         };
-        outcome
-            .await
-            .inspect_err(|reject| self.refused(remote_addr, reject))
+        outcome.await.inspect_err(|reject| self.refused(remote_addr, reject))
     }
 
     fn check_origin(&self, parts: &http::request::Parts) -> Result<(), Reject> {
-        let (Some(allowed), Some(origin)) = (
-            &self.config.allowed_origins,
-            parts.headers.get(http::header::ORIGIN),
-        ) else {
+        let (Some(allowed), Some(origin)) = (&self.config.allowed_origins, parts.headers.get(http::header::ORIGIN))
+        else {
             return Ok(());
         };
         match allowed.iter().any(|a| a.as_bytes() == origin.as_bytes()) {
@@ -482,10 +457,7 @@ impl<S: Send + Sync + 'static> Shared<S> {
     }
 
     fn refused(&self, remote_addr: Option<SocketAddr>, reject: &Reject) {
-        self.hub
-            .counters()
-            .handshakes_rejected
-            .fetch_add(1, Ordering::Relaxed);
+        self.hub.counters().handshakes_rejected.fetch_add(1, Ordering::Relaxed);
         tracing::debug!(?remote_addr, %reject, "handshake refused");
     }
 }

@@ -24,8 +24,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> Io for T {}
 pub(crate) type BoxedIo = Box<dyn Io>;
 
 /// What runs an accepted connection once the upgrade is done.
-pub(crate) type Session<S> =
-    Box<dyn FnOnce(WebSocketStream<BoxedIo>, ConnEnv<S>) -> BoxFuture<'static, ()> + Send>;
+pub(crate) type Session<S> = Box<dyn FnOnce(WebSocketStream<BoxedIo>, ConnEnv<S>) -> BoxFuture<'static, ()> + Send>;
 
 /// One registered channel, with its types erased.
 pub(crate) trait Route<S>: Send + Sync + 'static {
@@ -65,22 +64,16 @@ where
         let handler = self.clone();
         let limits = limits.clone();
         Box::pin(async move {
-            let params = C::Params::from_path(request.uri.path())
-                .map_err(|error| Reject::bad_request(error.to_string()))?;
+            let params =
+                C::Params::from_path(request.uri.path()).map_err(|error| Reject::bad_request(error.to_string()))?;
             // Counted from before `on_connect`, so concurrent handshakes cannot overshoot.
             let slot = limits.acquire(&params.to_string()).map_err(super::full)?;
             let handshake = Handshake::new(params.clone(), request, remote_addr, state);
-            let data = match AssertUnwindSafe((handler.on_connect)(handshake))
-                .catch_unwind()
-                .await
-            {
+            let data = match AssertUnwindSafe((handler.on_connect)(handshake)).catch_unwind().await {
                 Ok(decision) => decision?,
                 Err(_) => {
                     tracing::warn!(channel = C::NAME, "on_connect panicked");
-                    return Err(Reject::new(
-                        http::StatusCode::INTERNAL_SERVER_ERROR,
-                        "internal error",
-                    ));
+                    return Err(Reject::new(http::StatusCode::INTERNAL_SERVER_ERROR, "internal error"));
                 }
             };
             if let Some(authorize) = &handler.authorize {
@@ -135,6 +128,12 @@ impl<S: 'static> Router<S> {
     pub(crate) fn at(&self, path: &str) -> Option<&dyn Route<S>> {
         let matched = self.matcher.at(path).ok()?;
         self.routes.get(*matched.value).map(|r| r.as_ref())
+    }
+
+    /// Every template, in the router's syntax (`/chat/{room}`).
+    #[cfg_attr(not(feature = "axum"), allow(dead_code))]
+    pub(crate) fn routes(&self) -> Vec<String> {
+        self.routes.iter().map(|r| r.template().route()).collect()
     }
 
     pub(crate) fn is_empty(&self) -> bool {

@@ -1,0 +1,818 @@
+//! The real-time server's behaviour, over real loopback sockets: topics and serialize-once
+//! fan-out, lag policies, auth, limits, liveness, shutdown, metrics. Every test runs twice,
+//! against the standalone server and against the same registrations mounted in axum.
+
+// Test helpers too report failure by panicking.
+#![allow(clippy::unwrap_used)]
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures_util::SinkExt;
+use serde::ser::SerializeStruct;
+use serde::{Deserialize, Serialize};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use ws_channels::tungstenite::Message;
+use ws_channels::{
+    CloseCode, ConnId, Error, ErrorReply, Handler, LagPolicy, Lagged, RateLimit, RateLimitAction, Reject, Server,
+    TokenSource, Topic, channel,
+};
+use ws_channels_tests::{
+    Backend, TestServer, handshake_status, next_text, raw_connect, raw_http, read_until_close, within,
+};
+
+/// Runs each listed test against both backends: `name::standalone` and `name::axum`.
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn standalone() {
+                super::$name(ws_channels_tests::Backend::Standalone).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn axum() {
+                super::$name(ws_channels_tests::Backend::Axum).await;
+            }
+        }
+    )*};
+}
+
+on_both_backends!(
+    a_broadcast_reaches_200_subscribers_once_and_in_order,
+    broadcast_variants_and_topics,
+    the_hub_publishes_from_outside_any_handler,
+    a_reader_that_never_reads_is_disconnected_without_delaying_others,
+    drop_oldest_keeps_a_slow_reader_connected,
+    tokens_come_from_query_bearer_cookie_or_header,
+    identity_is_checked_against_path_parameters,
+    oversize_messages_get_an_error_reply_or_1009,
+    the_rate_limit_closes_with_1008,
+    the_rate_limit_can_reply_instead,
+    connection_limits_answer_503_before_the_upgrade,
+    peers_that_miss_pongs_are_closed,
+    idle_connections_are_closed,
+    origins_outside_the_allow_list_get_403,
+    routing_and_refusals_match_the_standalone_server,
+    binary_frames_reach_on_binary,
+    graceful_shutdown_sends_1001_to_all,
+    metrics_count_connections_and_messages,
+);
+
+/// What a client says in a room.
+#[channel("room/<name>", server = RoomEvent, on_invalid = reply)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum RoomCommand {
+    Say { text: String },
+    SayOthers { text: String },
+    Join { room: String },
+    Leave { room: String },
+    Whisper { to: u64, text: String },
+}
+
+/// What the room tells its members.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum RoomEvent {
+    Welcome {
+        id: u64,
+    },
+    Said {
+        from: u64,
+        text: String,
+    },
+    Tick {
+        seq: u64,
+        #[serde(skip)]
+        encodings: Encodings,
+    },
+    Error {
+        message: String,
+    },
+}
+
+/// Where a tick counts its serializations; not part of its value.
+#[derive(Debug, Clone, Default)]
+struct Encodings(Option<Arc<AtomicUsize>>);
+
+impl PartialEq for Encodings {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+/// Counts its own serializations, to prove a broadcast is serialized once.
+impl Serialize for RoomEvent {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            RoomEvent::Welcome { id } => {
+                let mut s = serializer.serialize_struct("RoomEvent", 2)?;
+                s.serialize_field("type", "welcome")?;
+                s.serialize_field("id", id)?;
+                s.end()
+            }
+            RoomEvent::Said { from, text } => {
+                let mut s = serializer.serialize_struct("RoomEvent", 3)?;
+                s.serialize_field("type", "said")?;
+                s.serialize_field("from", from)?;
+                s.serialize_field("text", text)?;
+                s.end()
+            }
+            RoomEvent::Tick { seq, encodings } => {
+                if let Some(encodings) = &encodings.0 {
+                    encodings.fetch_add(1, Ordering::SeqCst);
+                }
+                let mut s = serializer.serialize_struct("RoomEvent", 2)?;
+                s.serialize_field("type", "tick")?;
+                s.serialize_field("seq", seq)?;
+                s.end()
+            }
+            RoomEvent::Error { message } => {
+                let mut s = serializer.serialize_struct("RoomEvent", 2)?;
+                s.serialize_field("type", "error")?;
+                s.serialize_field("message", message)?;
+                s.end()
+            }
+        }
+    }
+}
+
+impl ErrorReply for RoomEvent {
+    fn error_reply(error: &Error) -> Self {
+        RoomEvent::Error {
+            message: error.to_string(),
+        }
+    }
+}
+
+fn tick(seq: u64) -> RoomEvent {
+    RoomEvent::Tick {
+        seq,
+        encodings: Encodings::default(),
+    }
+}
+
+/// The room handler every test uses, on a server the test configures.
+fn rooms<S: Send + Sync + 'static>(server: Server<S>) -> Server<S> {
+    RoomCommand::register(server, room_handler)
+}
+
+fn room_handler<S, D>(h: Handler<RoomCommand, S, D>) -> Handler<RoomCommand, S, D>
+where
+    S: Send + Sync + 'static,
+    D: Send + Sync + 'static,
+{
+    h.on_open(|conn| async move {
+        conn.send(&RoomEvent::Welcome { id: conn.id().get() }).await?;
+        Ok(())
+    })
+    .on_message(|conn, command| async move {
+        let from = conn.id().get();
+        match command {
+            RoomCommand::Say { text } => {
+                conn.broadcast(&RoomEvent::Said { from, text }).await?;
+            }
+            RoomCommand::SayOthers { text } => {
+                conn.broadcast_others(&RoomEvent::Said { from, text }).await?;
+            }
+            RoomCommand::Join { room } => {
+                conn.join(&RoomCommandParams::new(room));
+            }
+            RoomCommand::Leave { room } => {
+                conn.leave(&RoomCommandParams::new(room));
+            }
+            RoomCommand::Whisper { to, text } => {
+                conn.hub()
+                    .send::<RoomCommand>(ConnId::from(to), &RoomEvent::Said { from, text })
+                    .await?;
+            }
+        }
+        Ok(())
+    })
+}
+
+/// A client of the room channel speaking raw JSON, so tests see exactly what is on the wire.
+struct Client {
+    socket: ws_channels::ClientSocket,
+    id: u64,
+}
+
+impl Client {
+    async fn join(server: &TestServer, room: &str) -> Self {
+        let mut socket = raw_connect(server, &format!("/room/{room}")).await;
+        let welcome: RoomEvent = serde_json::from_str(&next_text(&mut socket).await).unwrap();
+        let RoomEvent::Welcome { id } = welcome else {
+            panic!("expected a welcome, got {welcome:?}")
+        };
+        Self { socket, id }
+    }
+
+    async fn send(&mut self, json: serde_json::Value) {
+        self.socket.send(Message::text(json.to_string())).await.unwrap();
+    }
+
+    async fn next(&mut self) -> RoomEvent {
+        serde_json::from_str(&next_text(&mut self.socket).await).unwrap()
+    }
+}
+
+fn said(from: u64, text: &str) -> RoomEvent {
+    RoomEvent::Said {
+        from,
+        text: text.into(),
+    }
+}
+
+async fn a_broadcast_reaches_200_subscribers_once_and_in_order(backend: Backend) {
+    let server = rooms(Server::new());
+    let hub = server.hub();
+    let server = TestServer::start_on(backend, server).await;
+    let clients = futures_util::future::join_all((0..200).map(|_| Client::join(&server, "big"))).await;
+    assert_eq!(hub.subscribers(&RoomCommandParams::new("big")), 200);
+    let encodings = Arc::new(AtomicUsize::new(0));
+    for seq in 0..20 {
+        let event = RoomEvent::Tick {
+            seq,
+            encodings: Encodings(Some(encodings.clone())),
+        };
+        assert_eq!(hub.publish(&RoomCommandParams::new("big"), &event).await.unwrap(), 200);
+    }
+    hub.publish(&RoomCommandParams::new("big"), &said(0, "end"))
+        .await
+        .unwrap();
+    assert_eq!(
+        encodings.load(Ordering::SeqCst),
+        20,
+        "each broadcast is serialized once, not per receiver"
+    );
+    let received = futures_util::future::join_all(clients.into_iter().map(|mut client| async move {
+        let mut events = Vec::new();
+        loop {
+            match client.next().await {
+                RoomEvent::Said { text, .. } if text == "end" => return events,
+                RoomEvent::Tick { seq, .. } => events.push(seq),
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+    }));
+    for events in within("200 clients reading", received).await {
+        assert_eq!(events, (0..20).collect::<Vec<_>>(), "every tick exactly once, in order");
+    }
+}
+
+async fn broadcast_variants_and_topics(backend: Backend) {
+    let server = TestServer::start_on(backend, rooms(Server::new())).await;
+    let mut a = Client::join(&server, "r").await;
+    let mut b = Client::join(&server, "r").await;
+    let mut c = Client::join(&server, "r").await;
+    let mut elsewhere = Client::join(&server, "x").await;
+
+    a.send(serde_json::json!({"type": "say", "text": "to all"})).await;
+    let a_id = a.id;
+    for client in [&mut a, &mut b, &mut c] {
+        assert_eq!(client.next().await, said(a_id, "to all"));
+    }
+    a.send(serde_json::json!({"type": "say_others", "text": "not me"}))
+        .await;
+    assert_eq!(b.next().await, said(a.id, "not me"));
+    assert_eq!(c.next().await, said(a.id, "not me"));
+    a.send(serde_json::json!({"type": "say", "text": "marker"})).await;
+    assert_eq!(
+        a.next().await,
+        said(a.id, "marker"),
+        "the sender did not get its say_others"
+    );
+    b.next().await;
+    c.next().await;
+
+    // c also joins room x: it hears x, and r still.
+    c.send(serde_json::json!({"type": "join", "room": "x"})).await;
+    c.send(serde_json::json!({"type": "say", "text": "sync"})).await;
+    assert_eq!(
+        c.next().await,
+        said(c.id, "sync"),
+        "join is done before the next message is handled"
+    );
+    a.next().await;
+    b.next().await;
+    elsewhere.send(serde_json::json!({"type": "say", "text": "in x"})).await;
+    assert_eq!(elsewhere.next().await, said(elsewhere.id, "in x"));
+    assert_eq!(c.next().await, said(elsewhere.id, "in x"));
+    c.send(serde_json::json!({"type": "leave", "room": "x"})).await;
+    elsewhere
+        .send(serde_json::json!({"type": "say", "text": "after leave"}))
+        .await;
+    assert_eq!(elsewhere.next().await, said(elsewhere.id, "after leave"));
+    c.send(serde_json::json!({"type": "say", "text": "c again"})).await;
+    assert_eq!(c.next().await, said(c.id, "c again"), "c no longer got x's message");
+
+    // One connection, by id.
+    a.send(serde_json::json!({"type": "whisper", "to": b.id, "text": "psst"}))
+        .await;
+    assert_eq!(b.next().await, said(c.id, "c again"));
+    assert_eq!(b.next().await, said(a.id, "psst"));
+    a.send(serde_json::json!({"type": "say", "text": "last"})).await;
+    assert_eq!(a.next().await, said(c.id, "c again"));
+    assert_eq!(a.next().await, said(a.id, "last"), "the whisper reached b only");
+}
+
+async fn the_hub_publishes_from_outside_any_handler(backend: Backend) {
+    let server = rooms(Server::new());
+    let hub = server.hub();
+    let server = TestServer::start_on(backend, server).await;
+    let mut a = Client::join(&server, "lobby").await;
+    let mut b = Client::join(&server, "lobby").await;
+    let lobby = RoomCommandParams::new("lobby");
+    assert_eq!(hub.publish(&lobby, &tick(1)).await.unwrap(), 2);
+    assert_eq!(
+        hub.publish_except(&lobby, ConnId::from(a.id), &tick(2)).await.unwrap(),
+        1
+    );
+    assert!(hub.send::<RoomCommand>(ConnId::from(a.id), &tick(3)).await.unwrap());
+    assert!(!hub.send::<RoomCommand>(ConnId::from(999_999), &tick(4)).await.unwrap());
+    assert_eq!(
+        hub.publish(&RoomCommandParams::new("empty"), &tick(5)).await.unwrap(),
+        0
+    );
+    assert_eq!(
+        hub.publish(Topic::<RoomCommand>::named("room/lobby"), &tick(6))
+            .await
+            .unwrap(),
+        2
+    );
+    let seqs = |events: Vec<RoomEvent>| {
+        events
+            .into_iter()
+            .map(|e| match e {
+                RoomEvent::Tick { seq, .. } => seq,
+                other => panic!("{other:?}"),
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(seqs(vec![a.next().await, a.next().await, a.next().await]), [1, 3, 6]);
+    assert_eq!(seqs(vec![b.next().await, b.next().await, b.next().await]), [1, 2, 6]);
+}
+
+/// A server-only feed with a tiny queue, to make readers slow.
+#[channel("feed/<name>", server_only)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Feed {
+    seq: u64,
+    padding: String,
+}
+
+/// The same feed where slow readers lose the oldest messages instead.
+#[channel("latest/<name>", server_only, on_lag = drop_oldest)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Latest {
+    seq: u64,
+    padding: String,
+}
+
+type LagLog = Arc<Mutex<Vec<Lagged>>>;
+
+fn feeds(lags: LagLog) -> Server<LagLog> {
+    let server = Server::with_state(lags).outbound_queue(8);
+    let server = Feed::register(server, |h| {
+        h.on_lag(|conn, lagged| conn.state().lock().unwrap().push(lagged))
+    });
+    Latest::register(server, |h| {
+        h.on_lag(|conn, lagged| conn.state().lock().unwrap().push(lagged))
+    })
+}
+
+/// Connects and then never reads: the kernel buffers fill, then the outbound queue.
+async fn never_reading(server: &TestServer, path: &str) -> tokio::net::TcpStream {
+    match raw_connect(server, path).await.into_inner() {
+        tokio_tungstenite::MaybeTlsStream::Plain(tcp) => tcp,
+        _ => unreachable!("plain ws:// connection"),
+    }
+}
+
+const PADDING: usize = 32 * 1024;
+const FLOOD: u64 = 400;
+
+async fn a_reader_that_never_reads_is_disconnected_without_delaying_others(backend: Backend) {
+    let lags = LagLog::default();
+    let server = feeds(lags.clone());
+    let (hub, metrics) = (server.hub(), server.metrics());
+    let server = TestServer::start_on(backend, server).await;
+    let _slow = never_reading(&server, "/feed/news").await;
+    let mut fast = raw_connect(&server, "/feed/news").await;
+    let params = FeedParams::new("news");
+    let padding = "x".repeat(PADDING);
+    let reader = tokio::spawn(async move {
+        for expected in 0..FLOOD {
+            let feed: Feed = serde_json::from_str(&next_text(&mut fast).await).unwrap();
+            assert_eq!(feed.seq, expected, "the fast reader gets everything, in order");
+        }
+    });
+    // 400 × 32 KiB = 12.5 MiB: more than loopback buffers hold for a reader that never reads.
+    for seq in 0..FLOOD {
+        hub.publish(
+            &params,
+            &Feed {
+                seq,
+                padding: padding.clone(),
+            },
+        )
+        .await
+        .unwrap();
+        // Publishing never waits for a slow reader; yield so the fast one keeps up.
+        if seq % 8 == 0 {
+            tokio::task::yield_now().await;
+        }
+    }
+    within("the fast reader", reader).await.unwrap();
+    within("the slow reader's disconnect", async {
+        while hub.subscribers(&params) > 1 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+    assert_eq!(metrics.snapshot().lag_disconnects, 1);
+    let lags = lags.lock().unwrap().clone();
+    assert!(
+        lags.iter().any(|l| l.policy == LagPolicy::Disconnect && l.dropped >= 1),
+        "{lags:?}"
+    );
+}
+
+async fn drop_oldest_keeps_a_slow_reader_connected(backend: Backend) {
+    let lags = LagLog::default();
+    let server = feeds(lags.clone());
+    let (hub, metrics) = (server.hub(), server.metrics());
+    let server = TestServer::start_on(backend, server).await;
+    let _slow = never_reading(&server, "/latest/prices").await;
+    let params = LatestParams::new("prices");
+    let padding = "x".repeat(PADDING);
+    for seq in 0..FLOOD {
+        hub.publish(
+            &params,
+            &Latest {
+                seq,
+                padding: padding.clone(),
+            },
+        )
+        .await
+        .unwrap();
+    }
+    within("drops to be reported", async {
+        while lags.lock().unwrap().is_empty() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+    let dropped = metrics.snapshot().dropped;
+    assert!(dropped > 0, "some messages were dropped");
+    assert!(dropped < FLOOD, "bounded: only what did not fit is lost");
+    assert_eq!(hub.subscribers(&params), 1, "still connected");
+    assert_eq!(metrics.snapshot().lag_disconnects, 0);
+    assert!(lags.lock().unwrap().iter().all(|l| l.policy == LagPolicy::DropOldest));
+}
+
+/// A verified user.
+#[derive(Debug)]
+struct User {
+    name: String,
+}
+
+/// Every token source; tokens are `secret-<name>`; users may only open their own room.
+fn guarded(server: Server) -> Server {
+    let sources = [
+        TokenSource::Query("token"),
+        TokenSource::Bearer,
+        TokenSource::Cookie("session"),
+        TokenSource::Header("x-token"),
+    ];
+    RoomCommand::register(server, |h| {
+        let h = h
+            .authenticate(sources, |token, _handshake| async move {
+                match token.strip_prefix("secret-") {
+                    Some(name) => Ok(User { name: name.to_owned() }),
+                    None => Err(Reject::unauthorized("invalid token")),
+                }
+            })
+            .authorize(
+                |user: &User, params: &RoomCommandParams| match user.name == params.name {
+                    true => Ok(()),
+                    false => Err(Reject::forbidden("not your room")),
+                },
+            );
+        room_handler(h)
+    })
+}
+
+/// The handshake status for a request with extra headers.
+async fn status_with(server: &TestServer, path: &str, headers: &[(&'static str, &str)]) -> u16 {
+    let mut request = format!("{}{path}", server.base()).into_client_request().unwrap();
+    for (name, value) in headers {
+        request.headers_mut().insert(*name, value.parse().unwrap());
+    }
+    match within("handshake", tokio_tungstenite::connect_async(request)).await {
+        Ok((_, response)) => response.status().as_u16(),
+        Err(ws_channels::tungstenite::Error::Http(response)) => response.status().as_u16(),
+        Err(other) => panic!("handshake failed without a status: {other}"),
+    }
+}
+
+async fn tokens_come_from_query_bearer_cookie_or_header(backend: Backend) {
+    let server = TestServer::start_on(backend, guarded(Server::new())).await;
+    assert_eq!(status_with(&server, "/room/ann?token=secret-ann", &[]).await, 101);
+    assert_eq!(
+        status_with(&server, "/room/ann", &[("authorization", "Bearer secret-ann")]).await,
+        101
+    );
+    assert_eq!(
+        status_with(&server, "/room/ann", &[("cookie", "theme=dark; session=secret-ann")]).await,
+        101
+    );
+    assert_eq!(
+        status_with(&server, "/room/ann", &[("x-token", "secret-ann")]).await,
+        101
+    );
+    assert_eq!(status_with(&server, "/room/ann", &[]).await, 401, "no credentials");
+    assert_eq!(
+        status_with(&server, "/room/ann?token=forged", &[]).await,
+        401,
+        "bad token"
+    );
+    assert_eq!(
+        status_with(&server, "/room/ann", &[("authorization", "Basic secret-ann")]).await,
+        401
+    );
+}
+
+async fn identity_is_checked_against_path_parameters(backend: Backend) {
+    let server = TestServer::start_on(backend, guarded(Server::new())).await;
+    assert_eq!(status_with(&server, "/room/bob?token=secret-ann", &[]).await, 403);
+    assert_eq!(status_with(&server, "/room/bob?token=secret-bob", &[]).await, 101);
+}
+
+async fn oversize_messages_get_an_error_reply_or_1009(backend: Backend) {
+    let server = TestServer::start_on(backend, rooms(Server::new().max_message_size(1024))).await;
+    let mut client = Client::join(&server, "r").await;
+    // Over the limit but readable: the channel replies (on_invalid = reply) and stays open.
+    client
+        .send(serde_json::json!({"type": "say", "text": "x".repeat(1500)}))
+        .await;
+    match client.next().await {
+        RoomEvent::Error { message } => assert!(message.contains("larger than the limit of 1024"), "{message}"),
+        other => panic!("expected an error reply, got {other:?}"),
+    }
+    client
+        .send(serde_json::json!({"type": "say", "text": "still open"}))
+        .await;
+    assert_eq!(client.next().await, said(client.id, "still open"));
+    // Over twice the limit: not even read, 1009.
+    client
+        .send(serde_json::json!({"type": "say", "text": "x".repeat(4096)}))
+        .await;
+    let (_, close) = read_until_close(&mut client.socket).await;
+    assert_eq!(close.unwrap().code, CloseCode::Size);
+}
+
+async fn the_rate_limit_closes_with_1008(backend: Backend) {
+    // One token a second after a burst of 5: the outcome does not depend on how fast this
+    // machine sends the 20 messages.
+    let server = rooms(Server::new().rate_limit(RateLimit::per_second(1).burst(5)));
+    let metrics = server.metrics();
+    let server = TestServer::start_on(backend, server).await;
+    let mut client = Client::join(&server, "r").await;
+    for _ in 0..20 {
+        client.send(serde_json::json!({"type": "say", "text": "spam"})).await;
+    }
+    let (texts, close) = read_until_close(&mut client.socket).await;
+    assert_eq!(texts.len(), 5, "the burst of 5 went through: {texts:?}");
+    let close = close.unwrap();
+    assert_eq!(
+        (close.code, close.reason.as_str()),
+        (CloseCode::Policy, "rate limit exceeded")
+    );
+    assert_eq!(metrics.snapshot().rate_limited, 1);
+}
+
+async fn the_rate_limit_can_reply_instead(backend: Backend) {
+    let limit = RateLimit::per_second(1).burst(3).on_exceed(RateLimitAction::Reply);
+    let server = TestServer::start_on(backend, rooms(Server::new().rate_limit(limit))).await;
+    let mut client = Client::join(&server, "r").await;
+    for _ in 0..5 {
+        client.send(serde_json::json!({"type": "say", "text": "hi"})).await;
+    }
+    let mut events = Vec::new();
+    for _ in 0..5 {
+        events.push(client.next().await);
+    }
+    let errors = events.iter().filter(|e| matches!(e, RoomEvent::Error { .. })).count();
+    assert_eq!((events.len() - errors, errors), (3, 2), "{events:?}");
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    client.send(serde_json::json!({"type": "say", "text": "later"})).await;
+    assert_eq!(
+        client.next().await,
+        said(client.id, "later"),
+        "tokens refill; still open"
+    );
+}
+
+async fn connection_limits_answer_503_before_the_upgrade(backend: Backend) {
+    let server = rooms(Server::new().max_connections(3).max_connections_per_address(2));
+    let hub = server.hub();
+    let server = TestServer::start_on(backend, server).await;
+    let a1 = Client::join(&server, "a").await;
+    let _a2 = Client::join(&server, "a").await;
+    assert_eq!(handshake_status(&server, "/room/a").await, 503, "per address");
+    let _b = Client::join(&server, "b").await;
+    assert_eq!(handshake_status(&server, "/room/c").await, 503, "server-wide");
+    drop(a1);
+    within("the slot to be freed", async {
+        while hub.subscribers(&RoomCommandParams::new("a")) > 1 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+    // The slot is freed when the connection task ends, just after the hub forgets it.
+    let mut status = 0;
+    for _ in 0..50 {
+        status = handshake_status(&server, "/room/c").await;
+        if status == 101 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(status, 101);
+}
+
+type Closes = Arc<Mutex<Vec<ws_channels::CloseInfo>>>;
+
+fn recorded(server: Server<Closes>) -> Server<Closes> {
+    RoomCommand::register(server, |h| {
+        room_handler(h).on_close(|conn, info| async move { conn.state().lock().unwrap().push(info) })
+    })
+}
+
+async fn first_close(closes: &Closes) -> ws_channels::CloseInfo {
+    within("on_close", async {
+        loop {
+            if let Some(info) = closes.lock().unwrap().first().cloned() {
+                return info;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+}
+
+async fn peers_that_miss_pongs_are_closed(backend: Backend) {
+    let closes = Closes::default();
+    let server = recorded(Server::with_state(closes.clone()).ping_interval(Some(Duration::from_millis(100))));
+    let hub = server.hub();
+    let server = TestServer::start_on(backend, server).await;
+    // A client that keeps reading answers pings (tungstenite pongs as it reads) and stays.
+    let mut alive = Client::join(&server, "r").await;
+    let reading = tokio::spawn(async move { alive.next().await });
+    let _deaf = never_reading(&server, "/room/r").await;
+    let info = first_close(&closes).await;
+    assert_eq!((info.code, info.reason.as_str()), (CloseCode::Away, "ping timeout"));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    hub.publish(&RoomCommandParams::new("r"), &tick(7)).await.unwrap();
+    assert_eq!(within("the live client", reading).await.unwrap(), tick(7));
+    assert_eq!(closes.lock().unwrap().len(), 1, "only the deaf peer was closed");
+}
+
+async fn idle_connections_are_closed(backend: Backend) {
+    let closes = Closes::default();
+    let server = Server::with_state(closes.clone()).idle_timeout(Some(Duration::from_millis(200)));
+    let server = TestServer::start_on(backend, recorded(server)).await;
+    let mut client = Client::join(&server, "r").await;
+    let (_, close) = read_until_close(&mut client.socket).await;
+    let close = close.unwrap();
+    assert_eq!((close.code, close.reason.as_str()), (CloseCode::Away, "idle timeout"));
+}
+
+async fn origins_outside_the_allow_list_get_403(backend: Backend) {
+    let server = rooms(Server::new().allowed_origins(["https://chat.example"]));
+    let server = TestServer::start_on(backend, server).await;
+    assert_eq!(
+        status_with(&server, "/room/r", &[("origin", "https://evil.example")]).await,
+        403
+    );
+    assert_eq!(
+        status_with(&server, "/room/r", &[("origin", "https://chat.example")]).await,
+        101
+    );
+    assert_eq!(
+        status_with(&server, "/room/r", &[]).await,
+        101,
+        "non-browser clients send no Origin"
+    );
+}
+
+/// A typed parameter, for the 400 case.
+#[channel("counter/<id: u64>")]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Counter {
+    value: u64,
+}
+
+async fn routing_and_refusals_match_the_standalone_server(backend: Backend) {
+    let server = Counter::register(rooms(Server::new()), |h| {
+        h.on_connect(|hs| async move {
+            match hs.params().id {
+                0 => Err(Reject::unauthorized("zero is not allowed")),
+                _ => Ok(()),
+            }
+        })
+    });
+    let server = TestServer::start_on(backend, server).await;
+    assert_eq!(handshake_status(&server, "/nowhere").await, 404);
+    assert_eq!(handshake_status(&server, "/counter/abc").await, 400);
+    assert_eq!(handshake_status(&server, "/counter/0").await, 401);
+    assert_eq!(handshake_status(&server, "/counter/7").await, 101);
+    assert_eq!(handshake_status(&server, "/room/%E2%9C%93").await, 101);
+    let (status, _) = raw_http(
+        server.addr,
+        "GET /counter/7 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert_eq!(status, 426, "a plain GET is told to upgrade");
+    if backend == Backend::Axum {
+        let (status, body) = raw_http(
+            server.addr,
+            "GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        )
+        .await;
+        assert_eq!(status, 200, "HTTP routes live next to the channels: {body}");
+    }
+}
+
+/// Binary frames, counted by the handler.
+#[channel("blobs/<name>")]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Blob {
+    size: usize,
+}
+
+async fn binary_frames_reach_on_binary(backend: Backend) {
+    let server = Blob::register(Server::new(), |h| {
+        h.on_binary(|conn, bytes| async move {
+            conn.send(&Blob { size: bytes.len() }).await?;
+            Ok(())
+        })
+    });
+    let server = TestServer::start_on(backend, server).await;
+    let mut socket = raw_connect(&server, "/blobs/b").await;
+    socket.send(Message::binary(vec![0u8; 300])).await.unwrap();
+    assert_eq!(next_text(&mut socket).await, r#"{"size":300}"#);
+}
+
+async fn graceful_shutdown_sends_1001_to_all(backend: Backend) {
+    let mut server = TestServer::start_on(backend, rooms(Server::new())).await;
+    let mut clients = Vec::new();
+    for _ in 0..3 {
+        clients.push(Client::join(&server, "r").await);
+    }
+    let serving = server.begin_shutdown();
+    for client in &mut clients {
+        let (_, close) = read_until_close(&mut client.socket).await;
+        let close = close.unwrap();
+        assert_eq!(
+            (close.code, close.reason.as_str()),
+            (CloseCode::Away, "server shutting down")
+        );
+    }
+    within("the server to finish", serving).await.unwrap().unwrap();
+}
+
+async fn metrics_count_connections_and_messages(backend: Backend) {
+    let server = rooms(Server::new());
+    let metrics = server.metrics();
+    let server = TestServer::start_on(backend, server).await;
+    let mut a = Client::join(&server, "m").await;
+    let mut b = Client::join(&server, "m").await;
+    a.send(serde_json::json!({"type": "say", "text": "1"})).await;
+    a.next().await;
+    b.next().await;
+    // A refusal that reaches the channel router on both backends (axum answers unknown
+    // paths itself).
+    let (status, _) = raw_http(
+        server.addr,
+        "GET /room/m HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert_eq!(status, 426);
+    let snapshot = metrics.snapshot();
+    assert_eq!(snapshot.connections_open, 2);
+    assert_eq!(snapshot.connections_total, 2);
+    assert_eq!(snapshot.messages_in, 1);
+    assert_eq!(snapshot.messages_out, 4, "two welcomes, one broadcast to two");
+    assert_eq!(snapshot.handshakes_rejected, 1);
+    drop(a);
+    within("the close to be counted", async {
+        while metrics.snapshot().connections_open > 1 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+}

@@ -1,0 +1,72 @@
+//! Connection tasks and graceful shutdown, shared by every way of serving (the standalone
+//! accept loop, the axum integration).
+
+use std::future::Future;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+/// The tasks of one server's connections and the signal that shuts them down.
+#[derive(Debug)]
+pub(crate) struct Lifecycle {
+    tasks: Mutex<JoinSet<()>>,
+    shutdown: watch::Sender<bool>,
+}
+
+impl Default for Lifecycle {
+    fn default() -> Self {
+        Self {
+            tasks: Mutex::default(),
+            shutdown: watch::Sender::new(false),
+        }
+    }
+}
+
+impl Lifecycle {
+    /// Runs a connection (handshake included) as a tracked task.
+    pub(crate) fn spawn(&self, task: impl Future<Output = ()> + Send + 'static) {
+        let mut tasks = self.tasks.lock().unwrap_or_else(PoisonError::into_inner);
+        // Reap finished tasks so the set holds only live connections.
+        while tasks.try_join_next().is_some() {}
+        tasks.spawn(task);
+    }
+
+    /// What connection tasks watch to learn of a shutdown.
+    pub(crate) fn watch(&self) -> watch::Receiver<bool> {
+        self.shutdown.subscribe()
+    }
+
+    pub(crate) fn is_shutting_down(&self) -> bool {
+        *self.shutdown.borrow()
+    }
+
+    /// Tells every connection to close with 1001, waits up to `timeout` for them to finish,
+    /// then drops what is left.
+    pub(crate) async fn shutdown(&self, timeout: Duration) {
+        self.shutdown.send_replace(true);
+        let mut tasks = std::mem::take(&mut *self.tasks.lock().unwrap_or_else(PoisonError::into_inner));
+        let drained = tokio::time::timeout(timeout, async { while tasks.join_next().await.is_some() {} }).await;
+        if drained.is_err() {
+            tracing::warn!(remaining = tasks.len(), "shutdown timeout: dropping connections");
+        }
+    }
+}
+
+/// Shuts a running server down gracefully from outside: get it with
+/// [`Server::handle`](crate::Server::handle) before serving. Needed with the axum integration,
+/// whose upgraded connections outlive axum's own graceful shutdown.
+#[derive(Debug, Clone)]
+pub struct ServerHandle {
+    pub(crate) lifecycle: Arc<Lifecycle>,
+    pub(crate) timeout: Duration,
+}
+
+impl ServerHandle {
+    /// Refuses new connections (503), closes every open one with 1001 after the messages
+    /// already queued for it, and waits up to the server's shutdown timeout for them to end.
+    pub async fn shutdown(&self) {
+        self.lifecycle.shutdown(self.timeout).await;
+    }
+}
