@@ -301,6 +301,11 @@ async fn broadcast_variants_and_topics(backend: Backend) {
     assert_eq!(elsewhere.next().await, said(elsewhere.id, "in x"));
     assert_eq!(c.next().await, said(elsewhere.id, "in x"));
     c.send(serde_json::json!({"type": "leave", "room": "x"})).await;
+    // c's messages are handled in order: once its next say is echoed, the leave is done.
+    c.send(serde_json::json!({"type": "say", "text": "left"})).await;
+    assert_eq!(c.next().await, said(c.id, "left"));
+    a.next().await;
+    b.next().await;
     elsewhere
         .send(serde_json::json!({"type": "say", "text": "after leave"}))
         .await;
@@ -666,18 +671,25 @@ async fn first_close(closes: &Closes) -> ws_channels::CloseInfo {
 
 async fn peers_that_miss_pongs_are_closed(backend: Backend) {
     let closes = Closes::default();
-    let server = recorded(Server::with_state(closes.clone()).ping_interval(Some(Duration::from_millis(100))));
+    let server = Server::with_state(closes.clone())
+        .ping_interval(Some(Duration::from_millis(100)))
+        .close_timeout(Duration::from_millis(200));
+    let server = recorded(server);
     let hub = server.hub();
     let server = TestServer::start_on(backend, server).await;
     // A client that keeps reading answers pings (tungstenite pongs as it reads) and stays.
     let mut alive = Client::join(&server, "r").await;
-    let reading = tokio::spawn(async move { alive.next().await });
+    let reading = tokio::spawn(async move {
+        let event = alive.next().await;
+        (alive, event)
+    });
     let _deaf = never_reading(&server, "/room/r").await;
     let info = first_close(&closes).await;
     assert_eq!((info.code, info.reason.as_str()), (CloseCode::Away, "ping timeout"));
     tokio::time::sleep(Duration::from_millis(300)).await;
     hub.publish(&RoomCommandParams::new("r"), &tick(7)).await.unwrap();
-    assert_eq!(within("the live client", reading).await.unwrap(), tick(7));
+    let (_alive, event) = within("the live client", reading).await.unwrap();
+    assert_eq!(event, tick(7));
     assert_eq!(closes.lock().unwrap().len(), 1, "only the deaf peer was closed");
 }
 
@@ -802,6 +814,13 @@ async fn metrics_count_connections_and_messages(backend: Backend) {
     )
     .await;
     assert_eq!(status, 426);
+    // Frames are counted once flushed, which can be just after the client has them.
+    within("frames to be counted", async {
+        while metrics.snapshot().messages_out < 4 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await;
     let snapshot = metrics.snapshot();
     assert_eq!(snapshot.connections_open, 2);
     assert_eq!(snapshot.connections_total, 2);
