@@ -106,3 +106,37 @@ fn echo_server_sends_every_message_back() {
             .expect("echo exchange");
     });
 }
+
+/// The Node packages the non-Rust clients use: `tests/node`, installed from its lock file.
+fn node_project() -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/node");
+    static INSTALL: std::sync::Once = std::sync::Once::new();
+    INSTALL.call_once(|| {
+        let have = |tool: &str| {
+            Command::new(tool)
+                .arg("--version")
+                .output()
+                .is_ok_and(|o| o.status.success())
+        };
+        assert!(
+            have("node") && have("npm"),
+            "these tests drive the examples from Node.js: install Node 20+ and npm, then run `cargo test` again"
+        );
+        if !dir.join("node_modules").exists() {
+            let mut npm = Command::new("npm");
+            npm.args(["ci", "--no-audit", "--no-fund"]).current_dir(&dir);
+            output_within(npm, Duration::from_secs(300));
+        }
+    });
+    dir
+}
+
+#[test]
+fn chat_speaks_to_a_node_ws_client() {
+    let node = node_project();
+    let (_server, addr) = start_server("chat");
+    let mut client = Command::new("node");
+    client.arg("chat_client.mjs").arg(&addr).current_dir(node);
+    let out = output_within(client, Duration::from_secs(30));
+    assert!(out.contains("chat: all checks passed"), "node client output:\n{out}");
+}

@@ -1,0 +1,199 @@
+//! A chat server, typed end to end: rooms at `chat/<room>`, a browser page, and HTTP routes
+//! next to the WebSocket channel (the axum integration).
+//!
+//! ```text
+//! cargo run --example chat                  # address: first argument, WS_ADDR, or 127.0.0.1:8080
+//! ```
+//!
+//! Open <http://127.0.0.1:8080/> in two browser tabs, or use any WebSocket client:
+//!
+//! - connect to `ws://127.0.0.1:8080/chat/lobby?name=ann` (or authenticate with a token instead
+//!   of a name: `?token=demo-token-ann`, `Authorization: Bearer demo-token-ann`);
+//! - send `{"type":"say","text":"hello"}` (everyone in the room gets it, you included) or
+//!   `{"type":"typing"}` (everyone but you);
+//! - receive `joined`, `left`, `message` (with a millisecond `ts`), `typing` and `error`
+//!   events. A message over 4 KiB or an unknown `type` gets an `error` event; the connection
+//!   stays open.
+//!
+//! `GET /rooms/lobby` returns `{"room":"lobby","users":2}`.
+
+use std::net::SocketAddr;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use axum::extract::{Path, State};
+use axum::response::Html;
+use axum::routing::get;
+use serde::{Deserialize, Serialize};
+use ws_channels::{
+    Error, ErrorReply, Handshake, Hub, RateLimit, RateLimitAction, Reject, Server, TokenSource, channel,
+};
+
+/// What a client sends in a room.
+#[channel("chat/<room>", server = ChatEvent, on_invalid = reply)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ChatCommand {
+    /// Say something to the room.
+    Say {
+        /// The text.
+        text: String,
+    },
+    /// Tell the others you are typing.
+    Typing,
+}
+
+/// What the server tells a room.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ChatEvent {
+    /// Someone entered the room (sent to everyone else).
+    Joined {
+        /// Their name.
+        user: String,
+    },
+    /// Someone left the room (sent to everyone else).
+    Left {
+        /// Their name.
+        user: String,
+    },
+    /// Someone said something (sent to everyone, the speaker included).
+    Message {
+        /// Who said it.
+        user: String,
+        /// What they said.
+        text: String,
+        /// When the server received it, in milliseconds since the Unix epoch.
+        ts: u64,
+    },
+    /// Someone is typing (sent to everyone else).
+    Typing {
+        /// Who.
+        user: String,
+    },
+    /// Your last message was refused; the connection stays open.
+    Error {
+        /// Why.
+        message: String,
+    },
+}
+
+impl ErrorReply for ChatEvent {
+    fn error_reply(error: &Error) -> Self {
+        ChatEvent::Error {
+            message: error.to_string(),
+        }
+    }
+}
+
+/// Who is on a connection.
+#[derive(Debug)]
+struct User {
+    name: String,
+}
+
+/// The demo's token check: `demo-token-<name>`. A real service verifies a signed token.
+const TOKEN_PREFIX: &str = "demo-token-";
+
+/// The name from a token (the auth helper's sources) or else from `?name=`.
+async fn identify(handshake: Handshake<ChatCommand>) -> Result<User, Reject> {
+    let sources = [
+        TokenSource::Bearer,
+        TokenSource::Cookie("chat_token"),
+        TokenSource::Query("token"),
+    ];
+    let name = match handshake.token(&sources) {
+        Some(token) => token
+            .strip_prefix(TOKEN_PREFIX)
+            .map(str::to_owned)
+            .ok_or_else(|| Reject::unauthorized("invalid token"))?,
+        None => handshake
+            .query_param("name")
+            .ok_or_else(|| Reject::unauthorized("a ?name= or a token is required"))?,
+    };
+    let name = name.trim().to_owned();
+    if name.is_empty() || name.chars().count() > 32 {
+        return Err(Reject::bad_request("the name must be 1 to 32 characters"));
+    }
+    Ok(User { name })
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |elapsed| u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// The chat channel's server, with the limits a public chat wants.
+fn chat_server() -> Server {
+    let server = Server::new()
+        .max_message_size(4 * 1024)
+        .rate_limit(RateLimit::per_second(10).burst(20).on_exceed(RateLimitAction::Reply));
+    ChatCommand::register(server, |handler| {
+        handler
+            .on_connect(identify)
+            .on_open(|conn| async move {
+                let user = conn.data().name.clone();
+                conn.broadcast_others(&ChatEvent::Joined { user }).await?;
+                Ok(())
+            })
+            .on_message(|conn, command| async move {
+                let user = conn.data().name.clone();
+                match command {
+                    ChatCommand::Say { text } => {
+                        conn.broadcast(&ChatEvent::Message {
+                            user,
+                            text,
+                            ts: now_ms(),
+                        })
+                        .await?;
+                    }
+                    ChatCommand::Typing => {
+                        conn.broadcast_others(&ChatEvent::Typing { user }).await?;
+                    }
+                }
+                Ok(())
+            })
+            .on_close(|conn, _info| async move {
+                // This connection has already left the room's topic: everyone else hears it.
+                let left = ChatEvent::Left {
+                    user: conn.data().name.clone(),
+                };
+                let _ = conn.hub().publish(conn.params(), &left).await;
+            })
+    })
+}
+
+/// How many people are in a room.
+#[derive(Serialize)]
+struct RoomInfo {
+    room: String,
+    users: usize,
+}
+
+async fn room_info(State(hub): State<Hub>, Path(room): Path<String>) -> axum::Json<RoomInfo> {
+    let users = hub.subscribers(&ChatCommandParams::new(room.as_str()));
+    axum::Json(RoomInfo { room, users })
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let server = chat_server();
+    let hub = server.hub();
+    let shutdown = server.handle();
+    let app = axum::Router::new()
+        .route("/", get(|| async { Html(include_str!("index.html")) }))
+        .route("/rooms/{room}", get(room_info))
+        .with_state(hub)
+        .merge(server.into_router());
+
+    let addr = std::env::args().nth(1).or_else(|| std::env::var("WS_ADDR").ok());
+    let listener = tokio::net::TcpListener::bind(addr.as_deref().unwrap_or("127.0.0.1:8080")).await?;
+    println!("listening on ws://{}", listener.local_addr()?);
+    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(async move {
+            let _ = tokio::signal::ctrl_c().await;
+            shutdown.shutdown().await;
+        })
+        .await?;
+    Ok(())
+}
