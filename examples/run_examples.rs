@@ -140,3 +140,93 @@ fn chat_speaks_to_a_node_ws_client() {
     let out = output_within(client, Duration::from_secs(30));
     assert!(out.contains("chat: all checks passed"), "node client output:\n{out}");
 }
+
+/// Runs an example to completion with `args` and returns its stdout.
+fn run_example(name: &str, args: &[&str]) -> String {
+    let mut command = example(name);
+    command.args(args);
+    output_within(command, Duration::from_secs(20))
+}
+
+/// Follows a local `$ref` (`#/components/...`) inside `document`.
+fn resolve<'a>(document: &'a serde_json::Value, value: &'a serde_json::Value) -> &'a serde_json::Value {
+    match value.get("$ref").and_then(|r| r.as_str()) {
+        Some(reference) => {
+            let target = document
+                .pointer(reference.trim_start_matches('#'))
+                .unwrap_or_else(|| panic!("dangling $ref {reference}"));
+            resolve(document, target)
+        }
+        None => value,
+    }
+}
+
+#[test]
+fn user_events_asyncapi_is_seed_000s_document() {
+    let document: serde_json::Value =
+        serde_json::from_str(&run_example("user_events", &["--asyncapi"])).expect("--asyncapi prints JSON");
+    assert_eq!(document["asyncapi"], "3.0.0");
+    assert_eq!(document["info"]["title"], "User Service");
+    // Seed 000's input document: channel `userEvents` at `user/events/{userId}`, parameter
+    // `userId` ("The user identifier"), message `UserSignedUp` with required string properties
+    // `userId` and `email`, and a send and a receive operation on the channel.
+    let channel = &document["channels"]["userEvents"];
+    assert_eq!(channel["address"], "user/events/{userId}");
+    assert_eq!(channel["parameters"]["userId"]["description"], "The user identifier.");
+    let message = resolve(&document, &channel["messages"]["UserSignedUp"]);
+    assert_eq!(message["name"], "UserSignedUp");
+    let payload = resolve(&document, &message["payload"]);
+    assert_eq!(payload["type"], "object");
+    let properties: Vec<_> = payload["properties"]
+        .as_object()
+        .expect("properties")
+        .keys()
+        .cloned()
+        .collect();
+    assert_eq!(properties, ["email", "userId"]);
+    assert!(
+        payload["properties"]
+            .as_object()
+            .expect("properties")
+            .values()
+            .all(|p| p["type"] == "string")
+    );
+    assert_eq!(payload["required"], serde_json::json!(["userId", "email"]));
+    let actions: Vec<_> = document["operations"]
+        .as_object()
+        .expect("operations")
+        .values()
+        .map(|op| {
+            (
+                op["action"].as_str().unwrap_or_default().to_owned(),
+                op["channel"]["$ref"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            ("receive".to_owned(), serde_json::json!("#/channels/userEvents")),
+            ("send".to_owned(), serde_json::json!("#/channels/userEvents")),
+        ]
+    );
+}
+
+#[test]
+fn asyncapi_documents_pass_the_official_parser() {
+    let node = node_project();
+    let file = std::env::temp_dir().join(format!("ws-channels-user-events-{}.json", std::process::id()));
+    std::fs::write(&file, run_example("user_events", &["--asyncapi"])).expect("write the document");
+    let (_chat, addr) = start_server("chat");
+    let chat_document = format!("{}/asyncapi.json", addr.replacen("ws://", "http://", 1));
+    let mut validate = Command::new("node");
+    validate
+        .arg("validate_asyncapi.mjs")
+        .arg(&file)
+        .arg(&chat_document)
+        .current_dir(node);
+    let out = output_within(validate, Duration::from_secs(120));
+    let _ = std::fs::remove_file(&file);
+    assert_eq!(out.matches("valid, 0 errors, 0 warnings").count(), 2, "{out}");
+    assert!(out.contains("broken payload schema rejected"), "{out}");
+}

@@ -16,14 +16,20 @@
 //!
 //! or any WebSocket client: connect to `ws://127.0.0.1:8080/user/events/user123` and send
 //! `{"userId":"user123","email":"user@example.com"}`.
+//!
+//! Print the channel's AsyncAPI 3.0 document (JSON) and exit:
+//!
+//! ```text
+//! cargo run --example user_events -- --asyncapi
+//! ```
 
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
-use ws_channels::{Server, channel};
+use ws_channels::{AsyncApi, Server, channel};
 
 /// A user signed up.
-#[channel("user/events/<userId>")]
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[channel("user/events/<userId>", name = "userEvents")]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct UserSignedUp {
     /// The user identifier.
@@ -36,12 +42,24 @@ pub struct UserSignedUp {
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
     match args.next() {
+        Some(flag) if flag == "--asyncapi" => {
+            println!("{}", asyncapi().to_json_string());
+            Ok(())
+        }
         Some(flag) if flag == "--client" => {
             let base = args.next().unwrap_or_else(|| "ws://127.0.0.1:8080".to_owned());
             client(&base).await
         }
         addr => server(addr.or_else(|| std::env::var("WS_ADDR").ok())).await,
     }
+}
+
+/// Seed 000's input document, derived from the Rust type instead of written by hand.
+fn asyncapi() -> AsyncApi {
+    AsyncApi::new("User Service", "1.0.0")
+        .description("WebSocket-based user event system")
+        .server("local", "localhost:8080", "ws")
+        .channel::<UserSignedUp>()
 }
 
 async fn server(addr: Option<String>) -> Result<(), Box<dyn std::error::Error>> {

@@ -15,7 +15,8 @@
 //!   events. A message over 4 KiB or an unknown `type` gets an `error` event; the connection
 //!   stays open.
 //!
-//! `GET /rooms/lobby` returns `{"room":"lobby","users":2}`.
+//! `GET /rooms/lobby` returns `{"room":"lobby","users":2}`; `GET /asyncapi.json` returns the
+//! channel's AsyncAPI 3.0 document.
 
 use std::net::SocketAddr;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -25,12 +26,12 @@ use axum::response::Html;
 use axum::routing::get;
 use serde::{Deserialize, Serialize};
 use ws_channels::{
-    Error, ErrorReply, Handshake, Hub, RateLimit, RateLimitAction, Reject, Server, TokenSource, channel,
+    AsyncApi, Error, ErrorReply, Handshake, Hub, RateLimit, RateLimitAction, Reject, Server, TokenSource, channel,
 };
 
 /// What a client sends in a room.
-#[channel("chat/<room>", server = ChatEvent, on_invalid = reply)]
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[channel("chat/<room>", server = ChatEvent, on_invalid = reply, name = "chat")]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ChatCommand {
     /// Say something to the room.
@@ -43,7 +44,7 @@ pub enum ChatCommand {
 }
 
 /// What the server tells a room.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ChatEvent {
     /// Someone entered the room (sent to everyone else).
@@ -175,6 +176,15 @@ async fn room_info(State(hub): State<Hub>, Path(room): Path<String>) -> axum::Js
     axum::Json(RoomInfo { room, users })
 }
 
+/// The chat's contract, derived from its Rust types.
+fn asyncapi() -> serde_json::Value {
+    AsyncApi::new("Chat", "1.0.0")
+        .description("Rooms where people chat, typed end to end by ws-channels")
+        .server("local", "localhost:8080", "ws")
+        .channel::<ChatCommand>()
+        .to_json()
+}
+
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let server = chat_server();
@@ -183,6 +193,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let app = axum::Router::new()
         .route("/", get(|| async { Html(include_str!("index.html")) }))
         .route("/rooms/{room}", get(room_info))
+        .route("/asyncapi.json", get(|| async { axum::Json(asyncapi()) }))
         .with_state(hub)
         .merge(server.into_router());
 

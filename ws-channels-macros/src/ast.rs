@@ -26,6 +26,8 @@ pub(crate) struct Model {
     /// `on_lag = …`, as written (`drop_oldest`).
     pub(crate) on_lag: Option<Ident>,
     pub(crate) name: String,
+    /// The annotated type's doc comment: the channel's description in exported documents.
+    pub(crate) description: String,
     pub(crate) krate: syn::Path,
 }
 
@@ -38,6 +40,8 @@ pub(crate) struct Param {
     pub(crate) ty: Type,
     /// No type was declared: it is `String`.
     pub(crate) defaulted: bool,
+    /// The doc comment of the message field with the same name, if any.
+    pub(crate) description: String,
 }
 
 pub(crate) enum Shape {
@@ -51,9 +55,9 @@ impl Model {
     /// Builds the model; `None` when the item or template is too broken to describe (the
     /// reasons are in `cx`).
     pub(crate) fn new(cx: &Ctxt, item: &Item, args: Args) -> Option<Self> {
-        let (ident, vis) = match item {
-            Item::Struct(s) => (s.ident.clone(), s.vis.clone()),
-            Item::Enum(e) => (e.ident.clone(), e.vis.clone()),
+        let (ident, vis, attrs) = match item {
+            Item::Struct(s) => (s.ident.clone(), s.vis.clone(), &s.attrs),
+            Item::Enum(e) => (e.ident.clone(), e.vis.clone(), &e.attrs),
             _ => return None,
         };
         let template = args.template?;
@@ -69,7 +73,7 @@ impl Model {
         let params = segments
             .iter()
             .filter_map(|segment| match segment {
-                Segment::Param { name, ty } => Some(param(cx, &template, name, ty.as_deref())),
+                Segment::Param { name, ty } => Some(param(cx, &template, name, ty.as_deref(), item)),
                 Segment::Static(_) => None,
             })
             .collect::<Option<Vec<_>>>()?;
@@ -81,6 +85,7 @@ impl Model {
         Some(Self {
             params_ident: format_ident!("{}Params", ident),
             name: args.name.map_or_else(|| ident.to_string(), |n| n.value()),
+            description: doc_comment(attrs),
             ident,
             vis,
             template,
@@ -101,7 +106,7 @@ impl Model {
     }
 }
 
-fn param(cx: &Ctxt, template: &LitStr, name: &str, ty: Option<&str>) -> Option<Param> {
+fn param(cx: &Ctxt, template: &LitStr, name: &str, ty: Option<&str>, item: &Item) -> Option<Param> {
     let snake = pattern::to_snake_case(name);
     let field = match syn::parse_str::<Ident>(&snake) {
         Ok(_) => Ident::new(&snake, template.span()),
@@ -125,11 +130,49 @@ fn param(cx: &Ctxt, template: &LitStr, name: &str, ty: Option<&str>) -> Option<P
         }
     };
     Some(Param {
+        description: field_doc(item, &field),
         name: name.to_owned(),
         field,
         defaulted: ty.is_none(),
         ty: parsed,
     })
+}
+
+/// The text of `///` comments, lines joined with newlines, trimmed.
+fn doc_comment(attrs: &[syn::Attribute]) -> String {
+    let lines: Vec<String> = attrs
+        .iter()
+        .filter(|attr| attr.path().is_ident("doc"))
+        .filter_map(|attr| match &attr.meta {
+            syn::Meta::NameValue(syn::MetaNameValue {
+                value:
+                    syn::Expr::Lit(syn::ExprLit {
+                        lit: syn::Lit::Str(line),
+                        ..
+                    }),
+                ..
+            }) => Some(line.value().trim().to_owned()),
+            _ => None,
+        })
+        .collect();
+    lines.join("\n").trim().to_owned()
+}
+
+/// A parameter's description: the doc comment of the message field it names (`userId` →
+/// `user_id`), in the struct or in any variant of the enum.
+fn field_doc(item: &Item, field: &Ident) -> String {
+    let fields: Vec<&syn::Field> = match item {
+        Item::Struct(s) => s.fields.iter().collect(),
+        Item::Enum(e) => e.variants.iter().flat_map(|v| v.fields.iter()).collect(),
+        _ => Vec::new(),
+    };
+    let unraw = field.to_string();
+    let unraw = unraw.trim_start_matches("r#");
+    fields
+        .into_iter()
+        .find(|f| f.ident.as_ref().is_some_and(|i| i == unraw))
+        .map(|f| doc_comment(&f.attrs))
+        .unwrap_or_default()
 }
 
 /// Types parsed out of the template string point at the template literal, so a type that is not

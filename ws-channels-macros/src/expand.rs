@@ -134,6 +134,21 @@ fn render_params_impls(model: &Model) -> TokenStream {
             ::core::result::Result::Ok(Self { #(#parse_fields,)* })
         }
     };
+    let described: Vec<_> = model
+        .params
+        .iter()
+        .filter(|p| !p.description.is_empty())
+        .map(|p| {
+            let (name, description) = (&p.name, &p.description);
+            quote!((#name, #description))
+        })
+        .collect();
+    let param_descriptions = (!described.is_empty()).then(|| {
+        quote! {
+            const DESCRIPTIONS: &'static [(&'static ::core::primitive::str, &'static ::core::primitive::str)] =
+                &[#(#described),*];
+        }
+    });
     let to_values = model.params.iter().map(|p| {
         let field = &p.field;
         let ty = &p.ty;
@@ -144,6 +159,7 @@ fn render_params_impls(model: &Model) -> TokenStream {
         impl __wsc::Params for #params_ident {
             type Channel = #ident;
             const TEMPLATE: __wsc::Template = __wsc::Template::__new(#address, &[#(#segments),*]);
+            #param_descriptions
 
             fn from_values(values: &[::std::string::String]) -> ::core::result::Result<Self, __wsc::ParamError> {
                 #from_values
@@ -186,6 +202,10 @@ fn render_channel(model: &Model) -> TokenStream {
         name,
         ..
     } = model;
+    let description = (!model.description.is_empty()).then(|| {
+        let text = &model.description;
+        quote! { const DESCRIPTION: &'static ::core::primitive::str = #text; }
+    });
     let (shape, client, server) = match &model.shape {
         Shape::Symmetric => (quote!(Symmetric), quote!(#ident), quote!(#ident)),
         Shape::Asymmetric(server) => (quote!(Asymmetric), quote!(#ident), quote!(#server)),
@@ -243,6 +263,7 @@ fn render_channel(model: &Model) -> TokenStream {
         #[automatically_derived]
         impl __wsc::Channel for #ident {
             const NAME: &'static ::core::primitive::str = #name;
+            #description
             const SHAPE: __wsc::Shape = __wsc::Shape::#shape;
             type Params = #params_ident;
             type ClientMessage = #client;

@@ -30,9 +30,14 @@ fn symmetric() {
         "symmetric",
         quote!("user/events/<userId>"),
         quote! {
+            /// A user signed up.
             #[derive(Serialize, Deserialize)]
             #[serde(rename_all = "camelCase")]
-            pub struct UserSignedUp { user_id: String, email: String }
+            pub struct UserSignedUp {
+                /// The user identifier.
+                user_id: String,
+                email: String,
+            }
         },
     );
 }

@@ -20,6 +20,10 @@ pub trait Channel: Sized + Send + Sync + 'static {
     /// Who sends what on this channel.
     const SHAPE: Shape;
 
+    /// What the channel is for: the annotated type's doc comment (empty without one). Used by
+    /// exported documents.
+    const DESCRIPTION: &'static str = "";
+
     /// The typed path parameters, `UserEventsParams` for `UserEvents`.
     type Params: Params<Channel = Self>;
 
@@ -114,6 +118,10 @@ pub trait Params: Debug + Display + Clone + Send + Sync + Sized + 'static {
 
     /// The channel's address template.
     const TEMPLATE: Template;
+
+    /// Descriptions of parameters, by name as written in the template: the doc comment of the
+    /// message field with the same name. Used by exported documents.
+    const DESCRIPTIONS: &'static [(&'static str, &'static str)] = &[];
 
     /// Parses percent-decoded values, in template order.
     fn from_values(values: &[String]) -> Result<Self, ParamError>;

@@ -56,6 +56,10 @@
 #[doc = include_str!("../../README.md")]
 pub struct ReadmeDoctests;
 
+// The crate's own tests use `#[channel]`, whose expansion names `::ws_channels`.
+#[cfg(test)]
+extern crate self as ws_channels;
+
 mod channel;
 mod client;
 mod codec;
@@ -63,6 +67,8 @@ mod error;
 mod hub;
 mod pattern;
 mod server;
+#[cfg(feature = "asyncapi")]
+mod spec;
 mod transport;
 mod validate;
 
@@ -75,6 +81,8 @@ pub use server::{
     CloseInfo, Conn, ConnId, ExtractToken, Handler, Handshake, Lagged, RateLimit, RateLimitAction, Reject, Server,
     ServerHandle, TokenSource,
 };
+#[cfg(feature = "asyncapi")]
+pub use spec::AsyncApi;
 pub use transport::{MessageSink, MessageStream};
 pub use validate::Validate;
 #[doc = include_str!("../docs/channel.md")]

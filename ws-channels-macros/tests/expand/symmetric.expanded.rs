@@ -1,6 +1,8 @@
+/// A user signed up.
 #[derive(Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct UserSignedUp {
+    /// The user identifier.
     user_id: String,
     email: String,
 }
@@ -65,6 +67,10 @@ const _: () = {
                 __wsc::Segment::Param("userId"),
             ],
         );
+        const DESCRIPTIONS: &'static [(
+            &'static ::core::primitive::str,
+            &'static ::core::primitive::str,
+        )] = &[("userId", "The user identifier.")];
         fn from_values(
             values: &[::std::string::String],
         ) -> ::core::result::Result<Self, __wsc::ParamError> {
@@ -107,6 +113,7 @@ const _: () = {
     #[automatically_derived]
     impl __wsc::Channel for UserSignedUp {
         const NAME: &'static ::core::primitive::str = "UserSignedUp";
+        const DESCRIPTION: &'static ::core::primitive::str = "A user signed up.";
         const SHAPE: __wsc::Shape = __wsc::Shape::Symmetric;
         type Params = UserSignedUpParams;
         type ClientMessage = UserSignedUp;

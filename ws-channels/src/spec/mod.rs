@@ -1,0 +1,6 @@
+//! Contract export (feature `asyncapi`): the Rust channel types are the single source of
+//! truth, and these documents are derived from them.
+
+mod asyncapi;
+
+pub use asyncapi::AsyncApi;
