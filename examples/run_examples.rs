@@ -230,3 +230,46 @@ fn asyncapi_documents_pass_the_official_parser() {
     assert_eq!(out.matches("valid, 0 errors, 0 warnings").count(), 2, "{out}");
     assert!(out.contains("broken payload schema rejected"), "{out}");
 }
+
+/// The generated TypeScript clients checked in next to their examples.
+const TYPESCRIPT_CLIENTS: [(&str, &str); 2] = [("user_events", "user_events.ts"), ("chat", "chat/chat.ts")];
+
+#[test]
+fn checked_in_typescript_clients_match_the_generator() {
+    for (name, file) in TYPESCRIPT_CLIENTS {
+        let generated = run_example(name, &["--typescript"]);
+        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(file);
+        if std::env::var_os("BLESS").is_some() {
+            std::fs::write(&path, &generated).expect("write the client");
+            continue;
+        }
+        let checked_in = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(
+            checked_in == generated,
+            "examples/{file} is stale: regenerate it with `cargo run --example {name} -- --typescript > examples/{file}` (or BLESS=1)"
+        );
+        assert_eq!(
+            run_example(name, &["--typescript"]),
+            generated,
+            "generation is deterministic"
+        );
+    }
+}
+
+#[test]
+fn typescript_clients_compile_strict_and_talk_to_the_rust_servers() {
+    let node = node_project();
+    let mut tsc = Command::new("node");
+    tsc.args(["node_modules/typescript/bin/tsc", "-p", "tsconfig.json"])
+        .current_dir(&node);
+    output_within(tsc, Duration::from_secs(120));
+    let (_user_events, user_events) = start_server("user_events");
+    let (_chat, chat) = start_server("chat");
+    let mut client = Command::new("node");
+    client
+        .arg("build/tests/node/ts_client.js")
+        .args([&user_events, &chat])
+        .current_dir(&node);
+    let out = output_within(client, Duration::from_secs(30));
+    assert!(out.contains("ts client: all checks passed"), "{out}");
+}

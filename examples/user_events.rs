@@ -22,6 +22,12 @@
 //! ```text
 //! cargo run --example user_events -- --asyncapi
 //! ```
+//!
+//! or its TypeScript client (checked in as `examples/user_events.ts`):
+//!
+//! ```text
+//! cargo run --example user_events -- --typescript
+//! ```
 
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
@@ -44,6 +50,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     match args.next() {
         Some(flag) if flag == "--asyncapi" => {
             println!("{}", asyncapi().to_json_string());
+            Ok(())
+        }
+        Some(flag) if flag == "--typescript" => {
+            print!("{}", asyncapi().to_typescript());
             Ok(())
         }
         Some(flag) if flag == "--client" => {

@@ -16,7 +16,8 @@
 //!   stays open.
 //!
 //! `GET /rooms/lobby` returns `{"room":"lobby","users":2}`; `GET /asyncapi.json` returns the
-//! channel's AsyncAPI 3.0 document.
+//! channel's AsyncAPI 3.0 document. `cargo run --example chat -- --typescript` prints its
+//! TypeScript client (checked in as `examples/chat/chat.ts`).
 
 use std::net::SocketAddr;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -177,12 +178,11 @@ async fn room_info(State(hub): State<Hub>, Path(room): Path<String>) -> axum::Js
 }
 
 /// The chat's contract, derived from its Rust types.
-fn asyncapi() -> serde_json::Value {
+fn asyncapi() -> AsyncApi {
     AsyncApi::new("Chat", "1.0.0")
         .description("Rooms where people chat, typed end to end by ws-channels")
         .server("local", "localhost:8080", "ws")
         .channel::<ChatCommand>()
-        .to_json()
 }
 
 #[tokio::main]
@@ -193,11 +193,17 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let app = axum::Router::new()
         .route("/", get(|| async { Html(include_str!("index.html")) }))
         .route("/rooms/{room}", get(room_info))
-        .route("/asyncapi.json", get(|| async { axum::Json(asyncapi()) }))
+        .route("/asyncapi.json", get(|| async { axum::Json(asyncapi().to_json()) }))
         .with_state(hub)
         .merge(server.into_router());
 
-    let addr = std::env::args().nth(1).or_else(|| std::env::var("WS_ADDR").ok());
+    let addr = match std::env::args().nth(1) {
+        Some(flag) if flag == "--typescript" => {
+            print!("{}", asyncapi().to_typescript());
+            return Ok(());
+        }
+        arg => arg.or_else(|| std::env::var("WS_ADDR").ok()),
+    };
     let listener = tokio::net::TcpListener::bind(addr.as_deref().unwrap_or("127.0.0.1:8080")).await?;
     println!("listening on ws://{}", listener.local_addr()?);
     axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())

@@ -196,6 +196,16 @@ impl AsyncApi {
         serde_json::to_string_pretty(&self.to_json()).unwrap_or_default()
     }
 
+    /// A TypeScript module for clients of these channels (browsers, Node): the message types
+    /// (tagged enums become discriminated unions), a params type and `url()` per channel, and
+    /// typed `publish`/`subscribe` over the standard `WebSocket` interface that validate what
+    /// they receive against the same schemas, reporting problems through the callback as
+    /// seed 000's `onDataCallback({ err, msg })` does. Deterministic: the same channels give
+    /// the same text.
+    pub fn to_typescript(&self) -> String {
+        super::typescript::render(&self.to_json())
+    }
+
     /// The document as YAML.
     pub fn to_yaml(&self) -> String {
         serde_norway::to_string(&self.to_json()).unwrap_or_default()

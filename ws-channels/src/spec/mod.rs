@@ -2,5 +2,6 @@
 //! truth, and these documents are derived from them.
 
 mod asyncapi;
+mod typescript;
 
 pub use asyncapi::AsyncApi;

@@ -1,0 +1,142 @@
+/** A received message, or the reason a frame could not be used (not JSON, wrong shape). */
+export interface Received<T> {
+  err?: Error;
+  msg?: T;
+}
+
+/** The part of the standard `WebSocket` interface used here: browsers, Node 22+, and `ws`. */
+export interface WebSocketLike {
+  readonly readyState: number;
+  send(data: string): void;
+  addEventListener(type: "message", listener: (event: { data: unknown }) => void): void;
+  removeEventListener(type: "message", listener: (event: { data: unknown }) => void): void;
+}
+
+/** A JSON Schema (draft-07), as the document carries it. */
+export type Schema = boolean | { [keyword: string]: unknown };
+
+const OPEN = 1;
+
+function channelUrl(base: string, address: string, parameters: Record<string, string | number>): string {
+  const path = address.replace(/\{([^}]+)\}/g, (_, name: string) => {
+    const value = parameters[name];
+    if (value === undefined || `${value}` === "") throw new Error(`missing parameter ${name}`);
+    return encodeURIComponent(`${value}`);
+  });
+  return `${base.replace(/\/+$/, "")}/${path}`;
+}
+
+function publishMessage(ws: WebSocketLike, schema: string, message: unknown): Promise<void> {
+  if (ws.readyState !== OPEN) return Promise.reject(new Error("the WebSocket is not open"));
+  const problem = validate({ $ref: `#/components/schemas/${schema}` }, message, "message");
+  if (problem) return Promise.reject(new Error(problem));
+  ws.send(JSON.stringify(message));
+  return Promise.resolve();
+}
+
+function subscribeMessages<T>(ws: WebSocketLike, schema: string, onData: (received: Received<T>) => void): () => void {
+  const listener = (event: { data: unknown }) => {
+    let value: unknown;
+    try {
+      value = JSON.parse(frameText(event.data));
+    } catch (err) {
+      onData({ err: err instanceof Error ? err : new Error(String(err)) });
+      return;
+    }
+    const problem = validate({ $ref: `#/components/schemas/${schema}` }, value, "message");
+    onData(problem ? { err: new Error(problem) } : { msg: value as T });
+  };
+  ws.addEventListener("message", listener);
+  return () => ws.removeEventListener("message", listener);
+}
+
+function frameText(data: unknown): string {
+  if (typeof data === "string") return data;
+  if (data instanceof ArrayBuffer || ArrayBuffer.isView(data)) return new TextDecoder().decode(data as ArrayBuffer);
+  throw new Error("expected a text frame");
+}
+
+/** Checks `value` against the draft-07 subset the schemas use; returns the first problem. */
+function validate(schema: Schema, value: unknown, at: string): string | null {
+  if (schema === true) return null;
+  if (schema === false) return `${at}: no value is allowed here`;
+  const s = schema as Record<string, unknown>;
+  if (typeof s.$ref === "string") {
+    const target = SCHEMAS[s.$ref.split("/").pop() ?? ""];
+    return target === undefined ? `${at}: unknown schema ${s.$ref}` : validate(target, value, at);
+  }
+  if ("const" in s && !equal(s.const, value)) return `${at}: expected ${JSON.stringify(s.const)}`;
+  if (Array.isArray(s.enum) && !s.enum.some((option) => equal(option, value))) {
+    return `${at}: expected one of ${JSON.stringify(s.enum)}`;
+  }
+  if (s.type !== undefined) {
+    const types = Array.isArray(s.type) ? s.type : [s.type];
+    if (!types.some((type) => hasType(type as string, value))) return `${at}: expected ${types.join(" or ")}`;
+  }
+  if (typeof value === "number") {
+    if (typeof s.minimum === "number" && value < s.minimum) return `${at}: below ${s.minimum}`;
+    if (typeof s.maximum === "number" && value > s.maximum) return `${at}: above ${s.maximum}`;
+  }
+  if (typeof value === "string") {
+    if (typeof s.minLength === "number" && value.length < s.minLength) return `${at}: shorter than ${s.minLength}`;
+    if (typeof s.maxLength === "number" && value.length > s.maxLength) return `${at}: longer than ${s.maxLength}`;
+  }
+  if (Array.isArray(value)) {
+    if (Array.isArray(s.items)) {
+      for (const [i, item] of s.items.entries()) {
+        const problem = validate(item as Schema, value[i], `${at}[${i}]`);
+        if (problem) return problem;
+      }
+    } else if (s.items !== undefined) {
+      for (const [i, item] of value.entries()) {
+        const problem = validate(s.items as Schema, item, `${at}[${i}]`);
+        if (problem) return problem;
+      }
+    }
+  }
+  if (isObject(value)) {
+    const properties = (s.properties ?? {}) as Record<string, Schema>;
+    for (const name of (s.required ?? []) as string[]) {
+      if (!(name in value)) return `${at}: missing ${name}`;
+    }
+    for (const [name, item] of Object.entries(value)) {
+      const property = properties[name] ?? (s.additionalProperties as Schema | undefined);
+      if (property === undefined) continue;
+      const problem = validate(property, item, `${at}.${name}`);
+      if (problem) return problem;
+    }
+  }
+  for (const part of (s.allOf ?? []) as Schema[]) {
+    const problem = validate(part, value, at);
+    if (problem) return problem;
+  }
+  if (Array.isArray(s.anyOf) && !s.anyOf.some((option) => validate(option as Schema, value, at) === null)) {
+    return `${at}: matches none of the allowed shapes`;
+  }
+  if (Array.isArray(s.oneOf)) {
+    const matching = s.oneOf.filter((option) => validate(option as Schema, value, at) === null).length;
+    if (matching !== 1) return `${at}: matches ${matching} of the shapes, expected exactly 1`;
+  }
+  return null;
+}
+
+function hasType(type: string, value: unknown): boolean {
+  switch (type) {
+    case "null": return value === null;
+    case "boolean": return typeof value === "boolean";
+    case "string": return typeof value === "string";
+    case "number": return typeof value === "number" && Number.isFinite(value);
+    case "integer": return Number.isInteger(value);
+    case "array": return Array.isArray(value);
+    case "object": return isObject(value);
+    default: return true;
+  }
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+function equal(a: unknown, b: unknown): boolean {
+  return JSON.stringify(a) === JSON.stringify(b);
+}
