@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures_util::SinkExt;
+use futures_util::{SinkExt, StreamExt};
 use serde::ser::SerializeStruct;
 use serde::{Deserialize, Serialize};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -58,6 +58,11 @@ on_both_backends!(
     binary_frames_reach_on_binary,
     graceful_shutdown_sends_1001_to_all,
     metrics_count_connections_and_messages,
+    a_panicking_validator_closes_1011_and_leaves_nothing_behind,
+    large_server_messages_are_delivered,
+    sends_fail_once_the_client_has_left,
+    a_shutdown_during_on_connect_refuses_the_connection,
+    slow_but_reading_clients_survive_pings_under_drop_oldest,
 );
 
 /// What a client says in a room.
@@ -834,4 +839,194 @@ async fn metrics_count_connections_and_messages(backend: Backend) {
         }
     })
     .await;
+}
+
+/// A channel whose validator panics on one input: the channel's own code, not a handler.
+#[channel("fragile/<name>", validate)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Fragile {
+    text: String,
+}
+
+impl ws_channels::Validate for Fragile {
+    fn validate(&self) -> Result<(), ws_channels::ValidationError> {
+        assert!(self.text != "boom", "the validator panicked on purpose");
+        Ok(())
+    }
+}
+
+async fn a_panicking_validator_closes_1011_and_leaves_nothing_behind(backend: Backend) {
+    let closes = Closes::default();
+    let server = Fragile::register(Server::with_state(closes.clone()), |h| {
+        h.on_close(|conn, info| async move { conn.state().lock().unwrap().push(info) })
+    });
+    let (hub, metrics) = (server.hub(), server.metrics());
+    let server = TestServer::start_on(backend, server).await;
+    let mut socket = raw_connect(&server, "/fragile/f").await;
+    socket.send(Message::text(r#"{"text":"boom"}"#)).await.unwrap();
+    let (_, close) = read_until_close(&mut socket).await;
+    assert_eq!(close.unwrap().code, CloseCode::Error);
+    assert_eq!(first_close(&closes).await.code, CloseCode::Error, "on_close ran");
+    assert_eq!(hub.subscribers(&FragileParams::new("f")), 0, "it left its topic");
+    assert_eq!(metrics.snapshot().connections_open, 0);
+}
+
+/// Sends a large message when a client connects, then a small one.
+#[channel("big/<name>", server_only)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Big {
+    payload: String,
+}
+
+async fn large_server_messages_are_delivered(backend: Backend) {
+    // Larger than twice the (incoming) max_message_size: outgoing size is the server's choice.
+    let server = Big::register(Server::new().max_message_size(16 * 1024), |h| {
+        h.on_open(|conn| async move {
+            conn.send(&Big {
+                payload: "x".repeat(300 * 1024),
+            })
+            .await?;
+            conn.send(&Big {
+                payload: "small".into(),
+            })
+            .await?;
+            Ok(())
+        })
+    });
+    let server = TestServer::start_on(backend, server).await;
+    let mut socket = raw_connect(&server, "/big/b").await;
+    let large: Big = serde_json::from_str(&next_text(&mut socket).await).unwrap();
+    assert_eq!(large.payload.len(), 300 * 1024);
+    let small: Big = serde_json::from_str(&next_text(&mut socket).await).unwrap();
+    assert_eq!(small.payload, "small");
+}
+
+/// Where a handler keeps its connection, as an application would to push later.
+#[derive(Default)]
+struct Keeper(Mutex<Option<ws_channels::Conn<RoomCommand, Kept>>>);
+
+type Kept = Arc<Keeper>;
+
+async fn sends_fail_once_the_client_has_left(backend: Backend) {
+    let kept = Kept::default();
+    let closed = Arc::new(tokio::sync::Notify::new());
+    let server = RoomCommand::register(Server::with_state(kept.clone()), |h| {
+        let closed = closed.clone();
+        h.on_open(|conn| async move {
+            *conn.state().0.lock().unwrap() = Some(conn.clone());
+            Ok(())
+        })
+        .on_close(move |_, _| {
+            let closed = closed.clone();
+            async move { closed.notify_one() }
+        })
+    });
+    let server = TestServer::start_on(backend, server).await;
+    let mut socket = raw_connect(&server, "/room/gone").await;
+    within("the connection to open", async {
+        while kept.0.lock().unwrap().is_none() {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await;
+    socket.close(None).await.unwrap();
+    while socket.next().await.is_some() {}
+    within("on_close", closed.notified()).await;
+    let conn = kept.0.lock().unwrap().take().unwrap();
+    assert!(conn.is_closing());
+    assert!(
+        matches!(conn.send(&tick(1)).await, Err(Error::Closed)),
+        "a stored Conn learns the end"
+    );
+}
+
+async fn a_shutdown_during_on_connect_refuses_the_connection(backend: Backend) {
+    let server = RoomCommand::register(Server::new().shutdown_timeout(Duration::from_secs(5)), |h| {
+        room_handler(h.on_connect(|_| async {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            Ok(())
+        }))
+    });
+    let mut server = TestServer::start_on(backend, server).await;
+    let base = server.base();
+    let connecting = tokio::spawn(async move {
+        match tokio_tungstenite::connect_async(format!("{base}/room/late")).await {
+            Ok((mut socket, _)) => {
+                // Accepted after all: it must be closed by the shutdown, not left open.
+                let (_, close) = read_until_close(&mut socket).await;
+                close.map_or(0, |c| u16::from(c.code))
+            }
+            Err(ws_channels::tungstenite::Error::Http(response)) => response.status().as_u16(),
+            Err(_) => 0,
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let started = std::time::Instant::now();
+    let serving = server.begin_shutdown();
+    let outcome = within("the late connection", connecting).await.unwrap();
+    assert!(
+        outcome == 503 || outcome == 1001,
+        "refused or closed by the shutdown, got {outcome}"
+    );
+    within("the server to finish", serving).await.unwrap().unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "the shutdown did not wait for a missed connection"
+    );
+}
+
+async fn slow_but_reading_clients_survive_pings_under_drop_oldest(backend: Backend) {
+    let closes = Closes::default();
+    let server = Server::with_state(closes.clone())
+        .outbound_queue(4)
+        .ping_interval(Some(Duration::from_millis(50)));
+    let server = Latest::register(server, |h| {
+        h.on_close(|conn, info| async move { conn.state().lock().unwrap().push(info) })
+    });
+    let (hub, metrics) = (server.hub(), server.metrics());
+    let server = TestServer::start_on(backend, server).await;
+    let mut socket = raw_connect(&server, "/latest/busy").await;
+    let reading = tokio::spawn(async move {
+        // Reading is what answers pings; the reader keeps up as well as it can.
+        let mut received = 0u64;
+        while let Some(Ok(frame)) = socket.next().await {
+            if let Message::Text(text) = frame {
+                received += 1;
+                if serde_json::from_str::<Latest>(&text).is_ok_and(|latest| latest.seq == u64::MAX) {
+                    break;
+                }
+            }
+        }
+        (received, socket)
+    });
+    // Publish faster than the writer drains a 4-message queue, for many ping intervals: the
+    // queue overflows constantly, and pings must not be among what drop_oldest drops.
+    let params = LatestParams::new("busy");
+    let started = std::time::Instant::now();
+    let mut seq = 0;
+    while started.elapsed() < Duration::from_millis(600) {
+        let latest = Latest {
+            seq,
+            padding: String::new(),
+        };
+        hub.publish(&params, &latest).await.unwrap();
+        seq += 1;
+        if seq % 64 == 0 {
+            tokio::task::yield_now().await;
+        }
+    }
+    // The newest message: drop_oldest keeps it, so it ends the reader.
+    let last = Latest {
+        seq: u64::MAX,
+        padding: String::new(),
+    };
+    hub.publish(&params, &last).await.unwrap();
+    let (received, _still_open) = within("the reader", reading).await.unwrap();
+    assert!(received > 0);
+    assert!(metrics.snapshot().dropped > 0, "the queue did overflow");
+    assert!(
+        closes.lock().unwrap().is_empty(),
+        "closed: {:?}",
+        closes.lock().unwrap()
+    );
 }

@@ -138,11 +138,12 @@ impl<C: Channel, W: MessageSink> Publisher<C, W> {
         self.close_with(CloseCode::Normal, "").await
     }
 
-    /// Starts the closing handshake with a code and reason.
+    /// Starts the closing handshake with a code and reason (cut to the 123 bytes a close frame
+    /// holds).
     pub async fn close_with(&mut self, code: CloseCode, reason: &str) -> Result<(), Error> {
         let frame = CloseFrame {
             code,
-            reason: reason.to_owned().into(),
+            reason: crate::hub::truncate_reason(reason).to_owned().into(),
         };
         match self.sink.send(WsMessage::Close(Some(frame))).await {
             Ok(()) | Err(WsError::ConnectionClosed | WsError::AlreadyClosed) => Ok(()),

@@ -14,7 +14,7 @@ use tokio_tungstenite::tungstenite::Message as WsMessage;
 
 pub(crate) use metrics::Counters;
 pub use metrics::{Metrics, MetricsSnapshot};
-pub(crate) use peer::{Peer, Pushed};
+pub(crate) use peer::{Peer, Pushed, truncate_reason};
 
 use crate::channel::{Channel, Params};
 use crate::codec;

@@ -4,7 +4,7 @@
 use std::any::TypeId;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use tokio::sync::{Notify, watch};
 use tokio_tungstenite::tungstenite::Message as WsMessage;
@@ -29,15 +29,30 @@ pub(crate) enum Pushed {
     Closed,
 }
 
+/// Everything the writer takes, under one lock so that "accepted" and "closing" never race:
+/// a message accepted before the close is always written before the close frame.
+#[derive(Default)]
+struct Outbox {
+    queue: VecDeque<WsMessage>,
+    /// A ping waiting to go out. Kept apart from the queue so no lag policy can drop it (a
+    /// dropped ping would close a slow but live reader for "ping timeout").
+    ping: Option<WsMessage>,
+    /// No more messages are accepted; the writer sends what is queued, then the close frame.
+    closing: bool,
+    /// The connection has ended: nothing more will be written.
+    closed: bool,
+}
+
 pub(crate) struct Peer {
     pub(crate) id: ConnId,
     /// The connection's channel, so typed sends by id cannot reach another channel's client.
     pub(crate) channel: TypeId,
-    queue: Mutex<VecDeque<WsMessage>>,
+    outbox: Mutex<Outbox>,
     capacity: usize,
     policy: LagPolicy,
-    /// Wakes the writer when the queue gains a message or the connection closes.
+    /// Wakes the writer when the outbox gains a frame or the connection closes.
     ready: Notify,
+    /// Mirrors `Outbox::closing` for lock-free reads.
     closing: AtomicBool,
     close: watch::Sender<Option<CloseFrame>>,
     /// Messages dropped since the last `on_lag` report, and the signal to report them.
@@ -57,7 +72,7 @@ impl Peer {
         Self {
             id,
             channel,
-            queue: Mutex::new(VecDeque::new()),
+            outbox: Mutex::default(),
             capacity,
             policy,
             ready: Notify::new(),
@@ -69,21 +84,25 @@ impl Peer {
         }
     }
 
+    fn outbox(&self) -> MutexGuard<'_, Outbox> {
+        self.outbox.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     /// Queues a frame under the lag policy; never waits.
     pub(crate) fn push(&self, message: WsMessage) -> Pushed {
-        if self.is_closing() {
-            return Pushed::Closed;
-        }
         let outcome = {
-            let mut queue = self.queue.lock().unwrap_or_else(PoisonError::into_inner);
-            if queue.len() < self.capacity {
-                queue.push_back(message);
+            let mut outbox = self.outbox();
+            if outbox.closing {
+                return Pushed::Closed;
+            }
+            if outbox.queue.len() < self.capacity {
+                outbox.queue.push_back(message);
                 Pushed::Queued
             } else {
                 match self.policy {
                     LagPolicy::DropOldest => {
-                        queue.pop_front();
-                        queue.push_back(message);
+                        outbox.queue.pop_front();
+                        outbox.queue.push_back(message);
                         Pushed::DroppedOldest
                     }
                     LagPolicy::DropNew => Pushed::DroppedNew,
@@ -98,55 +117,59 @@ impl Peer {
                     self.ready.notify_one();
                 }
                 self.counters.dropped.fetch_add(1, Ordering::Relaxed);
-                self.lagged.fetch_add(1, Ordering::Relaxed);
-                self.lag.notify_one();
+                self.report_lag();
             }
             Pushed::Disconnected => {
-                self.counters.lag_disconnects.fetch_add(1, Ordering::Relaxed);
-                self.lagged.fetch_add(1, Ordering::Relaxed);
-                self.lag.notify_one();
-                self.request_close(CloseCode::Policy, "slow consumer: outbound queue full");
+                // Several publishers may hit the full queue at once: count the disconnect once.
+                if self.request_close(CloseCode::Policy, "slow consumer: outbound queue full") {
+                    self.counters.lag_disconnects.fetch_add(1, Ordering::Relaxed);
+                }
+                self.report_lag();
             }
             Pushed::Closed => {}
         }
         outcome
     }
 
-    /// Queues a control frame (a ping) whatever the lag policy: at most one is outstanding
-    /// per ping interval before a missed pong closes the connection, so this stays bounded.
-    pub(crate) fn push_control(&self, message: WsMessage) {
-        if self.is_closing() {
-            return;
+    fn report_lag(&self) {
+        self.lagged.fetch_add(1, Ordering::Relaxed);
+        self.lag.notify_one();
+    }
+
+    /// Queues a ping ahead of the messages, whatever the lag policy. One slot: a ping not yet
+    /// written is replaced, so a stuck writer cannot make this grow.
+    pub(crate) fn push_ping(&self, ping: WsMessage) {
+        {
+            let mut outbox = self.outbox();
+            if outbox.closing {
+                return;
+            }
+            outbox.ping = Some(ping);
         }
-        self.queue
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push_back(message);
         self.ready.notify_one();
     }
 
-    /// Waits for queued frames and moves them all into `batch`; `false` once closing with
-    /// nothing left. Cancel-safe: frames are taken only in the poll that returns.
+    /// Waits for frames and moves them all into `batch`, the ping first; `false` once closing
+    /// with nothing left to write. Cancel-safe: frames are taken only in the poll that returns.
     pub(crate) async fn next_batch(&self, batch: &mut Vec<WsMessage>) -> bool {
         loop {
             let ready = self.ready.notified();
             {
-                let mut queue = self.queue.lock().unwrap_or_else(PoisonError::into_inner);
-                if !queue.is_empty() {
-                    batch.extend(queue.drain(..));
+                let mut outbox = self.outbox();
+                if outbox.closed {
+                    return false;
+                }
+                batch.extend(outbox.ping.take());
+                batch.extend(outbox.queue.drain(..));
+                if !batch.is_empty() {
                     return true;
                 }
-            }
-            if self.is_closing() {
-                return false;
+                if outbox.closing {
+                    return false;
+                }
             }
             ready.await;
         }
-    }
-
-    #[cfg(test)]
-    fn take_queued(&self) -> VecDeque<WsMessage> {
-        std::mem::take(&mut *self.queue.lock().unwrap_or_else(PoisonError::into_inner))
     }
 
     /// How many messages were dropped since the last call.
@@ -154,23 +177,40 @@ impl Peer {
         self.lagged.swap(0, Ordering::Relaxed)
     }
 
-    /// Asks the connection to close with `frame`; only the first request counts.
-    pub(crate) fn request_close(&self, code: CloseCode, reason: &str) {
-        let frame = CloseFrame {
-            code,
-            reason: truncate_reason(reason).to_owned().into(),
-        };
-        let first = self.close.send_if_modified(|close| {
-            let first = close.is_none();
-            if first {
-                *close = Some(frame);
-            }
+    /// Asks the connection to close with a close frame of `code` and `reason`; only the first
+    /// request counts (`true` for it). Codes a close frame may not carry (1005, 1006, 1015)
+    /// are sent as 1000.
+    pub(crate) fn request_close(&self, code: CloseCode, reason: &str) -> bool {
+        let code = if code.is_allowed() { code } else { CloseCode::Normal };
+        let first = {
+            let mut outbox = self.outbox();
+            let first = !outbox.closing;
+            outbox.closing = true;
             first
-        });
+        };
         if first {
             self.closing.store(true, Ordering::Release);
+            self.close.send_replace(Some(CloseFrame {
+                code,
+                reason: truncate_reason(reason).to_owned().into(),
+            }));
             self.ready.notify_one();
         }
+        first
+    }
+
+    /// The connection has ended (or its writer failed): later sends fail, queued frames are
+    /// discarded, the writer stops.
+    pub(crate) fn mark_closed(&self) {
+        {
+            let mut outbox = self.outbox();
+            outbox.closed = true;
+            outbox.closing = true;
+            outbox.queue.clear();
+            outbox.ping = None;
+        }
+        self.closing.store(true, Ordering::Release);
+        self.ready.notify_one();
     }
 
     pub(crate) fn is_closing(&self) -> bool {
@@ -187,7 +227,7 @@ impl Peer {
 }
 
 /// Close reasons are limited to 123 bytes by RFC 6455; cut at a character boundary.
-fn truncate_reason(reason: &str) -> &str {
+pub(crate) fn truncate_reason(reason: &str) -> &str {
     const MAX: usize = 123;
     if reason.len() <= MAX {
         return reason;
@@ -207,34 +247,44 @@ mod tests {
         Peer::new(ConnId(1), TypeId::of::<()>(), capacity, policy, Arc::default())
     }
 
-    fn queued(peer: &Peer) -> Vec<String> {
-        peer.take_queued()
-            .into_iter()
-            .map(|m| m.into_text().unwrap().to_string())
+    fn texts(batch: &[WsMessage]) -> Vec<String> {
+        batch
+            .iter()
+            .map(|m| m.to_text().unwrap_or("<binary>").to_owned())
             .collect()
     }
 
-    #[test]
-    fn drop_oldest_keeps_the_newest() {
+    async fn batch(peer: &Peer) -> Vec<String> {
+        let mut batch = Vec::new();
+        peer.next_batch(&mut batch).await;
+        texts(&batch)
+    }
+
+    #[tokio::test]
+    async fn drop_oldest_keeps_the_newest_and_never_drops_the_ping() {
         let p = peer(2, LagPolicy::DropOldest);
+        p.push_ping(WsMessage::Ping(Default::default()));
         for m in ["a", "b", "c"] {
             p.push(WsMessage::text(m));
         }
-        assert_eq!(queued(&p), ["b", "c"]);
+        let mut frames = Vec::new();
+        p.next_batch(&mut frames).await;
+        assert!(frames[0].is_ping(), "the ping goes first");
+        assert_eq!(texts(&frames[1..]), ["b", "c"]);
         assert_eq!(p.take_lagged(), 1);
         assert_eq!(p.counters.dropped.load(Ordering::Relaxed), 1);
     }
 
-    #[test]
-    fn drop_new_keeps_the_oldest() {
+    #[tokio::test]
+    async fn drop_new_keeps_the_oldest() {
         let p = peer(2, LagPolicy::DropNew);
         let outcomes: Vec<_> = ["a", "b", "c"].map(|m| p.push(WsMessage::text(m))).into();
         assert_eq!(outcomes, [Pushed::Queued, Pushed::Queued, Pushed::DroppedNew]);
-        assert_eq!(queued(&p), ["a", "b"]);
+        assert_eq!(batch(&p).await, ["a", "b"]);
     }
 
     #[test]
-    fn disconnect_closes_with_1008_and_refuses_more() {
+    fn disconnect_closes_with_1008_once_and_refuses_more() {
         let p = peer(1, LagPolicy::Disconnect);
         assert_eq!(p.push(WsMessage::text("a")), Pushed::Queued);
         assert_eq!(p.push(WsMessage::text("b")), Pushed::Disconnected);
@@ -244,15 +294,34 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn next_batch_takes_everything_queued_and_ends_when_closing() {
+    async fn what_was_accepted_before_the_close_is_written_before_it() {
         let p = peer(8, LagPolicy::Disconnect);
         p.push(WsMessage::text("a"));
         p.push(WsMessage::text("b"));
-        let mut batch = Vec::new();
-        assert!(p.next_batch(&mut batch).await);
-        assert_eq!(batch.len(), 2);
-        p.request_close(CloseCode::Normal, "");
-        assert!(!p.next_batch(&mut batch).await);
+        assert!(p.request_close(CloseCode::Normal, ""));
+        assert!(!p.request_close(CloseCode::Away, ""), "only the first close counts");
+        assert_eq!(p.push(WsMessage::text("late")), Pushed::Closed);
+        assert_eq!(batch(&p).await, ["a", "b"]);
+        let mut rest = Vec::new();
+        assert!(!p.next_batch(&mut rest).await, "then the writer sends the close frame");
+    }
+
+    #[tokio::test]
+    async fn a_closed_peer_refuses_everything_and_stops_the_writer() {
+        let p = peer(8, LagPolicy::DropNew);
+        p.push(WsMessage::text("a"));
+        p.mark_closed();
+        assert_eq!(p.push(WsMessage::text("b")), Pushed::Closed);
+        let mut rest = Vec::new();
+        assert!(!p.next_batch(&mut rest).await);
+        assert!(rest.is_empty());
+    }
+
+    #[test]
+    fn reserved_codes_are_sent_as_1000() {
+        let p = peer(1, LagPolicy::Disconnect);
+        p.request_close(CloseCode::Abnormal, "");
+        assert_eq!(p.close_frame().unwrap().code, CloseCode::Normal);
     }
 
     #[test]

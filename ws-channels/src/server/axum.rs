@@ -67,9 +67,12 @@ async fn upgrade<S: Send + Sync + 'static>(State(shared): State<Arc<Shared<S>>>,
     let (mut parts, _body) = request.into_parts();
     let remote_addr = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|info| info.0);
     let on_upgrade = parts.extensions.remove::<OnUpgrade>();
-    let accepted = match shared.decide(parts, remote_addr).await {
-        Ok(accepted) => accepted,
-        Err(reject) => return refusal(&reject),
+    // As on the standalone server, `on_connect` has the handshake timeout to decide.
+    let decided = tokio::time::timeout(shared.config.handshake_timeout, shared.decide(parts, remote_addr)).await;
+    let accepted = match decided {
+        Ok(Ok(accepted)) => accepted,
+        Ok(Err(reject)) => return refusal(&reject),
+        Err(_) => return refusal(&Reject::new(StatusCode::REQUEST_TIMEOUT, "handshake timeout")),
     };
     let Some(on_upgrade) = on_upgrade else {
         return refusal(&Reject::new(

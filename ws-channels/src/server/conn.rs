@@ -12,6 +12,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::watch;
 use tokio::time::{Instant, Interval, MissedTickBehavior};
 use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::error::ProtocolError;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{Bytes, Error as WsError, Message as WsMessage};
@@ -248,6 +249,13 @@ pub(crate) async fn run<C, S, D, IO>(
     env.hub.join(&peer, TopicKey::new::<C>(&address));
     counters.connections_open.fetch_add(1, Ordering::Relaxed);
     counters.connections_total.fetch_add(1, Ordering::Relaxed);
+    let mut registration = Registration {
+        peer: peer.clone(),
+        hub: env.hub.clone(),
+        counters: counters.clone(),
+        writer: None,
+        _slot: env.slot,
+    };
     let conn = Conn {
         inner: Arc::new(ConnInner {
             params,
@@ -260,7 +268,9 @@ pub(crate) async fn run<C, S, D, IO>(
         }),
     };
     let (sink, stream) = socket.split();
-    let mut writer = tokio::spawn(write_loop(sink, peer.clone(), counters.clone()).instrument(span.clone()));
+    let writer = registration.writer.insert(tokio::spawn(
+        write_loop(sink, peer.clone(), counters).instrument(span.clone()),
+    ));
     let reader = Reader {
         handler,
         conn: conn.clone(),
@@ -270,13 +280,10 @@ pub(crate) async fn run<C, S, D, IO>(
     if conn.is_closing() {
         // Let the writer deliver what is queued and the close frame (bounded: a peer that does
         // not read cannot hold the connection open).
-        let _ = tokio::time::timeout(reader.config.close_timeout, &mut writer).await;
+        let _ = tokio::time::timeout(reader.config.close_timeout, writer).await;
     }
     // The peer is gone or the close handshake is over: nothing queued can be delivered now.
-    writer.abort();
-    env.hub.detach(conn.id());
-    counters.connections_open.fetch_sub(1, Ordering::Relaxed);
-    drop(env.slot);
+    drop(registration);
     if let Some(on_close) = &reader.handler.on_close {
         let done = AssertUnwindSafe(on_close(conn.clone(), info))
             .catch_unwind()
@@ -288,8 +295,31 @@ pub(crate) async fn run<C, S, D, IO>(
     }
 }
 
+/// Undoes a connection's registration however its task ends: normally, by a panic, or aborted
+/// when a shutdown times out. Stops the writer (which holds the socket), makes later sends fail,
+/// leaves every topic and frees the connection-limit slot.
+struct Registration {
+    peer: Arc<Peer>,
+    hub: Hub,
+    counters: Arc<Counters>,
+    writer: Option<tokio::task::JoinHandle<()>>,
+    _slot: Option<Slot>,
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        if let Some(writer) = &self.writer {
+            writer.abort();
+        }
+        self.peer.mark_closed();
+        self.hub.detach(self.peer.id);
+        self.counters.connections_open.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 /// Writes queued frames in batches (one flush, usually one syscall, per batch), then the close
-/// frame once the connection is closing and the queue is drained.
+/// frame once the connection is closing and the queue is drained. If writing fails the
+/// connection is closed: later sends fail and the reader stops waiting.
 async fn write_loop<W>(mut sink: W, peer: Arc<Peer>, counters: Arc<Counters>)
 where
     W: futures_util::Sink<WsMessage, Error = WsError> + Unpin,
@@ -297,18 +327,21 @@ where
     let mut batch = Vec::new();
     while peer.next_batch(&mut batch).await {
         let written = batch.len() as u64;
+        let mut sent = true;
         for frame in batch.drain(..) {
-            if sink.feed(frame).await.is_err() {
-                return;
-            }
+            sent = sent && sink.feed(frame).await.is_ok();
         }
-        if sink.flush().await.is_err() {
+        if !sent || sink.flush().await.is_err() {
+            peer.request_close(CloseCode::Error, "write failed");
+            peer.mark_closed();
             return;
         }
         counters.messages_out.fetch_add(written, Ordering::Relaxed);
     }
-    if sink.send(WsMessage::Close(peer.close_frame())).await.is_ok() {
-        counters.messages_out.fetch_add(1, Ordering::Relaxed);
+    if let Some(frame) = peer.close_frame() {
+        if sink.send(WsMessage::Close(Some(frame))).await.is_ok() {
+            counters.messages_out.fetch_add(1, Ordering::Relaxed);
+        }
     }
 }
 
@@ -357,6 +390,10 @@ where
             closing_deadline: None,
         };
 
+        // A shutdown that began during the handshake was already signalled.
+        if *shutdown.borrow_and_update() {
+            self.conn.close(CloseCode::Away, "server shutting down");
+        }
         if let Some(on_open) = &self.handler.on_open {
             self.run_handler(on_open(self.conn.clone())).await;
         }
@@ -377,6 +414,14 @@ where
                         break;
                     }
                     Some(Err(error)) => {
+                        // Tell the peer why when the socket still works (RFC 6455 §7.1.7).
+                        match &error {
+                            // The peer vanished without a close: 1006, nobody to answer.
+                            WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake) => {}
+                            WsError::Protocol(_) => self.conn.close(CloseCode::Protocol, "protocol error"),
+                            WsError::Utf8(_) => self.conn.close(CloseCode::Invalid, "invalid UTF-8"),
+                            _ => {}
+                        }
                         self.report(&Error::WebSocket(error));
                         break;
                     }
@@ -385,8 +430,15 @@ where
                         if matches!(frame, WsMessage::Text(_) | WsMessage::Binary(_)) {
                             clocks.active = clocks.heard;
                         }
-                        if let Some(frame) = self.on_frame(frame, bucket.as_mut()).await {
-                            peer_close = Some(frame);
+                        // Handlers are guarded on their own; this catches panics in the
+                        // channel's own code (a `Validate` or `ErrorReply` impl).
+                        match AssertUnwindSafe(self.on_frame(frame, bucket.as_mut())).catch_unwind().await {
+                            Ok(Some(frame)) => peer_close = Some(frame),
+                            Ok(None) => {}
+                            Err(panic) => {
+                                self.report(&Error::HandlerPanicked(panic_message(panic.as_ref())));
+                                self.conn.close(CloseCode::Error, "internal error");
+                            }
                         }
                     }
                 },
@@ -430,7 +482,7 @@ where
             return;
         }
         clocks.pinged = Some(Instant::now());
-        self.conn.inner.peer.push_control(WsMessage::Ping(Bytes::new()));
+        self.conn.inner.peer.push_ping(WsMessage::Ping(Bytes::new()));
     }
 
     /// Handles one frame; returns the peer's close frame when it is one.
@@ -447,21 +499,24 @@ where
             self.rate_limited().await;
             return None;
         }
+        let size = match &frame {
+            WsMessage::Text(text) => text.len(),
+            WsMessage::Binary(bytes) => bytes.len(),
+            _ => 0,
+        };
+        if size > self.config.max_message_size {
+            let error = Error::MessageTooLarge {
+                size,
+                max: self.config.max_message_size,
+            };
+            self.report(&error);
+            self.reject_frame(error).await;
+            return None;
+        }
         if let (WsMessage::Binary(bytes), Some(on_binary)) = (&frame, &self.handler.on_binary) {
             self.count_in();
             self.run_handler(on_binary(self.conn.clone(), bytes.clone())).await;
             return None;
-        }
-        if let WsMessage::Text(text) = &frame {
-            if text.len() > self.config.max_message_size {
-                let error = Error::MessageTooLarge {
-                    size: text.len(),
-                    max: self.config.max_message_size,
-                };
-                self.report(&error);
-                self.reject_frame(error).await;
-                return None;
-            }
         }
         match codec::decode::<C, C::ClientMessage>(frame, C::validate_client) {
             Ok(Inbound::Message(message)) => {

@@ -83,7 +83,13 @@ impl<C: Channel, S: Send + Sync + 'static> Handler<C, S, ()> {
         Fut: Future<Output = Result<D, Reject>> + Send + 'static,
     {
         assert!(
-            self.on_open.is_none() && self.on_message.is_none() && self.on_close.is_none() && self.on_error.is_none(),
+            self.on_open.is_none()
+                && self.on_message.is_none()
+                && self.on_close.is_none()
+                && self.on_error.is_none()
+                && self.on_binary.is_none()
+                && self.on_lag.is_none()
+                && self.authorize.is_none(),
             "call `on_connect` before the other callbacks of the `{}` handler: they receive the data it returns",
             C::NAME
         );
@@ -251,5 +257,25 @@ impl<C: Channel, S, D> fmt::Debug for Handler<C, S, D> {
             .field("on_binary", &self.on_binary.is_some())
             .field("on_lag", &self.on_lag.is_some())
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde::{Deserialize, Serialize};
+
+    use super::*;
+
+    /// A channel for handler tests.
+    #[crate::channel("t/<id>")]
+    #[derive(Serialize, Deserialize)]
+    struct T;
+
+    #[test]
+    #[should_panic(expected = "call `on_connect` before the other callbacks")]
+    fn on_connect_after_another_callback_panics_instead_of_losing_it() {
+        let _ = Handler::<T>::new()
+            .on_binary(|_, _| async { Ok(()) })
+            .on_connect(|_| async { Ok(1u8) });
     }
 }

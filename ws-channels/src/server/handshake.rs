@@ -257,6 +257,11 @@ pub(crate) async fn read_request_head<IO: AsyncRead + Unpin>(io: &mut IO) -> Res
             return Ok(None);
         }
         buf.extend_from_slice(&chunk[..n]);
+        // The head ends with an empty line: until a chunk brings a line end, parsing the whole
+        // buffer again would only find it incomplete (and cost quadratic time on a trickle).
+        if !chunk[..n].contains(&b'\n') && buf.len() < MAX_REQUEST_HEAD {
+            continue;
+        }
         let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
         let mut request = httparse::Request::new(&mut headers);
         match request.parse(&buf) {

@@ -83,7 +83,9 @@ impl Config {
             .websocket
             .max_message_size(Some(hard))
             .max_frame_size(Some(hard))
-            .max_write_buffer_size(hard.saturating_add(DEFAULT_WRITE_BUFFER + 1024));
+            // Outgoing memory is bounded by the outbox; a cap here would make tungstenite refuse
+            // a large outgoing message and silently end the connection's writer.
+            .max_write_buffer_size(usize::MAX);
         self
     }
 }
@@ -117,18 +119,23 @@ const DEFAULT_MAX_MESSAGE: usize = 64 * 1024;
 /// | a text frame that is not JSON of the client message type | close 1007 (or an error reply, under `on_invalid = reply`) |
 /// | a message that fails [`Validate`](crate::Validate) | close 1008 (or an error reply, under `on_invalid = reply`) |
 /// | a binary frame | close 1007 (or an error reply): messages are JSON text |
-/// | a message larger than [`max_message_size`](Self::max_message_size) | close 1009 (or an error reply, under `on_invalid = reply`) |
+/// | a text or binary message larger than [`max_message_size`](Self::max_message_size) | close 1009 (or an error reply, under `on_invalid = reply`) |
 /// | a frame larger than twice that | close 1009, without reading it |
 /// | messages faster than the [`rate_limit`](Self::rate_limit) | close 1008, or dropped with an error reply |
 /// | a full outbound queue (a slow reader) | the channel's [`LagPolicy`](crate::LagPolicy): close 1008 by default |
 /// | no pong (nor any frame) between two [pings](Self::ping_interval) | close 1001 (`ping timeout`) |
 /// | no message for the [idle timeout](Self::idle_timeout) | close 1001 (`idle timeout`) |
-/// | a handler returns `Err` or panics | close 1011 (`internal error`) for this connection only |
+/// | a handler (or the channel's `Validate`/`ErrorReply`) returns `Err` or panics | close 1011 (`internal error`) for this connection only |
+/// | a protocol violation or invalid UTF-8 | close 1002 or 1007 |
 /// | shutdown | close 1001 for every connection |
 /// | the peer drops mid-message or without a close frame | `on_close` sees 1006 |
 /// | the peer does not answer the server's close frame | dropped after the [close timeout](Self::close_timeout) |
 ///
-/// Every outcome is also reported to [`Handler::on_error`].
+/// Errors (bad frames, limits, handler failures, transport errors) are also reported to
+/// [`Handler::on_error`]; lag to [`Handler::on_lag`]; every end, with its code, to
+/// [`Handler::on_close`]. Handlers of one connection run one at a time: a handler that never
+/// returns holds its connection (and its slot under the connection limits) until it returns
+/// or a shutdown times out.
 #[must_use = "a server does nothing until served"]
 pub struct Server<S = ()> {
     router: Router<S>,
@@ -440,6 +447,10 @@ impl<S: Send + Sync + 'static> Shared<S> {
             let session = route
                 .accept(Arc::new(parts), remote_addr, self.state.clone(), &self.limits)
                 .await?;
+            // `on_connect` may have taken a while: refuse if a shutdown began meanwhile.
+            if self.lifecycle.is_shutting_down() {
+                return Err(Reject::new(http::StatusCode::SERVICE_UNAVAILABLE, "shutting down"));
+            }
             Ok(Accepted { session, key })
         };
         outcome.await.inspect_err(|reject| self.refused(remote_addr, reject))

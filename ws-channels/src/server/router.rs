@@ -69,16 +69,24 @@ where
             // Counted from before `on_connect`, so concurrent handshakes cannot overshoot.
             let slot = limits.acquire(&params.to_string()).map_err(super::full)?;
             let handshake = Handshake::new(params.clone(), request, remote_addr, state);
-            let data = match AssertUnwindSafe((handler.on_connect)(handshake)).catch_unwind().await {
+            // The callbacks are called inside the caught future, so a panic in their synchronous
+            // part is caught too: the handshake gets a 500, the server goes on.
+            let decided = AssertUnwindSafe(async {
+                let data = (handler.on_connect)(handshake).await?;
+                if let Some(authorize) = &handler.authorize {
+                    authorize(&data, &params)?;
+                }
+                Ok(data)
+            })
+            .catch_unwind()
+            .await;
+            let data = match decided {
                 Ok(decision) => decision?,
                 Err(_) => {
-                    tracing::warn!(channel = C::NAME, "on_connect panicked");
+                    tracing::warn!(channel = C::NAME, "on_connect or authorize panicked");
                     return Err(Reject::new(http::StatusCode::INTERNAL_SERVER_ERROR, "internal error"));
                 }
             };
-            if let Some(authorize) = &handler.authorize {
-                authorize(&data, &params)?;
-            }
             let session: Session<S> = Box::new(move |socket, mut env| {
                 env.slot = Some(slot);
                 Box::pin(conn::run(socket, handler, params, data, env))
