@@ -263,6 +263,16 @@ fn typescript_clients_compile_strict_and_talk_to_the_rust_servers() {
     tsc.args(["node_modules/typescript/bin/tsc", "-p", "tsconfig.json"])
         .current_dir(&node);
     output_within(tsc, Duration::from_secs(120));
+    // The chat page serves the compiled client: it must be what tsc makes of chat.ts now.
+    let compiled = std::fs::read_to_string(node.join("build/examples/chat/chat.js")).expect("tsc output");
+    let served = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("chat/chat.js");
+    if std::env::var_os("BLESS").is_some() {
+        std::fs::write(&served, &compiled).expect("write chat.js");
+    }
+    assert!(
+        std::fs::read_to_string(&served).unwrap_or_default() == compiled,
+        "examples/chat/chat.js is stale: copy tests/node/build/examples/chat/chat.js over it (or BLESS=1)"
+    );
     let (_user_events, user_events) = start_server("user_events");
     let (_chat, chat) = start_server("chat");
     let mut client = Command::new("node");
@@ -272,4 +282,29 @@ fn typescript_clients_compile_strict_and_talk_to_the_rust_servers() {
         .current_dir(&node);
     let out = output_within(client, Duration::from_secs(30));
     assert!(out.contains("ts client: all checks passed"), "{out}");
+}
+
+/// Debian's Chromium (or `$CHROMIUM`), for the browser test.
+fn chromium() -> String {
+    let path = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".to_owned());
+    assert!(
+        std::path::Path::new(&path).exists(),
+        "the browser test needs Chromium at {path}: install Debian's `chromium` (apt-get install chromium) or set CHROMIUM"
+    );
+    path
+}
+
+#[test]
+fn the_chat_page_chats_between_two_headless_browsers() {
+    let node = node_project();
+    let chromium = chromium();
+    let (_chat, addr) = start_server("chat");
+    let mut browser = Command::new("node");
+    browser
+        .arg("browser_chat.mjs")
+        .arg(addr.replacen("ws://", "http://", 1))
+        .env("CHROMIUM", chromium)
+        .current_dir(node);
+    let out = output_within(browser, Duration::from_secs(60));
+    assert!(out.contains("browser chat: all checks passed"), "{out}");
 }

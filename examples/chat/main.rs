@@ -5,7 +5,8 @@
 //! cargo run --example chat                  # address: first argument, WS_ADDR, or 127.0.0.1:8080
 //! ```
 //!
-//! Open <http://127.0.0.1:8080/> in two browser tabs, or use any WebSocket client:
+//! Open <http://127.0.0.1:8080/> in two browser tabs (the page uses the TypeScript client
+//! generated from these types, `chat.ts`, compiled to `chat.js`), or use any WebSocket client:
 //!
 //! - connect to `ws://127.0.0.1:8080/chat/lobby?name=ann` (or authenticate with a token instead
 //!   of a name: `?token=demo-token-ann`, `Authorization: Bearer demo-token-ann`);
@@ -23,6 +24,7 @@ use std::net::SocketAddr;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::extract::{Path, State};
+use axum::http::header;
 use axum::response::Html;
 use axum::routing::get;
 use serde::{Deserialize, Serialize};
@@ -192,6 +194,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let shutdown = server.handle();
     let app = axum::Router::new()
         .route("/", get(|| async { Html(include_str!("index.html")) }))
+        // The generated TypeScript client, compiled (checked in; the tests keep it current).
+        .route(
+            "/chat.js",
+            get(|| async {
+                (
+                    [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
+                    include_str!("chat.js"),
+                )
+            }),
+        )
         .route("/rooms/{room}", get(room_info))
         .route("/asyncapi.json", get(|| async { axum::Json(asyncapi().to_json()) }))
         .with_state(hub)
