@@ -18,6 +18,9 @@ const KNOWN: &[&str] = &[
     "crate",
 ];
 
+/// The `on_invalid` policies, as written.
+const INVALID_POLICIES: &[&str] = &["close", "reply"];
+
 /// The `on_lag` policies, as written.
 const LAG_POLICIES: &[&str] = &["disconnect", "drop_oldest", "drop_new"];
 
@@ -83,46 +86,15 @@ fn parse_args(input: ParseStream<'_>, args: &mut Args, cx: &Ctxt) -> syn::Result
             "server_only" => set(cx, &key, &mut args.server_only, flag(cx, input, &key, has_value)?),
             "validate" => set(cx, &key, &mut args.validate, flag(cx, input, &key, has_value)?),
             "on_invalid" => {
-                let value: Option<Ident> = expect_value(
-                    input,
-                    &key,
-                    has_value,
-                    "`close` or `reply`: `on_invalid = reply`",
-                    |i| i.parse(),
-                )?;
-                let policy = value.and_then(|v| match v.to_string().as_str() {
-                    "close" => Some((OnInvalid::Close, v)),
-                    "reply" => Some((OnInvalid::Reply, v)),
-                    other => {
-                        cx.error_spanned_by(
-                            &v,
-                            format!("unknown `on_invalid` policy `{other}`, expected `close` or `reply`"),
-                        );
-                        None
-                    }
+                let policy = policy(cx, input, &key, has_value, INVALID_POLICIES)?;
+                let policy = policy.map(|v| match v.to_string().as_str() {
+                    "reply" => (OnInvalid::Reply, v),
+                    _ => (OnInvalid::Close, v),
                 });
                 set(cx, &key, &mut args.on_invalid, policy);
             }
             "on_lag" => {
-                let value: Option<Ident> = expect_value(
-                    input,
-                    &key,
-                    has_value,
-                    "`disconnect`, `drop_oldest` or `drop_new`: `on_lag = drop_oldest`",
-                    |i| i.parse(),
-                )?;
-                let policy = value.filter(|v| {
-                    let known = LAG_POLICIES.contains(&v.to_string().as_str());
-                    if !known {
-                        cx.error_spanned_by(
-                            v,
-                            format!(
-                                "unknown `on_lag` policy `{v}`, expected `disconnect`, `drop_oldest` or `drop_new`"
-                            ),
-                        );
-                    }
-                    known
-                });
+                let policy = policy(cx, input, &key, has_value, LAG_POLICIES)?;
                 set(cx, &key, &mut args.on_lag, policy);
             }
             "name" => {
@@ -167,6 +139,36 @@ fn parse_args(input: ParseStream<'_>, args: &mut Args, cx: &Ctxt) -> syn::Result
         }
     }
     Ok(())
+}
+
+/// A policy argument (`on_invalid = reply`): one of `known`; anything else is reported.
+fn policy(
+    cx: &Ctxt,
+    input: ParseStream<'_>,
+    key: &Ident,
+    has_value: bool,
+    known: &[&str],
+) -> syn::Result<Option<Ident>> {
+    let choices = match known {
+        [first, .., last] => {
+            let middle: Vec<String> = known[1..known.len() - 1].iter().map(|k| format!("`{k}`")).collect();
+            let head = std::iter::once(format!("`{first}`"))
+                .chain(middle)
+                .collect::<Vec<_>>()
+                .join(", ");
+            format!("{head} or `{last}`")
+        }
+        _ => known.iter().map(|k| format!("`{k}`")).collect(),
+    };
+    let expected = format!("{choices}: `{key} = {}`", known.last().copied().unwrap_or_default());
+    let value: Option<Ident> = expect_value(input, key, has_value, &expected, |i| i.parse())?;
+    Ok(value.filter(|v| {
+        let valid = known.contains(&v.to_string().as_str());
+        if !valid {
+            cx.error_spanned_by(v, format!("unknown `{key}` policy `{v}`, expected {choices}"));
+        }
+        valid
+    }))
 }
 
 /// Records an argument, or reports it as a duplicate spanned on its second use.
