@@ -712,3 +712,27 @@ async fn a_panicking_on_connect_is_a_500() {
     assert_eq!(handshake_status(&server, "/user/events/boom").await, 500);
     assert_eq!(handshake_status(&server, "/user/events/fine").await, 101);
 }
+
+#[tokio::test]
+async fn sockets_stuck_in_their_handshake_are_capped() {
+    let server = TestServer::start(user_service().max_pending_handshakes(2)).await;
+    // Two clients connect and never send a request: they hold both handshake slots.
+    let silent = [
+        tokio::net::TcpStream::connect(server.addr).await.unwrap(),
+        tokio::net::TcpStream::connect(server.addr).await.unwrap(),
+    ];
+    let url = format!("{}/user/events/u", server.base());
+    let refused = within("the third handshake", tokio_tungstenite::connect_async(url.as_str())).await;
+    assert!(refused.is_err(), "a third socket is closed at once, without a response");
+    // One leaves: its slot is free again.
+    drop(silent);
+    within("a slot to be free", async {
+        loop {
+            if tokio_tungstenite::connect_async(url.as_str()).await.is_ok() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+}

@@ -40,6 +40,7 @@ pub(crate) struct Config {
     pub(crate) max_message_size: usize,
     pub(crate) outbound_queue: usize,
     pub(crate) handshake_timeout: Duration,
+    pub(crate) max_pending_handshakes: usize,
     pub(crate) close_timeout: Duration,
     pub(crate) shutdown_timeout: Duration,
     pub(crate) rate_limit: Option<RateLimit>,
@@ -58,6 +59,7 @@ impl Default for Config {
             max_message_size: DEFAULT_MAX_MESSAGE,
             outbound_queue: 128,
             handshake_timeout: Duration::from_secs(10),
+            max_pending_handshakes: 1024,
             close_timeout: Duration::from_secs(3),
             shutdown_timeout: Duration::from_secs(10),
             rate_limit: None,
@@ -274,6 +276,20 @@ impl<S: Send + Sync + 'static> Server<S> {
         self
     }
 
+    /// How many accepted sockets may be in their handshake at once (standalone server). Over
+    /// it, a new socket is closed at once, so clients that connect and never finish their
+    /// request cannot exhaust file descriptors; each is also bounded by the
+    /// [handshake timeout](Self::handshake_timeout). Default: 1024.
+    ///
+    /// # Panics
+    ///
+    /// If `handshakes` is zero.
+    pub fn max_pending_handshakes(mut self, handshakes: usize) -> Self {
+        assert!(handshakes > 0, "at least one handshake must be allowed");
+        self.config.max_pending_handshakes = handshakes;
+        self
+    }
+
     /// How long a client has to send its upgrade request and `on_connect` has to decide.
     /// Default: 10 s; a slower handshake is dropped without a response.
     pub fn handshake_timeout(mut self, timeout: Duration) -> Self {
@@ -320,14 +336,21 @@ impl<S: Send + Sync + 'static> Server<S> {
         }
         let handle = self.handle();
         let shared = Arc::new(self.into_shared());
+        let handshakes = Arc::new(tokio::sync::Semaphore::new(shared.config.max_pending_handshakes));
         let mut signal = std::pin::pin!(signal);
         loop {
             tokio::select! {
                 () = &mut signal => break,
                 accepted = listener.accept() => match accepted {
                     Ok((tcp, remote_addr)) => {
+                        let Ok(pending) = handshakes.clone().try_acquire_owned() else {
+                            // Too many sockets mid-handshake: drop this one rather than queue it.
+                            shared.hub.counters().handshakes_rejected.fetch_add(1, Ordering::Relaxed);
+                            tracing::debug!(%remote_addr, "too many pending handshakes");
+                            continue;
+                        };
                         let _ = tcp.set_nodelay(true);
-                        shared.lifecycle.spawn(shared.clone().connection(Box::new(tcp), Some(remote_addr)));
+                        shared.lifecycle.spawn(shared.clone().connection(Box::new(tcp), Some(remote_addr), pending));
                     }
                     Err(error) => {
                         // Out of file descriptors and similar: back off instead of spinning.
@@ -377,9 +400,17 @@ struct Accepted<S> {
 
 impl<S: Send + Sync + 'static> Shared<S> {
     /// Handshake (bounded by the handshake timeout), then the connection task.
-    async fn connection(self: Arc<Self>, mut io: BoxedIo, remote_addr: Option<SocketAddr>) {
+    async fn connection(
+        self: Arc<Self>,
+        mut io: BoxedIo,
+        remote_addr: Option<SocketAddr>,
+        pending: tokio::sync::OwnedSemaphorePermit,
+    ) {
         let handshake = tokio::time::timeout(self.config.handshake_timeout, self.handshake(&mut io, remote_addr));
-        let Ok(Some((session, leftover))) = handshake.await else {
+        let outcome = handshake.await;
+        // The handshake is over, one way or the other: make room for the next.
+        drop(pending);
+        let Ok(Some((session, leftover))) = outcome else {
             return;
         };
         let socket =
