@@ -8,24 +8,18 @@
 //! cargo run --release --example idle_memory -- 5000    # needs `ulimit -n` above 5000
 //! ```
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use tokio::net::TcpListener;
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
-use ws_channels::{Server, channel};
 
-/// Any JSON value, echoed.
-#[channel("echo")]
-#[derive(serde::Serialize, serde::Deserialize)]
-#[serde(transparent)]
-struct Echo(serde_json::Value);
+#[path = "common.rs"]
+mod common;
+
+use common::Running;
 
 /// The servers compared, by the name the child process is started with.
 const SERVERS: [(&str, &str); 3] = [
-    ("raw-default", "tokio-tungstenite, default config (128 KiB read buffer)"),
+    ("raw-bytes", "tokio-tungstenite, default config (128 KiB read buffer)"),
     ("raw-4k", "tokio-tungstenite, 4 KiB read buffer"),
     ("ws-channels", "ws-channels, default config"),
 ];
@@ -33,7 +27,7 @@ const SERVERS: [(&str, &str); 3] = [
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.first().map(String::as_str) == Some("--serve") {
-        return serve(&args[1]);
+        return common::serve(&args[1]);
     }
     let connections: usize = args.first().map_or(Ok(2000), |n| n.parse())?;
     println!("idle connections per server: {connections}\n");
@@ -59,43 +53,33 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// Starts a server, opens `connections` idle connections, returns RSS before, after (KiB) and
 /// the difference per connection.
 fn measure(name: &str, connections: usize) -> Result<(u64, u64, f64), Box<dyn std::error::Error>> {
-    let mut child = Command::new(std::env::current_exe()?)
-        .args(["--serve", name])
-        .stdout(Stdio::piped())
-        .spawn()?;
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().ok_or("no stdout")?).read_line(&mut line)?;
-    let addr = line
-        .trim()
-        .strip_prefix("listening on ")
-        .ok_or("no address")?
-        .to_owned();
-    let server = Running(child);
+    let server = Running::start(name)?;
     let runtime = tokio::runtime::Runtime::new()?;
-    let result = runtime.block_on(async {
+    runtime.block_on(async {
         // One connection first, so lazily initialized state is in the "before" figure.
-        let warm = open(&addr).await?;
+        let warm = open(&server.addr).await?;
         tokio::time::sleep(Duration::from_millis(300)).await;
-        let before = rss_kib(server.0.id())?;
+        let before = rss_kib(server.pid())?;
         let mut sockets = Vec::with_capacity(connections);
         for _ in 0..connections {
-            sockets.push(open(&addr).await?);
+            sockets.push(open(&server.addr).await?);
         }
         // Let the server settle: every connection upgraded and idle.
         tokio::time::sleep(Duration::from_secs(1)).await;
-        let after = rss_kib(server.0.id())?;
+        let after = rss_kib(server.pid())?;
         drop((warm, sockets));
         let per = after.saturating_sub(before) as f64 / connections as f64;
-        Ok::<_, Box<dyn std::error::Error>>((before, after, per))
-    });
-    drop(server);
-    result
+        Ok((before, after, per))
+    })
 }
 
 /// Opens one connection and checks it echoes, so it is fully set up.
 async fn open(addr: &str) -> Result<ws_channels::ClientSocket, Box<dyn std::error::Error>> {
     let (mut socket, _) = tokio_tungstenite::connect_async(format!("{addr}/echo")).await?;
-    socket.send(tokio_tungstenite::tungstenite::Message::text("1")).await?;
+    let probe = r#"{"user_id":"u","seq":1,"text":"hi"}"#;
+    socket
+        .send(tokio_tungstenite::tungstenite::Message::text(probe))
+        .await?;
     socket.next().await.ok_or("closed")??;
     Ok(socket)
 }
@@ -107,53 +91,4 @@ fn rss_kib(pid: u32) -> Result<u64, Box<dyn std::error::Error>> {
         .find(|l| l.starts_with("VmRSS:"))
         .ok_or("no VmRSS (Linux only)")?;
     Ok(line.split_whitespace().nth(1).ok_or("bad VmRSS")?.parse()?)
-}
-
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// The child process: one of the servers, on an ephemeral loopback port.
-fn serve(name: &str) -> Result<(), Box<dyn std::error::Error>> {
-    let runtime = tokio::runtime::Runtime::new()?;
-    runtime.block_on(async {
-        let listener = TcpListener::bind("127.0.0.1:0").await?;
-        println!("listening on ws://{}", listener.local_addr()?);
-        match name {
-            "ws-channels" => {
-                let server = Echo::register(Server::new(), |h| {
-                    h.on_message(|conn, message| async move {
-                        conn.send(&message).await?;
-                        Ok(())
-                    })
-                });
-                server.serve(listener).await?;
-            }
-            raw => {
-                let config = match raw {
-                    "raw-4k" => Some(WebSocketConfig::default().read_buffer_size(4 * 1024)),
-                    _ => None,
-                };
-                loop {
-                    let (tcp, _) = listener.accept().await?;
-                    tokio::spawn(async move {
-                        let Ok(mut ws) = tokio_tungstenite::accept_async_with_config(tcp, config).await else {
-                            return;
-                        };
-                        while let Some(Ok(message)) = ws.next().await {
-                            if message.is_text() && ws.send(message).await.is_err() {
-                                break;
-                            }
-                        }
-                    });
-                }
-            }
-        }
-        Ok(())
-    })
 }
