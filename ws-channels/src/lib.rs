@@ -41,6 +41,16 @@
 //! - Clients use [`publish`], [`subscribe`] and [`connect`] over any WebSocket
 //!   ([`MessageSink`] / [`MessageStream`]), such as tokio-tungstenite's.
 //! - Servers register a [`Handler`] per channel on a [`Server`]; handlers get a [`Conn`].
+//!   [`Handler::authenticate`] reads a credential from a [`TokenSource`]; `on_connect` refuses
+//!   with a [`Reject`] before the upgrade.
+//! - Every connection is subscribed to its own address, a [`Topic`]: [`Conn::broadcast`] reaches
+//!   the room, [`Conn::join`] adds rooms, and a [`Hub`] publishes from anywhere. Each connection
+//!   has a bounded queue; a channel's [`LagPolicy`] decides what a slow reader loses.
+//! - The [`Server`] table lists every limit (size, rate, connections, pings, idle, origins)
+//!   and its outcome; [`Metrics`] counts what happened.
+//! - With the `axum` feature, `Server::into_router` mounts the same channels in an axum app.
+//! - With the `asyncapi` feature, `AsyncApi` exports the contract: an AsyncAPI 3.0 document and
+//!   a TypeScript client, derived from the same types.
 //! - [`Validate`] adds checks beyond the serde shape; failures are [`Error::Validation`].
 //!
 //! A malformed template is a compile error:
