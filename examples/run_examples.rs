@@ -308,3 +308,60 @@ fn the_chat_page_chats_between_two_headless_browsers() {
     let out = output_within(browser, Duration::from_secs(60));
     assert!(out.contains("browser chat: all checks passed"), "{out}");
 }
+
+#[test]
+fn typescript_handles_every_serde_shape() {
+    let node = node_project();
+    let dir = node.join(format!("build/contract-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("create the build dir");
+    std::fs::write(dir.join("contract_types.ts"), run_example("contract_types", &[])).expect("write the module");
+    std::fs::write(dir.join("samples.json"), run_example("contract_types", &["--samples"])).expect("write samples");
+    std::fs::copy(
+        node.join("contract_types_check.ts"),
+        dir.join("contract_types_check.ts"),
+    )
+    .expect("copy the check");
+    let mut tsc = Command::new("node");
+    tsc.arg(node.join("node_modules/typescript/bin/tsc"))
+        .args([
+            "--strict",
+            "--noUnusedLocals",
+            "--noImplicitReturns",
+            "--target",
+            "ES2022",
+            "--module",
+            "ES2022",
+        ])
+        .args([
+            "--moduleResolution",
+            "Bundler",
+            "--lib",
+            "ES2022,DOM",
+            "--types",
+            "node",
+            "--skipLibCheck",
+        ])
+        .args(["contract_types.ts", "contract_types_check.ts"])
+        .current_dir(&dir);
+    output_within(tsc, Duration::from_secs(120));
+    // Node treats the compiled files as ES modules thanks to tests/node/package.json.
+    let mut check = Command::new("node");
+    check
+        .args(["contract_types_check.js", "samples.json"])
+        .current_dir(&dir);
+    let out = output_within(check, Duration::from_secs(30));
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(out.contains("contract types: all checks passed"), "{out}");
+}
+
+#[test]
+fn the_contract_types_document_passes_the_official_parser() {
+    let node = node_project();
+    let file = std::env::temp_dir().join(format!("ws-channels-contract-types-{}.json", std::process::id()));
+    std::fs::write(&file, run_example("contract_types", &["--asyncapi"])).expect("write the document");
+    let mut validate = Command::new("node");
+    validate.arg("validate_asyncapi.mjs").arg(&file).current_dir(node);
+    let out = output_within(validate, Duration::from_secs(120));
+    let _ = std::fs::remove_file(&file);
+    assert!(out.contains("valid, 0 errors, 0 warnings"), "{out}");
+}

@@ -18,9 +18,10 @@ export interface WebSocketLike {
 /** A JSON Schema (draft-07), as the document carries it. */
 export type Schema = boolean | { [keyword: string]: unknown };
 
-const OPEN = 1;
+/** `WebSocket.OPEN`. */
+export const OPEN = 1;
 
-function channelUrl(base: string, address: string, parameters: Record<string, string | number>): string {
+export function channelUrl(base: string, address: string, parameters: Record<string, string | number>): string {
   const path = address.replace(/\{([^}]+)\}/g, (_, name: string) => {
     const value = parameters[name];
     if (value === undefined || `${value}` === "") throw new Error(`missing parameter ${name}`);
@@ -29,15 +30,15 @@ function channelUrl(base: string, address: string, parameters: Record<string, st
   return `${base.replace(/\/+$/, "")}/${path}`;
 }
 
-function publishMessage(ws: WebSocketLike, schema: string, message: unknown): Promise<void> {
+export function publishMessage(ws: WebSocketLike, schema: string, message: unknown): Promise<void> {
   if (ws.readyState !== OPEN) return Promise.reject(new Error("the WebSocket is not open"));
-  const problem = validate({ $ref: `#/components/schemas/${schema}` }, message, "message");
+  const problem = validate(schemaOf(schema), message, "message");
   if (problem) return Promise.reject(new Error(problem));
   ws.send(JSON.stringify(message));
   return Promise.resolve();
 }
 
-function subscribeMessages<T>(ws: WebSocketLike, schema: string, onData: (received: Received<T>) => void): () => void {
+export function subscribeMessages<T>(ws: WebSocketLike, schema: string, onData: (received: Received<T>) => void): () => void {
   const listener = (event: { data: unknown }) => {
     let value: unknown;
     try {
@@ -46,27 +47,38 @@ function subscribeMessages<T>(ws: WebSocketLike, schema: string, onData: (receiv
       onData({ err: err instanceof Error ? err : new Error(String(err)) });
       return;
     }
-    const problem = validate({ $ref: `#/components/schemas/${schema}` }, value, "message");
+    const problem = validate(schemaOf(schema), value, "message");
     onData(problem ? { err: new Error(problem) } : { msg: value as T });
   };
   ws.addEventListener("message", listener);
   return () => ws.removeEventListener("message", listener);
 }
 
-function frameText(data: unknown): string {
+export function frameText(data: unknown): string {
   if (typeof data === "string") return data;
   if (data instanceof ArrayBuffer || ArrayBuffer.isView(data)) return new TextDecoder().decode(data as ArrayBuffer);
   throw new Error("expected a text frame");
 }
 
+/** A shared schema by name; an unknown name admits nothing. */
+export function schemaOf(name: string): Schema {
+  return hasOwn(SCHEMAS, name) ? (SCHEMAS[name] as Schema) : false;
+}
+
+/** Own keys only: a message's `constructor` or `toString` is data, not the prototype's. */
+export function hasOwn(object: object, key: string): boolean {
+  return Object.prototype.hasOwnProperty.call(object, key);
+}
+
 /** Checks `value` against the draft-07 subset the schemas use; returns the first problem. */
-function validate(schema: Schema, value: unknown, at: string): string | null {
+export function validate(schema: Schema, value: unknown, at: string): string | null {
   if (schema === true) return null;
   if (schema === false) return `${at}: no value is allowed here`;
   const s = schema as Record<string, unknown>;
   if (typeof s.$ref === "string") {
-    const target = SCHEMAS[s.$ref.split("/").pop() ?? ""];
-    return target === undefined ? `${at}: unknown schema ${s.$ref}` : validate(target, value, at);
+    // `#/components/schemas/<name>`, the name escaped as a JSON pointer in a URI fragment.
+    const segment = decodeURIComponent(s.$ref.split("/").pop() ?? "");
+    return validate(schemaOf(segment.replace(/~1/g, "/").replace(/~0/g, "~")), value, at);
   }
   if ("const" in s && !equal(s.const, value)) return `${at}: expected ${JSON.stringify(s.const)}`;
   if (Array.isArray(s.enum) && !s.enum.some((option) => equal(option, value))) {
@@ -81,10 +93,14 @@ function validate(schema: Schema, value: unknown, at: string): string | null {
     if (typeof s.maximum === "number" && value > s.maximum) return `${at}: above ${s.maximum}`;
   }
   if (typeof value === "string") {
-    if (typeof s.minLength === "number" && value.length < s.minLength) return `${at}: shorter than ${s.minLength}`;
-    if (typeof s.maxLength === "number" && value.length > s.maxLength) return `${at}: longer than ${s.maxLength}`;
+    // JSON Schema counts characters (code points), not UTF-16 units.
+    const length = [...value].length;
+    if (typeof s.minLength === "number" && length < s.minLength) return `${at}: shorter than ${s.minLength}`;
+    if (typeof s.maxLength === "number" && length > s.maxLength) return `${at}: longer than ${s.maxLength}`;
   }
   if (Array.isArray(value)) {
+    if (typeof s.minItems === "number" && value.length < s.minItems) return `${at}: fewer than ${s.minItems} items`;
+    if (typeof s.maxItems === "number" && value.length > s.maxItems) return `${at}: more than ${s.maxItems} items`;
     if (Array.isArray(s.items)) {
       for (const [i, item] of s.items.entries()) {
         const problem = validate(item as Schema, value[i], `${at}[${i}]`);
@@ -99,11 +115,18 @@ function validate(schema: Schema, value: unknown, at: string): string | null {
   }
   if (isObject(value)) {
     const properties = (s.properties ?? {}) as Record<string, Schema>;
+    const patterns = Object.entries((s.patternProperties ?? {}) as Record<string, Schema>);
     for (const name of (s.required ?? []) as string[]) {
-      if (!(name in value)) return `${at}: missing ${name}`;
+      if (!hasOwn(value, name) || value[name] === undefined) return `${at}: missing ${name}`;
     }
     for (const [name, item] of Object.entries(value)) {
-      const property = properties[name] ?? (s.additionalProperties as Schema | undefined);
+      // JSON.stringify drops undefined properties: they are not sent.
+      if (item === undefined) continue;
+      let property: Schema | undefined = hasOwn(properties, name) ? properties[name] : undefined;
+      if (property === undefined) {
+        const pattern = patterns.find(([regex]) => new RegExp(regex, "u").test(name));
+        property = pattern ? pattern[1] : (s.additionalProperties as Schema | undefined);
+      }
       if (property === undefined) continue;
       const problem = validate(property, item, `${at}.${name}`);
       if (problem) return problem;
@@ -123,7 +146,7 @@ function validate(schema: Schema, value: unknown, at: string): string | null {
   return null;
 }
 
-function hasType(type: string, value: unknown): boolean {
+export function hasType(type: string, value: unknown): boolean {
   switch (type) {
     case "null": return value === null;
     case "boolean": return typeof value === "boolean";
@@ -136,11 +159,11 @@ function hasType(type: string, value: unknown): boolean {
   }
 }
 
-function isObject(value: unknown): value is Record<string, unknown> {
+export function isObject(value: unknown): value is Record<string, unknown> {
   return typeof value === "object" && value !== null && !Array.isArray(value);
 }
 
-function equal(a: unknown, b: unknown): boolean {
+export function equal(a: unknown, b: unknown): boolean {
   return JSON.stringify(a) === JSON.stringify(b);
 }
 

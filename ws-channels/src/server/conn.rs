@@ -327,12 +327,23 @@ where
     let mut batch = Vec::new();
     while peer.next_batch(&mut batch).await {
         let written = batch.len() as u64;
-        let mut sent = true;
+        let mut result = Ok(());
         for frame in batch.drain(..) {
-            sent = sent && sink.feed(frame).await.is_ok();
+            if result.is_ok() {
+                result = sink.feed(frame).await;
+            }
         }
-        if !sent || sink.flush().await.is_err() {
-            peer.request_close(CloseCode::Error, "write failed");
+        if let Err(error) = result.and(sink.flush().await) {
+            match error {
+                // The peer closed first (its close frame was read): nothing to report, the
+                // reader records that close.
+                WsError::ConnectionClosed
+                | WsError::AlreadyClosed
+                | WsError::Protocol(ProtocolError::SendAfterClosing) => {}
+                _ => {
+                    peer.request_close(CloseCode::Error, "write failed");
+                }
+            }
             peer.mark_closed();
             return;
         }

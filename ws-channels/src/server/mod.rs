@@ -135,7 +135,8 @@ const DEFAULT_MAX_MESSAGE: usize = 64 * 1024;
 ///
 /// Errors (bad frames, limits, handler failures, transport errors) are also reported to
 /// [`Handler::on_error`]; lag to [`Handler::on_lag`]; every end, with its code, to
-/// [`Handler::on_close`]. Handlers of one connection run one at a time: a handler that never
+/// [`Handler::on_close`] (except connections still running when a shutdown times out: they are
+/// dropped, and cleaned up without it). Handlers of one connection run one at a time: a handler that never
 /// returns holds its connection (and its slot under the connection limits) until it returns
 /// or a shutdown times out.
 #[must_use = "a server does nothing until served"]

@@ -7,6 +7,7 @@ use schemars::generate::{SchemaGenerator, SchemaSettings};
 use schemars::{JsonSchema, Schema};
 use serde_json::{Map, Value, json};
 
+use super::pointer;
 use crate::channel::{Channel, NoMessage, Params, Shape};
 
 /// Where shared schemas live in the document, and so what `$ref`s point at.
@@ -101,6 +102,10 @@ impl AsyncApi {
         C::ServerMessage: JsonSchema,
     {
         let id = C::NAME.to_owned();
+        assert!(
+            !self.channels.contains_key(&id),
+            "two channels are named `{id}` in one AsyncAPI document: give one a `name = \"…\"` in its #[channel]"
+        );
         let template = <C::Params as Params>::TEMPLATE;
         let mut channel = Map::new();
         channel.insert("address".into(), Value::String(template.address().to_owned()));
@@ -149,20 +154,46 @@ impl AsyncApi {
             "summary": format!("Messages the server sends on `{}`.", template.address()),
             "messages": [reference(&sent)],
         });
-        self.operations.insert(format!("send{}", capitalized(&id)), operation);
+        self.insert_operation(format!("send{}", capitalized(&id)), operation);
         self
     }
 
+    fn insert_operation(&mut self, id: String, operation: Value) {
+        assert!(
+            !self.operations.contains_key(&id),
+            "two channels give the operation id `{id}` (their names differ only in the first letter's case)"
+        );
+        self.operations.insert(id, operation);
+    }
+
     /// Registers `T` as a message (once) and lists it on a channel; returns its name.
+    ///
+    /// The message is named after its schema in `components/schemas`: `schemars` gives two
+    /// types with one name distinct names there (`Page`, `Page2`), so messages never collide.
+    /// A payload `schemars` would inline (`Vec<T>`, a primitive) gets a schema of its own too,
+    /// so every message has a named type in the TypeScript client.
     fn message<T: JsonSchema>(&mut self, channel_messages: &mut Map<String, Value>) -> String {
-        let name = T::schema_name().into_owned();
         let payload: Schema = self.generator.subschema_for::<T>();
+        let name = match payload.get("$ref").and_then(Value::as_str) {
+            Some(reference) => super::unpointer(reference.rsplit('/').next().unwrap_or_default()),
+            None => {
+                let base = T::schema_name().into_owned();
+                let definitions = self.generator.definitions_mut();
+                let name = (1..)
+                    .map(|n| if n == 1 { base.clone() } else { format!("{base}{n}") })
+                    .find(|candidate| !definitions.contains_key(candidate))
+                    .unwrap_or(base);
+                definitions.insert(name.clone(), payload.to_value());
+                name
+            }
+        };
+        let reference = json!({ "$ref": format!("#{SCHEMAS}/{}", pointer(&name)) });
         let mut message = Map::new();
         message.insert("name".into(), Value::String(name.clone()));
-        if let Some(description) = describe(&payload, &self.generator) {
+        if let Some(description) = describe(&name, &self.generator) {
             message.insert("description".into(), Value::String(description));
         }
-        message.insert("payload".into(), payload.to_value());
+        message.insert("payload".into(), reference);
         self.messages.insert(name.clone(), Value::Object(message));
         channel_messages.insert(
             name.clone(),
@@ -212,15 +243,14 @@ impl AsyncApi {
     }
 }
 
-/// A referenced schema's description, for the message object.
-fn describe(payload: &Schema, generator: &SchemaGenerator) -> Option<String> {
-    let direct = payload.get("description").and_then(Value::as_str);
-    let referenced = || {
-        let reference = payload.get("$ref")?.as_str()?;
-        let name = reference.rsplit('/').next()?;
-        generator.definitions().get(name)?.get("description")?.as_str()
-    };
-    direct.or_else(referenced).map(str::to_owned)
+/// A message's description: its schema's.
+fn describe(name: &str, generator: &SchemaGenerator) -> Option<String> {
+    generator
+        .definitions()
+        .get(name)?
+        .get("description")?
+        .as_str()
+        .map(str::to_owned)
 }
 
 /// `userEvents` → `UserEvents`, for operation ids such as `sendUserEvents`.
@@ -230,11 +260,6 @@ fn capitalized(name: &str) -> String {
         .next()
         .map(|first| first.to_uppercase().chain(chars).collect())
         .unwrap_or_default()
-}
-
-/// Escapes a name for a JSON pointer (`~` → `~0`, `/` → `~1`).
-fn pointer(name: &str) -> String {
-    name.replace('~', "~0").replace('/', "~1")
 }
 
 impl JsonSchema for NoMessage {
