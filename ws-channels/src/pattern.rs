@@ -132,8 +132,8 @@ impl Template {
     }
 }
 
-/// Decodes one matched path segment. Values come from routers too, so this is shared.
-pub(crate) fn decode_value(template: &'static str, name: &'static str, raw: &str) -> Result<String, ParamError> {
+/// Decodes one matched path segment.
+fn decode_value(template: &'static str, name: &'static str, raw: &str) -> Result<String, ParamError> {
     percent_decode_str(raw)
         .decode_utf8()
         .map(Cow::into_owned)

@@ -155,8 +155,7 @@ impl Hub {
         topic: impl IntoTopic<C>,
         message: &C::ServerMessage,
     ) -> Result<usize, Error> {
-        let frame = encode::<C>(message)?;
-        Ok(self.fan_out(&topic.into_topic().key(), &frame, None))
+        self.publish_to::<C>(&topic.into_topic().key(), message, None)
     }
 
     /// Like [`publish`](Self::publish), but skips one connection (typically the sender).
@@ -166,8 +165,18 @@ impl Hub {
         except: ConnId,
         message: &C::ServerMessage,
     ) -> Result<usize, Error> {
+        self.publish_to::<C>(&topic.into_topic().key(), message, Some(except))
+    }
+
+    /// Serializes once and fans out to a topic's subscribers (but `except`).
+    pub(crate) fn publish_to<C: Channel>(
+        &self,
+        key: &TopicKey,
+        message: &C::ServerMessage,
+        except: Option<ConnId>,
+    ) -> Result<usize, Error> {
         let frame = encode::<C>(message)?;
-        Ok(self.fan_out(&topic.into_topic().key(), &frame, Some(except)))
+        Ok(self.fan_out(key, &frame, except))
     }
 
     /// Sends `message` to one connection of channel `C`; `false` when no such connection is open.

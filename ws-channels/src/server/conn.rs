@@ -24,7 +24,7 @@ use super::limits::{RateLimitAction, Slot, TokenBucket};
 use crate::channel::{Channel, LagPolicy};
 use crate::codec::{self, Inbound};
 use crate::error::Error;
-use crate::hub::{self, Counters, Hub, IntoTopic, Peer, Pushed, Topic, TopicKey};
+use crate::hub::{self, Counters, Hub, IntoTopic, Peer, Pushed, TopicKey};
 
 /// A connection's id, unique within one server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -83,6 +83,8 @@ struct ConnInner<C: Channel, S, D> {
     params: C::Params,
     /// The concrete address, the name of the topic every connection is subscribed to.
     address: String,
+    /// That topic's key, built once: broadcasts use it for every message.
+    topic: TopicKey,
     data: D,
     state: Arc<S>,
     remote_addr: Option<SocketAddr>,
@@ -153,15 +155,14 @@ impl<C: Channel, S, D> Conn<C, S, D> {
     /// Sends a message to everyone on this connection's address, this connection included.
     /// Serialized once; returns how many connections queued it.
     pub async fn broadcast(&self, message: &C::ServerMessage) -> Result<usize, Error> {
-        self.inner.hub.publish(self.own_topic(), message).await
+        self.inner.hub.publish_to::<C>(&self.inner.topic, message, None)
     }
 
     /// Sends a message to everyone on this connection's address except this connection.
     pub async fn broadcast_others(&self, message: &C::ServerMessage) -> Result<usize, Error> {
         self.inner
             .hub
-            .publish_except(self.own_topic(), self.id(), message)
-            .await
+            .publish_to::<C>(&self.inner.topic, message, Some(self.id()))
     }
 
     /// Subscribes this connection to another topic of its channel (another room, a named
@@ -190,10 +191,6 @@ impl<C: Channel, S, D> Conn<C, S, D> {
     /// Whether the connection is closing (a handler's `close`, an error, a limit, a shutdown).
     pub fn is_closing(&self) -> bool {
         self.inner.peer.is_closing()
-    }
-
-    fn own_topic(&self) -> Topic<C> {
-        Topic::named(self.inner.address.as_str())
     }
 }
 
@@ -227,6 +224,8 @@ pub(crate) async fn run<C, S, D, IO>(
     socket: WebSocketStream<IO>,
     handler: Arc<Handler<C, S, D>>,
     params: C::Params,
+    // The params' `Display`, formatted once at the handshake.
+    address: String,
     data: D,
     env: ConnEnv<S>,
 ) where
@@ -235,7 +234,6 @@ pub(crate) async fn run<C, S, D, IO>(
     D: Send + Sync + 'static,
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let address = params.to_string();
     let span = tracing::info_span!("ws_conn", channel = C::NAME, %address, id = env.id.0);
     let counters = env.hub.counters().clone();
     let peer = Arc::new(Peer::new(
@@ -246,7 +244,8 @@ pub(crate) async fn run<C, S, D, IO>(
         counters.clone(),
     ));
     env.hub.attach(peer.clone());
-    env.hub.join(&peer, TopicKey::new::<C>(&address));
+    let topic = TopicKey::new::<C>(&address);
+    env.hub.join(&peer, topic.clone());
     counters.connections_open.fetch_add(1, Ordering::Relaxed);
     counters.connections_total.fetch_add(1, Ordering::Relaxed);
     let mut registration = Registration {
@@ -260,6 +259,7 @@ pub(crate) async fn run<C, S, D, IO>(
         inner: Arc::new(ConnInner {
             params,
             address,
+            topic,
             data,
             state: env.state,
             remote_addr: env.remote_addr,

@@ -67,7 +67,8 @@ where
             let params =
                 C::Params::from_path(request.uri.path()).map_err(|error| Reject::bad_request(error.to_string()))?;
             // Counted from before `on_connect`, so concurrent handshakes cannot overshoot.
-            let slot = limits.acquire(&params.to_string()).map_err(super::full)?;
+            let address = params.to_string();
+            let slot = limits.acquire(&address).map_err(super::full)?;
             let handshake = Handshake::new(params.clone(), request, remote_addr, state);
             // The callbacks are called inside the caught future, so a panic in their synchronous
             // part is caught too: the handshake gets a 500, the server goes on.
@@ -89,7 +90,7 @@ where
             };
             let session: Session<S> = Box::new(move |socket, mut env| {
                 env.slot = Some(slot);
-                Box::pin(conn::run(socket, handler, params, data, env))
+                Box::pin(conn::run(socket, handler, params, address, data, env))
             });
             Ok(session)
         })
