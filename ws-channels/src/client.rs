@@ -141,10 +141,7 @@ impl<C: Channel, W: MessageSink> Publisher<C, W> {
     /// Starts the closing handshake with a code and reason (cut to the 123 bytes a close frame
     /// holds).
     pub async fn close_with(&mut self, code: CloseCode, reason: &str) -> Result<(), Error> {
-        let frame = CloseFrame {
-            code,
-            reason: crate::hub::truncate_reason(reason).to_owned().into(),
-        };
+        let frame = crate::transport::close_frame(code, reason);
         match self.sink.send(WsMessage::Close(Some(frame))).await {
             Ok(()) | Err(WsError::ConnectionClosed | WsError::AlreadyClosed) => Ok(()),
             Err(error) => Err(error.into()),

@@ -73,8 +73,11 @@ extern crate self as ws_channels;
 mod channel;
 mod client;
 mod codec;
+mod conn_id;
 mod error;
 mod hub;
+mod metrics;
+mod outbox;
 mod pattern;
 mod server;
 #[cfg(feature = "asyncapi")]
@@ -84,12 +87,14 @@ mod validate;
 
 pub use channel::{Channel, ClientSends, ErrorReply, LagPolicy, Message, NoMessage, ParamValue, Params, Shape};
 pub use client::{ClientSocket, Publisher, Subscription, connect, publish, subscribe};
+pub use conn_id::ConnId;
 pub use error::{BoxError, Error, HandlerResult, ParamError, ValidationError};
-pub use hub::{Hub, IntoTopic, Metrics, MetricsSnapshot, Topic};
+pub use hub::{Hub, IntoTopic, Topic};
+pub use metrics::{Metrics, MetricsSnapshot};
 pub use pattern::{Segment, Template};
 pub use server::{
-    CloseInfo, Conn, ConnId, ExtractToken, Handler, Handshake, Lagged, RateLimit, RateLimitAction, Reject, Server,
-    ServerHandle, TokenSource,
+    CloseInfo, Conn, ExtractToken, Handler, Handshake, Lagged, RateLimit, RateLimitAction, Reject, Server,
+    ServerHandle, TestClient, TestRequest, TestServer, TestSocket, TokenSource,
 };
 #[cfg(feature = "asyncapi")]
 pub use spec::AsyncApi;

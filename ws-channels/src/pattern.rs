@@ -126,6 +126,15 @@ impl Template {
         out
     }
 
+    /// Percent-decodes parameter values as a router extracted them from a path, in template
+    /// order.
+    pub(crate) fn decode_values(&self, raw: &[&str]) -> Result<Vec<String>, ParamError> {
+        self.param_names()
+            .zip(raw)
+            .map(|(name, value)| decode_value(self.address, name, value))
+            .collect()
+    }
+
     /// The route in the router's syntax: `/user/events/{userId}`.
     pub(crate) fn route(&self) -> String {
         format!("/{}", self.address)

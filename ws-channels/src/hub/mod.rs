@@ -1,8 +1,7 @@
-//! Topics and fan-out: every connection is subscribed to its own concrete address, may join
-//! more topics of its channel, and a [`Hub`] publishes to them, serializing each message once.
-
-mod metrics;
-mod peer;
+//! Topic membership and fan-out: every connection is subscribed to its own concrete address,
+//! may join more topics of its channel, and a [`Hub`] publishes to them, serializing each
+//! message once and pushing the shared bytes through each member's outbox sender. The hub
+//! knows topics → connection ids → outbox senders, and nothing of connection tasks.
 
 use std::any::TypeId;
 use std::collections::HashMap;
@@ -12,14 +11,12 @@ use std::sync::{Arc, PoisonError, RwLock};
 
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 
-pub(crate) use metrics::Counters;
-pub use metrics::{Metrics, MetricsSnapshot};
-pub(crate) use peer::{Peer, Pushed, truncate_reason};
-
 use crate::channel::{Channel, Params};
 use crate::codec;
+use crate::conn_id::ConnId;
 use crate::error::Error;
-use crate::server::ConnId;
+use crate::metrics::{Counters, Metrics};
+use crate::outbox::OutboxSender;
 
 /// A place messages of channel `C` are published to: one of its concrete addresses
 /// (`chat/lobby`), or a name of your choosing (`Topic::named("announcements")`).
@@ -127,14 +124,17 @@ pub struct Hub {
 
 #[derive(Default)]
 struct HubInner {
-    topics: RwLock<HashMap<TopicKey, HashMap<ConnId, Arc<Peer>>>>,
-    peers: RwLock<HashMap<ConnId, Member>>,
+    topics: RwLock<HashMap<TopicKey, HashMap<ConnId, OutboxSender>>>,
+    members: RwLock<HashMap<ConnId, Member>>,
     counters: Arc<Counters>,
 }
 
-/// A connection and the topics it joined (so leaving the server leaves them all).
+/// A connection as the hub knows it: how to reach it, and the topics it joined (so leaving the
+/// server leaves them all).
 struct Member {
-    peer: Arc<Peer>,
+    outbox: OutboxSender,
+    /// Its channel, so typed sends by id cannot reach another channel's client.
+    channel: TypeId,
     topics: Vec<TopicKey>,
 }
 
@@ -182,11 +182,14 @@ impl Hub {
     /// Sends `message` to one connection of channel `C`; `false` when no such connection is open.
     pub async fn send<C: Channel>(&self, to: ConnId, message: &C::ServerMessage) -> Result<bool, Error> {
         let frame = encode::<C>(message)?;
-        let peer = {
-            let peers = self.inner.peers.read().unwrap_or_else(PoisonError::into_inner);
-            peers.get(&to).map(|member| member.peer.clone())
+        let outbox = {
+            let members = self.inner.members.read().unwrap_or_else(PoisonError::into_inner);
+            members
+                .get(&to)
+                .filter(|member| member.channel == TypeId::of::<C>())
+                .map(|member| member.outbox.clone())
         };
-        Ok(peer.is_some_and(|peer| peer.channel == TypeId::of::<C>() && delivered(peer.push(frame))))
+        Ok(outbox.is_some_and(|outbox| outbox.push(frame).delivered()))
     }
 
     /// How many connections are subscribed to `topic`.
@@ -214,41 +217,43 @@ impl Hub {
         members
             .iter()
             .filter(|(id, _)| Some(**id) != except)
-            .filter(|(_, peer)| delivered(peer.push(frame.clone())))
+            .filter(|(_, outbox)| outbox.push(frame.clone()).delivered())
             .count()
     }
 
-    /// Registers a connection (for sends by id).
-    pub(crate) fn attach(&self, peer: Arc<Peer>) {
-        let mut peers = self.inner.peers.write().unwrap_or_else(PoisonError::into_inner);
-        peers.insert(
-            peer.id,
+    /// Registers a connection of channel `C` (for sends by id).
+    pub(crate) fn attach<C: Channel>(&self, id: ConnId, outbox: OutboxSender) {
+        let mut members = self.inner.members.write().unwrap_or_else(PoisonError::into_inner);
+        members.insert(
+            id,
             Member {
-                peer,
+                outbox,
+                channel: TypeId::of::<C>(),
                 topics: Vec::new(),
             },
         );
     }
 
-    /// Subscribes a connection to a topic; `false` if it already was.
-    pub(crate) fn join(&self, peer: &Arc<Peer>, key: TopicKey) -> bool {
-        let mut peers = self.inner.peers.write().unwrap_or_else(PoisonError::into_inner);
-        let Some(Member { topics: joined, .. }) = peers.get_mut(&peer.id) else {
+    /// Subscribes a connection to a topic; `false` if it already was (or is not attached).
+    pub(crate) fn join(&self, id: ConnId, key: TopicKey) -> bool {
+        let mut members = self.inner.members.write().unwrap_or_else(PoisonError::into_inner);
+        let Some(member) = members.get_mut(&id) else {
             return false;
         };
-        if joined.contains(&key) {
+        if member.topics.contains(&key) {
             return false;
         }
-        joined.push(key.clone());
+        member.topics.push(key.clone());
+        let outbox = member.outbox.clone();
         let mut topics = self.inner.topics.write().unwrap_or_else(PoisonError::into_inner);
-        topics.entry(key).or_default().insert(peer.id, peer.clone());
+        topics.entry(key).or_default().insert(id, outbox);
         true
     }
 
     /// Unsubscribes a connection from a topic; `false` if it was not subscribed.
     pub(crate) fn leave(&self, id: ConnId, key: &TopicKey) -> bool {
-        let mut peers = self.inner.peers.write().unwrap_or_else(PoisonError::into_inner);
-        let Some(Member { topics: joined, .. }) = peers.get_mut(&id) else {
+        let mut members = self.inner.members.write().unwrap_or_else(PoisonError::into_inner);
+        let Some(Member { topics: joined, .. }) = members.get_mut(&id) else {
             return false;
         };
         let before = joined.len();
@@ -263,8 +268,8 @@ impl Hub {
     /// Forgets a connection and every subscription it had.
     pub(crate) fn detach(&self, id: ConnId) {
         let removed = {
-            let mut peers = self.inner.peers.write().unwrap_or_else(PoisonError::into_inner);
-            peers.remove(&id)
+            let mut members = self.inner.members.write().unwrap_or_else(PoisonError::into_inner);
+            members.remove(&id)
         };
         if let Some(member) = removed {
             for key in &member.topics {
@@ -282,10 +287,6 @@ impl Hub {
             }
         }
     }
-}
-
-fn delivered(pushed: Pushed) -> bool {
-    matches!(pushed, Pushed::Queued | Pushed::DroppedOldest)
 }
 
 /// Serializes and validates a server message once, into a frame every receiver shares.

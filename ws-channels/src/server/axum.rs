@@ -7,15 +7,15 @@ use std::sync::Arc;
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::response::{IntoResponse, Response};
-use http::{StatusCode, header};
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
+use tokio::time::Instant;
 use tokio_tungstenite::WebSocketStream;
-use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::Role;
 
-use super::router::BoxedIo;
-use super::{Reject, Server, Shared};
+use super::accept::Shared;
+use super::task::BoxedTransport;
+use super::{Reject, Server};
 
 impl<S: Send + Sync + 'static> Server<S> {
     /// Mounts every registered channel into an axum [`Router`](axum::Router), to merge with
@@ -52,7 +52,7 @@ impl<S: Send + Sync + 'static> Server<S> {
     /// Upgraded connections outlive axum's graceful shutdown: call
     /// [`ServerHandle::shutdown`](crate::ServerHandle::shutdown) in its signal.
     pub fn into_router<T: Clone + Send + Sync + 'static>(self) -> axum::Router<T> {
-        let routes = self.router.routes();
+        let routes: Vec<String> = self.router.routes().collect();
         let shared = Arc::new(self.into_shared());
         routes
             .into_iter()
@@ -63,54 +63,30 @@ impl<S: Send + Sync + 'static> Server<S> {
     }
 }
 
+/// The same decision as the standalone server's (hyper has read the request head), answered
+/// with the same responses.
 async fn upgrade<S: Send + Sync + 'static>(State(shared): State<Arc<Shared<S>>>, request: Request) -> Response {
     let (mut parts, _body) = request.into_parts();
     let remote_addr = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|info| info.0);
     let on_upgrade = parts.extensions.remove::<OnUpgrade>();
-    // As on the standalone server, `on_connect` has the handshake timeout to decide.
-    let decided = tokio::time::timeout(shared.config.handshake_timeout, shared.decide(parts, remote_addr)).await;
-    let accepted = match decided {
-        Ok(Ok(accepted)) => accepted,
-        Ok(Err(reject)) => return refusal(&reject),
-        Err(_) => return refusal(&Reject::new(StatusCode::REQUEST_TIMEOUT, "handshake timeout")),
+    let deadline = Instant::now() + shared.config.handshake_timeout;
+    let accepted = match shared.decide(parts, remote_addr, deadline).await {
+        Ok(accepted) => accepted,
+        Err(reject) => return into_axum(reject.to_response()),
     };
     let Some(on_upgrade) = on_upgrade else {
-        return refusal(&Reject::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "connection not upgradable",
-        ));
+        let reject = Reject::new(http::StatusCode::INTERNAL_SERVER_ERROR, "connection not upgradable");
+        return into_axum(reject.to_response());
     };
-    let accept_key = derive_accept_key(accepted.key.as_bytes());
-    let connection = shared.clone();
+    let config = shared.config.websocket;
     shared.lifecycle.spawn(async move {
         let Ok(upgraded) = on_upgrade.await else { return };
-        let io: BoxedIo = Box::new(TokioIo::new(upgraded));
-        let socket = WebSocketStream::from_raw_socket(io, Role::Server, Some(connection.config.websocket)).await;
-        (accepted.session)(socket, connection.env(remote_addr)).await;
+        let socket = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config)).await;
+        (accepted.session)(BoxedTransport::new(socket)).await;
     });
-    (
-        StatusCode::SWITCHING_PROTOCOLS,
-        [
-            (header::UPGRADE, "websocket".to_owned()),
-            (header::CONNECTION, "upgrade".to_owned()),
-            (header::SEC_WEBSOCKET_ACCEPT, accept_key),
-        ],
-    )
-        .into_response()
+    into_axum(accepted.response)
 }
 
-/// The same refusal the standalone server writes.
-fn refusal(reject: &Reject) -> Response {
-    let mut response = Response::new(Body::from(reject.reason().to_owned()));
-    *response.status_mut() = reject.status();
-    let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        header::HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    if reject.status() == StatusCode::UPGRADE_REQUIRED {
-        headers.insert(header::UPGRADE, header::HeaderValue::from_static("websocket"));
-        headers.insert(header::SEC_WEBSOCKET_VERSION, header::HeaderValue::from_static("13"));
-    }
-    response
+fn into_axum(response: http::Response<String>) -> Response {
+    response.map(Body::from).into_response()
 }

@@ -9,26 +9,28 @@ use futures_util::future::{BoxFuture, Either};
 use tokio_tungstenite::tungstenite::Bytes;
 
 use super::conn::{CloseInfo, Conn, Lagged};
-use super::handshake::{Handshake, Reject, TokenSource};
+use super::handshake::{Handshake, TokenSource};
+use super::response::Reject;
 use crate::channel::{Channel, ClientSends};
 use crate::error::{Error, HandlerResult};
 
 pub(crate) type ConnectFn<C, S, D> =
     Arc<dyn Fn(Handshake<C, S>) -> BoxFuture<'static, Result<D, Reject>> + Send + Sync>;
-pub(crate) type OpenFn<C, S, D> = Arc<dyn Fn(Conn<C, S, D>) -> BoxFuture<'static, HandlerResult> + Send + Sync>;
-pub(crate) type MessageFn<C, S, D> =
-    Arc<dyn Fn(Conn<C, S, D>, <C as Channel>::ClientMessage) -> BoxFuture<'static, HandlerResult> + Send + Sync>;
-pub(crate) type CloseFn<C, S, D> = Arc<dyn Fn(Conn<C, S, D>, CloseInfo) -> BoxFuture<'static, ()> + Send + Sync>;
-pub(crate) type ErrorFn<C, S, D> = Arc<dyn Fn(&Conn<C, S, D>, &Error) + Send + Sync>;
-pub(crate) type BinaryFn<C, S, D> =
-    Arc<dyn Fn(Conn<C, S, D>, Bytes) -> BoxFuture<'static, HandlerResult> + Send + Sync>;
-pub(crate) type LagFn<C, S, D> = Arc<dyn Fn(&Conn<C, S, D>, Lagged) + Send + Sync>;
 pub(crate) type AuthorizeFn<C, D> = Arc<dyn Fn(&D, &<C as Channel>::Params) -> Result<(), Reject> + Send + Sync>;
+type OpenFn<C, S, D> = Arc<dyn Fn(Conn<C, S, D>) -> BoxFuture<'static, HandlerResult> + Send + Sync>;
+type MessageFn<C, S, D> =
+    Arc<dyn Fn(Conn<C, S, D>, <C as Channel>::ClientMessage) -> BoxFuture<'static, HandlerResult> + Send + Sync>;
+type BinaryFn<C, S, D> = Arc<dyn Fn(Conn<C, S, D>, Bytes) -> BoxFuture<'static, HandlerResult> + Send + Sync>;
+type CloseFn<C, S, D> = Arc<dyn Fn(Conn<C, S, D>, CloseInfo) -> BoxFuture<'static, ()> + Send + Sync>;
+type ErrorFn<C, S, D> = Arc<dyn Fn(&Conn<C, S, D>, &Error) + Send + Sync>;
+type LagFn<C, S, D> = Arc<dyn Fn(&Conn<C, S, D>, Lagged) + Send + Sync>;
 
 /// The callbacks the server runs for one channel, in connection order:
 ///
 /// 1. [`on_connect`](Self::on_connect) — before the upgrade: sees the [`Handshake`], refuses it
 ///    with a [`Reject`] (HTTP 401/403/…) or returns the connection's typed data `D`;
+///    [`authenticate`](Self::authenticate) is an `on_connect` that reads a token first, and
+///    [`authorize`](Self::authorize) checks the data against the path;
 /// 2. [`on_open`](Self::on_open) — after the upgrade, before the first message;
 /// 3. [`on_message`](Self::on_message) — once per decoded, validated client message, one at a
 ///    time and in order; [`on_binary`](Self::on_binary) for binary frames;
@@ -37,21 +39,85 @@ pub(crate) type AuthorizeFn<C, D> = Arc<dyn Fn(&D, &<C as Channel>::Params) -> R
 /// 5. [`on_lag`](Self::on_lag) — when the connection's outbound queue overflowed;
 /// 6. [`on_close`](Self::on_close) — once, when the connection has ended.
 ///
-/// A handler that returns `Err` or panics closes only its own connection, with 1011.
+/// A handler that returns `Err` or panics closes only its own connection, with 1011. Three
+/// callbacks return nothing, on purpose: `on_error` and `on_lag` observe an outcome the server
+/// has already chosen (they run synchronously, inside the connection's loop or a publisher's
+/// fan-out, so they must not wait or fail), and `on_close` runs when there is no connection
+/// left to close.
 ///
 /// `S` is the server's shared state, `D` the per-connection data `on_connect` returns (`()`
 /// without an `on_connect`). Data is shared by every clone of a [`Conn`]; use interior
-/// mutability (a `Mutex`, atomics) for data that changes.
+/// mutability (a `Mutex`, atomics) for data that changes. `on_connect` may come anywhere in the
+/// chain, but only the callbacks set after it see its data: those set before it keep the
+/// `()` they were written for.
 #[must_use = "a handler does nothing until registered on a server"]
 pub struct Handler<C: Channel, S = (), D = ()> {
     pub(crate) on_connect: ConnectFn<C, S, D>,
+    pub(crate) authorize: Option<AuthorizeFn<C, D>>,
+    pub(crate) callbacks: Callbacks<C, S, D>,
+}
+
+/// The callbacks that run on an open connection, each optional.
+pub(crate) struct Callbacks<C: Channel, S, D> {
     pub(crate) on_open: Option<OpenFn<C, S, D>>,
     pub(crate) on_message: Option<MessageFn<C, S, D>>,
-    pub(crate) on_close: Option<CloseFn<C, S, D>>,
-    pub(crate) on_error: Option<ErrorFn<C, S, D>>,
     pub(crate) on_binary: Option<BinaryFn<C, S, D>>,
+    pub(crate) on_error: Option<ErrorFn<C, S, D>>,
     pub(crate) on_lag: Option<LagFn<C, S, D>>,
-    pub(crate) authorize: Option<AuthorizeFn<C, D>>,
+    pub(crate) on_close: Option<CloseFn<C, S, D>>,
+}
+
+impl<C: Channel, S: Send + Sync + 'static> Callbacks<C, S, ()> {
+    /// The same callbacks on connections whose data is `D`: each sees the connection without
+    /// its data, as it was written to.
+    fn with_data<D: Send + Sync + 'static>(self) -> Callbacks<C, S, D> {
+        Callbacks {
+            on_open: self
+                .on_open
+                .map(|f| -> OpenFn<C, S, D> { Arc::new(move |conn| f(conn.without_data())) }),
+            on_message: self
+                .on_message
+                .map(|f| -> MessageFn<C, S, D> { Arc::new(move |conn, message| f(conn.without_data(), message)) }),
+            on_binary: self
+                .on_binary
+                .map(|f| -> BinaryFn<C, S, D> { Arc::new(move |conn, bytes| f(conn.without_data(), bytes)) }),
+            on_error: self
+                .on_error
+                .map(|f| -> ErrorFn<C, S, D> { Arc::new(move |conn, error| f(&conn.without_data(), error)) }),
+            on_lag: self
+                .on_lag
+                .map(|f| -> LagFn<C, S, D> { Arc::new(move |conn, lagged| f(&conn.without_data(), lagged)) }),
+            on_close: self
+                .on_close
+                .map(|f| -> CloseFn<C, S, D> { Arc::new(move |conn, info| f(conn.without_data(), info)) }),
+        }
+    }
+}
+
+impl<C: Channel, S, D> Default for Callbacks<C, S, D> {
+    fn default() -> Self {
+        Self {
+            on_open: None,
+            on_message: None,
+            on_binary: None,
+            on_error: None,
+            on_lag: None,
+            on_close: None,
+        }
+    }
+}
+
+impl<C: Channel, S, D> Clone for Callbacks<C, S, D> {
+    fn clone(&self) -> Self {
+        Self {
+            on_open: self.on_open.clone(),
+            on_message: self.on_message.clone(),
+            on_binary: self.on_binary.clone(),
+            on_error: self.on_error.clone(),
+            on_lag: self.on_lag.clone(),
+            on_close: self.on_close.clone(),
+        }
+    }
 }
 
 impl<C: Channel, S: Send + Sync + 'static> Handler<C, S, ()> {
@@ -59,60 +125,54 @@ impl<C: Channel, S: Send + Sync + 'static> Handler<C, S, ()> {
     pub fn new() -> Self {
         Self {
             on_connect: Arc::new(|_| Box::pin(async { Ok(()) })),
-            on_open: None,
-            on_message: None,
-            on_close: None,
-            on_error: None,
-            on_binary: None,
-            on_lag: None,
             authorize: None,
+            callbacks: Callbacks::default(),
         }
     }
 
     /// Decides, before the upgrade, whether to accept a connection and with which typed data.
     ///
-    /// Call it first: the other callbacks receive the data it returns.
+    /// The callbacks set after it receive the data it returns; those set before it keep
+    /// seeing `()`.
     ///
-    /// # Panics
+    /// ```
+    /// use ws_channels::{Handler, Reject};
+    /// # #[ws_channels::channel("chat/<room>")]
+    /// # #[derive(serde::Serialize, serde::Deserialize)]
+    /// # struct Chat;
+    /// struct Member { name: String }
     ///
-    /// If another callback was set before it (their data type would be lost).
+    /// let handler = Handler::<Chat>::new()
+    ///     .on_connect(|handshake| async move {
+    ///         let name = handshake.query_param("name").ok_or_else(|| Reject::bad_request("name required"))?;
+    ///         Ok(Member { name })
+    ///     })
+    ///     .on_open(|conn| async move {
+    ///         println!("{} joined {}", conn.data().name, conn.address());
+    ///         Ok(())
+    ///     });
+    /// ```
     pub fn on_connect<D, F, Fut>(self, on_connect: F) -> Handler<C, S, D>
     where
         D: Send + Sync + 'static,
         F: Fn(Handshake<C, S>) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<D, Reject>> + Send + 'static,
     {
-        assert!(
-            self.on_open.is_none()
-                && self.on_message.is_none()
-                && self.on_close.is_none()
-                && self.on_error.is_none()
-                && self.on_binary.is_none()
-                && self.on_lag.is_none()
-                && self.authorize.is_none(),
-            "call `on_connect` before the other callbacks of the `{}` handler: they receive the data it returns",
-            C::NAME
-        );
         Handler {
             on_connect: Arc::new(move |handshake| Box::pin(on_connect(handshake))),
-            on_open: None,
-            on_message: None,
-            on_close: None,
-            on_error: None,
-            on_binary: None,
-            on_lag: None,
-            authorize: None,
+            authorize: self
+                .authorize
+                .map(|f| -> AuthorizeFn<C, D> { Arc::new(move |_: &D, params: &C::Params| f(&(), params)) }),
+            callbacks: self.callbacks.with_data(),
         }
     }
-}
 
-impl<C: Channel, S: Send + Sync + 'static> Handler<C, S, ()> {
     /// Authenticates every connection before the upgrade: reads a credential from the first
     /// of `sources` that has one and passes it to `verify`, whose result becomes the
     /// connection's typed data. No credential is 401 (`missing credentials`); `verify` refuses
     /// with its own [`Reject`] (401 for a bad token, 403…).
     ///
-    /// This is an [`on_connect`](Self::on_connect): call it first, and not both.
+    /// This is an [`on_connect`](Self::on_connect): use one or the other.
     ///
     /// ```
     /// use ws_channels::{Handler, Reject, TokenSource};
@@ -172,7 +232,7 @@ impl<C: Channel, S: Send + Sync + 'static, D: Send + Sync + 'static> Handler<C, 
         F: Fn(Conn<C, S, D>) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = HandlerResult> + Send + 'static,
     {
-        self.on_open = Some(Arc::new(move |conn| Box::pin(on_open(conn))));
+        self.callbacks.on_open = Some(Arc::new(move |conn| Box::pin(on_open(conn))));
         self
     }
 
@@ -183,7 +243,7 @@ impl<C: Channel, S: Send + Sync + 'static, D: Send + Sync + 'static> Handler<C, 
         F: Fn(Conn<C, S, D>, C::ClientMessage) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = HandlerResult> + Send + 'static,
     {
-        self.on_message = Some(Arc::new(move |conn, message| Box::pin(on_message(conn, message))));
+        self.callbacks.on_message = Some(Arc::new(move |conn, message| Box::pin(on_message(conn, message))));
         self
     }
 
@@ -194,7 +254,7 @@ impl<C: Channel, S: Send + Sync + 'static, D: Send + Sync + 'static> Handler<C, 
         F: Fn(Conn<C, S, D>, Bytes) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = HandlerResult> + Send + 'static,
     {
-        self.on_binary = Some(Arc::new(move |conn, bytes| Box::pin(on_binary(conn, bytes))));
+        self.callbacks.on_binary = Some(Arc::new(move |conn, bytes| Box::pin(on_binary(conn, bytes))));
         self
     }
 
@@ -204,7 +264,7 @@ impl<C: Channel, S: Send + Sync + 'static, D: Send + Sync + 'static> Handler<C, 
     where
         F: Fn(&Conn<C, S, D>, Lagged) + Send + Sync + 'static,
     {
-        self.on_lag = Some(Arc::new(on_lag));
+        self.callbacks.on_lag = Some(Arc::new(on_lag));
         self
     }
 
@@ -214,7 +274,7 @@ impl<C: Channel, S: Send + Sync + 'static, D: Send + Sync + 'static> Handler<C, 
         F: Fn(Conn<C, S, D>, CloseInfo) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = ()> + Send + 'static,
     {
-        self.on_close = Some(Arc::new(move |conn, info| Box::pin(on_close(conn, info))));
+        self.callbacks.on_close = Some(Arc::new(move |conn, info| Box::pin(on_close(conn, info))));
         self
     }
 
@@ -226,7 +286,7 @@ impl<C: Channel, S: Send + Sync + 'static, D: Send + Sync + 'static> Handler<C, 
     where
         F: Fn(&Conn<C, S, D>, &Error) + Send + Sync + 'static,
     {
-        self.on_error = Some(Arc::new(on_error));
+        self.callbacks.on_error = Some(Arc::new(on_error));
         self
     }
 }
@@ -235,27 +295,24 @@ impl<C: Channel, S, D> Clone for Handler<C, S, D> {
     fn clone(&self) -> Self {
         Self {
             on_connect: self.on_connect.clone(),
-            on_open: self.on_open.clone(),
-            on_message: self.on_message.clone(),
-            on_close: self.on_close.clone(),
-            on_error: self.on_error.clone(),
-            on_binary: self.on_binary.clone(),
-            on_lag: self.on_lag.clone(),
             authorize: self.authorize.clone(),
+            callbacks: self.callbacks.clone(),
         }
     }
 }
 
 impl<C: Channel, S, D> fmt::Debug for Handler<C, S, D> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let c = &self.callbacks;
         f.debug_struct("Handler")
             .field("channel", &C::NAME)
-            .field("on_open", &self.on_open.is_some())
-            .field("on_message", &self.on_message.is_some())
-            .field("on_close", &self.on_close.is_some())
-            .field("on_error", &self.on_error.is_some())
-            .field("on_binary", &self.on_binary.is_some())
-            .field("on_lag", &self.on_lag.is_some())
+            .field("authorize", &self.authorize.is_some())
+            .field("on_open", &c.on_open.is_some())
+            .field("on_message", &c.on_message.is_some())
+            .field("on_binary", &c.on_binary.is_some())
+            .field("on_error", &c.on_error.is_some())
+            .field("on_lag", &c.on_lag.is_some())
+            .field("on_close", &c.on_close.is_some())
             .finish()
     }
 }
@@ -272,10 +329,18 @@ mod tests {
     struct T;
 
     #[test]
-    #[should_panic(expected = "call `on_connect` before the other callbacks")]
-    fn on_connect_after_another_callback_panics_instead_of_losing_it() {
-        let _ = Handler::<T>::new()
+    fn callbacks_set_before_on_connect_are_kept() {
+        let handler = Handler::<T>::new()
             .on_binary(|_, _| async { Ok(()) })
-            .on_connect(|_| async { Ok(1u8) });
+            .on_close(|_conn: Conn<T>, _| async {})
+            .authorize(|_: &(), _| Ok(()))
+            .on_connect(|_| async { Ok(1u8) })
+            .on_open(|conn: Conn<T, (), u8>| async move {
+                assert_eq!(*conn.data(), 1);
+                Ok(())
+            });
+        let c = &handler.callbacks;
+        assert!(c.on_binary.is_some() && c.on_close.is_some() && c.on_open.is_some());
+        assert!(handler.authorize.is_some());
     }
 }

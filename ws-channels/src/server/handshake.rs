@@ -1,21 +1,14 @@
-//! The HTTP side of a connection: reading the upgrade request, answering it, and what
-//! `on_connect` sees of it.
+//! What `on_connect` sees of an upgrade request ([`Handshake`]), and where credentials are
+//! read from ([`TokenSource`]).
 
 use std::fmt;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use http::{HeaderMap, Method, StatusCode, Uri, header};
+use http::{HeaderMap, Uri, header};
 use percent_encoding::percent_decode_str;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 
 use crate::channel::Channel;
-
-/// The most bytes of request line and headers accepted before answering 431.
-const MAX_REQUEST_HEAD: usize = 16 * 1024;
-/// The most headers accepted before answering 431.
-const MAX_HEADERS: usize = 64;
 
 /// What `on_connect` sees of a WebSocket upgrade request: typed params, query, headers,
 /// the peer's address and the server's shared state.
@@ -189,179 +182,6 @@ fn query_param(query: &str, name: &str) -> Option<String> {
     })
 }
 
-/// A refusal of a WebSocket handshake: the HTTP status and a reason sent as the body.
-///
-/// Returned by `on_connect`; the client sees the status before any WebSocket frame.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Reject {
-    status: StatusCode,
-    reason: String,
-}
-
-impl Reject {
-    /// Refuses with any status (4xx or 5xx).
-    pub fn new(status: StatusCode, reason: impl Into<String>) -> Self {
-        Self {
-            status,
-            reason: reason.into(),
-        }
-    }
-
-    /// 400 Bad Request.
-    pub fn bad_request(reason: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, reason)
-    }
-
-    /// 401 Unauthorized: no or invalid credentials.
-    pub fn unauthorized(reason: impl Into<String>) -> Self {
-        Self::new(StatusCode::UNAUTHORIZED, reason)
-    }
-
-    /// 403 Forbidden: valid credentials, but not for this address.
-    pub fn forbidden(reason: impl Into<String>) -> Self {
-        Self::new(StatusCode::FORBIDDEN, reason)
-    }
-
-    /// The HTTP status.
-    pub fn status(&self) -> StatusCode {
-        self.status
-    }
-
-    /// The reason, sent as the response body.
-    pub fn reason(&self) -> &str {
-        &self.reason
-    }
-}
-
-impl fmt::Display for Reject {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.status, self.reason)
-    }
-}
-
-impl std::error::Error for Reject {}
-
-/// A parsed request head and whatever bytes followed it.
-pub(crate) struct RequestHead {
-    pub(crate) parts: http::request::Parts,
-    pub(crate) leftover: Vec<u8>,
-}
-
-/// Reads the request head. `Ok(None)`: the peer left before sending one.
-pub(crate) async fn read_request_head<IO: AsyncRead + Unpin>(io: &mut IO) -> Result<Option<RequestHead>, Reject> {
-    let mut buf = Vec::with_capacity(1024);
-    loop {
-        let mut chunk = [0u8; 1024];
-        let n = io.read(&mut chunk).await.unwrap_or(0);
-        if n == 0 {
-            return Ok(None);
-        }
-        buf.extend_from_slice(&chunk[..n]);
-        // The head ends with an empty line: until a chunk brings a line end, parsing the whole
-        // buffer again would only find it incomplete (and cost quadratic time on a trickle).
-        if !chunk[..n].contains(&b'\n') && buf.len() < MAX_REQUEST_HEAD {
-            continue;
-        }
-        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-        let mut request = httparse::Request::new(&mut headers);
-        match request.parse(&buf) {
-            Ok(httparse::Status::Complete(len)) => {
-                let parts = to_parts(&request)?;
-                return Ok(Some(RequestHead {
-                    parts,
-                    leftover: buf.split_off(len),
-                }));
-            }
-            Ok(httparse::Status::Partial) if buf.len() < MAX_REQUEST_HEAD => continue,
-            Ok(httparse::Status::Partial) | Err(httparse::Error::TooManyHeaders) => {
-                return Err(Reject::new(
-                    StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-                    "request head too large",
-                ));
-            }
-            Err(error) => {
-                return Err(Reject::bad_request(format!("malformed HTTP request: {error}")));
-            }
-        }
-    }
-}
-
-fn to_parts(request: &httparse::Request<'_, '_>) -> Result<http::request::Parts, Reject> {
-    let mut builder = http::Request::builder()
-        .method(request.method.unwrap_or("GET"))
-        .uri(request.path.unwrap_or("/"));
-    for header in request.headers.iter() {
-        builder = builder.header(header.name, header.value);
-    }
-    builder
-        .body(())
-        .map(|r| r.into_parts().0)
-        .map_err(|e| Reject::bad_request(format!("malformed HTTP request: {e}")))
-}
-
-/// RFC 6455 §4.2.1: what a server must see before switching protocols. Returns the key.
-pub(crate) fn check_upgrade(parts: &http::request::Parts) -> Result<String, Reject> {
-    let has_token = |name: header::HeaderName, token: &str| {
-        parts.headers.get_all(name).iter().any(|v| {
-            v.to_str()
-                .is_ok_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
-        })
-    };
-    if parts.method != Method::GET {
-        return Err(Reject::new(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "WebSocket upgrades use GET",
-        ));
-    }
-    if !has_token(header::UPGRADE, "websocket") || !has_token(header::CONNECTION, "upgrade") {
-        return Err(Reject::new(
-            StatusCode::UPGRADE_REQUIRED,
-            "this address only speaks WebSocket",
-        ));
-    }
-    if parts.headers.get(header::SEC_WEBSOCKET_VERSION).map(|v| v.as_bytes()) != Some(b"13") {
-        return Err(Reject::new(
-            StatusCode::UPGRADE_REQUIRED,
-            "unsupported WebSocket version (13 required)",
-        ));
-    }
-    parts
-        .headers
-        .get(header::SEC_WEBSOCKET_KEY)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned)
-        .ok_or_else(|| Reject::bad_request("missing Sec-WebSocket-Key"))
-}
-
-/// Writes `101 Switching Protocols`.
-pub(crate) async fn accept<IO: AsyncWrite + Unpin>(io: &mut IO, key: &str) -> std::io::Result<()> {
-    let response = format!(
-        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {}\r\n\r\n",
-        derive_accept_key(key.as_bytes())
-    );
-    io.write_all(response.as_bytes()).await?;
-    io.flush().await
-}
-
-/// Writes a refusal and ends the response.
-pub(crate) async fn refuse<IO: AsyncWrite + Unpin>(io: &mut IO, reject: &Reject) -> std::io::Result<()> {
-    let status = reject.status();
-    let extra = if status == StatusCode::UPGRADE_REQUIRED {
-        "Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n"
-    } else {
-        ""
-    };
-    let response = format!(
-        "HTTP/1.1 {} {}\r\n{extra}Content-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{}",
-        status.as_u16(),
-        status.canonical_reason().unwrap_or(""),
-        reject.reason().len(),
-        reject.reason(),
-    );
-    io.write_all(response.as_bytes()).await?;
-    io.shutdown().await
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -407,28 +227,5 @@ mod tests {
         assert_eq!(query_param("a=1&name=J%C3%B6rg+K", "name").as_deref(), Some("Jörg K"));
         assert_eq!(query_param("flag&b=2", "flag").as_deref(), Some(""));
         assert_eq!(query_param("a=1", "b"), None);
-    }
-
-    #[tokio::test]
-    async fn a_plain_http_get_is_told_to_upgrade() {
-        let mut input: &[u8] = b"GET /x HTTP/1.1\r\nHost: a\r\n\r\n";
-        let head = read_request_head(&mut input).await.unwrap().unwrap();
-        let reject = check_upgrade(&head.parts).unwrap_err();
-        assert_eq!(reject.status(), StatusCode::UPGRADE_REQUIRED);
-    }
-
-    #[tokio::test]
-    async fn garbage_is_a_bad_request() {
-        let mut input: &[u8] = b"\x00\x01 nonsense\r\n\r\n";
-        let reject = read_request_head(&mut input).await.err().unwrap();
-        assert_eq!(reject.status(), StatusCode::BAD_REQUEST);
-    }
-
-    #[tokio::test]
-    async fn an_endless_head_is_refused() {
-        let mut long = b"GET / HTTP/1.1\r\nX: ".to_vec();
-        long.extend(std::iter::repeat_n(b'a', MAX_REQUEST_HEAD + 10));
-        let reject = read_request_head(&mut long.as_slice()).await.err().unwrap();
-        assert_eq!(reject.status(), StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE);
     }
 }

@@ -8,11 +8,14 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-/// The tasks of one server's connections and the signal that shuts them down.
+/// The tasks of one server's connections, the signal that shuts them down, and how long a
+/// shutdown waits for them.
 #[derive(Debug)]
 pub(crate) struct Lifecycle {
     tasks: Mutex<JoinSet<()>>,
     shutdown: watch::Sender<bool>,
+    /// Kept here, not copied into each handle, so a handle taken before the setting sees it.
+    timeout: Mutex<Duration>,
 }
 
 impl Default for Lifecycle {
@@ -20,6 +23,7 @@ impl Default for Lifecycle {
         Self {
             tasks: Mutex::default(),
             shutdown: watch::Sender::new(false),
+            timeout: Mutex::new(Duration::from_secs(10)),
         }
     }
 }
@@ -42,9 +46,14 @@ impl Lifecycle {
         *self.shutdown.borrow()
     }
 
-    /// Tells every connection to close with 1001, waits up to `timeout` for them to finish,
-    /// then drops what is left.
-    pub(crate) async fn shutdown(&self, timeout: Duration) {
+    pub(crate) fn set_timeout(&self, timeout: Duration) {
+        *self.timeout.lock().unwrap_or_else(PoisonError::into_inner) = timeout;
+    }
+
+    /// Tells every connection to close with 1001, waits up to the shutdown timeout for them to
+    /// finish, then drops what is left.
+    pub(crate) async fn shutdown(&self) {
+        let timeout = *self.timeout.lock().unwrap_or_else(PoisonError::into_inner);
         self.shutdown.send_replace(true);
         let mut tasks = std::mem::take(&mut *self.tasks.lock().unwrap_or_else(PoisonError::into_inner));
         let drained = tokio::time::timeout(timeout, async { while tasks.join_next().await.is_some() {} }).await;
@@ -60,13 +69,13 @@ impl Lifecycle {
 #[derive(Debug, Clone)]
 pub struct ServerHandle {
     pub(crate) lifecycle: Arc<Lifecycle>,
-    pub(crate) timeout: Duration,
 }
 
 impl ServerHandle {
-    /// Refuses new connections (503), closes every open one with 1001 after the messages
-    /// already queued for it, and waits up to the server's shutdown timeout for them to end.
+    /// Stops the standalone server's accept loop, refuses new connections (503), closes every
+    /// open one with 1001 after the messages already queued for it, and waits up to the
+    /// server's shutdown timeout for them to end.
     pub async fn shutdown(&self) {
-        self.lifecycle.shutdown(self.timeout).await;
+        self.lifecycle.shutdown().await;
     }
 }

@@ -2,8 +2,6 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
-
 use tokio::time::Instant;
 
 /// A per-connection message rate limit (a token bucket): `rate` messages per second on
@@ -164,15 +162,10 @@ impl Drop for Slot {
     }
 }
 
-/// The liveness settings: server pings and the idle limit.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Liveness {
-    pub(crate) ping_interval: Option<Duration>,
-    pub(crate) idle_timeout: Option<Duration>,
-}
-
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     #[test]

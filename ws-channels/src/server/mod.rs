@@ -1,13 +1,25 @@
-//! The standalone server: accept → route → `on_connect` → upgrade → connection task.
+//! The server: the [`Server`] builder and its standalone accept loop. The handshake decision
+//! is in `accept`, a connection's task in `task` (reading in `reader`, clocks in `liveness`),
+//! the handle handlers get in `conn`, and the front ends beside them (`http1` for the
+//! standalone server, `axum`, the in-memory `testing` server).
 
+mod accept;
 #[cfg(feature = "axum")]
 mod axum;
+mod config;
 mod conn;
+mod guard;
 mod handler;
 mod handshake;
+mod http1;
 mod lifecycle;
 mod limits;
+mod liveness;
+mod reader;
+mod response;
 mod router;
+mod task;
+mod testing;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -15,87 +27,29 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use tokio::net::{TcpListener, ToSocketAddrs};
+use tokio::net::{TcpListener, TcpStream, ToSocketAddrs};
+use tokio::time::Instant;
 use tokio_tungstenite::WebSocketStream;
-use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
+use tokio_tungstenite::tungstenite::protocol::Role;
 
-pub use conn::{CloseInfo, Conn, ConnId, Lagged};
+pub use conn::{CloseInfo, Conn, Lagged};
 pub use handler::Handler;
-pub use handshake::{ExtractToken, Handshake, Reject, TokenSource};
+pub use handshake::{ExtractToken, Handshake, TokenSource};
 pub use lifecycle::ServerHandle;
 pub use limits::{RateLimit, RateLimitAction};
+pub use response::Reject;
+pub use testing::{TestClient, TestRequest, TestServer, TestSocket};
 
-use self::conn::ConnEnv;
+use self::accept::{Route, Shared};
+use self::config::Config;
 use self::lifecycle::Lifecycle;
-use self::limits::{ConnectionLimits, Full, Liveness};
-use self::router::{BoxedIo, Router};
-use crate::channel::Channel;
+use self::limits::ConnectionLimits;
+use self::router::Router;
+use self::task::BoxedTransport;
+use crate::channel::{Channel, Params};
 use crate::error::Error;
-use crate::hub::{Hub, Metrics};
-
-/// Tunables, each with a documented default.
-#[derive(Debug, Clone)]
-pub(crate) struct Config {
-    pub(crate) websocket: WebSocketConfig,
-    pub(crate) max_message_size: usize,
-    pub(crate) outbound_queue: usize,
-    pub(crate) handshake_timeout: Duration,
-    pub(crate) max_pending_handshakes: usize,
-    pub(crate) close_timeout: Duration,
-    pub(crate) shutdown_timeout: Duration,
-    pub(crate) rate_limit: Option<RateLimit>,
-    pub(crate) liveness: Liveness,
-    pub(crate) max_connections: Option<usize>,
-    pub(crate) max_connections_per_address: Option<usize>,
-    pub(crate) allowed_origins: Option<Vec<String>>,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        let config = Self {
-            websocket: WebSocketConfig::default()
-                .read_buffer_size(DEFAULT_READ_BUFFER)
-                .write_buffer_size(DEFAULT_WRITE_BUFFER),
-            max_message_size: DEFAULT_MAX_MESSAGE,
-            outbound_queue: 128,
-            handshake_timeout: Duration::from_secs(10),
-            max_pending_handshakes: 1024,
-            close_timeout: Duration::from_secs(3),
-            shutdown_timeout: Duration::from_secs(10),
-            rate_limit: None,
-            liveness: Liveness {
-                ping_interval: Some(Duration::from_secs(30)),
-                idle_timeout: None,
-            },
-            max_connections: None,
-            max_connections_per_address: None,
-            allowed_origins: None,
-        };
-        config.with_max_message_size(DEFAULT_MAX_MESSAGE)
-    }
-}
-
-impl Config {
-    /// Messages up to `max` are read and checked against it (an error reply is possible);
-    /// the protocol layer refuses anything over twice that without reading it (always 1009).
-    fn with_max_message_size(mut self, max: usize) -> Self {
-        let hard = max.saturating_mul(2);
-        self.max_message_size = max;
-        self.websocket = self
-            .websocket
-            .max_message_size(Some(hard))
-            .max_frame_size(Some(hard))
-            // Outgoing memory is bounded by the outbox; a cap here would make tungstenite refuse
-            // a large outgoing message and silently end the connection's writer.
-            .max_write_buffer_size(usize::MAX);
-        self
-    }
-}
-
-/// 4 KiB: tungstenite's 128 KiB default costs ~134 KiB of memory per idle connection.
-const DEFAULT_READ_BUFFER: usize = 4 * 1024;
-const DEFAULT_WRITE_BUFFER: usize = 8 * 1024;
-const DEFAULT_MAX_MESSAGE: usize = 64 * 1024;
+use crate::hub::Hub;
+use crate::metrics::Metrics;
 
 /// A standalone WebSocket server for typed channels, on tokio-tungstenite.
 ///
@@ -141,7 +95,7 @@ const DEFAULT_MAX_MESSAGE: usize = 64 * 1024;
 /// or a shutdown times out.
 #[must_use = "a server does nothing until served"]
 pub struct Server<S = ()> {
-    router: Router<S>,
+    router: Router<Box<dyn Route<S>>>,
     state: Arc<S>,
     hub: Hub,
     lifecycle: Arc<Lifecycle>,
@@ -177,7 +131,6 @@ impl<S: Send + Sync + 'static> Server<S> {
     pub fn handle(&self) -> ServerHandle {
         ServerHandle {
             lifecycle: self.lifecycle.clone(),
-            timeout: self.config.shutdown_timeout,
         }
     }
 
@@ -201,7 +154,8 @@ impl<S: Send + Sync + 'static> Server<S> {
     /// When the template conflicts with one already registered (the same address shape, such
     /// as `chat/<room>` and `chat/<id>`): a programming error, caught at startup.
     pub fn register<C: Channel, D: Send + Sync + 'static>(mut self, handler: Handler<C, S, D>) -> Self {
-        self.router.insert(Box::new(Arc::new(handler)));
+        self.router
+            .insert(C::Params::TEMPLATE, C::NAME, Box::new(Arc::new(handler)));
         self
     }
 
@@ -307,8 +261,8 @@ impl<S: Send + Sync + 'static> Server<S> {
 
     /// How long a graceful shutdown waits for connections to finish closing before dropping
     /// them. Default: 10 s.
-    pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
-        self.config.shutdown_timeout = timeout;
+    pub fn shutdown_timeout(self, timeout: Duration) -> Self {
+        self.lifecycle.set_timeout(timeout);
         self
     }
 
@@ -339,9 +293,12 @@ impl<S: Send + Sync + 'static> Server<S> {
         let shared = Arc::new(self.into_shared());
         let handshakes = Arc::new(tokio::sync::Semaphore::new(shared.config.max_pending_handshakes));
         let mut signal = std::pin::pin!(signal);
+        // `ServerHandle::shutdown` ends the loop too, so the listener is released.
+        let mut shutdown = shared.lifecycle.watch();
         loop {
             tokio::select! {
                 () = &mut signal => break,
+                Ok(()) = shutdown.changed() => break,
                 accepted = listener.accept() => match accepted {
                     Ok((tcp, remote_addr)) => {
                         let Ok(pending) = handshakes.clone().try_acquire_owned() else {
@@ -351,7 +308,7 @@ impl<S: Send + Sync + 'static> Server<S> {
                             continue;
                         };
                         let _ = tcp.set_nodelay(true);
-                        shared.lifecycle.spawn(shared.clone().connection(Box::new(tcp), Some(remote_addr), pending));
+                        shared.lifecycle.spawn(connection(shared.clone(), tcp, remote_addr, pending));
                     }
                     Err(error) => {
                         // Out of file descriptors and similar: back off instead of spinning.
@@ -382,134 +339,39 @@ impl<S: Send + Sync + 'static> Server<S> {
     }
 }
 
-/// What every connection of one server shares, whichever HTTP stack accepted it.
-struct Shared<S> {
-    router: Router<S>,
-    state: Arc<S>,
-    hub: Hub,
-    lifecycle: Arc<Lifecycle>,
-    config: Arc<Config>,
-    limits: Arc<ConnectionLimits>,
-    next_id: AtomicU64,
-}
-
-/// An accepted upgrade: what runs the connection, and the key to answer with.
-struct Accepted<S> {
-    session: router::Session<S>,
-    key: String,
-}
-
-impl<S: Send + Sync + 'static> Shared<S> {
-    /// Handshake (bounded by the handshake timeout), then the connection task.
-    async fn connection(
-        self: Arc<Self>,
-        mut io: BoxedIo,
-        remote_addr: Option<SocketAddr>,
-        pending: tokio::sync::OwnedSemaphorePermit,
-    ) {
-        let handshake = tokio::time::timeout(self.config.handshake_timeout, self.handshake(&mut io, remote_addr));
-        let outcome = handshake.await;
-        // The handshake is over, one way or the other: make room for the next.
-        drop(pending);
-        let Ok(Some((session, leftover))) = outcome else {
+/// One socket of the standalone server: its handshake, then its connection. A request head
+/// that does not arrive within the handshake timeout drops the socket; a decision that does not
+/// come by then answers 408.
+async fn connection<S: Send + Sync + 'static>(
+    shared: Arc<Shared<S>>,
+    mut tcp: TcpStream,
+    remote_addr: SocketAddr,
+    pending: tokio::sync::OwnedSemaphorePermit,
+) {
+    let deadline = Instant::now() + shared.config.handshake_timeout;
+    let head = match tokio::time::timeout_at(deadline, http1::read_request_head(&mut tcp)).await {
+        Ok(Ok(Some(head))) => head,
+        // The peer left, or was too slow to say anything.
+        Ok(Ok(None)) | Err(_) => return,
+        Ok(Err(reject)) => {
+            shared.refused(Some(remote_addr), &reject);
+            let _ = http1::write_response(&mut tcp, &reject.to_response()).await;
             return;
-        };
-        let socket =
-            WebSocketStream::from_partially_read(io, leftover, Role::Server, Some(self.config.websocket)).await;
-        session(socket, self.env(remote_addr)).await;
-    }
-
-    fn env(&self, remote_addr: Option<SocketAddr>) -> ConnEnv<S> {
-        ConnEnv {
-            id: ConnId(self.next_id.fetch_add(1, Ordering::Relaxed)),
-            remote_addr,
-            state: self.state.clone(),
-            hub: self.hub.clone(),
-            config: self.config.clone(),
-            shutdown: self.lifecycle.watch(),
-            slot: None,
         }
-    }
-
-    /// Reads the upgrade request, decides, and answers. `None`: refused (the response is
-    /// written) or the peer left.
-    async fn handshake(
-        &self,
-        io: &mut BoxedIo,
-        remote_addr: Option<SocketAddr>,
-    ) -> Option<(router::Session<S>, Vec<u8>)> {
-        let request = match handshake::read_request_head(io).await {
-            Ok(Some(request)) => request,
-            Ok(None) => return None,
-            Err(reject) => {
-                self.refused(remote_addr, &reject);
-                let _ = handshake::refuse(io, &reject).await;
-                return None;
-            }
-        };
-        match self.decide(request.parts, remote_addr).await {
-            Ok(accepted) => {
-                handshake::accept(io, &accepted.key).await.ok()?;
-                Some((accepted.session, request.leftover))
-            }
-            Err(reject) => {
-                let _ = handshake::refuse(io, &reject).await;
-                None
-            }
-        }
-    }
-
-    /// Every check before the upgrade, in order: route (404), upgrade headers (426/405/400),
-    /// origin (403), parameters (400), connection limits (503), `on_connect` (401/403/…).
-    async fn decide(
-        &self,
-        parts: http::request::Parts,
-        remote_addr: Option<SocketAddr>,
-    ) -> Result<Accepted<S>, Reject> {
-        let outcome = async {
-            if self.lifecycle.is_shutting_down() {
-                return Err(Reject::new(http::StatusCode::SERVICE_UNAVAILABLE, "shutting down"));
-            }
-            let route = self
-                .router
-                .at(parts.uri.path())
-                .ok_or_else(|| Reject::new(http::StatusCode::NOT_FOUND, "no channel at this address"))?;
-            let key = handshake::check_upgrade(&parts)?;
-            self.check_origin(&parts)?;
-            let session = route
-                .accept(Arc::new(parts), remote_addr, self.state.clone(), &self.limits)
-                .await?;
-            // `on_connect` may have taken a while: refuse if a shutdown began meanwhile.
-            if self.lifecycle.is_shutting_down() {
-                return Err(Reject::new(http::StatusCode::SERVICE_UNAVAILABLE, "shutting down"));
-            }
-            Ok(Accepted { session, key })
-        };
-        outcome.await.inspect_err(|reject| self.refused(remote_addr, reject))
-    }
-
-    fn check_origin(&self, parts: &http::request::Parts) -> Result<(), Reject> {
-        let (Some(allowed), Some(origin)) = (&self.config.allowed_origins, parts.headers.get(http::header::ORIGIN))
-        else {
-            return Ok(());
-        };
-        match allowed.iter().any(|a| a.as_bytes() == origin.as_bytes()) {
-            true => Ok(()),
-            false => Err(Reject::forbidden("origin not allowed")),
-        }
-    }
-
-    fn refused(&self, remote_addr: Option<SocketAddr>, reject: &Reject) {
-        self.hub.counters().handshakes_rejected.fetch_add(1, Ordering::Relaxed);
-        tracing::debug!(?remote_addr, %reject, "handshake refused");
-    }
-}
-
-/// The 503 a full server or address answers with.
-fn full(full: Full) -> Reject {
-    let reason = match full {
-        Full::Server => "too many connections",
-        Full::Address => "too many connections to this address",
     };
-    Reject::new(http::StatusCode::SERVICE_UNAVAILABLE, reason)
+    let accepted = match shared.decide(head.parts, Some(remote_addr), deadline).await {
+        Ok(accepted) => accepted,
+        Err(reject) => {
+            let _ = http1::write_response(&mut tcp, &reject.to_response()).await;
+            return;
+        }
+    };
+    if http1::write_response(&mut tcp, &accepted.response).await.is_err() {
+        return;
+    }
+    // The handshake is over: make room for the next.
+    drop(pending);
+    let socket =
+        WebSocketStream::from_partially_read(tcp, head.leftover, Role::Server, Some(shared.config.websocket)).await;
+    (accepted.session)(BoxedTransport::new(socket)).await;
 }

@@ -1,109 +1,29 @@
-//! Routing a request path to the registered channel it addresses, type-erased over channels.
+//! Matching request paths against channel templates: a radix router (matchit, the one axum
+//! uses) that hands back what it matched and the raw parameter values it extracted. It knows
+//! nothing of handlers or handshakes.
 
-use std::net::SocketAddr;
-use std::panic::AssertUnwindSafe;
-use std::sync::Arc;
-
-use futures_util::FutureExt;
-use futures_util::future::BoxFuture;
-use tokio::io::{AsyncRead, AsyncWrite};
-use tokio_tungstenite::WebSocketStream;
-
-use super::conn::{self, ConnEnv};
-use super::handler::Handler;
-use super::handshake::{Handshake, Reject};
-use super::limits::ConnectionLimits;
-use crate::channel::{Channel, Params};
 use crate::pattern::Template;
 
-/// The transport of an upgraded connection, boxed so one router serves every I/O type.
-pub(crate) trait Io: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
-
-impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> Io for T {}
-
-pub(crate) type BoxedIo = Box<dyn Io>;
-
-/// What runs an accepted connection once the upgrade is done.
-pub(crate) type Session<S> = Box<dyn FnOnce(WebSocketStream<BoxedIo>, ConnEnv<S>) -> BoxFuture<'static, ()> + Send>;
-
-/// One registered channel, with its types erased.
-pub(crate) trait Route<S>: Send + Sync + 'static {
-    fn template(&self) -> Template;
-    fn channel(&self) -> &'static str;
-    /// Parses the params and runs `on_connect`; on success returns what runs the connection.
-    fn accept(
-        &self,
-        request: Arc<http::request::Parts>,
-        remote_addr: Option<SocketAddr>,
-        state: Arc<S>,
-        limits: &Arc<ConnectionLimits>,
-    ) -> BoxFuture<'static, Result<Session<S>, Reject>>;
-}
-
-impl<C, S, D> Route<S> for Arc<Handler<C, S, D>>
-where
-    C: Channel,
-    S: Send + Sync + 'static,
-    D: Send + Sync + 'static,
-{
-    fn template(&self) -> Template {
-        C::Params::TEMPLATE
-    }
-
-    fn channel(&self) -> &'static str {
-        C::NAME
-    }
-
-    fn accept(
-        &self,
-        request: Arc<http::request::Parts>,
-        remote_addr: Option<SocketAddr>,
-        state: Arc<S>,
-        limits: &Arc<ConnectionLimits>,
-    ) -> BoxFuture<'static, Result<Session<S>, Reject>> {
-        let handler = self.clone();
-        let limits = limits.clone();
-        Box::pin(async move {
-            let params =
-                C::Params::from_path(request.uri.path()).map_err(|error| Reject::bad_request(error.to_string()))?;
-            // Counted from before `on_connect`, so concurrent handshakes cannot overshoot.
-            let address = params.to_string();
-            let slot = limits.acquire(&address).map_err(super::full)?;
-            let handshake = Handshake::new(params.clone(), request, remote_addr, state);
-            // The callbacks are called inside the caught future, so a panic in their synchronous
-            // part is caught too: the handshake gets a 500, the server goes on.
-            let decided = AssertUnwindSafe(async {
-                let data = (handler.on_connect)(handshake).await?;
-                if let Some(authorize) = &handler.authorize {
-                    authorize(&data, &params)?;
-                }
-                Ok(data)
-            })
-            .catch_unwind()
-            .await;
-            let data = match decided {
-                Ok(decision) => decision?,
-                Err(_) => {
-                    tracing::warn!(channel = C::NAME, "on_connect or authorize panicked");
-                    return Err(Reject::new(http::StatusCode::INTERNAL_SERVER_ERROR, "internal error"));
-                }
-            };
-            let session: Session<S> = Box::new(move |socket, mut env| {
-                env.slot = Some(slot);
-                Box::pin(conn::run(socket, handler, params, address, data, env))
-            });
-            Ok(session)
-        })
-    }
-}
-
-/// Every registered channel, behind a radix router on their templates.
-pub(crate) struct Router<S> {
+/// Routes by template to values of type `R`.
+pub(crate) struct Router<R> {
     matcher: matchit::Router<usize>,
-    routes: Vec<Box<dyn Route<S>>>,
+    routes: Vec<Entry<R>>,
 }
 
-impl<S: 'static> Router<S> {
+struct Entry<R> {
+    template: Template,
+    channel: &'static str,
+    route: R,
+}
+
+/// A matched path: the route, and its parameter values in template order, still
+/// percent-encoded (as they appear in the path).
+pub(crate) struct Matched<'r, 'p, R> {
+    pub(crate) route: &'r R,
+    pub(crate) values: Vec<&'p str>,
+}
+
+impl<R> Router<R> {
     pub(crate) fn new() -> Self {
         Self {
             matcher: matchit::Router::new(),
@@ -114,38 +34,75 @@ impl<S: 'static> Router<S> {
     /// # Panics
     ///
     /// When the template overlaps one already registered.
-    pub(crate) fn insert(&mut self, route: Box<dyn Route<S>>) {
-        let template = route.template();
+    pub(crate) fn insert(&mut self, template: Template, channel: &'static str, route: R) {
         if let Err(error) = self.matcher.insert(template.route(), self.routes.len()) {
             let other = match &error {
                 matchit::InsertError::Conflict { with } => self
                     .routes
                     .iter()
-                    .find(|r| r.template().route() == *with)
-                    .map_or("another channel", |r| r.channel()),
+                    .find(|entry| entry.template.route() == *with)
+                    .map_or("another channel", |entry| entry.channel),
                 _ => "the router",
             };
             panic!(
-                "cannot register channel `{}` at `{}`: it conflicts with `{other}` ({error})",
-                route.channel(),
+                "cannot register channel `{channel}` at `{}`: it conflicts with `{other}` ({error})",
                 template.address(),
             );
         }
-        self.routes.push(route);
+        self.routes.push(Entry {
+            template,
+            channel,
+            route,
+        });
     }
 
-    pub(crate) fn at(&self, path: &str) -> Option<&dyn Route<S>> {
+    pub(crate) fn at<'r, 'p>(&'r self, path: &'p str) -> Option<Matched<'r, 'p, R>> {
         let matched = self.matcher.at(path).ok()?;
-        self.routes.get(*matched.value).map(|r| r.as_ref())
+        let entry = self.routes.get(*matched.value)?;
+        // matchit yields parameters in the order they appear in the route: template order.
+        let values = matched.params.iter().map(|(_, value)| value).collect();
+        Some(Matched {
+            route: &entry.route,
+            values,
+        })
     }
 
     /// Every template, in the router's syntax (`/chat/{room}`).
-    #[cfg_attr(not(feature = "axum"), allow(dead_code))]
-    pub(crate) fn routes(&self) -> Vec<String> {
-        self.routes.iter().map(|r| r.template().route()).collect()
+    #[cfg(feature = "axum")]
+    pub(crate) fn routes(&self) -> impl Iterator<Item = String> + '_ {
+        self.routes.iter().map(|entry| entry.template.route())
     }
 
     pub(crate) fn is_empty(&self) -> bool {
         self.routes.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pattern::Segment;
+
+    const ROOM: Template = Template::__new(
+        "chat/{room}/{user}",
+        &[Segment::Static("chat"), Segment::Param("room"), Segment::Param("user")],
+    );
+
+    #[test]
+    fn hands_over_the_raw_values_in_template_order() {
+        let mut router = Router::new();
+        router.insert(ROOM, "Room", 7);
+        let matched = router.at("/chat/a%20b/z").unwrap();
+        assert_eq!((*matched.route, matched.values), (7, vec!["a%20b", "z"]));
+        assert!(router.at("/chat/a").is_none());
+        assert!(router.at("/chat/a/b/").is_none());
+    }
+
+    #[test]
+    #[should_panic(expected = "cannot register channel `Other` at `chat/{room}/{user}`: it conflicts with `Room`")]
+    fn overlapping_templates_are_refused() {
+        let mut router = Router::new();
+        router.insert(ROOM, "Room", 1);
+        router.insert(ROOM, "Other", 2);
     }
 }

@@ -1,4 +1,5 @@
-//! Counters a user can read: connections, messages, drops.
+//! Counters a user can read: connections, messages, drops. One set per server, shared by the
+//! hub, every connection task and the accept path.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -1,0 +1,370 @@
+//! A connection's outbox: the bounded queue of frames waiting to be written, the channel's lag
+//! policy, and the connection's one close state.
+//!
+//! Like a channel it has two ends. [`OutboxSender`]s are cloned into the hub's registry and into
+//! the `Conn` handle: they push frames and ask the connection to close. The one
+//! [`OutboxReceiver`] is owned by the connection task: it drains frames in batches, learns the
+//! close frame, and reports lag. Dropping the receiver (the task ended, however) ends the
+//! outbox: later pushes fail.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use tokio::sync::Notify;
+use tokio_tungstenite::tungstenite::Message as WsMessage;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+
+use crate::channel::LagPolicy;
+use crate::metrics::Counters;
+use crate::transport::close_frame;
+
+/// What happened to one pushed message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Pushed {
+    Queued,
+    /// Queued, after dropping the oldest queued message (`LagPolicy::DropOldest`).
+    DroppedOldest,
+    /// Not queued: the queue was full (`LagPolicy::DropNew`).
+    DroppedNew,
+    /// Not queued: the queue was full and the connection is now closing (`LagPolicy::Disconnect`).
+    Disconnected,
+    /// Not queued: the connection is closing or closed.
+    Closed,
+}
+
+impl Pushed {
+    /// Whether the message will be written.
+    pub(crate) fn delivered(self) -> bool {
+        matches!(self, Self::Queued | Self::DroppedOldest)
+    }
+}
+
+/// Creates a connection's outbox.
+pub(crate) fn outbox(capacity: usize, policy: LagPolicy, counters: Arc<Counters>) -> (OutboxSender, OutboxReceiver) {
+    let shared = Arc::new(Shared {
+        state: Mutex::default(),
+        capacity,
+        policy,
+        ready: Notify::new(),
+        closing: Notify::new(),
+        lagged: AtomicU64::new(0),
+        lag: Notify::new(),
+        counters,
+    });
+    (OutboxSender { shared: shared.clone() }, OutboxReceiver { shared })
+}
+
+struct Shared {
+    state: Mutex<State>,
+    capacity: usize,
+    policy: LagPolicy,
+    /// Wakes the writer: a frame was queued, or the connection is closing.
+    ready: Notify,
+    /// Wakes the reader: a close was requested.
+    closing: Notify,
+    /// Messages dropped since the last `on_lag` report, and the signal to report them.
+    lagged: AtomicU64,
+    lag: Notify,
+    counters: Arc<Counters>,
+}
+
+/// Everything under one lock, so that "accepted" and "closing" never race: a message accepted
+/// before the close is always written before the close frame.
+#[derive(Default)]
+struct State {
+    queue: VecDeque<WsMessage>,
+    /// A ping waiting to go out. Kept apart from the queue so no lag policy can drop it (a
+    /// dropped ping would close a slow but live reader for "ping timeout").
+    ping: Option<WsMessage>,
+    /// Set once, by the first close request: the connection is closing, and this is the frame
+    /// the writer sends after what is queued.
+    close: Option<CloseFrame>,
+    /// The connection task has ended: nothing more will be written.
+    ended: bool,
+}
+
+impl State {
+    fn is_closing(&self) -> bool {
+        self.close.is_some() || self.ended
+    }
+}
+
+impl Shared {
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn request_close(&self, code: CloseCode, reason: &str) -> bool {
+        // Codes a close frame may not carry (1005, 1006, 1015) are sent as 1000.
+        let code = if code.is_allowed() { code } else { CloseCode::Normal };
+        {
+            let mut state = self.state();
+            if state.is_closing() {
+                return false;
+            }
+            state.close = Some(close_frame(code, reason));
+        }
+        self.ready.notify_one();
+        self.closing.notify_one();
+        true
+    }
+
+    fn report_lag(&self) {
+        self.lagged.fetch_add(1, Ordering::Relaxed);
+        self.lag.notify_one();
+    }
+}
+
+/// The sending end of a connection's outbox: cheap to clone, never waits.
+#[derive(Clone)]
+pub(crate) struct OutboxSender {
+    shared: Arc<Shared>,
+}
+
+impl OutboxSender {
+    /// Queues a frame under the lag policy.
+    pub(crate) fn push(&self, message: WsMessage) -> Pushed {
+        let shared = &*self.shared;
+        let outcome = {
+            let mut state = shared.state();
+            if state.is_closing() {
+                return Pushed::Closed;
+            }
+            if state.queue.len() < shared.capacity {
+                state.queue.push_back(message);
+                Pushed::Queued
+            } else {
+                match shared.policy {
+                    LagPolicy::DropOldest => {
+                        state.queue.pop_front();
+                        state.queue.push_back(message);
+                        Pushed::DroppedOldest
+                    }
+                    LagPolicy::DropNew => Pushed::DroppedNew,
+                    LagPolicy::Disconnect => Pushed::Disconnected,
+                }
+            }
+        };
+        match outcome {
+            Pushed::Queued => shared.ready.notify_one(),
+            Pushed::DroppedOldest | Pushed::DroppedNew => {
+                if outcome == Pushed::DroppedOldest {
+                    shared.ready.notify_one();
+                }
+                shared.counters.dropped.fetch_add(1, Ordering::Relaxed);
+                shared.report_lag();
+            }
+            Pushed::Disconnected => {
+                // Several publishers may hit the full queue at once: count the disconnect once.
+                if shared.request_close(CloseCode::Policy, "slow consumer: outbound queue full") {
+                    shared.counters.lag_disconnects.fetch_add(1, Ordering::Relaxed);
+                }
+                shared.report_lag();
+            }
+            Pushed::Closed => {}
+        }
+        outcome
+    }
+
+    /// Asks the connection to close with a close frame of `code` and `reason` (cut to 123
+    /// bytes); only the first request counts (`true` for it).
+    pub(crate) fn request_close(&self, code: CloseCode, reason: &str) -> bool {
+        self.shared.request_close(code, reason)
+    }
+
+    pub(crate) fn is_closing(&self) -> bool {
+        self.shared.state().is_closing()
+    }
+}
+
+/// The draining end of a connection's outbox, owned by its connection task.
+pub(crate) struct OutboxReceiver {
+    shared: Arc<Shared>,
+}
+
+impl OutboxReceiver {
+    /// Queues a ping ahead of the messages, whatever the lag policy. One slot: a ping not yet
+    /// written is replaced, so a stuck writer cannot make this grow.
+    pub(crate) fn push_ping(&self, ping: WsMessage) {
+        {
+            let mut state = self.shared.state();
+            if state.is_closing() {
+                return;
+            }
+            state.ping = Some(ping);
+        }
+        self.shared.ready.notify_one();
+    }
+
+    /// Waits for frames and moves them all into `batch`, the ping first; `false` once closing
+    /// with nothing left to write. Cancel-safe: frames are taken only in the poll that returns.
+    pub(crate) async fn next_batch(&self, batch: &mut Vec<WsMessage>) -> bool {
+        loop {
+            let ready = self.shared.ready.notified();
+            {
+                let mut state = self.shared.state();
+                if state.ended {
+                    return false;
+                }
+                batch.extend(state.ping.take());
+                batch.extend(state.queue.drain(..));
+                if !batch.is_empty() {
+                    return true;
+                }
+                if state.close.is_some() {
+                    return false;
+                }
+            }
+            ready.await;
+        }
+    }
+
+    /// How many messages wait to be written.
+    pub(crate) fn queued(&self) -> usize {
+        self.shared.state().queue.len()
+    }
+
+    pub(crate) fn is_closing(&self) -> bool {
+        self.shared.state().is_closing()
+    }
+
+    /// Resolves when a close is requested (or was, since the last call).
+    pub(crate) async fn close_requested(&self) {
+        self.shared.closing.notified().await;
+    }
+
+    /// The close frame the server sends (or sent), once a close was requested.
+    pub(crate) fn close_frame(&self) -> Option<CloseFrame> {
+        self.shared.state().close.clone()
+    }
+
+    /// Resolves when messages were dropped or the lag policy disconnected the connection.
+    pub(crate) async fn lagged(&self) {
+        self.shared.lag.notified().await;
+    }
+
+    /// How many messages were dropped since the last call.
+    pub(crate) fn take_lagged(&self) -> u64 {
+        self.shared.lagged.swap(0, Ordering::Relaxed)
+    }
+
+    /// Asks the connection to close (the task's own decisions: limits, errors, liveness).
+    pub(crate) fn request_close(&self, code: CloseCode, reason: &str) -> bool {
+        self.shared.request_close(code, reason)
+    }
+
+    /// The writer failed: nothing more can be written, later sends fail.
+    pub(crate) fn end(&self) {
+        {
+            let mut state = self.shared.state();
+            state.ended = true;
+            state.queue.clear();
+            state.ping = None;
+        }
+        self.shared.ready.notify_one();
+        self.shared.closing.notify_one();
+    }
+}
+
+impl Drop for OutboxReceiver {
+    /// The connection task ended (normally, by a panic, or aborted at a shutdown timeout):
+    /// nothing queued can be delivered now, and later sends must fail.
+    fn drop(&mut self) {
+        self.end();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn new(capacity: usize, policy: LagPolicy) -> (OutboxSender, OutboxReceiver) {
+        outbox(capacity, policy, Arc::default())
+    }
+
+    fn texts(batch: &[WsMessage]) -> Vec<String> {
+        batch
+            .iter()
+            .map(|m| m.to_text().unwrap_or("<binary>").to_owned())
+            .collect()
+    }
+
+    async fn batch(rx: &OutboxReceiver) -> Vec<String> {
+        let mut batch = Vec::new();
+        rx.next_batch(&mut batch).await;
+        texts(&batch)
+    }
+
+    #[tokio::test]
+    async fn drop_oldest_keeps_the_newest_and_never_drops_the_ping() {
+        let (tx, rx) = new(2, LagPolicy::DropOldest);
+        rx.push_ping(WsMessage::Ping(Default::default()));
+        for m in ["a", "b", "c"] {
+            tx.push(WsMessage::text(m));
+        }
+        let mut frames = Vec::new();
+        rx.next_batch(&mut frames).await;
+        assert!(frames[0].is_ping(), "the ping goes first");
+        assert_eq!(texts(&frames[1..]), ["b", "c"]);
+        assert_eq!(rx.take_lagged(), 1);
+        assert_eq!(tx.shared.counters.dropped.load(Ordering::Relaxed), 1);
+    }
+
+    #[tokio::test]
+    async fn drop_new_keeps_the_oldest() {
+        let (tx, rx) = new(2, LagPolicy::DropNew);
+        let outcomes: Vec<_> = ["a", "b", "c"].map(|m| tx.push(WsMessage::text(m))).into();
+        assert_eq!(outcomes, [Pushed::Queued, Pushed::Queued, Pushed::DroppedNew]);
+        assert_eq!(batch(&rx).await, ["a", "b"]);
+    }
+
+    #[test]
+    fn disconnect_closes_with_1008_once_and_refuses_more() {
+        let (tx, rx) = new(1, LagPolicy::Disconnect);
+        assert_eq!(tx.push(WsMessage::text("a")), Pushed::Queued);
+        assert_eq!(tx.push(WsMessage::text("b")), Pushed::Disconnected);
+        assert_eq!(rx.close_frame().unwrap().code, CloseCode::Policy);
+        assert_eq!(tx.push(WsMessage::text("c")), Pushed::Closed);
+        assert_eq!(tx.shared.counters.lag_disconnects.load(Ordering::Relaxed), 1);
+    }
+
+    #[tokio::test]
+    async fn what_was_accepted_before_the_close_is_written_before_it() {
+        let (tx, rx) = new(8, LagPolicy::Disconnect);
+        tx.push(WsMessage::text("a"));
+        tx.push(WsMessage::text("b"));
+        assert!(tx.request_close(CloseCode::Normal, ""));
+        assert!(!tx.request_close(CloseCode::Away, ""), "only the first close counts");
+        assert_eq!(tx.push(WsMessage::text("late")), Pushed::Closed);
+        assert_eq!(batch(&rx).await, ["a", "b"]);
+        let mut rest = Vec::new();
+        assert!(!rx.next_batch(&mut rest).await, "then the writer sends the close frame");
+    }
+
+    #[tokio::test]
+    async fn an_ended_outbox_refuses_everything_and_stops_the_writer() {
+        let (tx, rx) = new(8, LagPolicy::DropNew);
+        tx.push(WsMessage::text("a"));
+        rx.end();
+        assert_eq!(tx.push(WsMessage::text("b")), Pushed::Closed);
+        assert!(tx.is_closing());
+        let mut rest = Vec::new();
+        assert!(!rx.next_batch(&mut rest).await);
+        assert!(rest.is_empty());
+        drop(rx);
+        assert_eq!(
+            tx.push(WsMessage::text("c")),
+            Pushed::Closed,
+            "and so does a dropped one"
+        );
+    }
+
+    #[test]
+    fn reserved_codes_are_sent_as_1000() {
+        let (tx, rx) = new(1, LagPolicy::Disconnect);
+        tx.request_close(CloseCode::Abnormal, "");
+        assert_eq!(rx.close_frame().unwrap().code, CloseCode::Normal);
+    }
+}

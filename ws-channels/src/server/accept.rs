@@ -1,0 +1,213 @@
+//! The handshake decision, the same for every front end (the standalone server, axum, the
+//! in-memory test server). It reads top to bottom in [`Shared::decide`]: shutdown → route (404)
+//! → upgrade headers (405/426/400) → origin (403) → parameters (400) → connection limits (503)
+//! → `on_connect` and `authorize` (401/403/…, 500 on a panic) → accepted, with the session that
+//! runs the connection once the front end has upgraded it.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use futures_util::future::BoxFuture;
+use http::{Method, StatusCode, header};
+use tokio::time::Instant;
+
+use super::config::Config;
+use super::guard;
+use super::handler::Handler;
+use super::handshake::Handshake;
+use super::lifecycle::Lifecycle;
+use super::limits::ConnectionLimits;
+use super::response::Reject;
+use super::router::Router;
+use super::task::{self, BoxedTransport, ConnEnv};
+use crate::channel::{Channel, Params};
+use crate::conn_id::ConnId;
+use crate::hub::Hub;
+
+/// What every connection of one server shares, whichever front end accepted it.
+pub(crate) struct Shared<S> {
+    pub(crate) router: Router<Box<dyn Route<S>>>,
+    pub(crate) state: Arc<S>,
+    pub(crate) hub: Hub,
+    pub(crate) lifecycle: Arc<Lifecycle>,
+    pub(crate) config: Arc<Config>,
+    pub(crate) limits: Arc<ConnectionLimits>,
+    pub(crate) next_id: AtomicU64,
+}
+
+/// What runs an accepted connection once the front end has upgraded it.
+pub(crate) type Session = Box<dyn FnOnce(BoxedTransport) -> BoxFuture<'static, ()> + Send>;
+
+/// An accepted handshake: the 101 to answer with, and the session to run after it.
+pub(crate) struct Accepted {
+    pub(crate) response: http::Response<String>,
+    pub(crate) session: Session,
+}
+
+impl<S: Send + Sync + 'static> Shared<S> {
+    /// Decides a handshake, by `deadline` (else 408). A refusal is counted and logged here.
+    pub(crate) async fn decide(
+        self: &Arc<Self>,
+        request: http::request::Parts,
+        remote_addr: Option<SocketAddr>,
+        deadline: Instant,
+    ) -> Result<Accepted, Reject> {
+        let decided = tokio::time::timeout_at(deadline, self.decide_now(request, remote_addr))
+            .await
+            .unwrap_or_else(|_| Err(Reject::timeout()));
+        decided.inspect_err(|reject| self.refused(remote_addr, reject))
+    }
+
+    /// Counts and logs a refused handshake.
+    pub(crate) fn refused(&self, remote_addr: Option<SocketAddr>, reject: &Reject) {
+        self.hub.counters().handshakes_rejected.fetch_add(1, Ordering::Relaxed);
+        tracing::debug!(?remote_addr, %reject, "handshake refused");
+    }
+
+    async fn decide_now(
+        self: &Arc<Self>,
+        request: http::request::Parts,
+        remote_addr: Option<SocketAddr>,
+    ) -> Result<Accepted, Reject> {
+        self.check_running()?;
+        let request = Arc::new(request);
+        let matched = self.router.at(request.uri.path()).ok_or_else(Reject::not_found)?;
+        let key = check_upgrade(&request)?;
+        self.check_origin(&request)?;
+        let session = matched
+            .route
+            .accept(self, request.clone(), &matched.values, remote_addr)
+            .await?;
+        // `on_connect` may have taken a while: refuse if a shutdown began meanwhile.
+        self.check_running()?;
+        Ok(Accepted {
+            response: super::response::switching_protocols(&key),
+            session,
+        })
+    }
+
+    fn check_running(&self) -> Result<(), Reject> {
+        match self.lifecycle.is_shutting_down() {
+            true => Err(Reject::shutting_down()),
+            false => Ok(()),
+        }
+    }
+
+    fn check_origin(&self, request: &http::request::Parts) -> Result<(), Reject> {
+        let (Some(allowed), Some(origin)) = (&self.config.allowed_origins, request.headers.get(header::ORIGIN)) else {
+            return Ok(());
+        };
+        match allowed.iter().any(|a| a.as_bytes() == origin.as_bytes()) {
+            true => Ok(()),
+            false => Err(Reject::forbidden("origin not allowed")),
+        }
+    }
+
+    /// The environment of an accepted connection, built once.
+    fn env(&self, remote_addr: Option<SocketAddr>, slot: super::limits::Slot) -> ConnEnv<S> {
+        ConnEnv {
+            id: ConnId(self.next_id.fetch_add(1, Ordering::Relaxed)),
+            remote_addr,
+            state: self.state.clone(),
+            hub: self.hub.clone(),
+            config: self.config.clone(),
+            shutdown: self.lifecycle.watch(),
+            slot,
+        }
+    }
+}
+
+/// RFC 6455 §4.2.1: what a server must see before switching protocols. Returns the key.
+fn check_upgrade(request: &http::request::Parts) -> Result<String, Reject> {
+    let has_token = |name: header::HeaderName, token: &str| {
+        request.headers.get_all(name).iter().any(|v| {
+            v.to_str()
+                .is_ok_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
+        })
+    };
+    if request.method != Method::GET {
+        return Err(Reject::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "WebSocket upgrades use GET",
+        ));
+    }
+    if !has_token(header::UPGRADE, "websocket") || !has_token(header::CONNECTION, "upgrade") {
+        return Err(Reject::new(
+            StatusCode::UPGRADE_REQUIRED,
+            "this address only speaks WebSocket",
+        ));
+    }
+    if request.headers.get(header::SEC_WEBSOCKET_VERSION).map(|v| v.as_bytes()) != Some(b"13") {
+        return Err(Reject::new(
+            StatusCode::UPGRADE_REQUIRED,
+            "unsupported WebSocket version (13 required)",
+        ));
+    }
+    request
+        .headers
+        .get(header::SEC_WEBSOCKET_KEY)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+        .ok_or_else(|| Reject::bad_request("missing Sec-WebSocket-Key"))
+}
+
+/// One registered channel, with its types erased: the per-channel part of the decision.
+pub(crate) trait Route<S>: Send + Sync + 'static {
+    /// Parses the params (from the values the router matched), takes a connection-limit slot
+    /// and runs `on_connect`; on success returns what runs the connection.
+    fn accept(
+        &self,
+        shared: &Arc<Shared<S>>,
+        request: Arc<http::request::Parts>,
+        raw_values: &[&str],
+        remote_addr: Option<SocketAddr>,
+    ) -> BoxFuture<'static, Result<Session, Reject>>;
+}
+
+impl<C, S, D> Route<S> for Arc<Handler<C, S, D>>
+where
+    C: Channel,
+    S: Send + Sync + 'static,
+    D: Send + Sync + 'static,
+{
+    fn accept(
+        &self,
+        shared: &Arc<Shared<S>>,
+        request: Arc<http::request::Parts>,
+        raw_values: &[&str],
+        remote_addr: Option<SocketAddr>,
+    ) -> BoxFuture<'static, Result<Session, Reject>> {
+        let params = C::Params::TEMPLATE
+            .decode_values(raw_values)
+            .and_then(|values| C::Params::from_values(&values))
+            .map_err(|error| Reject::bad_request(error.to_string()));
+        let handler = self.clone();
+        let shared = shared.clone();
+        Box::pin(async move {
+            let params = params?;
+            // Counted from before `on_connect`, so concurrent handshakes cannot overshoot.
+            let address = params.to_string();
+            let slot = shared.limits.acquire(&address)?;
+            let handshake = Handshake::new(params.clone(), request, remote_addr, shared.state.clone());
+            // The callbacks are called inside the caught future, so a panic in their synchronous
+            // part is caught too: the handshake gets a 500, the server goes on.
+            let decided = guard::catch(async {
+                let data = (handler.on_connect)(handshake).await?;
+                if let Some(authorize) = &handler.authorize {
+                    authorize(&data, &params)?;
+                }
+                Ok(data)
+            })
+            .await;
+            let data = decided.unwrap_or_else(|panic| {
+                tracing::warn!(channel = C::NAME, panic, "on_connect or authorize panicked");
+                Err(Reject::new(StatusCode::INTERNAL_SERVER_ERROR, "internal error"))
+            })?;
+            let env = shared.env(remote_addr, slot);
+            let session: Session =
+                Box::new(move |transport| Box::pin(task::run(transport, handler, params, address, data, env)));
+            Ok(session)
+        })
+    }
+}

@@ -1,0 +1,70 @@
+//! A server's tunables, each with a documented default (set through `Server`'s builder).
+
+use std::time::Duration;
+
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+
+use super::limits::RateLimit;
+use super::liveness::Liveness;
+
+/// Tunables, each with a documented default.
+#[derive(Debug, Clone)]
+pub(crate) struct Config {
+    pub(crate) websocket: WebSocketConfig,
+    pub(crate) max_message_size: usize,
+    pub(crate) outbound_queue: usize,
+    pub(crate) handshake_timeout: Duration,
+    pub(crate) max_pending_handshakes: usize,
+    pub(crate) close_timeout: Duration,
+    pub(crate) rate_limit: Option<RateLimit>,
+    pub(crate) liveness: Liveness,
+    pub(crate) max_connections: Option<usize>,
+    pub(crate) max_connections_per_address: Option<usize>,
+    pub(crate) allowed_origins: Option<Vec<String>>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        let config = Self {
+            websocket: WebSocketConfig::default()
+                .read_buffer_size(DEFAULT_READ_BUFFER)
+                .write_buffer_size(DEFAULT_WRITE_BUFFER),
+            max_message_size: DEFAULT_MAX_MESSAGE,
+            outbound_queue: 128,
+            handshake_timeout: Duration::from_secs(10),
+            max_pending_handshakes: 1024,
+            close_timeout: Duration::from_secs(3),
+            rate_limit: None,
+            liveness: Liveness {
+                ping_interval: Some(Duration::from_secs(30)),
+                idle_timeout: None,
+            },
+            max_connections: None,
+            max_connections_per_address: None,
+            allowed_origins: None,
+        };
+        config.with_max_message_size(DEFAULT_MAX_MESSAGE)
+    }
+}
+
+impl Config {
+    /// Messages up to `max` are read and checked against it (an error reply is possible);
+    /// the protocol layer refuses anything over twice that without reading it (always 1009).
+    pub(crate) fn with_max_message_size(mut self, max: usize) -> Self {
+        let hard = max.saturating_mul(2);
+        self.max_message_size = max;
+        self.websocket = self
+            .websocket
+            .max_message_size(Some(hard))
+            .max_frame_size(Some(hard))
+            // Outgoing memory is bounded by the outbox; a cap here would make tungstenite refuse
+            // a large outgoing message and silently end the connection's writer.
+            .max_write_buffer_size(usize::MAX);
+        self
+    }
+}
+
+/// 4 KiB: tungstenite's 128 KiB default costs ~134 KiB of memory per idle connection.
+const DEFAULT_READ_BUFFER: usize = 4 * 1024;
+const DEFAULT_WRITE_BUFFER: usize = 8 * 1024;
+const DEFAULT_MAX_MESSAGE: usize = 64 * 1024;

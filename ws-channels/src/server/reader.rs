@@ -1,0 +1,289 @@
+//! The reading half of a connection task: frames in, limits and liveness applied, messages
+//! decoded, validated and dispatched to the handler, one at a time and in order.
+
+use std::sync::atomic::Ordering;
+
+use futures_util::StreamExt;
+use futures_util::future::BoxFuture;
+use tokio::sync::watch;
+use tokio::time::Instant;
+use tokio_tungstenite::tungstenite::error::ProtocolError;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::{Bytes, Error as WsError, Message as WsMessage};
+
+use super::config::Config;
+use super::conn::{CloseInfo, Conn, Lagged};
+use super::guard;
+use super::handler::Handler;
+use super::limits::{RateLimitAction, TokenBucket};
+use super::liveness::{Clocks, Ping, sleep_until};
+use crate::channel::Channel;
+use crate::codec::{self, Inbound};
+use crate::error::{Error, HandlerResult};
+use crate::outbox::OutboxReceiver;
+use crate::transport::MessageStream;
+
+pub(crate) struct Reader<'a, C: Channel, S, D> {
+    handler: &'a Handler<C, S, D>,
+    conn: Conn<C, S, D>,
+    config: &'a Config,
+    outbox: &'a OutboxReceiver,
+}
+
+impl<'a, C, S, D> Reader<'a, C, S, D>
+where
+    C: Channel,
+    S: Send + Sync + 'static,
+    D: Send + Sync + 'static,
+{
+    pub(crate) fn new(
+        handler: &'a Handler<C, S, D>,
+        conn: Conn<C, S, D>,
+        config: &'a Config,
+        outbox: &'a OutboxReceiver,
+    ) -> Self {
+        Self {
+            handler,
+            conn,
+            config,
+            outbox,
+        }
+    }
+
+    /// Reads until the connection has ended; returns how it ended.
+    pub(crate) async fn read_loop(
+        self,
+        mut stream: impl MessageStream,
+        mut shutdown: watch::Receiver<bool>,
+    ) -> CloseInfo {
+        let mut peer_close: Option<CloseFrame> = None;
+        let mut bucket = self.config.rate_limit.map(TokenBucket::new);
+        let mut clocks = Clocks::new(self.config.liveness);
+
+        // A shutdown that began during the handshake was already signalled.
+        if *shutdown.borrow_and_update() {
+            self.conn.close(CloseCode::Away, "server shutting down");
+        }
+        if let Some(on_open) = &self.handler.callbacks.on_open {
+            self.run_handler(on_open(self.conn.clone())).await;
+        }
+
+        loop {
+            if self.outbox.is_closing() {
+                clocks.closing(self.config.close_timeout);
+            }
+            // Replies to a burst pile up while this task reads: let the writer (polled first by
+            // the task) drain them before they fill the queue.
+            if self.outbox.queued() >= self.config.outbound_queue.div_ceil(2) {
+                tokio::task::yield_now().await;
+            }
+            let open = !clocks.is_closing();
+            let idle_deadline = clocks.idle_deadline();
+            let close_deadline = clocks.close_deadline();
+            tokio::select! {
+                frame = stream.next() => match frame {
+                    None | Some(Err(WsError::ConnectionClosed | WsError::AlreadyClosed)) => break,
+                    Some(Err(WsError::Capacity(error))) => {
+                        self.report(&Error::WebSocket(WsError::Capacity(error)));
+                        self.conn.close(CloseCode::Size, "message too large");
+                        // The frame was not read to its end: the stream cannot be read further.
+                        break;
+                    }
+                    Some(Err(error)) => {
+                        // Tell the peer why when the socket still works (RFC 6455 §7.1.7).
+                        match &error {
+                            // The peer vanished without a close: 1006, nobody to answer.
+                            WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake) => {}
+                            WsError::Protocol(_) => self.conn.close(CloseCode::Protocol, "protocol error"),
+                            WsError::Utf8(_) => self.conn.close(CloseCode::Invalid, "invalid UTF-8"),
+                            _ => {}
+                        }
+                        self.report(&Error::WebSocket(error));
+                        break;
+                    }
+                    Some(Ok(frame)) => {
+                        clocks.heard(matches!(frame, WsMessage::Text(_) | WsMessage::Binary(_)));
+                        // Handlers are guarded on their own; this catches panics in the
+                        // channel's own code (a `Validate` or `ErrorReply` impl).
+                        match guard::catch(self.on_frame(frame, bucket.as_mut())).await {
+                            Ok(Some(frame)) => peer_close = Some(frame),
+                            Ok(None) => {}
+                            Err(panic) => {
+                                self.report(&Error::HandlerPanicked(panic));
+                                self.conn.close(CloseCode::Error, "internal error");
+                            }
+                        }
+                    }
+                },
+                () = self.outbox.close_requested(), if open => {}
+                () = self.outbox.lagged() => self.report_lag(),
+                Ok(()) = shutdown.changed(), if open => {
+                    self.conn.close(CloseCode::Away, "server shutting down");
+                }
+                ping = clocks.ping_tick(), if open => match ping {
+                    Ping::Send => self.outbox.push_ping(WsMessage::Ping(Bytes::new())),
+                    Ping::TimedOut => self.conn.close(CloseCode::Away, "ping timeout"),
+                },
+                () = sleep_until(idle_deadline), if open => {
+                    self.conn.close(CloseCode::Away, "idle timeout");
+                }
+                () = sleep_until(close_deadline), if !open => break,
+            }
+        }
+
+        match (self.outbox.close_frame(), peer_close) {
+            (Some(frame), _) => CloseInfo {
+                code: frame.code,
+                reason: frame.reason.to_string(),
+                by_server: true,
+            },
+            (None, Some(frame)) => CloseInfo {
+                code: frame.code,
+                reason: frame.reason.to_string(),
+                by_server: false,
+            },
+            (None, None) => CloseInfo {
+                code: CloseCode::Abnormal,
+                reason: String::new(),
+                by_server: false,
+            },
+        }
+    }
+
+    /// Handles one frame; returns the peer's close frame when it is one.
+    async fn on_frame(&self, frame: WsMessage, bucket: Option<&mut TokenBucket>) -> Option<CloseFrame> {
+        if self.conn.is_closing() {
+            // Closing: the peer's messages are no longer dispatched, only its close reply counts.
+            return match frame {
+                WsMessage::Close(frame) => frame,
+                _ => None,
+            };
+        }
+        let data = matches!(frame, WsMessage::Text(_) | WsMessage::Binary(_));
+        if data && bucket.is_some_and(|bucket| !bucket.take(Instant::now())) {
+            self.rate_limited().await;
+            return None;
+        }
+        let size = match &frame {
+            WsMessage::Text(text) => text.len(),
+            WsMessage::Binary(bytes) => bytes.len(),
+            _ => 0,
+        };
+        if size > self.config.max_message_size {
+            let error = Error::MessageTooLarge {
+                size,
+                max: self.config.max_message_size,
+            };
+            self.report(&error);
+            self.reject_frame(error).await;
+            return None;
+        }
+        let callbacks = &self.handler.callbacks;
+        if let (WsMessage::Binary(bytes), Some(on_binary)) = (&frame, &callbacks.on_binary) {
+            self.count_in();
+            self.run_handler(on_binary(self.conn.clone(), bytes.clone())).await;
+            return None;
+        }
+        match codec::decode::<C, C::ClientMessage>(frame, C::validate_client) {
+            Ok(Inbound::Message(message)) => {
+                self.count_in();
+                if let Some(on_message) = &callbacks.on_message {
+                    self.run_handler(on_message(self.conn.clone(), message)).await;
+                }
+                None
+            }
+            Ok(Inbound::Control) => None,
+            Ok(Inbound::Close(frame)) => Some(frame.unwrap_or(CloseFrame {
+                code: CloseCode::Status,
+                reason: "".into(),
+            })),
+            Err(error) => {
+                self.report(&error);
+                self.reject_frame(error).await;
+                None
+            }
+        }
+    }
+
+    fn count_in(&self) {
+        self.conn.hub().counters().messages_in.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A message over the rate limit: close with 1008, or drop it (with the channel's error
+    /// reply, if it has one).
+    async fn rate_limited(&self) {
+        self.conn.hub().counters().rate_limited.fetch_add(1, Ordering::Relaxed);
+        self.report(&Error::RateLimited);
+        let action = self.config.rate_limit.map(|limit| limit.action()).unwrap_or_default();
+        match action {
+            RateLimitAction::Close => self.conn.close(CloseCode::Policy, "rate limit exceeded"),
+            RateLimitAction::Reply => {
+                if let Some(reply) = C::on_invalid(&Error::RateLimited) {
+                    self.send_reply(&reply).await;
+                }
+            }
+        }
+    }
+
+    /// The channel's invalid-input policy: reply with its error message, or close with 1007
+    /// (undecodable), 1008 (failed validation) or 1009 (too large).
+    async fn reject_frame(&self, error: Error) {
+        if let Some(reply) = C::on_invalid(&error) {
+            self.send_reply(&reply).await;
+            return;
+        }
+        let code = match error {
+            Error::Validation { .. } => CloseCode::Policy,
+            Error::MessageTooLarge { .. } => CloseCode::Size,
+            _ => CloseCode::Invalid,
+        };
+        self.conn.close(code, &error.to_string());
+    }
+
+    async fn send_reply(&self, reply: &C::ServerMessage) {
+        if let Err(send_error) = self.conn.send(reply).await {
+            self.report(&send_error);
+        }
+    }
+
+    /// Runs a handler future; an error or a panic closes this connection with 1011.
+    async fn run_handler(&self, handler: BoxFuture<'static, HandlerResult>) {
+        let error = match guard::catch(handler).await {
+            Ok(Ok(())) => return,
+            Ok(Err(error)) => Error::Handler(error),
+            Err(panic) => Error::HandlerPanicked(panic),
+        };
+        self.report(&error);
+        self.conn.close(CloseCode::Error, "internal error");
+    }
+
+    fn report_lag(&self) {
+        let dropped = self.outbox.take_lagged();
+        if dropped == 0 {
+            return;
+        }
+        let lagged = Lagged {
+            dropped,
+            policy: C::LAG_POLICY,
+        };
+        match &self.handler.callbacks.on_lag {
+            Some(on_lag) => guard::observe(C::NAME, "on_lag", || on_lag(&self.conn, lagged)),
+            None => tracing::debug!(channel = C::NAME, id = self.conn.id().0, dropped, "slow consumer"),
+        }
+    }
+
+    fn report(&self, error: &Error) {
+        match &self.handler.callbacks.on_error {
+            Some(on_error) => guard::observe(C::NAME, "on_error", || on_error(&self.conn, error)),
+            None => match error {
+                Error::Handler(_) | Error::HandlerPanicked(_) => {
+                    tracing::warn!(channel = C::NAME, id = self.conn.id().0, %error, "handler failed")
+                }
+                _ => {
+                    tracing::debug!(channel = C::NAME, id = self.conn.id().0, %error, "connection error")
+                }
+            },
+        }
+    }
+}

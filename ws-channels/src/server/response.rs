@@ -1,0 +1,146 @@
+//! Every HTTP response a handshake can get, declared once as an [`http::Response`]: the
+//! standalone server serializes it, axum passes it through.
+
+use std::fmt;
+
+use http::{HeaderValue, Response, StatusCode, header};
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+
+use super::limits::Full;
+
+/// A refusal of a WebSocket handshake: the HTTP status and a reason sent as the body.
+///
+/// Returned by `on_connect`; the client sees the status before any WebSocket frame.
+///
+/// ```
+/// use ws_channels::Reject;
+/// use ws_channels::http::StatusCode;
+///
+/// let reject = Reject::forbidden("not your room");
+/// assert_eq!(reject.status(), StatusCode::FORBIDDEN);
+/// assert_eq!(reject.to_string(), "403 Forbidden: not your room");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reject {
+    status: StatusCode,
+    reason: String,
+}
+
+impl Reject {
+    /// Refuses with any status (4xx or 5xx).
+    pub fn new(status: StatusCode, reason: impl Into<String>) -> Self {
+        Self {
+            status,
+            reason: reason.into(),
+        }
+    }
+
+    /// 400 Bad Request.
+    pub fn bad_request(reason: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, reason)
+    }
+
+    /// 401 Unauthorized: no or invalid credentials.
+    pub fn unauthorized(reason: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, reason)
+    }
+
+    /// 403 Forbidden: valid credentials, but not for this address.
+    pub fn forbidden(reason: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, reason)
+    }
+
+    /// The HTTP status.
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    /// The reason, sent as the response body.
+    pub fn reason(&self) -> &str {
+        &self.reason
+    }
+
+    pub(crate) fn not_found() -> Self {
+        Self::new(StatusCode::NOT_FOUND, "no channel at this address")
+    }
+
+    pub(crate) fn shutting_down() -> Self {
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, "shutting down")
+    }
+
+    pub(crate) fn timeout() -> Self {
+        Self::new(StatusCode::REQUEST_TIMEOUT, "handshake timeout")
+    }
+
+    /// The response a client gets: the reason as a plain-text body; a 426 also names the
+    /// protocol to upgrade to (RFC 6455 §4.2.2).
+    pub(crate) fn to_response(&self) -> Response<String> {
+        let mut response = Response::new(self.reason.clone());
+        *response.status_mut() = self.status;
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; charset=utf-8"),
+        );
+        if self.status == StatusCode::UPGRADE_REQUIRED {
+            headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+            headers.insert(header::SEC_WEBSOCKET_VERSION, HeaderValue::from_static("13"));
+        }
+        response
+    }
+}
+
+impl From<Full> for Reject {
+    /// A full server or address answers 503.
+    fn from(full: Full) -> Self {
+        let reason = match full {
+            Full::Server => "too many connections",
+            Full::Address => "too many connections to this address",
+        };
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, reason)
+    }
+}
+
+impl fmt::Display for Reject {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.status, self.reason)
+    }
+}
+
+impl std::error::Error for Reject {}
+
+/// `101 Switching Protocols` for a request with `Sec-WebSocket-Key: key`.
+pub(crate) fn switching_protocols(key: &str) -> Response<String> {
+    let mut response = Response::new(String::new());
+    *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    let headers = response.headers_mut();
+    headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+    headers.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
+    if let Ok(accept) = HeaderValue::from_str(&derive_accept_key(key.as_bytes())) {
+        headers.insert(header::SEC_WEBSOCKET_ACCEPT, accept);
+    }
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_101_carries_the_accept_key() {
+        // RFC 6455 §1.3's example.
+        let response = switching_protocols("dGhlIHNhbXBsZSBub25jZQ==");
+        assert_eq!(response.status(), StatusCode::SWITCHING_PROTOCOLS);
+        assert_eq!(
+            response.headers()[header::SEC_WEBSOCKET_ACCEPT],
+            "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
+        );
+    }
+
+    #[test]
+    fn a_426_names_the_protocol() {
+        let response = Reject::new(StatusCode::UPGRADE_REQUIRED, "x").to_response();
+        assert_eq!(response.headers()[header::UPGRADE], "websocket");
+        assert_eq!(response.body(), "x");
+    }
+}

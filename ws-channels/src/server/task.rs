@@ -1,0 +1,240 @@
+//! The connection task: one task per connection drives both the reader (decode, limits,
+//! liveness, dispatch) and the writer (drain the outbox in batches, one flush per batch), over
+//! any transport that is a [`MessageSink`] and a [`MessageStream`].
+//!
+//! One task rather than a reader task and a writer task: a reply queued while handling a
+//! message is written by the same task as soon as reading would block, without waking a
+//! second task, and an idle connection costs one task. The writer is polled first, so it still
+//! writes while a handler awaits.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::{Pin, pin};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::task::{Context, Poll};
+
+use futures_util::future::poll_fn;
+use futures_util::{Sink, SinkExt, Stream, StreamExt};
+use tokio::sync::watch;
+use tokio_tungstenite::tungstenite::error::ProtocolError;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::{Error as WsError, Message as WsMessage};
+use tracing::Instrument;
+
+use super::config::Config;
+use super::conn::{CloseInfo, Conn, ConnInner};
+use super::guard;
+use super::handler::Handler;
+use super::limits::Slot;
+use super::reader::Reader;
+use crate::channel::Channel;
+use crate::conn_id::ConnId;
+use crate::hub::{Hub, TopicKey};
+use crate::metrics::Counters;
+use crate::outbox::{OutboxReceiver, outbox};
+use crate::transport::{MessageSink, MessageStream};
+
+/// A connection's transport, boxed so one type-erased session serves every front end (a
+/// tokio-tungstenite socket over TCP or an axum upgrade, an in-memory pair).
+pub(crate) trait Transport: MessageSink + MessageStream + Send + 'static {}
+
+impl<T: MessageSink + MessageStream + Send + 'static> Transport for T {}
+
+/// A boxed [`Transport`], itself a sink and stream of messages.
+pub(crate) struct BoxedTransport(Box<dyn Transport>);
+
+impl BoxedTransport {
+    pub(crate) fn new(transport: impl Transport) -> Self {
+        Self(Box::new(transport))
+    }
+}
+
+impl Sink<WsMessage> for BoxedTransport {
+    type Error = WsError;
+
+    fn poll_ready(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), WsError>> {
+        self.0.poll_ready_unpin(cx)
+    }
+
+    fn start_send(mut self: Pin<&mut Self>, item: WsMessage) -> Result<(), WsError> {
+        self.0.start_send_unpin(item)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), WsError>> {
+        self.0.poll_flush_unpin(cx)
+    }
+
+    fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), WsError>> {
+        self.0.poll_close_unpin(cx)
+    }
+}
+
+impl Stream for BoxedTransport {
+    type Item = Result<WsMessage, WsError>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.0.poll_next_unpin(cx)
+    }
+}
+
+/// Everything a connection task needs besides its handler, built once when its handshake is
+/// accepted.
+pub(crate) struct ConnEnv<S> {
+    pub(crate) id: ConnId,
+    pub(crate) remote_addr: Option<SocketAddr>,
+    pub(crate) state: Arc<S>,
+    pub(crate) hub: Hub,
+    pub(crate) config: Arc<Config>,
+    pub(crate) shutdown: watch::Receiver<bool>,
+    /// The connection-limit slot taken at the handshake, freed when the connection ends.
+    pub(crate) slot: Slot,
+}
+
+/// Runs one upgraded connection to its end.
+pub(crate) async fn run<C, S, D, T>(
+    transport: T,
+    handler: Arc<Handler<C, S, D>>,
+    params: C::Params,
+    // The params' `Display`, formatted once at the handshake.
+    address: String,
+    data: D,
+    env: ConnEnv<S>,
+) where
+    C: Channel,
+    S: Send + Sync + 'static,
+    D: Send + Sync + 'static,
+    T: MessageSink + MessageStream,
+{
+    let span = tracing::info_span!("ws_conn", channel = C::NAME, %address, id = env.id.0);
+    let counters = env.hub.counters().clone();
+    let (sender, receiver) = outbox(env.config.outbound_queue, C::LAG_POLICY, counters.clone());
+    env.hub.attach::<C>(env.id, sender.clone());
+    let topic = TopicKey::new::<C>(&address);
+    env.hub.join(env.id, topic.clone());
+    counters.connections_open.fetch_add(1, Ordering::Relaxed);
+    counters.connections_total.fetch_add(1, Ordering::Relaxed);
+    let registration = Registration {
+        outbox: receiver,
+        hub: env.hub.clone(),
+        id: env.id,
+        counters: counters.clone(),
+        _slot: env.slot,
+    };
+    let conn = Conn::new(
+        ConnInner {
+            id: env.id,
+            params,
+            address,
+            topic,
+            state: env.state,
+            remote_addr: env.remote_addr,
+            outbox: sender,
+            hub: env.hub,
+        },
+        data,
+    );
+    let (sink, stream) = transport.split();
+    let info = {
+        let reader = Reader::new(&handler, conn.clone(), &env.config, &registration.outbox);
+        let writer = write_loop(sink, &registration.outbox, &counters);
+        drive(
+            reader.read_loop(stream, env.shutdown),
+            writer,
+            &registration.outbox,
+            &env.config,
+        )
+        .instrument(span.clone())
+        .await
+    };
+    // The peer is gone or the close handshake is over: nothing queued can be delivered now.
+    drop(registration);
+    if let Some(on_close) = &handler.callbacks.on_close {
+        if let Err(panic) = guard::catch(on_close(conn.clone(), info)).instrument(span).await {
+            tracing::warn!(channel = C::NAME, id = conn.id().0, panic, "on_close panicked");
+        }
+    }
+}
+
+/// Polls the writer, then the reader, in this one task until the reader ends; then, if the
+/// connection is closing, lets the writer deliver what is queued and the close frame (bounded:
+/// a peer that does not read cannot hold the connection open).
+async fn drive(
+    reader: impl Future<Output = CloseInfo>,
+    writer: impl Future<Output = ()>,
+    outbox: &OutboxReceiver,
+    config: &Config,
+) -> CloseInfo {
+    let mut reader = pin!(reader);
+    let mut writer = pin!(writer);
+    let mut written = false;
+    let info = poll_fn(|cx| {
+        if !written {
+            written = writer.as_mut().poll(cx).is_ready();
+        }
+        reader.as_mut().poll(cx)
+    })
+    .await;
+    if !written && outbox.is_closing() {
+        let _ = tokio::time::timeout(config.close_timeout, writer).await;
+    }
+    info
+}
+
+/// Undoes a connection's registration however its task ends: normally, by a panic, or dropped
+/// when a shutdown times out. Ends the outbox (later sends fail), leaves every topic and frees
+/// the connection-limit slot.
+struct Registration {
+    outbox: OutboxReceiver,
+    hub: Hub,
+    id: ConnId,
+    counters: Arc<Counters>,
+    _slot: Slot,
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        self.outbox.end();
+        self.hub.detach(self.id);
+        self.counters.connections_open.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Writes queued frames in batches (one flush, usually one syscall, per batch), then the close
+/// frame once the connection is closing and the queue is drained. If writing fails the
+/// connection is closed: later sends fail and the reader stops waiting.
+async fn write_loop<W>(mut sink: W, outbox: &OutboxReceiver, counters: &Counters)
+where
+    W: Sink<WsMessage, Error = WsError> + Unpin,
+{
+    let mut batch = Vec::new();
+    while outbox.next_batch(&mut batch).await {
+        let written = batch.len() as u64;
+        let mut result = Ok(());
+        for frame in batch.drain(..) {
+            if result.is_ok() {
+                result = sink.feed(frame).await;
+            }
+        }
+        if let Err(error) = result.and(sink.flush().await) {
+            match error {
+                // The peer closed first (its close frame was read): nothing to report, the
+                // reader records that close.
+                WsError::ConnectionClosed
+                | WsError::AlreadyClosed
+                | WsError::Protocol(ProtocolError::SendAfterClosing) => {}
+                _ => {
+                    outbox.request_close(CloseCode::Error, "write failed");
+                }
+            }
+            outbox.end();
+            return;
+        }
+        counters.messages_out.fetch_add(written, Ordering::Relaxed);
+    }
+    if let Some(frame) = outbox.close_frame() {
+        if sink.send(WsMessage::Close(Some(frame))).await.is_ok() {
+            counters.messages_out.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
