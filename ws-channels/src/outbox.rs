@@ -48,9 +48,8 @@ pub(crate) fn outbox(capacity: usize, policy: LagPolicy, counters: Arc<Counters>
         capacity,
         policy,
         ready: Notify::new(),
-        closing: Notify::new(),
+        attention: Notify::new(),
         lagged: AtomicU64::new(0),
-        lag: Notify::new(),
         counters,
     });
     (OutboxSender { shared: shared.clone() }, OutboxReceiver { shared })
@@ -62,11 +61,10 @@ struct Shared {
     policy: LagPolicy,
     /// Wakes the writer: a frame was queued, or the connection is closing.
     ready: Notify,
-    /// Wakes the reader: a close was requested.
-    closing: Notify,
-    /// Messages dropped since the last `on_lag` report, and the signal to report them.
+    /// Wakes the reader: a close was requested, or messages were dropped.
+    attention: Notify,
+    /// Messages dropped since the last `on_lag` report.
     lagged: AtomicU64,
-    lag: Notify,
     counters: Arc<Counters>,
 }
 
@@ -107,13 +105,13 @@ impl Shared {
             state.close = Some(close_frame(code, reason));
         }
         self.ready.notify_one();
-        self.closing.notify_one();
+        self.attention.notify_one();
         true
     }
 
     fn report_lag(&self) {
         self.lagged.fetch_add(1, Ordering::Relaxed);
-        self.lag.notify_one();
+        self.attention.notify_one();
     }
 }
 
@@ -230,19 +228,14 @@ impl OutboxReceiver {
         self.shared.state().is_closing()
     }
 
-    /// Resolves when a close is requested (or was, since the last call).
-    pub(crate) async fn close_requested(&self) {
-        self.shared.closing.notified().await;
+    /// Resolves when a close was requested or messages were dropped, since the last call.
+    pub(crate) async fn attention(&self) {
+        self.shared.attention.notified().await;
     }
 
     /// The close frame the server sends (or sent), once a close was requested.
     pub(crate) fn close_frame(&self) -> Option<CloseFrame> {
         self.shared.state().close.clone()
-    }
-
-    /// Resolves when messages were dropped or the lag policy disconnected the connection.
-    pub(crate) async fn lagged(&self) {
-        self.shared.lag.notified().await;
     }
 
     /// How many messages were dropped since the last call.
@@ -264,7 +257,7 @@ impl OutboxReceiver {
             state.ping = None;
         }
         self.shared.ready.notify_one();
-        self.shared.closing.notify_one();
+        self.shared.attention.notify_one();
     }
 }
 

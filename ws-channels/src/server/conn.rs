@@ -127,6 +127,12 @@ impl<C: Channel, S, D> Conn<C, S, D> {
     /// [lag policy](crate::LagPolicy); this never waits for the client. Fails with
     /// [`Error::Closed`] once the connection is closing.
     pub async fn send(&self, message: &C::ServerMessage) -> Result<(), Error> {
+        self.queue(message)
+    }
+
+    /// [`send`](Self::send) without the `async`, for the runtime's own replies: queueing never
+    /// waits, and a future here would live in every connection's reader.
+    pub(crate) fn queue(&self, message: &C::ServerMessage) -> Result<(), Error> {
         if self.is_closing() {
             return Err(Error::Closed);
         }

@@ -15,6 +15,12 @@ pub(crate) async fn catch<F: Future>(future: F) -> Result<F::Output, String> {
         .map_err(|panic| panic_message(panic.as_ref()))
 }
 
+/// Runs synchronous user code (a channel's `Validate` or `ErrorReply` impl), catching a
+/// panic; `Err` carries the panic's message.
+pub(crate) fn catch_sync<R>(run: impl FnOnce() -> R) -> Result<R, String> {
+    std::panic::catch_unwind(AssertUnwindSafe(run)).map_err(|panic| panic_message(panic.as_ref()))
+}
+
 /// Runs an observer (`on_error`, `on_lag`): it cannot change the outcome, so a panic is only
 /// logged.
 pub(crate) fn observe(channel: &'static str, callback: &'static str, run: impl FnOnce()) {

@@ -21,15 +21,16 @@ pub(crate) struct RequestHead {
 pub(crate) async fn read_request_head<IO: AsyncRead + Unpin>(io: &mut IO) -> Result<Option<RequestHead>, Reject> {
     let mut buf = Vec::with_capacity(1024);
     loop {
-        let mut chunk = [0u8; 1024];
-        let n = io.read(&mut chunk).await.unwrap_or(0);
+        // Read into the buffer itself: a chunk array would live in every connection's task.
+        buf.reserve(1024);
+        let start = buf.len();
+        let n = io.read_buf(&mut buf).await.unwrap_or(0);
         if n == 0 {
             return Ok(None);
         }
-        buf.extend_from_slice(&chunk[..n]);
-        // The head ends with an empty line: until a chunk brings a line end, parsing the whole
+        // The head ends with an empty line: until a read brings a line end, parsing the whole
         // buffer again would only find it incomplete (and cost quadratic time on a trickle).
-        if !chunk[..n].contains(&b'\n') && buf.len() < MAX_REQUEST_HEAD {
+        if !buf[start..].contains(&b'\n') && buf.len() < MAX_REQUEST_HEAD {
             continue;
         }
         let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];

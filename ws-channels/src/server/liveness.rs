@@ -1,9 +1,10 @@
 //! A connection's clocks: server pings and their deadline, the idle limit, and how long a
-//! closing connection waits for the peer's close reply.
+//! closing connection waits for the peer's close reply. The reader arms one timer for the
+//! earliest of them and asks what is due when it fires.
 
 use std::time::Duration;
 
-use tokio::time::{Instant, Interval, MissedTickBehavior};
+use tokio::time::Instant;
 
 /// The liveness settings: server pings and the idle limit.
 #[derive(Debug, Clone, Copy)]
@@ -12,17 +13,22 @@ pub(crate) struct Liveness {
     pub(crate) idle_timeout: Option<Duration>,
 }
 
-/// What is due when the ping interval ticks.
-pub(crate) enum Ping {
+/// What is due when the timer fires.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Due {
     /// Send a ping.
-    Send,
+    Ping,
     /// Nothing at all was heard from the peer since the last ping: it is gone.
-    TimedOut,
+    PingTimeout,
+    /// No message for the idle limit.
+    Idle,
+    /// The peer did not answer the server's close frame in time.
+    CloseReply,
 }
 
 pub(crate) struct Clocks {
     settings: Liveness,
-    pings: Option<Interval>,
+    next_ping: Option<Instant>,
     /// When the last ping went out; the peer must be heard from after it, before the next one.
     pinged: Option<Instant>,
     heard: Instant,
@@ -37,11 +43,7 @@ impl Clocks {
         let now = Instant::now();
         Self {
             settings,
-            pings: settings.ping_interval.map(|every| {
-                let mut pings = tokio::time::interval_at(now + every, every);
-                pings.set_missed_tick_behavior(MissedTickBehavior::Delay);
-                pings
-            }),
+            next_ping: settings.ping_interval.map(|every| now + every),
             pinged: None,
             heard: now,
             active: now,
@@ -57,7 +59,7 @@ impl Clocks {
         }
     }
 
-    /// Starts the close-reply clock (once).
+    /// Starts the close-reply clock (once). Pings and the idle limit stop counting.
     pub(crate) fn closing(&mut self, close_timeout: Duration) {
         if self.closing_deadline.is_none() {
             self.closing_deadline = Some(Instant::now() + close_timeout);
@@ -68,36 +70,91 @@ impl Clocks {
         self.closing_deadline.is_some()
     }
 
-    /// The next ping tick (never, without pings).
-    pub(crate) async fn ping_tick(&mut self) -> Ping {
-        match &mut self.pings {
-            Some(pings) => {
-                pings.tick().await;
-            }
-            None => std::future::pending().await,
+    /// When something is next due, if anything can be.
+    pub(crate) fn next_deadline(&self) -> Option<Instant> {
+        if self.closing_deadline.is_some() {
+            return self.closing_deadline;
         }
+        let idle = self.settings.idle_timeout.map(|idle| self.active + idle);
+        match (self.next_ping, idle) {
+            (Some(ping), Some(idle)) => Some(ping.min(idle)),
+            (ping, idle) => ping.or(idle),
+        }
+    }
+
+    /// What is due at `now` (the idle limit before a ping), and the clocks moved past it.
+    pub(crate) fn due(&mut self, now: Instant) -> Option<Due> {
+        if let Some(deadline) = self.closing_deadline {
+            return (deadline <= now).then_some(Due::CloseReply);
+        }
+        if self.settings.idle_timeout.is_some_and(|idle| self.active + idle <= now) {
+            return Some(Due::Idle);
+        }
+        let (Some(ping), Some(every)) = (self.next_ping, self.settings.ping_interval) else {
+            return None;
+        };
+        if ping > now {
+            return None;
+        }
+        // Ticks missed while busy are not made up: the next ping is a full interval away.
+        self.next_ping = Some(now + every);
         if self.pinged.is_some_and(|pinged| self.heard < pinged) {
-            return Ping::TimedOut;
+            return Some(Due::PingTimeout);
         }
-        self.pinged = Some(Instant::now());
-        Ping::Send
-    }
-
-    /// When the idle limit runs out (never, without one).
-    pub(crate) fn idle_deadline(&self) -> Option<Instant> {
-        self.settings.idle_timeout.map(|idle| self.active + idle)
-    }
-
-    /// When the peer's close reply is overdue (never, unless closing).
-    pub(crate) fn close_deadline(&self) -> Option<Instant> {
-        self.closing_deadline
+        self.pinged = Some(now);
+        Some(Due::Ping)
     }
 }
 
-/// Sleeps until `deadline`, or forever without one.
-pub(crate) async fn sleep_until(deadline: Option<Instant>) {
-    match deadline {
-        Some(deadline) => tokio::time::sleep_until(deadline).await,
-        None => std::future::pending().await,
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SECOND: Duration = Duration::from_secs(1);
+
+    fn clocks(ping: Option<u64>, idle: Option<u64>) -> Clocks {
+        Clocks::new(Liveness {
+            ping_interval: ping.map(Duration::from_secs),
+            idle_timeout: idle.map(Duration::from_secs),
+        })
+    }
+
+    #[test]
+    fn a_silent_peer_is_pinged_then_timed_out() {
+        let mut c = clocks(Some(10), None);
+        let start = c.heard;
+        assert_eq!(c.next_deadline(), Some(start + 10 * SECOND));
+        assert_eq!(c.due(start + 5 * SECOND), None, "not yet");
+        assert_eq!(c.due(start + 10 * SECOND), Some(Due::Ping));
+        assert_eq!(c.next_deadline(), Some(start + 20 * SECOND));
+        assert_eq!(c.due(start + 20 * SECOND), Some(Due::PingTimeout));
+    }
+
+    #[test]
+    fn a_peer_heard_after_the_ping_is_pinged_again() {
+        let mut c = clocks(Some(10), None);
+        let start = c.heard;
+        assert_eq!(c.due(start + 10 * SECOND), Some(Due::Ping));
+        c.heard = start + 11 * SECOND;
+        assert_eq!(c.due(start + 20 * SECOND), Some(Due::Ping));
+    }
+
+    #[test]
+    fn idle_comes_first_and_closing_stops_the_rest() {
+        let mut c = clocks(Some(10), Some(5));
+        let start = c.heard;
+        assert_eq!(c.next_deadline(), Some(start + 5 * SECOND));
+        assert_eq!(c.due(start + 5 * SECOND), Some(Due::Idle));
+        c.closing(3 * SECOND);
+        let deadline = c.next_deadline().unwrap();
+        assert_eq!(c.due(deadline - SECOND), None);
+        assert_eq!(c.due(deadline), Some(Due::CloseReply));
+    }
+
+    #[test]
+    fn without_settings_nothing_is_ever_due() {
+        let mut c = clocks(None, None);
+        assert_eq!(c.next_deadline(), None);
+        assert_eq!(c.due(Instant::now() + 1000 * SECOND), None);
     }
 }

@@ -339,39 +339,50 @@ impl<S: Send + Sync + 'static> Server<S> {
     }
 }
 
-/// One socket of the standalone server: its handshake, then its connection. A request head
-/// that does not arrive within the handshake timeout drops the socket; a decision that does not
-/// come by then answers 408.
+/// One socket of the standalone server: its handshake, then its connection.
 async fn connection<S: Send + Sync + 'static>(
     shared: Arc<Shared<S>>,
-    mut tcp: TcpStream,
+    tcp: TcpStream,
     remote_addr: SocketAddr,
     pending: tokio::sync::OwnedSemaphorePermit,
 ) {
+    // Boxed, so its state is freed once the connection runs: this task's own future is
+    // allocated once, for the connection's whole life.
+    let Some((session, socket)) = Box::pin(handshake(&shared, tcp, remote_addr)).await else {
+        return;
+    };
+    // The handshake is over: make room for the next.
+    drop(pending);
+    session(BoxedTransport::new(socket)).await;
+}
+
+/// Reads the request head, decides, and answers. A head that does not arrive within the
+/// handshake timeout drops the socket; a decision that does not come by then answers 408.
+async fn handshake<S: Send + Sync + 'static>(
+    shared: &Arc<Shared<S>>,
+    mut tcp: TcpStream,
+    remote_addr: SocketAddr,
+) -> Option<(accept::Session, WebSocketStream<TcpStream>)> {
     let deadline = Instant::now() + shared.config.handshake_timeout;
     let head = match tokio::time::timeout_at(deadline, http1::read_request_head(&mut tcp)).await {
         Ok(Ok(Some(head))) => head,
         // The peer left, or was too slow to say anything.
-        Ok(Ok(None)) | Err(_) => return,
+        Ok(Ok(None)) | Err(_) => return None,
         Ok(Err(reject)) => {
             shared.refused(Some(remote_addr), &reject);
             let _ = http1::write_response(&mut tcp, &reject.to_response()).await;
-            return;
+            return None;
         }
     };
     let accepted = match shared.decide(head.parts, Some(remote_addr), deadline).await {
         Ok(accepted) => accepted,
         Err(reject) => {
             let _ = http1::write_response(&mut tcp, &reject.to_response()).await;
-            return;
+            return None;
         }
     };
-    if http1::write_response(&mut tcp, &accepted.response).await.is_err() {
-        return;
-    }
-    // The handshake is over: make room for the next.
-    drop(pending);
+    http1::write_response(&mut tcp, &accepted.response).await.ok()?;
     let socket =
         WebSocketStream::from_partially_read(tcp, head.leftover, Role::Server, Some(shared.config.websocket)).await;
-    (accepted.session)(BoxedTransport::new(socket)).await;
+    Some((accepted.session, socket))
 }

@@ -17,12 +17,22 @@ use super::conn::{CloseInfo, Conn, Lagged};
 use super::guard;
 use super::handler::Handler;
 use super::limits::{RateLimitAction, TokenBucket};
-use super::liveness::{Clocks, Ping, sleep_until};
+use super::liveness::{Clocks, Due};
 use crate::channel::Channel;
 use crate::codec::{self, Inbound};
 use crate::error::{Error, HandlerResult};
 use crate::outbox::OutboxReceiver;
 use crate::transport::MessageStream;
+
+/// What a frame asks of the reader.
+enum Step {
+    /// Run (and await) a handler.
+    Run(BoxFuture<'static, HandlerResult>),
+    /// The peer's close frame.
+    PeerClosed(CloseFrame),
+    /// Nothing more.
+    Done,
+}
 
 pub(crate) struct Reader<'a, C: Channel, S, D> {
     handler: &'a Handler<C, S, D>,
@@ -60,6 +70,10 @@ where
         let mut peer_close: Option<CloseFrame> = None;
         let mut bucket = self.config.rate_limit.map(TokenBucket::new);
         let mut clocks = Clocks::new(self.config.liveness);
+        // One timer for whatever is due next (a ping, the idle limit, the close reply), reset
+        // rather than recreated: pushing a deadline later does not touch the timer wheel.
+        let mut timer = std::pin::pin!(tokio::time::sleep_until(Instant::now()));
+        let mut armed: Option<Instant> = None;
 
         // A shutdown that began during the handshake was already signalled.
         if *shutdown.borrow_and_update() {
@@ -78,9 +92,14 @@ where
             if self.outbox.queued() >= self.config.outbound_queue.div_ceil(2) {
                 tokio::task::yield_now().await;
             }
+            let next = clocks.next_deadline();
+            if next != armed {
+                if let Some(deadline) = next {
+                    timer.as_mut().reset(deadline);
+                }
+                armed = next;
+            }
             let open = !clocks.is_closing();
-            let idle_deadline = clocks.idle_deadline();
-            let close_deadline = clocks.close_deadline();
             tokio::select! {
                 frame = stream.next() => match frame {
                     None | Some(Err(WsError::ConnectionClosed | WsError::AlreadyClosed)) => break,
@@ -106,9 +125,10 @@ where
                         clocks.heard(matches!(frame, WsMessage::Text(_) | WsMessage::Binary(_)));
                         // Handlers are guarded on their own; this catches panics in the
                         // channel's own code (a `Validate` or `ErrorReply` impl).
-                        match guard::catch(self.on_frame(frame, bucket.as_mut())).await {
-                            Ok(Some(frame)) => peer_close = Some(frame),
-                            Ok(None) => {}
+                        match guard::catch_sync(|| self.on_frame(frame, bucket.as_mut())) {
+                            Ok(Step::Run(handler)) => self.run_handler(handler).await,
+                            Ok(Step::PeerClosed(frame)) => peer_close = Some(frame),
+                            Ok(Step::Done) => {}
                             Err(panic) => {
                                 self.report(&Error::HandlerPanicked(panic));
                                 self.conn.close(CloseCode::Error, "internal error");
@@ -116,19 +136,22 @@ where
                         }
                     }
                 },
-                () = self.outbox.close_requested(), if open => {}
-                () = self.outbox.lagged() => self.report_lag(),
+                // A close was requested or messages were dropped: the loop's head and
+                // `report_lag` look at which.
+                () = self.outbox.attention() => self.report_lag(),
                 Ok(()) = shutdown.changed(), if open => {
                     self.conn.close(CloseCode::Away, "server shutting down");
                 }
-                ping = clocks.ping_tick(), if open => match ping {
-                    Ping::Send => self.outbox.push_ping(WsMessage::Ping(Bytes::new())),
-                    Ping::TimedOut => self.conn.close(CloseCode::Away, "ping timeout"),
-                },
-                () = sleep_until(idle_deadline), if open => {
-                    self.conn.close(CloseCode::Away, "idle timeout");
+                () = &mut timer, if armed.is_some() => {
+                    armed = None;
+                    match clocks.due(Instant::now()) {
+                        Some(Due::Ping) => self.outbox.push_ping(WsMessage::Ping(Bytes::new())),
+                        Some(Due::PingTimeout) => self.conn.close(CloseCode::Away, "ping timeout"),
+                        Some(Due::Idle) => self.conn.close(CloseCode::Away, "idle timeout"),
+                        Some(Due::CloseReply) => break,
+                        None => {}
+                    }
                 }
-                () = sleep_until(close_deadline), if !open => break,
             }
         }
 
@@ -151,19 +174,20 @@ where
         }
     }
 
-    /// Handles one frame; returns the peer's close frame when it is one.
-    async fn on_frame(&self, frame: WsMessage, bucket: Option<&mut TokenBucket>) -> Option<CloseFrame> {
+    /// Decides what one frame means, without waiting: only a handler's future is awaited (by
+    /// the caller), so no other state lives in the connection's future between frames.
+    fn on_frame(&self, frame: WsMessage, bucket: Option<&mut TokenBucket>) -> Step {
         if self.conn.is_closing() {
             // Closing: the peer's messages are no longer dispatched, only its close reply counts.
             return match frame {
-                WsMessage::Close(frame) => frame,
-                _ => None,
+                WsMessage::Close(Some(frame)) => Step::PeerClosed(frame),
+                _ => Step::Done,
             };
         }
         let data = matches!(frame, WsMessage::Text(_) | WsMessage::Binary(_));
         if data && bucket.is_some_and(|bucket| !bucket.take(Instant::now())) {
-            self.rate_limited().await;
-            return None;
+            self.rate_limited();
+            return Step::Done;
         }
         let size = match &frame {
             WsMessage::Text(text) => text.len(),
@@ -176,32 +200,31 @@ where
                 max: self.config.max_message_size,
             };
             self.report(&error);
-            self.reject_frame(error).await;
-            return None;
+            self.reject_frame(error);
+            return Step::Done;
         }
         let callbacks = &self.handler.callbacks;
         if let (WsMessage::Binary(bytes), Some(on_binary)) = (&frame, &callbacks.on_binary) {
             self.count_in();
-            self.run_handler(on_binary(self.conn.clone(), bytes.clone())).await;
-            return None;
+            return Step::Run(on_binary(self.conn.clone(), bytes.clone()));
         }
         match codec::decode::<C, C::ClientMessage>(frame, C::validate_client) {
             Ok(Inbound::Message(message)) => {
                 self.count_in();
-                if let Some(on_message) = &callbacks.on_message {
-                    self.run_handler(on_message(self.conn.clone(), message)).await;
+                match &callbacks.on_message {
+                    Some(on_message) => Step::Run(on_message(self.conn.clone(), message)),
+                    None => Step::Done,
                 }
-                None
             }
-            Ok(Inbound::Control) => None,
-            Ok(Inbound::Close(frame)) => Some(frame.unwrap_or(CloseFrame {
+            Ok(Inbound::Control) => Step::Done,
+            Ok(Inbound::Close(frame)) => Step::PeerClosed(frame.unwrap_or(CloseFrame {
                 code: CloseCode::Status,
                 reason: "".into(),
             })),
             Err(error) => {
                 self.report(&error);
-                self.reject_frame(error).await;
-                None
+                self.reject_frame(error);
+                Step::Done
             }
         }
     }
@@ -212,7 +235,7 @@ where
 
     /// A message over the rate limit: close with 1008, or drop it (with the channel's error
     /// reply, if it has one).
-    async fn rate_limited(&self) {
+    fn rate_limited(&self) {
         self.conn.hub().counters().rate_limited.fetch_add(1, Ordering::Relaxed);
         self.report(&Error::RateLimited);
         let action = self.config.rate_limit.map(|limit| limit.action()).unwrap_or_default();
@@ -220,7 +243,7 @@ where
             RateLimitAction::Close => self.conn.close(CloseCode::Policy, "rate limit exceeded"),
             RateLimitAction::Reply => {
                 if let Some(reply) = C::on_invalid(&Error::RateLimited) {
-                    self.send_reply(&reply).await;
+                    self.send_reply(&reply);
                 }
             }
         }
@@ -228,9 +251,9 @@ where
 
     /// The channel's invalid-input policy: reply with its error message, or close with 1007
     /// (undecodable), 1008 (failed validation) or 1009 (too large).
-    async fn reject_frame(&self, error: Error) {
+    fn reject_frame(&self, error: Error) {
         if let Some(reply) = C::on_invalid(&error) {
-            self.send_reply(&reply).await;
+            self.send_reply(&reply);
             return;
         }
         let code = match error {
@@ -241,8 +264,8 @@ where
         self.conn.close(code, &error.to_string());
     }
 
-    async fn send_reply(&self, reply: &C::ServerMessage) {
-        if let Err(send_error) = self.conn.send(reply).await {
+    fn send_reply(&self, reply: &C::ServerMessage) {
+        if let Err(send_error) = self.conn.queue(reply) {
             self.report(&send_error);
         }
     }

@@ -9,7 +9,7 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::pin::{Pin, pin};
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::task::{Context, Poll};
@@ -138,9 +138,12 @@ pub(crate) async fn run<C, S, D, T>(
     let info = {
         let reader = Reader::new(&handler, conn.clone(), &env.config, &registration.outbox);
         let writer = write_loop(sink, &registration.outbox, &counters);
+        // Boxed: an async fn's arguments keep their own storage next to the locals they move
+        // into, so passing these (2 KiB together) by value would store them several times over
+        // for the connection's whole life.
         drive(
-            reader.read_loop(stream, env.shutdown),
-            writer,
+            Box::pin(reader.read_loop(stream, env.shutdown)),
+            Box::pin(writer),
             &registration.outbox,
             &env.config,
         )
@@ -160,19 +163,17 @@ pub(crate) async fn run<C, S, D, T>(
 /// connection is closing, lets the writer deliver what is queued and the close frame (bounded:
 /// a peer that does not read cannot hold the connection open).
 async fn drive(
-    reader: impl Future<Output = CloseInfo>,
-    writer: impl Future<Output = ()>,
+    mut reader: impl Future<Output = CloseInfo> + Unpin,
+    mut writer: impl Future<Output = ()> + Unpin,
     outbox: &OutboxReceiver,
     config: &Config,
 ) -> CloseInfo {
-    let mut reader = pin!(reader);
-    let mut writer = pin!(writer);
     let mut written = false;
     let info = poll_fn(|cx| {
         if !written {
-            written = writer.as_mut().poll(cx).is_ready();
+            written = Pin::new(&mut writer).poll(cx).is_ready();
         }
-        reader.as_mut().poll(cx)
+        Pin::new(&mut reader).poll(cx)
     })
     .await;
     if !written && outbox.is_closing() {
