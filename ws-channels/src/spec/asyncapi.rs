@@ -43,6 +43,7 @@ const SCHEMAS: &str = "/components/schemas";
 /// `components/schemas` and referenced with `$ref`; doc comments become descriptions and serde
 /// attributes (`rename_all`, `tag`, `skip`…) are honoured, as `schemars` reads them.
 /// Message types must derive `schemars::JsonSchema`.
+#[cfg_attr(docsrs, doc(cfg(feature = "asyncapi")))]
 #[must_use = "a document does nothing until rendered with to_json, to_json_string or to_typescript"]
 pub struct AsyncApi {
     info: Map<String, Value>,
