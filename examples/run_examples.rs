@@ -3,6 +3,9 @@
 //!
 //! The tests that drive the examples from Node.js or Chromium start with `require`: without
 //! the component they are skipped with a notice (a failure under `CI=true`).
+//!
+//! `cargo test --workspace` builds the example programs before running these; a run narrowed
+//! with `--test run_examples` does not, so build them first (`cargo build --examples`).
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
@@ -54,6 +57,27 @@ fn start_server(name: &str) -> (Running, String) {
         .recv_timeout(Duration::from_secs(20))
         .unwrap_or_else(|_| panic!("{name} did not print `listening on ws://…`"));
     (running, addr)
+}
+
+#[test]
+fn chat_prints_the_address_of_its_page() {
+    let mut child = example("chat")
+        .arg("127.0.0.1:0")
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start example chat");
+    let stdout = child.stdout.take().expect("piped stdout");
+    let _running = Running(child);
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let lines: Vec<String> = BufReader::new(stdout).lines().map_while(Result::ok).take(2).collect();
+        let _ = tx.send(lines);
+    });
+    let lines = rx.recv_timeout(Duration::from_secs(20)).expect("chat prints two lines");
+    let ws = lines[0]
+        .strip_prefix("listening on ws://")
+        .expect("the ws:// address first");
+    assert_eq!(lines[1], format!("chat page at http://{ws}/ (open it in two tabs)"));
 }
 
 /// Runs a command to completion within a time bound and returns its stdout.
