@@ -1,4 +1,4 @@
-//! Seed 000's "User Service", typed: channel `user/events/<userId>` carrying `UserSignedUp`
+//! A user service, typed: channel `user/events/<userId>` carrying `UserSignedUp`
 //! (`{"userId": …, "email": …}` on the wire, no envelope). The server answers every message
 //! with the same `userId` and the email `updated@example.com`.
 //!
@@ -64,7 +64,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
 }
 
-/// Seed 000's input document, derived from the Rust type instead of written by hand.
+/// The service's AsyncAPI document, derived from the Rust type instead of written by hand.
 fn asyncapi() -> AsyncApi {
     AsyncApi::new("User Service", "1.0.0")
         .description("WebSocket-based user event system")

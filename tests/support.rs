@@ -1,5 +1,6 @@
 //! Shared helpers for the integration tests: servers on `127.0.0.1:0`, raw WebSocket peers,
-//! and time bounds so every test stops by itself.
+//! time bounds so every test stops by itself, and [`require`], the one rule for tests that
+//! need a program from outside Rust (the examples crate's tests use it too).
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -175,4 +176,185 @@ pub async fn next_text(socket: &mut ClientSocket) -> String {
         }
     })
     .await
+}
+
+/// A program from outside Rust that some tests need. Such a test starts with
+/// `if !require(&[Component::Node]) { return; }`; see [`require`] for what happens when the
+/// component is missing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Component {
+    /// Node.js 20+ and npm: Node clients drive the examples, the official AsyncAPI parser
+    /// validates the documents, `tsc` compiles the generated TypeScript.
+    Node,
+    /// A Chromium binary for the browser test: `$CHROMIUM`, else `chromium` or
+    /// `chromium-browser` on `PATH` (see [`chromium`]).
+    Chromium,
+    /// A Redis server: one listening on `127.0.0.1:6379`, or `redis-server` on `PATH` for the
+    /// test to start.
+    Redis,
+}
+
+impl Component {
+    /// What the component is, for messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            Component::Node => "Node.js 20+ with npm",
+            Component::Chromium => "Chromium",
+            Component::Redis => "Redis",
+        }
+    }
+
+    /// How to provide it.
+    pub fn how_to_provide(self) -> &'static str {
+        match self {
+            Component::Node => "install Node.js 20+ with npm (https://nodejs.org/, or `apt-get install nodejs npm`)",
+            Component::Chromium => {
+                "`apt-get install chromium`, or set CHROMIUM to a Chromium or Chrome binary \
+                 (macOS: CHROMIUM=/Applications/Chromium.app/Contents/MacOS/Chromium)"
+            }
+            Component::Redis => {
+                "`apt-get install redis-server` (macOS: `brew install redis`), or start one on 127.0.0.1:6379"
+            }
+        }
+    }
+
+    /// Looks for the component: `Err` says what is missing.
+    pub fn probe(self) -> Result<(), String> {
+        match self {
+            Component::Node => {
+                let version = tool_version("node")?;
+                let major = version
+                    .trim()
+                    .trim_start_matches('v')
+                    .split('.')
+                    .next()
+                    .and_then(|major| major.parse::<u32>().ok());
+                match major {
+                    Some(major) if major >= 20 => tool_version("npm").map(drop),
+                    _ => Err(format!(
+                        "`node --version` says {}, and 20 or later is needed",
+                        version.trim()
+                    )),
+                }
+            }
+            Component::Chromium => {
+                let path = chromium()
+                    .ok_or_else(|| "no CHROMIUM, and no `chromium` or `chromium-browser` on PATH".to_owned())?;
+                if path.is_file() {
+                    Ok(())
+                } else {
+                    Err(format!("CHROMIUM={} does not exist", path.display()))
+                }
+            }
+            Component::Redis => {
+                let listening = std::net::TcpStream::connect_timeout(
+                    &SocketAddr::from(([127, 0, 0, 1], 6379)),
+                    Duration::from_millis(500),
+                )
+                .is_ok();
+                if listening || tool_version("redis-server").is_ok() {
+                    Ok(())
+                } else {
+                    Err("nothing listens on 127.0.0.1:6379 and `redis-server` is not on PATH".to_owned())
+                }
+            }
+        }
+    }
+}
+
+/// Runs `tool --version`; its output, or why it could not.
+fn tool_version(tool: &str) -> Result<String, String> {
+    match std::process::Command::new(tool).arg("--version").output() {
+        Ok(output) if output.status.success() => Ok(String::from_utf8_lossy(&output.stdout).into_owned()),
+        Ok(output) => Err(format!("`{tool} --version` failed ({})", output.status)),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Err(format!("`{tool}` is not on PATH")),
+        Err(error) => Err(format!("`{tool}` cannot run: {error}")),
+    }
+}
+
+/// The Chromium the browser test drives: `$CHROMIUM` as given (even if it does not exist, so
+/// that a wrong setting is reported rather than silently replaced), else the first `chromium`
+/// or `chromium-browser` on `PATH`.
+pub fn chromium() -> Option<std::path::PathBuf> {
+    if let Some(path) = std::env::var_os("CHROMIUM").filter(|path| !path.is_empty()) {
+        return Some(path.into());
+    }
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .flat_map(|dir| ["chromium", "chromium-browser"].map(|name| dir.join(name)))
+        .find(|candidate| candidate.is_file())
+}
+
+/// Whether this run is CI's: `CI` set to anything but `false`/`0`, as CI services set it
+/// (and `.ci/run` exports `CI=true`, so a local run of it enforces the same).
+pub fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|ci| !ci.is_empty() && ci != "0" && !ci.eq_ignore_ascii_case("false"))
+}
+
+/// The rule for tests that need programs from outside Rust, in one place. Returns whether
+/// every component in `components` is present, and the calling test should run.
+///
+/// - Under CI ([`in_ci`]), a missing component fails the test with what is missing and how
+///   to provide it: CI installs every component, so a missing one is a broken CI machine, not
+///   a reason to pass without testing.
+/// - Elsewhere (a fresh laptop), the test is skipped: it returns `false`, so the test returns
+///   early and the rest of the suite still passes, and the skip is printed, with what is
+///   needed and the command that provides it. libtest hides what a passing test prints with
+///   `eprintln!`, so the notice is written to the process's stderr directly, which libtest
+///   does not capture: it shows in a plain `cargo test` run.
+#[must_use = "return from the test when this is false"]
+pub fn require(components: &[Component]) -> bool {
+    let missing: Vec<(Component, String)> = components
+        .iter()
+        .filter_map(|&component| probe_once(component).err().map(|why| (component, why)))
+        .collect();
+    if missing.is_empty() {
+        return true;
+    }
+    let test = std::thread::current().name().unwrap_or("a test").to_owned();
+    if in_ci() {
+        let details: Vec<String> = missing
+            .iter()
+            .map(|(component, why)| {
+                format!(
+                    "  {}: {why}; provide it: {}",
+                    component.name(),
+                    component.how_to_provide()
+                )
+            })
+            .collect();
+        panic!(
+            "{test} needs a component from outside Rust that is missing, and under CI every one must be installed:\n{}",
+            details.join("\n")
+        );
+    }
+    let mut notice = String::new();
+    for (component, why) in &missing {
+        notice += &format!("SKIPPED {test}: needs {} ({why})\n", component.name());
+    }
+    // How to provide a component is said once per test process, not once per skipped test.
+    static EXPLAINED: std::sync::Mutex<Vec<Component>> = std::sync::Mutex::new(Vec::new());
+    let mut explained = EXPLAINED.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    for (component, _) in &missing {
+        if !explained.contains(component) {
+            explained.push(*component);
+            notice += &format!(
+                "  to run the tests that need {}: {}; under CI=true a missing component fails them instead\n",
+                component.name(),
+                component.how_to_provide()
+            );
+        }
+    }
+    use std::io::Write as _;
+    // Straight to the process's stderr: libtest only captures `print!`/`eprint!` output.
+    let _ = std::io::stderr().lock().write_all(notice.as_bytes());
+    false
+}
+
+/// [`Component::probe`], once per component per test process.
+fn probe_once(component: Component) -> Result<(), String> {
+    static PROBED: std::sync::Mutex<std::collections::BTreeMap<Component, Result<(), String>>> =
+        std::sync::Mutex::new(std::collections::BTreeMap::new());
+    let mut probed = PROBED.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    probed.entry(component).or_insert_with(|| component.probe()).clone()
 }

@@ -5,8 +5,9 @@
 //! cargo run --example chat                  # address: first argument, WS_ADDR, or 127.0.0.1:8080
 //! ```
 //!
-//! Open <http://127.0.0.1:8080/> in two browser tabs (the page uses the TypeScript client
-//! generated from these types, `chat.ts`, compiled to `chat.js`), or use any WebSocket client:
+//! It prints the page's address: open <http://127.0.0.1:8080/> in two browser tabs (the page
+//! uses the TypeScript client generated from these types, `chat.ts`, compiled to `chat.js`), or
+//! use any WebSocket client:
 //!
 //! - connect to `ws://127.0.0.1:8080/chat/lobby?name=ann` (or authenticate with a token instead
 //!   of a name: `?token=demo-token-ann`, `Authorization: Bearer demo-token-ann`);
@@ -217,7 +218,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         arg => arg.or_else(|| std::env::var("WS_ADDR").ok()),
     };
     let listener = tokio::net::TcpListener::bind(addr.as_deref().unwrap_or("127.0.0.1:8080")).await?;
-    println!("listening on ws://{}", listener.local_addr()?);
+    let local = listener.local_addr()?;
+    println!("listening on ws://{local}");
+    // The page is what a person opens; the ws:// line is for WebSocket clients.
+    println!("chat page at http://{local}/ (open it in two tabs)");
     axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
         .with_graceful_shutdown(async move {
             let _ = tokio::signal::ctrl_c().await;

@@ -1,6 +1,7 @@
 // Opens the chat example's page in headless Chromium twice and chats between the two pages.
 // The page uses the TypeScript client generated from the Rust types.
-// Usage: node browser_chat.mjs http://127.0.0.1:PORT   (Chromium: $CHROMIUM or /usr/bin/chromium)
+// Usage: node browser_chat.mjs http://127.0.0.1:PORT   (Chromium: $CHROMIUM, which the Rust
+// test sets to the binary it found, else /usr/bin/chromium)
 import { chromium } from "playwright-core";
 
 const base = process.argv[2];

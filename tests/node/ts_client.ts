@@ -38,7 +38,7 @@ function collect<T>(subscribe: (onData: (r: { err?: Error; msg?: T }) => void) =
   });
 }
 
-// Seed 000 against the Rust user_events server: publish, the handler replies, subscribe gets it.
+// The Rust user_events server: publish, the handler replies, subscribe gets it.
 assert.equal(userEvents.url("ws://h:1/", { userId: "a b/c" }), "ws://h:1/user/events/a%20b%2Fc");
 const user = await opened(new WebSocket(userEvents.url(userEventsBase, { userId: "user123" })));
 const reply = collect<UserSignedUp>((onData) => userEvents.subscribe(user, onData), 1);

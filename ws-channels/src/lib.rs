@@ -60,6 +60,27 @@
 //! #[derive(serde::Serialize, serde::Deserialize)]
 //! struct Broken;
 //! ```
+//!
+//! # Feature flags
+//!
+//! Both are off by default: channels, the client, the standalone server and the hub need
+//! neither.
+//!
+//! | feature | adds | brings in |
+//! |---|---|---|
+//! | `axum` | `Server::into_router`: the same channels as routes of an axum 0.8 `Router`, next to your HTTP routes (they share its path space: see [`macro@channel`]) | `axum`, `hyper`, `hyper-util` |
+//! | `asyncapi` | `AsyncApi`: an AsyncAPI 3.0 document (JSON) and a TypeScript client derived from the channel types (message types derive `schemars::JsonSchema`) | `schemars` |
+//!
+//! ```toml
+//! ws-channels = { version = "0.1", features = ["axum", "asyncapi"] }
+//! ```
+//!
+//! On docs.rs, which documents every feature, items that need one say so.
+
+// Feature badges on docs.rs: `doc(cfg)` is unstable, so it is enabled only under the `docsrs`
+// cfg that docs.rs passes (package.metadata.docs.rs); a local `cargo doc` on stable does
+// without the badges.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 /// The README's code is compiled and run as a doctest, so the quick start stays true.
 #[cfg(doctest)]
@@ -97,6 +118,7 @@ pub use server::{
     ServerHandle, TestClient, TestRequest, TestServer, TestSocket, TokenSource,
 };
 #[cfg(feature = "asyncapi")]
+#[cfg_attr(docsrs, doc(cfg(feature = "asyncapi")))]
 pub use spec::AsyncApi;
 pub use transport::{MessageSink, MessageStream};
 pub use validate::Validate;

@@ -51,6 +51,7 @@ impl<S: Send + Sync + 'static> Server<S> {
     /// `into_make_service_with_connect_info::<SocketAddr>()` for `remote_addr` to be known.
     /// Upgraded connections outlive axum's graceful shutdown: call
     /// [`ServerHandle::shutdown`](crate::ServerHandle::shutdown) in its signal.
+    #[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
     pub fn into_router<T: Clone + Send + Sync + 'static>(self) -> axum::Router<T> {
         let routes: Vec<String> = self.router.routes().collect();
         let shared = Arc::new(self.into_shared());

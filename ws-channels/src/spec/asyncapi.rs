@@ -43,7 +43,8 @@ const SCHEMAS: &str = "/components/schemas";
 /// `components/schemas` and referenced with `$ref`; doc comments become descriptions and serde
 /// attributes (`rename_all`, `tag`, `skip`…) are honoured, as `schemars` reads them.
 /// Message types must derive `schemars::JsonSchema`.
-#[must_use = "a document does nothing until rendered with to_json or to_yaml"]
+#[cfg_attr(docsrs, doc(cfg(feature = "asyncapi")))]
+#[must_use = "a document does nothing until rendered with to_json, to_json_string or to_typescript"]
 pub struct AsyncApi {
     info: Map<String, Value>,
     servers: Map<String, Value>,
@@ -222,6 +223,10 @@ impl AsyncApi {
     }
 
     /// The document as pretty-printed JSON.
+    ///
+    /// Also the YAML form: JSON is YAML 1.2, and AsyncAPI tools read either. For block-style
+    /// YAML, give [`to_json`](Self::to_json) to the YAML serializer you already trust (this
+    /// crate does not pick one for you).
     pub fn to_json_string(&self) -> String {
         // Serializing a `Value` cannot fail.
         serde_json::to_string_pretty(&self.to_json()).unwrap_or_default()
@@ -230,16 +235,11 @@ impl AsyncApi {
     /// A TypeScript module for clients of these channels (browsers, Node): the message types
     /// (tagged enums become discriminated unions), a params type and `url()` per channel, and
     /// typed `publish`/`subscribe` over the standard `WebSocket` interface that validate what
-    /// they receive against the same schemas, reporting problems through the callback as
-    /// seed 000's `onDataCallback({ err, msg })` does. Deterministic: the same channels give
-    /// the same text.
+    /// they receive against the same schemas, handing each frame to the callback as
+    /// `{ msg }` or, when it is unusable, `{ err }` (never throwing). Deterministic: the same
+    /// channels give the same text.
     pub fn to_typescript(&self) -> String {
         super::typescript::render(&self.to_json())
-    }
-
-    /// The document as YAML.
-    pub fn to_yaml(&self) -> String {
-        serde_norway::to_string(&self.to_json()).unwrap_or_default()
     }
 }
 
@@ -403,13 +403,5 @@ mod tests {
             "A server event."
         );
         assert!(document["components"]["schemas"].get("NoMessage").is_none());
-    }
-
-    #[test]
-    fn yaml_carries_the_same_document() {
-        let api = AsyncApi::new("T", "1").channel::<Sym>();
-        let from_yaml: Value = serde_norway::from_str(&api.to_yaml()).unwrap();
-        assert_eq!(from_yaml, api.to_json());
-        assert!(api.to_yaml().starts_with("asyncapi: 3.0.0"));
     }
 }
