@@ -19,7 +19,7 @@ use ws_channels::{
     TokenSource, Topic, channel,
 };
 use ws_channels_tests::{
-    Backend, TestServer, handshake_status, next_text, raw_connect, raw_http, read_until_close, within,
+    Backend, Served, handshake_status, next_text, raw_connect, raw_http, read_until_close, within,
 };
 
 /// Runs each listed test against both backends: `name::standalone` and `name::axum`.
@@ -63,6 +63,9 @@ on_both_backends!(
     sends_fail_once_the_client_has_left,
     a_shutdown_during_on_connect_refuses_the_connection,
     slow_but_reading_clients_survive_pings_under_drop_oldest,
+    an_on_connect_that_does_not_decide_in_time_gets_408,
+    a_handle_taken_early_sees_a_later_shutdown_timeout,
+    callbacks_set_before_on_connect_still_run,
 );
 
 /// What a client says in a room.
@@ -205,7 +208,7 @@ struct Client {
 }
 
 impl Client {
-    async fn join(server: &TestServer, room: &str) -> Self {
+    async fn join(server: &Served, room: &str) -> Self {
         let mut socket = raw_connect(server, &format!("/room/{room}")).await;
         let welcome: RoomEvent = serde_json::from_str(&next_text(&mut socket).await).unwrap();
         let RoomEvent::Welcome { id } = welcome else {
@@ -233,7 +236,7 @@ fn said(from: u64, text: &str) -> RoomEvent {
 async fn a_broadcast_reaches_200_subscribers_once_and_in_order(backend: Backend) {
     let server = rooms(Server::new());
     let hub = server.hub();
-    let server = TestServer::start_on(backend, server).await;
+    let server = Served::start_on(backend, server).await;
     let clients = futures_util::future::join_all((0..200).map(|_| Client::join(&server, "big"))).await;
     assert_eq!(hub.subscribers(&RoomCommandParams::new("big")), 200);
     let encodings = Arc::new(AtomicUsize::new(0));
@@ -268,7 +271,7 @@ async fn a_broadcast_reaches_200_subscribers_once_and_in_order(backend: Backend)
 }
 
 async fn broadcast_variants_and_topics(backend: Backend) {
-    let server = TestServer::start_on(backend, rooms(Server::new())).await;
+    let server = Served::start_on(backend, rooms(Server::new())).await;
     let mut a = Client::join(&server, "r").await;
     let mut b = Client::join(&server, "r").await;
     let mut c = Client::join(&server, "r").await;
@@ -331,7 +334,7 @@ async fn broadcast_variants_and_topics(backend: Backend) {
 async fn the_hub_publishes_from_outside_any_handler(backend: Backend) {
     let server = rooms(Server::new());
     let hub = server.hub();
-    let server = TestServer::start_on(backend, server).await;
+    let server = Served::start_on(backend, server).await;
     let mut a = Client::join(&server, "lobby").await;
     let mut b = Client::join(&server, "lobby").await;
     let lobby = RoomCommandParams::new("lobby");
@@ -394,7 +397,7 @@ fn feeds(lags: LagLog) -> Server<LagLog> {
 }
 
 /// Connects and then never reads: the kernel buffers fill, then the outbound queue.
-async fn never_reading(server: &TestServer, path: &str) -> tokio::net::TcpStream {
+async fn never_reading(server: &Served, path: &str) -> tokio::net::TcpStream {
     match raw_connect(server, path).await.into_inner() {
         tokio_tungstenite::MaybeTlsStream::Plain(tcp) => tcp,
         _ => unreachable!("plain ws:// connection"),
@@ -408,7 +411,7 @@ async fn a_reader_that_never_reads_is_disconnected_without_delaying_others(backe
     let lags = LagLog::default();
     let server = feeds(lags.clone());
     let (hub, metrics) = (server.hub(), server.metrics());
-    let server = TestServer::start_on(backend, server).await;
+    let server = Served::start_on(backend, server).await;
     let _slow = never_reading(&server, "/feed/news").await;
     let mut fast = raw_connect(&server, "/feed/news").await;
     let params = FeedParams::new("news");
@@ -454,7 +457,7 @@ async fn drop_oldest_keeps_a_slow_reader_connected(backend: Backend) {
     let lags = LagLog::default();
     let server = feeds(lags.clone());
     let (hub, metrics) = (server.hub(), server.metrics());
-    let server = TestServer::start_on(backend, server).await;
+    let server = Served::start_on(backend, server).await;
     let _slow = never_reading(&server, "/latest/prices").await;
     let params = LatestParams::new("prices");
     let padding = "x".repeat(PADDING);
@@ -516,7 +519,7 @@ fn guarded(server: Server) -> Server {
 }
 
 /// The handshake status for a request with extra headers.
-async fn status_with(server: &TestServer, path: &str, headers: &[(&'static str, &str)]) -> u16 {
+async fn status_with(server: &Served, path: &str, headers: &[(&'static str, &str)]) -> u16 {
     let mut request = format!("{}{path}", server.base()).into_client_request().unwrap();
     for (name, value) in headers {
         request.headers_mut().insert(*name, value.parse().unwrap());
@@ -529,7 +532,7 @@ async fn status_with(server: &TestServer, path: &str, headers: &[(&'static str, 
 }
 
 async fn tokens_come_from_query_bearer_cookie_or_header(backend: Backend) {
-    let server = TestServer::start_on(backend, guarded(Server::new())).await;
+    let server = Served::start_on(backend, guarded(Server::new())).await;
     assert_eq!(status_with(&server, "/room/ann?token=secret-ann", &[]).await, 101);
     assert_eq!(
         status_with(&server, "/room/ann", &[("authorization", "Bearer secret-ann")]).await,
@@ -556,13 +559,13 @@ async fn tokens_come_from_query_bearer_cookie_or_header(backend: Backend) {
 }
 
 async fn identity_is_checked_against_path_parameters(backend: Backend) {
-    let server = TestServer::start_on(backend, guarded(Server::new())).await;
+    let server = Served::start_on(backend, guarded(Server::new())).await;
     assert_eq!(status_with(&server, "/room/bob?token=secret-ann", &[]).await, 403);
     assert_eq!(status_with(&server, "/room/bob?token=secret-bob", &[]).await, 101);
 }
 
 async fn oversize_messages_get_an_error_reply_or_1009(backend: Backend) {
-    let server = TestServer::start_on(backend, rooms(Server::new().max_message_size(1024))).await;
+    let server = Served::start_on(backend, rooms(Server::new().max_message_size(1024))).await;
     let mut client = Client::join(&server, "r").await;
     // Over the limit but readable: the channel replies (on_invalid = reply) and stays open.
     client
@@ -589,7 +592,7 @@ async fn the_rate_limit_closes_with_1008(backend: Backend) {
     // machine sends the 20 messages.
     let server = rooms(Server::new().rate_limit(RateLimit::per_second(1).burst(5)));
     let metrics = server.metrics();
-    let server = TestServer::start_on(backend, server).await;
+    let server = Served::start_on(backend, server).await;
     let mut client = Client::join(&server, "r").await;
     for _ in 0..20 {
         client.send(serde_json::json!({"type": "say", "text": "spam"})).await;
@@ -606,7 +609,7 @@ async fn the_rate_limit_closes_with_1008(backend: Backend) {
 
 async fn the_rate_limit_can_reply_instead(backend: Backend) {
     let limit = RateLimit::per_second(1).burst(3).on_exceed(RateLimitAction::Reply);
-    let server = TestServer::start_on(backend, rooms(Server::new().rate_limit(limit))).await;
+    let server = Served::start_on(backend, rooms(Server::new().rate_limit(limit))).await;
     let mut client = Client::join(&server, "r").await;
     for _ in 0..5 {
         client.send(serde_json::json!({"type": "say", "text": "hi"})).await;
@@ -629,7 +632,7 @@ async fn the_rate_limit_can_reply_instead(backend: Backend) {
 async fn connection_limits_answer_503_before_the_upgrade(backend: Backend) {
     let server = rooms(Server::new().max_connections(3).max_connections_per_address(2));
     let hub = server.hub();
-    let server = TestServer::start_on(backend, server).await;
+    let server = Served::start_on(backend, server).await;
     let a1 = Client::join(&server, "a").await;
     let _a2 = Client::join(&server, "a").await;
     assert_eq!(handshake_status(&server, "/room/a").await, 503, "per address");
@@ -681,7 +684,7 @@ async fn peers_that_miss_pongs_are_closed(backend: Backend) {
         .close_timeout(Duration::from_millis(200));
     let server = recorded(server);
     let hub = server.hub();
-    let server = TestServer::start_on(backend, server).await;
+    let server = Served::start_on(backend, server).await;
     // A client that keeps reading answers pings (tungstenite pongs as it reads) and stays.
     let mut alive = Client::join(&server, "r").await;
     let reading = tokio::spawn(async move {
@@ -701,7 +704,7 @@ async fn peers_that_miss_pongs_are_closed(backend: Backend) {
 async fn idle_connections_are_closed(backend: Backend) {
     let closes = Closes::default();
     let server = Server::with_state(closes.clone()).idle_timeout(Some(Duration::from_millis(200)));
-    let server = TestServer::start_on(backend, recorded(server)).await;
+    let server = Served::start_on(backend, recorded(server)).await;
     let mut client = Client::join(&server, "r").await;
     let (_, close) = read_until_close(&mut client.socket).await;
     let close = close.unwrap();
@@ -710,7 +713,7 @@ async fn idle_connections_are_closed(backend: Backend) {
 
 async fn origins_outside_the_allow_list_get_403(backend: Backend) {
     let server = rooms(Server::new().allowed_origins(["https://chat.example"]));
-    let server = TestServer::start_on(backend, server).await;
+    let server = Served::start_on(backend, server).await;
     assert_eq!(
         status_with(&server, "/room/r", &[("origin", "https://evil.example")]).await,
         403
@@ -742,7 +745,7 @@ async fn routing_and_refusals_match_the_standalone_server(backend: Backend) {
             }
         })
     });
-    let server = TestServer::start_on(backend, server).await;
+    let server = Served::start_on(backend, server).await;
     assert_eq!(handshake_status(&server, "/nowhere").await, 404);
     assert_eq!(handshake_status(&server, "/counter/abc").await, 400);
     assert_eq!(handshake_status(&server, "/counter/0").await, 401);
@@ -778,14 +781,14 @@ async fn binary_frames_reach_on_binary(backend: Backend) {
             Ok(())
         })
     });
-    let server = TestServer::start_on(backend, server).await;
+    let server = Served::start_on(backend, server).await;
     let mut socket = raw_connect(&server, "/blobs/b").await;
     socket.send(Message::binary(vec![0u8; 300])).await.unwrap();
     assert_eq!(next_text(&mut socket).await, r#"{"size":300}"#);
 }
 
 async fn graceful_shutdown_sends_1001_to_all(backend: Backend) {
-    let mut server = TestServer::start_on(backend, rooms(Server::new())).await;
+    let mut server = Served::start_on(backend, rooms(Server::new())).await;
     let mut clients = Vec::new();
     for _ in 0..3 {
         clients.push(Client::join(&server, "r").await);
@@ -805,7 +808,7 @@ async fn graceful_shutdown_sends_1001_to_all(backend: Backend) {
 async fn metrics_count_connections_and_messages(backend: Backend) {
     let server = rooms(Server::new());
     let metrics = server.metrics();
-    let server = TestServer::start_on(backend, server).await;
+    let server = Served::start_on(backend, server).await;
     let mut a = Client::join(&server, "m").await;
     let mut b = Client::join(&server, "m").await;
     a.send(serde_json::json!({"type": "say", "text": "1"})).await;
@@ -861,7 +864,7 @@ async fn a_panicking_validator_closes_1011_and_leaves_nothing_behind(backend: Ba
         h.on_close(|conn, info| async move { conn.state().lock().unwrap().push(info) })
     });
     let (hub, metrics) = (server.hub(), server.metrics());
-    let server = TestServer::start_on(backend, server).await;
+    let server = Served::start_on(backend, server).await;
     let mut socket = raw_connect(&server, "/fragile/f").await;
     socket.send(Message::text(r#"{"text":"boom"}"#)).await.unwrap();
     let (_, close) = read_until_close(&mut socket).await;
@@ -893,7 +896,7 @@ async fn large_server_messages_are_delivered(backend: Backend) {
             Ok(())
         })
     });
-    let server = TestServer::start_on(backend, server).await;
+    let server = Served::start_on(backend, server).await;
     let mut socket = raw_connect(&server, "/big/b").await;
     let large: Big = serde_json::from_str(&next_text(&mut socket).await).unwrap();
     assert_eq!(large.payload.len(), 300 * 1024);
@@ -921,7 +924,7 @@ async fn sends_fail_once_the_client_has_left(backend: Backend) {
             async move { closed.notify_one() }
         })
     });
-    let server = TestServer::start_on(backend, server).await;
+    let server = Served::start_on(backend, server).await;
     let mut socket = raw_connect(&server, "/room/gone").await;
     within("the connection to open", async {
         while kept.0.lock().unwrap().is_none() {
@@ -947,7 +950,7 @@ async fn a_shutdown_during_on_connect_refuses_the_connection(backend: Backend) {
             Ok(())
         }))
     });
-    let mut server = TestServer::start_on(backend, server).await;
+    let mut server = Served::start_on(backend, server).await;
     let base = server.base();
     let connecting = tokio::spawn(async move {
         match tokio_tungstenite::connect_async(format!("{base}/room/late")).await {
@@ -984,7 +987,7 @@ async fn slow_but_reading_clients_survive_pings_under_drop_oldest(backend: Backe
         h.on_close(|conn, info| async move { conn.state().lock().unwrap().push(info) })
     });
     let (hub, metrics) = (server.hub(), server.metrics());
-    let server = TestServer::start_on(backend, server).await;
+    let server = Served::start_on(backend, server).await;
     let mut socket = raw_connect(&server, "/latest/busy").await;
     let reading = tokio::spawn(async move {
         // Reading is what answers pings; the reader keeps up as well as it can.
@@ -1029,4 +1032,77 @@ async fn slow_but_reading_clients_survive_pings_under_drop_oldest(backend: Backe
         "closed: {:?}",
         closes.lock().unwrap()
     );
+}
+
+async fn an_on_connect_that_does_not_decide_in_time_gets_408(backend: Backend) {
+    let server = RoomCommand::register(Server::new().handshake_timeout(Duration::from_millis(200)), |h| {
+        room_handler(h.on_connect(|_| async {
+            tokio::time::sleep(Duration::from_secs(30)).await;
+            Ok(())
+        }))
+    });
+    let server = Served::start_on(backend, server).await;
+    let started = std::time::Instant::now();
+    assert_eq!(handshake_status(&server, "/room/slow").await, 408);
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "answered at the handshake timeout"
+    );
+}
+
+async fn a_handle_taken_early_sees_a_later_shutdown_timeout(backend: Backend) {
+    let server = Server::new();
+    let handle = server.handle();
+    // Set after the handle was taken: the handle must honour it.
+    let server = RoomCommand::register(server.shutdown_timeout(Duration::from_millis(200)), |h| {
+        room_handler(h).on_open(|_| async {
+            // A handler that never returns holds its connection past any graceful close.
+            std::future::pending::<()>().await;
+            Ok(())
+        })
+    });
+    let _server = Served::start_on(backend, server).await;
+    let _client = raw_connect(&_server, "/room/stuck").await;
+    let started = std::time::Instant::now();
+    within("the shutdown", handle.shutdown()).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "the shutdown waited {:?}, not the 200 ms set after the handle was taken",
+        started.elapsed()
+    );
+}
+
+async fn callbacks_set_before_on_connect_still_run(backend: Backend) {
+    let opened = Arc::new(AtomicUsize::new(0));
+    let seen = opened.clone();
+    let server = RoomCommand::register(Server::new(), move |h| {
+        let seen = seen.clone();
+        h.on_open(move |conn| {
+            let seen = seen.clone();
+            async move {
+                // Written before `on_connect`: sees the connection without its data.
+                let () = conn.data();
+                seen.fetch_add(1, Ordering::SeqCst);
+                Ok(())
+            }
+        })
+        .on_connect(|handshake| async move { Ok(handshake.query_param("name").unwrap_or_default()) })
+        .on_message(|conn, _| async move {
+            conn.send(&RoomEvent::Said {
+                from: conn.id().get(),
+                text: conn.data().clone(),
+            })
+            .await?;
+            Ok(())
+        })
+    });
+    let server = Served::start_on(backend, server).await;
+    let mut socket = raw_connect(&server, "/room/x?name=ann").await;
+    socket
+        .send(Message::text(r#"{"type":"say","text":"hi"}"#))
+        .await
+        .unwrap();
+    let said: serde_json::Value = serde_json::from_str(&next_text(&mut socket).await).unwrap();
+    assert_eq!(said["text"], "ann", "callbacks after on_connect see its data");
+    assert_eq!(opened.load(Ordering::SeqCst), 1, "on_open set before on_connect ran");
 }

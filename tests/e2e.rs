@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 use ws_channels::tungstenite::Message;
 use ws_channels::{CloseCode, Error, ErrorReply, Params, Reject, Server, Validate, ValidationError, channel, connect};
-use ws_channels_tests::{TestServer, handshake_status, next_text, raw_connect, raw_http, read_until_close, within};
+use ws_channels_tests::{Served, handshake_status, next_text, raw_connect, raw_http, read_until_close, within};
 
 /// Seed 000's message: camelCase JSON, no envelope.
 #[channel("user/events/<userId>")]
@@ -40,7 +40,7 @@ fn user_service() -> Server {
 
 #[tokio::test]
 async fn seed_000_publish_register_reply_subscribe() {
-    let server = TestServer::start(user_service()).await;
+    let server = Served::start(user_service()).await;
     let params = UserSignedUpParams::new("user123");
     let (mut tx, mut rx) = within("connect", connect(&server.base(), &params)).await.unwrap();
     tx.send(&UserSignedUp {
@@ -61,7 +61,7 @@ async fn seed_000_publish_register_reply_subscribe() {
 
 #[tokio::test]
 async fn the_wire_format_is_exactly_the_seed_payload() {
-    let server = TestServer::start(user_service()).await;
+    let server = Served::start(user_service()).await;
     let mut socket = raw_connect(&server, "/user/events/user123").await;
     socket
         .send(Message::text(r#"{"userId":"user123","email":"user@example.com"}"#))
@@ -101,7 +101,7 @@ async fn two_parameters_are_extracted_in_order() {
             Ok(())
         })
     });
-    let server = TestServer::start(server).await;
+    let server = Served::start(server).await;
     let (mut tx, mut rx) = connect(&server.base(), &UserEventParams::new("123", "signup"))
         .await
         .unwrap();
@@ -113,7 +113,7 @@ async fn two_parameters_are_extracted_in_order() {
 
 #[tokio::test]
 async fn percent_encoded_parameters_are_decoded() {
-    let server = TestServer::start(UserEvent::register(Server::new(), |h| {
+    let server = Served::start(UserEvent::register(Server::new(), |h| {
         h.on_message(|conn, _msg| async move {
             let p = conn.params();
             conn.send(&UserEvent {
@@ -145,7 +145,7 @@ struct Counter {
 async fn unknown_paths_get_404_and_bad_parameters_400_before_the_upgrade() {
     let server = Server::new();
     let server = Counter::register(server, |h| h);
-    let server = TestServer::start(UserSignedUp::register(server, |h| h)).await;
+    let server = Served::start(UserSignedUp::register(server, |h| h)).await;
     assert_eq!(handshake_status(&server, "/nowhere").await, 404);
     assert_eq!(handshake_status(&server, "/user/events").await, 404);
     assert_eq!(handshake_status(&server, "/user/events/a/b").await, 404);
@@ -161,7 +161,7 @@ async fn unknown_paths_get_404_and_bad_parameters_400_before_the_upgrade() {
 
 #[tokio::test]
 async fn plain_http_is_told_to_upgrade_and_garbage_is_a_bad_request() {
-    let server = TestServer::start(user_service()).await;
+    let server = Served::start(user_service()).await;
     let (status, response) = raw_http(server.addr, "GET /user/events/u HTTP/1.1\r\nHost: x\r\n\r\n").await;
     assert_eq!(status, 426, "{response}");
     assert!(response.to_ascii_lowercase().contains("upgrade: websocket"));
@@ -219,7 +219,7 @@ fn guarded_service() -> Server<&'static str> {
 
 #[tokio::test]
 async fn on_connect_refuses_with_401_or_403_and_its_data_reaches_handlers() {
-    let server = TestServer::start(guarded_service()).await;
+    let server = Served::start(guarded_service()).await;
     assert_eq!(handshake_status(&server, "/user/events/ann").await, 401);
     assert_eq!(handshake_status(&server, "/user/events/ann?token=ann:wrong").await, 401);
     assert_eq!(
@@ -277,7 +277,7 @@ fn echo_service(observed: Arc<Observed>) -> Server<Arc<Observed>> {
 /// connection opened before it keeps working.
 async fn bad_input_closes_only_its_connection(frame: Message, code: CloseCode) -> Arc<Observed> {
     let observed = Arc::new(Observed::default());
-    let server = TestServer::start(echo_service(observed.clone())).await;
+    let server = Served::start(echo_service(observed.clone())).await;
     let mut bystander = raw_connect(&server, "/echo/lobby").await;
     let mut culprit = raw_connect(&server, "/echo/lobby").await;
     culprit.send(frame).await.unwrap();
@@ -355,7 +355,7 @@ async fn failed_validation_closes_1008_and_other_connections_go_on() {
             Ok(())
         })
     });
-    let server = TestServer::start(server).await;
+    let server = Served::start(server).await;
     let mut bystander = raw_connect(&server, "/validated/r").await;
     let mut culprit = raw_connect(&server, "/validated/r").await;
     culprit.send(Message::text(r#"{"text":"  "}"#)).await.unwrap();
@@ -369,7 +369,7 @@ async fn failed_validation_closes_1008_and_other_connections_go_on() {
 
 #[tokio::test]
 async fn validation_also_runs_before_sending() {
-    let server = TestServer::start(Said::register(Server::new(), |h| h)).await;
+    let server = Served::start(Said::register(Server::new(), |h| h)).await;
     let (mut tx, _rx) = connect(&server.base(), &SaidParams::new("r")).await.unwrap();
     match tx.send(&Said { text: " ".into() }).await {
         Err(Error::Validation { source, .. }) => assert_eq!(source.field_name(), Some("text")),
@@ -426,7 +426,7 @@ async fn on_invalid_reply_answers_with_an_error_message_and_stays_open() {
             Ok(())
         })
     });
-    let server = TestServer::start(server).await;
+    let server = Served::start(server).await;
     let (mut tx, mut rx) = connect(&server.base(), &AskParams::new("r")).await.unwrap();
     let mut raw = tx.into_inner();
     raw.send(Message::text("nonsense")).await.unwrap();
@@ -473,7 +473,7 @@ async fn server_only_channels_push_and_refuse_client_frames() {
             Ok(())
         })
     });
-    let server = TestServer::start(server).await;
+    let server = Served::start(server).await;
     let (tx, mut rx) = connect(&server.base(), &NotificationParams::new(42)).await.unwrap();
     assert_eq!(
         within("push", rx.next()).await.unwrap().unwrap(),
@@ -492,7 +492,7 @@ async fn server_only_channels_push_and_refuse_client_frames() {
 #[tokio::test]
 async fn the_client_closing_is_reported_to_on_close() {
     let observed = Arc::new(Observed::default());
-    let server = TestServer::start(echo_service(observed.clone())).await;
+    let server = Served::start(echo_service(observed.clone())).await;
     let (mut tx, mut rx) = connect(&server.base(), &EchoParams::new("x")).await.unwrap();
     tx.close_with(CloseCode::Normal, "bye").await.unwrap();
     assert!(within("end", rx.next()).await.is_none());
@@ -508,7 +508,7 @@ async fn the_client_closing_is_reported_to_on_close() {
 #[tokio::test]
 async fn graceful_shutdown_sends_1001_to_every_connection() {
     let observed = Arc::new(Observed::default());
-    let mut server = TestServer::start(echo_service(observed)).await;
+    let mut server = Served::start(echo_service(observed)).await;
     let mut sockets = Vec::new();
     for _ in 0..3 {
         sockets.push(raw_connect(&server, "/echo/lobby").await);
@@ -636,7 +636,7 @@ async fn wait_for_close(closes: &std::sync::Mutex<Vec<ws_channels::CloseInfo>>) 
 #[tokio::test]
 async fn a_peer_that_never_answers_the_close_is_dropped_after_the_close_timeout() {
     let closes = Arc::default();
-    let server = TestServer::start(recording_service(Arc::clone(&closes))).await;
+    let server = Served::start(recording_service(Arc::clone(&closes))).await;
     let mut socket = raw_connect(&server, "/echo/r").await;
     socket.send(Message::text(r#"{"type":"fail"}"#)).await.unwrap();
     // Read the close frame but never send the reply (stop reading).
@@ -657,7 +657,7 @@ async fn a_peer_that_never_answers_the_close_is_dropped_after_the_close_timeout(
 #[tokio::test]
 async fn a_silent_client_is_dropped_after_the_handshake_timeout() {
     use tokio::io::AsyncReadExt;
-    let server = TestServer::start(recording_service(Arc::default())).await;
+    let server = Served::start(recording_service(Arc::default())).await;
     let mut tcp = tokio::net::TcpStream::connect(server.addr).await.unwrap();
     // Half a request line, then silence: the server must hang up by itself.
     tokio::io::AsyncWriteExt::write_all(&mut tcp, b"GET /echo/r HTT")
@@ -675,7 +675,7 @@ async fn a_silent_client_is_dropped_after_the_handshake_timeout() {
 async fn a_peer_vanishing_mid_message_is_an_abnormal_close_and_harms_no_one() {
     use tokio::io::AsyncWriteExt;
     let closes = Arc::default();
-    let server = TestServer::start(recording_service(Arc::clone(&closes))).await;
+    let server = Served::start(recording_service(Arc::clone(&closes))).await;
     let mut bystander = raw_connect(&server, "/echo/r").await;
     let socket = raw_connect(&server, "/echo/r").await;
     let tokio_tungstenite::MaybeTlsStream::Plain(mut tcp) = socket.into_inner() else {
@@ -708,14 +708,14 @@ async fn a_panicking_on_connect_is_a_500() {
             Ok(())
         })
     });
-    let server = TestServer::start(server).await;
+    let server = Served::start(server).await;
     assert_eq!(handshake_status(&server, "/user/events/boom").await, 500);
     assert_eq!(handshake_status(&server, "/user/events/fine").await, 101);
 }
 
 #[tokio::test]
 async fn sockets_stuck_in_their_handshake_are_capped() {
-    let server = TestServer::start(user_service().max_pending_handshakes(2)).await;
+    let server = Served::start(user_service().max_pending_handshakes(2)).await;
     // Two clients connect and never send a request: they hold both handshake slots.
     let silent = [
         tokio::net::TcpStream::connect(server.addr).await.unwrap(),
@@ -735,4 +735,56 @@ async fn sockets_stuck_in_their_handshake_are_capped() {
         }
     })
     .await;
+}
+
+#[tokio::test]
+async fn the_in_memory_test_server_runs_the_same_checks_and_handlers() {
+    let test = ws_channels::TestServer::new(guarded_service());
+    let params = UserSignedUpParams::new("ann");
+    match test.connect(&params).await {
+        Err(Error::Rejected { status: 401, body }) => assert_eq!(body, "missing token"),
+        other => panic!("expected 401, got {:?}", other.map(|_| ())),
+    }
+    match test.request(&params).query("token=bob:s3cret").connect().await {
+        Err(Error::Rejected { status: 403, .. }) => {}
+        other => panic!("expected 403, got {:?}", other.map(|_| ())),
+    }
+    let (mut tx, mut rx) = test.request(&params).query("token=ann:s3cret").connect().await.unwrap();
+    let message = UserSignedUp {
+        user_id: "x".into(),
+        email: "e@x".into(),
+    };
+    tx.send(&message).await.unwrap();
+    let reply = within("the reply", rx.next()).await.unwrap().unwrap();
+    assert_eq!(reply.user_id, "ann", "on_connect's data reached the handler");
+    // The hub reaches in-memory connections as it reaches sockets.
+    let delivered = test.hub().publish(&params, &message).await.unwrap();
+    assert_eq!(delivered, 1);
+    assert_eq!(within("the publish", rx.next()).await.unwrap().unwrap(), message);
+    assert_eq!(test.metrics().snapshot().connections_open, 1);
+    // And a shutdown closes them with 1001 (the client reads meanwhile, to answer the close).
+    let handle = test.handle();
+    let shutting_down = tokio::spawn(async move { handle.shutdown().await });
+    assert!(within("the end", rx.next()).await.is_none());
+    assert_eq!(rx.close_code(), Some(CloseCode::Away));
+    within("the shutdown", shutting_down).await.unwrap();
+}
+
+#[tokio::test]
+async fn serve_ends_and_releases_its_port_when_the_handle_shuts_down() {
+    let server = user_service();
+    let handle = server.handle();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let serving = tokio::spawn(server.serve(listener));
+    let url = format!("ws://{addr}/user/events/u");
+    let (_socket, _) = within("connect", tokio_tungstenite::connect_async(url.as_str()))
+        .await
+        .unwrap();
+    within("the shutdown", handle.shutdown()).await;
+    within("serve to return", serving).await.unwrap().unwrap();
+    assert!(
+        tokio::net::TcpListener::bind(addr).await.is_ok(),
+        "the listener was released"
+    );
 }

@@ -36,14 +36,14 @@ pub enum Backend {
 }
 
 /// A server running on an ephemeral loopback port until shut down or dropped.
-pub struct TestServer {
+pub struct Served {
     /// The bound address.
     pub addr: SocketAddr,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<Result<(), Error>>>,
 }
 
-impl TestServer {
+impl Served {
     /// Binds `127.0.0.1:0` and serves `server` standalone in the background.
     pub async fn start<S: Send + Sync + 'static>(server: Server<S>) -> Self {
         Self::start_on(Backend::Standalone, server).await
@@ -92,7 +92,7 @@ impl TestServer {
     }
 }
 
-impl Drop for TestServer {
+impl Drop for Served {
     fn drop(&mut self) {
         if let Some(task) = &self.task {
             task.abort();
@@ -101,7 +101,7 @@ impl Drop for TestServer {
 }
 
 /// Opens a raw WebSocket to `path` (with its query string) on `server`.
-pub async fn raw_connect(server: &TestServer, path: &str) -> ClientSocket {
+pub async fn raw_connect(server: &Served, path: &str) -> ClientSocket {
     let url = format!("{}{path}", server.base());
     let (socket, _) = within(
         &format!("connect {url}"),
@@ -113,7 +113,7 @@ pub async fn raw_connect(server: &TestServer, path: &str) -> ClientSocket {
 }
 
 /// The HTTP status a WebSocket handshake to `path` gets (101 when it is accepted).
-pub async fn handshake_status(server: &TestServer, path: &str) -> u16 {
+pub async fn handshake_status(server: &Served, path: &str) -> u16 {
     let url = format!("{}{path}", server.base());
     match within("handshake", tokio_tungstenite::connect_async(url.as_str())).await {
         Ok((_, response)) => response.status().as_u16(),
