@@ -4,8 +4,8 @@
 //!
 //! One task rather than a reader task and a writer task: a reply queued while handling a
 //! message is written by the same task as soon as reading would block, without waking a
-//! second task, and an idle connection costs one task. The writer is polled first, so it still
-//! writes while a handler awaits.
+//! second task, and an idle connection costs one task. The writer is polled whenever the task
+//! is, so it still writes while a handler awaits.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -159,9 +159,13 @@ pub(crate) async fn run<C, S, D, T>(
     }
 }
 
-/// Polls the writer, then the reader, in this one task until the reader ends; then, if the
+/// Polls the writer and the reader in this one task until the reader ends; then, if the
 /// connection is closing, lets the writer deliver what is queued and the close frame (bounded:
 /// a peer that does not read cannot hold the connection open).
+///
+/// Which goes first alternates from poll to poll: each may use up the task's cooperative budget
+/// (a writer kept busy by publishers, a reader by a fast client), and the other must still get
+/// its turn, or a reader starved by a busy writer would never read the peer's pongs.
 async fn drive(
     mut reader: impl Future<Output = CloseInfo> + Unpin,
     mut writer: impl Future<Output = ()> + Unpin,
@@ -169,11 +173,23 @@ async fn drive(
     config: &Config,
 ) -> CloseInfo {
     let mut written = false;
+    let mut writer_first = true;
     let info = poll_fn(|cx| {
-        if !written {
-            written = Pin::new(&mut writer).poll(cx).is_ready();
+        let mut poll_writer = |cx: &mut Context<'_>| {
+            if !written {
+                written = Pin::new(&mut writer).poll(cx).is_ready();
+            }
+        };
+        writer_first = !writer_first;
+        if !writer_first {
+            poll_writer(cx);
+            return Pin::new(&mut reader).poll(cx);
         }
-        Pin::new(&mut reader).poll(cx)
+        let read = Pin::new(&mut reader).poll(cx);
+        if read.is_pending() {
+            poll_writer(cx);
+        }
+        read
     })
     .await;
     if !written && outbox.is_closing() {
