@@ -54,6 +54,7 @@ on_both_backends!(
     peers_that_miss_pongs_are_closed,
     idle_connections_are_closed,
     origins_outside_the_allow_list_get_403,
+    cross_site_pages_are_refused_by_default,
     routing_and_refusals_match_the_standalone_server,
     binary_frames_reach_on_binary,
     graceful_shutdown_sends_1001_to_all,
@@ -723,9 +724,36 @@ async fn origins_outside_the_allow_list_get_403(backend: Backend) {
         101
     );
     assert_eq!(
+        status_with(&server, "/room/r", &[("origin", "HTTPS://Chat.EXAMPLE")]).await,
+        101,
+        "scheme and host compare without regard to case"
+    );
+    assert_eq!(
         status_with(&server, "/room/r", &[]).await,
         101,
         "non-browser clients send no Origin"
+    );
+}
+
+async fn cross_site_pages_are_refused_by_default(backend: Backend) {
+    let served = Served::start_on(backend, rooms(Server::new())).await;
+    let same_host = format!("http://{}", served.addr);
+    for (origin, status) in [(same_host.as_str(), 101), ("https://evil.example", 403), ("null", 403)] {
+        assert_eq!(
+            status_with(&served, "/room/r", &[("origin", origin)]).await,
+            status,
+            "{origin}"
+        );
+    }
+    assert_eq!(
+        status_with(&served, "/room/r", &[]).await,
+        101,
+        "no Origin: not a browser"
+    );
+    let open = Served::start_on(backend, rooms(Server::new().allow_any_origin())).await;
+    assert_eq!(
+        status_with(&open, "/room/r", &[("origin", "https://evil.example")]).await,
+        101
     );
 }
 

@@ -788,3 +788,20 @@ async fn serve_ends_and_releases_its_port_when_the_handle_shuts_down() {
         "the listener was released"
     );
 }
+
+/// Pushes a file's events; its name is a parameter.
+#[channel("files/<name>", server_only)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct FileEvent;
+
+/// Pushes the file list, at a static address inside `files/<name>`'s shape.
+#[channel("files/list", server_only)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct FileList;
+
+#[test]
+#[should_panic(expected = "cannot register channel `FileList` at `files/list`: it overlaps channel `FileEvent`")]
+fn a_template_a_client_of_another_could_land_on_is_refused_at_registration() {
+    let server = FileEvent::register(Server::new(), |h| h);
+    let _ = FileList::register(server, |h| h);
+}

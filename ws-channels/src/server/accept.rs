@@ -12,7 +12,7 @@ use futures_util::future::BoxFuture;
 use http::{Method, StatusCode, header};
 use tokio::time::Instant;
 
-use super::config::Config;
+use super::config::{Config, Origins};
 use super::guard;
 use super::handler::Handler;
 use super::handshake::Handshake;
@@ -94,11 +94,23 @@ impl<S: Send + Sync + 'static> Shared<S> {
         }
     }
 
+    /// Browser origins: see [`Origins`].
     fn check_origin(&self, request: &http::request::Parts) -> Result<(), Reject> {
-        let (Some(allowed), Some(origin)) = (&self.config.allowed_origins, request.headers.get(header::ORIGIN)) else {
+        let Some(origin) = request.headers.get(header::ORIGIN) else {
             return Ok(());
         };
-        match allowed.iter().any(|a| a.as_bytes() == origin.as_bytes()) {
+        let origin = origin.to_str().unwrap_or_default();
+        let allowed = match &self.config.origins {
+            Origins::Any => true,
+            Origins::List(allowed) => allowed.iter().any(|a| a.eq_ignore_ascii_case(origin)),
+            Origins::SameHost => {
+                let host = request.headers.get(header::HOST).and_then(|h| h.to_str().ok());
+                // `scheme://host[:port]`: the part after the scheme must be the request's host.
+                let origin_host = origin.split_once("://").map(|(_, rest)| rest);
+                matches!((origin_host, host), (Some(o), Some(h)) if o.eq_ignore_ascii_case(h))
+            }
+        };
+        match allowed {
             true => Ok(()),
             false => Err(Reject::forbidden("origin not allowed")),
         }

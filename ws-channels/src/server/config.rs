@@ -20,7 +20,7 @@ pub(crate) struct Config {
     pub(crate) liveness: Liveness,
     pub(crate) max_connections: Option<usize>,
     pub(crate) max_connections_per_address: Option<usize>,
-    pub(crate) allowed_origins: Option<Vec<String>>,
+    pub(crate) origins: Origins,
 }
 
 impl Default for Config {
@@ -41,7 +41,7 @@ impl Default for Config {
             },
             max_connections: None,
             max_connections_per_address: None,
-            allowed_origins: None,
+            origins: Origins::SameHost,
         };
         config.with_max_message_size(DEFAULT_MAX_MESSAGE)
     }
@@ -68,3 +68,17 @@ impl Config {
 const DEFAULT_READ_BUFFER: usize = 4 * 1024;
 const DEFAULT_WRITE_BUFFER: usize = 8 * 1024;
 const DEFAULT_MAX_MESSAGE: usize = 64 * 1024;
+
+/// Which browser origins may open a connection (requests without an `Origin` header come from
+/// non-browser clients and are always allowed).
+#[derive(Debug, Clone)]
+pub(crate) enum Origins {
+    /// Only pages served from the host the request was sent to (its `Host` header): a page on
+    /// another site cannot ride a user's cookies into a connection.
+    SameHost,
+    /// These origins (`https://example.com`), compared as RFC 6454 says: scheme and host
+    /// without regard to case.
+    List(Vec<String>),
+    /// Any origin.
+    Any,
+}

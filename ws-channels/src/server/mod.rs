@@ -41,7 +41,7 @@ pub use response::Reject;
 pub use testing::{TestClient, TestRequest, TestServer, TestSocket};
 
 use self::accept::{Route, Shared};
-use self::config::Config;
+use self::config::{Config, Origins};
 use self::lifecycle::Lifecycle;
 use self::limits::ConnectionLimits;
 use self::router::Router;
@@ -61,7 +61,7 @@ use crate::metrics::Metrics;
 /// | path matches no template | HTTP 404 before the upgrade |
 /// | not a WebSocket upgrade | HTTP 426 (405 for a method other than GET) |
 /// | a parameter does not parse as its type | HTTP 400, the reason in the body |
-/// | an `Origin` not in [`allowed_origins`](Self::allowed_origins) | HTTP 403 |
+/// | a browser `Origin` from another host, or not in [`allowed_origins`](Self::allowed_origins) | HTTP 403 |
 /// | over [`max_connections`](Self::max_connections) or [`max_connections_per_address`](Self::max_connections_per_address) | HTTP 503 |
 /// | `on_connect` returns a [`Reject`] | its status (401, 403…) and reason |
 /// | `on_connect` panics | HTTP 500 |
@@ -151,8 +151,11 @@ impl<S: Send + Sync + 'static> Server<S> {
     ///
     /// # Panics
     ///
-    /// When the template conflicts with one already registered (the same address shape, such
-    /// as `chat/<room>` and `chat/<id>`): a programming error, caught at startup.
+    /// When the template overlaps one already registered, that is when some path would match
+    /// both: the same shape (`chat/<room>` and `chat/<id>`), or a static segment where the other
+    /// has a parameter (`files/list` and `files/<name>`: a client of `files/<name>` sending
+    /// `list` would land on the other channel). A programming error, caught at startup; give
+    /// the channels distinct static segments (`files/by-name/<name>`).
     pub fn register<C: Channel, D: Send + Sync + 'static>(mut self, handler: Handler<C, S, D>) -> Self {
         self.router
             .insert(C::Params::TEMPLATE, C::NAME, Box::new(Arc::new(handler)));
@@ -208,11 +211,23 @@ impl<S: Send + Sync + 'static> Server<S> {
         self
     }
 
-    /// Refuses (403) upgrade requests whose `Origin` header is not one of `origins`
-    /// (`"https://example.com"`). Requests without an `Origin` (non-browser clients) are
-    /// allowed. Default: every origin.
+    /// Allows browser pages from exactly these origins (`"https://example.com"`; scheme and
+    /// host compare without regard to case, as RFC 6454 says) and refuses others with 403.
+    /// Requests without an `Origin` header (non-browser clients) are always allowed.
+    ///
+    /// Default: only pages from the host the request was sent to (the `Origin`'s host and port
+    /// must equal the `Host` header), as Phoenix's `check_origin` does. Browsers send cookies
+    /// with a cross-site WebSocket handshake, so without this check a page on any site could
+    /// open a connection as your logged-in user (cross-site WebSocket hijacking).
     pub fn allowed_origins<I: IntoIterator<Item = O>, O: Into<String>>(mut self, origins: I) -> Self {
-        self.config.allowed_origins = Some(origins.into_iter().map(Into::into).collect());
+        self.config.origins = Origins::List(origins.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// Allows browser pages from any origin. Only for channels that authenticate without
+    /// cookies (a token the page must send explicitly): see [`allowed_origins`](Self::allowed_origins).
+    pub fn allow_any_origin(mut self) -> Self {
+        self.config.origins = Origins::Any;
         self
     }
 

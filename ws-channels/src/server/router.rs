@@ -2,7 +2,7 @@
 //! uses) that hands back what it matched and the raw parameter values it extracted. It knows
 //! nothing of handlers or handshakes.
 
-use crate::pattern::Template;
+use crate::pattern::{Segment, Template};
 
 /// Routes by template to values of type `R`.
 pub(crate) struct Router<R> {
@@ -33,8 +33,20 @@ impl<R> Router<R> {
 
     /// # Panics
     ///
-    /// When the template overlaps one already registered.
+    /// When the template overlaps one already registered: some path would match both (`files/list`
+    /// and `files/<name>`). The router would pick the static one, so a typed client of the other
+    /// sending that value would silently land on a channel it does not speak.
     pub(crate) fn insert(&mut self, template: Template, channel: &'static str, route: R) {
+        if let Some(other) = self.routes.iter().find(|entry| overlap(&entry.template, &template)) {
+            panic!(
+                "cannot register channel `{channel}` at `{}`: it overlaps channel `{}` at `{}` (a path \
+                 can match both, and a client of one could land on the other); give them distinct \
+                 static segments",
+                template.address(),
+                other.channel,
+                other.template.address(),
+            );
+        }
         if let Err(error) = self.matcher.insert(template.route(), self.routes.len()) {
             let other = match &error {
                 matchit::InsertError::Conflict { with } => self
@@ -78,10 +90,19 @@ impl<R> Router<R> {
     }
 }
 
+/// Whether some path matches both templates: as many segments, and no position where both are
+/// static and differ.
+fn overlap(a: &Template, b: &Template) -> bool {
+    a.segments().len() == b.segments().len()
+        && a.segments().iter().zip(b.segments()).all(|pair| match pair {
+            (Segment::Static(x), Segment::Static(y)) => x == y,
+            _ => true,
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pattern::Segment;
 
     const ROOM: Template = Template::__new(
         "chat/{room}/{user}",
@@ -99,10 +120,34 @@ mod tests {
     }
 
     #[test]
-    #[should_panic(expected = "cannot register channel `Other` at `chat/{room}/{user}`: it conflicts with `Room`")]
-    fn overlapping_templates_are_refused() {
+    #[should_panic(expected = "cannot register channel `Other` at `chat/{room}/{user}`: it overlaps channel `Room`")]
+    fn the_same_shape_is_refused() {
         let mut router = Router::new();
         router.insert(ROOM, "Room", 1);
         router.insert(ROOM, "Other", 2);
+    }
+
+    const FILE: Template = Template::__new("files/{name}", &[Segment::Static("files"), Segment::Param("name")]);
+    const LIST: Template = Template::__new("files/list", &[Segment::Static("files"), Segment::Static("list")]);
+    const USER: Template = Template::__new("users/{id}", &[Segment::Static("users"), Segment::Param("id")]);
+
+    #[test]
+    #[should_panic(
+        expected = "cannot register channel `FileList` at `files/list`: it overlaps channel `FileEvent` at `files/{name}`"
+    )]
+    fn a_static_template_inside_a_parameter_is_refused() {
+        let mut router = Router::new();
+        router.insert(FILE, "FileEvent", 1);
+        router.insert(LIST, "FileList", 2);
+    }
+
+    #[test]
+    fn distinct_shapes_coexist() {
+        let mut router = Router::new();
+        router.insert(FILE, "FileEvent", 1);
+        router.insert(USER, "User", 2);
+        router.insert(ROOM, "Room", 3);
+        assert_eq!(router.at("/files/list").map(|m| *m.route), Some(1));
+        assert_eq!(router.at("/users/list").map(|m| *m.route), Some(2));
     }
 }

@@ -34,6 +34,9 @@ pub type TestClient<C> = (
     Subscription<C, SplitStream<TestSocket>>,
 );
 
+/// The `Host` a test request is sent to: a page at `http://ws-channels.test` is same-origin.
+const HOST: &str = "ws-channels.test";
+
 /// How many bytes the in-memory pipe buffers in each direction.
 const PIPE: usize = 64 * 1024;
 
@@ -64,9 +67,9 @@ const PIPE: usize = 64 * 1024;
 /// tx.send(&Shout { text: "hi".into() }).await?;
 /// assert_eq!(rx.next().await.expect("a reply")?, Shout { text: "HI".into() });
 ///
-/// // Handshakes are checked as on a real server: a header, a query, a refusal.
-/// let refused = test.request(&ShoutParams::new("lobby")).header("origin", "https://x.example").connect().await;
-/// assert!(refused.is_ok(), "no origin restriction was configured");
+/// // Handshakes are checked as on a real server: a page on another site is refused.
+/// let from_elsewhere = test.request(&ShoutParams::new("lobby")).header("origin", "https://evil.example");
+/// assert!(matches!(from_elsewhere.connect().await, Err(ws_channels::Error::Rejected { status: 403, .. })));
 /// # Ok(()) }
 /// ```
 #[must_use = "a test server does nothing until a client connects"]
@@ -91,7 +94,7 @@ impl<S: Send + Sync + 'static> TestServer<S> {
     }
 
     /// A handshake request to a channel address, to add headers, a query string or a remote
-    /// address before connecting.
+    /// address before connecting. It is sent with `Host: ws-channels.test`.
     pub fn request<P: Params>(&self, params: &P) -> TestRequest<'_, S, P::Channel> {
         TestRequest {
             server: self,
@@ -172,6 +175,7 @@ impl<S: Send + Sync + 'static, C: Channel> TestRequest<'_, S, C> {
             body: error.to_string(),
         })?;
         let headers = request.headers_mut();
+        headers.insert(header::HOST, HeaderValue::from_static(HOST));
         headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
         headers.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
         headers.insert(header::SEC_WEBSOCKET_VERSION, HeaderValue::from_static("13"));
