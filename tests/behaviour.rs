@@ -50,6 +50,7 @@ on_both_backends!(
     oversize_messages_get_an_error_reply_or_1009,
     the_rate_limit_closes_with_1008,
     the_rate_limit_can_reply_instead,
+    a_flood_of_bad_or_excess_messages_gets_replies_and_stays_connected,
     connection_limits_answer_503_before_the_upgrade,
     peers_that_miss_pongs_are_closed,
     idle_connections_are_closed,
@@ -615,12 +616,14 @@ async fn the_rate_limit_can_reply_instead(backend: Backend) {
     for _ in 0..5 {
         client.send(serde_json::json!({"type": "say", "text": "hi"})).await;
     }
+    // Three within the burst; the two over it get one error reply between them (one per second
+    // of flooding).
     let mut events = Vec::new();
-    for _ in 0..5 {
+    for _ in 0..4 {
         events.push(client.next().await);
     }
     let errors = events.iter().filter(|e| matches!(e, RoomEvent::Error { .. })).count();
-    assert_eq!((events.len() - errors, errors), (3, 2), "{events:?}");
+    assert_eq!((events.len() - errors, errors), (3, 1), "{events:?}");
     tokio::time::sleep(Duration::from_millis(1100)).await;
     client.send(serde_json::json!({"type": "say", "text": "later"})).await;
     assert_eq!(
@@ -1133,4 +1136,50 @@ async fn callbacks_set_before_on_connect_still_run(backend: Backend) {
     let said: serde_json::Value = serde_json::from_str(&next_text(&mut socket).await).unwrap();
     assert_eq!(said["text"], "ann", "callbacks after on_connect see its data");
     assert_eq!(opened.load(Ordering::SeqCst), 1, "on_open set before on_connect ran");
+}
+
+async fn a_flood_of_bad_or_excess_messages_gets_replies_and_stays_connected(backend: Backend) {
+    // The chat example's settings: a rate limit that replies, and `on_invalid = reply`.
+    let limit = RateLimit::per_second(5).burst(10).on_exceed(RateLimitAction::Reply);
+    let server = rooms(Server::new().rate_limit(limit));
+    let metrics = server.metrics();
+    let server = Served::start_on(backend, server).await;
+    let mut client = Client::join(&server, "flood").await;
+    // Pipelined: all 600 frames are written before a single reply is read.
+    for i in 0..300 {
+        client
+            .send(serde_json::json!({"type": "say", "text": i.to_string()}))
+            .await;
+        client.socket.send(Message::text("not json")).await.unwrap();
+    }
+    let mut replies = 0;
+    let mut errors = 0;
+    // Whatever was answered arrives; then the connection is still usable.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    client
+        .send(serde_json::json!({"type": "say", "text": "still here"}))
+        .await;
+    loop {
+        match client.next().await {
+            RoomEvent::Said { text, .. } if text == "still here" => break,
+            RoomEvent::Said { .. } => replies += 1,
+            RoomEvent::Error { .. } => errors += 1,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    // The burst of 10 was 5 `say`s (answered) and 5 bad frames (error replies); the other 590
+    // were over the limit: one error reply, the rest counted.
+    assert_eq!(replies, 5, "the burst was served");
+    assert!(errors >= 6, "the bad frames and the flood were told ({errors})");
+    let snapshot = metrics.snapshot();
+    assert_eq!(snapshot.rate_limited, 590);
+    assert_eq!(
+        snapshot.lag_disconnects, 0,
+        "error replies never overflow the sender's queue"
+    );
+    assert_eq!(
+        errors as u64 + snapshot.error_replies_dropped,
+        595,
+        "every refused message was answered or counted"
+    );
 }

@@ -14,6 +14,7 @@ pub(crate) struct Counters {
     pub(crate) dropped: AtomicU64,
     pub(crate) lag_disconnects: AtomicU64,
     pub(crate) rate_limited: AtomicU64,
+    pub(crate) error_replies_dropped: AtomicU64,
 }
 
 /// A live view of a server's counters; cheap to clone. Read it with [`snapshot`](Self::snapshot).
@@ -42,6 +43,9 @@ pub struct MetricsSnapshot {
     pub lag_disconnects: u64,
     /// Messages refused by a rate limit.
     pub rate_limited: u64,
+    /// Error replies not sent: over one rate-limit reply per second, or the connection's
+    /// outbound queue had no room (an error reply never disconnects its own sender).
+    pub error_replies_dropped: u64,
 }
 
 impl Metrics {
@@ -58,6 +62,7 @@ impl Metrics {
             dropped: read(&c.dropped),
             lag_disconnects: read(&c.lag_disconnects),
             rate_limited: read(&c.rate_limited),
+            error_replies_dropped: read(&c.error_replies_dropped),
         }
     }
 }

@@ -166,6 +166,21 @@ impl OutboxSender {
         outcome
     }
 
+    /// Queues a frame only if there is room, whatever the lag policy: for the runtime's error
+    /// replies, which must never disconnect (or drop messages of) the client they answer.
+    /// `false` when it was not queued.
+    pub(crate) fn offer(&self, message: WsMessage) -> bool {
+        {
+            let mut state = self.shared.state();
+            if state.is_closing() || state.queue.len() >= self.shared.capacity {
+                return false;
+            }
+            state.queue.push_back(message);
+        }
+        self.shared.ready.notify_one();
+        true
+    }
+
     /// Asks the connection to close with a close frame of `code` and `reason` (cut to 123
     /// bytes); only the first request counts (`true` for it).
     pub(crate) fn request_close(&self, code: CloseCode, reason: &str) -> bool {
@@ -352,6 +367,15 @@ mod tests {
             Pushed::Closed,
             "and so does a dropped one"
         );
+    }
+
+    #[test]
+    fn an_offer_never_overflows_nor_disconnects() {
+        let (tx, rx) = new(1, LagPolicy::Disconnect);
+        assert!(tx.offer(WsMessage::text("reply")));
+        assert!(!tx.offer(WsMessage::text("another")), "no room: not queued");
+        assert!(!tx.is_closing(), "and not disconnected");
+        assert_eq!(rx.queued(), 1);
     }
 
     #[test]

@@ -127,12 +127,6 @@ impl<C: Channel, S, D> Conn<C, S, D> {
     /// [lag policy](crate::LagPolicy); this never waits for the client. Fails with
     /// [`Error::Closed`] once the connection is closing.
     pub async fn send(&self, message: &C::ServerMessage) -> Result<(), Error> {
-        self.queue(message)
-    }
-
-    /// [`send`](Self::send) without the `async`, for the runtime's own replies: queueing never
-    /// waits, and a future here would live in every connection's reader.
-    pub(crate) fn queue(&self, message: &C::ServerMessage) -> Result<(), Error> {
         if self.is_closing() {
             return Err(Error::Closed);
         }
@@ -140,6 +134,12 @@ impl<C: Channel, S, D> Conn<C, S, D> {
             Pushed::Closed | Pushed::Disconnected => Err(Error::Closed),
             Pushed::Queued | Pushed::DroppedOldest | Pushed::DroppedNew => Ok(()),
         }
+    }
+
+    /// Queues one of the runtime's error replies if there is room (see `OutboxSender::offer`);
+    /// `Ok(false)` when it was dropped.
+    pub(crate) fn offer_reply(&self, message: &C::ServerMessage) -> Result<bool, Error> {
+        Ok(self.inner.outbox.offer(hub::encode::<C>(message)?))
     }
 
     /// Sends a message to everyone on this connection's address, this connection included.

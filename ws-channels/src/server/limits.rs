@@ -2,6 +2,8 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
 use tokio::time::Instant;
 
 /// A per-connection message rate limit (a token bucket): `rate` messages per second on
@@ -25,8 +27,10 @@ pub enum RateLimitAction {
     #[default]
     Close,
     /// Drop the message and, on channels declared with `on_invalid = reply`, send the
-    /// channel's error reply for [`Error::RateLimited`](crate::Error::RateLimited); the
-    /// connection stays open.
+    /// channel's error reply for [`Error::RateLimited`](crate::Error::RateLimited) (at most one
+    /// per second of flooding; the rest are counted in
+    /// [`MetricsSnapshot::error_replies_dropped`](crate::MetricsSnapshot::error_replies_dropped));
+    /// the connection stays open.
     Reply,
 }
 
@@ -62,11 +66,16 @@ impl RateLimit {
     }
 }
 
+/// At most one rate-limit error reply per this interval.
+const REPLY_INTERVAL: Duration = Duration::from_secs(1);
+
 /// A connection's bucket: starts full, refills continuously.
 pub(crate) struct TokenBucket {
     limit: RateLimit,
     tokens: f64,
     refilled: Instant,
+    /// When the last rate-limit error reply went out.
+    replied: Option<Instant>,
 }
 
 impl TokenBucket {
@@ -75,7 +84,20 @@ impl TokenBucket {
             tokens: limit.burst,
             limit,
             refilled: Instant::now(),
+            replied: None,
         }
+    }
+
+    /// Whether a message over the limit gets an error reply: one per second of flooding, so a
+    /// flood cannot fill the sender's own queue with replies.
+    pub(crate) fn reply_due(&mut self, now: Instant) -> bool {
+        let due = self
+            .replied
+            .is_none_or(|replied| now.saturating_duration_since(replied) >= REPLY_INTERVAL);
+        if due {
+            self.replied = Some(now);
+        }
+        due
     }
 
     /// Takes a token for one message; `false` when the message is over the limit.
@@ -164,8 +186,6 @@ impl Drop for Slot {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use super::*;
 
     #[test]
@@ -182,6 +202,15 @@ mod tests {
             "one token after half a second"
         );
         assert!(!bucket.take(start + Duration::from_millis(600)));
+    }
+
+    #[test]
+    fn a_flood_gets_one_reply_per_second() {
+        let start = Instant::now();
+        let mut bucket = TokenBucket::new(RateLimit::per_second(1));
+        assert!(bucket.reply_due(start));
+        assert!(!bucket.reply_due(start + Duration::from_millis(999)));
+        assert!(bucket.reply_due(start + Duration::from_secs(1)));
     }
 
     #[test]

@@ -185,9 +185,12 @@ where
             };
         }
         let data = matches!(frame, WsMessage::Text(_) | WsMessage::Binary(_));
-        if data && bucket.is_some_and(|bucket| !bucket.take(Instant::now())) {
-            self.rate_limited();
-            return Step::Done;
+        if let (true, Some(bucket)) = (data, bucket) {
+            let now = Instant::now();
+            if !bucket.take(now) {
+                self.rate_limited(bucket, now);
+                return Step::Done;
+            }
         }
         let size = match &frame {
             WsMessage::Text(text) => text.len(),
@@ -235,7 +238,7 @@ where
 
     /// A message over the rate limit: close with 1008, or drop it (with the channel's error
     /// reply, if it has one).
-    fn rate_limited(&self) {
+    fn rate_limited(&self, bucket: &mut TokenBucket, now: Instant) {
         self.conn.hub().counters().rate_limited.fetch_add(1, Ordering::Relaxed);
         self.report(&Error::RateLimited);
         let action = self.config.rate_limit.map(|limit| limit.action()).unwrap_or_default();
@@ -243,10 +246,18 @@ where
             RateLimitAction::Close => self.conn.close(CloseCode::Policy, "rate limit exceeded"),
             RateLimitAction::Reply => {
                 if let Some(reply) = C::on_invalid(&Error::RateLimited) {
-                    self.send_reply(&reply);
+                    match bucket.reply_due(now) {
+                        true => self.send_reply(&reply),
+                        false => self.reply_dropped(),
+                    }
                 }
             }
         }
+    }
+
+    fn reply_dropped(&self) {
+        let counters = self.conn.hub().counters();
+        counters.error_replies_dropped.fetch_add(1, Ordering::Relaxed);
     }
 
     /// The channel's invalid-input policy: reply with its error message, or close with 1007
@@ -264,9 +275,13 @@ where
         self.conn.close(code, &error.to_string());
     }
 
+    /// Queues an error reply if the connection's queue has room: a reply never overflows (nor
+    /// disconnects) the client it answers.
     fn send_reply(&self, reply: &C::ServerMessage) {
-        if let Err(send_error) = self.conn.queue(reply) {
-            self.report(&send_error);
+        match self.conn.offer_reply(reply) {
+            Ok(true) => {}
+            Ok(false) => self.reply_dropped(),
+            Err(error) => self.report(&error),
         }
     }
 
