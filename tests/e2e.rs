@@ -737,6 +737,82 @@ async fn sockets_stuck_in_their_handshake_are_capped() {
     .await;
 }
 
+/// A TCP connection to `to` from the loopback address `from` (the whole 127.0.0.0/8 range is
+/// local), so tests can be several clients.
+async fn tcp_from(from: &str, to: std::net::SocketAddr) -> tokio::net::TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(format!("{from}:0").parse().unwrap()).unwrap();
+    socket.connect(to).await.unwrap()
+}
+
+/// Opens a WebSocket to `path` from the loopback address `from`, with extra headers.
+async fn handshake_from(
+    from: &str,
+    server: &Served,
+    path: &str,
+    headers: &[(&'static str, &'static str)],
+) -> Result<u16, ws_channels::tungstenite::Error> {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut request = format!("{}{path}", server.base()).into_client_request().unwrap();
+    for (name, value) in headers {
+        request.headers_mut().insert(*name, value.parse().unwrap());
+    }
+    let tcp = tcp_from(from, server.addr).await;
+    let (_socket, response) = within("a handshake", tokio_tungstenite::client_async(request, tcp)).await?;
+    Ok(response.status().as_u16())
+}
+
+#[tokio::test]
+async fn one_address_cannot_hold_every_handshake_slot() {
+    let server = Served::start(user_service().max_pending_handshakes_per_ip(2)).await;
+    // One address holds its two slots with sockets that never send a request.
+    let _silent = [
+        tcp_from("127.0.0.1", server.addr).await,
+        tcp_from("127.0.0.1", server.addr).await,
+    ];
+    assert!(
+        handshake_from("127.0.0.1", &server, "/user/events/u", &[])
+            .await
+            .is_err(),
+        "a third socket from that address is closed at once"
+    );
+    assert_eq!(
+        handshake_from("127.0.0.2", &server, "/user/events/u", &[])
+            .await
+            .unwrap(),
+        101,
+        "another address is served"
+    );
+}
+
+#[tokio::test]
+async fn the_client_address_comes_from_trusted_proxies_only() {
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let record = seen.clone();
+    let server = UserSignedUp::register(Server::new().trusted_proxies(["127.0.0.1".parse().unwrap()]), |h| {
+        h.on_connect(move |handshake| {
+            record
+                .lock()
+                .unwrap()
+                .push(handshake.remote_addr().map(|a| a.ip().to_string()));
+            async { Ok(()) }
+        })
+    });
+    let server = Served::start(server).await;
+    let forwarded = [("x-forwarded-for", "198.51.100.7")];
+    handshake_from("127.0.0.1", &server, "/user/events/u", &forwarded)
+        .await
+        .unwrap();
+    handshake_from("127.0.0.2", &server, "/user/events/u", &forwarded)
+        .await
+        .unwrap();
+    assert_eq!(
+        *seen.lock().unwrap(),
+        [Some("198.51.100.7".to_owned()), Some("127.0.0.2".to_owned())],
+        "believed from the proxy, ignored from anyone else"
+    );
+}
+
 #[tokio::test]
 async fn the_in_memory_test_server_runs_the_same_checks_and_handlers() {
     let test = ws_channels::TestServer::new(guarded_service());

@@ -4,7 +4,7 @@
 //! → `on_connect` and `authorize` (401/403/…, 500 on a panic) → accepted, with the session that
 //! runs the connection once the front end has upgraded it.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -46,13 +46,15 @@ pub(crate) struct Accepted {
 }
 
 impl<S: Send + Sync + 'static> Shared<S> {
-    /// Decides a handshake, by `deadline` (else 408). A refusal is counted and logged here.
+    /// Decides a handshake from the socket's `peer`, by `deadline` (else 408). A refusal is
+    /// counted and logged here.
     pub(crate) async fn decide(
         self: &Arc<Self>,
         request: http::request::Parts,
-        remote_addr: Option<SocketAddr>,
+        peer: Option<SocketAddr>,
         deadline: Instant,
     ) -> Result<Accepted, Reject> {
+        let remote_addr = client_addr(&self.config.trusted_proxies, &request.headers, peer);
         let decided = tokio::time::timeout_at(deadline, self.decide_now(request, remote_addr))
             .await
             .unwrap_or_else(|_| Err(Reject::timeout()));
@@ -128,6 +130,60 @@ impl<S: Send + Sync + 'static> Shared<S> {
             slot,
         }
     }
+}
+
+/// The client's address: the socket's peer or, when the peer is a trusted proxy, the rightmost
+/// address in `Forwarded: for=…` (else `X-Forwarded-For`) that is not a trusted proxy.
+fn client_addr(trusted: &[IpAddr], headers: &http::HeaderMap, peer: Option<SocketAddr>) -> Option<SocketAddr> {
+    let peer = peer?;
+    if !trusted.contains(&peer.ip()) {
+        return Some(peer);
+    }
+    let values = |name: &str| -> Vec<String> {
+        headers
+            .get_all(name)
+            .iter()
+            .filter_map(|value| value.to_str().ok())
+            .flat_map(|value| value.split(','))
+            .map(|hop| hop.trim().to_owned())
+            .collect()
+    };
+    let forwarded: Vec<String> = values("forwarded")
+        .iter()
+        .filter_map(|hop| {
+            hop.split(';')
+                .find_map(|pair| {
+                    pair.trim()
+                        .strip_prefix("for=")
+                        .or_else(|| pair.trim().strip_prefix("For="))
+                })
+                .map(|node| node.trim_matches('"').to_owned())
+        })
+        .collect();
+    let hops = match forwarded.is_empty() {
+        true => values("x-forwarded-for"),
+        false => forwarded,
+    };
+    for hop in hops.iter().rev() {
+        match parse_node(hop) {
+            Some(addr) if trusted.contains(&addr.ip()) => continue,
+            Some(addr) => return Some(addr),
+            // `unknown`, an obfuscated name, garbage: the chain cannot be followed further.
+            None => break,
+        }
+    }
+    Some(peer)
+}
+
+/// `192.0.2.1`, `192.0.2.1:4711`, `2001:db8::1`, `[2001:db8::1]:4711` (port 0 when absent).
+fn parse_node(node: &str) -> Option<SocketAddr> {
+    node.parse::<SocketAddr>()
+        .ok()
+        .or_else(|| node.parse::<IpAddr>().ok().map(|ip| SocketAddr::new(ip, 0)))
+        .or_else(|| {
+            let ip = node.strip_prefix('[')?.strip_suffix(']')?;
+            ip.parse::<IpAddr>().ok().map(|ip| SocketAddr::new(ip, 0))
+        })
 }
 
 /// RFC 6455 §4.2.1: what a server must see before switching protocols. Returns the key.
@@ -221,5 +277,52 @@ where
                 Box::new(move |transport| Box::pin(task::run(transport, handler, params, address, data, env)));
             Ok(session)
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> http::HeaderMap {
+        pairs
+            .iter()
+            .map(|(name, value)| {
+                (
+                    http::HeaderName::from_static(name),
+                    http::HeaderValue::from_static(value),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn proxy_headers_are_believed_only_from_trusted_proxies() {
+        let proxy: SocketAddr = "10.0.0.9:5000".parse().unwrap();
+        let stranger: SocketAddr = "203.0.113.7:5000".parse().unwrap();
+        let trusted = ["10.0.0.9".parse().unwrap(), "10.0.0.8".parse().unwrap()];
+        let xff = headers(&[("x-forwarded-for", "198.51.100.1, 192.0.2.4, 10.0.0.8")]);
+        assert_eq!(
+            client_addr(&trusted, &xff, Some(proxy)),
+            Some("192.0.2.4:0".parse().unwrap()),
+            "the rightmost address that is not a trusted proxy"
+        );
+        assert_eq!(
+            client_addr(&trusted, &xff, Some(stranger)),
+            Some(stranger),
+            "anyone can send it"
+        );
+        let forwarded = headers(&[(
+            "forwarded",
+            r#"for=198.51.100.1;proto=https, for="[2001:db8::17]:4711""#,
+        )]);
+        assert_eq!(
+            client_addr(&trusted, &forwarded, Some(proxy)),
+            Some("[2001:db8::17]:4711".parse().unwrap()),
+            "Forwarded wins, with its port"
+        );
+        let unknown = headers(&[("forwarded", "for=unknown")]);
+        assert_eq!(client_addr(&trusted, &unknown, Some(proxy)), Some(proxy));
+        assert_eq!(client_addr(&trusted, &http::HeaderMap::new(), Some(proxy)), Some(proxy));
     }
 }

@@ -1,5 +1,6 @@
 //! A server's tunables, each with a documented default (set through `Server`'s builder).
 
+use std::net::IpAddr;
 use std::time::Duration;
 
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
@@ -15,6 +16,9 @@ pub(crate) struct Config {
     pub(crate) outbound_queue: usize,
     pub(crate) handshake_timeout: Duration,
     pub(crate) max_pending_handshakes: usize,
+    pub(crate) max_pending_handshakes_per_ip: usize,
+    /// Peers whose `Forwarded` / `X-Forwarded-For` headers are believed.
+    pub(crate) trusted_proxies: Vec<IpAddr>,
     pub(crate) close_timeout: Duration,
     pub(crate) rate_limit: Option<RateLimit>,
     pub(crate) liveness: Liveness,
@@ -33,6 +37,8 @@ impl Default for Config {
             outbound_queue: 128,
             handshake_timeout: Duration::from_secs(10),
             max_pending_handshakes: 1024,
+            max_pending_handshakes_per_ip: 64,
+            trusted_proxies: Vec::new(),
             close_timeout: Duration::from_secs(3),
             rate_limit: None,
             liveness: Liveness {

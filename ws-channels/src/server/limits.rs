@@ -1,6 +1,7 @@
 //! Per-connection rate limits and server-wide connection limits.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -114,6 +115,62 @@ impl TokenBucket {
     }
 }
 
+/// Caps sockets still in their handshake (standalone server): globally, so clients that connect
+/// and never finish their request cannot exhaust file descriptors, and per peer IP, so one
+/// address cannot take every slot and lock everyone else out. Peers that are trusted proxies
+/// are only counted globally: they carry many clients.
+#[derive(Debug)]
+pub(crate) struct PendingHandshakes {
+    max_total: usize,
+    max_per_ip: usize,
+    counts: Mutex<Counts<IpAddr>>,
+}
+
+impl PendingHandshakes {
+    pub(crate) fn new(max_total: usize, max_per_ip: usize) -> Self {
+        Self {
+            max_total,
+            max_per_ip,
+            counts: Mutex::default(),
+        }
+    }
+
+    /// A slot for one socket from `ip` (`per_ip`: whether the per-IP cap applies to it), or
+    /// `None` when a cap is reached.
+    pub(crate) fn acquire(self: &Arc<Self>, ip: IpAddr, per_ip: bool) -> Option<Pending> {
+        let mut counts = self.counts.lock().unwrap_or_else(PoisonError::into_inner);
+        if counts.total >= self.max_total {
+            return None;
+        }
+        if per_ip {
+            let here = counts.per_key.entry(ip).or_default();
+            if *here >= self.max_per_ip {
+                return None;
+            }
+            *here += 1;
+        }
+        counts.total += 1;
+        Some(Pending {
+            limits: self.clone(),
+            ip: per_ip.then_some(ip),
+        })
+    }
+}
+
+/// One socket in its handshake; dropping it frees the slot.
+#[derive(Debug)]
+pub(crate) struct Pending {
+    limits: Arc<PendingHandshakes>,
+    ip: Option<IpAddr>,
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        let mut counts = self.limits.counts.lock().unwrap_or_else(PoisonError::into_inner);
+        counts.release(self.ip.as_ref());
+    }
+}
+
 /// Counts open connections, globally and per address, so a handshake over a limit is refused
 /// with 503 before the upgrade. A slot is taken before `on_connect` and given back when the
 /// connection (or the refused handshake) ends.
@@ -121,13 +178,37 @@ impl TokenBucket {
 pub(crate) struct ConnectionLimits {
     max_total: Option<usize>,
     max_per_address: Option<usize>,
-    counts: Mutex<Counts>,
+    counts: Mutex<Counts<String>>,
 }
 
-#[derive(Debug, Default)]
-struct Counts {
+/// A total and a count per key, each key forgotten when its count reaches zero.
+#[derive(Debug)]
+struct Counts<K> {
     total: usize,
-    per_address: HashMap<String, usize>,
+    per_key: HashMap<K, usize>,
+}
+
+impl<K> Default for Counts<K> {
+    fn default() -> Self {
+        Self {
+            total: 0,
+            per_key: HashMap::new(),
+        }
+    }
+}
+
+impl<K: Eq + std::hash::Hash> Counts<K> {
+    fn release(&mut self, key: Option<&K>) {
+        self.total = self.total.saturating_sub(1);
+        if let Some(key) = key {
+            if let Some(n) = self.per_key.get_mut(key) {
+                *n -= 1;
+                if *n == 0 {
+                    self.per_key.remove(key);
+                }
+            }
+        }
+    }
 }
 
 /// Which limit refused a connection.
@@ -151,12 +232,12 @@ impl ConnectionLimits {
         if self.max_total.is_some_and(|max| counts.total >= max) {
             return Err(Full::Server);
         }
-        let here = counts.per_address.get(address).copied().unwrap_or(0);
+        let here = counts.per_key.get(address).copied().unwrap_or(0);
         if self.max_per_address.is_some_and(|max| here >= max) {
             return Err(Full::Address);
         }
         counts.total += 1;
-        *counts.per_address.entry(address.to_owned()).or_default() += 1;
+        *counts.per_key.entry(address.to_owned()).or_default() += 1;
         Ok(Slot {
             limits: self.clone(),
             address: address.to_owned(),
@@ -174,13 +255,7 @@ pub(crate) struct Slot {
 impl Drop for Slot {
     fn drop(&mut self) {
         let mut counts = self.limits.counts.lock().unwrap_or_else(PoisonError::into_inner);
-        counts.total = counts.total.saturating_sub(1);
-        if let Some(n) = counts.per_address.get_mut(&self.address) {
-            *n -= 1;
-            if *n == 0 {
-                counts.per_address.remove(&self.address);
-            }
-        }
+        counts.release(Some(&self.address));
     }
 }
 
@@ -211,6 +286,27 @@ mod tests {
         assert!(bucket.reply_due(start));
         assert!(!bucket.reply_due(start + Duration::from_millis(999)));
         assert!(bucket.reply_due(start + Duration::from_secs(1)));
+    }
+
+    #[test]
+    fn pending_handshakes_are_capped_per_ip_except_for_proxies() {
+        let pending = Arc::new(PendingHandshakes::new(4, 2));
+        let (a, b, proxy): (IpAddr, IpAddr, IpAddr) = (
+            "10.0.0.1".parse().unwrap(),
+            "10.0.0.2".parse().unwrap(),
+            "10.0.0.9".parse().unwrap(),
+        );
+        let a1 = pending.acquire(a, true).unwrap();
+        let _a2 = pending.acquire(a, true).unwrap();
+        assert!(pending.acquire(a, true).is_none(), "a third from one address");
+        let _b = pending.acquire(b, true).unwrap();
+        let _p = pending.acquire(proxy, false).unwrap();
+        assert!(
+            pending.acquire(proxy, false).is_none(),
+            "the global cap holds for proxies"
+        );
+        drop(a1);
+        assert!(pending.acquire(a, true).is_some());
     }
 
     #[test]

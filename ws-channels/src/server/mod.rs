@@ -43,7 +43,7 @@ pub use testing::{TestClient, TestRequest, TestServer, TestSocket};
 use self::accept::{Route, Shared};
 use self::config::{Config, Origins};
 use self::lifecycle::Lifecycle;
-use self::limits::ConnectionLimits;
+use self::limits::{ConnectionLimits, Pending, PendingHandshakes};
 use self::router::Router;
 use self::task::BoxedTransport;
 use crate::channel::{Channel, Params};
@@ -65,7 +65,9 @@ use crate::metrics::Metrics;
 /// | over [`max_connections`](Self::max_connections) or [`max_connections_per_address`](Self::max_connections_per_address) | HTTP 503 |
 /// | `on_connect` returns a [`Reject`] | its status (401, 403…) and reason |
 /// | `on_connect` panics | HTTP 500 |
-/// | no complete request within the [handshake timeout](Self::handshake_timeout) | the socket is dropped |
+/// | more sockets in their handshake than [`max_pending_handshakes`](Self::max_pending_handshakes), or than [`max_pending_handshakes_per_ip`](Self::max_pending_handshakes_per_ip) from one address | the new socket is closed at once (standalone server) |
+/// | no complete request head within the [handshake timeout](Self::handshake_timeout) | the socket is dropped (standalone server; see `serve_app` for axum) |
+/// | `on_connect` does not decide within the handshake timeout | HTTP 408 |
 /// | otherwise | 101, then the connection task runs the handler |
 ///
 /// Once connected, bad input never panics and never affects other connections:
@@ -260,6 +262,32 @@ impl<S: Send + Sync + 'static> Server<S> {
         self
     }
 
+    /// How many accepted sockets from one IP address may be in their handshake at once
+    /// (standalone server), so one address cannot hold every slot of
+    /// [`max_pending_handshakes`](Self::max_pending_handshakes) and lock everyone else out.
+    /// [Trusted proxies](Self::trusted_proxies) are exempt: they carry many clients. Over it, a
+    /// new socket is closed at once. Default: 64.
+    ///
+    /// # Panics
+    ///
+    /// If `handshakes` is zero.
+    pub fn max_pending_handshakes_per_ip(mut self, handshakes: usize) -> Self {
+        assert!(handshakes > 0, "at least one handshake per address must be allowed");
+        self.config.max_pending_handshakes_per_ip = handshakes;
+        self
+    }
+
+    /// The reverse proxies (load balancers) in front of this server. A request whose socket
+    /// comes from one of them is attributed to the client the proxy names: the first address,
+    /// reading `Forwarded: for=…` (else `X-Forwarded-For`) from the right, that is not itself a
+    /// trusted proxy. That address is what [`Handshake::remote_addr`], [`Conn::remote_addr`]
+    /// and the logs see (with port 0 when the header gives none). From any other peer the
+    /// headers are ignored: anyone can send them. Default: none.
+    pub fn trusted_proxies<I: IntoIterator<Item = std::net::IpAddr>>(mut self, proxies: I) -> Self {
+        self.config.trusted_proxies = proxies.into_iter().collect();
+        self
+    }
+
     /// How long a client has to send its upgrade request and `on_connect` has to decide.
     /// Default: 10 s; a slower handshake is dropped without a response.
     pub fn handshake_timeout(mut self, timeout: Duration) -> Self {
@@ -306,7 +334,10 @@ impl<S: Send + Sync + 'static> Server<S> {
         }
         let handle = self.handle();
         let shared = Arc::new(self.into_shared());
-        let handshakes = Arc::new(tokio::sync::Semaphore::new(shared.config.max_pending_handshakes));
+        let handshakes = Arc::new(PendingHandshakes::new(
+            shared.config.max_pending_handshakes,
+            shared.config.max_pending_handshakes_per_ip,
+        ));
         let mut signal = std::pin::pin!(signal);
         // `ServerHandle::shutdown` ends the loop too, so the listener is released.
         let mut shutdown = shared.lifecycle.watch();
@@ -316,8 +347,10 @@ impl<S: Send + Sync + 'static> Server<S> {
                 Ok(()) = shutdown.changed() => break,
                 accepted = listener.accept() => match accepted {
                     Ok((tcp, remote_addr)) => {
-                        let Ok(pending) = handshakes.clone().try_acquire_owned() else {
-                            // Too many sockets mid-handshake: drop this one rather than queue it.
+                        let per_ip = !shared.config.trusted_proxies.contains(&remote_addr.ip());
+                        let Some(pending) = handshakes.acquire(remote_addr.ip(), per_ip) else {
+                            // Too many sockets mid-handshake (from this address, or in all):
+                            // drop this one rather than queue it.
                             shared.hub.counters().handshakes_rejected.fetch_add(1, Ordering::Relaxed);
                             tracing::debug!(%remote_addr, "too many pending handshakes");
                             continue;
@@ -359,7 +392,7 @@ async fn connection<S: Send + Sync + 'static>(
     shared: Arc<Shared<S>>,
     tcp: TcpStream,
     remote_addr: SocketAddr,
-    pending: tokio::sync::OwnedSemaphorePermit,
+    pending: Pending,
 ) {
     // Boxed, so its state is freed once the connection runs: this task's own future is
     // allocated once, for the connection's whole life.
