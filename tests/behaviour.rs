@@ -54,6 +54,7 @@ on_both_backends!(
     connection_limits_answer_503_before_the_upgrade,
     peers_that_miss_pongs_are_closed,
     idle_connections_are_closed,
+    connections_end_when_their_credentials_expire,
     origins_outside_the_allow_list_get_403,
     cross_site_pages_are_refused_by_default,
     routing_and_refusals_match_the_standalone_server,
@@ -713,6 +714,43 @@ async fn idle_connections_are_closed(backend: Backend) {
     let (_, close) = read_until_close(&mut client.socket).await;
     let close = close.unwrap();
     assert_eq!((close.code, close.reason.as_str()), (CloseCode::Away, "idle timeout"));
+}
+
+async fn connections_end_when_their_credentials_expire(backend: Backend) {
+    let server = RoomCommand::register(Server::new(), |h| {
+        room_handler(h.on_connect(|handshake| async move {
+            // The "token" says how long it is valid, in milliseconds.
+            let valid_for: u64 = handshake
+                .query_param("valid_ms")
+                .unwrap_or_default()
+                .parse()
+                .unwrap_or(0);
+            handshake.expire_at(std::time::SystemTime::now() + Duration::from_millis(valid_for));
+            Ok(())
+        }))
+    });
+    let server = Served::start_on(backend, server).await;
+    let mut short = raw_connect(&server, "/room/e?valid_ms=300").await;
+    let mut long = raw_connect(&server, "/room/e?valid_ms=60000").await;
+    let started = std::time::Instant::now();
+    let (_, close) = read_until_close(&mut short).await;
+    let close = close.unwrap();
+    assert_eq!(
+        (close.code, close.reason.as_str()),
+        (ws_channels::CLOSE_CREDENTIALS_EXPIRED, "credentials expired")
+    );
+    assert_eq!(u16::from(close.code), 4001);
+    assert!(started.elapsed() < Duration::from_secs(5));
+    long.send(Message::text(r#"{"type":"say","text":"still valid"}"#))
+        .await
+        .unwrap();
+    let said: serde_json::Value = loop {
+        let event: serde_json::Value = serde_json::from_str(&next_text(&mut long).await).unwrap();
+        if event["type"] == "said" {
+            break event;
+        }
+    };
+    assert_eq!(said["text"], "still valid");
 }
 
 async fn origins_outside_the_allow_list_get_403(backend: Backend) {

@@ -132,6 +132,11 @@ pub use tokio_tungstenite::tungstenite;
 /// WebSocket close codes, as passed to [`Conn::close`] and found in [`CloseInfo`].
 pub use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
+/// The close code of a connection whose credentials expired ([`Handshake::expire_at`]): 4001,
+/// from the range RFC 6455 leaves to applications. A client should refresh its credentials
+/// and reconnect.
+pub const CLOSE_CREDENTIALS_EXPIRED: CloseCode = CloseCode::Library(4001);
+
 /// Not public API: what generated code reaches through `ws_channels::__private`.
 #[doc(hidden)]
 pub mod __private {

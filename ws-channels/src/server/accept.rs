@@ -5,8 +5,8 @@
 //! runs the connection once the front end has upgraded it.
 
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, PoisonError};
 
 use futures_util::future::BoxFuture;
 use http::{Method, StatusCode, header};
@@ -119,7 +119,7 @@ impl<S: Send + Sync + 'static> Shared<S> {
     }
 
     /// The environment of an accepted connection, built once.
-    fn env(&self, remote_addr: Option<SocketAddr>, slot: super::limits::Slot) -> ConnEnv<S> {
+    fn env(&self, remote_addr: Option<SocketAddr>, slot: super::limits::Slot, expires: Option<Instant>) -> ConnEnv<S> {
         ConnEnv {
             id: ConnId(self.next_id.fetch_add(1, Ordering::Relaxed)),
             remote_addr,
@@ -128,6 +128,7 @@ impl<S: Send + Sync + 'static> Shared<S> {
             config: self.config.clone(),
             shutdown: self.lifecycle.watch(),
             slot,
+            expires,
         }
     }
 }
@@ -258,6 +259,7 @@ where
             let address = params.to_string();
             let slot = shared.limits.acquire(&address)?;
             let handshake = Handshake::new(params.clone(), request, remote_addr, shared.state.clone());
+            let expiry = handshake.expiry();
             // The callbacks are called inside the caught future, so a panic in their synchronous
             // part is caught too: the handshake gets a 500, the server goes on.
             let decided = guard::catch(async {
@@ -272,7 +274,8 @@ where
                 tracing::warn!(channel = C::NAME, panic, "on_connect or authorize panicked");
                 Err(Reject::new(StatusCode::INTERNAL_SERVER_ERROR, "internal error"))
             })?;
-            let env = shared.env(remote_addr, slot);
+            let expires = *expiry.lock().unwrap_or_else(PoisonError::into_inner);
+            let env = shared.env(remote_addr, slot, expires);
             let session: Session =
                 Box::new(move |transport| Box::pin(task::run(transport, handler, params, address, data, env)));
             Ok(session)

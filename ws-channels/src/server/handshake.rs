@@ -3,7 +3,10 @@
 
 use std::fmt;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::SystemTime;
+
+use tokio::time::Instant;
 
 use http::{HeaderMap, Uri, header};
 use percent_encoding::percent_decode_str;
@@ -17,7 +20,12 @@ pub struct Handshake<C: Channel, S = ()> {
     request: Arc<http::request::Parts>,
     remote_addr: Option<SocketAddr>,
     state: Arc<S>,
+    /// Set by `on_connect`, read by the server once it has decided.
+    expiry: Expiry,
 }
+
+/// When an accepted connection must end, as `on_connect` said.
+pub(crate) type Expiry = Arc<Mutex<Option<Instant>>>;
 
 impl<C: Channel, S> Handshake<C, S> {
     pub(crate) fn new(
@@ -31,7 +39,40 @@ impl<C: Channel, S> Handshake<C, S> {
             request,
             remote_addr,
             state,
+            expiry: Expiry::default(),
         }
+    }
+
+    /// Where `expire_at` writes, for the server to read after `on_connect`.
+    pub(crate) fn expiry(&self) -> Expiry {
+        self.expiry.clone()
+    }
+
+    /// Ends the connection when its credentials do: at `at` (a token's `exp`), the server
+    /// closes it with [`CLOSE_CREDENTIALS_EXPIRED`](crate::CLOSE_CREDENTIALS_EXPIRED) (4001),
+    /// which tells a client to refresh its credentials and reconnect. A time already past closes
+    /// the connection right after it opens. The last call counts.
+    ///
+    /// ```
+    /// use std::time::{Duration, SystemTime};
+    /// use ws_channels::{Handler, Reject, TokenSource};
+    /// # #[ws_channels::channel("feed/<id>")]
+    /// # #[derive(serde::Serialize, serde::Deserialize)]
+    /// # struct Feed;
+    /// struct Claims { user: String, exp: SystemTime }
+    /// fn verify(token: &str) -> Option<Claims> {
+    ///     Some(Claims { user: token.to_owned(), exp: SystemTime::now() + Duration::from_secs(900) })
+    /// }
+    ///
+    /// let handler = Handler::<Feed>::new().authenticate([TokenSource::Bearer], |token, handshake| async move {
+    ///     let claims = verify(&token).ok_or_else(|| Reject::unauthorized("invalid token"))?;
+    ///     handshake.expire_at(claims.exp);
+    ///     Ok(claims.user)
+    /// });
+    /// ```
+    pub fn expire_at(&self, at: SystemTime) {
+        let left = at.duration_since(SystemTime::now()).unwrap_or_default();
+        *self.expiry.lock().unwrap_or_else(PoisonError::into_inner) = Some(Instant::now() + left);
     }
 
     /// The typed path parameters.

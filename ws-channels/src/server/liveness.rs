@@ -24,6 +24,8 @@ pub(crate) enum Due {
     Idle,
     /// The peer did not answer the server's close frame in time.
     CloseReply,
+    /// The connection's credentials expired.
+    Expired,
 }
 
 pub(crate) struct Clocks {
@@ -36,10 +38,12 @@ pub(crate) struct Clocks {
     active: Instant,
     /// Set once the connection is closing: when to stop waiting for the peer's close reply.
     closing_deadline: Option<Instant>,
+    /// When the connection's credentials expire.
+    expires: Option<Instant>,
 }
 
 impl Clocks {
-    pub(crate) fn new(settings: Liveness) -> Self {
+    pub(crate) fn new(settings: Liveness, expires: Option<Instant>) -> Self {
         let now = Instant::now();
         Self {
             settings,
@@ -48,6 +52,7 @@ impl Clocks {
             heard: now,
             active: now,
             closing_deadline: None,
+            expires,
         }
     }
 
@@ -76,16 +81,17 @@ impl Clocks {
             return self.closing_deadline;
         }
         let idle = self.settings.idle_timeout.map(|idle| self.active + idle);
-        match (self.next_ping, idle) {
-            (Some(ping), Some(idle)) => Some(ping.min(idle)),
-            (ping, idle) => ping.or(idle),
-        }
+        [self.next_ping, idle, self.expires].into_iter().flatten().min()
     }
 
-    /// What is due at `now` (the idle limit before a ping), and the clocks moved past it.
+    /// What is due at `now` (expiry, then the idle limit, then a ping), and the clocks moved
+    /// past it.
     pub(crate) fn due(&mut self, now: Instant) -> Option<Due> {
         if let Some(deadline) = self.closing_deadline {
             return (deadline <= now).then_some(Due::CloseReply);
+        }
+        if self.expires.is_some_and(|expires| expires <= now) {
+            return Some(Due::Expired);
         }
         if self.settings.idle_timeout.is_some_and(|idle| self.active + idle <= now) {
             return Some(Due::Idle);
@@ -113,10 +119,13 @@ mod tests {
     const SECOND: Duration = Duration::from_secs(1);
 
     fn clocks(ping: Option<u64>, idle: Option<u64>) -> Clocks {
-        Clocks::new(Liveness {
-            ping_interval: ping.map(Duration::from_secs),
-            idle_timeout: idle.map(Duration::from_secs),
-        })
+        Clocks::new(
+            Liveness {
+                ping_interval: ping.map(Duration::from_secs),
+                idle_timeout: idle.map(Duration::from_secs),
+            },
+            None,
+        )
     }
 
     #[test]
@@ -149,6 +158,18 @@ mod tests {
         let deadline = c.next_deadline().unwrap();
         assert_eq!(c.due(deadline - SECOND), None);
         assert_eq!(c.due(deadline), Some(Due::CloseReply));
+    }
+
+    #[test]
+    fn expiry_comes_before_everything_but_a_close() {
+        let mut c = clocks(Some(10), Some(10));
+        let start = c.heard;
+        c.expires = Some(start + 3 * SECOND);
+        assert_eq!(c.next_deadline(), Some(start + 3 * SECOND));
+        assert_eq!(c.due(start + 2 * SECOND), None);
+        assert_eq!(c.due(start + 3 * SECOND), Some(Due::Expired));
+        c.closing(100 * SECOND);
+        assert_eq!(c.due(start + 3 * SECOND), None, "closing: only the close reply counts");
     }
 
     #[test]

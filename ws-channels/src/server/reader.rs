@@ -39,6 +39,7 @@ pub(crate) struct Reader<'a, C: Channel, S, D> {
     conn: Conn<C, S, D>,
     config: &'a Config,
     outbox: &'a OutboxReceiver,
+    expires: Option<Instant>,
 }
 
 impl<'a, C, S, D> Reader<'a, C, S, D>
@@ -52,12 +53,14 @@ where
         conn: Conn<C, S, D>,
         config: &'a Config,
         outbox: &'a OutboxReceiver,
+        expires: Option<Instant>,
     ) -> Self {
         Self {
             handler,
             conn,
             config,
             outbox,
+            expires,
         }
     }
 
@@ -69,7 +72,7 @@ where
     ) -> CloseInfo {
         let mut peer_close: Option<CloseFrame> = None;
         let mut bucket = self.config.rate_limit.map(TokenBucket::new);
-        let mut clocks = Clocks::new(self.config.liveness);
+        let mut clocks = Clocks::new(self.config.liveness, self.expires);
         // One timer for whatever is due next (a ping, the idle limit, the close reply), reset
         // rather than recreated: pushing a deadline later does not touch the timer wheel.
         let mut timer = std::pin::pin!(tokio::time::sleep_until(Instant::now()));
@@ -148,6 +151,7 @@ where
                         Some(Due::Ping) => self.outbox.push_ping(WsMessage::Ping(Bytes::new())),
                         Some(Due::PingTimeout) => self.conn.close(CloseCode::Away, "ping timeout"),
                         Some(Due::Idle) => self.conn.close(CloseCode::Away, "idle timeout"),
+                        Some(Due::Expired) => self.conn.close(crate::CLOSE_CREDENTIALS_EXPIRED, "credentials expired"),
                         Some(Due::CloseReply) => break,
                         None => {}
                     }

@@ -89,6 +89,8 @@ pub(crate) struct ConnEnv<S> {
     pub(crate) shutdown: watch::Receiver<bool>,
     /// The connection-limit slot taken at the handshake, freed when the connection ends.
     pub(crate) slot: Slot,
+    /// When its credentials expire (`Handshake::expire_at`).
+    pub(crate) expires: Option<tokio::time::Instant>,
 }
 
 /// Runs one upgraded connection to its end.
@@ -136,7 +138,7 @@ pub(crate) async fn run<C, S, D, T>(
     );
     let (sink, stream) = transport.split();
     let info = {
-        let reader = Reader::new(&handler, conn.clone(), &env.config, &registration.outbox);
+        let reader = Reader::new(&handler, conn.clone(), &env.config, &registration.outbox, env.expires);
         let writer = write_loop(sink, &registration.outbox, &counters);
         // Boxed: an async fn's arguments keep their own storage next to the locals they move
         // into, so passing these (2 KiB together) by value would store them several times over
