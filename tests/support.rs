@@ -63,11 +63,10 @@ impl Served {
                 let app = axum::Router::new()
                     .route("/health", axum::routing::get(|| async { "ok" }))
                     .merge(server.into_router());
-                let serving = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-                    .with_graceful_shutdown(async move {
-                        let _ = rx.await;
-                        handle.shutdown().await;
-                    });
+                let serving = ws_channels::serve_app(listener, app).with_graceful_shutdown(async move {
+                    let _ = rx.await;
+                    handle.shutdown().await;
+                });
                 tokio::spawn(async move { serving.await.map_err(Error::from) })
             }
         };

@@ -117,6 +117,9 @@ pub use server::{
     CloseInfo, Conn, ExtractToken, Handler, Handshake, Lagged, RateLimit, RateLimitAction, Reject, Server,
     ServerHandle, TestClient, TestRequest, TestServer, TestSocket, TokenSource,
 };
+#[cfg(feature = "axum")]
+#[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
+pub use server::{ServeApp, serve_app};
 #[cfg(feature = "asyncapi")]
 #[cfg_attr(docsrs, doc(cfg(feature = "asyncapi")))]
 pub use spec::AsyncApi;

@@ -157,6 +157,13 @@ impl PendingHandshakes {
     }
 }
 
+/// Whether a peer is held to the per-IP handshake cap: not trusted proxies, which carry many
+/// clients, and not loopback peers (a proxy on this host, or a local process that could do
+/// anything anyway).
+pub(crate) fn counted_per_ip(ip: IpAddr, trusted_proxies: &[IpAddr]) -> bool {
+    !ip.is_loopback() && !trusted_proxies.contains(&ip)
+}
+
 /// One socket in its handshake; dropping it frees the slot.
 #[derive(Debug)]
 pub(crate) struct Pending {
@@ -307,6 +314,15 @@ mod tests {
         );
         drop(a1);
         assert!(pending.acquire(a, true).is_some());
+    }
+
+    #[test]
+    fn proxies_and_loopback_peers_are_not_counted_per_ip() {
+        let proxy: IpAddr = "10.0.0.9".parse().unwrap();
+        assert!(counted_per_ip("203.0.113.1".parse().unwrap(), &[proxy]));
+        assert!(!counted_per_ip(proxy, &[proxy]));
+        assert!(!counted_per_ip("127.0.0.2".parse().unwrap(), &[]));
+        assert!(!counted_per_ip("::1".parse().unwrap(), &[]));
     }
 
     #[test]

@@ -32,6 +32,8 @@ use tokio::time::Instant;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::protocol::Role;
 
+#[cfg(feature = "axum")]
+pub use axum::{ServeApp, serve_app};
 pub use conn::{CloseInfo, Conn, Lagged};
 pub use handler::Handler;
 pub use handshake::{ExtractToken, Handshake, TokenSource};
@@ -265,8 +267,8 @@ impl<S: Send + Sync + 'static> Server<S> {
     /// How many accepted sockets from one IP address may be in their handshake at once
     /// (standalone server), so one address cannot hold every slot of
     /// [`max_pending_handshakes`](Self::max_pending_handshakes) and lock everyone else out.
-    /// [Trusted proxies](Self::trusted_proxies) are exempt: they carry many clients. Over it, a
-    /// new socket is closed at once. Default: 64.
+    /// [Trusted proxies](Self::trusted_proxies) and loopback peers (a proxy on the same host)
+    /// are exempt: they carry many clients. Over it, a new socket is closed at once. Default: 64.
     ///
     /// # Panics
     ///
@@ -347,8 +349,9 @@ impl<S: Send + Sync + 'static> Server<S> {
                 Ok(()) = shutdown.changed() => break,
                 accepted = listener.accept() => match accepted {
                     Ok((tcp, remote_addr)) => {
-                        let per_ip = !shared.config.trusted_proxies.contains(&remote_addr.ip());
-                        let Some(pending) = handshakes.acquire(remote_addr.ip(), per_ip) else {
+                        let ip = remote_addr.ip();
+                        let per_ip = limits::counted_per_ip(ip, &shared.config.trusted_proxies);
+                        let Some(pending) = handshakes.acquire(ip, per_ip) else {
                             // Too many sockets mid-handshake (from this address, or in all):
                             // drop this one rather than queue it.
                             shared.hub.counters().handshakes_rejected.fetch_add(1, Ordering::Relaxed);
