@@ -38,6 +38,8 @@ impl ChatCommand {
     ) -> ::ws_channels::__private::Subscription<Self, R> {
         ::ws_channels::__private::subscribe::<Self, R>(stream)
     }
+}
+impl ChatCommand {
     ///Server: handles `chat/<room>` on `server`; `configure` sets the handler's callbacks (`on_connect`, `on_message`, …).
     pub fn register<S, D>(
         server: ::ws_channels::__private::Server<S>,

@@ -40,6 +40,8 @@ impl UserSignedUp {
     ) -> ::ws_channels::__private::Subscription<Self, R> {
         ::ws_channels::__private::subscribe::<Self, R>(stream)
     }
+}
+impl UserSignedUp {
     ///Server: handles `user/events/<userId>` on `server`; `configure` sets the handler's callbacks (`on_connect`, `on_message`, …).
     pub fn register<S, D>(
         server: ::ws_channels::__private::Server<S>,

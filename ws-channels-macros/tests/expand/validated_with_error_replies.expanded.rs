@@ -42,6 +42,8 @@ impl OrderCommand {
     ) -> ::ws_channels::__private::Subscription<Self, R> {
         ::ws_channels::__private::subscribe::<Self, R>(stream)
     }
+}
+impl OrderCommand {
     ///Server: handles `orders/{orderId}/<line: u32>` on `server`; `configure` sets the handler's callbacks (`on_connect`, `on_message`, …).
     pub fn register<S, D>(
         server: ::ws_channels::__private::Server<S>,
