@@ -34,6 +34,8 @@ pub(crate) struct Model {
     pub(crate) on_lag: Option<Spanned<OnLag>>,
     /// `name = "…"` as written.
     pub(crate) name: Option<LitStr>,
+    /// The `skip_wrappers` flag: no inherent `publish`, `subscribe` or `register`.
+    pub(crate) skip_wrappers: Option<Span>,
     /// The annotated type's doc comment: the channel's description in exported documents.
     pub(crate) description: String,
     pub(crate) krate: syn::Path,
@@ -118,6 +120,7 @@ impl Model {
             on_invalid: args.on_invalid,
             on_lag: args.on_lag,
             name: args.name,
+            skip_wrappers: args.skip_wrappers,
             krate: args.krate.unwrap_or_else(|| syn::parse_quote!(::ws_channels)),
         })
     }

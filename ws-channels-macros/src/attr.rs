@@ -16,6 +16,7 @@ const KNOWN: &[&str] = &[
     "on_invalid",
     "on_lag",
     "name",
+    "skip_wrappers",
     "crate",
 ];
 
@@ -71,6 +72,7 @@ pub(crate) struct Args {
     pub(crate) on_invalid: Option<Spanned<OnInvalid>>,
     pub(crate) on_lag: Option<Spanned<OnLag>>,
     pub(crate) name: Option<LitStr>,
+    pub(crate) skip_wrappers: Option<Span>,
     pub(crate) krate: Option<syn::Path>,
 }
 
@@ -123,6 +125,7 @@ fn parse_args(input: ParseStream<'_>, args: &mut Args, cx: &Ctxt) -> syn::Result
                 })?;
                 set(cx, &key, &mut args.name, lit);
             }
+            "skip_wrappers" => set(cx, &key, &mut args.skip_wrappers, flag(cx, input, &key, has_value)?),
             "crate" => {
                 let lit: Option<LitStr> = expect_value(
                     input,

@@ -50,13 +50,16 @@ pub(crate) fn render(model: &Model) -> TokenStream {
     let params = render_params(model);
     let params_impls = render_params_impls(model);
     let channel = render_channel(model);
-    let client = render_client::render(model);
-    let server = render_server::render(model);
+    // `skip_wrappers`: the type keeps its own `publish`, `subscribe` and `register`.
+    let wrappers = model.skip_wrappers.is_none().then(|| {
+        let client = render_client::render(model);
+        let server = render_server::render(model);
+        quote! { #client #server }
+    });
     let krate = &model.krate;
     quote! {
         #params
-        #client
-        #server
+        #wrappers
         const _: () = {
             use #krate::__private as __wsc;
             #params_impls

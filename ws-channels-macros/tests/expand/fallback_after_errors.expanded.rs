@@ -3,7 +3,7 @@ pub struct UserEvents {
     text: String,
 }
 ::core::compile_error! {
-    "unknown `channel` argument `bogus`, expected one of: `server`, `server_only`, `validate`, `on_invalid`, `on_lag`, `name`, `crate`"
+    "unknown `channel` argument `bogus`, expected one of: `server`, `server_only`, `validate`, `on_invalid`, `on_lag`, `name`, `skip_wrappers`, `crate`"
 }
 ::core::compile_error! {
     "empty segment in `user//events/<userId`: remove the doubled or trailing `/`"
