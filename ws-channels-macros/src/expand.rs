@@ -29,19 +29,21 @@ pub(crate) fn channel(args: TokenStream, input: TokenStream) -> TokenStream {
     if let Some(model) = &model {
         check::check(&cx, model);
     }
+    // The item is emitted as the user wrote it: its tokens as they came in, rather than
+    // printed back from syn's tree, which would cost every channel a second pass over them.
     match (cx.check(), model) {
         (Ok(()), Some(model)) => {
             let generated = render(&model);
-            quote! { #item #generated }
+            quote! { #input #generated }
         }
         (Err(errors), model) => {
             let errors = errors.to_compile_error();
             let generated = model.as_ref().map(fallback::render);
-            quote! { #item #errors #generated }
+            quote! { #input #errors #generated }
         }
         // Unreachable: no model means an error was reported. Emitting the item alone is the
         // harmless answer.
-        (Ok(()), None) => quote! { #item },
+        (Ok(()), None) => input,
     }
 }
 

@@ -16,13 +16,15 @@ pub(crate) fn render(model: &Model) -> TokenStream {
             let doc = format!(
                 "Client: sends `message` on `{template}` over an already-connected WebSocket (any `MessageSink`, such as a tokio-tungstenite stream)."
             );
+            // Not an `async fn`: that would give each channel a state machine of its own around
+            // the runtime's; returning the runtime's future costs the compiler nothing more.
             Some(quote! {
                 #[doc = #doc]
-                pub async fn publish<W: #private::MessageSink + ?::core::marker::Sized>(
-                    sink: &mut W,
-                    message: &Self,
-                ) -> ::core::result::Result<(), #private::Error> {
-                    #private::publish::<Self, W>(sink, message).await
+                pub fn publish<'__a, W: #private::MessageSink + ?::core::marker::Sized>(
+                    sink: &'__a mut W,
+                    message: &'__a Self,
+                ) -> impl ::core::future::Future<Output = ::core::result::Result<(), #private::Error>> + '__a {
+                    #private::publish::<Self, W>(sink, message)
                 }
             })
         }
