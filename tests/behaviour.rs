@@ -15,8 +15,8 @@ use serde::{Deserialize, Serialize};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use ws_channels::tungstenite::Message;
 use ws_channels::{
-    CloseCode, ConnId, Error, ErrorReply, Handler, LagPolicy, Lagged, RateLimit, RateLimitAction, Reject, Server,
-    TokenSource, Topic, channel,
+    CloseCode, ConnId, Error, ErrorReply, Handler, LagPolicy, Lagged, RateLimit, RateLimitAction, Reject, Report,
+    Server, TokenSource, Topic, channel,
 };
 use ws_channels_tests::{
     Backend, Served, handshake_status, next_text, raw_connect, raw_http, read_until_close, within,
@@ -153,7 +153,7 @@ impl Serialize for RoomEvent {
 impl ErrorReply for RoomEvent {
     fn error_reply(error: &Error) -> Self {
         RoomEvent::Error {
-            message: error.to_string(),
+            message: Report(error).to_string(),
         }
     }
 }

@@ -12,7 +12,9 @@ use futures_util::{SinkExt, StreamExt};
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 use ws_channels::tungstenite::Message;
-use ws_channels::{CloseCode, Error, ErrorReply, Params, Reject, Server, Validate, ValidationError, channel, connect};
+use ws_channels::{
+    CloseCode, Error, ErrorReply, Params, Reject, Report, Server, Validate, ValidationError, channel, connect,
+};
 use ws_channels_tests::{Served, handshake_status, next_text, raw_connect, raw_http, read_until_close, within};
 
 /// Seed 000's message: camelCase JSON, no envelope.
@@ -410,7 +412,7 @@ impl Validate for Reply {
 impl ErrorReply for Reply {
     fn error_reply(error: &Error) -> Self {
         Reply::Error {
-            message: error.to_string(),
+            message: Report(error).to_string(),
         }
     }
 }

@@ -30,7 +30,8 @@ use axum::response::Html;
 use axum::routing::get;
 use serde::{Deserialize, Serialize};
 use ws_channels::{
-    AsyncApi, Error, ErrorReply, Handshake, Hub, RateLimit, RateLimitAction, Reject, Server, TokenSource, channel,
+    AsyncApi, Error, ErrorReply, Handshake, Hub, RateLimit, RateLimitAction, Reject, Report, Server, TokenSource,
+    channel,
 };
 
 /// What a client sends in a room.
@@ -84,8 +85,10 @@ pub enum ChatEvent {
 
 impl ErrorReply for ChatEvent {
     fn error_reply(error: &Error) -> Self {
+        // The error and its causes: "cannot decode a message on channel `chat`: unknown variant
+        // `shout`, …". The error's own `Display` is only the first part.
         ChatEvent::Error {
-            message: error.to_string(),
+            message: Report(error).to_string(),
         }
     }
 }

@@ -1,10 +1,14 @@
 //! The typed model of one `#[channel]` declaration, keeping the spans errors point at.
+//!
+//! Building the model reports what cannot be modelled at all (an item that is not a struct or
+//! an enum, a template or parameter that does not parse) and keeps a best guess for the rest,
+//! so that the fallback can still render the items other code names.
 
 use proc_macro2::{Span, TokenStream, TokenTree};
 use quote::format_ident;
 use syn::{Ident, Item, LitStr, Type, Visibility};
 
-use crate::attr::{Args, OnInvalid};
+use crate::attr::{Args, OnInvalid, OnLag, Spanned};
 use crate::ctxt::Ctxt;
 use crate::pattern::{self, Segment};
 
@@ -12,20 +16,26 @@ pub(crate) struct Model {
     /// The annotated message type.
     pub(crate) ident: Ident,
     pub(crate) vis: Visibility,
+    pub(crate) generics: syn::Generics,
     /// `UserEvents` → `UserEventsParams`.
     pub(crate) params_ident: Ident,
-    /// The template as written, for documentation.
+    /// The template as written, for documentation (empty when it is missing).
     pub(crate) template: LitStr,
+    /// The segments that parsed (all of them when there is no error).
     pub(crate) segments: Vec<Segment>,
     pub(crate) params: Vec<Param>,
-    pub(crate) shape: Shape,
-    /// Present when the channel opted into `validate` (its span, for diagnostics).
-    pub(crate) validate: Option<Ident>,
-    /// Present under `on_invalid = reply`.
-    pub(crate) reply_on_invalid: Option<Ident>,
-    /// `on_lag = …`, as written (`drop_oldest`).
-    pub(crate) on_lag: Option<Ident>,
-    pub(crate) name: String,
+    /// `server = T`: what the server sends, when it is not the annotated type.
+    pub(crate) server: Option<Box<Type>>,
+    /// The `server_only` flag.
+    pub(crate) server_only: Option<Span>,
+    /// The `validate` flag.
+    pub(crate) validate: Option<Span>,
+    pub(crate) on_invalid: Option<Spanned<OnInvalid>>,
+    pub(crate) on_lag: Option<Spanned<OnLag>>,
+    /// `name = "…"` as written.
+    pub(crate) name: Option<LitStr>,
+    /// The `skip_wrappers` flag: no inherent `publish`, `subscribe` or `register`.
+    pub(crate) skip_wrappers: Option<Span>,
     /// The annotated type's doc comment: the channel's description in exported documents.
     pub(crate) description: String,
     pub(crate) krate: syn::Path,
@@ -44,61 +54,88 @@ pub(crate) struct Param {
     pub(crate) description: String,
 }
 
-pub(crate) enum Shape {
+/// Who sends what. Derived from `server` and `server_only`; when both are given (an error),
+/// `server` wins, so the fallback still types the server's messages as written.
+pub(crate) enum Shape<'a> {
     Symmetric,
     /// The client sends the annotated type, the server sends this one.
-    Asymmetric(Box<Type>),
+    Asymmetric(&'a Type),
     ServerOnly,
 }
 
 impl Model {
-    /// Builds the model; `None` when the item or template is too broken to describe (the
-    /// reasons are in `cx`).
-    pub(crate) fn new(cx: &Ctxt, item: &Item, args: Args) -> Option<Self> {
-        let (ident, vis, attrs) = match item {
-            Item::Struct(s) => (s.ident.clone(), s.vis.clone(), &s.attrs),
-            Item::Enum(e) => (e.ident.clone(), e.vis.clone(), &e.attrs),
-            _ => return None,
-        };
-        let template = args.template?;
-        let segments = match pattern::parse(&template.value()) {
-            Ok(segments) => segments,
-            Err(messages) => {
-                for message in messages {
-                    cx.error_spanned_by(&template, message);
-                }
+    /// Builds the model; `None` when the item is not a struct or an enum, the only thing a
+    /// channel can be (the reason is in `cx`).
+    pub(crate) fn from_ast(cx: &Ctxt, item: &Item, args: Args) -> Option<Self> {
+        let (ident, vis, generics, attrs) = match item {
+            Item::Struct(s) => (&s.ident, &s.vis, &s.generics, &s.attrs),
+            Item::Enum(e) => (&e.ident, &e.vis, &e.generics, &e.attrs),
+            Item::Union(u) => {
+                cx.error_spanned_by(
+                    u.union_token,
+                    "`#[channel]` supports structs and enums, not unions: serde cannot (de)serialize a union",
+                );
                 return None;
             }
+            Item::Fn(f) => {
+                cx.error_spanned_by(&f.sig, "`#[channel]` goes on a struct or an enum, not a function");
+                return None;
+            }
+            other => {
+                cx.error_spanned_by(other, "`#[channel]` goes on a struct or an enum");
+                return None;
+            }
+        };
+        let (template, segments) = match args.template {
+            Some(template) => {
+                let (segments, errors) = pattern::parse_partial(&template.value());
+                for error in errors {
+                    cx.error_spanned_by(&template, error);
+                }
+                (template, segments)
+            }
+            // A missing template was reported by `attr`; the fallback renders a channel with no
+            // parameters.
+            None => (LitStr::new("", Span::call_site()), Vec::new()),
         };
         let params = segments
             .iter()
             .filter_map(|segment| match segment {
-                Segment::Param { name, ty } => Some(param(cx, &template, name, ty.as_deref(), item)),
+                Segment::Param { name, ty } => param(cx, &template, name, ty.as_deref(), item),
                 Segment::Static(_) => None,
             })
-            .collect::<Option<Vec<_>>>()?;
-        let shape = match (args.server, args.server_only) {
-            (Some(server), _) => Shape::Asymmetric(Box::new(server)),
-            (None, Some(_)) => Shape::ServerOnly,
-            (None, None) => Shape::Symmetric,
-        };
+            .collect();
         Some(Self {
             params_ident: format_ident!("{}Params", ident),
-            name: args.name.map_or_else(|| ident.to_string(), |n| n.value()),
             description: doc_comment(attrs),
-            ident,
-            vis,
+            ident: ident.clone(),
+            vis: vis.clone(),
+            generics: generics.clone(),
             template,
             segments,
             params,
-            shape,
+            server: args.server.map(Box::new),
+            server_only: args.server_only,
             validate: args.validate,
-            reply_on_invalid: args
-                .on_invalid
-                .and_then(|(policy, ident)| (policy == OnInvalid::Reply).then_some(ident)),
+            on_invalid: args.on_invalid,
             on_lag: args.on_lag,
+            name: args.name,
+            skip_wrappers: args.skip_wrappers,
             krate: args.krate.unwrap_or_else(|| syn::parse_quote!(::ws_channels)),
         })
+    }
+
+    pub(crate) fn shape(&self) -> Shape<'_> {
+        match (&self.server, self.server_only) {
+            (Some(server), _) => Shape::Asymmetric(server),
+            (None, Some(_)) => Shape::ServerOnly,
+            (None, None) => Shape::Symmetric,
+        }
+    }
+
+    /// The channel's name in logs and documents: `name = "…"`, else the type's name.
+    pub(crate) fn name(&self) -> String {
+        self.name.as_ref().map_or_else(|| self.ident.to_string(), LitStr::value)
     }
 
     pub(crate) fn address(&self) -> String {
@@ -106,6 +143,8 @@ impl Model {
     }
 }
 
+/// One parameter; `None` (reported) when its name cannot be a field. A type that does not
+/// parse is reported and replaced by `String`, so that the parameter keeps its place in `new`.
 fn param(cx: &Ctxt, template: &LitStr, name: &str, ty: Option<&str>, item: &Item) -> Option<Param> {
     let snake = pattern::to_snake_case(name);
     let field = match syn::parse_str::<Ident>(&snake) {
@@ -117,14 +156,15 @@ fn param(cx: &Ctxt, template: &LitStr, name: &str, ty: Option<&str>, item: &Item
         // A keyword such as `type` becomes the raw identifier `r#type`.
         Err(_) => Ident::new_raw(&snake, template.span()),
     };
-    let parsed = match ty {
-        None => syn::parse_quote_spanned!(template.span()=> ::std::string::String),
+    let string = || syn::parse_quote_spanned!(template.span()=> ::std::string::String);
+    let (ty, defaulted) = match ty {
+        None => (string(), true),
         Some(ty) => {
             match syn::parse_str::<TokenStream>(ty).and_then(|t| syn::parse2::<Type>(respan(t, template.span()))) {
-                Ok(ty) => ty,
+                Ok(ty) => (ty, false),
                 Err(_) => {
                     cx.error_spanned_by(template, format!("`{ty}` is not a Rust type (parameter `{name}`)"));
-                    return None;
+                    (string(), true)
                 }
             }
         }
@@ -133,8 +173,8 @@ fn param(cx: &Ctxt, template: &LitStr, name: &str, ty: Option<&str>, item: &Item
         description: field_doc(item, &field),
         name: name.to_owned(),
         field,
-        defaulted: ty.is_none(),
-        ty: parsed,
+        defaulted,
+        ty,
     })
 }
 

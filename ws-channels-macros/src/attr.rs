@@ -1,6 +1,7 @@
-//! The `#[channel(…)]` arguments, parsed through one allow-list.
+//! The `#[channel(…)]` arguments, parsed through one allow-list into typed values that keep
+//! the span of what the user wrote.
 
-use proc_macro2::TokenStream;
+use proc_macro2::{Span, TokenStream};
 use syn::ext::IdentExt;
 use syn::parse::{ParseStream, Parser};
 use syn::{Ident, LitStr, Token, Type};
@@ -15,14 +16,16 @@ const KNOWN: &[&str] = &[
     "on_invalid",
     "on_lag",
     "name",
+    "skip_wrappers",
     "crate",
 ];
 
-/// The `on_invalid` policies, as written.
-const INVALID_POLICIES: &[&str] = &["close", "reply"];
-
-/// The `on_lag` policies, as written.
-const LAG_POLICIES: &[&str] = &["disconnect", "drop_oldest", "drop_new"];
+/// A value and the span of the tokens it was parsed from, for diagnostics.
+#[derive(Clone, Copy)]
+pub(crate) struct Spanned<T> {
+    pub(crate) value: T,
+    pub(crate) span: Span,
+}
 
 /// What to do with a client frame that does not decode or validate.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -31,16 +34,45 @@ pub(crate) enum OnInvalid {
     Reply,
 }
 
+/// What a slow reader loses; mirrors the runtime's `LagPolicy`.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum OnLag {
+    Disconnect,
+    DropOldest,
+    DropNew,
+}
+
+/// A policy argument: a closed set of values, each written as one identifier.
+trait Policy: Copy + 'static {
+    /// Every value as written, in the order the documentation lists them; the last one is
+    /// the example in "expects" messages.
+    const CHOICES: &'static [(&'static str, Self)];
+}
+
+impl Policy for OnInvalid {
+    const CHOICES: &'static [(&'static str, Self)] = &[("close", Self::Close), ("reply", Self::Reply)];
+}
+
+impl Policy for OnLag {
+    const CHOICES: &'static [(&'static str, Self)] = &[
+        ("disconnect", Self::Disconnect),
+        ("drop_oldest", Self::DropOldest),
+        ("drop_new", Self::DropNew),
+    ];
+}
+
+/// The parsed arguments. Flags are the span of the flag; everything is `None` when absent or
+/// when its value was reported as wrong.
 #[derive(Default)]
 pub(crate) struct Args {
     pub(crate) template: Option<LitStr>,
     pub(crate) server: Option<Type>,
-    pub(crate) server_only: Option<Ident>,
-    pub(crate) validate: Option<Ident>,
-    pub(crate) on_invalid: Option<(OnInvalid, Ident)>,
-    /// One of [`LAG_POLICIES`].
-    pub(crate) on_lag: Option<Ident>,
+    pub(crate) server_only: Option<Span>,
+    pub(crate) validate: Option<Span>,
+    pub(crate) on_invalid: Option<Spanned<OnInvalid>>,
+    pub(crate) on_lag: Option<Spanned<OnLag>>,
     pub(crate) name: Option<LitStr>,
+    pub(crate) skip_wrappers: Option<Span>,
     pub(crate) krate: Option<syn::Path>,
 }
 
@@ -57,7 +89,7 @@ pub(crate) fn parse(tokens: TokenStream, cx: &Ctxt) -> Args {
 fn parse_args(input: ParseStream<'_>, args: &mut Args, cx: &Ctxt) -> syn::Result<()> {
     if input.is_empty() {
         return Err(syn::Error::new(
-            proc_macro2::Span::call_site(),
+            Span::call_site(),
             "expected the channel address template, e.g. `#[channel(\"user/events/<userId>\")]`",
         ));
     }
@@ -85,24 +117,15 @@ fn parse_args(input: ParseStream<'_>, args: &mut Args, cx: &Ctxt) -> syn::Result
             }
             "server_only" => set(cx, &key, &mut args.server_only, flag(cx, input, &key, has_value)?),
             "validate" => set(cx, &key, &mut args.validate, flag(cx, input, &key, has_value)?),
-            "on_invalid" => {
-                let policy = policy(cx, input, &key, has_value, INVALID_POLICIES)?;
-                let policy = policy.map(|v| match v.to_string().as_str() {
-                    "reply" => (OnInvalid::Reply, v),
-                    _ => (OnInvalid::Close, v),
-                });
-                set(cx, &key, &mut args.on_invalid, policy);
-            }
-            "on_lag" => {
-                let policy = policy(cx, input, &key, has_value, LAG_POLICIES)?;
-                set(cx, &key, &mut args.on_lag, policy);
-            }
+            "on_invalid" => set(cx, &key, &mut args.on_invalid, policy(cx, input, &key, has_value)?),
+            "on_lag" => set(cx, &key, &mut args.on_lag, policy(cx, input, &key, has_value)?),
             "name" => {
                 let lit = expect_value(input, &key, has_value, "a string: `name = \"userEvents\"`", |i| {
                     i.parse()
                 })?;
                 set(cx, &key, &mut args.name, lit);
             }
+            "skip_wrappers" => set(cx, &key, &mut args.skip_wrappers, flag(cx, input, &key, has_value)?),
             "crate" => {
                 let lit: Option<LitStr> = expect_value(
                     input,
@@ -141,33 +164,31 @@ fn parse_args(input: ParseStream<'_>, args: &mut Args, cx: &Ctxt) -> syn::Result
     Ok(())
 }
 
-/// A policy argument (`on_invalid = reply`): one of `known`; anything else is reported.
-fn policy(
+/// A policy argument (`on_invalid = reply`): one of `P::CHOICES`; anything else is reported
+/// on the value.
+fn policy<P: Policy>(
     cx: &Ctxt,
     input: ParseStream<'_>,
     key: &Ident,
     has_value: bool,
-    known: &[&str],
-) -> syn::Result<Option<Ident>> {
-    let choices = match known {
-        [first, .., last] => {
-            let middle: Vec<String> = known[1..known.len() - 1].iter().map(|k| format!("`{k}`")).collect();
-            let head = std::iter::once(format!("`{first}`"))
-                .chain(middle)
-                .collect::<Vec<_>>()
-                .join(", ");
-            format!("{head} or `{last}`")
-        }
-        _ => known.iter().map(|k| format!("`{k}`")).collect(),
+) -> syn::Result<Option<Spanned<P>>> {
+    let names: Vec<String> = P::CHOICES.iter().map(|(name, _)| format!("`{name}`")).collect();
+    let choices = match names.split_last() {
+        Some((last, init)) if !init.is_empty() => format!("{} or {last}", init.join(", ")),
+        _ => names.concat(),
     };
-    let expected = format!("{choices}: `{key} = {}`", known.last().copied().unwrap_or_default());
+    let example = P::CHOICES.last().map_or("", |(name, _)| name);
+    let expected = format!("{choices}: `{key} = {example}`");
     let value: Option<Ident> = expect_value(input, key, has_value, &expected, |i| i.parse())?;
-    Ok(value.filter(|v| {
-        let valid = known.contains(&v.to_string().as_str());
-        if !valid {
-            cx.error_spanned_by(v, format!("unknown `{key}` policy `{v}`, expected {choices}"));
+    Ok(value.and_then(|ident| {
+        let found = P::CHOICES.iter().find(|(name, _)| ident == name);
+        if found.is_none() {
+            cx.error_spanned_by(&ident, format!("unknown `{key}` policy `{ident}`, expected {choices}"));
         }
-        valid
+        found.map(|&(_, value)| Spanned {
+            value,
+            span: ident.span(),
+        })
     }))
 }
 
@@ -181,13 +202,13 @@ fn set<T>(cx: &Ctxt, key: &Ident, slot: &mut Option<T>, value: Option<T>) {
     }
 }
 
-/// A flag takes no value; one given anyway is reported and skipped.
-fn flag(cx: &Ctxt, input: ParseStream<'_>, key: &Ident, has_value: bool) -> syn::Result<Option<Ident>> {
+/// A flag takes no value; one given anyway is reported and skipped. Yields the flag's span.
+fn flag(cx: &Ctxt, input: ParseStream<'_>, key: &Ident, has_value: bool) -> syn::Result<Option<Span>> {
     if has_value {
         cx.error_spanned_by(key, format!("`{key}` takes no value: write `{key}` alone"));
         skip_value(input, true)?;
     }
-    Ok(Some(key.clone()))
+    Ok(Some(key.span()))
 }
 
 fn expect_value<T>(

@@ -3,6 +3,7 @@
 use std::cell::RefCell;
 use std::fmt::Display;
 
+use proc_macro2::Span;
 use quote::ToTokens;
 
 #[derive(Default)]
@@ -14,6 +15,11 @@ impl Ctxt {
     /// An error spanning `tokens` (from its first to its last token).
     pub(crate) fn error_spanned_by<T: ToTokens, M: Display>(&self, tokens: T, message: M) {
         self.errors.borrow_mut().push(syn::Error::new_spanned(tokens, message));
+    }
+
+    /// An error at one span (a flag, a policy value).
+    pub(crate) fn error_spanned<M: Display>(&self, span: Span, message: M) {
+        self.errors.borrow_mut().push(syn::Error::new(span, message));
     }
 
     pub(crate) fn syn_error(&self, error: syn::Error) {

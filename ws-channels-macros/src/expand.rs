@@ -1,17 +1,20 @@
-//! Renders a checked model: a params struct, trait impls, and thin typed wrappers.
-//! All logic is in the runtime, reached through `#krate::__private`.
+//! The macro's entry point and the items every channel gets: the params struct with its
+//! trait impls, and the `Channel` impl. The client's and the server's wrappers are rendered
+//! apart (`render_client`, `render_server`); all logic is in the runtime, reached through
+//! `#krate::__private`, so each channel costs the compiler a few one-line items.
 
 use proc_macro2::TokenStream;
 use quote::{quote, quote_spanned};
 use syn::Item;
 
 use crate::ast::{Model, Shape};
+use crate::attr::{OnInvalid, OnLag, Spanned};
 use crate::ctxt::Ctxt;
 use crate::pattern::Segment;
-use crate::{attr, check};
+use crate::{attr, check, fallback, render_client, render_server};
 
-/// The whole macro: parse, check, render. On error the item is still emitted beside the
-/// errors, so one mistake gives one error and not a cascade of "cannot find type".
+/// The whole macro: parse, check, render. On error the item and the generated items are still
+/// emitted beside the errors (see `fallback`), so one mistake gives one error.
 pub(crate) fn channel(args: TokenStream, input: TokenStream) -> TokenStream {
     let item: Item = match syn::parse2(input.clone()) {
         Ok(item) => item,
@@ -22,26 +25,39 @@ pub(crate) fn channel(args: TokenStream, input: TokenStream) -> TokenStream {
     };
     let cx = Ctxt::default();
     let args = attr::parse(args, &cx);
-    check::check(&cx, &item, &args);
-    let model = Model::new(&cx, &item, args);
+    let model = Model::from_ast(&cx, &item, args);
+    if let Some(model) = &model {
+        check::check(&cx, model);
+    }
+    // The item is emitted as the user wrote it: its tokens as they came in, rather than
+    // printed back from syn's tree, which would cost every channel a second pass over them.
     match (cx.check(), model) {
         (Ok(()), Some(model)) => {
             let generated = render(&model);
-            quote! { #item #generated }
+            quote! { #input #generated }
         }
-        (Err(errors), _) => {
+        (Err(errors), model) => {
             let errors = errors.to_compile_error();
-            quote! { #item #errors }
+            let generated = model.as_ref().map(fallback::render);
+            quote! { #input #errors #generated }
         }
-        (Ok(()), None) => quote! { #item },
+        // Unreachable: no model means an error was reported. Emitting the item alone is the
+        // harmless answer.
+        (Ok(()), None) => input,
     }
 }
 
-fn render(model: &Model) -> TokenStream {
+/// Everything a channel generates.
+pub(crate) fn render(model: &Model) -> TokenStream {
     let params = render_params(model);
     let params_impls = render_params_impls(model);
     let channel = render_channel(model);
-    let wrappers = render_wrappers(model);
+    // `skip_wrappers`: the type keeps its own `publish`, `subscribe` and `register`.
+    let wrappers = model.skip_wrappers.is_none().then(|| {
+        let client = render_client::render(model);
+        let server = render_server::render(model);
+        quote! { #client #server }
+    });
     let krate = &model.krate;
     quote! {
         #params
@@ -197,27 +213,25 @@ fn render_params_impls(model: &Model) -> TokenStream {
 
 fn render_channel(model: &Model) -> TokenStream {
     let Model {
-        ident,
-        params_ident,
-        name,
-        ..
+        ident, params_ident, ..
     } = model;
+    let name = model.name();
     let description = (!model.description.is_empty()).then(|| {
         let text = &model.description;
         quote! { const DESCRIPTION: &'static ::core::primitive::str = #text; }
     });
-    let (shape, client, server) = match &model.shape {
+    let (shape, client, server) = match model.shape() {
         Shape::Symmetric => (quote!(Symmetric), quote!(#ident), quote!(#ident)),
         Shape::Asymmetric(server) => (quote!(Asymmetric), quote!(#ident), quote!(#server)),
         Shape::ServerOnly => (quote!(ServerOnly), quote!(__wsc::NoMessage), quote!(#ident)),
     };
-    let validate = model.validate.as_ref().map(|flag| {
+    let validate = model.validate.map(|flag| {
         let validate_trait = quote!(__wsc::Validate);
         // Spanned at the `validate` argument, so a missing impl is reported there; the trait
         // path is interpolated unspanned so `unused_qualifications` never fires on it.
-        let check = |ty: TokenStream| quote_spanned!(flag.span()=> <#ty as #validate_trait>::validate(message));
+        let check = |ty: TokenStream| quote_spanned!(flag=> <#ty as #validate_trait>::validate(message));
         let validate_server = check(quote!(Self::ServerMessage));
-        let validate_client = match model.shape {
+        let validate_client = match model.shape() {
             Shape::ServerOnly => None,
             _ => {
                 let check = check(quote!(Self::ClientMessage));
@@ -235,24 +249,36 @@ fn render_channel(model: &Model) -> TokenStream {
             }
         }
     });
-    let on_invalid = model.reply_on_invalid.as_ref().map(|flag| {
-        let reply_trait = quote!(__wsc::ErrorReply);
-        let reply = quote_spanned!(flag.span()=> <Self::ServerMessage as #reply_trait>::error_reply(error));
-        quote! {
-            fn on_invalid(error: &__wsc::Error) -> ::core::option::Option<Self::ServerMessage> {
-                ::core::option::Option::Some(#reply)
-            }
+    let on_invalid = match model.on_invalid {
+        Some(Spanned {
+            value: OnInvalid::Reply,
+            span,
+        }) => {
+            let reply_trait = quote!(__wsc::ErrorReply);
+            // Spanned at `reply`, so a missing `ErrorReply` impl is reported there.
+            let reply = quote_spanned!(span=> <Self::ServerMessage as #reply_trait>::error_reply(error));
+            Some(quote! {
+                fn on_invalid(error: &__wsc::Error) -> ::core::option::Option<Self::ServerMessage> {
+                    ::core::option::Option::Some(#reply)
+                }
+            })
         }
-    });
-    let lag_policy = model.on_lag.as_ref().map(|policy| {
-        let variant = match policy.to_string().as_str() {
-            "drop_oldest" => quote!(DropOldest),
-            "drop_new" => quote!(DropNew),
-            _ => quote!(Disconnect),
+        // `close` is the trait's default.
+        Some(Spanned {
+            value: OnInvalid::Close,
+            ..
+        })
+        | None => None,
+    };
+    let lag_policy = model.on_lag.map(|policy| {
+        let variant = match policy.value {
+            OnLag::Disconnect => quote!(Disconnect),
+            OnLag::DropOldest => quote!(DropOldest),
+            OnLag::DropNew => quote!(DropNew),
         };
         quote! { const LAG_POLICY: __wsc::LagPolicy = __wsc::LagPolicy::#variant; }
     });
-    let client_sends = match model.shape {
+    let client_sends = match model.shape() {
         Shape::ServerOnly => None,
         _ => Some(quote! {
             #[automatically_derived]
@@ -273,56 +299,5 @@ fn render_channel(model: &Model) -> TokenStream {
             #on_invalid
         }
         #client_sends
-    }
-}
-
-fn render_wrappers(model: &Model) -> TokenStream {
-    let Model { ident, krate, .. } = model;
-    let private = quote!(#krate::__private);
-    let template = model.template.value();
-    let publish = match model.shape {
-        Shape::ServerOnly => None,
-        _ => {
-            let doc = format!(
-                "Client: sends `message` on `{template}` over an already-connected WebSocket (any `MessageSink`, such as a tokio-tungstenite stream)."
-            );
-            Some(quote! {
-                #[doc = #doc]
-                pub async fn publish<W: #private::MessageSink + ?::core::marker::Sized>(
-                    sink: &mut W,
-                    message: &Self,
-                ) -> ::core::result::Result<(), #private::Error> {
-                    #private::publish::<Self, W>(sink, message).await
-                }
-            })
-        }
-    };
-    let subscribe_doc = format!(
-        "Client: the typed messages the server sends on `{template}`; a frame that does not decode or validate is one `Err` item and the stream goes on."
-    );
-    let register_doc = format!(
-        "Server: handles `{template}` on `server`; `configure` sets the handler's callbacks (`on_connect`, `on_message`, …)."
-    );
-    quote! {
-        impl #ident {
-            #publish
-
-            #[doc = #subscribe_doc]
-            pub fn subscribe<R: #private::MessageStream>(stream: R) -> #private::Subscription<Self, R> {
-                #private::subscribe::<Self, R>(stream)
-            }
-
-            #[doc = #register_doc]
-            pub fn register<S, D>(
-                server: #private::Server<S>,
-                configure: impl ::core::ops::FnOnce(#private::Handler<Self, S>) -> #private::Handler<Self, S, D>,
-            ) -> #private::Server<S>
-            where
-                S: ::core::marker::Send + ::core::marker::Sync + 'static,
-                D: ::core::marker::Send + ::core::marker::Sync + 'static,
-            {
-                #private::register(server, configure)
-            }
-        }
     }
 }

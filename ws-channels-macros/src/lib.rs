@@ -1,15 +1,20 @@
 //! The `#[channel]` attribute of [ws-channels](https://docs.rs/ws-channels).
 //!
 //! An implementation detail: depend on `ws-channels`, which re-exports the macro and documents
-//! it. The stages are one file each: `attr` (arguments) → `ast` (model) → `check` (rules)
-//! → `expand` (render), with `pattern` holding the template grammar.
+//! it. The stages are one file each: `attr` (typed arguments) → `ast` (model) → `check`
+//! (rules across arguments) → `expand` (entry point, shared items), which hands the wrappers
+//! to `render_client` and `render_server`, and on error to `fallback`. `pattern` holds the
+//! template grammar, `ctxt` collects errors.
 
 mod ast;
 mod attr;
 mod check;
 mod ctxt;
 mod expand;
+mod fallback;
 mod pattern;
+mod render_client;
+mod render_server;
 #[cfg(test)]
 mod snapshots;
 

@@ -20,9 +20,21 @@ pub(crate) enum Segment {
 }
 
 /// Parses a template into segments, or returns every problem found.
+#[cfg(test)]
 pub(crate) fn parse(template: &str) -> Result<Vec<Segment>, Vec<String>> {
+    let (segments, errors) = parse_partial(template);
+    if errors.is_empty() { Ok(segments) } else { Err(errors) }
+}
+
+/// Parses a template into the segments that make sense, and every problem found.
+///
+/// The segments are a best guess even when there are problems: a bad segment is left out, an
+/// unclosed parameter (`<userId`) is read as if closed, a second parameter with the same field
+/// is left out. That guess is what the macro generates on error, so code using the channel
+/// compiles against the parameters the user meant and shows no second error.
+pub(crate) fn parse_partial(template: &str) -> (Vec<Segment>, Vec<String>) {
     if template.is_empty() || template == "/" {
-        return Err(vec!["the channel address template is empty".to_owned()]);
+        return (Vec::new(), vec!["the channel address template is empty".to_owned()]);
     }
     let body = template.strip_prefix('/').unwrap_or(template);
     let mut segments = Vec::new();
@@ -30,32 +42,45 @@ pub(crate) fn parse(template: &str) -> Result<Vec<Segment>, Vec<String>> {
     for raw in body.split('/') {
         match parse_segment(raw, template) {
             Ok(segment) => segments.push(segment),
-            Err(error) => errors.push(error),
+            Err((error, guess)) => {
+                errors.push(error);
+                segments.extend(guess);
+            }
         }
     }
-    check_duplicates(&segments, template, &mut errors);
-    if errors.is_empty() { Ok(segments) } else { Err(errors) }
+    remove_duplicates(&mut segments, template, &mut errors);
+    (segments, errors)
 }
 
-fn parse_segment(raw: &str, template: &str) -> Result<Segment, String> {
+/// A segment, or why it is wrong and the segment the user probably meant.
+fn parse_segment(raw: &str, template: &str) -> Result<Segment, (String, Option<Segment>)> {
     if raw.is_empty() {
-        return Err(format!(
-            "empty segment in `{template}`: remove the doubled or trailing `/`"
+        return Err((
+            format!("empty segment in `{template}`: remove the doubled or trailing `/`"),
+            None,
         ));
     }
     let close = match raw.as_bytes()[0] {
         b'<' => '>',
         b'{' => '}',
-        _ => return parse_static(raw, template),
+        _ => return parse_static(raw, template).map_err(|error| (error, None)),
     };
     let open = &raw[..1];
     let Some(inner) = raw[1..].strip_suffix(close) else {
-        return Err(if raw.contains(close) {
-            format!("a parameter must fill its whole segment: `{raw}` in `{template}`")
-        } else {
-            format!("unclosed `{open}` in segment `{raw}` of `{template}`: add `{close}`")
-        });
+        if raw.contains(close) {
+            return Err((
+                format!("a parameter must fill its whole segment: `{raw}` in `{template}`"),
+                None,
+            ));
+        }
+        let error = format!("unclosed `{open}` in segment `{raw}` of `{template}`: add `{close}`");
+        return Err((error, parse_param(&raw[1..], raw, template).ok()));
     };
+    parse_param(inner, raw, template).map_err(|error| (error, None))
+}
+
+/// The inside of `<…>`: `name` or `name: Type`.
+fn parse_param(inner: &str, raw: &str, template: &str) -> Result<Segment, String> {
     let (name, ty) = match inner.split_once(':') {
         Some((name, ty)) => (name.trim(), Some(ty.trim())),
         None => (inner.trim(), None),
@@ -92,24 +117,32 @@ fn parse_static(raw: &str, template: &str) -> Result<Segment, String> {
     Ok(Segment::Static(raw.to_owned()))
 }
 
-/// Two parameters with one name, or two names with one field name, cannot both be fields.
-fn check_duplicates(segments: &[Segment], template: &str, errors: &mut Vec<String>) {
-    let mut seen: Vec<(&str, String)> = Vec::new();
-    for segment in segments {
+/// Two parameters with one name, or two names with one field name, cannot both be fields:
+/// each one after the first is reported and left out.
+fn remove_duplicates(segments: &mut Vec<Segment>, template: &str, errors: &mut Vec<String>) {
+    let mut seen: Vec<(String, String)> = Vec::new();
+    segments.retain(|segment| {
         let Segment::Param { name, .. } = segment else {
-            continue;
+            return true;
         };
         let field = to_snake_case(name);
         match seen.iter().find(|(_, f)| *f == field) {
             Some((first, _)) if first == name => {
                 errors.push(format!("parameter `{name}` appears twice in `{template}`"));
+                false
             }
-            Some((first, _)) => errors.push(format!(
-                "parameters `{first}` and `{name}` of `{template}` would both become the field `{field}`"
-            )),
-            None => seen.push((name, field)),
+            Some((first, _)) => {
+                errors.push(format!(
+                    "parameters `{first}` and `{name}` of `{template}` would both become the field `{field}`"
+                ));
+                false
+            }
+            None => {
+                seen.push((name.clone(), field));
+                true
+            }
         }
-    }
+    });
 }
 
 fn is_identifier(name: &str) -> bool {
@@ -201,6 +234,20 @@ mod tests {
             ["parameter `a` appears twice in `<a>/<a>`"]
         );
         assert!(parse("<userId>/<user_id>").unwrap_err()[0].contains("both become the field `user_id`"));
+    }
+
+    #[test]
+    fn a_broken_template_still_yields_the_parameters_meant() {
+        let (segments, errors) = parse_partial("user//<userId/<room>/<room>/<x y>");
+        assert_eq!(errors.len(), 4, "{errors:#?}");
+        assert_eq!(
+            segments,
+            [
+                Segment::Static("user".into()),
+                param("userId", None),
+                param("room", None)
+            ]
+        );
     }
 
     #[test]

@@ -98,3 +98,31 @@ fn errors_keep_the_item() {
     assert!(expanded.starts_with("struct Kept ;"), "{expanded}");
     assert_eq!(expanded.matches("compile_error").count(), 3, "{expanded}");
 }
+
+/// A broken declaration still generates what code elsewhere uses (the fallback), from the
+/// best guess: here `<userId` is read as the parameter it was meant to be.
+#[test]
+fn fallback_after_errors() {
+    assert_snapshot(
+        "fallback_after_errors",
+        quote!("user//events/<userId", server = UserReply, bogus = 1),
+        quote! {
+            #[derive(Serialize, Deserialize)]
+            pub struct UserEvents { text: String }
+        },
+    );
+}
+
+/// Generic types get no fallback: impls without the generics would be errors of their own.
+#[test]
+fn no_fallback_for_generic_types() {
+    let expanded = crate::expand::channel(
+        quote!("user/<userId>"),
+        quote!(
+            struct Generic<T>(T);
+        ),
+    )
+    .to_string();
+    assert_eq!(expanded.matches("compile_error").count(), 1, "{expanded}");
+    assert!(!expanded.contains("GenericParams"), "{expanded}");
+}

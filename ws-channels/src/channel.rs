@@ -178,9 +178,12 @@ impl<'de> Deserialize<'de> for NoMessage {
 /// Builds the server message sent back when a client frame is invalid, for channels declared
 /// with `on_invalid = reply`.
 ///
+/// An error's `Display` is only its own layer ("cannot decode a message on channel `chat`");
+/// print it with [`Report`](crate::Report) to tell the client why.
+///
 /// ```
 /// use serde::{Deserialize, Serialize};
-/// use ws_channels::{ErrorReply, Error};
+/// use ws_channels::{ErrorReply, Error, Report};
 ///
 /// #[derive(Serialize, Deserialize)]
 /// #[serde(tag = "type", rename_all = "snake_case")]
@@ -191,7 +194,8 @@ impl<'de> Deserialize<'de> for NoMessage {
 ///
 /// impl ErrorReply for ChatEvent {
 ///     fn error_reply(error: &Error) -> Self {
-///         ChatEvent::Error { message: error.to_string() }
+///         // The whole chain: "cannot decode a message on channel `chat`: unknown variant …".
+///         ChatEvent::Error { message: Report(error).to_string() }
 ///     }
 /// }
 /// ```

@@ -3,7 +3,7 @@
 use tokio_tungstenite::tungstenite::{Message as WsMessage, Utf8Bytes};
 
 use crate::channel::Channel;
-use crate::error::{Error, ValidationError};
+use crate::error::{CodecError, Error, ValidationError};
 
 /// What one incoming frame means to a channel.
 pub(crate) enum Inbound<M> {
@@ -26,9 +26,9 @@ pub(crate) fn encode<C: Channel, M: serde::Serialize>(
     })?;
     serde_json::to_string(message)
         .map(Utf8Bytes::from)
-        .map_err(|source| Error::Encode {
+        .map_err(|error| Error::Encode {
             channel: C::NAME,
-            source,
+            source: CodecError::new(error),
         })
 }
 
@@ -45,9 +45,9 @@ pub(crate) fn decode<C: Channel, M: serde::de::DeserializeOwned>(
             return Ok(Inbound::Control);
         }
     };
-    let message: M = serde_json::from_str(&text).map_err(|source| Error::Decode {
+    let message: M = serde_json::from_str(&text).map_err(|error| Error::Decode {
         channel: C::NAME,
-        source,
+        source: CodecError::new(error),
     })?;
     validate(&message).map_err(|source| Error::Validation {
         channel: C::NAME,

@@ -1,6 +1,7 @@
-//! The crate's error types.
+//! The crate's error types, and [`Report`], which prints an error with its causes.
 
 use std::borrow::Cow;
+use std::fmt;
 
 /// A boxed error, as returned by handlers.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
@@ -13,17 +14,48 @@ pub type HandlerResult = Result<(), BoxError>;
 /// Errors about one frame ([`Error::Decode`], [`Error::Validation`],
 /// [`Error::UnexpectedBinary`]) are reported without ending a client
 /// [`Subscription`](crate::Subscription): the next frame is read as usual.
+///
+/// `Display` says what failed at this layer only; the cause, when there is one, is
+/// [`source()`](std::error::Error::source), so that a chain never prints the same text twice.
+/// To show a person the whole story (an error reply, a close reason, a log line), print the
+/// chain with [`Report`]:
+///
+/// ```
+/// use futures_util::{FutureExt, StreamExt, stream};
+/// use ws_channels::tungstenite::Message;
+/// use ws_channels::{Report, channel};
+///
+/// #[channel("chat/<room>", name = "chat")]
+/// #[derive(Debug, serde::Serialize, serde::Deserialize)]
+/// #[serde(tag = "type", rename_all = "snake_case")]
+/// enum ChatCommand {
+///     Say { text: String },
+///     Typing,
+/// }
+///
+/// // A client sends a command the channel does not have.
+/// let frames = stream::iter([Ok(Message::text(r#"{"type":"shout"}"#))]);
+/// let mut commands = ChatCommand::subscribe(frames);
+/// let error = commands.next().now_or_never().flatten().expect("one item").unwrap_err();
+///
+/// assert_eq!(error.to_string(), "cannot decode a message on channel `chat`");
+/// assert_eq!(
+///     Report(&error).to_string(),
+///     "cannot decode a message on channel `chat`: \
+///      unknown variant `shout`, expected `say` or `typing` at line 1 column 15"
+/// );
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
     /// A text frame was not valid JSON or did not have the shape of the channel's message type.
-    #[error("cannot decode a message on channel `{channel}`: {source}")]
+    #[error("cannot decode a message on channel `{channel}`")]
     Decode {
         /// The channel's name.
         channel: &'static str,
-        /// What serde_json reported (line, column and the expected shape).
+        /// What the codec reported (for JSON: the expected shape, line and column).
         #[source]
-        source: serde_json::Error,
+        source: CodecError,
     },
     /// A binary frame arrived on a channel whose messages are JSON text.
     #[error("unexpected binary frame on channel `{channel}`: messages are JSON text frames")]
@@ -32,7 +64,7 @@ pub enum Error {
         channel: &'static str,
     },
     /// A message decoded but its [`Validate`](crate::Validate) implementation rejected it.
-    #[error("invalid message on channel `{channel}`: {source}")]
+    #[error("invalid message on channel `{channel}`")]
     Validation {
         /// The channel's name.
         channel: &'static str,
@@ -53,13 +85,13 @@ pub enum Error {
     #[error("rate limit exceeded: message dropped")]
     RateLimited,
     /// A message could not be serialized.
-    #[error("cannot encode a message on channel `{channel}`: {source}")]
+    #[error("cannot encode a message on channel `{channel}`")]
     Encode {
         /// The channel's name.
         channel: &'static str,
-        /// What serde_json reported.
+        /// What the codec reported.
         #[source]
-        source: serde_json::Error,
+        source: CodecError,
     },
     /// A path did not match a channel's template or a parameter did not parse.
     #[error(transparent)]
@@ -76,17 +108,111 @@ pub enum Error {
     #[error("the connection is closed")]
     Closed,
     /// A message handler returned an error. The server closes that connection with 1011.
-    #[error("handler failed: {0}")]
+    #[error("handler failed")]
     Handler(#[source] BoxError),
     /// A message handler panicked. The server closes that connection with 1011.
     #[error("handler panicked: {0}")]
     HandlerPanicked(String),
     /// The WebSocket protocol layer failed (I/O, protocol violation, frame too large…).
-    #[error("websocket error: {0}")]
+    #[error("websocket error")]
     WebSocket(#[from] tokio_tungstenite::tungstenite::Error),
     /// A socket-level I/O error (binding, accepting).
-    #[error("i/o error: {0}")]
+    #[error("i/o error")]
     Io(#[from] std::io::Error),
+}
+
+/// Why a codec could not turn a frame's payload into a message, or a message into a payload.
+///
+/// Its text is the codec's own: for JSON, serde_json's message with the line and column
+/// (``unknown variant `shout`, expected `say` or `typing` at line 1 column 15``). The codec's
+/// error value is kept for code that wants more than the text ([`CodecError::downcast_ref`]);
+/// which type it is depends on the channel's codec and is not part of this crate's API.
+#[derive(Debug)]
+pub struct CodecError {
+    inner: BoxError,
+}
+
+impl CodecError {
+    /// Wraps what a codec reported.
+    pub(crate) fn new(error: impl Into<BoxError>) -> Self {
+        Self { inner: error.into() }
+    }
+
+    /// The codec's error.
+    pub fn get_ref(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
+        &*self.inner
+    }
+
+    /// The codec's error as its concrete type, such as `serde_json::Error` for JSON channels.
+    pub fn downcast_ref<E: std::error::Error + 'static>(&self) -> Option<&E> {
+        self.inner.downcast_ref()
+    }
+}
+
+/// The codec's text, and its causes as the source: it stands in for the codec's error (as
+/// `std::io::Error` does for a custom error), so the codec's text is one link of a chain.
+impl fmt::Display for CodecError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.inner, f)
+    }
+}
+
+impl std::error::Error for CodecError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.inner.source()
+    }
+}
+
+/// Prints an error and its chain of sources, joined with `": "`.
+///
+/// The errors of this crate say in `Display` what failed at their own layer and leave the
+/// cause to [`source()`](std::error::Error::source). Anything shown to a person should print
+/// the whole chain: error replies ([`ErrorReply`](crate::ErrorReply)), close reasons, logs
+/// (`tracing::warn!(error = %Report(&error), …)`).
+///
+/// ```
+/// use ws_channels::{Error, ErrorReply, Report};
+///
+/// #[derive(serde::Serialize, serde::Deserialize)]
+/// struct Refused {
+///     why: String,
+/// }
+///
+/// impl ErrorReply for Refused {
+///     fn error_reply(error: &Error) -> Self {
+///         // "invalid message on channel `chat`: `text`: must not be blank", not just its first part.
+///         Refused { why: Report(error).to_string() }
+///     }
+/// }
+/// ```
+///
+/// An error of another crate may still repeat its source in its own text; a link whose text
+/// the previous link already ends with is not printed again.
+#[derive(Clone, Copy)]
+pub struct Report<E>(pub E);
+
+impl<E: std::error::Error> fmt::Display for Report<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut said = self.0.to_string();
+        f.write_str(&said)?;
+        let mut next = self.0.source();
+        while let Some(error) = next {
+            let text = error.to_string();
+            if !said.ends_with(&text) {
+                write!(f, ": {text}")?;
+            }
+            said = text;
+            next = error.source();
+        }
+        Ok(())
+    }
+}
+
+/// The same text as `Display`, so that `.expect()` and `{:?}` show the whole chain too.
+impl<E: std::error::Error> fmt::Debug for Report<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
 }
 
 /// A message failed a [`Validate`](crate::Validate) check.
@@ -175,4 +301,160 @@ pub enum ParamError {
         /// The parameter's name as written in the template.
         name: &'static str,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use std::error::Error as _;
+
+    use super::*;
+
+    #[derive(Debug, serde::Serialize, serde::Deserialize)]
+    #[serde(tag = "type", rename_all = "snake_case")]
+    enum Command {
+        Say { text: String },
+        Typing,
+    }
+
+    fn decode_error() -> Error {
+        let json = serde_json::from_str::<Command>(r#"{"type":"shout"}"#).expect_err("an unknown variant");
+        Error::Decode {
+            channel: "chat",
+            source: CodecError::new(json),
+        }
+    }
+
+    /// One error of every variant, with a source wherever the variant has one.
+    fn every_variant() -> Vec<Error> {
+        let encode = serde_json::to_string(&std::collections::BTreeMap::from([((1, 2), 3)]))
+            .expect_err("a map with non-string keys");
+        let errors = vec![
+            decode_error(),
+            Error::UnexpectedBinary { channel: "chat" },
+            Error::Validation {
+                channel: "chat",
+                source: ValidationError::field("text", "must not be blank"),
+            },
+            Error::MessageTooLarge { size: 5000, max: 4096 },
+            Error::RateLimited,
+            Error::Encode {
+                channel: "chat",
+                source: CodecError::new(encode),
+            },
+            Error::Param(ParamError::Invalid {
+                template: "user/{id}",
+                name: "id",
+                value: "x".into(),
+                expected: "u64",
+                reason: "invalid digit found in string".into(),
+            }),
+            Error::Rejected {
+                status: 401,
+                body: "a token is required".into(),
+            },
+            Error::Closed,
+            // A handler's error with a chain of its own: three links.
+            Error::Handler(Box::new(decode_error())),
+            Error::HandlerPanicked("index out of bounds".into()),
+            Error::WebSocket(tokio_tungstenite::tungstenite::Error::Io(std::io::Error::other(
+                "broken pipe",
+            ))),
+            Error::Io(std::io::Error::new(std::io::ErrorKind::AddrInUse, "address in use")),
+        ];
+        // Fails to compile when a variant is added, so that it gets a case here.
+        for error in &errors {
+            match error {
+                Error::Decode { .. }
+                | Error::UnexpectedBinary { .. }
+                | Error::Validation { .. }
+                | Error::MessageTooLarge { .. }
+                | Error::RateLimited
+                | Error::Encode { .. }
+                | Error::Param(_)
+                | Error::Rejected { .. }
+                | Error::Closed
+                | Error::Handler(_)
+                | Error::HandlerPanicked(_)
+                | Error::WebSocket(_)
+                | Error::Io(_) => {}
+            }
+        }
+        errors
+    }
+
+    /// The texts of an error and its sources, outermost first.
+    fn chain(error: &(dyn std::error::Error + 'static)) -> Vec<String> {
+        std::iter::successors(Some(error), |e| (*e).source())
+            .map(ToString::to_string)
+            .collect()
+    }
+
+    #[test]
+    fn no_variant_repeats_its_source() {
+        for error in every_variant() {
+            let texts = chain(&error);
+            // Our own layer: the variant's text does not contain the next link's text.
+            if let [ours, source, ..] = texts.as_slice() {
+                assert!(
+                    !ours.contains(source.as_str()),
+                    "{error:?} repeats its source: {texts:?}"
+                );
+            }
+            // And the whole printed chain says nothing twice, a third-party link included.
+            let report = Report(&error).to_string();
+            let links: Vec<&str> = report.split(": ").collect();
+            for (i, link) in links.iter().enumerate() {
+                assert!(!links[i + 1..].contains(link), "`{report}` says `{link}` twice");
+            }
+            assert!(report.starts_with(&error.to_string()), "{report}");
+        }
+    }
+
+    #[test]
+    fn report_walks_the_whole_chain() {
+        let handler = Error::Handler(Box::new(decode_error()));
+        assert_eq!(
+            chain(&handler),
+            [
+                "handler failed",
+                "cannot decode a message on channel `chat`",
+                "unknown variant `shout`, expected `say` or `typing` at line 1 column 15",
+            ]
+        );
+        assert_eq!(
+            Report(&handler).to_string(),
+            "handler failed: cannot decode a message on channel `chat`: unknown variant `shout`, expected `say` or `typing` at line 1 column 15"
+        );
+        let validation = Error::Validation {
+            channel: "chat",
+            source: ValidationError::field("text", "must not be blank"),
+        };
+        assert_eq!(
+            Report(&validation).to_string(),
+            "invalid message on channel `chat`: `text`: must not be blank"
+        );
+        assert_eq!(format!("{:?}", Report(&validation)), Report(&validation).to_string());
+    }
+
+    #[test]
+    fn a_link_that_repeats_its_source_is_printed_once() {
+        // tungstenite's `Io` says "IO error: {0}" and returns the same io::Error as its source.
+        let error = Error::WebSocket(tokio_tungstenite::tungstenite::Error::Io(std::io::Error::other(
+            "broken pipe",
+        )));
+        assert_eq!(Report(&error).to_string(), "websocket error: IO error: broken pipe");
+    }
+
+    #[test]
+    fn the_codec_error_is_reachable_but_not_public_api() {
+        let Error::Decode { source, .. } = decode_error() else {
+            unreachable!("decode_error is a Decode")
+        };
+        let json = source
+            .downcast_ref::<serde_json::Error>()
+            .expect("a JSON channel's codec error");
+        assert_eq!((json.line(), json.column()), (1, 15));
+        assert_eq!(source.get_ref().to_string(), source.to_string());
+        assert!(source.source().is_none());
+    }
 }

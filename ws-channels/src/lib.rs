@@ -109,7 +109,7 @@ mod validate;
 pub use channel::{Channel, ClientSends, ErrorReply, LagPolicy, Message, NoMessage, ParamValue, Params, Shape};
 pub use client::{ClientSocket, Publisher, Subscription, connect, publish, subscribe};
 pub use conn_id::ConnId;
-pub use error::{BoxError, Error, HandlerResult, ParamError, ValidationError};
+pub use error::{BoxError, CodecError, Error, HandlerResult, ParamError, Report, ValidationError};
 pub use hub::{Hub, IntoTopic, Topic};
 pub use metrics::{Metrics, MetricsSnapshot};
 pub use pattern::{Segment, Template};

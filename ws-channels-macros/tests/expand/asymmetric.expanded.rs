@@ -24,13 +24,16 @@ impl ChatCommandParams {
 }
 impl ChatCommand {
     ///Client: sends `message` on `chat/<room>` over an already-connected WebSocket (any `MessageSink`, such as a tokio-tungstenite stream).
-    pub async fn publish<
+    pub fn publish<
+        '__a,
         W: ::ws_channels::__private::MessageSink + ?::core::marker::Sized,
     >(
-        sink: &mut W,
-        message: &Self,
-    ) -> ::core::result::Result<(), ::ws_channels::__private::Error> {
-        ::ws_channels::__private::publish::<Self, W>(sink, message).await
+        sink: &'__a mut W,
+        message: &'__a Self,
+    ) -> impl ::core::future::Future<
+        Output = ::core::result::Result<(), ::ws_channels::__private::Error>,
+    > + '__a {
+        ::ws_channels::__private::publish::<Self, W>(sink, message)
     }
     ///Client: the typed messages the server sends on `chat/<room>`; a frame that does not decode or validate is one `Err` item and the stream goes on.
     pub fn subscribe<R: ::ws_channels::__private::MessageStream>(
@@ -38,6 +41,8 @@ impl ChatCommand {
     ) -> ::ws_channels::__private::Subscription<Self, R> {
         ::ws_channels::__private::subscribe::<Self, R>(stream)
     }
+}
+impl ChatCommand {
     ///Server: handles `chat/<room>` on `server`; `configure` sets the handler's callbacks (`on_connect`, `on_message`, …).
     pub fn register<S, D>(
         server: ::ws_channels::__private::Server<S>,

@@ -28,13 +28,16 @@ impl OrderCommandParams {
 }
 impl OrderCommand {
     ///Client: sends `message` on `orders/{orderId}/<line: u32>` over an already-connected WebSocket (any `MessageSink`, such as a tokio-tungstenite stream).
-    pub async fn publish<
+    pub fn publish<
+        '__a,
         W: ::ws_channels::__private::MessageSink + ?::core::marker::Sized,
     >(
-        sink: &mut W,
-        message: &Self,
-    ) -> ::core::result::Result<(), ::ws_channels::__private::Error> {
-        ::ws_channels::__private::publish::<Self, W>(sink, message).await
+        sink: &'__a mut W,
+        message: &'__a Self,
+    ) -> impl ::core::future::Future<
+        Output = ::core::result::Result<(), ::ws_channels::__private::Error>,
+    > + '__a {
+        ::ws_channels::__private::publish::<Self, W>(sink, message)
     }
     ///Client: the typed messages the server sends on `orders/{orderId}/<line: u32>`; a frame that does not decode or validate is one `Err` item and the stream goes on.
     pub fn subscribe<R: ::ws_channels::__private::MessageStream>(
@@ -42,6 +45,8 @@ impl OrderCommand {
     ) -> ::ws_channels::__private::Subscription<Self, R> {
         ::ws_channels::__private::subscribe::<Self, R>(stream)
     }
+}
+impl OrderCommand {
     ///Server: handles `orders/{orderId}/<line: u32>` on `server`; `configure` sets the handler's callbacks (`on_connect`, `on_message`, …).
     pub fn register<S, D>(
         server: ::ws_channels::__private::Server<S>,

@@ -20,7 +20,7 @@ use super::limits::{RateLimitAction, TokenBucket};
 use super::liveness::{Clocks, Due};
 use crate::channel::Channel;
 use crate::codec::{self, Inbound};
-use crate::error::{Error, HandlerResult};
+use crate::error::{Error, HandlerResult, Report};
 use crate::outbox::OutboxReceiver;
 use crate::transport::MessageStream;
 
@@ -276,7 +276,7 @@ where
             Error::MessageTooLarge { .. } => CloseCode::Size,
             _ => CloseCode::Invalid,
         };
-        self.conn.close(code, &error.to_string());
+        self.conn.close(code, &Report(&error).to_string());
     }
 
     /// Queues an error reply if the connection's queue has room: a reply never overflows (nor
@@ -320,10 +320,10 @@ where
             Some(on_error) => guard::observe(C::NAME, "on_error", || on_error(&self.conn, error)),
             None => match error {
                 Error::Handler(_) | Error::HandlerPanicked(_) => {
-                    tracing::warn!(channel = C::NAME, id = self.conn.id().0, %error, "handler failed")
+                    tracing::warn!(channel = C::NAME, id = self.conn.id().0, error = %Report(error), "handler failed")
                 }
                 _ => {
-                    tracing::debug!(channel = C::NAME, id = self.conn.id().0, %error, "connection error")
+                    tracing::debug!(channel = C::NAME, id = self.conn.id().0, error = %Report(error), "connection error")
                 }
             },
         }

@@ -1,0 +1,129 @@
+#[derive(Serialize, Deserialize)]
+pub struct UserEvents {
+    text: String,
+}
+::core::compile_error! {
+    "unknown `channel` argument `bogus`, expected one of: `server`, `server_only`, `validate`, `on_invalid`, `on_lag`, `name`, `skip_wrappers`, `crate`"
+}
+::core::compile_error! {
+    "empty segment in `user//events/<userId`: remove the doubled or trailing `/`"
+}
+::core::compile_error! {
+    "unclosed `<` in segment `<userId` of `user//events/<userId`: add `>`"
+}
+///The path parameters of the [`UserEvents`] channel, `user//events/<userId`.
+#[derive(Debug, Clone)]
+pub struct UserEventsParams {
+    ///The `userId` parameter of `user//events/<userId`.
+    pub user_id: ::std::string::String,
+}
+impl UserEventsParams {
+    ///The parameters of one concrete `user//events/<userId` address.
+    pub fn new(user_id: impl ::core::convert::Into<::std::string::String>) -> Self {
+        Self {
+            user_id: ::core::convert::Into::into(user_id),
+        }
+    }
+    ///The WebSocket URL of this `user//events/<userId` address under `base` (such as `ws://localhost:8080`), percent-encoding each parameter.
+    pub fn url(&self, base: &::core::primitive::str) -> ::std::string::String {
+        ::ws_channels::__private::url(self, base)
+    }
+}
+impl UserEvents {
+    ///Client: sends `message` on `user//events/<userId` over an already-connected WebSocket (any `MessageSink`, such as a tokio-tungstenite stream).
+    pub fn publish<
+        '__a,
+        W: ::ws_channels::__private::MessageSink + ?::core::marker::Sized,
+    >(
+        sink: &'__a mut W,
+        message: &'__a Self,
+    ) -> impl ::core::future::Future<
+        Output = ::core::result::Result<(), ::ws_channels::__private::Error>,
+    > + '__a {
+        ::ws_channels::__private::publish::<Self, W>(sink, message)
+    }
+    ///Client: the typed messages the server sends on `user//events/<userId`; a frame that does not decode or validate is one `Err` item and the stream goes on.
+    pub fn subscribe<R: ::ws_channels::__private::MessageStream>(
+        stream: R,
+    ) -> ::ws_channels::__private::Subscription<Self, R> {
+        ::ws_channels::__private::subscribe::<Self, R>(stream)
+    }
+}
+impl UserEvents {
+    ///Server: handles `user//events/<userId` on `server`; `configure` sets the handler's callbacks (`on_connect`, `on_message`, …).
+    pub fn register<S, D>(
+        server: ::ws_channels::__private::Server<S>,
+        configure: impl ::core::ops::FnOnce(
+            ::ws_channels::__private::Handler<Self, S>,
+        ) -> ::ws_channels::__private::Handler<Self, S, D>,
+    ) -> ::ws_channels::__private::Server<S>
+    where
+        S: ::core::marker::Send + ::core::marker::Sync + 'static,
+        D: ::core::marker::Send + ::core::marker::Sync + 'static,
+    {
+        ::ws_channels::__private::register(server, configure)
+    }
+}
+const _: () = {
+    use ::ws_channels::__private as __wsc;
+    #[automatically_derived]
+    impl __wsc::Params for UserEventsParams {
+        type Channel = UserEvents;
+        const TEMPLATE: __wsc::Template = __wsc::Template::__new(
+            "user/events/{userId}",
+            &[
+                __wsc::Segment::Static("user"),
+                __wsc::Segment::Static("events"),
+                __wsc::Segment::Param("userId"),
+            ],
+        );
+        fn from_values(
+            values: &[::std::string::String],
+        ) -> ::core::result::Result<Self, __wsc::ParamError> {
+            let mut __values = values.iter();
+            ::core::result::Result::Ok(Self {
+                user_id: __wsc::parse_param::<
+                    ::std::string::String,
+                >(
+                    <Self as __wsc::Params>::TEMPLATE.address(),
+                    "userId",
+                    __values.next(),
+                )?,
+            })
+        }
+        fn to_values(&self) -> ::std::vec::Vec<::std::string::String> {
+            ::std::vec![__wsc::format_param:: < ::std::string::String > (& self.user_id)]
+        }
+    }
+    #[automatically_derived]
+    impl ::core::cmp::PartialEq for UserEventsParams {
+        fn eq(&self, other: &Self) -> bool {
+            __wsc::Params::to_values(self) == __wsc::Params::to_values(other)
+        }
+    }
+    #[automatically_derived]
+    impl ::core::fmt::Display for UserEventsParams {
+        fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+            __wsc::fmt_params(self, f)
+        }
+    }
+    #[automatically_derived]
+    impl ::core::str::FromStr for UserEventsParams {
+        type Err = __wsc::ParamError;
+        fn from_str(
+            path: &::core::primitive::str,
+        ) -> ::core::result::Result<Self, Self::Err> {
+            <Self as __wsc::Params>::from_path(path)
+        }
+    }
+    #[automatically_derived]
+    impl __wsc::Channel for UserEvents {
+        const NAME: &'static ::core::primitive::str = "UserEvents";
+        const SHAPE: __wsc::Shape = __wsc::Shape::Asymmetric;
+        type Params = UserEventsParams;
+        type ClientMessage = UserEvents;
+        type ServerMessage = UserReply;
+    }
+    #[automatically_derived]
+    impl __wsc::ClientSends for UserEvents {}
+};
