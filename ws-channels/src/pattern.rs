@@ -65,20 +65,24 @@ impl Template {
         };
         let trimmed = path.strip_prefix('/').unwrap_or(path);
         let mut parts = trimmed.split('/');
-        let mut values = Vec::new();
+        // The whole shape first, then the values: a path of another shape is `NoMatch` even
+        // when one of its segments is badly encoded.
+        let mut raw = Vec::new();
         for segment in self.segments {
             let part = parts.next().ok_or_else(no_match)?;
             match segment {
                 Segment::Static(literal) if *literal == part => {}
                 Segment::Static(_) => return Err(no_match()),
                 Segment::Param(_) if part.is_empty() => return Err(no_match()),
-                Segment::Param(name) => values.push(decode_value(self.address, name, part)?),
+                Segment::Param(name) => raw.push((*name, part)),
             }
         }
-        match parts.next() {
-            None => Ok(values),
-            Some(_) => Err(no_match()),
+        if parts.next().is_some() {
+            return Err(no_match());
         }
+        raw.into_iter()
+            .map(|(name, part)| decode_value(self.address, name, part))
+            .collect()
     }
 
     /// Formats a concrete path (no leading `/`) from parameter values in template order,
@@ -209,6 +213,24 @@ mod tests {
                 name: "userId"
             })
         );
+    }
+
+    #[test]
+    fn a_path_of_another_shape_is_no_match_even_with_a_bad_escape() {
+        // Found by tests/fuzz.rs: these were `InvalidEncoding`, decoded before the shape was
+        // known, so a path of no channel's shape was reported as a bad parameter of this one.
+        for path in [
+            "/user/events/%FF",
+            "/user/events/%FF/x/",
+            "/user/events/%FF/x/extra",
+            "/user/events/%FF/",
+        ] {
+            assert!(
+                matches!(TWO.match_path(path), Err(ParamError::NoMatch { .. })),
+                "{path}: {:?}",
+                TWO.match_path(path)
+            );
+        }
     }
 
     #[test]
