@@ -133,8 +133,9 @@ pub struct CodecError {
 }
 
 impl CodecError {
-    /// Wraps what a codec reported.
-    pub(crate) fn new(error: impl Into<BoxError>) -> Self {
+    /// Wraps what a codec reported (for code that builds [`Error::Decode`] or
+    /// [`Error::Encode`] itself: a custom transport, a test's expected error).
+    pub fn new(error: impl Into<BoxError>) -> Self {
         Self { inner: error.into() }
     }
 

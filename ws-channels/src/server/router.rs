@@ -71,8 +71,12 @@ impl<R> Router<R> {
     pub(crate) fn at<'r, 'p>(&'r self, path: &'p str) -> Option<Matched<'r, 'p, R>> {
         let matched = self.matcher.at(path).ok()?;
         let entry = self.routes.get(*matched.value)?;
-        // matchit yields parameters in the order they appear in the route: template order.
-        let values = matched.params.iter().map(|(_, value)| value).collect();
+        // matchit yields parameters in the order they appear in the route: template order. It
+        // matches an empty segment before the last one (`/pair//x`), which no template does.
+        let values: Vec<&str> = matched.params.iter().map(|(_, value)| value).collect();
+        if values.iter().any(|value| value.is_empty()) {
+            return None;
+        }
         Some(Matched {
             route: &entry.route,
             values,
@@ -117,6 +121,7 @@ mod tests {
         assert_eq!((*matched.route, matched.values), (7, vec!["a%20b", "z"]));
         assert!(router.at("/chat/a").is_none());
         assert!(router.at("/chat/a/b/").is_none());
+        assert!(router.at("/chat//b").is_none(), "an empty parameter is no match");
     }
 
     #[test]
