@@ -63,6 +63,8 @@ on_both_backends!(
     metrics_count_connections_and_messages,
     a_panicking_validator_closes_1011_and_leaves_nothing_behind,
     large_server_messages_are_delivered,
+    outgoing_messages_over_the_limit_are_refused_to_the_sender,
+    a_ping_flood_from_a_client_that_never_reads_stays_bounded,
     sends_fail_once_the_client_has_left,
     a_shutdown_during_on_connect_refuses_the_connection,
     slow_but_reading_clients_survive_pings_under_drop_oldest,
@@ -1220,4 +1222,62 @@ async fn a_flood_of_bad_or_excess_messages_gets_replies_and_stays_connected(back
         595,
         "every refused message was answered or counted"
     );
+}
+
+async fn outgoing_messages_over_the_limit_are_refused_to_the_sender(backend: Backend) {
+    let server = Big::register(Server::new().max_outgoing_message_size(64 * 1024), |h| {
+        h.on_open(|conn| async move {
+            let big = Big {
+                payload: "x".repeat(100 * 1024),
+            };
+            let outcome = match conn.send(&big).await {
+                Err(Error::OutgoingTooLarge { size, max }) => format!("refused {size} > {max}"),
+                other => format!("{other:?}"),
+            };
+            let published = conn.broadcast(&big).await.map_err(|e| e.to_string());
+            conn.send(&Big {
+                payload: format!("{outcome}; {published:?}"),
+            })
+            .await?;
+            Ok(())
+        })
+    });
+    let server = Served::start_on(backend, server).await;
+    let mut socket = raw_connect(&server, "/big/b").await;
+    let told: Big = serde_json::from_str(&next_text(&mut socket).await).unwrap();
+    assert_eq!(
+        told.payload,
+        "refused 102414 > 65536; Err(\"outgoing message of 102414 bytes is larger than the limit of 65536 bytes\")"
+    );
+}
+
+/// This process's resident memory, in KiB.
+fn rss_kib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|kib| kib.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+async fn a_ping_flood_from_a_client_that_never_reads_stays_bounded(backend: Backend) {
+    let server = Served::start_on(backend, rooms(Server::new())).await;
+    let mut flooder = raw_connect(&server, "/room/flood").await;
+    let before = rss_kib();
+    // 200 000 pings of the largest payload (125 bytes), never reading a pong: 25 MB of pongs
+    // owed, far past what the kernel's socket buffers absorb. Each would have stayed in the
+    // server's write buffer.
+    let payload = ws_channels::tungstenite::Bytes::from(vec![b'p'; 125]);
+    let pings = futures_util::stream::iter((0..200_000).map(|_| Ok(Message::Ping(payload.clone()))));
+    let mut pings = std::pin::pin!(pings);
+    within("the flood", flooder.send_all(&mut pings)).await.unwrap();
+    let grown = rss_kib().saturating_sub(before);
+    // Everyone else is served, and so is the flooder once it reads.
+    let mut other = Client::join(&server, "flood").await;
+    other
+        .send(serde_json::json!({"type": "say", "text": "still here"}))
+        .await;
+    assert_eq!(other.next().await, said(other.id, "still here"));
+    assert!(grown < 24 * 1024, "memory grew by {grown} KiB during the flood");
 }

@@ -80,6 +80,15 @@ pub enum Error {
         /// The limit.
         max: usize,
     },
+    /// A message to send was larger than the server's `max_outgoing_message_size`; it was not
+    /// sent (nor queued for anyone).
+    #[error("outgoing message of {size} bytes is larger than the limit of {max} bytes")]
+    OutgoingTooLarge {
+        /// The encoded message's size in bytes.
+        size: usize,
+        /// The limit.
+        max: usize,
+    },
     /// A client sent messages faster than the server's rate limit allows; the message was
     /// dropped.
     #[error("rate limit exceeded: message dropped")]
@@ -337,6 +346,7 @@ mod tests {
                 source: ValidationError::field("text", "must not be blank"),
             },
             Error::MessageTooLarge { size: 5000, max: 4096 },
+            Error::OutgoingTooLarge { size: 5000, max: 4096 },
             Error::RateLimited,
             Error::Encode {
                 channel: "chat",
@@ -369,6 +379,7 @@ mod tests {
                 | Error::UnexpectedBinary { .. }
                 | Error::Validation { .. }
                 | Error::MessageTooLarge { .. }
+                | Error::OutgoingTooLarge { .. }
                 | Error::RateLimited
                 | Error::Encode { .. }
                 | Error::Param(_)

@@ -7,6 +7,7 @@ use std::any::TypeId;
 use std::collections::HashMap;
 use std::fmt;
 use std::marker::PhantomData;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 
 use tokio_tungstenite::tungstenite::Message as WsMessage;
@@ -122,11 +123,24 @@ pub struct Hub {
     inner: Arc<HubInner>,
 }
 
-#[derive(Default)]
 struct HubInner {
     topics: RwLock<HashMap<TopicKey, HashMap<ConnId, OutboxSender>>>,
     members: RwLock<HashMap<ConnId, Member>>,
     counters: Arc<Counters>,
+    /// The largest message the hub encodes for sending (`Server::max_outgoing_message_size`):
+    /// owned here, because every outgoing message is encoded here.
+    max_outgoing: AtomicUsize,
+}
+
+impl Default for HubInner {
+    fn default() -> Self {
+        Self {
+            topics: RwLock::default(),
+            members: RwLock::default(),
+            counters: Arc::default(),
+            max_outgoing: AtomicUsize::new(DEFAULT_MAX_OUTGOING),
+        }
+    }
 }
 
 /// A connection as the hub knows it: how to reach it, and the topics it joined (so leaving the
@@ -175,13 +189,13 @@ impl Hub {
         message: &C::ServerMessage,
         except: Option<ConnId>,
     ) -> Result<usize, Error> {
-        let frame = encode::<C>(message)?;
+        let frame = self.encode::<C>(message)?;
         Ok(self.fan_out(key, &frame, except))
     }
 
     /// Sends `message` to one connection of channel `C`; `false` when no such connection is open.
     pub async fn send<C: Channel>(&self, to: ConnId, message: &C::ServerMessage) -> Result<bool, Error> {
-        let frame = encode::<C>(message)?;
+        let frame = self.encode::<C>(message)?;
         let outbox = {
             let members = self.inner.members.read().unwrap_or_else(PoisonError::into_inner);
             members
@@ -207,6 +221,26 @@ impl Hub {
 
     pub(crate) fn counters(&self) -> &Arc<Counters> {
         &self.inner.counters
+    }
+
+    /// Serializes and validates a server message once, into a frame every receiver shares;
+    /// refuses one larger than the outgoing limit.
+    pub(crate) fn encode<C: Channel>(&self, message: &C::ServerMessage) -> Result<WsMessage, Error> {
+        let text = codec::encode::<C, _>(message, C::validate_server)?;
+        let max = self.max_outgoing();
+        match text.len() > max {
+            true => Err(Error::OutgoingTooLarge { size: text.len(), max }),
+            false => Ok(WsMessage::Text(text)),
+        }
+    }
+
+    /// The largest message this hub sends, in bytes.
+    pub(crate) fn max_outgoing(&self) -> usize {
+        self.inner.max_outgoing.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn set_max_outgoing(&self, bytes: usize) {
+        self.inner.max_outgoing.store(bytes, Ordering::Relaxed);
     }
 
     fn fan_out(&self, key: &TopicKey, frame: &WsMessage, except: Option<ConnId>) -> usize {
@@ -289,7 +323,5 @@ impl Hub {
     }
 }
 
-/// Serializes and validates a server message once, into a frame every receiver shares.
-pub(crate) fn encode<C: Channel>(message: &C::ServerMessage) -> Result<WsMessage, Error> {
-    codec::encode::<C, _>(message, C::validate_server).map(WsMessage::Text)
-}
+/// The default largest outgoing message: 1 MiB.
+pub(crate) const DEFAULT_MAX_OUTGOING: usize = 1024 * 1024;

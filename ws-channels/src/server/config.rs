@@ -49,7 +49,9 @@ impl Default for Config {
             max_connections_per_address: None,
             origins: Origins::SameHost,
         };
-        config.with_max_message_size(DEFAULT_MAX_MESSAGE)
+        config
+            .with_max_message_size(DEFAULT_MAX_MESSAGE)
+            .with_max_outgoing(crate::hub::DEFAULT_MAX_OUTGOING)
     }
 }
 
@@ -59,13 +61,20 @@ impl Config {
     pub(crate) fn with_max_message_size(mut self, max: usize) -> Self {
         let hard = max.saturating_mul(2);
         self.max_message_size = max;
+        self.websocket = self.websocket.max_message_size(Some(hard)).max_frame_size(Some(hard));
+        self
+    }
+
+    /// Caps the protocol layer's write buffer at what the largest outgoing message needs: when
+    /// the writer feeds a frame the buffer holds at most `write_buffer_size` bytes (tungstenite
+    /// writes out past that, and flushes to empty after a blocked write), plus the frame and its
+    /// header. Without a cap, pongs to a client that pings but never reads would pile up
+    /// without bound; with it, tungstenite keeps one pending pong.
+    pub(crate) fn with_max_outgoing(mut self, max_outgoing: usize) -> Self {
+        let buffered = self.websocket.write_buffer_size;
         self.websocket = self
             .websocket
-            .max_message_size(Some(hard))
-            .max_frame_size(Some(hard))
-            // Outgoing memory is bounded by the outbox; a cap here would make tungstenite refuse
-            // a large outgoing message and silently end the connection's writer.
-            .max_write_buffer_size(usize::MAX);
+            .max_write_buffer_size(max_outgoing.saturating_add(buffered).saturating_add(FRAME_SLACK));
         self
     }
 }
@@ -73,6 +82,8 @@ impl Config {
 /// 4 KiB: tungstenite's 128 KiB default costs ~134 KiB of memory per idle connection.
 const DEFAULT_READ_BUFFER: usize = 4 * 1024;
 const DEFAULT_WRITE_BUFFER: usize = 8 * 1024;
+/// Room for a frame header (at most 14 bytes) and a control frame (at most 127 bytes).
+const FRAME_SLACK: usize = 1024;
 const DEFAULT_MAX_MESSAGE: usize = 64 * 1024;
 
 /// Which browser origins may open a connection (requests without an `Origin` header come from
@@ -87,4 +98,22 @@ pub(crate) enum Origins {
     List(Vec<String>),
     /// Any origin.
     Any,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_write_buffer_is_bounded_by_the_largest_outgoing_message() {
+        let config = Config::default();
+        let cap = config.websocket.max_write_buffer_size;
+        assert!(cap < 2 * 1024 * 1024, "bounded: {cap}");
+        assert!(cap > crate::hub::DEFAULT_MAX_OUTGOING + config.websocket.write_buffer_size);
+        let raised = config
+            .with_max_outgoing(16 * 1024 * 1024)
+            .websocket
+            .max_write_buffer_size;
+        assert!(raised > 16 * 1024 * 1024);
+    }
 }

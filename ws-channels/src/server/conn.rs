@@ -10,7 +10,7 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use crate::channel::{Channel, LagPolicy};
 use crate::conn_id::ConnId;
 use crate::error::Error;
-use crate::hub::{self, Hub, IntoTopic, TopicKey};
+use crate::hub::{Hub, IntoTopic, TopicKey};
 use crate::outbox::{OutboxSender, Pushed};
 
 /// How a connection ended, as passed to `on_close`.
@@ -130,7 +130,7 @@ impl<C: Channel, S, D> Conn<C, S, D> {
         if self.is_closing() {
             return Err(Error::Closed);
         }
-        match self.inner.outbox.push(hub::encode::<C>(message)?) {
+        match self.inner.outbox.push(self.inner.hub.encode::<C>(message)?) {
             Pushed::Closed | Pushed::Disconnected => Err(Error::Closed),
             Pushed::Queued | Pushed::DroppedOldest | Pushed::DroppedNew => Ok(()),
         }
@@ -139,7 +139,7 @@ impl<C: Channel, S, D> Conn<C, S, D> {
     /// Queues one of the runtime's error replies if there is room (see `OutboxSender::offer`);
     /// `Ok(false)` when it was dropped.
     pub(crate) fn offer_reply(&self, message: &C::ServerMessage) -> Result<bool, Error> {
-        Ok(self.inner.outbox.offer(hub::encode::<C>(message)?))
+        Ok(self.inner.outbox.offer(self.inner.hub.encode::<C>(message)?))
     }
 
     /// Sends a message to everyone on this connection's address, this connection included.

@@ -176,6 +176,16 @@ impl<S: Send + Sync + 'static> Server<S> {
         self
     }
 
+    /// The largest message the server sends, in bytes: a larger one is refused with
+    /// [`Error::OutgoingTooLarge`](crate::Error::OutgoingTooLarge) by `send`, `broadcast` and
+    /// the hub, and nothing is queued. It also bounds each connection's write buffer, so a
+    /// client that never reads cannot grow the server's memory (not even with pings, whose
+    /// pongs would otherwise pile up). Default: 1 MiB.
+    pub fn max_outgoing_message_size(self, bytes: usize) -> Self {
+        self.hub.set_max_outgoing(bytes);
+        self
+    }
+
     /// The size of each connection's read buffer. Default: 4 KiB (memory per idle connection
     /// is dominated by it; tungstenite's own default is 128 KiB).
     pub fn read_buffer_size(mut self, bytes: usize) -> Self {
@@ -375,16 +385,17 @@ impl<S: Send + Sync + 'static> Server<S> {
     }
 
     fn into_shared(self) -> Shared<S> {
+        let config = self.config.with_max_outgoing(self.hub.max_outgoing());
         Shared {
             limits: Arc::new(ConnectionLimits::new(
-                self.config.max_connections,
-                self.config.max_connections_per_address,
+                config.max_connections,
+                config.max_connections_per_address,
             )),
             router: self.router,
             state: self.state,
             hub: self.hub,
             lifecycle: self.lifecycle,
-            config: Arc::new(self.config),
+            config: Arc::new(config),
             next_id: AtomicU64::new(1),
         }
     }
