@@ -13,6 +13,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use ws_channels_tests::{Component, require};
 
 /// `cargo test` builds the examples next to the test binary's `deps/` directory.
@@ -392,4 +394,75 @@ fn the_contract_types_document_passes_the_official_parser() {
     let out = output_within(validate, Duration::from_secs(120));
     let _ = std::fs::remove_file(&file);
     assert!(out.contains("valid, 0 errors, 0 warnings"), "{out}");
+}
+
+#[test]
+fn chat_logs_each_connection_opened_and_closed_without_its_query() {
+    let mut child = example("chat")
+        .arg("127.0.0.1:0")
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start example chat");
+    let stdout = child.stdout.take().expect("piped stdout");
+    let stderr = child.stderr.take().expect("piped stderr");
+    let _running = Running(child);
+    // Keep reading stdout: a closed pipe would fail the server's next print.
+    let (addr_tx, addr_rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Some(addr) = line.strip_prefix("listening on ") {
+                let _ = addr_tx.send(addr.to_owned());
+            }
+        }
+    });
+    let addr = addr_rx
+        .recv_timeout(Duration::from_secs(20))
+        .expect("the chat prints its address");
+    let (tx, logged) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    // The query is where tokens travel: it must never be logged.
+    let url = format!("{addr}/chat/lobby?name=query-secret");
+    let (mut socket, _) = tokio_tungstenite::tungstenite::connect(url.as_str()).expect("connect");
+    socket
+        .close(Some(CloseFrame {
+            code: CloseCode::Normal,
+            reason: "bye".into(),
+        }))
+        .expect("close");
+    while socket.read().is_ok() {}
+    let mut seen = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !seen.iter().any(|l: &String| l.contains("connection closed")) {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        seen.push(
+            logged
+                .recv_timeout(left)
+                .unwrap_or_else(|_| panic!("no close logged:\n{seen:#?}")),
+        );
+    }
+    let opened = seen
+        .iter()
+        .find(|l| l.contains("connection opened"))
+        .expect("an open logged");
+    let closed = seen
+        .iter()
+        .find(|l| l.contains("connection closed"))
+        .expect("a close logged");
+    for line in [opened, closed] {
+        assert!(
+            line.contains("INFO") && line.contains("channel=\"chat\"") && line.contains("chat/lobby"),
+            "{line}"
+        );
+        assert!(!line.contains("query-secret"), "the query must never be logged: {line}");
+    }
+    assert!(
+        closed.contains("code=1000") && closed.contains("duration_ms="),
+        "{closed}"
+    );
 }

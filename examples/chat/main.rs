@@ -18,10 +18,11 @@
 //!   stays open.
 //!
 //! `GET /rooms/lobby` returns `{"room":"lobby","users":2}`; `GET /asyncapi.json` returns the
-//! channel's AsyncAPI 3.0 document. `cargo run --example chat -- --typescript` prints its
+//! channel's AsyncAPI 3.0 document; `GET /metrics` returns the server's counters in
+//! Prometheus' text format. Logs go to stderr, filtered by `RUST_LOG` (default `info`: one line
+//! per connection opened and closed). `cargo run --example chat -- --typescript` prints its
 //! TypeScript client (checked in as `examples/chat/chat.ts`).
 
-use std::net::SocketAddr;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::extract::{Path, State};
@@ -193,6 +194,14 @@ fn asyncapi() -> AsyncApi {
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_writer(std::io::stderr)
+        // Colours for a person at a terminal, plain text for a file or another program.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    // The library mirrors its counters to the `metrics` facade; this recorder renders them.
+    let prometheus = metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder()?;
     let server = chat_server();
     let hub = server.hub();
     let shutdown = server.handle();
@@ -210,6 +219,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         )
         .route("/rooms/{room}", get(room_info))
         .route("/asyncapi.json", get(|| async { axum::Json(asyncapi().to_json()) }))
+        .route("/metrics", get(move || std::future::ready(prometheus.render())))
         .with_state(hub)
         .merge(server.into_router());
 
@@ -225,7 +235,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("listening on ws://{local}");
     // The page is what a person opens; the ws:// line is for WebSocket clients.
     println!("chat page at http://{local}/ (open it in two tabs)");
-    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+    // serve_app bounds slow request heads (slowloris), which axum::serve does not.
+    ws_channels::serve_app(listener, app)
         .with_graceful_shutdown(async move {
             let _ = tokio::signal::ctrl_c().await;
             shutdown.shutdown().await;

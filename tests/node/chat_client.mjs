@@ -102,6 +102,18 @@ assert.match(page, /<title>ws-channels chat<\/title>/);
 const info = await (await fetch(`${http}/rooms/lobby`)).json();
 assert.deepEqual(info, { room: "lobby", users: 2 });
 
+// The server's counters, in Prometheus' text format, labelled by channel.
+const metrics = await (await fetch(`${http}/metrics`)).text();
+const sample = (name) => {
+  const line = metrics.split("\n").find((l) => l.startsWith(`${name}{channel="chat"} `));
+  assert.ok(line, `${name} in /metrics:\n${metrics}`);
+  return Number(line.split(" ")[1]);
+};
+assert.equal(sample("ws_channels_connections_open"), 2);
+assert.ok(sample("ws_channels_connections_total") >= 2);
+assert.ok(sample("ws_channels_messages_in_total") >= 2);
+assert.match(metrics, /ws_channels_handler_seconds/);
+
 // Leaving is announced to the others.
 ann.ws.close(1000, "bye");
 assert.deepEqual(await bob.next(), { type: "left", user: "ann" });

@@ -1,8 +1,12 @@
 //! Counters a user can read: connections, messages, drops. One set per server, shared by the
-//! hub, every connection task and the accept path.
+//! hub, every connection task and the accept path. They are the one owner of these numbers;
+//! with the `metrics` feature every change is mirrored to the `metrics` facade (for Prometheus,
+//! OpenTelemetry… exporters), labelled by channel `NAME` (never by address: an unbounded label
+//! set), with two histograms the counters cannot express.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
@@ -15,6 +19,103 @@ pub(crate) struct Counters {
     pub(crate) lag_disconnects: AtomicU64,
     pub(crate) rate_limited: AtomicU64,
     pub(crate) error_replies_dropped: AtomicU64,
+}
+
+/// The counters that only grow, by what they count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Count {
+    MessagesIn,
+    MessagesOut,
+    Dropped,
+    LagDisconnects,
+    RateLimited,
+    ErrorRepliesDropped,
+}
+
+impl Count {
+    /// Its name in the `metrics` facade.
+    #[cfg(feature = "metrics")]
+    fn name(self) -> &'static str {
+        match self {
+            Self::MessagesIn => "ws_channels_messages_in_total",
+            Self::MessagesOut => "ws_channels_messages_out_total",
+            Self::Dropped => "ws_channels_dropped_total",
+            Self::LagDisconnects => "ws_channels_lag_disconnects_total",
+            Self::RateLimited => "ws_channels_rate_limited_total",
+            Self::ErrorRepliesDropped => "ws_channels_error_replies_dropped_total",
+        }
+    }
+}
+
+impl Counters {
+    fn cell(&self, count: Count) -> &AtomicU64 {
+        match count {
+            Count::MessagesIn => &self.messages_in,
+            Count::MessagesOut => &self.messages_out,
+            Count::Dropped => &self.dropped,
+            Count::LagDisconnects => &self.lag_disconnects,
+            Count::RateLimited => &self.rate_limited,
+            Count::ErrorRepliesDropped => &self.error_replies_dropped,
+        }
+    }
+
+    /// Adds `n` to a counter of `channel`.
+    pub(crate) fn add(&self, count: Count, channel: &'static str, n: u64) {
+        self.cell(count).fetch_add(n, Ordering::Relaxed);
+        #[cfg(feature = "metrics")]
+        metrics::counter!(count.name(), "channel" => channel).increment(n);
+        #[cfg(not(feature = "metrics"))]
+        let _ = channel;
+    }
+
+    /// A connection of `channel` was upgraded.
+    pub(crate) fn opened(&self, channel: &'static str) {
+        self.connections_open.fetch_add(1, Ordering::Relaxed);
+        self.connections_total.fetch_add(1, Ordering::Relaxed);
+        #[cfg(feature = "metrics")]
+        {
+            metrics::gauge!("ws_channels_connections_open", "channel" => channel).increment(1.0);
+            metrics::counter!("ws_channels_connections_total", "channel" => channel).increment(1);
+        }
+        #[cfg(not(feature = "metrics"))]
+        let _ = channel;
+    }
+
+    /// A connection of `channel` ended.
+    pub(crate) fn closed(&self, channel: &'static str) {
+        self.connections_open.fetch_sub(1, Ordering::Relaxed);
+        #[cfg(feature = "metrics")]
+        metrics::gauge!("ws_channels_connections_open", "channel" => channel).decrement(1.0);
+        #[cfg(not(feature = "metrics"))]
+        let _ = channel;
+    }
+
+    /// A handshake was refused with `status` (labelled by status: the channel is not known
+    /// for every refusal, such as a 404).
+    pub(crate) fn refused(&self, status: http::StatusCode) {
+        self.handshakes_rejected.fetch_add(1, Ordering::Relaxed);
+        #[cfg(feature = "metrics")]
+        metrics::counter!("ws_channels_handshakes_rejected_total", "status" => status.as_str().to_owned()).increment(1);
+        #[cfg(not(feature = "metrics"))]
+        let _ = status;
+    }
+
+    /// How long a handler of `channel` ran (facade only: a histogram).
+    pub(crate) fn handler_ran(&self, channel: &'static str, took: Duration) {
+        #[cfg(feature = "metrics")]
+        metrics::histogram!("ws_channels_handler_seconds", "channel" => channel).record(took.as_secs_f64());
+        #[cfg(not(feature = "metrics"))]
+        let _ = (channel, took);
+    }
+
+    /// How many messages were waiting in a connection's queue when one more was queued (facade
+    /// only: a histogram; a growing depth is a reader falling behind).
+    pub(crate) fn queue_depth(&self, channel: &'static str, depth: usize) {
+        #[cfg(feature = "metrics")]
+        metrics::histogram!("ws_channels_outbound_queue_depth", "channel" => channel).record(depth as f64);
+        #[cfg(not(feature = "metrics"))]
+        let _ = (channel, depth);
+    }
 }
 
 /// A live view of a server's counters; cheap to clone. Read it with [`snapshot`](Self::snapshot).

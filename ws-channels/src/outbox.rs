@@ -17,7 +17,7 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
 use crate::channel::LagPolicy;
-use crate::metrics::Counters;
+use crate::metrics::{Count, Counters};
 use crate::transport::close_frame;
 
 /// What happened to one pushed message.
@@ -42,7 +42,12 @@ impl Pushed {
 }
 
 /// Creates a connection's outbox.
-pub(crate) fn outbox(capacity: usize, policy: LagPolicy, counters: Arc<Counters>) -> (OutboxSender, OutboxReceiver) {
+pub(crate) fn outbox(
+    channel: &'static str,
+    capacity: usize,
+    policy: LagPolicy,
+    counters: Arc<Counters>,
+) -> (OutboxSender, OutboxReceiver) {
     let shared = Arc::new(Shared {
         state: Mutex::default(),
         capacity,
@@ -50,6 +55,7 @@ pub(crate) fn outbox(capacity: usize, policy: LagPolicy, counters: Arc<Counters>
         ready: Notify::new(),
         attention: Notify::new(),
         lagged: AtomicU64::new(0),
+        channel,
         counters,
     });
     (OutboxSender { shared: shared.clone() }, OutboxReceiver { shared })
@@ -65,6 +71,8 @@ struct Shared {
     attention: Notify,
     /// Messages dropped since the last `on_lag` report.
     lagged: AtomicU64,
+    /// The connection's channel, for the counters' label.
+    channel: &'static str,
     counters: Arc<Counters>,
 }
 
@@ -130,6 +138,7 @@ impl OutboxSender {
             if state.is_closing() {
                 return Pushed::Closed;
             }
+            shared.counters.queue_depth(shared.channel, state.queue.len());
             if state.queue.len() < shared.capacity {
                 state.queue.push_back(message);
                 Pushed::Queued
@@ -151,13 +160,13 @@ impl OutboxSender {
                 if outcome == Pushed::DroppedOldest {
                     shared.ready.notify_one();
                 }
-                shared.counters.dropped.fetch_add(1, Ordering::Relaxed);
+                shared.counters.add(Count::Dropped, shared.channel, 1);
                 shared.report_lag();
             }
             Pushed::Disconnected => {
                 // Several publishers may hit the full queue at once: count the disconnect once.
                 if shared.request_close(CloseCode::Policy, "slow consumer: outbound queue full") {
-                    shared.counters.lag_disconnects.fetch_add(1, Ordering::Relaxed);
+                    shared.counters.add(Count::LagDisconnects, shared.channel, 1);
                 }
                 shared.report_lag();
             }
@@ -289,7 +298,7 @@ mod tests {
     use super::*;
 
     fn new(capacity: usize, policy: LagPolicy) -> (OutboxSender, OutboxReceiver) {
-        outbox(capacity, policy, Arc::default())
+        outbox("T", capacity, policy, Arc::default())
     }
 
     fn texts(batch: &[WsMessage]) -> Vec<String> {

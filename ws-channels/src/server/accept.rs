@@ -63,7 +63,7 @@ impl<S: Send + Sync + 'static> Shared<S> {
 
     /// Counts and logs a refused handshake.
     pub(crate) fn refused(&self, remote_addr: Option<SocketAddr>, reject: &Reject) {
-        self.hub.counters().handshakes_rejected.fetch_add(1, Ordering::Relaxed);
+        self.hub.counters().refused(reject.status());
         tracing::debug!(?remote_addr, %reject, "handshake refused");
     }
 

@@ -24,7 +24,7 @@ mod testing;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpStream, ToSocketAddrs};
@@ -364,7 +364,7 @@ impl<S: Send + Sync + 'static> Server<S> {
                         let Some(pending) = handshakes.acquire(ip, per_ip) else {
                             // Too many sockets mid-handshake (from this address, or in all):
                             // drop this one rather than queue it.
-                            shared.hub.counters().handshakes_rejected.fetch_add(1, Ordering::Relaxed);
+                            shared.hub.counters().refused(http::StatusCode::SERVICE_UNAVAILABLE);
                             tracing::debug!(%remote_addr, "too many pending handshakes");
                             continue;
                         };

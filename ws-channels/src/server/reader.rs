@@ -1,7 +1,7 @@
 //! The reading half of a connection task: frames in, limits and liveness applied, messages
 //! decoded, validated and dispatched to the handler, one at a time and in order.
 
-use std::sync::atomic::Ordering;
+use crate::metrics::Count;
 
 use futures_util::StreamExt;
 use futures_util::future::BoxFuture;
@@ -237,13 +237,13 @@ where
     }
 
     fn count_in(&self) {
-        self.conn.hub().counters().messages_in.fetch_add(1, Ordering::Relaxed);
+        self.conn.hub().counters().add(Count::MessagesIn, C::NAME, 1);
     }
 
     /// A message over the rate limit: close with 1008, or drop it (with the channel's error
     /// reply, if it has one).
     fn rate_limited(&self, bucket: &mut TokenBucket, now: Instant) {
-        self.conn.hub().counters().rate_limited.fetch_add(1, Ordering::Relaxed);
+        self.conn.hub().counters().add(Count::RateLimited, C::NAME, 1);
         self.report(&Error::RateLimited);
         let action = self.config.rate_limit.map(|limit| limit.action()).unwrap_or_default();
         match action {
@@ -261,7 +261,7 @@ where
 
     fn reply_dropped(&self) {
         let counters = self.conn.hub().counters();
-        counters.error_replies_dropped.fetch_add(1, Ordering::Relaxed);
+        counters.add(Count::ErrorRepliesDropped, C::NAME, 1);
     }
 
     /// The channel's invalid-input policy: reply with its error message, or close with 1007
@@ -291,7 +291,10 @@ where
 
     /// Runs a handler future; an error or a panic closes this connection with 1011.
     async fn run_handler(&self, handler: BoxFuture<'static, HandlerResult>) {
-        let error = match guard::catch(handler).await {
+        let started = Instant::now();
+        let outcome = guard::catch(handler).await;
+        self.conn.hub().counters().handler_ran(C::NAME, started.elapsed());
+        let error = match outcome {
             Ok(Ok(())) => return,
             Ok(Err(error)) => Error::Handler(error),
             Err(panic) => Error::HandlerPanicked(panic),

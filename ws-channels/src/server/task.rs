@@ -11,7 +11,6 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::task::{Context, Poll};
 
 use futures_util::future::poll_fn;
@@ -31,7 +30,7 @@ use super::reader::Reader;
 use crate::channel::Channel;
 use crate::conn_id::ConnId;
 use crate::hub::{Hub, TopicKey};
-use crate::metrics::Counters;
+use crate::metrics::{Count, Counters};
 use crate::outbox::{OutboxReceiver, outbox};
 use crate::transport::{MessageSink, MessageStream};
 
@@ -108,18 +107,27 @@ pub(crate) async fn run<C, S, D, T>(
     D: Send + Sync + 'static,
     T: MessageSink + MessageStream,
 {
-    let span = tracing::info_span!("ws_conn", channel = C::NAME, %address, id = env.id.0);
+    // Never the query string (tokens travel there): the channel, its address and the peer.
+    let span = tracing::info_span!(
+        "ws_conn",
+        channel = C::NAME,
+        %address,
+        id = env.id.0,
+        remote_addr = ?env.remote_addr,
+    );
+    let started = tokio::time::Instant::now();
+    tracing::info!(parent: &span, "connection opened");
     let counters = env.hub.counters().clone();
-    let (sender, receiver) = outbox(env.config.outbound_queue, C::LAG_POLICY, counters.clone());
+    let (sender, receiver) = outbox(C::NAME, env.config.outbound_queue, C::LAG_POLICY, counters.clone());
     env.hub.attach::<C>(env.id, sender.clone());
     let topic = TopicKey::new::<C>(&address);
     env.hub.join(env.id, topic.clone());
-    counters.connections_open.fetch_add(1, Ordering::Relaxed);
-    counters.connections_total.fetch_add(1, Ordering::Relaxed);
+    counters.opened(C::NAME);
     let registration = Registration {
         outbox: receiver,
         hub: env.hub.clone(),
         id: env.id,
+        channel: C::NAME,
         counters: counters.clone(),
         _slot: env.slot,
     };
@@ -139,7 +147,7 @@ pub(crate) async fn run<C, S, D, T>(
     let (sink, stream) = transport.split();
     let info = {
         let reader = Reader::new(&handler, conn.clone(), &env.config, &registration.outbox, env.expires);
-        let writer = write_loop(sink, &registration.outbox, &counters);
+        let writer = write_loop(sink, &registration.outbox, &counters, C::NAME);
         // Boxed: an async fn's arguments keep their own storage next to the locals they move
         // into, so passing these (2 KiB together) by value would store them several times over
         // for the connection's whole life.
@@ -154,6 +162,14 @@ pub(crate) async fn run<C, S, D, T>(
     };
     // The peer is gone or the close handshake is over: nothing queued can be delivered now.
     drop(registration);
+    tracing::info!(
+        parent: &span,
+        code = u16::from(info.code),
+        reason = %info.reason,
+        by_server = info.by_server,
+        duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+        "connection closed"
+    );
     if let Some(on_close) = &handler.callbacks.on_close {
         if let Err(panic) = guard::catch(on_close(conn.clone(), info)).instrument(span).await {
             tracing::warn!(channel = C::NAME, id = conn.id().0, panic, "on_close panicked");
@@ -207,6 +223,7 @@ struct Registration {
     outbox: OutboxReceiver,
     hub: Hub,
     id: ConnId,
+    channel: &'static str,
     counters: Arc<Counters>,
     _slot: Slot,
 }
@@ -215,14 +232,14 @@ impl Drop for Registration {
     fn drop(&mut self) {
         self.outbox.end();
         self.hub.detach(self.id);
-        self.counters.connections_open.fetch_sub(1, Ordering::Relaxed);
+        self.counters.closed(self.channel);
     }
 }
 
 /// Writes queued frames in batches (one flush, usually one syscall, per batch), then the close
 /// frame once the connection is closing and the queue is drained. If writing fails the
 /// connection is closed: later sends fail and the reader stops waiting.
-async fn write_loop<W>(mut sink: W, outbox: &OutboxReceiver, counters: &Counters)
+async fn write_loop<W>(mut sink: W, outbox: &OutboxReceiver, counters: &Counters, channel: &'static str)
 where
     W: Sink<WsMessage, Error = WsError> + Unpin,
 {
@@ -249,11 +266,11 @@ where
             outbox.end();
             return;
         }
-        counters.messages_out.fetch_add(written, Ordering::Relaxed);
+        counters.add(Count::MessagesOut, channel, written);
     }
     if let Some(frame) = outbox.close_frame() {
         if sink.send(WsMessage::Close(Some(frame))).await.is_ok() {
-            counters.messages_out.fetch_add(1, Ordering::Relaxed);
+            counters.add(Count::MessagesOut, channel, 1);
         }
     }
 }
