@@ -17,6 +17,9 @@ struct Echo {
     text: String,
 }
 
+/// A metric's name, labels and value.
+type Recorded = (String, Vec<(String, String)>, DebugValue);
+
 #[test]
 fn counters_reach_the_facade_labelled_by_channel() {
     let recorder = DebuggingRecorder::new();
@@ -43,7 +46,7 @@ fn counters_reach_the_facade_labelled_by_channel() {
             }
         });
     });
-    let metrics: Vec<(String, Vec<(String, String)>, DebugValue)> = snapshotter
+    let metrics: Vec<Recorded> = snapshotter
         .snapshot()
         .into_vec()
         .into_iter()
