@@ -27,8 +27,8 @@ where
     C: ClientSends,
     W: MessageSink + ?Sized,
 {
-    let text = codec::encode::<C, _>(message, C::validate_client)?;
-    sink.send(WsMessage::Text(text)).await?;
+    let frame = codec::encode::<C, _>(message, C::validate_client)?;
+    sink.send(frame).await?;
     Ok(())
 }
 

@@ -108,6 +108,7 @@ mod validate;
 
 pub use channel::{Channel, ClientSends, ErrorReply, LagPolicy, Message, NoMessage, ParamValue, Params, Shape};
 pub use client::{ClientSocket, Publisher, Subscription, connect, publish, subscribe};
+pub use codec::{Codec, Format, FrameError, FrameKind, Json, MsgPack, Passthrough, Raw};
 pub use conn_id::ConnId;
 pub use error::{BoxError, CodecError, Error, HandlerResult, ParamError, Report, ValidationError};
 pub use hub::{Hub, IntoTopic, Topic};
@@ -147,6 +148,7 @@ pub mod __private {
 
     pub use crate::channel::{Channel, ClientSends, ErrorReply, LagPolicy, NoMessage, ParamValue, Params, Shape};
     pub use crate::client::{Subscription, publish, subscribe};
+    pub use crate::codec::{Json, MsgPack, Passthrough, Raw};
     pub use crate::error::{Error, ParamError, ValidationError};
     pub use crate::pattern::{Segment, Template};
     pub use crate::server::{Handler, Server};

@@ -226,11 +226,15 @@ impl Hub {
     /// Serializes and validates a server message once, into a frame every receiver shares;
     /// refuses one larger than the outgoing limit.
     pub(crate) fn encode<C: Channel>(&self, message: &C::ServerMessage) -> Result<WsMessage, Error> {
-        let text = codec::encode::<C, _>(message, C::validate_server)?;
-        let max = self.max_outgoing();
-        match text.len() > max {
-            true => Err(Error::OutgoingTooLarge { size: text.len(), max }),
-            false => Ok(WsMessage::Text(text)),
+        self.check_outgoing(codec::encode::<C, _>(message, C::validate_server)?)
+    }
+
+    /// Refuses a frame larger than the outgoing limit.
+    pub(crate) fn check_outgoing(&self, frame: WsMessage) -> Result<WsMessage, Error> {
+        let (size, max) = (codec::payload_len(&frame), self.max_outgoing());
+        match size > max {
+            true => Err(Error::OutgoingTooLarge { size, max }),
+            false => Ok(frame),
         }
     }
 

@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::{Bytes, Message as WsMessage};
 
 use crate::channel::{Channel, LagPolicy};
 use crate::conn_id::ConnId;
@@ -131,6 +132,22 @@ impl<C: Channel, S, D> Conn<C, S, D> {
             return Err(Error::Closed);
         }
         match self.inner.outbox.push(self.inner.hub.encode::<C>(message)?) {
+            Pushed::Closed | Pushed::Disconnected => Err(Error::Closed),
+            Pushed::Queued | Pushed::DroppedOldest | Pushed::DroppedNew => Ok(()),
+        }
+    }
+
+    /// Sends side-band bytes to this connection as one binary frame (an image, a file chunk),
+    /// beside the channel's typed messages. Bounded by the server's
+    /// [`max_outgoing_message_size`](crate::Server::max_outgoing_message_size); queued under
+    /// the channel's lag policy like any message. On a MessagePack or raw channel, typed
+    /// messages are binary frames too: the client tells them apart only by content.
+    pub async fn send_binary(&self, bytes: impl Into<Bytes>) -> Result<(), Error> {
+        if self.is_closing() {
+            return Err(Error::Closed);
+        }
+        let frame = self.inner.hub.check_outgoing(WsMessage::Binary(bytes.into()))?;
+        match self.inner.outbox.push(frame) {
             Pushed::Closed | Pushed::Disconnected => Err(Error::Closed),
             Pushed::Queued | Pushed::DroppedOldest | Pushed::DroppedNew => Ok(()),
         }

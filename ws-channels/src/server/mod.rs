@@ -76,9 +76,9 @@ use crate::metrics::Metrics;
 ///
 /// | event | outcome (default) |
 /// |---|---|
-/// | a text frame that is not JSON of the client message type | close 1007 (or an error reply, under `on_invalid = reply`) |
+/// | a frame that does not decode as the client message type (JSON text, or MessagePack for `codec = msgpack`) | close 1007 (or an error reply, under `on_invalid = reply`) |
 /// | a message that fails [`Validate`](crate::Validate) | close 1008 (or an error reply, under `on_invalid = reply`) |
-/// | a binary frame | close 1007 (or an error reply): messages are JSON text |
+/// | a binary frame on a JSON channel without [`on_binary`](crate::Handler::on_binary), or a text frame on a MessagePack channel | close 1003 (or an error reply) |
 /// | a text or binary message larger than [`max_message_size`](Self::max_message_size) | close 1009 (or an error reply, under `on_invalid = reply`) |
 /// | a frame larger than twice that | close 1009, without reading it |
 /// | messages faster than the [`rate_limit`](Self::rate_limit) | close 1008, or dropped with an error reply |
