@@ -19,7 +19,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use ws_channels::tungstenite::Message;
 use ws_channels::{CloseCode, CloseInfo, Server, channel};
-use ws_channels_tests::{Backend, Served, next_text, raw_connect, within};
+use ws_channels_tests::{Backend, Served, next_text, raw_connect, raw_http, within};
 
 /// Runs each listed test against both backends: `name::standalone` and `name::axum`.
 macro_rules! on_both_backends {
@@ -48,6 +48,7 @@ on_both_backends!(
     an_invalid_close_code_is_answered_with_1002,
     a_slow_consumers_close_frame_never_reaches_it,
     a_1_mb_header_is_refused_with_431,
+    incomplete_upgrades_and_garbage_are_refused,
 );
 
 /// The largest message the test server reads (the protocol layer reads up to twice that).
@@ -415,5 +416,37 @@ async fn a_slowloris_handshake_is_dropped_standalone() {
         "dropped at the handshake timeout, not when the trickle ended: {:?}",
         started.elapsed()
     );
+    still_served(&server).await;
+}
+
+/// Requests that are not (complete) WebSocket upgrades, on both front ends: the same
+/// statuses, though hyper parses the request under axum.
+async fn incomplete_upgrades_and_garbage_are_refused(backend: Backend) {
+    let (server, _) = start(backend).await;
+    // `close` lets hyper end the connection after a refusal, as the standalone server always does.
+    let upgrade = "Upgrade: websocket\r\nConnection: Upgrade, close\r\n";
+    let key = "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n";
+    let cases = [
+        (
+            "no Sec-WebSocket-Key",
+            format!("GET /echo/r HTTP/1.1\r\nHost: x\r\n{upgrade}Sec-WebSocket-Version: 13\r\n\r\n"),
+            400,
+        ),
+        (
+            "WebSocket version 8",
+            format!("GET /echo/r HTTP/1.1\r\nHost: x\r\n{upgrade}{key}Sec-WebSocket-Version: 8\r\n\r\n"),
+            426,
+        ),
+        (
+            "no Upgrade header",
+            "GET /echo/r HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".to_owned(),
+            426,
+        ),
+        ("bytes that are not HTTP", "\u{1}\u{2} garbage\r\n\r\n".to_owned(), 400),
+    ];
+    for (what, request, status) in cases {
+        let (got, response) = raw_http(server.addr, &request).await;
+        assert_eq!(got, status, "{what} on {backend:?}: {response}");
+    }
     still_served(&server).await;
 }
