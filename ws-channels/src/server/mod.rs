@@ -389,7 +389,9 @@ impl<S: Send + Sync + 'static> Server<S> {
     }
 
     /// How long a connection waits for the peer's close reply after the server closed it.
-    /// Default: 3 s.
+    /// A peer that does not read at all (its socket full, so the close frame cannot even be
+    /// written) is dropped after twice this: once waiting for the reply, once more for the
+    /// writer. Default: 3 s.
     pub fn close_timeout(mut self, timeout: Duration) -> Self {
         self.config.close_timeout = timeout;
         self
