@@ -317,16 +317,24 @@ async fn a_slow_consumers_close_frame_never_reaches_it(backend: Backend) {
     let mut deaf = raw_socket(&server, "/feed/news").await;
     let params = FeedParams::new("news");
     let padding = "x".repeat(32 * 1024);
-    // Publish until the server gives up on the reader: its socket and queue are full.
+    // Publish as fast as the writer writes, so the queue overflows only once the socket is
+    // full (the writer stuck for a while), not because a busy machine was slow to run it; then
+    // overflow it.
     within("the slow consumer's disconnect", async {
-        let mut seq = 0;
+        let (mut seq, mut written, mut since) = (0, 0, std::time::Instant::now());
         while metrics.snapshot().lag_disconnects == 0 {
-            let feed = Feed {
-                seq,
-                padding: padding.clone(),
-            };
-            hub.publish(&params, &feed).await.unwrap();
-            seq += 1;
+            let out = metrics.snapshot().messages_out;
+            if out != written {
+                (written, since) = (out, std::time::Instant::now());
+            }
+            if seq <= written || since.elapsed() > Duration::from_millis(300) {
+                let feed = Feed {
+                    seq,
+                    padding: padding.clone(),
+                };
+                hub.publish(&params, &feed).await.unwrap();
+                seq += 1;
+            }
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
     })
