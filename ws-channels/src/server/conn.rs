@@ -39,6 +39,45 @@ pub struct Lagged {
 /// The handle a handler gets for its connection: identity, typed params and data, shared
 /// state, typed `send` / `close`, topics and broadcast. Cheap to clone; every clone is the same
 /// connection.
+///
+/// ```
+/// use futures_util::StreamExt;
+/// use ws_channels::{CloseCode, Server, TestServer, channel};
+///
+/// #[channel("chat/<room>")]
+/// #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+/// struct Chat { text: String }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), ws_channels::Error> {
+/// let server = Chat::register(Server::new(), |h| {
+///     h.on_message(|conn, msg| async move {
+///         if msg.text == "/quit" {
+///             conn.close(CloseCode::Normal, "bye");
+///             return Ok(());
+///         }
+///         // Everyone on this connection's address (`chat/lobby`), the sender included.
+///         let text = format!("[{}] {}", conn.params().room, msg.text);
+///         conn.broadcast(&Chat { text }).await?;
+///         Ok(())
+///     })
+/// });
+/// let test = TestServer::new(server);
+/// let lobby = ChatParams::new("lobby");
+/// let (mut ann, mut ann_rx) = test.connect(&lobby).await?;
+/// ann.send(&Chat { text: "hi".into() }).await?;
+/// assert_eq!(ann_rx.next().await.expect("a broadcast")?.text, "[lobby] hi");
+///
+/// let (mut bob, mut bob_rx) = test.connect(&lobby).await?;
+/// bob.send(&Chat { text: "hello".into() }).await?;
+/// assert_eq!(bob_rx.next().await.expect("a broadcast")?.text, "[lobby] hello");
+/// assert_eq!(ann_rx.next().await.expect("a broadcast")?.text, "[lobby] hello");
+///
+/// bob.send(&Chat { text: "/quit".into() }).await?;
+/// assert!(bob_rx.next().await.is_none(), "the server closed the connection");
+/// assert_eq!(bob_rx.close_code(), Some(CloseCode::Normal));
+/// # Ok(()) }
+/// ```
 pub struct Conn<C: Channel, S = (), D = ()> {
     inner: Arc<ConnInner<C, S>>,
     data: Arc<D>,
