@@ -21,24 +21,7 @@ use ws_channels::tungstenite::Message;
 use ws_channels::{CloseCode, CloseInfo, Server, channel};
 use ws_channels_tests::{Backend, Served, next_text, raw_connect, raw_http, within};
 
-/// Runs each listed test against both backends: `name::standalone` and `name::axum`.
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {$(
-        mod $name {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn standalone() {
-                super::$name(ws_channels_tests::Backend::Standalone).await;
-            }
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn axum() {
-                super::$name(ws_channels_tests::Backend::Axum).await;
-            }
-        }
-    )*};
-}
-
-on_both_backends!(
+ws_channels_tests::on_both_backends!(
     an_unknown_type_closes_1007,
     a_known_type_with_a_wrong_field_closes_1007,
     invalid_utf8_closes_1007,

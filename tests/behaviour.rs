@@ -19,27 +19,10 @@ use ws_channels::{
     Server, TokenSource, Topic, channel,
 };
 use ws_channels_tests::{
-    Backend, Served, handshake_status, next_text, raw_connect, raw_http, read_until_close, within,
+    Backend, Encodings, Served, handshake_status, next_text, raw_connect, raw_http, read_until_close, within,
 };
 
-/// Runs each listed test against both backends: `name::standalone` and `name::axum`.
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {$(
-        mod $name {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn standalone() {
-                super::$name(ws_channels_tests::Backend::Standalone).await;
-            }
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn axum() {
-                super::$name(ws_channels_tests::Backend::Axum).await;
-            }
-        }
-    )*};
-}
-
-on_both_backends!(
+ws_channels_tests::on_both_backends!(
     a_broadcast_reaches_200_subscribers_once_and_in_order,
     broadcast_variants_and_topics,
     the_hub_publishes_from_outside_any_handler,
@@ -104,16 +87,6 @@ enum RoomEvent {
     Error {
         message: String,
     },
-}
-
-/// Where a tick counts its serializations; not part of its value.
-#[derive(Debug, Clone, Default)]
-struct Encodings(Option<Arc<AtomicUsize>>);
-
-impl PartialEq for Encodings {
-    fn eq(&self, _: &Self) -> bool {
-        true
-    }
 }
 
 /// Counts its own serializations, to prove a broadcast is serialized once.

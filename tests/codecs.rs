@@ -12,26 +12,9 @@ use futures_util::{SinkExt, StreamExt};
 use serde::{Deserialize, Serialize};
 use ws_channels::tungstenite::Message;
 use ws_channels::{CloseCode, Error, ErrorReply, Raw, Report, Server, channel, connect};
-use ws_channels_tests::{Backend, Served, raw_connect, read_until_close, within};
+use ws_channels_tests::{Backend, Encodings, Served, raw_connect, read_until_close, within};
 
-/// Runs each listed test against both backends: `name::standalone` and `name::axum`.
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {$(
-        mod $name {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn standalone() {
-                super::$name(ws_channels_tests::Backend::Standalone).await;
-            }
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn axum() {
-                super::$name(ws_channels_tests::Backend::Axum).await;
-            }
-        }
-    )*};
-}
-
-on_both_backends!(
+ws_channels_tests::on_both_backends!(
     msgpack_messages_travel_as_binary_frames_and_broadcast_encodes_once,
     msgpack_bad_input_gets_its_documented_code_and_harms_no_one,
     msgpack_errors_can_be_replied_to,
@@ -59,16 +42,6 @@ enum PackEvent {
     Error {
         message: String,
     },
-}
-
-/// Where an event counts its serializations; not part of its value.
-#[derive(Debug, Clone, Default)]
-struct Encodings(Option<Arc<AtomicUsize>>);
-
-impl PartialEq for Encodings {
-    fn eq(&self, _: &Self) -> bool {
-        true
-    }
 }
 
 impl Serialize for PackEvent {

@@ -357,3 +357,33 @@ fn probe_once(component: Component) -> Result<(), String> {
     let mut probed = PROBED.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     probed.entry(component).or_insert_with(|| component.probe()).clone()
 }
+
+/// Runs each listed `async fn name(backend: Backend)` against both backends, as the tests
+/// `name::standalone` and `name::axum`: the behaviour must not depend on the front end.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn standalone() {
+                super::$name($crate::Backend::Standalone).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn axum() {
+                super::$name($crate::Backend::Axum).await;
+            }
+        }
+    )*};
+}
+
+/// Where a message counts its serializations, to prove a broadcast is encoded once. Not part
+/// of the message's value: any two compare equal.
+#[derive(Debug, Clone, Default)]
+pub struct Encodings(pub Option<std::sync::Arc<std::sync::atomic::AtomicUsize>>);
+
+impl PartialEq for Encodings {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
