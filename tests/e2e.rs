@@ -313,8 +313,9 @@ async fn a_wrong_shape_closes_1007() {
 }
 
 #[tokio::test]
-async fn a_binary_frame_closes_1007() {
-    bad_input_closes_only_its_connection(Message::binary(b"{}".to_vec()), CloseCode::Invalid).await;
+async fn a_binary_frame_on_a_json_channel_closes_1003() {
+    // RFC 6455 §7.4.1: 1003 is for data of a type the endpoint cannot accept.
+    bad_input_closes_only_its_connection(Message::binary(b"{}".to_vec()), CloseCode::Unsupported).await;
 }
 
 #[tokio::test]

@@ -1060,7 +1060,7 @@ fn size_of(frame: &Message) -> usize {
 
 /// The documented outcome of one frame: the size limits (`max`, then 1009 from the protocol
 /// layer past twice that), decoding, validation, then the channel's `on_invalid` (an error
-/// reply) or a close: 1009 too large, 1008 invalid, 1007 undecodable or binary.
+/// reply) or a close: 1009 too large, 1008 invalid, 1007 undecodable, 1003 binary.
 fn expect<C: Channel>(spec: &Spec<C>, frame: &Message) -> Expect {
     let size = size_of(frame);
     if size > 2 * spec.max {
@@ -1091,6 +1091,7 @@ fn expect<C: Channel>(spec: &Spec<C>, frame: &Message) -> Expect {
         None => Expect::Close(match error {
             Error::Validation { .. } => CloseCode::Policy,
             Error::MessageTooLarge { .. } => CloseCode::Size,
+            Error::UnexpectedBinary { .. } => CloseCode::Unsupported,
             _ => CloseCode::Invalid,
         }),
     }

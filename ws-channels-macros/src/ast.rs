@@ -8,7 +8,7 @@ use proc_macro2::{Span, TokenStream, TokenTree};
 use quote::format_ident;
 use syn::{Ident, Item, LitStr, Type, Visibility};
 
-use crate::attr::{Args, OnInvalid, OnLag, Spanned};
+use crate::attr::{Args, CodecArg, OnInvalid, OnLag, Spanned};
 use crate::ctxt::Ctxt;
 use crate::pattern::{self, Segment};
 
@@ -32,6 +32,8 @@ pub(crate) struct Model {
     pub(crate) validate: Option<Span>,
     pub(crate) on_invalid: Option<Spanned<OnInvalid>>,
     pub(crate) on_lag: Option<Spanned<OnLag>>,
+    /// `codec = …`; JSON without one.
+    pub(crate) codec: Option<Spanned<CodecArg>>,
     /// `name = "…"` as written.
     pub(crate) name: Option<LitStr>,
     /// The `skip_wrappers` flag: no inherent `publish`, `subscribe` or `register`.
@@ -119,10 +121,16 @@ impl Model {
             validate: args.validate,
             on_invalid: args.on_invalid,
             on_lag: args.on_lag,
+            codec: args.codec,
             name: args.name,
             skip_wrappers: args.skip_wrappers,
             krate: args.krate.unwrap_or_else(|| syn::parse_quote!(::ws_channels)),
         })
+    }
+
+    /// Whether messages are raw frames (`ws_channels::Raw`) rather than the annotated type.
+    pub(crate) fn is_raw(&self) -> bool {
+        self.codec.is_some_and(|codec| codec.value == CodecArg::Raw)
     }
 
     pub(crate) fn shape(&self) -> Shape<'_> {

@@ -15,6 +15,7 @@ const KNOWN: &[&str] = &[
     "validate",
     "on_invalid",
     "on_lag",
+    "codec",
     "name",
     "skip_wrappers",
     "crate",
@@ -42,6 +43,14 @@ pub(crate) enum OnLag {
     DropNew,
 }
 
+/// How messages travel; mirrors the runtime's codecs.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CodecArg {
+    Json,
+    MsgPack,
+    Raw,
+}
+
 /// A policy argument: a closed set of values, each written as one identifier.
 trait Policy: Copy + 'static {
     /// Every value as written, in the order the documentation lists them; the last one is
@@ -51,6 +60,11 @@ trait Policy: Copy + 'static {
 
 impl Policy for OnInvalid {
     const CHOICES: &'static [(&'static str, Self)] = &[("close", Self::Close), ("reply", Self::Reply)];
+}
+
+impl Policy for CodecArg {
+    const CHOICES: &'static [(&'static str, Self)] =
+        &[("json", Self::Json), ("msgpack", Self::MsgPack), ("raw", Self::Raw)];
 }
 
 impl Policy for OnLag {
@@ -71,6 +85,7 @@ pub(crate) struct Args {
     pub(crate) validate: Option<Span>,
     pub(crate) on_invalid: Option<Spanned<OnInvalid>>,
     pub(crate) on_lag: Option<Spanned<OnLag>>,
+    pub(crate) codec: Option<Spanned<CodecArg>>,
     pub(crate) name: Option<LitStr>,
     pub(crate) skip_wrappers: Option<Span>,
     pub(crate) krate: Option<syn::Path>,
@@ -119,6 +134,7 @@ fn parse_args(input: ParseStream<'_>, args: &mut Args, cx: &Ctxt) -> syn::Result
             "validate" => set(cx, &key, &mut args.validate, flag(cx, input, &key, has_value)?),
             "on_invalid" => set(cx, &key, &mut args.on_invalid, policy(cx, input, &key, has_value)?),
             "on_lag" => set(cx, &key, &mut args.on_lag, policy(cx, input, &key, has_value)?),
+            "codec" => set(cx, &key, &mut args.codec, policy(cx, input, &key, has_value)?),
             "name" => {
                 let lit = expect_value(input, &key, has_value, "a string: `name = \"userEvents\"`", |i| {
                     i.parse()

@@ -8,6 +8,31 @@ pub(crate) fn check(cx: &Ctxt, model: &Model) {
     check_no_generics(cx, model);
     check_shape(cx, model);
     check_name(cx, model);
+    check_raw(cx, model);
+}
+
+/// A raw channel's messages are `Raw` frames both ways, delivered verbatim: there is no typed
+/// server message, nothing for serde to validate, no typed error to reply with.
+fn check_raw(cx: &Ctxt, model: &Model) {
+    let Some(codec) = model.codec.filter(|_| model.is_raw()) else {
+        return;
+    };
+    let conflicts = [
+        (model.server.is_some(), "`server = …`"),
+        (model.validate.is_some(), "`validate`"),
+        (
+            model
+                .on_invalid
+                .is_some_and(|p| p.value == crate::attr::OnInvalid::Reply),
+            "`on_invalid = reply`",
+        ),
+    ];
+    for (_, what) in conflicts.iter().filter(|(present, _)| *present) {
+        cx.error_spanned(
+            codec.span,
+            format!("{what} does not apply to a `codec = raw` channel: its messages are `ws_channels::Raw` frames both ways, delivered verbatim"),
+        );
+    }
 }
 
 /// A channel's wire format must be one concrete type, known to the router and the exports.

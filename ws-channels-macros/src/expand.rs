@@ -8,7 +8,7 @@ use quote::{quote, quote_spanned};
 use syn::Item;
 
 use crate::ast::{Model, Shape};
-use crate::attr::{OnInvalid, OnLag, Spanned};
+use crate::attr::{CodecArg, OnInvalid, OnLag, Spanned};
 use crate::ctxt::Ctxt;
 use crate::pattern::Segment;
 use crate::{attr, check, fallback, render_client, render_server};
@@ -220,10 +220,23 @@ fn render_channel(model: &Model) -> TokenStream {
         let text = &model.description;
         quote! { const DESCRIPTION: &'static ::core::primitive::str = #text; }
     });
+    // A raw channel's annotated type only names it: its messages are raw frames.
+    let message = match model.is_raw() {
+        true => quote!(__wsc::Raw),
+        false => quote!(#ident),
+    };
     let (shape, client, server) = match model.shape() {
-        Shape::Symmetric => (quote!(Symmetric), quote!(#ident), quote!(#ident)),
-        Shape::Asymmetric(server) => (quote!(Asymmetric), quote!(#ident), quote!(#server)),
-        Shape::ServerOnly => (quote!(ServerOnly), quote!(__wsc::NoMessage), quote!(#ident)),
+        Shape::Symmetric => (quote!(Symmetric), message.clone(), message),
+        // `server = …` on a raw channel is reported by `check`; the messages stay `Raw`, so
+        // that mistake gives no second error.
+        Shape::Asymmetric(_) if model.is_raw() => (quote!(Symmetric), message.clone(), message),
+        Shape::Asymmetric(server) => (quote!(Asymmetric), message, quote!(#server)),
+        Shape::ServerOnly => (quote!(ServerOnly), quote!(__wsc::NoMessage), message),
+    };
+    let codec = match model.codec.map(|codec| codec.value) {
+        None | Some(CodecArg::Json) => quote!(__wsc::Json),
+        Some(CodecArg::MsgPack) => quote!(__wsc::MsgPack),
+        Some(CodecArg::Raw) => quote!(__wsc::Passthrough),
     };
     let validate = model.validate.map(|flag| {
         let validate_trait = quote!(__wsc::Validate);
@@ -294,6 +307,7 @@ fn render_channel(model: &Model) -> TokenStream {
             type Params = #params_ident;
             type ClientMessage = #client;
             type ServerMessage = #server;
+            type Codec = #codec;
             #lag_policy
             #validate
             #on_invalid

@@ -22,7 +22,7 @@ pub(crate) fn render(model: &Model) -> TokenStream {
                 #[doc = #doc]
                 pub fn publish<'__a, W: #private::MessageSink + ?::core::marker::Sized>(
                     sink: &'__a mut W,
-                    message: &'__a Self,
+                    message: &'__a <Self as #private::Channel>::ClientMessage,
                 ) -> impl ::core::future::Future<Output = ::core::result::Result<(), #private::Error>> + '__a {
                     #private::publish::<Self, W>(sink, message)
                 }

@@ -6,6 +6,7 @@ use std::str::FromStr;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use crate::codec::Format;
 use crate::error::{Error, ParamError, ValidationError};
 use crate::pattern::Template;
 
@@ -32,6 +33,9 @@ pub trait Channel: Sized + Send + Sync + 'static {
 
     /// What the server sends and a client's subscription yields.
     type ServerMessage: Message;
+
+    /// How messages travel: [`Json`](crate::Json) unless `codec = …` says otherwise.
+    type Codec: Format<Self::ClientMessage> + Format<Self::ServerMessage>;
 
     /// Checks a client message after decoding (server side) and before sending (client side).
     ///

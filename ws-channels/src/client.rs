@@ -22,13 +22,40 @@ use crate::transport::{MessageSink, MessageStream};
 /// The message is validated (for channels declared with `validate`), serialized to a JSON text
 /// frame and flushed. Only channels clients may publish on are accepted, so publishing on a
 /// `server_only` channel does not compile.
+///
+/// ```
+/// use futures_util::StreamExt;
+/// use ws_channels::{Server, TestServer, channel, publish, subscribe};
+///
+/// #[channel("echo/<room>")]
+/// #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+/// struct Echo { text: String }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), ws_channels::Error> {
+/// let server = Echo::register(Server::new(), |h| {
+///     h.on_message(|conn, msg| async move {
+///         conn.send(&msg).await?;
+///         Ok(())
+///     })
+/// });
+/// let test = TestServer::new(server);
+/// // Any WebSocket's two halves will do; here, the test server's in-memory socket.
+/// let (tx, rx) = test.connect(&EchoParams::new("r")).await?;
+/// let (mut sink, stream) = (tx.into_inner(), rx.into_inner());
+///
+/// publish::<Echo, _>(&mut sink, &Echo { text: "hi".into() }).await?;
+/// let mut replies = subscribe::<Echo, _>(stream);
+/// assert_eq!(replies.next().await.expect("a reply")?, Echo { text: "hi".into() });
+/// # Ok(()) }
+/// ```
 pub async fn publish<C, W>(sink: &mut W, message: &C::ClientMessage) -> Result<(), Error>
 where
     C: ClientSends,
     W: MessageSink + ?Sized,
 {
-    let text = codec::encode::<C, _>(message, C::validate_client)?;
-    sink.send(WsMessage::Text(text)).await?;
+    let frame = codec::encode::<C, _>(message, C::validate_client)?;
+    sink.send(frame).await?;
     Ok(())
 }
 
@@ -39,6 +66,31 @@ where
 /// stream ends when the connection does: after the server's close frame (see
 /// [`Subscription::close_frame`]) and the closing handshake, or at a transport error, which is
 /// yielded once.
+///
+/// ```
+/// use futures_util::StreamExt;
+/// use ws_channels::tungstenite::{Error as WsError, Message};
+/// use ws_channels::{Error, channel, subscribe};
+///
+/// #[channel("ticks/<feed>", server_only)]
+/// #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+/// struct Tick { n: u32 }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// // Any stream of WebSocket messages: here, three frames as a server might send them.
+/// let frames = futures_util::stream::iter([
+///     Ok::<_, WsError>(Message::text(r#"{"n":1}"#)),
+///     Ok(Message::text("not a tick")),
+///     Ok(Message::text(r#"{"n":2}"#)),
+/// ]);
+/// let ticks: Vec<Result<Tick, Error>> = subscribe::<Tick, _>(frames).collect().await;
+/// assert_eq!(ticks.len(), 3);
+/// assert_eq!(ticks[0].as_ref().ok(), Some(&Tick { n: 1 }));
+/// assert!(matches!(ticks[1], Err(Error::Decode { .. })), "a bad frame is one error");
+/// assert_eq!(ticks[2].as_ref().ok(), Some(&Tick { n: 2 }), "and the stream goes on");
+/// # }
+/// ```
 pub fn subscribe<C: Channel, R: MessageStream>(stream: R) -> Subscription<C, R> {
     Subscription {
         stream,
@@ -161,6 +213,30 @@ pub type ClientSocket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 ///
 /// The channel is taken from the params type, so `connect("ws://…", &UserEventsParams::new("42"))`
 /// needs no turbofish. A refused handshake is [`Error::Rejected`] with the HTTP status.
+///
+/// ```no_run
+/// use futures_util::StreamExt;
+/// use ws_channels::{Error, channel, connect};
+///
+/// #[channel("chat/<room>")]
+/// #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+/// struct Chat { text: String }
+///
+/// # async fn run() -> Result<(), Error> {
+/// // Opens ws://127.0.0.1:8080/chat/lobby.
+/// match connect("ws://127.0.0.1:8080", &ChatParams::new("lobby")).await {
+///     Ok((mut tx, mut rx)) => {
+///         tx.send(&Chat { text: "hi".into() }).await?;
+///         while let Some(message) = rx.next().await {
+///             println!("{}", message?.text);
+///         }
+///         println!("closed: {:?}", rx.close_frame());
+///     }
+///     Err(Error::Rejected { status: 401, body }) => eprintln!("log in first: {body}"),
+///     Err(error) => return Err(error),
+/// }
+/// # Ok(()) }
+/// ```
 pub async fn connect<P: Params>(
     base: &str,
     params: &P,

@@ -1,9 +1,244 @@
-//! Turning typed messages into WebSocket frames and back (JSON text frames), with validation.
+//! How a channel's messages travel. A channel declares its [`Codec`] (`#[channel(…, codec = …)]`):
+//! JSON text frames by default, MessagePack binary frames ([`MsgPack`], feature `msgpack`), or
+//! raw passthrough ([`Passthrough`]: each message is a [`Raw`] text or binary frame, delivered
+//! verbatim). Whatever the codec, a broadcast is encoded once and its frame shared.
 
-use tokio_tungstenite::tungstenite::{Message as WsMessage, Utf8Bytes};
+use std::fmt;
 
-use crate::channel::Channel;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use tokio_tungstenite::tungstenite::{Bytes, Message as WsMessage, Utf8Bytes};
+
+use crate::channel::{Channel, NoMessage};
 use crate::error::{CodecError, Error, ValidationError};
+
+/// A wire format: its name and its messages' content type. The formats themselves are
+/// [`Format`] implementations, one per message type a codec can carry.
+pub trait Codec: Send + Sync + 'static {
+    /// The codec's name, as written in `#[channel(…, codec = …)]`: `json`, `msgpack`, `raw`.
+    const NAME: &'static str;
+    /// The content type exported documents state for its messages.
+    const CONTENT_TYPE: &'static str;
+}
+
+/// Turns messages of type `M` into frames and back.
+#[diagnostic::on_unimplemented(
+    message = "codec `{Self}` cannot carry messages of type `{M}`",
+    note = "`codec = msgpack` needs the `msgpack` feature of ws-channels; `codec = raw` channels carry `ws_channels::Raw`"
+)]
+pub trait Format<M>: Codec {
+    /// The frame carrying `message`.
+    fn encode(message: &M) -> Result<WsMessage, CodecError>;
+    /// The message a text or binary frame carries.
+    fn decode(frame: WsMessage) -> Result<M, FrameError>;
+}
+
+/// Why a frame did not decode.
+#[derive(Debug)]
+pub enum FrameError {
+    /// A text frame where the codec expects binary frames, or the reverse.
+    Kind(FrameKind),
+    /// The payload is not a valid message.
+    Codec(CodecError),
+}
+
+/// A data frame's kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FrameKind {
+    /// A text frame (UTF-8).
+    Text,
+    /// A binary frame.
+    Binary,
+}
+
+impl fmt::Display for FrameKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Text => "text",
+            Self::Binary => "binary",
+        })
+    }
+}
+
+/// JSON text frames (`serde_json`): the default codec.
+#[derive(Debug, Clone, Copy)]
+pub struct Json;
+
+impl Codec for Json {
+    const NAME: &'static str = "json";
+    const CONTENT_TYPE: &'static str = "application/json";
+}
+
+impl<M: Serialize + DeserializeOwned> Format<M> for Json {
+    fn encode(message: &M) -> Result<WsMessage, CodecError> {
+        serde_json::to_string(message)
+            .map(|text| WsMessage::Text(text.into()))
+            .map_err(CodecError::new)
+    }
+
+    fn decode(frame: WsMessage) -> Result<M, FrameError> {
+        match frame {
+            WsMessage::Text(text) => serde_json::from_str(&text).map_err(|e| FrameError::Codec(CodecError::new(e))),
+            _ => Err(FrameError::Kind(FrameKind::Binary)),
+        }
+    }
+}
+
+/// MessagePack binary frames (`rmp-serde`; structs as maps with their field names, so any
+/// MessagePack library decodes them to objects). Feature `msgpack`.
+#[derive(Debug, Clone, Copy)]
+pub struct MsgPack;
+
+impl Codec for MsgPack {
+    const NAME: &'static str = "msgpack";
+    const CONTENT_TYPE: &'static str = "application/msgpack";
+}
+
+#[cfg(feature = "msgpack")]
+impl<M: Serialize + DeserializeOwned> Format<M> for MsgPack {
+    fn encode(message: &M) -> Result<WsMessage, CodecError> {
+        rmp_serde::to_vec_named(message)
+            .map(|bytes| WsMessage::Binary(bytes.into()))
+            .map_err(CodecError::new)
+    }
+
+    fn decode(frame: WsMessage) -> Result<M, FrameError> {
+        match frame {
+            WsMessage::Binary(bytes) => {
+                rmp_serde::from_slice(&bytes).map_err(|e| FrameError::Codec(CodecError::new(e)))
+            }
+            _ => Err(FrameError::Kind(FrameKind::Text)),
+        }
+    }
+}
+
+/// Raw passthrough: each message is a [`Raw`] text or binary frame, delivered verbatim with
+/// no serde at all (proxies, custom protocols, conformance testing).
+#[derive(Debug, Clone, Copy)]
+pub struct Passthrough;
+
+impl Codec for Passthrough {
+    const NAME: &'static str = "raw";
+    const CONTENT_TYPE: &'static str = "application/octet-stream";
+}
+
+impl Format<Raw> for Passthrough {
+    fn encode(message: &Raw) -> Result<WsMessage, CodecError> {
+        Ok(match message {
+            Raw::Text(text) => WsMessage::Text(text.clone()),
+            Raw::Binary(bytes) => WsMessage::Binary(bytes.clone()),
+        })
+    }
+
+    fn decode(frame: WsMessage) -> Result<Raw, FrameError> {
+        match frame {
+            WsMessage::Text(text) => Ok(Raw::Text(text)),
+            WsMessage::Binary(bytes) => Ok(Raw::Binary(bytes)),
+            // Only data frames reach a codec.
+            _ => Err(FrameError::Kind(FrameKind::Binary)),
+        }
+    }
+}
+
+/// A raw channel that is `server_only`: clients send nothing, so any frame they send is
+/// undecodable (1007), as on a JSON server-only channel.
+impl Format<NoMessage> for Passthrough {
+    fn encode(message: &NoMessage) -> Result<WsMessage, CodecError> {
+        match *message {}
+    }
+
+    fn decode(_: WsMessage) -> Result<NoMessage, FrameError> {
+        Err(FrameError::Codec(CodecError::new(
+            "clients send nothing on this server_only channel",
+        )))
+    }
+}
+
+/// A message of a raw channel (`#[channel("…", codec = raw)]`): one text or binary frame,
+/// delivered verbatim. Cloning shares the bytes.
+///
+/// ```
+/// use ws_channels::Raw;
+///
+/// let hello = Raw::text("hello");
+/// assert_eq!(hello.as_bytes(), b"hello");
+/// assert_eq!(Raw::binary(vec![1, 2, 3]).len(), 3);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Raw {
+    /// A text frame (valid UTF-8).
+    Text(Utf8Bytes),
+    /// A binary frame.
+    Binary(Bytes),
+}
+
+impl Raw {
+    /// A text message.
+    pub fn text(text: impl Into<Utf8Bytes>) -> Self {
+        Self::Text(text.into())
+    }
+
+    /// A binary message.
+    pub fn binary(bytes: impl Into<Bytes>) -> Self {
+        Self::Binary(bytes.into())
+    }
+
+    /// The payload's bytes, whichever the kind.
+    pub fn as_bytes(&self) -> &[u8] {
+        match self {
+            Self::Text(text) => text.as_bytes(),
+            Self::Binary(bytes) => bytes,
+        }
+    }
+
+    /// The payload's length in bytes.
+    pub fn len(&self) -> usize {
+        self.as_bytes().len()
+    }
+
+    /// Whether the payload is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The frame's kind.
+    pub fn kind(&self) -> FrameKind {
+        match self {
+            Self::Text(_) => FrameKind::Text,
+            Self::Binary(_) => FrameKind::Binary,
+        }
+    }
+}
+
+/// A string or bytes, so `Raw` satisfies the bounds every message type has; raw channels
+/// never use serde on the wire.
+impl Serialize for Raw {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Self::Text(text) => serializer.serialize_str(text.as_str()),
+            Self::Binary(bytes) => serializer.serialize_bytes(bytes),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Raw {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = Raw;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string or bytes")
+            }
+            fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Raw, E> {
+                Ok(Raw::text(text.to_owned()))
+            }
+            fn visit_bytes<E: serde::de::Error>(self, bytes: &[u8]) -> Result<Raw, E> {
+                Ok(Raw::binary(bytes.to_vec()))
+            }
+        }
+        deserializer.deserialize_any(Visitor)
+    }
+}
 
 /// What one incoming frame means to a channel.
 pub(crate) enum Inbound<M> {
@@ -15,43 +250,101 @@ pub(crate) enum Inbound<M> {
     Close(Option<tokio_tungstenite::tungstenite::protocol::CloseFrame>),
 }
 
-/// Serializes and validates a message into a text frame's payload.
-pub(crate) fn encode<C: Channel, M: serde::Serialize>(
-    message: &M,
-    validate: fn(&M) -> Result<(), ValidationError>,
-) -> Result<Utf8Bytes, Error> {
+/// Validates and encodes a message into its frame.
+pub(crate) fn encode<C, M>(message: &M, validate: fn(&M) -> Result<(), ValidationError>) -> Result<WsMessage, Error>
+where
+    C: Channel,
+    C::Codec: Format<M>,
+{
     validate(message).map_err(|source| Error::Validation {
         channel: C::NAME,
         source,
     })?;
-    serde_json::to_string(message)
-        .map(Utf8Bytes::from)
-        .map_err(|error| Error::Encode {
-            channel: C::NAME,
-            source: CodecError::new(error),
-        })
+    <C::Codec as Format<M>>::encode(message).map_err(|source| Error::Encode {
+        channel: C::NAME,
+        source,
+    })
 }
 
 /// Decodes and validates one frame.
-pub(crate) fn decode<C: Channel, M: serde::de::DeserializeOwned>(
+pub(crate) fn decode<C, M>(
     frame: WsMessage,
     validate: fn(&M) -> Result<(), ValidationError>,
-) -> Result<Inbound<M>, Error> {
-    let text = match frame {
-        WsMessage::Text(text) => text,
-        WsMessage::Binary(_) => return Err(Error::UnexpectedBinary { channel: C::NAME }),
+) -> Result<Inbound<M>, Error>
+where
+    C: Channel,
+    C::Codec: Format<M>,
+{
+    match frame {
         WsMessage::Close(frame) => return Ok(Inbound::Close(frame)),
-        WsMessage::Ping(_) | WsMessage::Pong(_) | WsMessage::Frame(_) => {
-            return Ok(Inbound::Control);
-        }
-    };
-    let message: M = serde_json::from_str(&text).map_err(|error| Error::Decode {
-        channel: C::NAME,
-        source: CodecError::new(error),
+        WsMessage::Ping(_) | WsMessage::Pong(_) | WsMessage::Frame(_) => return Ok(Inbound::Control),
+        WsMessage::Text(_) | WsMessage::Binary(_) => {}
+    }
+    let message = <C::Codec as Format<M>>::decode(frame).map_err(|error| match error {
+        FrameError::Kind(FrameKind::Binary) => Error::UnexpectedBinary { channel: C::NAME },
+        FrameError::Kind(FrameKind::Text) => Error::UnexpectedText { channel: C::NAME },
+        FrameError::Codec(source) => Error::Decode {
+            channel: C::NAME,
+            source,
+        },
     })?;
     validate(&message).map_err(|source| Error::Validation {
         channel: C::NAME,
         source,
     })?;
     Ok(Inbound::Message(message))
+}
+
+/// A frame's payload size.
+pub(crate) fn payload_len(frame: &WsMessage) -> usize {
+    match frame {
+        WsMessage::Text(text) => text.len(),
+        WsMessage::Binary(bytes) => bytes.len(),
+        _ => 0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn raw_frames_pass_through_untouched() {
+        for raw in [Raw::text("héllo"), Raw::binary(vec![0, 159, 146, 150])] {
+            let frame = <Passthrough as Format<Raw>>::encode(&raw).unwrap();
+            assert_eq!(<Passthrough as Format<Raw>>::decode(frame).unwrap(), raw);
+        }
+    }
+
+    #[test]
+    fn json_refuses_binary_frames() {
+        let frame = WsMessage::Binary(vec![1].into());
+        assert!(matches!(
+            <Json as Format<String>>::decode(frame),
+            Err(FrameError::Kind(FrameKind::Binary))
+        ));
+    }
+
+    #[cfg(feature = "msgpack")]
+    #[test]
+    fn msgpack_round_trips_named_fields_and_refuses_text() {
+        #[derive(Debug, PartialEq, Serialize, Deserialize)]
+        #[serde(tag = "type")]
+        enum Event {
+            Say { text: String },
+        }
+        let frame = <MsgPack as Format<Event>>::encode(&Event::Say { text: "hi".into() }).unwrap();
+        let WsMessage::Binary(bytes) = &frame else {
+            panic!("binary")
+        };
+        assert!(bytes.windows(4).any(|w| w == b"text"), "field names travel");
+        assert_eq!(
+            <MsgPack as Format<Event>>::decode(frame).unwrap(),
+            Event::Say { text: "hi".into() }
+        );
+        assert!(matches!(
+            <MsgPack as Format<Event>>::decode(WsMessage::text("{}")),
+            Err(FrameError::Kind(FrameKind::Text))
+        ));
+    }
 }

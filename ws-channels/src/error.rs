@@ -63,6 +63,12 @@ pub enum Error {
         /// The channel's name.
         channel: &'static str,
     },
+    /// A text frame arrived on a channel whose messages are binary frames (MessagePack).
+    #[error("unexpected text frame on channel `{channel}`: messages are binary frames")]
+    UnexpectedText {
+        /// The channel's name.
+        channel: &'static str,
+    },
     /// A message decoded but its [`Validate`](crate::Validate) implementation rejected it.
     #[error("invalid message on channel `{channel}`")]
     Validation {
@@ -341,6 +347,7 @@ mod tests {
         let errors = vec![
             decode_error(),
             Error::UnexpectedBinary { channel: "chat" },
+            Error::UnexpectedText { channel: "chat" },
             Error::Validation {
                 channel: "chat",
                 source: ValidationError::field("text", "must not be blank"),
@@ -377,6 +384,7 @@ mod tests {
             match error {
                 Error::Decode { .. }
                 | Error::UnexpectedBinary { .. }
+                | Error::UnexpectedText { .. }
                 | Error::Validation { .. }
                 | Error::MessageTooLarge { .. }
                 | Error::OutgoingTooLarge { .. }

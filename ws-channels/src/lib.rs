@@ -47,8 +47,14 @@
 //!   the room, [`Conn::join`] adds rooms, and a [`Hub`] publishes from anywhere. Each connection
 //!   has a bounded queue; a channel's [`LagPolicy`] decides what a slow reader loses.
 //! - The [`Server`] table lists every limit (size, rate, connections, pings, idle, origins)
-//!   and its outcome; [`Metrics`] counts what happened.
-//! - With the `axum` feature, `Server::into_router` mounts the same channels in an axum app.
+//!   and its outcome; [`Metrics`] counts what happened. [`Handshake::expire_at`] ends a
+//!   connection when its credentials do, with [`CLOSE_CREDENTIALS_EXPIRED`] (4001).
+//! - [`guide::bad_input`] lists every kind of bad input, its outcome and its regression test;
+//!   [`guide::threat_model`] says what the library guarantees and what the application must do.
+//! - [`TestServer`] runs a server's channels in memory, with the same checks and handlers: tests
+//!   (and most examples here) need no socket.
+//! - With the `axum` feature, `Server::into_router` mounts the same channels in an axum app,
+//!   and `serve_app` serves it with the header read timeout `axum::serve` lacks.
 //! - With the `asyncapi` feature, `AsyncApi` exports the contract: an AsyncAPI 3.0 document and
 //!   a TypeScript client, derived from the same types.
 //! - [`Validate`] adds checks beyond the serde shape; failures are [`Error::Validation`].
@@ -108,6 +114,7 @@ mod validate;
 
 pub use channel::{Channel, ClientSends, ErrorReply, LagPolicy, Message, NoMessage, ParamValue, Params, Shape};
 pub use client::{ClientSocket, Publisher, Subscription, connect, publish, subscribe};
+pub use codec::{Codec, Format, FrameError, FrameKind, Json, MsgPack, Passthrough, Raw};
 pub use conn_id::ConnId;
 pub use error::{BoxError, CodecError, Error, HandlerResult, ParamError, Report, ValidationError};
 pub use hub::{Hub, IntoTopic, Topic};
@@ -135,6 +142,15 @@ pub use tokio_tungstenite::tungstenite;
 /// WebSocket close codes, as passed to [`Conn::close`] and found in [`CloseInfo`].
 pub use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
+/// Documents to read once, beyond the API: no items, only pages.
+pub mod guide {
+    #[doc = include_str!("../docs/bad-input.md")]
+    pub mod bad_input {}
+
+    #[doc = include_str!("../docs/threat-model.md")]
+    pub mod threat_model {}
+}
+
 /// The close code of a connection whose credentials expired ([`Handshake::expire_at`]): 4001,
 /// from the range RFC 6455 leaves to applications. A client should refresh its credentials
 /// and reconnect.
@@ -147,6 +163,7 @@ pub mod __private {
 
     pub use crate::channel::{Channel, ClientSends, ErrorReply, LagPolicy, NoMessage, ParamValue, Params, Shape};
     pub use crate::client::{Subscription, publish, subscribe};
+    pub use crate::codec::{Json, MsgPack, Passthrough, Raw};
     pub use crate::error::{Error, ParamError, ValidationError};
     pub use crate::pattern::{Segment, Template};
     pub use crate::server::{Handler, Server};

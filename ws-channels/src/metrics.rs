@@ -119,6 +119,37 @@ impl Counters {
 }
 
 /// A live view of a server's counters; cheap to clone. Read it with [`snapshot`](Self::snapshot).
+///
+/// ```
+/// use futures_util::StreamExt;
+/// use ws_channels::{Server, TestServer, channel};
+///
+/// #[channel("echo/<room>")]
+/// #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+/// struct Echo { text: String }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), ws_channels::Error> {
+/// let server = Echo::register(Server::new(), |h| {
+///     h.on_message(|conn, msg| async move {
+///         conn.send(&msg).await?;
+///         Ok(())
+///     })
+/// });
+/// let metrics = server.metrics(); // take it before serving, to export from anywhere
+/// let test = TestServer::new(server);
+/// let (mut tx, mut rx) = test.connect(&EchoParams::new("r")).await?;
+/// tx.send(&Echo { text: "hi".into() }).await?;
+/// rx.next().await.expect("a reply")?;
+/// let cross_site = test.request(&EchoParams::new("r")).header("origin", "https://evil.example");
+/// assert!(cross_site.connect().await.is_err());
+///
+/// let now = metrics.snapshot();
+/// assert_eq!(now.connections_open, 1);
+/// assert_eq!(now.messages_in, 1);
+/// assert_eq!(now.handshakes_rejected, 1);
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, Default)]
 pub struct Metrics {
     pub(crate) counters: Arc<Counters>,
@@ -132,7 +163,9 @@ pub struct MetricsSnapshot {
     pub connections_open: u64,
     /// Connections upgraded since the server started.
     pub connections_total: u64,
-    /// Handshakes refused before the upgrade (404, 400, 401, 403, 503…).
+    /// Handshakes refused before the upgrade (404, 400, 401, 403, 503…), and sockets the
+    /// standalone server closed over its pending-handshake caps. (Under axum, requests hyper
+    /// refuses itself, such as a 431, are not counted.)
     pub handshakes_rejected: u64,
     /// Messages received from clients and decoded.
     pub messages_in: u64,

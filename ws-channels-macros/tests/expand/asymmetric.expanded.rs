@@ -29,7 +29,7 @@ impl ChatCommand {
         W: ::ws_channels::__private::MessageSink + ?::core::marker::Sized,
     >(
         sink: &'__a mut W,
-        message: &'__a Self,
+        message: &'__a <Self as ::ws_channels::__private::Channel>::ClientMessage,
     ) -> impl ::core::future::Future<
         Output = ::core::result::Result<(), ::ws_channels::__private::Error>,
     > + '__a {
@@ -108,6 +108,7 @@ const _: () = {
         type Params = ChatCommandParams;
         type ClientMessage = ChatCommand;
         type ServerMessage = ChatEvent;
+        type Codec = __wsc::Json;
     }
     #[automatically_derived]
     impl __wsc::ClientSends for ChatCommand {}

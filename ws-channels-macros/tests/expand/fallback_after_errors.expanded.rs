@@ -3,7 +3,7 @@ pub struct UserEvents {
     text: String,
 }
 ::core::compile_error! {
-    "unknown `channel` argument `bogus`, expected one of: `server`, `server_only`, `validate`, `on_invalid`, `on_lag`, `name`, `skip_wrappers`, `crate`"
+    "unknown `channel` argument `bogus`, expected one of: `server`, `server_only`, `validate`, `on_invalid`, `on_lag`, `codec`, `name`, `skip_wrappers`, `crate`"
 }
 ::core::compile_error! {
     "empty segment in `user//events/<userId`: remove the doubled or trailing `/`"
@@ -36,7 +36,7 @@ impl UserEvents {
         W: ::ws_channels::__private::MessageSink + ?::core::marker::Sized,
     >(
         sink: &'__a mut W,
-        message: &'__a Self,
+        message: &'__a <Self as ::ws_channels::__private::Channel>::ClientMessage,
     ) -> impl ::core::future::Future<
         Output = ::core::result::Result<(), ::ws_channels::__private::Error>,
     > + '__a {
@@ -123,6 +123,7 @@ const _: () = {
         type Params = UserEventsParams;
         type ClientMessage = UserEvents;
         type ServerMessage = UserReply;
+        type Codec = __wsc::Json;
     }
     #[automatically_derived]
     impl __wsc::ClientSends for UserEvents {}

@@ -96,5 +96,6 @@ const _: () = {
         type Params = NotificationParams;
         type ClientMessage = __wsc::NoMessage;
         type ServerMessage = Notification;
+        type Codec = __wsc::Json;
     }
 };

@@ -31,7 +31,7 @@ impl UserSignedUp {
         W: ::ws_channels::__private::MessageSink + ?::core::marker::Sized,
     >(
         sink: &'__a mut W,
-        message: &'__a Self,
+        message: &'__a <Self as ::ws_channels::__private::Channel>::ClientMessage,
     ) -> impl ::core::future::Future<
         Output = ::core::result::Result<(), ::ws_channels::__private::Error>,
     > + '__a {
@@ -123,6 +123,7 @@ const _: () = {
         type Params = UserSignedUpParams;
         type ClientMessage = UserSignedUp;
         type ServerMessage = UserSignedUp;
+        type Codec = __wsc::Json;
     }
     #[automatically_derived]
     impl __wsc::ClientSends for UserSignedUp {}

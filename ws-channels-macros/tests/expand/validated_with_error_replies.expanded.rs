@@ -33,7 +33,7 @@ impl OrderCommand {
         W: ::ws_channels::__private::MessageSink + ?::core::marker::Sized,
     >(
         sink: &'__a mut W,
-        message: &'__a Self,
+        message: &'__a <Self as ::ws_channels::__private::Channel>::ClientMessage,
     ) -> impl ::core::future::Future<
         Output = ::core::result::Result<(), ::ws_channels::__private::Error>,
     > + '__a {
@@ -126,6 +126,7 @@ const _: () = {
         type Params = OrderCommandParams;
         type ClientMessage = OrderCommand;
         type ServerMessage = OrderEvent;
+        type Codec = __wsc::Json;
         const LAG_POLICY: __wsc::LagPolicy = __wsc::LagPolicy::DropOldest;
         fn validate_client(
             message: &Self::ClientMessage,

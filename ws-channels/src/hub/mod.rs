@@ -23,6 +23,42 @@ use crate::outbox::OutboxSender;
 /// (`chat/lobby`), or a name of your choosing (`Topic::named("announcements")`).
 ///
 /// Topics are typed by channel, so only `C`'s server messages reach `C`'s subscribers.
+///
+/// ```
+/// use futures_util::StreamExt;
+/// use ws_channels::{Server, TestServer, Topic, channel};
+///
+/// #[channel("chat/<room>")]
+/// #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+/// struct Chat { text: String }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), ws_channels::Error> {
+/// let server = Chat::register(Server::new(), |h| {
+///     h.on_message(|conn, msg| async move {
+///         if msg.text == "/subscribe" {
+///             conn.join(Topic::named("announcements"));
+///         }
+///         conn.send(&msg).await?;
+///         Ok(())
+///     })
+/// });
+/// let hub = server.hub();
+/// let test = TestServer::new(server);
+/// let lobby = ChatParams::new("lobby");
+/// let (mut tx, mut rx) = test.connect(&lobby).await?;
+/// tx.send(&Chat { text: "/subscribe".into() }).await?;
+/// rx.next().await.expect("the echo")?;
+///
+/// // A connection is subscribed to its address's topic, and to those it joined.
+/// assert_eq!(Topic::<Chat>::address(&lobby).name(), "chat/lobby");
+/// assert_eq!(hub.subscribers(&lobby), 1);
+/// let announcements = Topic::<Chat>::named("announcements");
+/// assert_eq!(hub.subscribers(&announcements), 1);
+/// hub.publish(&announcements, &Chat { text: "maintenance at noon".into() }).await?;
+/// assert_eq!(rx.next().await.expect("the announcement")?.text, "maintenance at noon");
+/// # Ok(()) }
+/// ```
 pub struct Topic<C> {
     name: String,
     _channel: PhantomData<fn() -> C>,
@@ -118,6 +154,36 @@ impl TopicKey {
 /// Each publish serializes (and validates) the message once; every receiver's queue gets the
 /// same shared bytes, under its channel's [lag policy](crate::LagPolicy). Publishing never
 /// waits for a slow receiver.
+///
+/// ```
+/// use futures_util::StreamExt;
+/// use ws_channels::{Server, TestServer, channel};
+///
+/// /// Scores, pushed by the server.
+/// #[channel("scores/<game>", server_only)]
+/// #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+/// struct Score { home: u32, away: u32 }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), ws_channels::Error> {
+/// let server = Score::register(Server::new(), |h| {
+///     h.on_open(|conn| async move {
+///         conn.send(&Score { home: 0, away: 0 }).await?;
+///         Ok(())
+///     })
+/// });
+/// let hub = server.hub(); // take it before serving; it stays valid
+/// let test = TestServer::new(server);
+/// let final_ = ScoreParams::new("final");
+/// let (_tx, mut rx) = test.connect(&final_).await?;
+/// assert_eq!(rx.next().await.expect("the opening score")?.home, 0);
+///
+/// // From anywhere (an HTTP route, a background task): everyone on `scores/final`.
+/// assert_eq!(hub.publish(&final_, &Score { home: 1, away: 0 }).await?, 1);
+/// assert_eq!(rx.next().await.expect("the new score")?.home, 1);
+/// assert_eq!(hub.subscribers(&ScoreParams::new("semi")), 0);
+/// # Ok(()) }
+/// ```
 #[derive(Clone, Default)]
 pub struct Hub {
     inner: Arc<HubInner>,
@@ -226,11 +292,15 @@ impl Hub {
     /// Serializes and validates a server message once, into a frame every receiver shares;
     /// refuses one larger than the outgoing limit.
     pub(crate) fn encode<C: Channel>(&self, message: &C::ServerMessage) -> Result<WsMessage, Error> {
-        let text = codec::encode::<C, _>(message, C::validate_server)?;
-        let max = self.max_outgoing();
-        match text.len() > max {
-            true => Err(Error::OutgoingTooLarge { size: text.len(), max }),
-            false => Ok(WsMessage::Text(text)),
+        self.check_outgoing(codec::encode::<C, _>(message, C::validate_server)?)
+    }
+
+    /// Refuses a frame larger than the outgoing limit.
+    pub(crate) fn check_outgoing(&self, frame: WsMessage) -> Result<WsMessage, Error> {
+        let (size, max) = (codec::payload_len(&frame), self.max_outgoing());
+        match size > max {
+            true => Err(Error::OutgoingTooLarge { size, max }),
+            false => Ok(frame),
         }
     }
 

@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::{Bytes, Message as WsMessage};
 
 use crate::channel::{Channel, LagPolicy};
 use crate::conn_id::ConnId;
@@ -38,6 +39,45 @@ pub struct Lagged {
 /// The handle a handler gets for its connection: identity, typed params and data, shared
 /// state, typed `send` / `close`, topics and broadcast. Cheap to clone; every clone is the same
 /// connection.
+///
+/// ```
+/// use futures_util::StreamExt;
+/// use ws_channels::{CloseCode, Server, TestServer, channel};
+///
+/// #[channel("chat/<room>")]
+/// #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+/// struct Chat { text: String }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), ws_channels::Error> {
+/// let server = Chat::register(Server::new(), |h| {
+///     h.on_message(|conn, msg| async move {
+///         if msg.text == "/quit" {
+///             conn.close(CloseCode::Normal, "bye");
+///             return Ok(());
+///         }
+///         // Everyone on this connection's address (`chat/lobby`), the sender included.
+///         let text = format!("[{}] {}", conn.params().room, msg.text);
+///         conn.broadcast(&Chat { text }).await?;
+///         Ok(())
+///     })
+/// });
+/// let test = TestServer::new(server);
+/// let lobby = ChatParams::new("lobby");
+/// let (mut ann, mut ann_rx) = test.connect(&lobby).await?;
+/// ann.send(&Chat { text: "hi".into() }).await?;
+/// assert_eq!(ann_rx.next().await.expect("a broadcast")?.text, "[lobby] hi");
+///
+/// let (mut bob, mut bob_rx) = test.connect(&lobby).await?;
+/// bob.send(&Chat { text: "hello".into() }).await?;
+/// assert_eq!(bob_rx.next().await.expect("a broadcast")?.text, "[lobby] hello");
+/// assert_eq!(ann_rx.next().await.expect("a broadcast")?.text, "[lobby] hello");
+///
+/// bob.send(&Chat { text: "/quit".into() }).await?;
+/// assert!(bob_rx.next().await.is_none(), "the server closed the connection");
+/// assert_eq!(bob_rx.close_code(), Some(CloseCode::Normal));
+/// # Ok(()) }
+/// ```
 pub struct Conn<C: Channel, S = (), D = ()> {
     inner: Arc<ConnInner<C, S>>,
     data: Arc<D>,
@@ -131,6 +171,22 @@ impl<C: Channel, S, D> Conn<C, S, D> {
             return Err(Error::Closed);
         }
         match self.inner.outbox.push(self.inner.hub.encode::<C>(message)?) {
+            Pushed::Closed | Pushed::Disconnected => Err(Error::Closed),
+            Pushed::Queued | Pushed::DroppedOldest | Pushed::DroppedNew => Ok(()),
+        }
+    }
+
+    /// Sends side-band bytes to this connection as one binary frame (an image, a file chunk),
+    /// beside the channel's typed messages. Bounded by the server's
+    /// [`max_outgoing_message_size`](crate::Server::max_outgoing_message_size); queued under
+    /// the channel's lag policy like any message. On a MessagePack or raw channel, typed
+    /// messages are binary frames too: the client tells them apart only by content.
+    pub async fn send_binary(&self, bytes: impl Into<Bytes>) -> Result<(), Error> {
+        if self.is_closing() {
+            return Err(Error::Closed);
+        }
+        let frame = self.inner.hub.check_outgoing(WsMessage::Binary(bytes.into()))?;
+        match self.inner.outbox.push(frame) {
             Pushed::Closed | Pushed::Disconnected => Err(Error::Closed),
             Pushed::Queued | Pushed::DroppedOldest | Pushed::DroppedNew => Ok(()),
         }

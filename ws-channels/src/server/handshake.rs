@@ -15,6 +15,45 @@ use crate::channel::Channel;
 
 /// What `on_connect` sees of a WebSocket upgrade request: typed params, query, headers,
 /// the peer's address and the server's shared state.
+///
+/// ```
+/// use futures_util::StreamExt;
+/// use ws_channels::{Error, Reject, Server, TestServer, channel};
+///
+/// #[channel("rooms/<room>")]
+/// #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+/// struct Room { text: String }
+///
+/// struct Guest { name: String, lang: String }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Error> {
+/// let server = Room::register(Server::new(), |h| {
+///     h.on_connect(|handshake| async move {
+///         let name = handshake.query_param("name").ok_or_else(|| Reject::bad_request("name required"))?;
+///         let lang = handshake.header("accept-language").unwrap_or("en").to_owned();
+///         Ok(Guest { name, lang })
+///     })
+///     .on_open(|conn| async move {
+///         let Guest { name, lang } = conn.data();
+///         let text = format!("welcome {name} ({lang}) to {}", conn.params().room);
+///         conn.send(&Room { text }).await?;
+///         Ok(())
+///     })
+/// });
+/// let test = TestServer::new(server);
+/// let lobby = RoomParams::new("lobby");
+/// let (_tx, mut rx) = test
+///     .request(&lobby)
+///     .query("name=Ann+Lee")
+///     .header("accept-language", "fr")
+///     .connect()
+///     .await?;
+/// assert_eq!(rx.next().await.expect("a welcome")?.text, "welcome Ann Lee (fr) to lobby");
+/// let nameless = test.request(&lobby).connect().await;
+/// assert!(matches!(nameless, Err(Error::Rejected { status: 400, .. })));
+/// # Ok(()) }
+/// ```
 pub struct Handshake<C: Channel, S = ()> {
     params: C::Params,
     request: Arc<http::request::Parts>,
@@ -143,7 +182,43 @@ impl<C: Channel, S> fmt::Debug for Handshake<C, S> {
 }
 
 /// Where a connection's credential is read from, for [`Handler::authenticate`](crate::Handler::authenticate)
-/// and [`Handshake::token`].
+/// and [`Handshake::token`]. An empty value counts as none.
+///
+/// ```
+/// use ws_channels::{Error, Reject, Server, TestServer, TokenSource, channel};
+///
+/// #[channel("rooms/<room>")]
+/// #[derive(serde::Serialize, serde::Deserialize)]
+/// struct Room;
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// // Browsers send the session cookie; scripts send an API key. The first found is verified.
+/// let sources = [TokenSource::Cookie("session"), TokenSource::Header("x-api-key")];
+/// let server = Room::register(Server::new(), |h| {
+///     h.authenticate(sources, |token, _handshake| async move {
+///         match token.as_str() {
+///             "s3cret" => Ok(()),
+///             _ => Err(Reject::unauthorized("invalid token")),
+///         }
+///     })
+/// });
+/// let test = TestServer::new(server);
+/// let lobby = RoomParams::new("lobby");
+/// let status = |result: Result<_, Error>| match result {
+///     Ok(_) => 101,
+///     Err(Error::Rejected { status, .. }) => status,
+///     Err(error) => panic!("{error}"),
+/// };
+/// let cookie = test.request(&lobby).header("cookie", "theme=dark; session=s3cret");
+/// assert_eq!(status(cookie.connect().await), 101);
+/// let api_key = test.request(&lobby).header("x-api-key", "s3cret");
+/// assert_eq!(status(api_key.connect().await), 101);
+/// let forged = test.request(&lobby).header("x-api-key", "guess");
+/// assert_eq!(status(forged.connect().await), 401);
+/// assert_eq!(status(test.request(&lobby).connect().await), 401, "missing credentials");
+/// # }
+/// ```
 #[derive(Clone)]
 #[non_exhaustive]
 pub enum TokenSource {

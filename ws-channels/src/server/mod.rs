@@ -55,41 +55,121 @@ use crate::metrics::Metrics;
 
 /// A standalone WebSocket server for typed channels, on tokio-tungstenite.
 ///
-/// Register one [`Handler`] per channel, then [`serve`](Self::serve) a listener. Each request
-/// path is matched against every registered template:
+/// Register one [`Handler`] per channel, set limits, then [`serve`](Self::serve) a listener
+/// (or mount it in axum with `into_router`, or drive it in memory with a
+/// [`TestServer`](crate::TestServer)):
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use ws_channels::{RateLimit, Server};
+/// # #[ws_channels::channel("chat/<room>")]
+/// # #[derive(serde::Serialize, serde::Deserialize)]
+/// # struct Chat;
+///
+/// # async fn run() -> Result<(), ws_channels::Error> {
+/// let server = Chat::register(Server::new(), |h| h)
+///     .max_message_size(16 * 1024)
+///     .rate_limit(RateLimit::per_second(20).burst(40))
+///     .idle_timeout(Some(Duration::from_secs(300)));
+/// let listener = tokio::net::TcpListener::bind("0.0.0.0:8080").await?;
+/// // Until Ctrl-C; then every connection is closed with 1001.
+/// server
+///     .serve_with_shutdown(listener, async {
+///         let _ = tokio::signal::ctrl_c().await;
+///     })
+///     .await
+/// # }
+/// ```
+///
+/// Limits refuse at the handshake, before the upgrade; here one connection per address:
+///
+/// ```
+/// use ws_channels::{Error, Server, TestServer};
+/// # #[ws_channels::channel("chat/<room>")]
+/// # #[derive(serde::Serialize, serde::Deserialize)]
+/// # struct Chat;
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Error> {
+/// let server = Chat::register(Server::new(), |h| h).max_connections_per_address(1);
+/// let test = TestServer::new(server);
+/// let _first = test.connect(&ChatParams::new("lobby")).await?;
+/// let second = test.connect(&ChatParams::new("lobby")).await;
+/// assert!(matches!(second, Err(Error::Rejected { status: 503, .. })));
+/// let elsewhere = test.connect(&ChatParams::new("kitchen")).await;
+/// assert!(elsewhere.is_ok(), "another address has its own count");
+/// # Ok(()) }
+/// ```
+///
+/// A graceful shutdown closes every connection with 1001 ("going away"), after the messages
+/// already queued for it:
+///
+/// ```
+/// use futures_util::StreamExt;
+/// use ws_channels::{CloseCode, Server, TestServer};
+/// # #[ws_channels::channel("chat/<room>")]
+/// # #[derive(serde::Serialize, serde::Deserialize)]
+/// # struct Chat;
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), ws_channels::Error> {
+/// let server = Chat::register(Server::new(), |h| h);
+/// let handle = server.handle(); // take it before serving
+/// let test = TestServer::new(server);
+/// let (_tx, mut rx) = test.connect(&ChatParams::new("lobby")).await?;
+/// // The client reads on, which answers the server's close frame and lets the shutdown end.
+/// let ((), end) = tokio::join!(handle.shutdown(), rx.next());
+/// assert!(end.is_none());
+/// assert_eq!(rx.close_code(), Some(CloseCode::Away));
+/// # Ok(()) }
+/// ```
+///
+/// Each request path is matched against every registered template:
 ///
 /// | request | outcome |
 /// |---|---|
 /// | path matches no template | HTTP 404 before the upgrade |
-/// | not a WebSocket upgrade | HTTP 426 (405 for a method other than GET) |
-/// | a parameter does not parse as its type | HTTP 400, the reason in the body |
+/// | not a WebSocket upgrade | HTTP 426 (405 for a method other than GET; 400 without `Sec-WebSocket-Key`; 426 for a version other than 13) |
 /// | a browser `Origin` from another host, or not in [`allowed_origins`](Self::allowed_origins) | HTTP 403 |
-/// | over [`max_connections`](Self::max_connections) or [`max_connections_per_address`](Self::max_connections_per_address) | HTTP 503 |
+/// | a parameter does not parse as its type | HTTP 400, the reason in the body |
+/// | over [`max_connections`](Self::max_connections) or [`max_connections_per_address`](Self::max_connections_per_address), or the server is shutting down | HTTP 503 |
 /// | `on_connect` returns a [`Reject`] | its status (401, 403…) and reason |
 /// | `on_connect` panics | HTTP 500 |
-/// | more sockets in their handshake than [`max_pending_handshakes`](Self::max_pending_handshakes), or than [`max_pending_handshakes_per_ip`](Self::max_pending_handshakes_per_ip) from one address | the new socket is closed at once (standalone server) |
-/// | no complete request head within the [handshake timeout](Self::handshake_timeout) | the socket is dropped (standalone server; see `serve_app` for axum) |
-/// | `on_connect` does not decide within the handshake timeout | HTTP 408 |
+/// | `on_connect` does not decide within the [handshake timeout](Self::handshake_timeout) | HTTP 408 |
+/// | a request head over 16 KiB or 64 headers | HTTP 431 (standalone server; under axum, hyper answers 431 past its own limits, about 408 KiB and 100 headers) |
+/// | bytes that are not HTTP | HTTP 400 |
+/// | more sockets in their handshake than [`max_pending_handshakes`](Self::max_pending_handshakes), or than [`max_pending_handshakes_per_ip`](Self::max_pending_handshakes_per_ip) from one address (loopback peers and [trusted proxies](Self::trusted_proxies) exempt) | the new socket is closed at once, without a response (standalone server; axum has no such cap) |
+/// | no complete request head within the handshake timeout | the socket is dropped without a response (standalone server; under axum, `serve_app`'s header read timeout does it) |
 /// | otherwise | 101, then the connection task runs the handler |
 ///
 /// Once connected, bad input never panics and never affects other connections:
 ///
 /// | event | outcome (default) |
 /// |---|---|
-/// | a text frame that is not JSON of the client message type | close 1007 (or an error reply, under `on_invalid = reply`) |
+/// | a frame that does not decode as the client message type (JSON text, or MessagePack for `codec = msgpack`) | close 1007 (or an error reply, under `on_invalid = reply`) |
 /// | a message that fails [`Validate`](crate::Validate) | close 1008 (or an error reply, under `on_invalid = reply`) |
-/// | a binary frame | close 1007 (or an error reply): messages are JSON text |
-/// | a text or binary message larger than [`max_message_size`](Self::max_message_size) | close 1009 (or an error reply, under `on_invalid = reply`) |
-/// | a frame larger than twice that | close 1009, without reading it |
-/// | messages faster than the [`rate_limit`](Self::rate_limit) | close 1008, or dropped with an error reply |
-/// | a full outbound queue (a slow reader) | the channel's [`LagPolicy`](crate::LagPolicy): close 1008 by default |
+/// | a binary frame on a JSON channel without [`on_binary`](Handler::on_binary), or a text frame on a MessagePack channel | close 1003 (or an error reply) |
+/// | a text or binary message larger than [`max_message_size`](Self::max_message_size), in one frame or many | close 1009 (or an error reply, under `on_invalid = reply`) |
+/// | a frame or message larger than twice that (a message that never ends, too) | close 1009, without reading further |
+/// | messages faster than the [`rate_limit`](Self::rate_limit) | close 1008, or dropped with at most one error reply per second ([`RateLimitAction::Reply`]) |
+/// | a full outbound queue (a slow reader) | the channel's [`LagPolicy`](crate::LagPolicy): close 1008 by default, though that close frame cannot reach a reader whose socket is full: it sees 1006 |
 /// | no pong (nor any frame) between two [pings](Self::ping_interval) | close 1001 (`ping timeout`) |
 /// | no message for the [idle timeout](Self::idle_timeout) | close 1001 (`idle timeout`) |
+/// | the credentials expire ([`Handshake::expire_at`]) | close [4001](crate::CLOSE_CREDENTIALS_EXPIRED) (`credentials expired`) |
 /// | a handler (or the channel's `Validate`/`ErrorReply`) returns `Err` or panics | close 1011 (`internal error`) for this connection only |
-/// | a protocol violation or invalid UTF-8 | close 1002 or 1007 |
+/// | invalid UTF-8 in a text frame | close 1007 (`invalid UTF-8`), even under `on_invalid = reply` |
+/// | a protocol violation (reserved opcode, RSV bit, unmasked frame, stray continuation, control frame over 125 bytes) | close 1002 (`protocol error`) |
+/// | a close frame with an invalid code | answered with 1002, which `on_close` sees (`by_server: false`) |
 /// | shutdown | close 1001 for every connection |
 /// | the peer drops mid-message or without a close frame | `on_close` sees 1006 |
 /// | the peer does not answer the server's close frame | dropped after the [close timeout](Self::close_timeout) |
+///
+/// Error replies are sent only when the connection's queue has room: they never overflow or
+/// disconnect the client they answer (those not sent are counted in
+/// [`MetricsSnapshot::error_replies_dropped`](crate::MetricsSnapshot::error_replies_dropped)).
+/// Every kind of bad input, with the test that keeps its outcome, is in
+/// [`guide::bad_input`](crate::guide::bad_input); what the application must add, in
+/// [`guide::threat_model`](crate::guide::threat_model).
 ///
 /// Errors (bad frames, limits, handler failures, transport errors) are also reported to
 /// [`Handler::on_error`]; lag to [`Handler::on_lag`]; every end, with its code, to
@@ -301,14 +381,17 @@ impl<S: Send + Sync + 'static> Server<S> {
     }
 
     /// How long a client has to send its upgrade request and `on_connect` has to decide.
-    /// Default: 10 s; a slower handshake is dropped without a response.
+    /// Default: 10 s. A request head that is not complete by then is dropped without a
+    /// response (standalone server); an `on_connect` that has not decided gets 408.
     pub fn handshake_timeout(mut self, timeout: Duration) -> Self {
         self.config.handshake_timeout = timeout;
         self
     }
 
     /// How long a connection waits for the peer's close reply after the server closed it.
-    /// Default: 3 s.
+    /// A peer that does not read at all (its socket full, so the close frame cannot even be
+    /// written) is dropped after twice this: once waiting for the reply, once more for the
+    /// writer. Default: 3 s.
     pub fn close_timeout(mut self, timeout: Duration) -> Self {
         self.config.close_timeout = timeout;
         self

@@ -196,11 +196,7 @@ where
                 return Step::Done;
             }
         }
-        let size = match &frame {
-            WsMessage::Text(text) => text.len(),
-            WsMessage::Binary(bytes) => bytes.len(),
-            _ => 0,
-        };
+        let size = codec::payload_len(&frame);
         if size > self.config.max_message_size {
             let error = Error::MessageTooLarge {
                 size,
@@ -274,6 +270,8 @@ where
         let code = match error {
             Error::Validation { .. } => CloseCode::Policy,
             Error::MessageTooLarge { .. } => CloseCode::Size,
+            // RFC 6455 §7.4.1: data of a type the endpoint cannot accept.
+            Error::UnexpectedBinary { .. } | Error::UnexpectedText { .. } => CloseCode::Unsupported,
             _ => CloseCode::Invalid,
         };
         self.conn.close(code, &Report(&error).to_string());

@@ -1,0 +1,9 @@
+use ws_channels::channel;
+
+#[channel("files/<name>", codec = xml)]
+#[derive(serde::Serialize, serde::Deserialize)]
+struct FileEvent {
+    name: String,
+}
+
+fn main() {}
