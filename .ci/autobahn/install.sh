@@ -61,7 +61,7 @@ apt=(-o Dir::Etc::SourceList="$DIR/apt/bullseye.sources" -o Dir::Etc::SourcePart
 debs=(python2.7 python2.7-minimal libpython2.7 libpython2.7-minimal libpython2.7-stdlib
       python2.7-dev libpython2.7-dev libssl1.1 libffi7)
 if [ "$(find "$DIR/debs" -name '*.deb' | wc -l)" -lt "${#debs[@]}" ]; then
-  apt-get "${apt[@]}" update -qq || fail "apt-get update of bullseye failed (is the Debian archive reachable?)"
+  apt-get "${apt[@]}" update -qq --error-on=any || fail "apt-get update of bullseye failed (is the Debian archive reachable?)"
   (cd "$DIR/debs" && apt-get "${apt[@]}" download -qq "${debs[@]}") || fail "apt-get download of ${debs[*]} failed"
 fi
 for deb in "$DIR"/debs/*.deb; do dpkg -x "$deb" "$DIR/py27"; done
