@@ -937,3 +937,76 @@ async fn the_axum_serve_helper_drops_idle_and_slowloris_sockets() {
         .unwrap();
     serving.abort();
 }
+
+/// Pushes a user's notifications; same shape of address as `Alert`'s.
+#[channel("inbox/<user>", server_only)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Inbox {
+    text: String,
+}
+
+/// Another channel, served at the same shape under another server.
+#[channel("inbox/<user>", server_only)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+// Its messages are never built here: only its name and address matter to this test.
+#[allow(dead_code)]
+struct Alert {
+    level: u8,
+}
+
+/// The status and chosen subprotocol of a handshake to `path` offering `protocol`.
+async fn offering(server: &Served, path: &str, protocol: &'static str) -> (u16, Option<String>) {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut request = format!("{}{path}", server.base()).into_client_request().unwrap();
+    request
+        .headers_mut()
+        .insert("sec-websocket-protocol", protocol.parse().unwrap());
+    match within("a handshake", tokio_tungstenite::connect_async(request)).await {
+        Ok((_, response)) => (
+            response.status().as_u16(),
+            response
+                .headers()
+                .get("sec-websocket-protocol")
+                .map(|v| v.to_str().unwrap().to_owned()),
+        ),
+        Err(ws_channels::tungstenite::Error::Http(response)) => (response.status().as_u16(), None),
+        Err(other) => panic!("{other}"),
+    }
+}
+
+#[tokio::test]
+async fn a_typed_client_of_another_channel_is_refused_not_served() {
+    // The server has Inbox at inbox/<user>; a client of Alert, built for another server with
+    // the same address shape, names the channel it speaks and is refused rather than served.
+    let server = Served::start(Inbox::register(Server::new(), |h| h)).await;
+    assert_eq!(offering(&server, "/inbox/ann", "wsc.v1.json.Alert").await, (400, None));
+    assert_eq!(
+        offering(&server, "/inbox/ann", "wsc.v1.msgpack").await,
+        (400, None),
+        "another codec"
+    );
+    for offer in ["wsc.v1.json.Inbox", "wsc.v1.json"] {
+        assert_eq!(
+            offering(&server, "/inbox/ann", offer).await,
+            (101, Some(offer.to_owned())),
+            "answered with the offer"
+        );
+    }
+    assert_eq!(
+        handshake_status(&server, "/inbox/ann").await,
+        101,
+        "plain clients offer none"
+    );
+    // The in-memory test server's clients offer it: a mismatch is refused there too.
+    let test = ws_channels::TestServer::new(Inbox::register(Server::new(), |h| h));
+    let _client = test.connect(&InboxParams::new("ann")).await.unwrap();
+    let wrong = test
+        .request(&InboxParams::new("ann"))
+        .header("sec-websocket-protocol", "wsc.v1.json.Alert")
+        .connect()
+        .await;
+    match wrong {
+        Err(Error::Rejected { status: 400, body }) => assert!(body.contains("channel `Inbox`"), "{body}"),
+        other => panic!("expected 400, got {:?}", other.map(|_| ())),
+    }
+}

@@ -248,6 +248,9 @@ pub async fn connect<P: Params>(
     Error,
 > {
     let url = params.to_url(base)?;
+    // No subprotocol is offered: tungstenite fails a handshake whose answer names none, so an
+    // offer would break talking to servers other than ws-channels'. (The server side of the
+    // grammar, `wsc.v1.<codec>.<NAME>`, is in place for clients that send it.)
     let (socket, _response) = match tokio_tungstenite::connect_async(url.as_str()).await {
         Ok(ok) => ok,
         Err(WsError::Http(response)) => {

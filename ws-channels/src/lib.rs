@@ -109,6 +109,7 @@ mod pattern;
 mod server;
 #[cfg(feature = "asyncapi")]
 mod spec;
+mod subprotocol;
 mod transport;
 mod validate;
 

@@ -22,8 +22,10 @@ use super::response::Reject;
 use super::router::Router;
 use super::task::{self, BoxedTransport, ConnEnv};
 use crate::channel::{Channel, Params};
+use crate::codec::Codec;
 use crate::conn_id::ConnId;
 use crate::hub::Hub;
+use crate::subprotocol::{self, Choice};
 
 /// What every connection of one server shares, whichever front end accepted it.
 pub(crate) struct Shared<S> {
@@ -77,6 +79,7 @@ impl<S: Send + Sync + 'static> Shared<S> {
         let matched = self.router.at(request.uri.path()).ok_or_else(Reject::not_found)?;
         let key = check_upgrade(&request)?;
         self.check_origin(&request)?;
+        let subprotocol = check_subprotocol(&request, matched.route.channel())?;
         let session = matched
             .route
             .accept(self, request.clone(), &matched.values, remote_addr)
@@ -84,7 +87,7 @@ impl<S: Send + Sync + 'static> Shared<S> {
         // `on_connect` may have taken a while: refuse if a shutdown began meanwhile.
         self.check_running()?;
         Ok(Accepted {
-            response: super::response::switching_protocols(&key),
+            response: super::response::switching_protocols(&key, subprotocol.as_deref()),
             session,
         })
     }
@@ -187,6 +190,28 @@ fn parse_node(node: &str) -> Option<SocketAddr> {
         })
 }
 
+/// The subprotocol to answer with: a typed client names the codec and channel it expects (see
+/// `subprotocol`), and one that landed on another channel is refused with 400.
+fn check_subprotocol(
+    request: &http::request::Parts,
+    (name, codec): (&'static str, &'static str),
+) -> Result<Option<String>, Reject> {
+    let offers = request
+        .headers
+        .get_all(header::SEC_WEBSOCKET_PROTOCOL)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .map(str::trim);
+    match subprotocol::choose(offers, codec, name) {
+        Choice::None => Ok(None),
+        Choice::Accept(offer) => Ok(Some(offer.to_owned())),
+        Choice::Mismatch => Err(Reject::bad_request(format!(
+            "this address is channel `{name}` ({codec}), not the one the client expects (Sec-WebSocket-Protocol)"
+        ))),
+    }
+}
+
 /// RFC 6455 §4.2.1: what a server must see before switching protocols. Returns the key.
 fn check_upgrade(request: &http::request::Parts) -> Result<String, Reject> {
     let has_token = |name: header::HeaderName, token: &str| {
@@ -223,6 +248,9 @@ fn check_upgrade(request: &http::request::Parts) -> Result<String, Reject> {
 
 /// One registered channel, with its types erased: the per-channel part of the decision.
 pub(crate) trait Route<S>: Send + Sync + 'static {
+    /// The channel's name and its codec's name.
+    fn channel(&self) -> (&'static str, &'static str);
+
     /// Parses the params (from the values the router matched), takes a connection-limit slot
     /// and runs `on_connect`; on success returns what runs the connection.
     fn accept(
@@ -240,6 +268,10 @@ where
     S: Send + Sync + 'static,
     D: Send + Sync + 'static,
 {
+    fn channel(&self) -> (&'static str, &'static str) {
+        (C::NAME, <C::Codec as Codec>::NAME)
+    }
+
     fn accept(
         &self,
         shared: &Arc<Shared<S>>,

@@ -109,8 +109,9 @@ impl fmt::Display for Reject {
 
 impl std::error::Error for Reject {}
 
-/// `101 Switching Protocols` for a request with `Sec-WebSocket-Key: key`.
-pub(crate) fn switching_protocols(key: &str) -> Response<String> {
+/// `101 Switching Protocols` for a request with `Sec-WebSocket-Key: key`, with the chosen
+/// subprotocol if any.
+pub(crate) fn switching_protocols(key: &str, subprotocol: Option<&str>) -> Response<String> {
     let mut response = Response::new(String::new());
     *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
     let headers = response.headers_mut();
@@ -118,6 +119,9 @@ pub(crate) fn switching_protocols(key: &str) -> Response<String> {
     headers.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
     if let Ok(accept) = HeaderValue::from_str(&derive_accept_key(key.as_bytes())) {
         headers.insert(header::SEC_WEBSOCKET_ACCEPT, accept);
+    }
+    if let Some(Ok(protocol)) = subprotocol.map(HeaderValue::from_str) {
+        headers.insert(header::SEC_WEBSOCKET_PROTOCOL, protocol);
     }
     response
 }
@@ -129,12 +133,13 @@ mod tests {
     #[test]
     fn the_101_carries_the_accept_key() {
         // RFC 6455 §1.3's example.
-        let response = switching_protocols("dGhlIHNhbXBsZSBub25jZQ==");
+        let response = switching_protocols("dGhlIHNhbXBsZSBub25jZQ==", Some("wsc.v1.json"));
         assert_eq!(response.status(), StatusCode::SWITCHING_PROTOCOLS);
         assert_eq!(
             response.headers()[header::SEC_WEBSOCKET_ACCEPT],
             "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
         );
+        assert_eq!(response.headers()[header::SEC_WEBSOCKET_PROTOCOL], "wsc.v1.json");
     }
 
     #[test]

@@ -183,6 +183,11 @@ impl<S: Send + Sync + 'static, C: Channel> TestRequest<'_, S, C> {
             header::SEC_WEBSOCKET_KEY,
             HeaderValue::from_static("dGhlIHNhbXBsZSBub25jZQ=="),
         );
+        let offer = crate::subprotocol::offer(<C::Codec as crate::Codec>::NAME, C::NAME);
+        if let Ok(offer) = HeaderValue::from_str(&offer) {
+            headers.insert(header::SEC_WEBSOCKET_PROTOCOL, offer);
+        }
+        // The test's own headers last: each replaces ours of the same name (the offer too).
         headers.extend(self.headers);
         let (parts, ()) = request.into_parts();
         let deadline = Instant::now() + shared.config.handshake_timeout;
