@@ -466,3 +466,141 @@ fn chat_logs_each_connection_opened_and_closed_without_its_query() {
         "{closed}"
     );
 }
+
+/// The binary example's document: each message states its content type, and a raw channel's
+/// operations carry both of its frame kinds.
+#[test]
+fn binary_asyncapi_states_each_messages_content_type() {
+    let document: serde_json::Value =
+        serde_json::from_str(&run_example("binary", &["--asyncapi"])).expect("--asyncapi prints JSON");
+    let content_types = |operation: &str| -> Vec<String> {
+        document["operations"][operation]["messages"]
+            .as_array()
+            .unwrap_or_else(|| panic!("operation {operation}"))
+            .iter()
+            .map(|reference| {
+                let message = resolve(&document, reference);
+                message["contentType"].as_str().unwrap_or("none").to_owned()
+            })
+            .collect()
+    };
+    for operation in ["receiveSensors", "sendSensors"] {
+        assert_eq!(content_types(operation), ["application/msgpack"], "{operation}");
+    }
+    for operation in ["receiveRelay", "sendRelay"] {
+        assert_eq!(
+            content_types(operation),
+            ["text/plain", "application/octet-stream"],
+            "{operation}"
+        );
+    }
+    // The MessagePack messages keep their typed payloads; the raw ones are strings.
+    let sent = resolve(&document, &document["channels"]["sensors"]["messages"]["SensorEvent"]);
+    let payload = resolve(&document, &sent["payload"]);
+    assert!(
+        payload["oneOf"].as_array().is_some_and(|variants| variants.len() == 2),
+        "{payload}"
+    );
+    let binary = resolve(&document, &document["channels"]["relay"]["messages"]["RawBinary"]);
+    assert_eq!(
+        binary["payload"],
+        serde_json::json!({ "type": "string", "format": "binary" })
+    );
+}
+
+#[test]
+fn the_binary_document_passes_the_official_parser() {
+    if !require(&[Component::Node]) {
+        return;
+    }
+    let node = node_project();
+    let file = std::env::temp_dir().join(format!("ws-channels-binary-{}.json", std::process::id()));
+    std::fs::write(&file, run_example("binary", &["--asyncapi"])).expect("write the document");
+    let mut validate = Command::new("node");
+    validate.arg("validate_asyncapi.mjs").arg(&file).current_dir(node);
+    let out = output_within(validate, Duration::from_secs(120));
+    let _ = std::fs::remove_file(&file);
+    assert!(out.contains("valid, 0 errors, 0 warnings"), "{out}");
+    assert!(out.contains("broken payload schema rejected"), "{out}");
+}
+
+#[test]
+fn checked_in_binary_typescript_client_matches_the_generator() {
+    let generated = run_example("binary", &["--typescript"]);
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("binary.ts");
+    if std::env::var_os("BLESS").is_some() {
+        std::fs::write(&path, &generated).expect("write the client");
+        return;
+    }
+    let checked_in = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        checked_in == generated,
+        "examples/binary.ts is stale: regenerate it with `cargo run --example binary -- --typescript > examples/binary.ts` (or BLESS=1)"
+    );
+    assert!(
+        generated.starts_with("// ")
+            && generated
+                .contains("\nimport { decode as msgpackDecode, encode as msgpackEncode } from \"@msgpack/msgpack\";\n"),
+        "a MessagePack channel's module imports the codec"
+    );
+}
+
+/// The generated client of the binary example, compiled strict, against the Rust server: both
+/// channels both ways, a MessagePack frame of the wrong shape refused by the client's
+/// validation, and the server's 1003 for a text frame on the MessagePack channel.
+#[test]
+fn binary_channels_talk_to_the_generated_typescript_client() {
+    if !require(&[Component::Node]) {
+        return;
+    }
+    let node = node_project();
+    // A build directory of its own: other tests compile the same project at the same time.
+    let out_dir = format!("build/binary-{}", std::process::id());
+    let mut tsc = Command::new("node");
+    tsc.args([
+        "node_modules/typescript/bin/tsc",
+        "-p",
+        "tsconfig.json",
+        "--outDir",
+        &out_dir,
+    ])
+    .current_dir(&node);
+    output_within(tsc, Duration::from_secs(120));
+    let (_binary, addr) = start_server("binary");
+    let mut client = Command::new("node");
+    // The WHATWG WebSocket is behind a flag in Node 20 (and on by default from 22): the client
+    // checks it whenever it is there.
+    if node_accepts("--experimental-websocket") {
+        client.arg("--experimental-websocket");
+    }
+    client
+        .arg(format!("{out_dir}/tests/node/binary_client.js"))
+        .arg(&addr)
+        .current_dir(&node);
+    let out = output_within(client, Duration::from_secs(30));
+    let _ = std::fs::remove_dir_all(node.join(&out_dir));
+    assert!(out.contains("binary client: all checks passed"), "{out}");
+}
+
+/// Whether this Node starts with `flag`; an unknown flag is an error, and a hung probe counts as no.
+fn node_accepts(flag: &str) -> bool {
+    let Ok(mut probe) = Command::new("node")
+        .args([flag, "-e", "0"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+    else {
+        return false;
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while std::time::Instant::now() < deadline {
+        match probe.try_wait() {
+            Ok(Some(status)) => return status.success(),
+            Ok(None) => std::thread::sleep(Duration::from_millis(20)),
+            Err(_) => break,
+        }
+    }
+    let _ = probe.kill();
+    let _ = probe.wait();
+    false
+}

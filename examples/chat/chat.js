@@ -11,20 +11,35 @@ export function channelUrl(base, address, parameters) {
     });
     return `${base.replace(/\/+$/, "")}/${path}`;
 }
-export function publishMessage(ws, schema, message) {
+/** JSON text frames, the default. */
+export const JSON_CODEC = {
+    binary: false,
+    encode: (message) => JSON.stringify(message),
+    decode: (data) => JSON.parse(frameText(data)),
+};
+export function publishMessage(ws, schema, message, codec = JSON_CODEC) {
     if (ws.readyState !== OPEN)
         return Promise.reject(new Error("the WebSocket is not open"));
     const problem = validate(schemaOf(schema), message, "message");
     if (problem)
         return Promise.reject(new Error(problem));
-    ws.send(JSON.stringify(message));
+    let frame;
+    try {
+        frame = codec.encode(message);
+    }
+    catch (err) {
+        return Promise.reject(err instanceof Error ? err : new Error(String(err)));
+    }
+    ws.send(frame);
     return Promise.resolve();
 }
-export function subscribeMessages(ws, schema, onData) {
+export function subscribeMessages(ws, schema, onData, codec = JSON_CODEC) {
+    if (codec.binary)
+        acceptArrayBuffers(ws);
     const listener = (event) => {
         let value;
         try {
-            value = JSON.parse(frameText(event.data));
+            value = codec.decode(event.data);
         }
         catch (err) {
             onData({ err: err instanceof Error ? err : new Error(String(err)) });
@@ -36,12 +51,55 @@ export function subscribeMessages(ws, schema, onData) {
     ws.addEventListener("message", listener);
     return () => ws.removeEventListener("message", listener);
 }
+/** Sends one frame of a raw channel as it is: a string as a text frame, bytes as a binary one. */
+export function publishRaw(ws, message) {
+    if (ws.readyState !== OPEN)
+        return Promise.reject(new Error("the WebSocket is not open"));
+    if (typeof message !== "string" && !(message instanceof Uint8Array)) {
+        return Promise.reject(new Error("message: expected a string or a Uint8Array"));
+    }
+    ws.send(message);
+    return Promise.resolve();
+}
+/** Each frame of a raw channel as it came: a text frame as a string, a binary one as bytes. */
+export function subscribeRaw(ws, onData) {
+    acceptArrayBuffers(ws);
+    const listener = (event) => {
+        if (typeof event.data === "string") {
+            onData({ msg: event.data });
+            return;
+        }
+        try {
+            onData({ msg: frameBytes(event.data) });
+        }
+        catch (err) {
+            onData({ err: err instanceof Error ? err : new Error(String(err)) });
+        }
+    };
+    ws.addEventListener("message", listener);
+    return () => ws.removeEventListener("message", listener);
+}
+/** Browsers hand binary frames over as `Blob`s unless told otherwise, and a `Blob` reads asynchronously. */
+export function acceptArrayBuffers(ws) {
+    if (ws.binaryType === "blob")
+        ws.binaryType = "arraybuffer";
+}
 export function frameText(data) {
     if (typeof data === "string")
         return data;
     if (data instanceof ArrayBuffer || ArrayBuffer.isView(data))
         return new TextDecoder().decode(data);
     throw new Error("expected a text frame");
+}
+/** A binary frame's bytes (an `ArrayBuffer`, or a Node `Buffer`), without copying. */
+export function frameBytes(data) {
+    if (data instanceof ArrayBuffer)
+        return new Uint8Array(data);
+    if (ArrayBuffer.isView(data))
+        return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+    if (typeof data === "string")
+        throw new Error("expected a binary frame, got a text frame");
+    throw new Error('expected a binary frame as an ArrayBuffer (binaryType "arraybuffer")');
 }
 /** A shared schema by name; an unknown name admits nothing. */
 export function schemaOf(name) {

@@ -9,6 +9,7 @@ use serde_json::{Map, Value, json};
 
 use super::pointer;
 use crate::channel::{Channel, NoMessage, Params, Shape};
+use crate::codec::{Codec, Passthrough, Raw};
 
 /// Where shared schemas live in the document, and so what `$ref`s point at.
 const SCHEMAS: &str = "/components/schemas";
@@ -96,6 +97,13 @@ impl AsyncApi {
     /// | symmetric | `receive<Name>` and `send<Name>`, one message |
     /// | asymmetric (`server = T`) | `receive<Name>` the client message, `send<Name>` the server message |
     /// | `server_only` | `send<Name>` only |
+    ///
+    /// Each message states its `contentType`, from the channel's codec: `application/json`, or
+    /// `application/msgpack` for `codec = msgpack`. A `codec = raw` channel's operations carry
+    /// two messages, `RawText` (`text/plain`, a string payload) and `RawBinary`
+    /// (`application/octet-stream`, a `binary` string payload): its frames are passed on as
+    /// they are, never validated. One type on channels of two codecs is two messages of one
+    /// schema (`Event` and `Event_msgpack`).
     pub fn channel<C>(mut self) -> Self
     where
         C: Channel,
@@ -129,22 +137,35 @@ impl AsyncApi {
         }
 
         let mut channel_messages = Map::new();
+        let codec = <C::Codec as Codec>::NAME;
         let received = match C::SHAPE {
             Shape::ServerOnly => None,
-            Shape::Symmetric | Shape::Asymmetric => Some(self.message::<C::ClientMessage>(&mut channel_messages)),
+            Shape::Symmetric | Shape::Asymmetric => {
+                Some(self.messages_of::<C::Codec, C::ClientMessage>(&mut channel_messages))
+            }
         };
-        let sent = self.message::<C::ServerMessage>(&mut channel_messages);
+        let sent = self.messages_of::<C::Codec, C::ServerMessage>(&mut channel_messages);
         channel.insert("messages".into(), Value::Object(channel_messages));
         self.channels.insert(id.clone(), Value::Object(channel));
 
-        let reference =
-            |message: &str| json!({ "$ref": format!("#/channels/{}/messages/{}", pointer(&id), pointer(message)) });
+        let references = |messages: &[String]| -> Vec<Value> {
+            messages
+                .iter()
+                .map(|message| json!({ "$ref": format!("#/channels/{}/messages/{}", pointer(&id), pointer(message)) }))
+                .collect()
+        };
+        let kind = match codec {
+            "json" => String::new(),
+            "raw" => " (raw text or binary frames, delivered verbatim)".to_owned(),
+            "msgpack" => " (MessagePack binary frames)".to_owned(),
+            name => format!(" ({name} frames)"),
+        };
         if let Some(received) = received {
             let operation = json!({
                 "action": "receive",
                 "channel": { "$ref": format!("#/channels/{}", pointer(&id)) },
-                "summary": format!("Messages clients send on `{}`.", template.address()),
-                "messages": [reference(&received)],
+                "summary": format!("Messages clients send on `{}`{kind}.", template.address()),
+                "messages": references(&received),
             });
             self.operations
                 .insert(format!("receive{}", capitalized(&id)), operation);
@@ -152,8 +173,8 @@ impl AsyncApi {
         let operation = json!({
             "action": "send",
             "channel": { "$ref": format!("#/channels/{}", pointer(&id)) },
-            "summary": format!("Messages the server sends on `{}`.", template.address()),
-            "messages": [reference(&sent)],
+            "summary": format!("Messages the server sends on `{}`{kind}.", template.address()),
+            "messages": references(&sent),
         });
         self.insert_operation(format!("send{}", capitalized(&id)), operation);
         self
@@ -167,13 +188,54 @@ impl AsyncApi {
         self.operations.insert(id, operation);
     }
 
-    /// Registers `T` as a message (once) and lists it on a channel; returns its name.
+    /// The messages one side of a channel sends, each listed on the channel; returns their keys.
+    ///
+    /// A raw channel's messages are frames, not values of a type: a text frame (`text/plain`)
+    /// or a binary frame (`application/octet-stream`), two messages. Any other codec carries
+    /// one message, `T`, in its content type.
+    fn messages_of<K: Codec, T: JsonSchema>(&mut self, channel_messages: &mut Map<String, Value>) -> Vec<String> {
+        let keys = if K::NAME == Passthrough::NAME {
+            vec![
+                self.add_message(
+                    "RawText",
+                    K::NAME,
+                    json!({
+                        "name": "RawText",
+                        "summary": "A text frame, delivered verbatim.",
+                        "contentType": "text/plain",
+                        "payload": { "type": "string" },
+                    }),
+                ),
+                self.add_message(
+                    "RawBinary",
+                    K::NAME,
+                    json!({
+                        "name": "RawBinary",
+                        "summary": "A binary frame, delivered verbatim.",
+                        "contentType": K::CONTENT_TYPE,
+                        "payload": { "type": "string", "format": "binary" },
+                    }),
+                ),
+            ]
+        } else {
+            vec![self.message::<T>(K::NAME, K::CONTENT_TYPE)]
+        };
+        for key in &keys {
+            channel_messages.insert(
+                key.clone(),
+                json!({ "$ref": format!("#/components/messages/{}", pointer(key)) }),
+            );
+        }
+        keys
+    }
+
+    /// Registers `T` as a message in `content_type` (once per content type); returns its key.
     ///
     /// The message is named after its schema in `components/schemas`: `schemars` gives two
     /// types with one name distinct names there (`Page`, `Page2`), so messages never collide.
     /// A payload `schemars` would inline (`Vec<T>`, a primitive) gets a schema of its own too,
     /// so every message has a named type in the TypeScript client.
-    fn message<T: JsonSchema>(&mut self, channel_messages: &mut Map<String, Value>) -> String {
+    fn message<T: JsonSchema>(&mut self, codec: &str, content_type: &str) -> String {
         let payload: Schema = self.generator.subschema_for::<T>();
         let name = match payload.get("$ref").and_then(Value::as_str) {
             Some(reference) => super::unpointer(reference.rsplit('/').next().unwrap_or_default()),
@@ -188,19 +250,32 @@ impl AsyncApi {
                 name
             }
         };
-        let reference = json!({ "$ref": format!("#{SCHEMAS}/{}", pointer(&name)) });
         let mut message = Map::new();
         message.insert("name".into(), Value::String(name.clone()));
         if let Some(description) = describe(&name, &self.generator) {
             message.insert("description".into(), Value::String(description));
         }
-        message.insert("payload".into(), reference);
-        self.messages.insert(name.clone(), Value::Object(message));
-        channel_messages.insert(
-            name.clone(),
-            json!({ "$ref": format!("#/components/messages/{}", pointer(&name)) }),
+        message.insert("contentType".into(), Value::String(content_type.to_owned()));
+        message.insert(
+            "payload".into(),
+            json!({ "$ref": format!("#{SCHEMAS}/{}", pointer(&name)) }),
         );
-        name
+        self.add_message(&name, codec, Value::Object(message))
+    }
+
+    /// Adds `message` to `components/messages` under `preferred`, or returns the key of the
+    /// identical message already there. A different message with that key (the same type in
+    /// another codec's content type) gets `<preferred>_<codec>`, numbered if need be.
+    fn add_message(&mut self, preferred: &str, codec: &str, message: Value) -> String {
+        let key = std::iter::once(preferred.to_owned())
+            .chain((1..).map(|n| match n {
+                1 => format!("{preferred}_{codec}"),
+                n => format!("{preferred}_{codec}{n}"),
+            }))
+            .find(|key| self.messages.get(key).is_none_or(|existing| *existing == message))
+            .unwrap_or_else(|| preferred.to_owned());
+        self.messages.entry(key.clone()).or_insert(message);
+        key
     }
 
     /// The document as JSON, keys in a stable order.
@@ -238,6 +313,11 @@ impl AsyncApi {
     /// they receive against the same schemas, handing each frame to the callback as
     /// `{ msg }` or, when it is unusable, `{ err }` (never throwing). Deterministic: the same
     /// channels give the same text.
+    ///
+    /// MessagePack channels encode and decode with the npm package `@msgpack/msgpack` and
+    /// validate as JSON channels do; the module imports it only when the document has one, so
+    /// a module of JSON and raw channels needs no package at all. Raw channels publish and
+    /// receive `string | Uint8Array` frames as they are.
     pub fn to_typescript(&self) -> String {
         super::typescript::render(&self.to_json())
     }
@@ -270,6 +350,25 @@ impl JsonSchema for NoMessage {
     fn json_schema(_: &mut SchemaGenerator) -> Schema {
         // No value is valid: clients send nothing on a server-only channel.
         Schema::from(false)
+    }
+}
+
+/// What a `Raw` serializes to with a serde format: a string (a text frame) or bytes, which
+/// serde_json writes as an array of byte values. A raw *channel* does not use this: its
+/// messages are frames, described by content type.
+impl JsonSchema for Raw {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Raw".into()
+    }
+
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        schemars::json_schema!({
+            "description": "A text or binary frame: a string, or its bytes.",
+            "anyOf": [
+                { "type": "string" },
+                { "type": "array", "items": { "type": "integer", "minimum": 0, "maximum": 255 } },
+            ],
+        })
     }
 }
 
@@ -403,5 +502,202 @@ mod tests {
             "A server event."
         );
         assert!(document["components"]["schemas"].get("NoMessage").is_none());
+    }
+
+    /// Frames, relayed as they are.
+    #[ws_channel("relay/<topic>", codec = raw)]
+    struct Relay;
+
+    /// Frames pushed as they are.
+    #[ws_channel("feed", codec = raw, server_only)]
+    struct Feed;
+
+    /// A type whose name is the raw text message's.
+    #[ws_channel("named")]
+    #[derive(Serialize, Deserialize, JsonSchema)]
+    struct RawText {
+        text: String,
+    }
+
+    /// What both rooms hear.
+    #[derive(Serialize, Deserialize, JsonSchema)]
+    struct Heard {
+        text: String,
+    }
+
+    /// A JSON room.
+    #[ws_channel("json/<room>", server = Heard)]
+    #[derive(Serialize, Deserialize, JsonSchema)]
+    struct JsonRoom {
+        room: String,
+    }
+
+    /// A MessagePack room hearing the same type.
+    #[cfg(feature = "msgpack")]
+    #[ws_channel("pack/<room>", server = Heard, codec = msgpack)]
+    #[derive(Serialize, Deserialize, JsonSchema)]
+    struct PackRoom {
+        room: String,
+    }
+
+    /// The content types of an operation's messages, in order.
+    fn content_types(document: &Value, operation: &str) -> Vec<String> {
+        document["operations"][operation]["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|reference| {
+                let key = super::super::unpointer(reference["$ref"].as_str().unwrap().rsplit('/').next().unwrap());
+                document["components"]["messages"][key]["contentType"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_raw_channel_carries_a_text_and_a_binary_message() {
+        let document = AsyncApi::new("T", "1").channel::<Relay>().channel::<Feed>().to_json();
+        for operation in ["receiveRelay", "sendRelay", "sendFeed"] {
+            assert_eq!(
+                content_types(&document, operation),
+                ["text/plain", "application/octet-stream"],
+                "{operation}"
+            );
+        }
+        assert!(document["operations"].get("receiveFeed").is_none(), "server_only");
+        let messages = &document["components"]["messages"];
+        assert_eq!(messages["RawText"]["payload"], json!({ "type": "string" }));
+        assert_eq!(
+            messages["RawBinary"]["payload"],
+            json!({ "type": "string", "format": "binary" })
+        );
+        assert_eq!(
+            messages.as_object().unwrap().len(),
+            2,
+            "shared by both channels: {messages}"
+        );
+        // Frames have no schema of their own.
+        assert_eq!(document["components"]["schemas"], json!({}));
+        assert_eq!(document["channels"]["Relay"]["messages"].as_object().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn a_type_named_like_a_raw_message_keeps_its_own_message() {
+        let document = AsyncApi::new("T", "1")
+            .channel::<RawText>()
+            .channel::<Relay>()
+            .to_json();
+        assert_eq!(content_types(&document, "sendRawText"), ["application/json"]);
+        assert_eq!(
+            content_types(&document, "sendRelay"),
+            ["text/plain", "application/octet-stream"]
+        );
+        let messages = &document["components"]["messages"];
+        assert_eq!(messages["RawText"]["payload"]["$ref"], "#/components/schemas/RawText");
+        assert_eq!(messages["RawText_raw"]["contentType"], "text/plain");
+    }
+
+    #[test]
+    fn json_messages_state_application_json() {
+        let document = document();
+        let messages = document["components"]["messages"].as_object().unwrap();
+        assert!(!messages.is_empty());
+        for (key, message) in messages {
+            assert_eq!(message["contentType"], "application/json", "{key}");
+        }
+    }
+
+    #[cfg(feature = "msgpack")]
+    #[test]
+    fn one_type_in_two_codecs_is_two_messages_of_one_schema() {
+        let document = AsyncApi::new("T", "1")
+            .channel::<JsonRoom>()
+            .channel::<PackRoom>()
+            .to_json();
+        assert_eq!(content_types(&document, "sendJsonRoom"), ["application/json"]);
+        assert_eq!(content_types(&document, "receivePackRoom"), ["application/msgpack"]);
+        assert_eq!(content_types(&document, "sendPackRoom"), ["application/msgpack"]);
+        let messages = &document["components"]["messages"];
+        assert_eq!(messages["Heard"]["contentType"], "application/json");
+        assert_eq!(messages["Heard_msgpack"]["contentType"], "application/msgpack");
+        assert_eq!(messages["Heard"]["payload"], messages["Heard_msgpack"]["payload"]);
+        assert!(
+            document["channels"]["PackRoom"]["messages"]
+                .get("Heard_msgpack")
+                .is_some()
+        );
+        assert!(
+            document["operations"]["sendPackRoom"]["summary"]
+                .as_str()
+                .unwrap()
+                .contains("MessagePack")
+        );
+
+        // The client module: the MessagePack channel encodes and decodes with the codec, the
+        // JSON one as before, both validating against the one schema.
+        let module = AsyncApi::new("T", "1")
+            .channel::<JsonRoom>()
+            .channel::<PackRoom>()
+            .to_typescript();
+        let import = "import { decode as msgpackDecode, encode as msgpackEncode } from \"@msgpack/msgpack\";";
+        assert_eq!(module.matches(import).count(), 1, "{module}");
+        assert!(module.contains("export const MSGPACK_CODEC: FrameCodec"));
+        assert!(module.contains("return subscribeMessages<Heard>(ws, \"Heard\", onData, MSGPACK_CODEC);"));
+        assert!(module.contains("return publishMessage(ws, \"PackRoom\", message, MSGPACK_CODEC);"));
+        assert!(module.contains("return subscribeMessages<Heard>(ws, \"Heard\", onData);"));
+        assert!(module.contains("return publishMessage(ws, \"JsonRoom\", message);"));
+    }
+
+    #[test]
+    fn json_only_modules_import_nothing() {
+        for module in [
+            AsyncApi::new("T", "1")
+                .channel::<Sym>()
+                .channel::<Command>()
+                .to_typescript(),
+            AsyncApi::new("T", "1")
+                .channel::<Relay>()
+                .channel::<JsonRoom>()
+                .to_typescript(),
+        ] {
+            assert!(!module.contains("import "), "{module}");
+            assert!(!module.contains("msgpack"), "{module}");
+        }
+    }
+
+    #[test]
+    fn raw_channels_send_and_receive_strings_and_bytes_unvalidated() {
+        let module = AsyncApi::new("T", "1")
+            .channel::<Relay>()
+            .channel::<Feed>()
+            .to_typescript();
+        assert!(module.contains(
+            "  publish(ws: WebSocketLike, message: string | Uint8Array): Promise<void> {\n    return publishRaw(ws, message);"
+        ));
+        assert_eq!(
+            module
+                .matches("(received: Received<string | Uint8Array>) => void): () => void {\n    return subscribeRaw(ws, onData);")
+                .count(),
+            2,
+            "{module}"
+        );
+        // The server_only feed has no publish.
+        assert_eq!(module.matches("publishRaw(ws, message)").count(), 1);
+        assert!(!module.contains("return subscribeMessages<"));
+    }
+
+    #[test]
+    fn raw_serializes_as_its_schema_says() {
+        let mut generator = SchemaSettings::draft07().into_generator();
+        let schema = generator.subschema_for::<Raw>().to_value();
+        let schema = generator.definitions().get("Raw").cloned().unwrap_or(schema);
+        assert_eq!(schema["anyOf"][0]["type"], "string");
+        assert_eq!(serde_json::to_value(Raw::text("hi")).unwrap(), json!("hi"));
+        assert_eq!(
+            serde_json::to_value(Raw::binary(vec![0, 255])).unwrap(),
+            json!([0, 255])
+        );
     }
 }

@@ -1,4 +1,4 @@
-/** A received message, or the reason a frame could not be used (not JSON, wrong shape). */
+/** A received message, or the reason a frame could not be used (undecodable, wrong shape). */
 export interface Received<T> {
   err?: Error;
   msg?: T;
@@ -7,7 +7,9 @@ export interface Received<T> {
 /** The part of the standard `WebSocket` interface used here: browsers, Node 22+, and `ws`. */
 export interface WebSocketLike {
   readonly readyState: number;
-  send(data: string): void;
+  /** Set to `"arraybuffer"` by binary channels' `subscribe` where it is `"blob"` (browsers). */
+  binaryType?: string;
+  send(data: string | Uint8Array): void;
   addEventListener(type: "message", listener: (event: { data: unknown }) => void): void;
   removeEventListener(type: "message", listener: (event: { data: unknown }) => void): void;
 }
@@ -27,19 +29,47 @@ export function channelUrl(base: string, address: string, parameters: Record<str
   return `${base.replace(/\/+$/, "")}/${path}`;
 }
 
-export function publishMessage(ws: WebSocketLike, schema: string, message: unknown): Promise<void> {
+/** How a channel's messages become frames and back. */
+export interface FrameCodec {
+  /** Whether its frames are binary: `subscribe` then asks for `ArrayBuffer`s, not `Blob`s. */
+  readonly binary: boolean;
+  encode(message: unknown): string | Uint8Array;
+  /** The value a frame carries; throws when it carries none. */
+  decode(data: unknown): unknown;
+}
+
+/** JSON text frames, the default. */
+export const JSON_CODEC: FrameCodec = {
+  binary: false,
+  encode: (message) => JSON.stringify(message),
+  decode: (data) => JSON.parse(frameText(data)),
+};
+
+export function publishMessage(ws: WebSocketLike, schema: string, message: unknown, codec: FrameCodec = JSON_CODEC): Promise<void> {
   if (ws.readyState !== OPEN) return Promise.reject(new Error("the WebSocket is not open"));
   const problem = validate(schemaOf(schema), message, "message");
   if (problem) return Promise.reject(new Error(problem));
-  ws.send(JSON.stringify(message));
+  let frame: string | Uint8Array;
+  try {
+    frame = codec.encode(message);
+  } catch (err) {
+    return Promise.reject(err instanceof Error ? err : new Error(String(err)));
+  }
+  ws.send(frame);
   return Promise.resolve();
 }
 
-export function subscribeMessages<T>(ws: WebSocketLike, schema: string, onData: (received: Received<T>) => void): () => void {
+export function subscribeMessages<T>(
+  ws: WebSocketLike,
+  schema: string,
+  onData: (received: Received<T>) => void,
+  codec: FrameCodec = JSON_CODEC,
+): () => void {
+  if (codec.binary) acceptArrayBuffers(ws);
   const listener = (event: { data: unknown }) => {
     let value: unknown;
     try {
-      value = JSON.parse(frameText(event.data));
+      value = codec.decode(event.data);
     } catch (err) {
       onData({ err: err instanceof Error ? err : new Error(String(err)) });
       return;
@@ -51,10 +81,51 @@ export function subscribeMessages<T>(ws: WebSocketLike, schema: string, onData: 
   return () => ws.removeEventListener("message", listener);
 }
 
+/** Sends one frame of a raw channel as it is: a string as a text frame, bytes as a binary one. */
+export function publishRaw(ws: WebSocketLike, message: string | Uint8Array): Promise<void> {
+  if (ws.readyState !== OPEN) return Promise.reject(new Error("the WebSocket is not open"));
+  if (typeof message !== "string" && !(message instanceof Uint8Array)) {
+    return Promise.reject(new Error("message: expected a string or a Uint8Array"));
+  }
+  ws.send(message);
+  return Promise.resolve();
+}
+
+/** Each frame of a raw channel as it came: a text frame as a string, a binary one as bytes. */
+export function subscribeRaw(ws: WebSocketLike, onData: (received: Received<string | Uint8Array>) => void): () => void {
+  acceptArrayBuffers(ws);
+  const listener = (event: { data: unknown }) => {
+    if (typeof event.data === "string") {
+      onData({ msg: event.data });
+      return;
+    }
+    try {
+      onData({ msg: frameBytes(event.data) });
+    } catch (err) {
+      onData({ err: err instanceof Error ? err : new Error(String(err)) });
+    }
+  };
+  ws.addEventListener("message", listener);
+  return () => ws.removeEventListener("message", listener);
+}
+
+/** Browsers hand binary frames over as `Blob`s unless told otherwise, and a `Blob` reads asynchronously. */
+export function acceptArrayBuffers(ws: WebSocketLike): void {
+  if (ws.binaryType === "blob") ws.binaryType = "arraybuffer";
+}
+
 export function frameText(data: unknown): string {
   if (typeof data === "string") return data;
   if (data instanceof ArrayBuffer || ArrayBuffer.isView(data)) return new TextDecoder().decode(data as ArrayBuffer);
   throw new Error("expected a text frame");
+}
+
+/** A binary frame's bytes (an `ArrayBuffer`, or a Node `Buffer`), without copying. */
+export function frameBytes(data: unknown): Uint8Array {
+  if (data instanceof ArrayBuffer) return new Uint8Array(data);
+  if (ArrayBuffer.isView(data)) return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+  if (typeof data === "string") throw new Error("expected a binary frame, got a text frame");
+  throw new Error('expected a binary frame as an ArrayBuffer (binaryType "arraybuffer")');
 }
 
 /** A shared schema by name; an unknown name admits nothing. */
