@@ -39,12 +39,15 @@ pub struct Throughput {
     pub p50_us: f64,
     /// 99th percentile latency, µs.
     pub p99_us: f64,
+    /// The server's CPU time per message or delivery, ns.
+    pub cpu_ns: f64,
 }
 
 impl Throughput {
-    fn new(count: u64, elapsed: Duration, mut latencies: Vec<u32>) -> Self {
+    fn new(count: u64, elapsed: Duration, cpu: Duration, mut latencies: Vec<u32>) -> Self {
         Self {
             count,
+            cpu_ns: cpu.as_nanos() as f64 / count as f64,
             rate: count as f64 / elapsed.as_secs_f64(),
             p50_us: percentile(&mut latencies, 50.0),
             p99_us: percentile(&mut latencies, 99.0),
@@ -88,7 +91,7 @@ pub async fn connect_many(addr: SocketAddr, path: &str, n: usize, small_from: us
 /// The checked fields of a text frame; `None` for pings and pongs.
 fn header(message: &Message) -> Result<Option<Header>> {
     match message {
-        Message::Text(text) => Ok(Some(serde_json::from_str(text)?)),
+        Message::Text(text) => Ok(Some(Header::parse(text)?)),
         Message::Ping(_) | Message::Pong(_) => Ok(None),
         other => Err(format!("unexpected frame {other:?}").into()),
     }
@@ -107,8 +110,9 @@ async fn next(
 
 /// Echo: `conns` connections keep `window` messages in flight each for `duration`, then
 /// collect the replies still owed. Every reply must be the sender's next sequence number.
-pub async fn echo(addr: SocketAddr, conns: usize, window: usize, duration: Duration) -> Result<Throughput> {
-    let clients = connect_many(addr, "/bench", conns, conns).await?;
+pub async fn echo(server: &Server, conns: usize, window: usize, duration: Duration) -> Result<Throughput> {
+    let clients = connect_many(server.addr, "/bench", conns, conns).await?;
+    let cpu = server.cpu_time()?;
     let started = Instant::now();
     let deadline = started + duration;
     let tasks: Vec<_> = clients
@@ -123,7 +127,8 @@ pub async fn echo(addr: SocketAddr, conns: usize, window: usize, duration: Durat
         count += n;
         latencies.append(&mut l);
     }
-    Ok(Throughput::new(count, started.elapsed(), latencies))
+    let elapsed = started.elapsed();
+    Ok(Throughput::new(count, elapsed, server.cpu_time()? - cpu, latencies))
 }
 
 async fn echo_client(id: u32, ws: Client, window: usize, deadline: Instant) -> Result<(u64, Vec<u32>)> {
@@ -170,7 +175,8 @@ async fn echo_client(id: u32, ws: Client, window: usize, deadline: Instant) -> R
 /// publisher that sends `messages` as fast as it can; the server sends each to everyone but
 /// the publisher. Counts the reading subscribers' deliveries, from the first send to the
 /// last delivery.
-pub async fn broadcast(addr: SocketAddr, subscribers: usize, silent: usize, messages: u64) -> Result<Throughput> {
+pub async fn broadcast(server: &Server, subscribers: usize, silent: usize, messages: u64) -> Result<Throughput> {
+    let addr = server.addr;
     let readers = subscribers - silent;
     let mut clients = connect_many(addr, "/bench", subscribers, readers).await?;
     // Held open to the end, never read.
@@ -194,6 +200,7 @@ pub async fn broadcast(addr: SocketAddr, subscribers: usize, silent: usize, mess
         n += 1;
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    let cpu = server.cpu_time()?;
     let started = Instant::now();
     for seq in 0..messages {
         publisher.feed(Message::text(chat_json(0, seq))).await?;
@@ -206,8 +213,14 @@ pub async fn broadcast(addr: SocketAddr, subscribers: usize, silent: usize, mess
         last = last.max(done);
         latencies.append(&mut l);
     }
+    let cpu = server.cpu_time()? - cpu;
     drop(silent_clients);
-    Ok(Throughput::new(readers as u64 * messages, last - started, latencies))
+    Ok(Throughput::new(
+        readers as u64 * messages,
+        last - started,
+        cpu,
+        latencies,
+    ))
 }
 
 async fn subscriber(ws: Client, messages: u64, ready: Arc<AtomicUsize>) -> Result<(Instant, Vec<u32>)> {

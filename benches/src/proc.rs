@@ -154,6 +154,17 @@ impl Server {
         rss_kib(self.pid())
     }
 
+    /// CPU time it has used so far (user + system, every thread). On a shared machine this
+    /// moves much less with other load than wall-clock rates do.
+    pub fn cpu_time(&self) -> Result<Duration> {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid()))?;
+        // Fields after the command name, which is in parentheses and may hold spaces.
+        let fields: Vec<&str> = stat.rsplit_once(')').ok_or("bad stat")?.1.split_whitespace().collect();
+        let ticks: u64 =
+            fields.get(11).ok_or("bad stat")?.parse::<u64>()? + fields.get(12).ok_or("bad stat")?.parse::<u64>()?;
+        Ok(Duration::from_secs_f64(ticks as f64 / clock_ticks() as f64))
+    }
+
     /// Its open file descriptors.
     pub fn open_fds(&self) -> Result<usize> {
         Ok(std::fs::read_dir(format!("/proc/{}/fd", self.pid()))?.count())
@@ -165,6 +176,19 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Clock ticks per second, the unit of `/proc/PID/stat` times.
+fn clock_ticks() -> u64 {
+    static TICKS: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *TICKS.get_or_init(|| {
+        Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .ok()
+            .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
+            .unwrap_or(100)
+    })
 }
 
 /// Resident memory of process `pid`, KiB (Linux).

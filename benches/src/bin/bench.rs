@@ -214,6 +214,8 @@ struct Sample {
     value: f64,
     p50_us: Option<f64>,
     p99_us: Option<f64>,
+    /// The server's CPU time per message, ns.
+    cpu_ns: Option<f64>,
 }
 
 #[derive(Debug, Default)]
@@ -259,7 +261,11 @@ fn main() -> Result<()> {
         eprintln!("\n!!!!!!!! {why} !!!!!!!!\n");
     }
     eprintln!("{pin_note}");
-    let runtime = tokio::runtime::Runtime::new()?;
+    // Pinned to one core, the load generator runs best on one thread.
+    let runtime = match pinning.load {
+        Some(_) => tokio::runtime::Builder::new_current_thread().enable_all().build()?,
+        None => tokio::runtime::Runtime::new()?,
+    };
     let mut results = Results::new();
     for &scenario in &args.scenarios {
         let servers: Vec<&str> = scenario
@@ -329,11 +335,13 @@ fn measure(
         value: t.rate,
         p50_us: Some(t.p50_us),
         p99_us: Some(t.p99_us),
+        cpu_ns: Some(t.cpu_ns),
     };
     let plain = |value| Sample {
         value,
         p50_us: None,
         p99_us: None,
+        cpu_ns: None,
     };
     // A bound on the whole measurement, over the bounds on each wait.
     let bound = sizes.echo_time + Duration::from_secs(120);
@@ -341,11 +349,11 @@ fn measure(
         let measured = async {
             Ok(match scenario {
                 Scenario::Echo => {
-                    throughput(load::echo(addr, sizes.echo_conns, sizes.echo_window, sizes.echo_time).await?)
+                    throughput(load::echo(&running, sizes.echo_conns, sizes.echo_window, sizes.echo_time).await?)
                 }
                 Scenario::Broadcast { subscribers, silent } => {
                     let silent = if silent { subscribers / 10 } else { 0 };
-                    throughput(load::broadcast(addr, subscribers, silent, sizes.broadcast_messages).await?)
+                    throughput(load::broadcast(&running, subscribers, silent, sizes.broadcast_messages).await?)
                 }
                 Scenario::Idle => plain(
                     load::idle(&running, sizes.idle_conns, sizes.idle_settle)
@@ -365,6 +373,9 @@ fn describe(scenario: Scenario, sample: &Sample) -> String {
     let mut line = format!("{} {}", figure(scenario, sample.value), scenario.unit());
     if let (Some(p50), Some(p99)) = (sample.p50_us, sample.p99_us) {
         let _ = write!(line, "  p50 {} p99 {}", micros(p50), micros(p99));
+    }
+    if let Some(ns) = sample.cpu_ns {
+        let _ = write!(line, "  server CPU {ns:.0} ns/msg");
     }
     line
 }
@@ -421,9 +432,9 @@ fn report(args: &Args, results: &Results, pin_note: &str, node_skipped: Option<S
     );
     let _ = writeln!(
         out,
-        "| scenario | server | median | spread | p50 | p99 | × {FLOOR} | × node |"
+        "| scenario | server | median | spread | p50 | p99 | server CPU/msg | × {FLOOR} | × node |"
     );
-    let _ = writeln!(out, "|---|---|---:|---:|---:|---:|---:|---:|");
+    let _ = writeln!(out, "|---|---|---:|---:|---:|---:|---:|---:|---:|");
     // Rows in the order of each scenario's server list, the floor first.
     let rows = results.iter().map(|(key, cell)| {
         let rank = key.0.servers().iter().position(|s| *s == key.1);
@@ -451,7 +462,7 @@ fn report(args: &Args, results: &Results, pin_note: &str, node_skipped: Option<S
         };
         let _ = writeln!(
             out,
-            "| {} | {server} | {shown} | {} | {} | {} | {} | {} |",
+            "| {} | {server} | {shown} | {} | {} | {} | {} | {} | {} |",
             scenario.name(),
             if cell.samples.len() > 1 {
                 format!("{:.0} %", spread(&cell.values()) * 100.0)
@@ -460,6 +471,7 @@ fn report(args: &Args, results: &Results, pin_note: &str, node_skipped: Option<S
             },
             median_of(|s| s.p50_us).unwrap_or_default(),
             median_of(|s| s.p99_us).unwrap_or_default(),
+            cpu_per_message(cell).map_or(String::new(), |ns| format!("{ns:.0} ns")),
             if server == FLOOR {
                 String::new()
             } else {
@@ -493,6 +505,12 @@ fn report(args: &Args, results: &Results, pin_note: &str, node_skipped: Option<S
     out
 }
 
+/// The median of a cell's server CPU time per message, ns.
+fn cpu_per_message(cell: &Cell) -> Option<f64> {
+    let v: Vec<f64> = cell.samples.iter().filter_map(|s| s.cpu_ns).collect();
+    (!v.is_empty()).then(|| median(&v))
+}
+
 /// Each target of the issue, met or missed, for what this run measured.
 fn targets(results: &Results) -> Vec<String> {
     let get = |scenario: Scenario, server: &str| -> Option<&Cell> { results.get(&(scenario, server.to_owned())) };
@@ -502,8 +520,15 @@ fn targets(results: &Results) -> Vec<String> {
     let mut ratio_target = |scenario: Scenario, over: &str, at_least: f64| {
         if let (Some(v), Some(r)) = (med(scenario, "ws-channels"), med(scenario, over)) {
             let ratio = v / r;
+            // Server CPU per message barely moves with other load on the machine: a
+            // cross-check of the wall-clock ratio.
+            let cpu = |server: &str| get(scenario, server).and_then(cpu_per_message);
+            let by_cpu = match (cpu(over), cpu("ws-channels")) {
+                (Some(theirs), Some(ours)) => format!(" (by server CPU per message: {:.2}×)", theirs / ours),
+                _ => String::new(),
+            };
             lines.push(format!(
-                "{}: {ratio:.2}× {over} (target ≥ {at_least}×): {}",
+                "{}: {ratio:.2}× {over}{by_cpu} (target ≥ {at_least}×): {}",
                 scenario.name(),
                 verdict(ratio >= at_least)
             ));
@@ -592,7 +617,9 @@ fn environment(pin_note: &str) -> String {
                 .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned())
         })
         .unwrap_or_else(|| "unknown CPU".to_owned());
-    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    // Counted from /proc: this process is pinned to one of them.
+    let cores = std::fs::read_to_string("/proc/cpuinfo")
+        .map_or(0, |c| c.lines().filter(|l| l.starts_with("processor")).count());
     let ws_version = std::fs::read_to_string(proc::node_dir().join("node_modules/ws/package.json"))
         .ok()
         .and_then(|p| serde_json::from_str::<serde_json::Value>(&p).ok())
