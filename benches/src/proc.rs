@@ -178,6 +178,16 @@ impl Drop for Server {
     }
 }
 
+/// CPU time (user + system) of this process's children that have ended and been waited
+/// for, and of their own children: what `cargo` and every `rustc` it ran cost.
+pub fn children_cpu_time() -> Result<Duration> {
+    let stat = std::fs::read_to_string("/proc/self/stat")?;
+    let fields: Vec<&str> = stat.rsplit_once(')').ok_or("bad stat")?.1.split_whitespace().collect();
+    let ticks: u64 =
+        fields.get(13).ok_or("bad stat")?.parse::<u64>()? + fields.get(14).ok_or("bad stat")?.parse::<u64>()?;
+    Ok(Duration::from_secs_f64(ticks as f64 / clock_ticks() as f64))
+}
+
 /// Clock ticks per second, the unit of `/proc/PID/stat` times.
 fn clock_ticks() -> u64 {
     static TICKS: std::sync::OnceLock<u64> = std::sync::OnceLock::new();

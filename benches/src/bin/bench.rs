@@ -25,7 +25,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use ws_channels_benches::proc::{self, Pinning, Program, Server};
-use ws_channels_benches::servers::Mode;
+use ws_channels_benches::servers::{self, Mode};
 use ws_channels_benches::stats::{median, spread};
 use ws_channels_benches::{Result, load};
 
@@ -306,7 +306,7 @@ fn main() -> Result<()> {
     let report = report(&args, &results, &pin_note, node.err());
     println!("\n{report}");
     if let Some(out) = &args.out {
-        std::fs::write(out, &report)?;
+        ws_channels_benches::results::write_runtime(std::path::Path::new(out), &report)?;
         eprintln!("written to {out}");
     }
     let errors: usize = results.values().map(|c| c.errors.len()).sum();
@@ -429,6 +429,21 @@ fn report(args: &Args, results: &Results, pin_note: &str, node_skipped: Option<S
         sizes.idle_conns,
         sizes.accept_conns,
         args.rounds,
+    );
+    let _ = writeln!(
+        out,
+        "Servers (each its own process, on one tokio runtime per process):\n"
+    );
+    for (name, what) in servers::RUST_SERVERS {
+        let _ = writeln!(out, "- `{name}`: {what}");
+    }
+    let _ = writeln!(
+        out,
+        "- `{NODE}`: Node `ws` (benches/node, from its lock file), `JSON.parse` / `JSON.stringify`, \
+         broadcast stringified once\n\nThe hand-written servers use ws-channels' default buffers (4 KiB read, \
+         8 KiB write) and a bounded queue of {} per connection (full: the reader is disconnected, as under \
+         ws-channels' default lag policy).\n",
+        servers::QUEUE
     );
     let _ = writeln!(
         out,
