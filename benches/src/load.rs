@@ -23,7 +23,7 @@ use crate::{BoxError, Result};
 pub const WAIT: Duration = Duration::from_secs(10);
 
 /// Handshakes in flight at once when opening many connections (ws-channels lets 1024 wait).
-const CONNECTING: usize = 64;
+pub const CONNECTING: usize = 64;
 
 /// A client connection.
 pub type Client = WebSocketStream<TcpStream>;

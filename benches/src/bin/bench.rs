@@ -421,7 +421,12 @@ fn report(args: &Args, results: &Results, pin_note: &str, node_skipped: Option<S
          connections after one round trip each; accept {} handshakes, 64 at a time. {} round(s), servers \
          alternating, each measurement on a fresh server process. Medians; spread = (max − min) / median; \
          ratios are medians over the `{FLOOR}` floor and over Node `ws`, measured in the same run (for idle \
-         memory a ratio above 1 means more memory). p50/p99: echo round trip, or publish to delivery.\n",
+         memory a ratio above 1 means more memory). p50/p99: echo round trip, or publish to delivery. \
+         Server CPU/msg: the server process's CPU time (user + system, every thread) over the measured \
+         part, per message or delivery; other load on a shared machine moves it far less than the \
+         wall-clock rates, so the targets below cross-check each ratio with it. The load generator has one \
+         core too: where it is the bottleneck, fast servers' rates converge, and CPU/msg still tells them \
+         apart.\n",
         sizes.echo_conns,
         sizes.echo_window,
         sizes.echo_time,
