@@ -14,7 +14,7 @@ use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
-use crate::proc::Server;
+use crate::proc::{self, Server};
 use crate::stats::percentile;
 use crate::wire::{Header, WARMUP, chat_json, now_us};
 use crate::{BoxError, Result};
@@ -41,12 +41,16 @@ pub struct Throughput {
     pub p99_us: f64,
     /// The server's CPU time per message or delivery, ns.
     pub cpu_ns: f64,
+    /// How busy the load generator was over the measured part: near 100 % (of its one core
+    /// when pinned), it, not the server, set the rate.
+    pub load_busy: f64,
 }
 
 impl Throughput {
-    fn new(count: u64, elapsed: Duration, cpu: Duration, mut latencies: Vec<u32>) -> Self {
+    fn new(count: u64, elapsed: Duration, cpu: Duration, own_cpu: Duration, mut latencies: Vec<u32>) -> Self {
         Self {
             count,
+            load_busy: own_cpu.as_secs_f64() / elapsed.as_secs_f64(),
             cpu_ns: cpu.as_nanos() as f64 / count as f64,
             rate: count as f64 / elapsed.as_secs_f64(),
             p50_us: percentile(&mut latencies, 50.0),
@@ -112,7 +116,7 @@ async fn next(
 /// collect the replies still owed. Every reply must be the sender's next sequence number.
 pub async fn echo(server: &Server, conns: usize, window: usize, duration: Duration) -> Result<Throughput> {
     let clients = connect_many(server.addr, "/bench", conns, conns).await?;
-    let cpu = server.cpu_time()?;
+    let (cpu, own_cpu) = (server.cpu_time()?, proc::own_cpu_time()?);
     let started = Instant::now();
     let deadline = started + duration;
     let tasks: Vec<_> = clients
@@ -128,7 +132,8 @@ pub async fn echo(server: &Server, conns: usize, window: usize, duration: Durati
         latencies.append(&mut l);
     }
     let elapsed = started.elapsed();
-    Ok(Throughput::new(count, elapsed, server.cpu_time()? - cpu, latencies))
+    let (cpu, own_cpu) = (server.cpu_time()? - cpu, proc::own_cpu_time()? - own_cpu);
+    Ok(Throughput::new(count, elapsed, cpu, own_cpu, latencies))
 }
 
 async fn echo_client(id: u32, ws: Client, window: usize, deadline: Instant) -> Result<(u64, Vec<u32>)> {
@@ -200,7 +205,7 @@ pub async fn broadcast(server: &Server, subscribers: usize, silent: usize, messa
         n += 1;
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let cpu = server.cpu_time()?;
+    let (cpu, own_cpu) = (server.cpu_time()?, proc::own_cpu_time()?);
     let started = Instant::now();
     for seq in 0..messages {
         publisher.feed(Message::text(chat_json(0, seq))).await?;
@@ -213,12 +218,13 @@ pub async fn broadcast(server: &Server, subscribers: usize, silent: usize, messa
         last = last.max(done);
         latencies.append(&mut l);
     }
-    let cpu = server.cpu_time()? - cpu;
+    let (cpu, own_cpu) = (server.cpu_time()? - cpu, proc::own_cpu_time()? - own_cpu);
     drop(silent_clients);
     Ok(Throughput::new(
         readers as u64 * messages,
         last - started,
         cpu,
+        own_cpu,
         latencies,
     ))
 }

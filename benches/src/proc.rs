@@ -157,19 +157,8 @@ impl Server {
     /// CPU time it has used so far (user + system, every thread). On a shared machine this
     /// moves much less with other load than wall-clock rates do.
     pub fn cpu_time(&self) -> Result<Duration> {
-        // Nanoseconds on a CPU, per thread: far finer than the 10 ms ticks of `stat`, which
-        // a 200 ms broadcast needs. The runtimes' threads live as long as the server.
-        let mut ns = 0_u64;
-        let mut threads = 0;
-        for task in std::fs::read_dir(format!("/proc/{}/task", self.pid()))? {
-            let Ok(schedstat) = std::fs::read_to_string(task?.path().join("schedstat")) else { continue };
-            if let Some(on_cpu) = schedstat.split_whitespace().next().and_then(|n| n.parse::<u64>().ok()) {
-                ns += on_cpu;
-                threads += 1;
-            }
-        }
-        if threads > 0 {
-            return Ok(Duration::from_nanos(ns));
+        if let Some(on_cpu) = threads_cpu_time(&self.pid().to_string()) {
+            return Ok(on_cpu);
         }
         let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid()))?;
         // Fields after the command name, which is in parentheses and may hold spaces.
@@ -190,6 +179,28 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// CPU time of this process (the load generator), every thread.
+pub fn own_cpu_time() -> Result<Duration> {
+    threads_cpu_time("self").ok_or_else(|| "no /proc/self/task/*/schedstat".into())
+}
+
+/// The time process `pid` spent on a CPU, summed over its threads, in nanoseconds: far finer
+/// than the 10 ms ticks of `stat`, which a 200 ms broadcast needs. `None` without schedstat.
+fn threads_cpu_time(pid: &str) -> Option<Duration> {
+    let mut ns = 0_u64;
+    let mut threads = 0;
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).ok()? {
+        let Ok(schedstat) = std::fs::read_to_string(task.ok()?.path().join("schedstat")) else {
+            continue;
+        };
+        if let Some(on_cpu) = schedstat.split_whitespace().next().and_then(|n| n.parse::<u64>().ok()) {
+            ns += on_cpu;
+            threads += 1;
+        }
+    }
+    (threads > 0).then(|| Duration::from_nanos(ns))
 }
 
 /// CPU time (user + system) of this process's children that have ended and been waited

@@ -16,6 +16,8 @@
 //! Scenarios: `echo`, `broadcast-1000`, `broadcast-5000`, `broadcast-1000-silent`,
 //! `broadcast-5000-silent` (10 % of the subscribers never read), `broadcast` (those four),
 //! `idle`, `accept`; none named: all. Options: `--rounds N` (3), `--secs S` (echo seconds, 5),
+//! `--messages N` (per broadcast, 200; with 200 messages of ~96 bytes the silent subscribers'
+//! kernel buffers absorb everything, so it takes more for their queues to fill),
 //! `--servers a,b`, `--out FILE`, `--no-pin`, `--max-minutes M` (the run's own time bound, 30).
 //! Traffic stays on 127.0.0.1.
 
@@ -145,12 +147,14 @@ fn parse_args() -> Result<Args> {
     };
     let mut names = Vec::new();
     let mut secs = None;
+    let mut messages = None;
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
         let mut value = || it.next().ok_or_else(|| format!("{arg} needs a value"));
         match arg.as_str() {
             "--rounds" => args.rounds = value()?.parse()?,
             "--secs" => secs = Some(value()?.parse::<f64>()?),
+            "--messages" => messages = Some(value()?.parse::<u64>()?),
             "--servers" => args.servers = Some(value()?.split(',').map(str::to_owned).collect()),
             "--out" => args.out = Some(value()?),
             "--max-minutes" => args.max_minutes = value()?.parse()?,
@@ -172,6 +176,9 @@ fn parse_args() -> Result<Args> {
     }
     if let Some(secs) = secs {
         args.sizes.echo_time = Duration::from_secs_f64(secs);
+    }
+    if let Some(messages) = messages {
+        args.sizes.broadcast_messages = messages;
     }
     if args.rounds == 0 {
         return Err("--rounds must be at least 1".into());
@@ -216,6 +223,8 @@ struct Sample {
     p99_us: Option<f64>,
     /// The server's CPU time per message, ns.
     cpu_ns: Option<f64>,
+    /// The load generator's CPU time over wall-clock time.
+    load_busy: Option<f64>,
 }
 
 #[derive(Debug, Default)]
@@ -336,12 +345,14 @@ fn measure(
         p50_us: Some(t.p50_us),
         p99_us: Some(t.p99_us),
         cpu_ns: Some(t.cpu_ns),
+        load_busy: Some(t.load_busy),
     };
     let plain = |value| Sample {
         value,
         p50_us: None,
         p99_us: None,
         cpu_ns: None,
+        load_busy: None,
     };
     // A bound on the whole measurement, over the bounds on each wait.
     let bound = sizes.echo_time + Duration::from_secs(120);
@@ -376,6 +387,9 @@ fn describe(scenario: Scenario, sample: &Sample) -> String {
     }
     if let Some(ns) = sample.cpu_ns {
         let _ = write!(line, "  server CPU {ns:.0} ns/msg");
+    }
+    if let Some(busy) = sample.load_busy {
+        let _ = write!(line, "  load generator busy {:.0} %", busy * 100.0);
     }
     line
 }
@@ -425,8 +439,8 @@ fn report(args: &Args, results: &Results, pin_note: &str, node_skipped: Option<S
          Server CPU/msg: the server process's CPU time (user + system, every thread) over the measured \
          part, per message or delivery; other load on a shared machine moves it far less than the \
          wall-clock rates, so the targets below cross-check each ratio with it. The load generator has one \
-         core too: where it is the bottleneck, fast servers' rates converge, and CPU/msg still tells them \
-         apart.\n",
+         core too: \"load gen busy\" is its CPU time over wall-clock time; near 100 % it, not the server, set \
+         the rate, fast servers' rates converge, and CPU/msg still tells them apart.\n",
         sizes.echo_conns,
         sizes.echo_window,
         sizes.echo_time,
@@ -452,9 +466,9 @@ fn report(args: &Args, results: &Results, pin_note: &str, node_skipped: Option<S
     );
     let _ = writeln!(
         out,
-        "| scenario | server | median | spread | p50 | p99 | server CPU/msg | × {FLOOR} | × node |"
+        "| scenario | server | median | spread | p50 | p99 | server CPU/msg | load gen busy | × {FLOOR} | × node |"
     );
-    let _ = writeln!(out, "|---|---|---:|---:|---:|---:|---:|---:|---:|");
+    let _ = writeln!(out, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|");
     // Rows in the order of each scenario's server list, the floor first.
     let rows = results.iter().map(|(key, cell)| {
         let rank = key.0.servers().iter().position(|s| *s == key.1);
@@ -482,7 +496,7 @@ fn report(args: &Args, results: &Results, pin_note: &str, node_skipped: Option<S
         };
         let _ = writeln!(
             out,
-            "| {} | {server} | {shown} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {server} | {shown} | {} | {} | {} | {} | {} | {} | {} |",
             scenario.name(),
             if cell.samples.len() > 1 {
                 format!("{:.0} %", spread(&cell.values()) * 100.0)
@@ -492,6 +506,7 @@ fn report(args: &Args, results: &Results, pin_note: &str, node_skipped: Option<S
             median_of(|s| s.p50_us).unwrap_or_default(),
             median_of(|s| s.p99_us).unwrap_or_default(),
             cpu_per_message(cell).map_or(String::new(), |ns| format!("{ns:.0} ns")),
+            median_of_raw(cell, |s| s.load_busy).map_or(String::new(), |b| format!("{:.0} %", b * 100.0)),
             if server == FLOOR {
                 String::new()
             } else {
@@ -527,7 +542,12 @@ fn report(args: &Args, results: &Results, pin_note: &str, node_skipped: Option<S
 
 /// The median of a cell's server CPU time per message, ns.
 fn cpu_per_message(cell: &Cell) -> Option<f64> {
-    let v: Vec<f64> = cell.samples.iter().filter_map(|s| s.cpu_ns).collect();
+    median_of_raw(cell, |s| s.cpu_ns)
+}
+
+/// The median of one optional figure over a cell's samples.
+fn median_of_raw(cell: &Cell, figure: fn(&Sample) -> Option<f64>) -> Option<f64> {
+    let v: Vec<f64> = cell.samples.iter().filter_map(figure).collect();
     (!v.is_empty()).then(|| median(&v))
 }
 
