@@ -4,7 +4,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use futures_util::{FutureExt, SinkExt, StreamExt, TryStreamExt};
@@ -176,10 +176,15 @@ async fn echo_client(id: u32, ws: Client, window: usize, deadline: Instant) -> R
     Ok((received, latencies))
 }
 
+/// How far the broadcast publisher may run ahead of the slowest reading subscriber: half the
+/// servers' queue bound, so a reader that keeps up is never taken for a slow consumer however
+/// many messages a run sends (the rest of the bound covers what sits in socket buffers).
+pub const BROADCAST_WINDOW: u64 = (crate::servers::QUEUE / 2) as u64;
+
 /// Broadcast: `subscribers` connections (the last `silent` of them never read), one
-/// publisher that sends `messages` as fast as it can; the server sends each to everyone but
-/// the publisher. Counts the reading subscribers' deliveries, from the first send to the
-/// last delivery.
+/// publisher that sends `messages` as fast as it can within [`BROADCAST_WINDOW`] of the
+/// slowest reader; the server sends each to everyone but the publisher. Counts the reading
+/// subscribers' deliveries, from the first send to the last delivery.
 pub async fn broadcast(server: &Server, subscribers: usize, silent: usize, messages: u64) -> Result<Throughput> {
     let addr = server.addr;
     let readers = subscribers - silent;
@@ -188,9 +193,12 @@ pub async fn broadcast(server: &Server, subscribers: usize, silent: usize, messa
     let silent_clients = clients.split_off(readers);
     let (mut publisher, _publisher_rx) = connect(addr, "/bench", false).await?.split();
     let ready = Arc::new(AtomicUsize::new(0));
+    // Messages each reader has received.
+    let progress: Arc<[AtomicU64]> = (0..readers).map(|_| AtomicU64::new(0)).collect();
     let tasks: Vec<_> = clients
         .into_iter()
-        .map(|ws| tokio::spawn(subscriber(ws, messages, ready.clone())))
+        .enumerate()
+        .map(|(i, ws)| tokio::spawn(subscriber(ws, messages, ready.clone(), progress.clone(), i)))
         .collect();
     // A subscriber may be registered a moment after its handshake: warm up until every
     // reader has seen a message, so the measured sequence starts on a full room.
@@ -208,6 +216,19 @@ pub async fn broadcast(server: &Server, subscribers: usize, silent: usize, messa
     let (cpu, own_cpu) = (server.cpu_time()?, proc::own_cpu_time()?);
     let started = Instant::now();
     for seq in 0..messages {
+        if seq >= BROADCAST_WINDOW && seq % 16 == 0 {
+            publisher.flush().await?;
+            let waiting = Instant::now();
+            while slowest(&progress) + BROADCAST_WINDOW <= seq {
+                if waiting.elapsed() > WAIT {
+                    return Err(
+                        format!("broadcast: a reader stayed over {BROADCAST_WINDOW} behind for {WAIT:?}").into(),
+                    );
+                }
+                // Let the subscribers (on this runtime) read.
+                tokio::task::yield_now().await;
+            }
+        }
         publisher.feed(Message::text(chat_json(0, seq))).await?;
     }
     publisher.flush().await?;
@@ -229,7 +250,22 @@ pub async fn broadcast(server: &Server, subscribers: usize, silent: usize, messa
     ))
 }
 
-async fn subscriber(ws: Client, messages: u64, ready: Arc<AtomicUsize>) -> Result<(Instant, Vec<u32>)> {
+/// The fewest messages any reader has received.
+fn slowest(progress: &[AtomicU64]) -> u64 {
+    progress
+        .iter()
+        .map(|p| p.load(Ordering::Relaxed))
+        .min()
+        .unwrap_or(u64::MAX)
+}
+
+async fn subscriber(
+    ws: Client,
+    messages: u64,
+    ready: Arc<AtomicUsize>,
+    progress: Arc<[AtomicU64]>,
+    index: usize,
+) -> Result<(Instant, Vec<u32>)> {
     let (_tx, mut rx) = ws.split();
     let mut warm = false;
     let mut latencies = Vec::with_capacity(messages as usize);
@@ -249,6 +285,7 @@ async fn subscriber(ws: Client, messages: u64, ready: Arc<AtomicUsize>) -> Resul
             return Err(format!("broadcast: expected seq {expected}, got {} of client {}", h.seq, h.from).into());
         }
         expected += 1;
+        progress[index].store(expected, Ordering::Relaxed);
         latencies.push(now_us().saturating_sub(h.ts) as u32);
     }
     Ok((Instant::now(), latencies))

@@ -16,8 +16,9 @@
 //! Scenarios: `echo`, `broadcast-1000`, `broadcast-5000`, `broadcast-1000-silent`,
 //! `broadcast-5000-silent` (10 % of the subscribers never read), `broadcast` (those four),
 //! `idle`, `accept`; none named: all. Options: `--rounds N` (3), `--secs S` (echo seconds, 5),
-//! `--messages N` (per broadcast, 200; with 200 messages of ~96 bytes the silent subscribers'
-//! kernel buffers absorb everything, so it takes more for their queues to fill),
+//! `--messages N` (per broadcast, 200; the publisher stays within 128 messages of the slowest
+//! reader; with 200 messages of ~96 bytes the silent subscribers' kernel buffers absorb
+//! everything, so it takes thousands for their queues to fill),
 //! `--servers a,b`, `--out FILE`, `--no-pin`, `--max-minutes M` (the run's own time bound, 30).
 //! Traffic stays on 127.0.0.1.
 
@@ -430,8 +431,8 @@ fn report(args: &Args, results: &Results, pin_note: &str, node_skipped: Option<S
     let [small, large] = sizes.broadcast_subscribers;
     let _ = writeln!(
         out,
-        "Sizes: echo {} connections × {} in flight for {:?}; broadcast {} messages to {small} and {large} \
-         subscribers (\"silent\": 10 % of them never read, with a 4 KiB receive buffer); idle {} \
+        "Sizes: echo {} connections × {} in flight for {:?}; broadcast {} messages (the publisher at most \
+         {} ahead of the slowest reader) to {small} and {large} subscribers (\"silent\": 10 % of them never read, with a 4 KiB receive buffer); idle {} \
          connections after one round trip each; accept {} handshakes, 64 at a time. {} round(s), servers \
          alternating, each measurement on a fresh server process. Medians; spread = (max − min) / median; \
          ratios are medians over the `{FLOOR}` floor and over Node `ws`, measured in the same run (for idle \
@@ -445,6 +446,7 @@ fn report(args: &Args, results: &Results, pin_note: &str, node_skipped: Option<S
         sizes.echo_window,
         sizes.echo_time,
         sizes.broadcast_messages,
+        load::BROADCAST_WINDOW,
         sizes.idle_conns,
         sizes.accept_conns,
         args.rounds,
