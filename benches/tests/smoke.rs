@@ -1,0 +1,40 @@
+//! Keeps the suite working: every scenario against every Rust server (and Node when it is
+//! installed) for a fraction of a second, with every message checked, in one run of the
+//! `bench` binary.
+//!
+//! ```text
+//! cargo test -p ws-channels-benches
+//! ```
+
+use std::process::Command;
+
+#[test]
+fn every_scenario_runs_against_every_server() {
+    let output = Command::new(env!("CARGO_BIN_EXE_bench"))
+        .arg("--smoke")
+        .output()
+        .expect("the bench binary runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    // Shown by `cargo test -- --nocapture`, and on failure.
+    println!("{stderr}\n{stdout}");
+    if stderr.contains("SKIPPED") {
+        eprintln!("\n!!!!!!!! the Node server was SKIPPED in the smoke run (see above) !!!!!!!!\n");
+    }
+    assert!(output.status.success(), "the smoke run failed:\n{stderr}\n{stdout}");
+    for server in ["ws-channels", "typed-forward", "typed-queue", "raw-bytes"] {
+        assert!(
+            stdout.contains(&format!("| echo | {server} |")),
+            "no echo row for {server}"
+        );
+    }
+    for scenario in ["broadcast-20 ", "broadcast-50-silent", "idle", "accept"] {
+        for server in ["ws-channels", "typed-forward"] {
+            assert!(
+                stdout.contains(&format!("| {} | {server} |", scenario.trim())),
+                "no {scenario} row for {server}"
+            );
+        }
+    }
+    assert!(!stdout.contains("ERRORS"), "a measurement failed:\n{stdout}");
+}
