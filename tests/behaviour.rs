@@ -1188,7 +1188,10 @@ async fn a_flood_of_bad_or_excess_messages_gets_replies_and_stays_connected(back
     assert_eq!(replies, 5, "the burst was served");
     assert!(errors >= 6, "the bad frames and the flood were told ({errors})");
     let snapshot = metrics.snapshot();
-    assert_eq!(snapshot.rate_limited, 590);
+    assert_eq!(
+        snapshot.rate_limited, 590,
+        "{snapshot:?} replies {replies} errors {errors}"
+    );
     assert_eq!(
         snapshot.lag_disconnects, 0,
         "error replies never overflow the sender's queue"

@@ -6,7 +6,6 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
 
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
@@ -45,6 +44,12 @@ impl Count {
             Self::ErrorRepliesDropped => "ws_channels_error_replies_dropped_total",
         }
     }
+}
+
+/// When a handler started, where something records it.
+pub(crate) struct Stopwatch {
+    #[cfg(feature = "metrics")]
+    started: std::time::Instant,
 }
 
 impl Counters {
@@ -100,12 +105,22 @@ impl Counters {
         let _ = status;
     }
 
+    /// Starts timing a handler: reads the clock only with the `metrics` feature, which is the
+    /// only one to record it.
+    pub(crate) fn handler_started(&self) -> Stopwatch {
+        Stopwatch {
+            #[cfg(feature = "metrics")]
+            started: std::time::Instant::now(),
+        }
+    }
+
     /// How long a handler of `channel` ran (facade only: a histogram).
-    pub(crate) fn handler_ran(&self, channel: &'static str, took: Duration) {
+    pub(crate) fn handler_ran(&self, channel: &'static str, stopwatch: Stopwatch) {
         #[cfg(feature = "metrics")]
-        metrics::histogram!("ws_channels_handler_seconds", "channel" => channel).record(took.as_secs_f64());
+        metrics::histogram!("ws_channels_handler_seconds", "channel" => channel)
+            .record(stopwatch.started.elapsed().as_secs_f64());
         #[cfg(not(feature = "metrics"))]
-        let _ = (channel, took);
+        let _ = (channel, stopwatch);
     }
 
     /// How many messages were waiting in a connection's queue when one more was queued (facade

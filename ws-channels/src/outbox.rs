@@ -243,7 +243,15 @@ impl OutboxReceiver {
         }
     }
 
+    /// Whether the connection is closing, and how many messages wait to be written: one
+    /// look at the state for the reader's loop.
+    pub(crate) fn pressure(&self) -> (bool, usize) {
+        let state = self.shared.state();
+        (state.is_closing(), state.queue.len())
+    }
+
     /// How many messages wait to be written.
+    #[cfg(test)]
     pub(crate) fn queued(&self) -> usize {
         self.shared.state().queue.len()
     }

@@ -167,9 +167,8 @@ impl<C: Channel, S, D> Conn<C, S, D> {
     /// [lag policy](crate::LagPolicy); this never waits for the client. Fails with
     /// [`Error::Closed`] once the connection is closing.
     pub async fn send(&self, message: &C::ServerMessage) -> Result<(), Error> {
-        if self.is_closing() {
-            return Err(Error::Closed);
-        }
+        // The push refuses a closing connection; checking first would only save encoding a
+        // message for a connection that is going away.
         match self.inner.outbox.push(self.inner.hub.encode::<C>(message)?) {
             Pushed::Closed | Pushed::Disconnected => Err(Error::Closed),
             Pushed::Queued | Pushed::DroppedOldest | Pushed::DroppedNew => Ok(()),

@@ -31,10 +31,10 @@ pub(crate) enum Due {
 pub(crate) struct Clocks {
     settings: Liveness,
     next_ping: Option<Instant>,
-    /// When the last ping went out; the peer must be heard from after it, before the next one.
-    pinged: Option<Instant>,
-    heard: Instant,
-    /// The last data message, for the idle timeout.
+    /// Whether a ping went out and nothing has been heard from the peer since: at the next
+    /// tick, the peer is gone. (A flag, not a time: reading the clock for every frame costs.)
+    awaiting_pong: bool,
+    /// The last data message, for the idle timeout (kept only with one).
     active: Instant,
     /// Set once the connection is closing: when to stop waiting for the peer's close reply.
     closing_deadline: Option<Instant>,
@@ -48,8 +48,7 @@ impl Clocks {
         Self {
             settings,
             next_ping: settings.ping_interval.map(|every| now + every),
-            pinged: None,
-            heard: now,
+            awaiting_pong: false,
             active: now,
             closing_deadline: None,
             expires,
@@ -58,9 +57,9 @@ impl Clocks {
 
     /// Something arrived from the peer; `data` for a text or binary message.
     pub(crate) fn heard(&mut self, data: bool) {
-        self.heard = Instant::now();
-        if data {
-            self.active = self.heard;
+        self.awaiting_pong = false;
+        if data && self.settings.idle_timeout.is_some() {
+            self.active = Instant::now();
         }
     }
 
@@ -104,10 +103,10 @@ impl Clocks {
         }
         // Ticks missed while busy are not made up: the next ping is a full interval away.
         self.next_ping = Some(now + every);
-        if self.pinged.is_some_and(|pinged| self.heard < pinged) {
+        if self.awaiting_pong {
             return Some(Due::PingTimeout);
         }
-        self.pinged = Some(now);
+        self.awaiting_pong = true;
         Some(Due::Ping)
     }
 }
@@ -131,7 +130,7 @@ mod tests {
     #[test]
     fn a_silent_peer_is_pinged_then_timed_out() {
         let mut c = clocks(Some(10), None);
-        let start = c.heard;
+        let start = c.active;
         assert_eq!(c.next_deadline(), Some(start + 10 * SECOND));
         assert_eq!(c.due(start + 5 * SECOND), None, "not yet");
         assert_eq!(c.due(start + 10 * SECOND), Some(Due::Ping));
@@ -142,16 +141,16 @@ mod tests {
     #[test]
     fn a_peer_heard_after_the_ping_is_pinged_again() {
         let mut c = clocks(Some(10), None);
-        let start = c.heard;
+        let start = c.active;
         assert_eq!(c.due(start + 10 * SECOND), Some(Due::Ping));
-        c.heard = start + 11 * SECOND;
+        c.heard(false);
         assert_eq!(c.due(start + 20 * SECOND), Some(Due::Ping));
     }
 
     #[test]
     fn idle_comes_first_and_closing_stops_the_rest() {
         let mut c = clocks(Some(10), Some(5));
-        let start = c.heard;
+        let start = c.active;
         assert_eq!(c.next_deadline(), Some(start + 5 * SECOND));
         assert_eq!(c.due(start + 5 * SECOND), Some(Due::Idle));
         c.closing(3 * SECOND);
@@ -163,7 +162,7 @@ mod tests {
     #[test]
     fn expiry_comes_before_everything_but_a_close() {
         let mut c = clocks(Some(10), Some(10));
-        let start = c.heard;
+        let start = c.active;
         c.expires = Some(start + 3 * SECOND);
         assert_eq!(c.next_deadline(), Some(start + 3 * SECOND));
         assert_eq!(c.due(start + 2 * SECOND), None);

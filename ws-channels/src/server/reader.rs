@@ -3,8 +3,12 @@
 
 use crate::metrics::Count;
 
+use std::ops::ControlFlow;
+use std::task::Poll;
+
 use futures_util::StreamExt;
 use futures_util::future::BoxFuture;
+use futures_util::future::poll_fn;
 use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::error::ProtocolError;
@@ -33,6 +37,9 @@ enum Step {
     /// Nothing more.
     Done,
 }
+
+/// How many frames already read are handled in one turn of the read loop.
+const DRAIN: usize = 32;
 
 pub(crate) struct Reader<'a, C: Channel, S, D> {
     handler: &'a Handler<C, S, D>,
@@ -86,13 +93,14 @@ where
             self.run_handler(on_open(self.conn.clone())).await;
         }
 
-        loop {
-            if self.outbox.is_closing() {
+        'read: loop {
+            let (closing, queued) = self.outbox.pressure();
+            if closing {
                 clocks.closing(self.config.close_timeout);
             }
             // Replies to a burst pile up while this task reads: let the writer (polled by the task
             // on every wake-up) drain them before they fill the queue.
-            if self.outbox.queued() >= self.config.outbound_queue.div_ceil(2) {
+            if queued >= self.config.outbound_queue.div_ceil(2) {
                 tokio::task::yield_now().await;
             }
             let next = clocks.next_deadline();
@@ -104,38 +112,28 @@ where
             }
             let open = !clocks.is_closing();
             tokio::select! {
-                frame = stream.next() => match frame {
-                    None | Some(Err(WsError::ConnectionClosed | WsError::AlreadyClosed)) => break,
-                    Some(Err(WsError::Capacity(error))) => {
-                        self.report(&Error::WebSocket(WsError::Capacity(error)));
-                        self.conn.close(CloseCode::Size, "message too large");
-                        // The frame was not read to its end: the stream cannot be read further.
-                        break;
-                    }
-                    Some(Err(error)) => {
-                        // Tell the peer why when the socket still works (RFC 6455 §7.1.7).
-                        match &error {
-                            // The peer vanished without a close: 1006, nobody to answer.
-                            WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake) => {}
-                            WsError::Protocol(_) => self.conn.close(CloseCode::Protocol, "protocol error"),
-                            WsError::Utf8(_) => self.conn.close(CloseCode::Invalid, "invalid UTF-8"),
-                            _ => {}
+                item = stream.next() => {
+                    let mut item = item;
+                    let mut closing = closing;
+                    let mut handled = 0;
+                    loop {
+                        let flow = self.on_item(item, closing, &mut clocks, bucket.as_mut(), &mut peer_close);
+                        if flow.await.is_break() {
+                            break 'read;
                         }
-                        self.report(&Error::WebSocket(error));
-                        break;
-                    }
-                    Some(Ok(frame)) => {
-                        clocks.heard(matches!(frame, WsMessage::Text(_) | WsMessage::Binary(_)));
-                        // Handlers are guarded on their own; this catches panics in the
-                        // channel's own code (a `Validate` or `ErrorReply` impl).
-                        match guard::catch_sync(|| self.on_frame(frame, bucket.as_mut())) {
-                            Ok(Step::Run(handler)) => self.run_handler(handler).await,
-                            Ok(Step::PeerClosed(frame)) => peer_close = Some(frame),
-                            Ok(Step::Done) => {}
-                            Err(panic) => {
-                                self.report(&Error::HandlerPanicked(panic));
-                                self.conn.close(CloseCode::Error, "internal error");
-                            }
+                        // Frames already read are handled here, without arming every other
+                        // branch again for each one; a bounded number, so timers and signals
+                        // still get their turn. Polled with this task's waker: a `Pending`
+                        // here leaves the stream ready to wake it.
+                        handled += 1;
+                        let queued;
+                        (closing, queued) = self.outbox.pressure();
+                        if handled == DRAIN || closing || queued >= self.config.outbound_queue.div_ceil(2) {
+                            break;
+                        }
+                        match poll_fn(|cx| Poll::Ready(stream.poll_next_unpin(cx))).await {
+                            Poll::Ready(next) => item = next,
+                            Poll::Pending => break,
                         }
                     }
                 },
@@ -178,10 +176,58 @@ where
         }
     }
 
+    /// Handles what the stream yielded; `Break` when the connection is over.
+    async fn on_item(
+        &self,
+        item: Option<Result<WsMessage, WsError>>,
+        // Whether the connection was closing when the loop last looked.
+        closing: bool,
+        clocks: &mut Clocks,
+        bucket: Option<&mut TokenBucket>,
+        peer_close: &mut Option<CloseFrame>,
+    ) -> ControlFlow<()> {
+        match item {
+            None | Some(Err(WsError::ConnectionClosed | WsError::AlreadyClosed)) => ControlFlow::Break(()),
+            Some(Err(WsError::Capacity(error))) => {
+                self.report(&Error::WebSocket(WsError::Capacity(error)));
+                self.conn.close(CloseCode::Size, "message too large");
+                // The frame was not read to its end: the stream cannot be read further.
+                ControlFlow::Break(())
+            }
+            Some(Err(error)) => {
+                // Tell the peer why when the socket still works (RFC 6455 §7.1.7).
+                match &error {
+                    // The peer vanished without a close: 1006, nobody to answer.
+                    WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake) => {}
+                    WsError::Protocol(_) => self.conn.close(CloseCode::Protocol, "protocol error"),
+                    WsError::Utf8(_) => self.conn.close(CloseCode::Invalid, "invalid UTF-8"),
+                    _ => {}
+                }
+                self.report(&Error::WebSocket(error));
+                ControlFlow::Break(())
+            }
+            Some(Ok(frame)) => {
+                clocks.heard(matches!(frame, WsMessage::Text(_) | WsMessage::Binary(_)));
+                // Handlers are guarded on their own; this catches panics in the channel's own
+                // code (a `Validate` or `ErrorReply` impl).
+                match guard::catch_sync(|| self.on_frame(frame, closing, bucket)) {
+                    Ok(Step::Run(handler)) => self.run_handler(handler).await,
+                    Ok(Step::PeerClosed(frame)) => *peer_close = Some(frame),
+                    Ok(Step::Done) => {}
+                    Err(panic) => {
+                        self.report(&Error::HandlerPanicked(panic));
+                        self.conn.close(CloseCode::Error, "internal error");
+                    }
+                }
+                ControlFlow::Continue(())
+            }
+        }
+    }
+
     /// Decides what one frame means, without waiting: only a handler's future is awaited (by
     /// the caller), so no other state lives in the connection's future between frames.
-    fn on_frame(&self, frame: WsMessage, bucket: Option<&mut TokenBucket>) -> Step {
-        if self.conn.is_closing() {
+    fn on_frame(&self, frame: WsMessage, closing: bool, bucket: Option<&mut TokenBucket>) -> Step {
+        if closing {
             // Closing: the peer's messages are no longer dispatched, only its close reply counts.
             return match frame {
                 WsMessage::Close(Some(frame)) => Step::PeerClosed(frame),
@@ -289,9 +335,9 @@ where
 
     /// Runs a handler future; an error or a panic closes this connection with 1011.
     async fn run_handler(&self, handler: BoxFuture<'static, HandlerResult>) {
-        let started = Instant::now();
+        let stopwatch = self.conn.hub().counters().handler_started();
         let outcome = guard::catch(handler).await;
-        self.conn.hub().counters().handler_ran(C::NAME, started.elapsed());
+        self.conn.hub().counters().handler_ran(C::NAME, stopwatch);
         let error = match outcome {
             Ok(Ok(())) => return,
             Ok(Err(error)) => Error::Handler(error),
