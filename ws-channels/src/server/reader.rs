@@ -131,6 +131,10 @@ where
                         if handled == DRAIN || closing || queued >= self.config.outbound_queue.div_ceil(2) {
                             break;
                         }
+                        // Each frame counts against the task's cooperative budget, as a trip
+                        // through `select!` would: a client that keeps sending cannot keep
+                        // this task from letting the others (the ones its broadcasts woke) run.
+                        tokio::task::consume_budget().await;
                         match poll_fn(|cx| Poll::Ready(stream.poll_next_unpin(cx))).await {
                             Poll::Ready(next) => item = next,
                             Poll::Pending => break,
