@@ -85,17 +85,19 @@ fn pack_server(encodings: Arc<AtomicUsize>) -> Server {
     let server = Server::new().max_message_size(1024);
     let server = PackCommand::register(server, move |h| {
         let encodings = encodings.clone();
-        h.on_message(move |conn, PackCommand::Say { text }| {
-            let encodings = encodings.clone();
-            async move {
-                let event = PackEvent::Said {
-                    text,
-                    encodings: Encodings(Some(encodings)),
-                };
-                conn.broadcast(&event).await?;
-                Ok(())
-            }
-        })
+        // Binary frames are this channel's messages: side-band bytes never see them.
+        h.on_binary(|_, _| async { Err("on_binary got a MessagePack message".into()) })
+            .on_message(move |conn, PackCommand::Say { text }| {
+                let encodings = encodings.clone();
+                async move {
+                    let event = PackEvent::Said {
+                        text,
+                        encodings: Encodings(Some(encodings)),
+                    };
+                    conn.broadcast(&event).await?;
+                    Ok(())
+                }
+            })
     });
     PackReplyCommand::register(server, |h| {
         h.on_message(|conn, PackReplyCommand::Say { text }| async move {

@@ -788,15 +788,18 @@ async fn a_loopback_peer_is_not_held_to_the_per_ip_handshake_cap() {
 async fn the_client_address_comes_from_trusted_proxies_only() {
     let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
     let record = seen.clone();
-    let server = UserSignedUp::register(Server::new().trusted_proxies(["127.0.0.1".parse().unwrap()]), |h| {
-        h.on_connect(move |handshake| {
-            record
-                .lock()
-                .unwrap()
-                .push(handshake.remote_addr().map(|a| a.ip().to_string()));
-            async { Ok(()) }
-        })
-    });
+    let server = UserSignedUp::register(
+        Server::new().trusted_proxies(ws_channels::ProxyHeader::XForwardedFor, ["127.0.0.1".parse().unwrap()]),
+        |h| {
+            h.on_connect(move |handshake| {
+                record
+                    .lock()
+                    .unwrap()
+                    .push(handshake.remote_addr().map(|a| a.ip().to_string()));
+                async { Ok(()) }
+            })
+        },
+    );
     let server = Served::start(server).await;
     let forwarded = [("x-forwarded-for", "198.51.100.7")];
     handshake_from("127.0.0.1", &server, "/user/events/u", &forwarded)
@@ -1009,4 +1012,26 @@ async fn a_typed_client_of_another_channel_is_refused_not_served() {
         Err(Error::Rejected { status: 400, body }) => assert!(body.contains("channel `Inbox`"), "{body}"),
         other => panic!("expected 400, got {:?}", other.map(|_| ())),
     }
+}
+
+#[tokio::test]
+async fn a_panic_in_the_synchronous_part_of_on_open_closes_1011() {
+    let server = UserSignedUp::register(Server::new(), |h| {
+        h.on_open(|_conn| -> std::future::Ready<ws_channels::HandlerResult> { panic!("before any future") })
+    });
+    let server = Served::start(server).await;
+    let mut socket = raw_connect(&server, "/user/events/u").await;
+    let (_, close) = read_until_close(&mut socket).await;
+    assert_eq!(close.map(|c| c.code), Some(CloseCode::Error));
+    // The server goes on.
+    assert_eq!(handshake_status(&server, "/user/events/v").await, 101);
+}
+
+#[tokio::test]
+async fn serve_returns_when_the_shutdown_came_first() {
+    let server = user_service();
+    let handle = server.handle();
+    within("the shutdown", handle.shutdown()).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    within("serve to return", server.serve(listener)).await.unwrap();
 }

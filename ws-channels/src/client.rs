@@ -19,8 +19,8 @@ use crate::transport::{MessageSink, MessageStream};
 
 /// Sends one client message on an already-connected WebSocket.
 ///
-/// The message is validated (for channels declared with `validate`), serialized to a JSON text
-/// frame and flushed. Only channels clients may publish on are accepted, so publishing on a
+/// The message is validated (for channels declared with `validate`), encoded by the channel's
+/// codec (a JSON text frame by default) and flushed. Only channels clients may publish on are accepted, so publishing on a
 /// `server_only` channel does not compile.
 ///
 /// ```

@@ -19,6 +19,9 @@ pub trait Codec: Send + Sync + 'static {
     const NAME: &'static str;
     /// The content type exported documents state for its messages.
     const CONTENT_TYPE: &'static str;
+    /// Whether its messages travel in binary frames. Only on a codec whose messages are text
+    /// can binary frames be side-band bytes (`on_binary`).
+    const BINARY: bool;
 }
 
 /// Turns messages of type `M` into frames and back.
@@ -67,6 +70,7 @@ pub struct Json;
 impl Codec for Json {
     const NAME: &'static str = "json";
     const CONTENT_TYPE: &'static str = "application/json";
+    const BINARY: bool = false;
 }
 
 impl<M: Serialize + DeserializeOwned> Format<M> for Json {
@@ -92,6 +96,7 @@ pub struct MsgPack;
 impl Codec for MsgPack {
     const NAME: &'static str = "msgpack";
     const CONTENT_TYPE: &'static str = "application/msgpack";
+    const BINARY: bool = true;
 }
 
 #[cfg(feature = "msgpack")]
@@ -120,6 +125,7 @@ pub struct Passthrough;
 impl Codec for Passthrough {
     const NAME: &'static str = "raw";
     const CONTENT_TYPE: &'static str = "application/octet-stream";
+    const BINARY: bool = true;
 }
 
 impl Format<Raw> for Passthrough {
@@ -141,7 +147,7 @@ impl Format<Raw> for Passthrough {
 }
 
 /// A raw channel that is `server_only`: clients send nothing, so any frame they send is
-/// undecodable (1007), as on a JSON server-only channel.
+/// undecodable (1007).
 impl Format<NoMessage> for Passthrough {
     fn encode(message: &NoMessage) -> Result<WsMessage, CodecError> {
         match *message {}

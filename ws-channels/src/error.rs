@@ -48,7 +48,8 @@ pub type HandlerResult = Result<(), BoxError>;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// A text frame was not valid JSON or did not have the shape of the channel's message type.
+    /// A frame did not decode with the channel's codec (not JSON, not MessagePack) or did not
+    /// have the shape of the channel's message type.
     #[error("cannot decode a message on channel `{channel}`")]
     Decode {
         /// The channel's name.
@@ -57,7 +58,8 @@ pub enum Error {
         #[source]
         source: CodecError,
     },
-    /// A binary frame arrived on a channel whose messages are JSON text.
+    /// A binary frame arrived on a channel whose messages are JSON text (and no `on_binary`
+    /// takes side-band bytes).
     #[error("unexpected binary frame on channel `{channel}`: messages are JSON text frames")]
     UnexpectedBinary {
         /// The channel's name.

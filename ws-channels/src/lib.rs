@@ -122,7 +122,7 @@ pub use hub::{Hub, IntoTopic, Topic};
 pub use metrics::{Metrics, MetricsSnapshot};
 pub use pattern::{Segment, Template};
 pub use server::{
-    CloseInfo, Conn, ExtractToken, Handler, Handshake, Lagged, RateLimit, RateLimitAction, Reject, Server,
+    CloseInfo, Conn, ExtractToken, Handler, Handshake, Lagged, ProxyHeader, RateLimit, RateLimitAction, Reject, Server,
     ServerHandle, TestClient, TestRequest, TestServer, TestSocket, TokenSource,
 };
 #[cfg(feature = "axum")]

@@ -12,7 +12,7 @@ use futures_util::future::BoxFuture;
 use http::{Method, StatusCode, header};
 use tokio::time::Instant;
 
-use super::config::{Config, Origins};
+use super::config::{Config, Origins, ProxyHeader};
 use super::guard;
 use super::handler::Handler;
 use super::handshake::Handshake;
@@ -56,7 +56,7 @@ impl<S: Send + Sync + 'static> Shared<S> {
         peer: Option<SocketAddr>,
         deadline: Instant,
     ) -> Result<Accepted, Reject> {
-        let remote_addr = client_addr(&self.config.trusted_proxies, &request.headers, peer);
+        let remote_addr = client_addr(&self.config, &request.headers, peer);
         let decided = tokio::time::timeout_at(deadline, self.decide_now(request, remote_addr))
             .await
             .unwrap_or_else(|_| Err(Reject::timeout()));
@@ -104,16 +104,18 @@ impl<S: Send + Sync + 'static> Shared<S> {
         let Some(origin) = request.headers.get(header::ORIGIN) else {
             return Ok(());
         };
-        let origin = origin.to_str().unwrap_or_default();
-        let allowed = match &self.config.origins {
-            Origins::Any => true,
-            Origins::List(allowed) => allowed.iter().any(|a| a.eq_ignore_ascii_case(origin)),
-            Origins::SameHost => {
-                let host = request.headers.get(header::HOST).and_then(|h| h.to_str().ok());
-                // `scheme://host[:port]`: the part after the scheme must be the request's host.
-                let origin_host = origin.split_once("://").map(|(_, rest)| rest);
-                matches!((origin_host, host), (Some(o), Some(h)) if o.eq_ignore_ascii_case(h))
-            }
+        let origin = origin.to_str().ok().and_then(Origin::parse);
+        let allowed = match (&self.config.origins, origin) {
+            (Origins::Any, _) => true,
+            // `null` (a sandboxed page, a file) and anything unparsable is no allowed origin.
+            (_, None) => false,
+            (Origins::List(allowed), Some(origin)) => allowed.iter().any(|a| Origin::parse(a) == Some(origin.clone())),
+            (Origins::SameHost, Some(origin)) => request
+                .headers
+                .get(header::HOST)
+                .and_then(|host| host.to_str().ok())
+                .and_then(|host| Origin::parse(&format!("{}://{host}", origin.scheme)))
+                .is_some_and(|host| host == origin),
         };
         match allowed {
             true => Ok(()),
@@ -136,40 +138,75 @@ impl<S: Send + Sync + 'static> Shared<S> {
     }
 }
 
+/// An origin as RFC 6454 compares them: scheme and host without regard to case, the port
+/// explicit (a scheme's default when none is written), no path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Origin {
+    scheme: String,
+    host: String,
+    port: u16,
+}
+
+impl Origin {
+    fn parse(origin: &str) -> Option<Self> {
+        let (scheme, rest) = origin.split_once("://")?;
+        let scheme = scheme.to_ascii_lowercase();
+        // An allow-list entry may be written with a trailing `/`; an origin has no path.
+        let authority = rest.strip_suffix('/').unwrap_or(rest);
+        if authority.is_empty() || authority.contains(['/', '?', '#', '@']) {
+            return None;
+        }
+        let (host, port) = match authority.rsplit_once(':') {
+            // `[::1]:8080`, `example.com:8080`; not the colons inside `[::1]`.
+            Some((host, port)) if !port.contains(']') => (host, Some(port.parse().ok()?)),
+            _ => (authority, None),
+        };
+        let port = match port {
+            Some(port) => port,
+            None => match scheme.as_str() {
+                "http" | "ws" => 80,
+                "https" | "wss" => 443,
+                _ => return None,
+            },
+        };
+        Some(Self {
+            scheme,
+            host: host.to_ascii_lowercase(),
+            port,
+        })
+    }
+}
+
 /// The client's address: the socket's peer or, when the peer is a trusted proxy, the rightmost
-/// address in `Forwarded: for=…` (else `X-Forwarded-For`) that is not a trusted proxy.
-fn client_addr(trusted: &[IpAddr], headers: &http::HeaderMap, peer: Option<SocketAddr>) -> Option<SocketAddr> {
-    let peer = peer?;
+/// address in the proxy's forwarding header that is not a trusted proxy. IPv4-mapped addresses
+/// are taken as IPv4.
+fn client_addr(config: &Config, headers: &http::HeaderMap, peer: Option<SocketAddr>) -> Option<SocketAddr> {
+    let peer = peer.map(|peer| SocketAddr::new(peer.ip().to_canonical(), peer.port()))?;
+    let trusted = &config.trusted_proxies;
     if !trusted.contains(&peer.ip()) {
         return Some(peer);
     }
-    let values = |name: &str| -> Vec<String> {
-        headers
-            .get_all(name)
-            .iter()
-            .filter_map(|value| value.to_str().ok())
-            .flat_map(|value| value.split(','))
-            .map(|hop| hop.trim().to_owned())
-            .collect()
+    let name = match config.proxy_header {
+        ProxyHeader::XForwardedFor => "x-forwarded-for",
+        ProxyHeader::Forwarded => "forwarded",
     };
-    let forwarded: Vec<String> = values("forwarded")
+    let hops: Vec<&str> = headers
+        .get_all(name)
         .iter()
-        .filter_map(|hop| {
-            hop.split(';')
-                .find_map(|pair| {
-                    pair.trim()
-                        .strip_prefix("for=")
-                        .or_else(|| pair.trim().strip_prefix("For="))
-                })
-                .map(|node| node.trim_matches('"').to_owned())
-        })
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .map(str::trim)
         .collect();
-    let hops = match forwarded.is_empty() {
-        true => values("x-forwarded-for"),
-        false => forwarded,
-    };
     for hop in hops.iter().rev() {
-        match parse_node(hop) {
+        let node = match config.proxy_header {
+            ProxyHeader::XForwardedFor => Some(*hop),
+            // `for=…` among `;`-separated pairs; parameter names are case-insensitive.
+            ProxyHeader::Forwarded => hop.split(';').find_map(|pair| {
+                let (key, value) = pair.trim().split_once('=')?;
+                key.eq_ignore_ascii_case("for").then(|| value.trim_matches('"'))
+            }),
+        };
+        match node.and_then(parse_node) {
             Some(addr) if trusted.contains(&addr.ip()) => continue,
             Some(addr) => return Some(addr),
             // `unknown`, an obfuscated name, garbage: the chain cannot be followed further.
@@ -188,6 +225,7 @@ fn parse_node(node: &str) -> Option<SocketAddr> {
             let ip = node.strip_prefix('[')?.strip_suffix(']')?;
             ip.parse::<IpAddr>().ok().map(|ip| SocketAddr::new(ip, 0))
         })
+        .map(|addr| SocketAddr::new(addr.ip().to_canonical(), addr.port()))
 }
 
 /// The subprotocol to answer with: a typed client names the codec and channel it expects (see
@@ -331,33 +369,81 @@ mod tests {
             .collect()
     }
 
+    fn config(header: ProxyHeader) -> Config {
+        Config {
+            trusted_proxies: vec!["10.0.0.9".parse().unwrap(), "10.0.0.8".parse().unwrap()],
+            proxy_header: header,
+            ..Config::default()
+        }
+    }
+
     #[test]
     fn proxy_headers_are_believed_only_from_trusted_proxies() {
         let proxy: SocketAddr = "10.0.0.9:5000".parse().unwrap();
+        let mapped: SocketAddr = "[::ffff:10.0.0.9]:5000".parse().unwrap();
         let stranger: SocketAddr = "203.0.113.7:5000".parse().unwrap();
-        let trusted = ["10.0.0.9".parse().unwrap(), "10.0.0.8".parse().unwrap()];
-        let xff = headers(&[("x-forwarded-for", "198.51.100.1, 192.0.2.4, 10.0.0.8")]);
+        let xff = config(ProxyHeader::XForwardedFor);
+        let chain = headers(&[("x-forwarded-for", "198.51.100.1, 192.0.2.4, 10.0.0.8")]);
+        let client = Some("192.0.2.4:0".parse().unwrap());
         assert_eq!(
-            client_addr(&trusted, &xff, Some(proxy)),
-            Some("192.0.2.4:0".parse().unwrap()),
-            "the rightmost address that is not a trusted proxy"
+            client_addr(&xff, &chain, Some(proxy)),
+            client,
+            "the rightmost untrusted hop"
         );
+        assert_eq!(client_addr(&xff, &chain, Some(mapped)), client, "IPv4-mapped is IPv4");
         assert_eq!(
-            client_addr(&trusted, &xff, Some(stranger)),
+            client_addr(&xff, &chain, Some(stranger)),
             Some(stranger),
             "anyone can send it"
         );
-        let forwarded = headers(&[(
+        let forwarded = config(ProxyHeader::Forwarded);
+        let chain = headers(&[(
             "forwarded",
-            r#"for=198.51.100.1;proto=https, for="[2001:db8::17]:4711""#,
+            r#"for=198.51.100.1;proto=https, For="[2001:db8::17]:4711""#,
         )]);
         assert_eq!(
-            client_addr(&trusted, &forwarded, Some(proxy)),
+            client_addr(&forwarded, &chain, Some(proxy)),
             Some("[2001:db8::17]:4711".parse().unwrap()),
-            "Forwarded wins, with its port"
+            "with its port, whatever the parameter's case"
         );
         let unknown = headers(&[("forwarded", "for=unknown")]);
-        assert_eq!(client_addr(&trusted, &unknown, Some(proxy)), Some(proxy));
-        assert_eq!(client_addr(&trusted, &http::HeaderMap::new(), Some(proxy)), Some(proxy));
+        assert_eq!(client_addr(&forwarded, &unknown, Some(proxy)), Some(proxy));
+    }
+
+    #[test]
+    fn origins_compare_by_scheme_host_and_port() {
+        let parse = |o: &str| Origin::parse(o);
+        assert_eq!(parse("https://Example.COM"), parse("https://example.com:443"));
+        assert_eq!(
+            parse("https://example.com/"),
+            parse("https://example.com"),
+            "a list entry's slash"
+        );
+        assert_ne!(parse("https://example.com"), parse("http://example.com"));
+        assert_ne!(parse("https://example.com"), parse("https://example.com:8443"));
+        assert_eq!(
+            parse("http://[::1]:8080").map(|o| (o.host, o.port)),
+            Some(("[::1]".into(), 8080))
+        );
+        for bad in [
+            "null",
+            "example.com",
+            "https://",
+            "https://a.com/path",
+            "https://u@a.com",
+        ] {
+            assert_eq!(parse(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_client_cannot_choose_its_address_with_the_other_header() {
+        // nginx appends to X-Forwarded-For and passes the client's own Forwarded through.
+        let spoofed = headers(&[("x-forwarded-for", "203.0.113.5"), ("forwarded", "for=127.0.0.1")]);
+        let proxy: SocketAddr = "10.0.0.9:5000".parse().unwrap();
+        assert_eq!(
+            client_addr(&config(ProxyHeader::XForwardedFor), &spoofed, Some(proxy)),
+            Some("203.0.113.5:0".parse().unwrap())
+        );
     }
 }

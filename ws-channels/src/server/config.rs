@@ -17,8 +17,9 @@ pub(crate) struct Config {
     pub(crate) handshake_timeout: Duration,
     pub(crate) max_pending_handshakes: usize,
     pub(crate) max_pending_handshakes_per_ip: usize,
-    /// Peers whose `Forwarded` / `X-Forwarded-For` headers are believed.
+    /// Peers whose forwarding header is believed, and which header they set.
     pub(crate) trusted_proxies: Vec<IpAddr>,
+    pub(crate) proxy_header: ProxyHeader,
     pub(crate) close_timeout: Duration,
     pub(crate) rate_limit: Option<RateLimit>,
     pub(crate) liveness: Liveness,
@@ -39,6 +40,7 @@ impl Default for Config {
             max_pending_handshakes: 1024,
             max_pending_handshakes_per_ip: 64,
             trusted_proxies: Vec::new(),
+            proxy_header: ProxyHeader::XForwardedFor,
             close_timeout: Duration::from_secs(3),
             rate_limit: None,
             liveness: Liveness {
@@ -116,4 +118,20 @@ mod tests {
             .max_write_buffer_size;
         assert!(raised > 16 * 1024 * 1024);
     }
+}
+
+/// The header a trusted reverse proxy names the client in; see
+/// [`Server::trusted_proxies`](crate::Server::trusted_proxies).
+///
+/// Only the header the proxy itself sets may be read: a proxy that appends to
+/// `X-Forwarded-For` passes a client's own `Forwarded` header through untouched (and the
+/// reverse), so reading the other one would let clients choose their address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ProxyHeader {
+    /// `X-Forwarded-For: client, proxy1, …` (nginx's `$proxy_add_x_forwarded_for`, most load
+    /// balancers).
+    XForwardedFor,
+    /// RFC 7239 `Forwarded: for=client;proto=https, for=proxy1`.
+    Forwarded,
 }

@@ -41,9 +41,13 @@ type LagFn<C, S, D> = Arc<dyn Fn(&Conn<C, S, D>, Lagged) + Send + Sync>;
 ///
 /// A handler that returns `Err` or panics closes only its own connection, with 1011. Three
 /// callbacks return nothing, on purpose: `on_error` and `on_lag` observe an outcome the server
-/// has already chosen (they run synchronously, inside the connection's loop or a publisher's
-/// fan-out, so they must not wait or fail), and `on_close` runs when there is no connection
-/// left to close.
+/// has already chosen (they run synchronously, inside the connection's task, so they must not
+/// wait or fail), and `on_close` runs when there is no connection left to close.
+///
+/// Handlers of one connection run one at a time, in its task: while one awaits, that
+/// connection's timers (pings, idle limit, credential expiry) and a shutdown's 1001 wait for it
+/// to return. Keep long work (a stream you forward) in a task of its own that sends through a
+/// clone of the [`Conn`].
 ///
 /// `S` is the server's shared state, `D` the per-connection data `on_connect` returns (`()`
 /// without an `on_connect`). Data is shared by every clone of a [`Conn`]; use interior
@@ -247,8 +251,9 @@ impl<C: Channel, S: Send + Sync + 'static, D: Send + Sync + 'static> Handler<C, 
         self
     }
 
-    /// Handles binary frames as raw bytes. Without it, a binary frame is invalid input (the
-    /// channel's messages are JSON text): close 1007, or an error reply.
+    /// Handles binary frames as raw bytes, beside a JSON channel's text messages. Without it, a
+    /// binary frame is input of the wrong kind: close 1003, or an error reply. On MessagePack
+    /// and raw channels binary frames are the messages, for `on_message`; this is not called.
     pub fn on_binary<F, Fut>(mut self, on_binary: F) -> Self
     where
         F: Fn(Conn<C, S, D>, Bytes) -> Fut + Send + Sync + 'static,

@@ -111,7 +111,9 @@ impl<C: Channel, S> Handshake<C, S> {
     /// ```
     pub fn expire_at(&self, at: SystemTime) {
         let left = at.duration_since(SystemTime::now()).unwrap_or_default();
-        *self.expiry.lock().unwrap_or_else(PoisonError::into_inner) = Some(Instant::now() + left);
+        // A time too far off to represent never comes: no expiry.
+        let at = Instant::now().checked_add(left);
+        *self.expiry.lock().unwrap_or_else(PoisonError::into_inner) = at;
     }
 
     /// The typed path parameters.

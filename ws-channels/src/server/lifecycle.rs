@@ -14,6 +14,9 @@ use tokio::task::JoinSet;
 pub(crate) struct Lifecycle {
     tasks: Mutex<JoinSet<()>>,
     shutdown: watch::Sender<bool>,
+    /// Set once the shutdown is over (every connection ended, or the timeout dropped them):
+    /// what every caller of `shutdown` waits for.
+    drained: watch::Sender<bool>,
     /// Kept here, not copied into each handle, so a handle taken before the setting sees it.
     timeout: Mutex<Duration>,
 }
@@ -23,6 +26,7 @@ impl Default for Lifecycle {
         Self {
             tasks: Mutex::default(),
             shutdown: watch::Sender::new(false),
+            drained: watch::Sender::new(false),
             timeout: Mutex::new(Duration::from_secs(10)),
         }
     }
@@ -51,14 +55,36 @@ impl Lifecycle {
     }
 
     /// Tells every connection to close with 1001, waits up to the shutdown timeout for them to
-    /// finish, then drops what is left.
-    pub(crate) async fn shutdown(&self) {
+    /// finish, then drops what is left. The first call starts the drain in a task of its own,
+    /// so a caller that stops waiting aborts nothing; every call returns when it is over.
+    pub(crate) async fn shutdown(self: &Arc<Self>) {
+        let mut drained = self.drained.subscribe();
+        if !self.shutdown.send_replace(true) {
+            let lifecycle = self.clone();
+            tokio::spawn(async move {
+                lifecycle.drain().await;
+                lifecycle.drained.send_replace(true);
+            });
+        }
+        let _ = drained.wait_for(|drained| *drained).await;
+    }
+
+    /// Waits for every connection task, including any spawned meanwhile (an upgrade decided
+    /// just before the shutdown), until the shutdown timeout.
+    async fn drain(&self) {
         let timeout = *self.timeout.lock().unwrap_or_else(PoisonError::into_inner);
-        self.shutdown.send_replace(true);
-        let mut tasks = std::mem::take(&mut *self.tasks.lock().unwrap_or_else(PoisonError::into_inner));
-        let drained = tokio::time::timeout(timeout, async { while tasks.join_next().await.is_some() {} }).await;
-        if drained.is_err() {
-            tracing::warn!(remaining = tasks.len(), "shutdown timeout: dropping connections");
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let mut tasks = std::mem::take(&mut *self.tasks.lock().unwrap_or_else(PoisonError::into_inner));
+            if tasks.is_empty() {
+                return;
+            }
+            let joined = tokio::time::timeout_at(deadline, async { while tasks.join_next().await.is_some() {} });
+            if joined.await.is_err() {
+                // Dropping the set aborts what is left.
+                tracing::warn!(remaining = tasks.len(), "shutdown timeout: dropping connections");
+                return;
+            }
         }
     }
 }

@@ -138,6 +138,7 @@ impl PendingHandshakes {
     /// A slot for one socket from `ip` (`per_ip`: whether the per-IP cap applies to it), or
     /// `None` when a cap is reached.
     pub(crate) fn acquire(self: &Arc<Self>, ip: IpAddr, per_ip: bool) -> Option<Pending> {
+        let ip = per_ip_key(ip);
         let mut counts = self.counts.lock().unwrap_or_else(PoisonError::into_inner);
         if counts.total >= self.max_total {
             return None;
@@ -162,6 +163,15 @@ impl PendingHandshakes {
 /// anything anyway).
 pub(crate) fn counted_per_ip(ip: IpAddr, trusted_proxies: &[IpAddr]) -> bool {
     !ip.is_loopback() && !trusted_proxies.contains(&ip)
+}
+
+/// The key a peer is counted under: its IPv4 address, or its IPv6 /64 (one host is usually
+/// given a whole /64, so counting single IPv6 addresses would let it rotate past the cap).
+pub(crate) fn per_ip_key(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V6(v6) => IpAddr::V6(std::net::Ipv6Addr::from(u128::from(v6) & !((1u128 << 64) - 1))),
+        v4 => v4,
+    }
 }
 
 /// One socket in its handshake; dropping it frees the slot.
@@ -314,6 +324,17 @@ mod tests {
         );
         drop(a1);
         assert!(pending.acquire(a, true).is_some());
+    }
+
+    #[test]
+    fn ipv6_peers_count_by_their_64() {
+        let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().unwrap();
+        let b: IpAddr = "2001:db8:1:2:bbbb::2".parse().unwrap();
+        let other: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        assert_eq!(per_ip_key(a), per_ip_key(b));
+        assert_ne!(per_ip_key(a), per_ip_key(other));
+        let mapped: IpAddr = "::ffff:10.0.0.1".parse().unwrap();
+        assert_eq!(per_ip_key(mapped), "10.0.0.1".parse::<IpAddr>().unwrap());
     }
 
     #[test]

@@ -34,6 +34,7 @@ use tokio_tungstenite::tungstenite::protocol::Role;
 
 #[cfg(feature = "axum")]
 pub use axum::{ServeApp, serve_app};
+pub use config::ProxyHeader;
 pub use conn::{CloseInfo, Conn, Lagged};
 pub use handler::Handler;
 pub use handshake::{ExtractToken, Handshake, TokenSource};
@@ -369,14 +370,26 @@ impl<S: Send + Sync + 'static> Server<S> {
         self
     }
 
-    /// The reverse proxies (load balancers) in front of this server. A request whose socket
-    /// comes from one of them is attributed to the client the proxy names: the first address,
-    /// reading `Forwarded: for=…` (else `X-Forwarded-For`) from the right, that is not itself a
-    /// trusted proxy. That address is what [`Handshake::remote_addr`], [`Conn::remote_addr`]
-    /// and the logs see (with port 0 when the header gives none). From any other peer the
-    /// headers are ignored: anyone can send them. Default: none.
-    pub fn trusted_proxies<I: IntoIterator<Item = std::net::IpAddr>>(mut self, proxies: I) -> Self {
-        self.config.trusted_proxies = proxies.into_iter().collect();
+    /// The reverse proxies (load balancers) in front of this server, and the header they name
+    /// the client in. A request whose socket comes from one of them is attributed to the
+    /// client the proxy names: the first address in `header`, read from the right, that is not
+    /// itself a trusted proxy. That address is what [`Handshake::remote_addr`],
+    /// [`Conn::remote_addr`] and the logs see (with port 0 when the header gives none). From
+    /// any other peer the header is ignored (anyone can send it), and the other forwarding
+    /// header is always ignored (a proxy passes a client's own copy of it through). Addresses
+    /// compare as IPv4 when they are IPv4-mapped IPv6 (`::ffff:10.0.0.9`). Default: none.
+    ///
+    /// ```
+    /// use ws_channels::{ProxyHeader, Server};
+    /// let server = Server::new().trusted_proxies(ProxyHeader::XForwardedFor, ["10.0.0.9".parse().unwrap()]);
+    /// ```
+    pub fn trusted_proxies<I: IntoIterator<Item = std::net::IpAddr>>(
+        mut self,
+        header: ProxyHeader,
+        proxies: I,
+    ) -> Self {
+        self.config.trusted_proxies = proxies.into_iter().map(|ip| ip.to_canonical()).collect();
+        self.config.proxy_header = header;
         self
     }
 
@@ -439,10 +452,13 @@ impl<S: Send + Sync + 'static> Server<S> {
         loop {
             tokio::select! {
                 () = &mut signal => break,
-                Ok(()) = shutdown.changed() => break,
+                // `wait_for`, not `changed`: a shutdown that began before serving counts too.
+                // (The guard `wait_for` returns is dropped inside, so the future stays `Send`.)
+                _ = async { shutdown.wait_for(|shutting_down| *shutting_down).await.map(|_| ()) } => break,
                 accepted = listener.accept() => match accepted {
                     Ok((tcp, remote_addr)) => {
-                        let ip = remote_addr.ip();
+                        // IPv4 peers of a dual-stack listener arrive IPv4-mapped.
+                        let ip = remote_addr.ip().to_canonical();
                         let per_ip = limits::counted_per_ip(ip, &shared.config.trusted_proxies);
                         let Some(pending) = handshakes.acquire(ip, per_ip) else {
                             // Too many sockets mid-handshake (from this address, or in all):

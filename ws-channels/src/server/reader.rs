@@ -90,7 +90,9 @@ where
             self.conn.close(CloseCode::Away, "server shutting down");
         }
         if let Some(on_open) = &self.handler.callbacks.on_open {
-            self.run_handler(on_open(self.conn.clone())).await;
+            // Called inside the guarded future, so a panic in its synchronous part is caught.
+            let (on_open, conn) = (on_open.clone(), self.conn.clone());
+            self.run_handler(Box::pin(async move { on_open(conn).await })).await;
         }
 
         'read: loop {
@@ -257,7 +259,11 @@ where
             return Step::Done;
         }
         let callbacks = &self.handler.callbacks;
-        if let (WsMessage::Binary(bytes), Some(on_binary)) = (&frame, &callbacks.on_binary) {
+        // Binary frames are side-band bytes only where messages are text: on MessagePack and
+        // raw channels they are the messages.
+        if let (WsMessage::Binary(bytes), Some(on_binary), false) =
+            (&frame, &callbacks.on_binary, <C::Codec as crate::Codec>::BINARY)
+        {
             self.count_in();
             return Step::Run(on_binary(self.conn.clone(), bytes.clone()));
         }

@@ -171,7 +171,12 @@ pub(crate) async fn run<C, S, D, T>(
         "connection closed"
     );
     if let Some(on_close) = &handler.callbacks.on_close {
-        if let Err(panic) = guard::catch(on_close(conn.clone(), info)).instrument(span).await {
+        // Called inside the guarded future, so a panic in its synchronous part is caught.
+        let closing = conn.clone();
+        if let Err(panic) = guard::catch(async move { on_close(closing, info).await })
+            .instrument(span)
+            .await
+        {
             tracing::warn!(channel = C::NAME, id = conn.id().0, panic, "on_close panicked");
         }
     }
