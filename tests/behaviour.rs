@@ -38,6 +38,7 @@ ws_channels_tests::on_both_backends!(
     peers_that_miss_pongs_are_closed,
     idle_connections_are_closed,
     connections_end_when_their_credentials_expire,
+    timers_and_shutdown_keep_running_while_a_handler_awaits,
     origins_outside_the_allow_list_get_403,
     cross_site_pages_are_refused_by_default,
     routing_and_refusals_match_the_standalone_server,
@@ -1259,4 +1260,41 @@ async fn a_ping_flood_from_a_client_that_never_reads_stays_bounded(backend: Back
         .await;
     assert_eq!(other.next().await, said(other.id, "still here"));
     assert!(grown < 24 * 1024, "memory grew by {grown} KiB during the flood");
+}
+
+async fn timers_and_shutdown_keep_running_while_a_handler_awaits(backend: Backend) {
+    let server = RoomCommand::register(Server::new().close_timeout(Duration::from_millis(300)), |h| {
+        h.on_connect(|handshake| async move {
+            if handshake.query_param("expiring").is_some() {
+                handshake.expire_at(std::time::SystemTime::now() + Duration::from_millis(200));
+            }
+            Ok(())
+        })
+        .on_message(|_, _| async {
+            // A handler that takes far longer than the credentials last.
+            tokio::time::sleep(Duration::from_secs(30)).await;
+            Ok(())
+        })
+    });
+    let mut served = Served::start_on(backend, server).await;
+    let mut expiring = raw_connect(&served, "/room/busy?expiring=1").await;
+    let mut busy = raw_connect(&served, "/room/busy").await;
+    for socket in [&mut expiring, &mut busy] {
+        socket
+            .send(Message::text(r#"{"type":"say","text":"work"}"#))
+            .await
+            .unwrap();
+    }
+    let started = std::time::Instant::now();
+    let (_, close) = read_until_close(&mut expiring).await;
+    assert_eq!(close.map(|c| c.code), Some(ws_channels::CLOSE_CREDENTIALS_EXPIRED));
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "expired while its handler slept"
+    );
+    // A shutdown reaches a connection whose handler is still running.
+    let serving = served.begin_shutdown();
+    let (_, close) = read_until_close(&mut busy).await;
+    assert_eq!(close.map(|c| c.code), Some(CloseCode::Away));
+    within("the server to finish", serving).await.unwrap().unwrap();
 }

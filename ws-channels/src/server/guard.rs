@@ -34,7 +34,8 @@ pub(crate) fn observe(channel: &'static str, callback: &'static str, run: impl F
     }
 }
 
-fn panic_message(panic: &(dyn Any + Send)) -> String {
+/// The message a panic carried.
+pub(crate) fn panic_message(panic: &(dyn Any + Send)) -> String {
     panic
         .downcast_ref::<&str>()
         .map(|s| (*s).to_owned())

@@ -1,14 +1,16 @@
 //! The reading half of a connection task: frames in, limits and liveness applied, messages
 //! decoded, validated and dispatched to the handler, one at a time and in order.
 
-use crate::metrics::Count;
+use crate::metrics::{Count, Stopwatch};
 
-use std::ops::ControlFlow;
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
 use std::task::Poll;
 
+use futures_util::FutureExt;
 use futures_util::StreamExt;
 use futures_util::future::BoxFuture;
-use futures_util::future::poll_fn;
+use futures_util::future::{CatchUnwind, poll_fn};
 use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::error::ProtocolError;
@@ -27,6 +29,21 @@ use crate::codec::{self, Inbound};
 use crate::error::{Error, HandlerResult, Report};
 use crate::outbox::OutboxReceiver;
 use crate::transport::MessageStream;
+
+/// A handler the reader is running, and when it started (for the `metrics` feature).
+struct Running {
+    future: CatchUnwind<AssertUnwindSafe<BoxFuture<'static, HandlerResult>>>,
+    stopwatch: Stopwatch,
+}
+
+/// What the reader does after one item of the stream.
+enum Flow {
+    Continue,
+    /// The connection is over.
+    Break,
+    /// Run this handler before reading on.
+    Run(BoxFuture<'static, HandlerResult>),
+}
 
 /// What a frame asks of the reader.
 enum Step {
@@ -89,10 +106,13 @@ where
         if *shutdown.borrow_and_update() {
             self.conn.close(CloseCode::Away, "server shutting down");
         }
+        // The handler running now, if any: polled as a branch of the loop below, so the
+        // connection's timers, signals and close deadline keep running while it awaits.
+        let mut running: Option<Running> = None;
         if let Some(on_open) = &self.handler.callbacks.on_open {
             // Called inside the guarded future, so a panic in its synchronous part is caught.
             let (on_open, conn) = (on_open.clone(), self.conn.clone());
-            self.run_handler(Box::pin(async move { on_open(conn).await })).await;
+            running = Some(self.start(Box::pin(async move { on_open(conn).await })));
         }
 
         'read: loop {
@@ -114,14 +134,29 @@ where
             }
             let open = !clocks.is_closing();
             tokio::select! {
-                item = stream.next() => {
+                // Handlers of a connection run one at a time, in order: no frame is read while
+                // one runs.
+                item = stream.next(), if running.is_none() => {
                     let mut item = item;
                     let mut closing = closing;
                     let mut handled = 0;
                     loop {
-                        let flow = self.on_item(item, closing, &mut clocks, bucket.as_mut(), &mut peer_close);
-                        if flow.await.is_break() {
-                            break 'read;
+                        match self.on_item(item, closing, &mut clocks, bucket.as_mut(), &mut peer_close) {
+                            Flow::Break => break 'read,
+                            Flow::Continue => {}
+                            Flow::Run(handler) => {
+                                // Most handlers finish in their first poll: do that here, and
+                                // leave only a waiting one to the loop.
+                                let mut started = self.start(handler);
+                                let first = poll_fn(|cx| Poll::Ready(std::pin::Pin::new(&mut started.future).poll(cx)));
+                                match first.await {
+                                    Poll::Ready(outcome) => self.finish(started.stopwatch, outcome),
+                                    Poll::Pending => {
+                                        running = Some(started);
+                                        break;
+                                    }
+                                }
+                            }
                         }
                         // Frames already read are handled here, without arming every other
                         // branch again for each one; a bounded number, so timers and signals
@@ -143,6 +178,13 @@ where
                         }
                     }
                 },
+                outcome = poll_fn(|cx| running.as_mut().map_or(Poll::Pending, |r| std::pin::Pin::new(&mut r.future).poll(cx))),
+                    if running.is_some() =>
+                {
+                    if let Some(finished) = running.take() {
+                        self.finish(finished.stopwatch, outcome);
+                    }
+                }
                 // A close was requested or messages were dropped: the loop's head and
                 // `report_lag` look at which.
                 () = self.outbox.attention() => self.report_lag(),
@@ -153,6 +195,10 @@ where
                     armed = None;
                     match clocks.due(Instant::now()) {
                         Some(Due::Ping) => self.outbox.push_ping(WsMessage::Ping(Bytes::new())),
+                        // While a handler runs, nothing is read: the peer's pong and messages
+                        // wait unread, so neither silence nor idleness can be told.
+                        Some(Due::PingTimeout) if running.is_some() => clocks.heard(false),
+                        Some(Due::Idle) if running.is_some() => clocks.heard(true),
                         Some(Due::PingTimeout) => self.conn.close(CloseCode::Away, "ping timeout"),
                         Some(Due::Idle) => self.conn.close(CloseCode::Away, "idle timeout"),
                         Some(Due::Expired) => self.conn.close(crate::CLOSE_CREDENTIALS_EXPIRED, "credentials expired"),
@@ -182,8 +228,9 @@ where
         }
     }
 
-    /// Handles what the stream yielded; `Break` when the connection is over.
-    async fn on_item(
+    /// Handles what the stream yielded: `Break` when the connection is over, `Run` with a
+    /// handler to run before the next frame.
+    fn on_item(
         &self,
         item: Option<Result<WsMessage, WsError>>,
         // Whether the connection was closing when the loop last looked.
@@ -191,14 +238,14 @@ where
         clocks: &mut Clocks,
         bucket: Option<&mut TokenBucket>,
         peer_close: &mut Option<CloseFrame>,
-    ) -> ControlFlow<()> {
+    ) -> Flow {
         match item {
-            None | Some(Err(WsError::ConnectionClosed | WsError::AlreadyClosed)) => ControlFlow::Break(()),
+            None | Some(Err(WsError::ConnectionClosed | WsError::AlreadyClosed)) => Flow::Break,
             Some(Err(WsError::Capacity(error))) => {
                 self.report(&Error::WebSocket(WsError::Capacity(error)));
                 self.conn.close(CloseCode::Size, "message too large");
                 // The frame was not read to its end: the stream cannot be read further.
-                ControlFlow::Break(())
+                Flow::Break
             }
             Some(Err(error)) => {
                 // Tell the peer why when the socket still works (RFC 6455 §7.1.7).
@@ -210,14 +257,14 @@ where
                     _ => {}
                 }
                 self.report(&Error::WebSocket(error));
-                ControlFlow::Break(())
+                Flow::Break
             }
             Some(Ok(frame)) => {
                 clocks.heard(matches!(frame, WsMessage::Text(_) | WsMessage::Binary(_)));
                 // Handlers are guarded on their own; this catches panics in the channel's own
                 // code (a `Validate` or `ErrorReply` impl).
                 match guard::catch_sync(|| self.on_frame(frame, closing, bucket)) {
-                    Ok(Step::Run(handler)) => self.run_handler(handler).await,
+                    Ok(Step::Run(handler)) => return Flow::Run(handler),
                     Ok(Step::PeerClosed(frame)) => *peer_close = Some(frame),
                     Ok(Step::Done) => {}
                     Err(panic) => {
@@ -225,7 +272,7 @@ where
                         self.conn.close(CloseCode::Error, "internal error");
                     }
                 }
-                ControlFlow::Continue(())
+                Flow::Continue
             }
         }
     }
@@ -344,14 +391,21 @@ where
     }
 
     /// Runs a handler future; an error or a panic closes this connection with 1011.
-    async fn run_handler(&self, handler: BoxFuture<'static, HandlerResult>) {
-        let stopwatch = self.conn.hub().counters().handler_started();
-        let outcome = guard::catch(handler).await;
+    /// Starts a handler: the loop polls it, a panic in any poll caught.
+    fn start(&self, handler: BoxFuture<'static, HandlerResult>) -> Running {
+        Running {
+            future: AssertUnwindSafe(handler).catch_unwind(),
+            stopwatch: self.conn.hub().counters().handler_started(),
+        }
+    }
+
+    /// A handler finished: an error or a panic closes this connection with 1011.
+    fn finish(&self, stopwatch: Stopwatch, outcome: Result<HandlerResult, Box<dyn std::any::Any + Send>>) {
         self.conn.hub().counters().handler_ran(C::NAME, stopwatch);
         let error = match outcome {
             Ok(Ok(())) => return,
             Ok(Err(error)) => Error::Handler(error),
-            Err(panic) => Error::HandlerPanicked(panic),
+            Err(panic) => Error::HandlerPanicked(guard::panic_message(panic.as_ref())),
         };
         self.report(&error);
         self.conn.close(CloseCode::Error, "internal error");
