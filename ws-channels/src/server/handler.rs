@@ -44,10 +44,13 @@ type LagFn<C, S, D> = Arc<dyn Fn(&Conn<C, S, D>, Lagged) + Send + Sync>;
 /// has already chosen (they run synchronously, inside the connection's task, so they must not
 /// wait or fail), and `on_close` runs when there is no connection left to close.
 ///
-/// Handlers of one connection run one at a time, in its task: while one awaits, that
-/// connection's timers (pings, idle limit, credential expiry) and a shutdown's 1001 wait for it
-/// to return. Keep long work (a stream you forward) in a task of its own that sends through a
-/// clone of the [`Conn`].
+/// Handlers of one connection run one at a time and in order, in its task: no message is read
+/// while one awaits. Its clock keeps running meanwhile: credentials expire, a shutdown sends
+/// 1001, and once the connection is closing a handler still running is dropped after the
+/// close timeout. (Pings go out, but the peer's pong waits unread, so a ping timeout or the
+/// idle limit never closes a connection during a handler.) Keep long work (a stream you
+/// forward) in a task of its own that sends through a clone of the [`Conn`], so the
+/// connection's messages keep being read.
 ///
 /// `S` is the server's shared state, `D` the per-connection data `on_connect` returns (`()`
 /// without an `on_connect`). Data is shared by every clone of a [`Conn`]; use interior

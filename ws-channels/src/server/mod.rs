@@ -175,9 +175,10 @@ use crate::metrics::Metrics;
 /// Errors (bad frames, limits, handler failures, transport errors) are also reported to
 /// [`Handler::on_error`]; lag to [`Handler::on_lag`]; every end, with its code, to
 /// [`Handler::on_close`] (except connections still running when a shutdown times out: they are
-/// dropped, and cleaned up without it). Handlers of one connection run one at a time: a handler that never
-/// returns holds its connection (and its slot under the connection limits) until it returns
-/// or a shutdown times out.
+/// dropped, and cleaned up without it). Handlers of one connection run one at a time: a handler
+/// that never returns holds its connection (and its slot under the connection limits) until the
+/// connection closes (a credential expiry, a shutdown, [`Conn::close`]) and the
+/// [close timeout](Self::close_timeout) passes, when it is dropped.
 #[must_use = "a server does nothing until served"]
 pub struct Server<S = ()> {
     router: Router<Box<dyn Route<S>>>,
