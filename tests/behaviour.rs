@@ -805,6 +805,13 @@ async fn routing_and_refusals_match_the_standalone_server(backend: Backend) {
     )
     .await;
     assert_eq!(status, 426, "a plain GET is told to upgrade");
+    let (status, response) = raw_http(
+        server.addr,
+        "POST /room/r HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert_eq!(status, 405, "another method is refused by the same decision");
+    assert!(response.ends_with("WebSocket upgrades use GET"), "{response}");
     if backend == Backend::Axum {
         let (status, body) = raw_http(
             server.addr,

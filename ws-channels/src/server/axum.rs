@@ -62,7 +62,9 @@ impl<S: Send + Sync + 'static> Server<S> {
         routes
             .into_iter()
             .fold(axum::Router::new(), |router, route| {
-                router.route(&route, axum::routing::get(upgrade::<S>))
+                // Every method, so the one decision answers a POST as the standalone server does
+                // (405 with its reason), rather than axum's bare 405.
+                router.route(&route, axum::routing::any(upgrade::<S>))
             })
             .with_state(shared)
     }
