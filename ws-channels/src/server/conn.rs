@@ -167,12 +167,7 @@ impl<C: Channel, S, D> Conn<C, S, D> {
     /// [lag policy](crate::LagPolicy); this never waits for the client. Fails with
     /// [`Error::Closed`] once the connection is closing.
     pub async fn send(&self, message: &C::ServerMessage) -> Result<(), Error> {
-        // The push refuses a closing connection; checking first would only save encoding a
-        // message for a connection that is going away.
-        match self.inner.outbox.push(self.inner.hub.encode::<C>(message)?) {
-            Pushed::Closed | Pushed::Disconnected => Err(Error::Closed),
-            Pushed::Queued | Pushed::DroppedOldest | Pushed::DroppedNew => Ok(()),
-        }
+        self.queue(self.inner.hub.encode::<C>(message)?)
     }
 
     /// Sends side-band bytes to this connection as one binary frame (an image, a file chunk),
@@ -181,10 +176,12 @@ impl<C: Channel, S, D> Conn<C, S, D> {
     /// the channel's lag policy like any message. On a MessagePack or raw channel, typed
     /// messages are binary frames too: the client tells them apart only by content.
     pub async fn send_binary(&self, bytes: impl Into<Bytes>) -> Result<(), Error> {
-        if self.is_closing() {
-            return Err(Error::Closed);
-        }
-        let frame = self.inner.hub.check_outgoing(WsMessage::Binary(bytes.into()))?;
+        self.queue(self.inner.hub.check_outgoing(WsMessage::Binary(bytes.into()))?)
+    }
+
+    /// Queues a checked frame under the lag policy. The push refuses a closing connection
+    /// (checking before encoding would only save work for a connection that is going away).
+    fn queue(&self, frame: WsMessage) -> Result<(), Error> {
         match self.inner.outbox.push(frame) {
             Pushed::Closed | Pushed::Disconnected => Err(Error::Closed),
             Pushed::Queued | Pushed::DroppedOldest | Pushed::DroppedNew => Ok(()),
