@@ -107,13 +107,13 @@ async fn ws_channels_server(listener: TcpListener, mode: Mode) -> Result<()> {
         }),
         Mode::Broadcast => Chat::register(server, |h| {
             h.on_message(|conn, message| async move {
-                conn.broadcast_others(&message).await?;
+                let _ = conn.broadcast_others(&message).await?;
                 Ok(())
             })
         }),
         Mode::Rooms => RoomChat::register(server, |h| {
             h.on_message(|conn, message| async move {
-                conn.broadcast_others(&message).await?;
+                let _ = conn.broadcast_others(&message).await?;
                 Ok(())
             })
         }),

@@ -31,8 +31,8 @@ use axum::response::Html;
 use axum::routing::get;
 use serde::{Deserialize, Serialize};
 use ws_channels::{
-    AsyncApi, Error, ErrorReply, Handshake, Hub, RateLimit, RateLimitAction, Reject, Report, Server, TokenSource,
-    channel,
+    AsyncApi, Error, ErrorReply, Handshake, Hub, Published, RateLimit, RateLimitAction, Reject, Report, Server,
+    TokenSource, channel,
 };
 
 /// What a client sends in a room.
@@ -142,22 +142,24 @@ fn chat_server() -> Server {
             .on_connect(identify)
             .on_open(|conn| async move {
                 let user = conn.data().name.clone();
-                conn.broadcast_others(&ChatEvent::Joined { user }).await?;
+                logged(conn.broadcast_others(&ChatEvent::Joined { user }).await?);
                 Ok(())
             })
             .on_message(|conn, command| async move {
                 let user = conn.data().name.clone();
                 match command {
                     ChatCommand::Say { text } => {
-                        conn.broadcast(&ChatEvent::Message {
-                            user,
-                            text,
-                            ts: now_ms(),
-                        })
-                        .await?;
+                        logged(
+                            conn.broadcast(&ChatEvent::Message {
+                                user,
+                                text,
+                                ts: now_ms(),
+                            })
+                            .await?,
+                        );
                     }
                     ChatCommand::Typing => {
-                        conn.broadcast_others(&ChatEvent::Typing { user }).await?;
+                        logged(conn.broadcast_others(&ChatEvent::Typing { user }).await?);
                     }
                 }
                 Ok(())
@@ -167,9 +169,19 @@ fn chat_server() -> Server {
                 let left = ChatEvent::Left {
                     user: conn.data().name.clone(),
                 };
-                let _ = conn.hub().publish(conn.params(), &left).await;
+                if let Ok(published) = conn.hub().publish(conn.params(), &left).await {
+                    logged(published);
+                }
             })
     })
+}
+
+/// Logs a message that reached this node only (the engine is away): the sender stays
+/// connected, and chats on with the people on this node.
+fn logged(published: Published) {
+    if let Err(error) = published.engine {
+        tracing::warn!(error = %Report(&error), local = published.local, "not forwarded to the other nodes");
+    }
 }
 
 /// How many people are in a room.

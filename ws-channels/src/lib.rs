@@ -116,9 +116,14 @@ mod validate;
 pub use channel::{Channel, ClientSends, ErrorReply, LagPolicy, Message, NoMessage, ParamValue, Params, Shape};
 pub use client::{ClientSocket, Publisher, Subscription, connect, publish, subscribe};
 pub use codec::{Codec, Format, FrameError, FrameKind, Json, MsgPack, Passthrough, Raw};
-pub use conn_id::ConnId;
+pub use conn_id::{ConnId, ParseConnIdError};
 pub use error::{BoxError, CodecError, Error, HandlerResult, ParamError, Report, ValidationError};
-pub use hub::{Hub, IntoTopic, Topic};
+pub use hub::{
+    Backplane, BackplaneError, Destination, EngineHealth, Envelope, Hub, Inbound, IntoTopic, Published, Sent, Topic,
+};
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub use hub::{RedisBackplane, RedisConfig};
 pub use metrics::{Metrics, MetricsSnapshot};
 pub use pattern::{Segment, Template};
 pub use server::{
