@@ -1330,3 +1330,27 @@ async fn timers_and_shutdown_keep_running_while_a_handler_awaits(backend: Backen
     assert_eq!(close.map(|c| c.code), Some(CloseCode::Away));
     within("the server to finish", serving).await.unwrap().unwrap();
 }
+
+mod first {
+    /// A channel named `dup`.
+    #[ws_channels::channel("first/<id>", name = "dup")]
+    #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+    pub struct Chat;
+}
+
+mod second {
+    /// Another channel named `dup`, at another address.
+    #[ws_channels::channel("second/<id>", name = "dup")]
+    #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+    pub struct Chat;
+}
+
+/// Topics are keyed by channel name, on every node: two channels with one name would mix.
+#[test]
+#[should_panic(
+    expected = "cannot register channel `behaviour::second::Chat`: channel `behaviour::first::Chat` has the same name `dup`"
+)]
+fn two_channels_with_one_name_are_refused_at_startup() {
+    let server = first::Chat::register(Server::new(), |h| h);
+    let _ = second::Chat::register(server, |h| h);
+}
