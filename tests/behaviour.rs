@@ -1335,14 +1335,14 @@ mod first {
     /// A channel named `dup`.
     #[ws_channels::channel("first/<id>", name = "dup")]
     #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-    pub struct Chat;
+    pub(crate) struct Chat;
 }
 
 mod second {
     /// Another channel named `dup`, at another address.
     #[ws_channels::channel("second/<id>", name = "dup")]
     #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-    pub struct Chat;
+    pub(crate) struct Chat;
 }
 
 /// Topics are keyed by channel name, on every node: two channels with one name would mix.

@@ -9,9 +9,8 @@ use std::str::FromStr;
 /// it ([`Hub::send`](crate::Hub::send)).
 ///
 /// The layout is fixed: the 64-bit id of the node (the [`Hub`](crate::Hub)) that accepted the
-/// connection, chosen at random when the hub is created (or set with
-/// [`Hub::with_node_id`](crate::Hub::with_node_id)), and a 64-bit counter of that node,
-/// starting at 1. Its string form is the node id in 16 lowercase hex digits, a `-`, and the
+/// connection, chosen at random when the hub is created ([`Hub::node_id`](crate::Hub::node_id)),
+/// and a 64-bit counter of that node, starting at 1. Its string form is the node id in 16 lowercase hex digits, a `-`, and the
 /// counter in decimal: `3f2a9c1d5e6b7a80-17`. That is its `Display`, its `FromStr` and its
 /// serde form (a string: JavaScript numbers lose precision above 2^53), so it travels to a
 /// client and back, and reads the same in logs.

@@ -236,7 +236,8 @@ fn header(
     rest: usize,
 ) -> Vec<u8> {
     let mut wire = Vec::with_capacity(2 + 8 + 32 + 2 + channel.len() + rest);
-    let flags = u8::from(binary) * BINARY | u8::from(except.is_some()) * EXCEPT | u8::from(target.is_some()) * TARGET;
+    let flag = |set: bool, bit: u8| if set { bit } else { 0 };
+    let flags = flag(binary, BINARY) | flag(except.is_some(), EXCEPT) | flag(target.is_some(), TARGET);
     wire.extend_from_slice(&[WIRE_VERSION, flags]);
     wire.extend_from_slice(&origin.to_be_bytes());
     for id in except.into_iter().chain(target) {
