@@ -241,7 +241,7 @@ pub struct MetricsSnapshot {
     pub backplane_refused: u64,
     /// Messages the backplane had taken but lost when its connection broke.
     pub backplane_lost: u64,
-    /// Messages from other nodes delivered here.
+    /// Messages received from other nodes, handed to this node's subscribers.
     pub backplane_in: u64,
     /// Envelopes from other nodes skipped: of a wire version this release does not read
     /// (a rolling deploy), or malformed.

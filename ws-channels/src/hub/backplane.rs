@@ -5,7 +5,7 @@
 
 use std::fmt;
 use std::sync::Weak;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures_util::future::BoxFuture;
 use tokio_tungstenite::tungstenite::{Bytes, Message as WsMessage, Utf8Bytes};
@@ -66,11 +66,11 @@ pub enum EngineHealth {
     InProcess,
     /// Connected: messages reach the other nodes.
     Up,
-    /// Disconnected for `for_`; reconnecting. Local delivery goes on, publishes report
+    /// Disconnected since `since`; reconnecting. Local delivery goes on, publishes report
     /// [`BackplaneError::Down`].
     Down {
-        /// How long the engine has been down.
-        for_: Duration,
+        /// When the engine went down.
+        since: Instant,
     },
 }
 

@@ -398,7 +398,7 @@ async fn connect_subscriber<'a>(
 struct Link {
     /// Bits of the connections that are down (`PUBLISHER`, `SUBSCRIBER`).
     down: AtomicU8,
-    /// Since when the engine is down, and what it lost meanwhile.
+    /// Since when the engine is down.
     outage: Mutex<Option<Instant>>,
 }
 
@@ -412,7 +412,9 @@ impl Link {
 
     fn health(&self) -> EngineHealth {
         match *self.outage.lock().unwrap_or_else(PoisonError::into_inner) {
-            Some(since) if !self.is_up() => EngineHealth::Down { for_: since.elapsed() },
+            Some(since) if !self.is_up() => EngineHealth::Down {
+                since: since.into_std(),
+            },
             _ => EngineHealth::Up,
         }
     }
@@ -578,6 +580,9 @@ impl Publisher {
     }
 }
 
+/// How often the subscriber pings Redis.
+const KEEPALIVE: Duration = Duration::from_secs(5);
+
 /// Keeps the subscriptions this node needs, and delivers what arrives on them.
 struct Subscriber {
     client: redis::Client,
@@ -635,6 +640,10 @@ impl Subscriber {
         stream: &mut PubSubStream,
         commands: &mut mpsc::UnboundedReceiver<Command>,
     ) -> Result<(), BackplaneError> {
+        // A pub/sub connection only reads: without a ping now and then, a Redis that vanished
+        // without closing the socket (a network partition) would never be noticed.
+        let mut keepalive = tokio::time::interval(KEEPALIVE);
+        keepalive.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 // Biased: deliver what arrived before changing subscriptions.
@@ -655,6 +664,13 @@ impl Subscriber {
                         None => Ok(()),
                     };
                     change.map_err(engine_error)?;
+                }
+                _ = keepalive.tick() => {
+                    match tokio::time::timeout(self.config.connect_timeout, sink.ping::<redis::Value>()).await {
+                        Ok(Ok(_)) => {}
+                        Ok(Err(error)) => return Err(engine_error(error)),
+                        Err(_) => return Err(engine_error("redis did not answer a ping")),
+                    }
                 }
             }
         }
