@@ -467,3 +467,175 @@ impl Hub {
 
 /// The default largest outgoing message: 1 MiB.
 pub(crate) const DEFAULT_MAX_OUTGOING: usize = 1024 * 1024;
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use futures_util::future::BoxFuture;
+    use tokio_tungstenite::tungstenite::Bytes;
+
+    use super::*;
+    use crate::channel::LagPolicy;
+    use crate::outbox::{OutboxReceiver, outbox};
+
+    #[crate::channel("room/<name>")]
+    #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+    struct Room {
+        text: String,
+    }
+
+    /// An engine that records what the hub asks of it, and refuses publishes when told to.
+    #[derive(Default)]
+    struct Recording {
+        calls: Mutex<Vec<String>>,
+        envelopes: Mutex<Vec<Envelope>>,
+        refuse: std::sync::atomic::AtomicBool,
+    }
+
+    impl Backplane for Recording {
+        fn publish(&self, envelope: Envelope) -> Result<(), BackplaneError> {
+            if self.refuse.load(Ordering::Relaxed) {
+                return Err(BackplaneError::Full);
+            }
+            self.envelopes.lock().unwrap().push(envelope);
+            Ok(())
+        }
+
+        fn subscribe(&self, channel: &'static str, topic: &str) {
+            self.calls.lock().unwrap().push(format!("+{channel} {topic}"));
+        }
+
+        fn unsubscribe(&self, channel: &'static str, topic: &str) {
+            self.calls.lock().unwrap().push(format!("-{channel} {topic}"));
+        }
+
+        fn remote_subscribers<'a>(&'a self, _: &'a str, _: &'a str) -> BoxFuture<'a, Result<usize, BackplaneError>> {
+            Box::pin(async { Ok(5) })
+        }
+
+        fn health(&self) -> EngineHealth {
+            EngineHealth::Up
+        }
+    }
+
+    fn member(hub: &Hub) -> (ConnId, OutboxReceiver) {
+        let id = hub.next_conn_id();
+        let (tx, rx) = outbox(Room::NAME, 8, LagPolicy::DropNew, hub.counters().clone());
+        hub.attach::<Room>(id, tx);
+        (id, rx)
+    }
+
+    async fn texts(rx: &OutboxReceiver) -> Vec<String> {
+        let mut batch = Vec::new();
+        rx.next_batch(&mut batch).await;
+        batch.iter().map(|m| m.to_text().unwrap().to_owned()).collect()
+    }
+
+    fn said(text: &str) -> Room {
+        Room { text: text.into() }
+    }
+
+    #[tokio::test]
+    async fn the_engine_hears_of_first_and_last_subscribers_in_order_and_gets_each_publish_once() {
+        let hub = Hub::default();
+        let (a, _a_rx) = member(&hub);
+        assert!(hub.join(a, "room/x"));
+        let engine = Arc::new(Recording::default());
+        hub.attach_backplane(engine.clone()).unwrap();
+        assert!(matches!(
+            hub.attach_backplane(engine.clone()),
+            Err(BackplaneError::AlreadyAttached)
+        ));
+        let (b, _b_rx) = member(&hub);
+        assert!(hub.join(b, "room/x"), "a second subscriber: nothing to tell");
+        assert!(hub.join(b, "room/y"));
+        assert!(hub.leave(a, "room/x"));
+        hub.detach(b);
+        assert_eq!(
+            *engine.calls.lock().unwrap(),
+            ["+Room room/x", "+Room room/y", "-Room room/x", "-Room room/y"],
+            "the topic it already had, then each change"
+        );
+
+        let published = hub.publish(Topic::<Room>::named("room/z"), &said("hi")).await.unwrap();
+        assert_eq!(published.local, 0);
+        published.engine.unwrap();
+        let envelopes = engine.envelopes.lock().unwrap().clone();
+        assert_eq!(envelopes.len(), 1);
+        assert_eq!(
+            envelopes[0].destination(),
+            Destination::Topic {
+                channel: "Room",
+                topic: "room/z"
+            }
+        );
+        assert_eq!(
+            hub.cluster_subscribers(Topic::<Room>::named("room/z")).await.unwrap(),
+            5
+        );
+        assert_eq!(hub.metrics().snapshot().backplane_out, 1);
+
+        engine.refuse.store(true, Ordering::Relaxed);
+        let refused = hub.publish(Topic::<Room>::named("room/z"), &said("no")).await.unwrap();
+        assert!(matches!(refused.engine, Err(BackplaneError::Full)));
+        assert_eq!(hub.metrics().snapshot().backplane_refused, 1);
+    }
+
+    #[tokio::test]
+    async fn sends_by_id_say_where_they_went() {
+        let hub = Hub::default();
+        let (a, a_rx) = member(&hub);
+        let elsewhere = ConnId::new(hub.node_id().wrapping_add(1), 1);
+        assert!(matches!(
+            hub.send::<Room>(a, &said("one")).await.unwrap(),
+            Sent::Delivered
+        ));
+        assert!(matches!(
+            hub.send::<Room>(elsewhere, &said("x")).await.unwrap(),
+            Sent::NoConnection
+        ));
+        let engine = Arc::new(Recording::default());
+        hub.attach_backplane(engine.clone()).unwrap();
+        assert!(matches!(
+            hub.send::<Room>(elsewhere, &said("x")).await.unwrap(),
+            Sent::Forwarded
+        ));
+        assert_eq!(
+            engine.envelopes.lock().unwrap()[0].destination(),
+            Destination::Connection(elsewhere)
+        );
+        engine.refuse.store(true, Ordering::Relaxed);
+        assert!(matches!(
+            hub.send::<Room>(elsewhere, &said("x")).await.unwrap(),
+            Sent::NotForwarded(BackplaneError::Full)
+        ));
+        assert_eq!(texts(&a_rx).await, [r#"{"text":"one"}"#]);
+    }
+
+    #[tokio::test]
+    async fn envelopes_from_other_nodes_reach_local_subscribers_and_own_ones_are_ignored() {
+        let (here, there) = (Hub::default(), Hub::default());
+        let (a, a_rx) = member(&here);
+        let (b, b_rx) = member(&here);
+        here.join(a, "room/x");
+        here.join(b, "room/x");
+        let frame = there.encode::<Room>(&said("from there")).unwrap();
+        let inbound = here.inbound();
+        let from_there = Envelope::topic(there.node_id(), Room::NAME, "room/x", Some(b), &frame);
+        assert_eq!(
+            inbound.deliver(from_there.wire()),
+            1,
+            "everyone but the excepted connection"
+        );
+        let direct = Envelope::direct(there.node_id(), Room::NAME, b, &frame);
+        assert_eq!(inbound.deliver(direct.wire()), 1);
+        let echo = Envelope::topic(here.node_id(), Room::NAME, "room/x", None, &frame);
+        assert_eq!(inbound.deliver(echo.wire()), 0, "this node delivered its own already");
+        assert_eq!(inbound.deliver(&Bytes::from_static(&[9, 0, 0])), 0);
+        let counts = here.metrics().snapshot();
+        assert_eq!((counts.backplane_in, counts.backplane_skipped), (2, 1));
+        assert_eq!(texts(&a_rx).await, [r#"{"text":"from there"}"#]);
+        assert_eq!(texts(&b_rx).await, [r#"{"text":"from there"}"#]);
+    }
+}
