@@ -104,7 +104,7 @@ fn server() -> Server {
     });
     Relay::register(server, |handler| {
         handler.on_message(|conn, frame| async move {
-            conn.broadcast(&frame).await?;
+            let _ = conn.broadcast(&frame).await?;
             Ok(())
         })
     })

@@ -40,8 +40,14 @@ impl Drop for Running {
 
 /// Starts a server example on port 0 and returns it with the address it printed.
 fn start_server(name: &str) -> (Running, String) {
+    start_server_with(name, &[])
+}
+
+/// [`start_server`], with more arguments after the address.
+fn start_server_with(name: &str, args: &[&str]) -> (Running, String) {
     let mut child = example(name)
         .arg("127.0.0.1:0")
+        .args(args)
         .stdout(Stdio::piped())
         .spawn()
         .unwrap_or_else(|e| panic!("start example {name}: {e}"));
@@ -603,4 +609,148 @@ fn node_accepts(flag: &str) -> bool {
     let _ = probe.kill();
     let _ = probe.wait();
     false
+}
+
+/// A raw JSON chat client.
+struct ChatClient(ws_channels::ClientSocket);
+
+impl ChatClient {
+    async fn join(addr: &str, name: &str) -> Self {
+        let url = format!("{addr}/chat/lobby?name={name}");
+        let (socket, _) = ws_channels_tests::within("connect", tokio_tungstenite::connect_async(url))
+            .await
+            .expect("connect to the chat");
+        Self(socket)
+    }
+
+    async fn send(&mut self, event: serde_json::Value) {
+        use futures_util::SinkExt;
+        let frame = tokio_tungstenite::tungstenite::Message::text(event.to_string());
+        self.0.send(frame).await.expect("send");
+    }
+
+    async fn say(&mut self, text: &str) {
+        self.send(serde_json::json!({"type": "say", "text": text})).await;
+    }
+
+    /// Reads events until one satisfies `wanted`; returns it and those before it.
+    async fn until(&mut self, what: &str, wanted: impl Fn(&serde_json::Value) -> bool) -> Vec<serde_json::Value> {
+        let mut seen = Vec::new();
+        ws_channels_tests::within(what, async {
+            loop {
+                let text = ws_channels_tests::next_text(&mut self.0).await;
+                let event: serde_json::Value = serde_json::from_str(&text).expect("a JSON event");
+                let done = wanted(&event);
+                seen.push(event);
+                if done {
+                    return;
+                }
+            }
+        })
+        .await;
+        seen
+    }
+}
+
+fn message_from(user: &'static str, text: impl Fn(&str) -> bool) -> impl Fn(&serde_json::Value) -> bool {
+    move |event| event["type"] == "message" && event["user"] == user && event["text"].as_str().is_some_and(&text)
+}
+
+/// GET on a chat node: status and body.
+async fn http_get(addr: &str, path: &str) -> (u16, String) {
+    let socket: std::net::SocketAddr = addr.trim_start_matches("ws://").parse().expect("host:port");
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {socket}\r\nConnection: close\r\n\r\n");
+    let (status, response) = ws_channels_tests::raw_http(socket, &request).await;
+    let body = response.split_once("\r\n\r\n").map_or("", |(_, body)| body).to_owned();
+    (status, body)
+}
+
+async fn until_http(addr: &str, path: &str, what: &str, wanted: impl Fn(u16, &str) -> bool) {
+    ws_channels_tests::within(what, async {
+        loop {
+            let (status, body) = http_get(addr, path).await;
+            if wanted(status, &body) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+}
+
+#[test]
+fn two_chat_nodes_share_a_room_through_redis_and_outlive_its_restart() {
+    if !require(&[Component::Redis]) {
+        return;
+    }
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    runtime.block_on(async {
+        let mut redis = ws_channels_tests::RedisServer::start().await;
+        let url = redis.url();
+        let (_one, one) = start_server_with("chat", &["--redis", &url]);
+        let (_two, two) = start_server_with("chat", &["--redis", &url]);
+        let mut ann = ChatClient::join(&one, "ann").await;
+        let mut bob = ChatClient::join(&two, "bob").await;
+        for node in [&one, &two] {
+            let counts_both = |status, body: &str| status == 200 && body.contains(r#""users":2"#);
+            until_http(node, "/rooms/lobby", "both nodes' users counted", counts_both).await;
+        }
+        // Subscriptions settle in a moment: ann says hello until bob hears one.
+        let mut hello = 0;
+        ws_channels_tests::within("cross-node chat", async {
+            loop {
+                hello += 1;
+                ann.say(&format!("hello {hello}")).await;
+                let heard = tokio::time::timeout(
+                    Duration::from_millis(200),
+                    bob.until("hello", message_from("ann", |t| t.starts_with("hello"))),
+                )
+                .await;
+                if heard.is_ok() {
+                    return;
+                }
+            }
+        })
+        .await;
+
+        // Typing reaches the others on the other node, never the typist.
+        bob.send(serde_json::json!({"type": "typing"})).await;
+        bob.say("hi").await;
+        let ann_saw = ann.until("bob's hi", message_from("bob", |t| t == "hi")).await;
+        assert!(
+            ann_saw.iter().any(|e| e["type"] == "typing" && e["user"] == "bob"),
+            "{ann_saw:?}"
+        );
+        let bob_saw = bob.until("his own hi", message_from("bob", |t| t == "hi")).await;
+        assert!(!bob_saw.iter().any(|e| e["type"] == "typing"), "{bob_saw:?}");
+
+        // Redis away: everyone stays connected and chats with their own node.
+        redis.kill();
+        until_http(&one, "/ready", "not ready without redis", |status, _| status == 503).await;
+        ann.say("alone").await;
+        ann.until("her own message", message_from("ann", |t| t == "alone"))
+            .await;
+
+        // Redis back: cross-node chat resumes by itself, and what was said meanwhile is gone.
+        redis.restart().await;
+        until_http(&one, "/ready", "ready again", |status, _| status == 200).await;
+        until_http(&two, "/ready", "ready again", |status, _| status == 200).await;
+        let mut back = 0;
+        let heard = ws_channels_tests::within("cross-node chat after the restart", async {
+            loop {
+                back += 1;
+                ann.say(&format!("back {back}")).await;
+                let next = bob.until("ann again", message_from("ann", |_| true));
+                if let Ok(events) = tokio::time::timeout(Duration::from_millis(300), next).await {
+                    return events;
+                }
+            }
+        })
+        .await;
+        let last = heard.last().expect("an event");
+        assert!(
+            last["text"].as_str().is_some_and(|t| t.starts_with("back ")),
+            "bob heard {last}: `alone` stayed on ann's node"
+        );
+    });
 }

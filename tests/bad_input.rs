@@ -315,7 +315,7 @@ async fn a_slow_consumers_close_frame_never_reaches_it(backend: Backend) {
                     seq,
                     padding: padding.clone(),
                 };
-                hub.publish(&params, &feed).await.unwrap();
+                let _ = hub.publish(&params, &feed).await.unwrap();
                 seq += 1;
             }
             tokio::time::sleep(Duration::from_millis(1)).await;

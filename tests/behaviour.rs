@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use ws_channels::tungstenite::Message;
 use ws_channels::{
-    CloseCode, ConnId, Error, ErrorReply, Handler, LagPolicy, Lagged, RateLimit, RateLimitAction, Reject, Report,
+    CloseCode, ConnId, Error, ErrorReply, Handler, LagPolicy, Lagged, RateLimit, RateLimitAction, Reject, Report, Sent,
     Server, TokenSource, Topic, channel,
 };
 use ws_channels_tests::{
@@ -66,7 +66,7 @@ enum RoomCommand {
     SayOthers { text: String },
     Join { room: String },
     Leave { room: String },
-    Whisper { to: u64, text: String },
+    Whisper { to: ConnId, text: String },
 }
 
 /// What the room tells its members.
@@ -74,10 +74,10 @@ enum RoomCommand {
 #[serde(tag = "type", rename_all = "snake_case")]
 enum RoomEvent {
     Welcome {
-        id: u64,
+        id: ConnId,
     },
     Said {
-        from: u64,
+        from: ConnId,
         text: String,
     },
     Tick {
@@ -152,17 +152,17 @@ where
     D: Send + Sync + 'static,
 {
     h.on_open(|conn| async move {
-        conn.send(&RoomEvent::Welcome { id: conn.id().get() }).await?;
+        conn.send(&RoomEvent::Welcome { id: conn.id() }).await?;
         Ok(())
     })
     .on_message(|conn, command| async move {
-        let from = conn.id().get();
+        let from = conn.id();
         match command {
             RoomCommand::Say { text } => {
-                conn.broadcast(&RoomEvent::Said { from, text }).await?;
+                let _ = conn.broadcast(&RoomEvent::Said { from, text }).await?;
             }
             RoomCommand::SayOthers { text } => {
-                conn.broadcast_others(&RoomEvent::Said { from, text }).await?;
+                let _ = conn.broadcast_others(&RoomEvent::Said { from, text }).await?;
             }
             RoomCommand::Join { room } => {
                 conn.join(&RoomCommandParams::new(room));
@@ -171,8 +171,9 @@ where
                 conn.leave(&RoomCommandParams::new(room));
             }
             RoomCommand::Whisper { to, text } => {
-                conn.hub()
-                    .send::<RoomCommand>(ConnId::from(to), &RoomEvent::Said { from, text })
+                let _ = conn
+                    .hub()
+                    .send::<RoomCommand>(to, &RoomEvent::Said { from, text })
                     .await?;
             }
         }
@@ -183,7 +184,7 @@ where
 /// A client of the room channel speaking raw JSON, so tests see exactly what is on the wire.
 struct Client {
     socket: ws_channels::ClientSocket,
-    id: u64,
+    id: ConnId,
 }
 
 impl Client {
@@ -205,7 +206,7 @@ impl Client {
     }
 }
 
-fn said(from: u64, text: &str) -> RoomEvent {
+fn said(from: ConnId, text: &str) -> RoomEvent {
     RoomEvent::Said {
         from,
         text: text.into(),
@@ -224,9 +225,13 @@ async fn a_broadcast_reaches_200_subscribers_once_and_in_order(backend: Backend)
             seq,
             encodings: Encodings(Some(encodings.clone())),
         };
-        assert_eq!(hub.publish(&RoomCommandParams::new("big"), &event).await.unwrap(), 200);
+        assert_eq!(
+            hub.publish(&RoomCommandParams::new("big"), &event).await.unwrap().local,
+            200
+        );
     }
-    hub.publish(&RoomCommandParams::new("big"), &said(0, "end"))
+    let _ = hub
+        .publish(&RoomCommandParams::new("big"), &said(ConnId::new(0, 0), "end"))
         .await
         .unwrap();
     assert_eq!(
@@ -317,21 +322,39 @@ async fn the_hub_publishes_from_outside_any_handler(backend: Backend) {
     let mut a = Client::join(&server, "lobby").await;
     let mut b = Client::join(&server, "lobby").await;
     let lobby = RoomCommandParams::new("lobby");
-    assert_eq!(hub.publish(&lobby, &tick(1)).await.unwrap(), 2);
-    assert_eq!(
-        hub.publish_except(&lobby, ConnId::from(a.id), &tick(2)).await.unwrap(),
-        1
+    let published = hub.publish(&lobby, &tick(1)).await.unwrap();
+    assert_eq!(published.local, 2);
+    assert!(published.engine.is_ok(), "no engine: nothing to forward");
+    assert_eq!(hub.publish_except(&lobby, a.id, &tick(2)).await.unwrap().local, 1);
+    assert!(matches!(
+        hub.send::<RoomCommand>(a.id, &tick(3)).await.unwrap(),
+        Sent::Delivered
+    ));
+    let unknown = ConnId::new(a.id.node(), 999_999);
+    assert!(matches!(
+        hub.send::<RoomCommand>(unknown, &tick(4)).await.unwrap(),
+        Sent::NoConnection
+    ));
+    let elsewhere = ConnId::new(a.id.node().wrapping_add(1), a.id.seq());
+    assert!(
+        matches!(
+            hub.send::<RoomCommand>(elsewhere, &tick(4)).await.unwrap(),
+            Sent::NoConnection
+        ),
+        "another node's id, and no engine to reach it"
     );
-    assert!(hub.send::<RoomCommand>(ConnId::from(a.id), &tick(3)).await.unwrap());
-    assert!(!hub.send::<RoomCommand>(ConnId::from(999_999), &tick(4)).await.unwrap());
     assert_eq!(
-        hub.publish(&RoomCommandParams::new("empty"), &tick(5)).await.unwrap(),
+        hub.publish(&RoomCommandParams::new("empty"), &tick(5))
+            .await
+            .unwrap()
+            .local,
         0
     );
     assert_eq!(
         hub.publish(Topic::<RoomCommand>::named("room/lobby"), &tick(6))
             .await
-            .unwrap(),
+            .unwrap()
+            .local,
         2
     );
     let seqs = |events: Vec<RoomEvent>| {
@@ -410,15 +433,16 @@ async fn a_reader_that_never_reads_is_disconnected_without_delaying_others(backe
         within("the fast reader to keep up", received.wait_for(|got| seq < got + 4))
             .await
             .unwrap();
-        hub.publish(
-            &params,
-            &Feed {
-                seq,
-                padding: padding.clone(),
-            },
-        )
-        .await
-        .unwrap();
+        let _ = hub
+            .publish(
+                &params,
+                &Feed {
+                    seq,
+                    padding: padding.clone(),
+                },
+            )
+            .await
+            .unwrap();
     }
     within("the fast reader", reader).await.unwrap();
     within("the slow reader's disconnect", async {
@@ -444,15 +468,16 @@ async fn drop_oldest_keeps_a_slow_reader_connected(backend: Backend) {
     let params = LatestParams::new("prices");
     let padding = "x".repeat(PADDING);
     for seq in 0..FLOOD {
-        hub.publish(
-            &params,
-            &Latest {
-                seq,
-                padding: padding.clone(),
-            },
-        )
-        .await
-        .unwrap();
+        let _ = hub
+            .publish(
+                &params,
+                &Latest {
+                    seq,
+                    padding: padding.clone(),
+                },
+            )
+            .await
+            .unwrap();
     }
     within("drops to be reported", async {
         while lags.lock().unwrap().is_empty() {
@@ -679,7 +704,7 @@ async fn peers_that_miss_pongs_are_closed(backend: Backend) {
     let info = first_close(&closes).await;
     assert_eq!((info.code, info.reason.as_str()), (CloseCode::Away, "ping timeout"));
     tokio::time::sleep(Duration::from_millis(300)).await;
-    hub.publish(&RoomCommandParams::new("r"), &tick(7)).await.unwrap();
+    let _ = hub.publish(&RoomCommandParams::new("r"), &tick(7)).await.unwrap();
     let (_alive, event) = within("the live client", reading).await.unwrap();
     assert_eq!(event, tick(7));
     assert_eq!(closes.lock().unwrap().len(), 1, "only the deaf peer was closed");
@@ -1067,7 +1092,7 @@ async fn slow_but_reading_clients_survive_pings_under_drop_oldest(backend: Backe
             seq,
             padding: String::new(),
         };
-        hub.publish(&params, &latest).await.unwrap();
+        let _ = hub.publish(&params, &latest).await.unwrap();
         seq += 1;
         if seq % 64 == 0 {
             tokio::task::yield_now().await;
@@ -1078,7 +1103,7 @@ async fn slow_but_reading_clients_survive_pings_under_drop_oldest(backend: Backe
         seq: u64::MAX,
         padding: String::new(),
     };
-    hub.publish(&params, &last).await.unwrap();
+    let _ = hub.publish(&params, &last).await.unwrap();
     let (received, _still_open) = within("the reader", reading).await.unwrap();
     assert!(received > 0);
     assert!(metrics.snapshot().dropped > 0, "the queue did overflow");
@@ -1144,7 +1169,7 @@ async fn callbacks_set_before_on_connect_still_run(backend: Backend) {
         .on_connect(|handshake| async move { Ok(handshake.query_param("name").unwrap_or_default()) })
         .on_message(|conn, _| async move {
             conn.send(&RoomEvent::Said {
-                from: conn.id().get(),
+                from: conn.id(),
                 text: conn.data().clone(),
             })
             .await?;
@@ -1304,4 +1329,28 @@ async fn timers_and_shutdown_keep_running_while_a_handler_awaits(backend: Backen
     let (_, close) = read_until_close(&mut busy).await;
     assert_eq!(close.map(|c| c.code), Some(CloseCode::Away));
     within("the server to finish", serving).await.unwrap().unwrap();
+}
+
+mod first {
+    /// A channel named `dup`.
+    #[ws_channels::channel("first/<id>", name = "dup")]
+    #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+    pub(crate) struct Chat;
+}
+
+mod second {
+    /// Another channel named `dup`, at another address.
+    #[ws_channels::channel("second/<id>", name = "dup")]
+    #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+    pub(crate) struct Chat;
+}
+
+/// Topics are keyed by channel name, on every node: two channels with one name would mix.
+#[test]
+#[should_panic(
+    expected = "cannot register channel `behaviour::second::Chat`: channel `behaviour::first::Chat` has the same name `dup`"
+)]
+fn two_channels_with_one_name_are_refused_at_startup() {
+    let server = first::Chat::register(Server::new(), |h| h);
+    let _ = second::Chat::register(server, |h| h);
 }

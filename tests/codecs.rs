@@ -94,7 +94,7 @@ fn pack_server(encodings: Arc<AtomicUsize>) -> Server {
                         text,
                         encodings: Encodings(Some(encodings)),
                     };
-                    conn.broadcast(&event).await?;
+                    let _ = conn.broadcast(&event).await?;
                     Ok(())
                 }
             })

@@ -836,8 +836,8 @@ async fn the_in_memory_test_server_runs_the_same_checks_and_handlers() {
     let reply = within("the reply", rx.next()).await.unwrap().unwrap();
     assert_eq!(reply.user_id, "ann", "on_connect's data reached the handler");
     // The hub reaches in-memory connections as it reaches sockets.
-    let delivered = test.hub().publish(&params, &message).await.unwrap();
-    assert_eq!(delivered, 1);
+    let published = test.hub().publish(&params, &message).await.unwrap();
+    assert_eq!(published.local, 1);
     assert_eq!(within("the publish", rx.next()).await.unwrap().unwrap(), message);
     assert_eq!(test.metrics().snapshot().connections_open, 1);
     // And a shutdown closes them with 1001 (the client reads meanwhile, to answer the close).

@@ -219,22 +219,23 @@ mod chat {
                 .on_connect(identify)
                 .on_open(|conn| async move {
                     let user = conn.data().name.clone();
-                    conn.broadcast_others(&ChatEvent::Joined { user }).await?;
+                    let _ = conn.broadcast_others(&ChatEvent::Joined { user }).await?;
                     Ok(())
                 })
                 .on_message(|conn, command| async move {
                     let user = conn.data().name.clone();
                     match command {
                         ChatCommand::Say { text } => {
-                            conn.broadcast(&ChatEvent::Message {
-                                user,
-                                text,
-                                ts: now_ms(),
-                            })
-                            .await?;
+                            let _ = conn
+                                .broadcast(&ChatEvent::Message {
+                                    user,
+                                    text,
+                                    ts: now_ms(),
+                                })
+                                .await?;
                         }
                         ChatCommand::Typing => {
-                            conn.broadcast_others(&ChatEvent::Typing { user }).await?;
+                            let _ = conn.broadcast_others(&ChatEvent::Typing { user }).await?;
                         }
                     }
                     Ok(())
@@ -1192,7 +1193,7 @@ impl<C: Channel> Spec<C> {
         let push = (self.push)();
         // The connection joins its topic as its task starts, just after the handshake.
         quickly("the connection to join its topic", async {
-            while test.hub().publish::<C>(&self.params, &push).await.unwrap() == 0 {
+            while test.hub().publish::<C>(&self.params, &push).await.unwrap().local == 0 {
                 tokio::time::sleep(Duration::from_millis(2)).await;
             }
         })

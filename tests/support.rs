@@ -188,8 +188,8 @@ pub enum Component {
     /// A Chromium binary for the browser test: `$CHROMIUM`, else `chromium` or
     /// `chromium-browser` on `PATH` (see [`chromium`]).
     Chromium,
-    /// A Redis server: one listening on `127.0.0.1:6379`, or `redis-server` on `PATH` for the
-    /// test to start.
+    /// `redis-server` on `PATH`: the backplane tests start their own, on free loopback ports
+    /// ([`RedisServer`]), so they can restart it and never see another run's keys.
     Redis,
 }
 
@@ -211,9 +211,7 @@ impl Component {
                 "`apt-get install chromium`, or set CHROMIUM to a Chromium or Chrome binary \
                  (macOS: CHROMIUM=/Applications/Chromium.app/Contents/MacOS/Chromium)"
             }
-            Component::Redis => {
-                "`apt-get install redis-server` (macOS: `brew install redis`), or start one on 127.0.0.1:6379"
-            }
+            Component::Redis => "`apt-get install redis-server` (macOS: `brew install redis`)",
         }
     }
 
@@ -245,18 +243,7 @@ impl Component {
                     Err(format!("CHROMIUM={} does not exist", path.display()))
                 }
             }
-            Component::Redis => {
-                let listening = std::net::TcpStream::connect_timeout(
-                    &SocketAddr::from(([127, 0, 0, 1], 6379)),
-                    Duration::from_millis(500),
-                )
-                .is_ok();
-                if listening || tool_version("redis-server").is_ok() {
-                    Ok(())
-                } else {
-                    Err("nothing listens on 127.0.0.1:6379 and `redis-server` is not on PATH".to_owned())
-                }
-            }
+            Component::Redis => tool_version("redis-server").map(drop),
         }
     }
 }
@@ -385,5 +372,81 @@ pub struct Encodings(pub Option<std::sync::Arc<std::sync::atomic::AtomicUsize>>)
 impl PartialEq for Encodings {
     fn eq(&self, _: &Self) -> bool {
         true
+    }
+}
+
+/// A `redis-server` of the test's own, on a free loopback port, without persistence; killed
+/// when dropped. Needs [`Component::Redis`].
+pub struct RedisServer {
+    port: u16,
+    child: Option<std::process::Child>,
+}
+
+impl RedisServer {
+    /// Starts one on a free port and waits until it answers.
+    pub async fn start() -> Self {
+        // Bind port 0 to learn a free port, then hand it to redis-server.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|listener| listener.local_addr())
+            .expect("a free loopback port")
+            .port();
+        let mut server = Self { port, child: None };
+        server.restart().await;
+        server
+    }
+
+    /// `redis://127.0.0.1:PORT`
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Kills the server by its pid (SIGKILL: no goodbye to its clients, as in a crash).
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts it again on the same port (after [`kill`](Self::kill)) and waits until it answers.
+    pub async fn restart(&mut self) {
+        assert!(self.child.is_none(), "kill it first");
+        let child = std::process::Command::new("redis-server")
+            .args([
+                "--port",
+                &self.port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start redis-server");
+        self.child = Some(child);
+        within("redis-server to answer", async {
+            loop {
+                if let Ok(mut socket) = TcpStream::connect(("127.0.0.1", self.port)).await {
+                    let mut pong = [0; 7];
+                    if socket.write_all(b"PING\r\n").await.is_ok()
+                        && socket.read_exact(&mut pong).await.is_ok()
+                        && &pong == b"+PONG\r\n"
+                    {
+                        return;
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+        .await;
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.kill();
     }
 }

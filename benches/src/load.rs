@@ -186,12 +186,27 @@ pub const BROADCAST_WINDOW: u64 = (crate::servers::QUEUE / 2) as u64;
 /// slowest reader; the server sends each to everyone but the publisher. Counts the reading
 /// subscribers' deliveries, from the first send to the last delivery.
 pub async fn broadcast(server: &Server, subscribers: usize, silent: usize, messages: u64) -> Result<Throughput> {
+    broadcast_across(server.addr, server, subscribers, silent, messages, None).await
+}
+
+/// [`broadcast`] with the publisher connected to `publish_at` (another node of a cluster, or
+/// the same server) and the subscribers to `server`, whose CPU time is measured; with `pace`,
+/// the publisher waits that long after each message, so latencies are those of delivery, not
+/// of a queue a blast fills.
+pub async fn broadcast_across(
+    publish_at: SocketAddr,
+    server: &Server,
+    subscribers: usize,
+    silent: usize,
+    messages: u64,
+    pace: Option<Duration>,
+) -> Result<Throughput> {
     let addr = server.addr;
     let readers = subscribers - silent;
     let mut clients = connect_many(addr, "/bench", subscribers, readers).await?;
     // Held open to the end, never read.
     let silent_clients = clients.split_off(readers);
-    let (mut publisher, _publisher_rx) = connect(addr, "/bench", false).await?.split();
+    let (mut publisher, _publisher_rx) = connect(publish_at, "/bench", false).await?.split();
     let ready = Arc::new(AtomicUsize::new(0));
     // Messages each reader has received.
     let progress: Arc<[AtomicU64]> = (0..readers).map(|_| AtomicU64::new(0)).collect();
@@ -229,7 +244,13 @@ pub async fn broadcast(server: &Server, subscribers: usize, silent: usize, messa
                 tokio::task::yield_now().await;
             }
         }
-        publisher.feed(Message::text(chat_json(0, seq))).await?;
+        match pace {
+            Some(pace) => {
+                publisher.send(Message::text(chat_json(0, seq))).await?;
+                tokio::time::sleep(pace).await;
+            }
+            None => publisher.feed(Message::text(chat_json(0, seq))).await?,
+        }
     }
     publisher.flush().await?;
     let mut last = started;

@@ -81,6 +81,8 @@ pub enum Program<'a> {
     Rust(&'a str),
     /// The Node `ws` server in `benches/node/`.
     Node,
+    /// `ws-channels-redis`: ws-channels with the Redis backplane, on the Redis at this URL.
+    Redis(&'a str),
 }
 
 /// A running server, killed when dropped. It also exits by itself when its standard input
@@ -105,6 +107,15 @@ impl Server {
             Program::Node => (
                 "node".into(),
                 vec![node_dir().join("server.js").into(), mode.name().into()],
+            ),
+            Program::Redis(url) => (
+                std::env::current_exe()?.into(),
+                vec![
+                    "--serve".into(),
+                    "ws-channels-redis".into(),
+                    mode.name().into(),
+                    url.into(),
+                ],
             ),
         };
         let mut command = match pinning.server {
@@ -283,8 +294,10 @@ pub fn serve_if_asked() -> Option<Result<()>> {
         return None;
     }
     Some((|| {
-        let [_, name, mode] = args.as_slice() else {
-            return Err::<(), BoxError>("usage: --serve NAME MODE".into());
+        let (name, mode, redis) = match args.as_slice() {
+            [_, name, mode] => (name, mode, None),
+            [_, name, mode, redis] => (name, mode, Some(redis.clone())),
+            _ => return Err::<(), BoxError>("usage: --serve NAME MODE [REDIS_URL]".into()),
         };
         let mode = Mode::parse(mode)?;
         let _ = rlimit::increase_nofile_limit(u64::MAX);
@@ -293,6 +306,67 @@ pub fn serve_if_asked() -> Option<Result<()>> {
             let _ = std::io::stdin().read_to_end(&mut Vec::new());
             std::process::exit(0);
         });
-        servers::run(name, mode)
+        servers::run(name, mode, redis)
     })())
+}
+
+/// A `redis-server` of the run's own, on a free loopback port, without persistence; killed
+/// when dropped. The `ws-channels-redis` servers find it through
+/// [`Program::Redis`].
+#[derive(Debug)]
+pub struct Redis {
+    child: Child,
+    /// `redis://127.0.0.1:PORT`
+    pub url: String,
+}
+
+impl Redis {
+    /// Starts one and waits until it answers; `Err` says why not (no `redis-server` on PATH).
+    pub fn start() -> Result<Self, String> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|listener| listener.local_addr())
+            .map_err(|e| format!("no free port: {e}"))?
+            .port();
+        let child = Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("redis-server not started ({e}): the Redis servers are SKIPPED"))?;
+        let redis = Self {
+            child,
+            url: format!("redis://127.0.0.1:{port}"),
+        };
+        let started = std::time::Instant::now();
+        while started.elapsed() < START_TIMEOUT {
+            use std::io::Write as _;
+            if let Ok(mut socket) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+                let mut pong = [0; 7];
+                if socket.write_all(b"PING\r\n").is_ok()
+                    && socket.read_exact(&mut pong).is_ok()
+                    && &pong == b"+PONG\r\n"
+                {
+                    return Ok(redis);
+                }
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Err("redis-server did not answer: the Redis servers are SKIPPED".to_owned())
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }

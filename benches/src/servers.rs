@@ -50,10 +50,15 @@ impl Mode {
 }
 
 /// The Rust servers, by name, with what they are.
-pub const RUST_SERVERS: [(&str, &str); 4] = [
+pub const RUST_SERVERS: [(&str, &str); 5] = [
     (
         "ws-channels",
         "ws-channels as a user writes it: #[channel(\"bench\")], conn.send / broadcast_others, pings off, outbound queue 256",
+    ),
+    (
+        "ws-channels-redis",
+        "the same with the Redis backplane attached (a redis-server of the run's own on loopback, prefix `bench`); \
+         `cross-node` is two of them, the publisher on one and the subscribers on the other",
     ),
     (
         "typed-forward",
@@ -74,14 +79,18 @@ pub const RUST_SERVERS: [(&str, &str); 4] = [
 pub const QUEUE: usize = 256;
 
 /// Serves server `name` in `mode` on an ephemeral loopback port until the process ends; prints
-/// `listening on ws://ADDR` first.
-pub fn run(name: &str, mode: Mode) -> Result<()> {
+/// `listening on ws://ADDR` first. `redis` is the Redis URL of `ws-channels-redis`.
+pub fn run(name: &str, mode: Mode, redis: Option<String>) -> Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         println!("listening on ws://{}", listener.local_addr()?);
         match (name, mode) {
-            ("ws-channels", _) => ws_channels_server(listener, mode).await,
+            ("ws-channels", _) => ws_channels_server(listener, mode, None).await,
+            ("ws-channels-redis", _) => {
+                let url = redis.ok_or("ws-channels-redis needs a Redis URL")?;
+                ws_channels_server(listener, mode, Some(url)).await
+            }
             ("typed-forward", Mode::Echo) => accept_loop(listener, typed_forward_echo).await,
             ("typed-queue", Mode::Echo) => accept_loop(listener, typed_queue_echo).await,
             ("raw-bytes", Mode::Echo) => accept_loop(listener, raw_bytes_echo).await,
@@ -95,9 +104,14 @@ pub fn run(name: &str, mode: Mode) -> Result<()> {
     })
 }
 
-/// ws-channels written as a user would, with the two settings the results state.
-async fn ws_channels_server(listener: TcpListener, mode: Mode) -> Result<()> {
+/// ws-channels written as a user would, with the two settings the results state; with `redis`,
+/// the Redis backplane attached.
+async fn ws_channels_server(listener: TcpListener, mode: Mode, redis: Option<String>) -> Result<()> {
     let server = ws_channels::Server::new().ping_interval(None).outbound_queue(QUEUE);
+    if let Some(url) = redis {
+        let config = ws_channels::RedisConfig::new(url).prefix("bench");
+        ws_channels::RedisBackplane::connect(&server.hub(), config).await?;
+    }
     let server = match mode {
         Mode::Echo => Chat::register(server, |h| {
             h.on_message(|conn, message| async move {
@@ -107,13 +121,13 @@ async fn ws_channels_server(listener: TcpListener, mode: Mode) -> Result<()> {
         }),
         Mode::Broadcast => Chat::register(server, |h| {
             h.on_message(|conn, message| async move {
-                conn.broadcast_others(&message).await?;
+                let _ = conn.broadcast_others(&message).await?;
                 Ok(())
             })
         }),
         Mode::Rooms => RoomChat::register(server, |h| {
             h.on_message(|conn, message| async move {
-                conn.broadcast_others(&message).await?;
+                let _ = conn.broadcast_others(&message).await?;
                 Ok(())
             })
         }),

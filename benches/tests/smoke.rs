@@ -12,6 +12,8 @@ use std::process::Command;
 fn every_scenario_runs_against_every_server() {
     // Under CI a missing Node fails here; elsewhere it is reported as skipped.
     let node = ws_channels_tests::require(&[ws_channels_tests::Component::Node]);
+    // And a missing redis-server: the run skips the cross-node servers without it.
+    let redis = ws_channels_tests::require(&[ws_channels_tests::Component::Redis]);
     let output = Command::new(env!("CARGO_BIN_EXE_bench"))
         .arg("--smoke")
         .output()
@@ -39,6 +41,16 @@ fn every_scenario_runs_against_every_server() {
                 stdout.contains(&format!("| {} | {server} |", scenario.trim())),
                 "no {scenario} row for {server}"
             );
+        }
+    }
+    if redis {
+        for scenario in ["cross-node-latency-3", "cross-node-20"] {
+            for server in ["ws-channels", "ws-channels-redis", "cross-node"] {
+                assert!(
+                    stdout.contains(&format!("| {scenario} | {server} |")),
+                    "no {scenario} row for {server}"
+                );
+            }
         }
     }
     assert!(!stdout.contains("ERRORS"), "a measurement failed:\n{stdout}");

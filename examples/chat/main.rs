@@ -3,6 +3,8 @@
 //!
 //! ```text
 //! cargo run --example chat                  # address: first argument, WS_ADDR, or 127.0.0.1:8080
+//! cargo run --example chat -- 127.0.0.1:8081 --redis redis://127.0.0.1:6379   # two nodes
+//! cargo run --example chat -- 127.0.0.1:8082 --redis redis://127.0.0.1:6379   # sharing rooms
 //! ```
 //!
 //! It prints the page's address: open <http://127.0.0.1:8080/> in two browser tabs (the page
@@ -16,6 +18,12 @@
 //! - receive `joined`, `left`, `message` (with a millisecond `ts`), `typing` and `error`
 //!   events. A message over 4 KiB or an unknown `type` gets an `error` event; the connection
 //!   stays open.
+//!
+//! With `--redis`, nodes sharing that Redis share their rooms: people on 8081 and 8082 chat in
+//! one room, typing indicators skip the typist on every node, and `GET /rooms/lobby` counts
+//! both nodes. If Redis goes away, everyone stays connected and chats on with the people on
+//! the same node (each message that reached this node only is logged at `warn`); cross-node
+//! chat resumes by itself when Redis is back. `GET /ready` answers 503 while it is away.
 //!
 //! `GET /rooms/lobby` returns `{"room":"lobby","users":2}`; `GET /asyncapi.json` returns the
 //! channel's AsyncAPI 3.0 document; `GET /metrics` returns the server's counters in
@@ -31,8 +39,8 @@ use axum::response::Html;
 use axum::routing::get;
 use serde::{Deserialize, Serialize};
 use ws_channels::{
-    AsyncApi, Error, ErrorReply, Handshake, Hub, RateLimit, RateLimitAction, Reject, Report, Server, TokenSource,
-    channel,
+    AsyncApi, BackplaneError, Error, ErrorReply, Handshake, Hub, Published, RateLimit, RateLimitAction, RedisBackplane,
+    RedisConfig, Reject, Report, Server, TokenSource, channel,
 };
 
 /// What a client sends in a room.
@@ -142,22 +150,24 @@ fn chat_server() -> Server {
             .on_connect(identify)
             .on_open(|conn| async move {
                 let user = conn.data().name.clone();
-                conn.broadcast_others(&ChatEvent::Joined { user }).await?;
+                logged(conn.broadcast_others(&ChatEvent::Joined { user }).await?);
                 Ok(())
             })
             .on_message(|conn, command| async move {
                 let user = conn.data().name.clone();
                 match command {
                     ChatCommand::Say { text } => {
-                        conn.broadcast(&ChatEvent::Message {
-                            user,
-                            text,
-                            ts: now_ms(),
-                        })
-                        .await?;
+                        logged(
+                            conn.broadcast(&ChatEvent::Message {
+                                user,
+                                text,
+                                ts: now_ms(),
+                            })
+                            .await?,
+                        );
                     }
                     ChatCommand::Typing => {
-                        conn.broadcast_others(&ChatEvent::Typing { user }).await?;
+                        logged(conn.broadcast_others(&ChatEvent::Typing { user }).await?);
                     }
                 }
                 Ok(())
@@ -167,9 +177,19 @@ fn chat_server() -> Server {
                 let left = ChatEvent::Left {
                     user: conn.data().name.clone(),
                 };
-                let _ = conn.hub().publish(conn.params(), &left).await;
+                if let Ok(published) = conn.hub().publish(conn.params(), &left).await {
+                    logged(published);
+                }
             })
     })
+}
+
+/// Logs a message that reached this node only (the engine is away): the sender stays
+/// connected, and chats on with the people on this node.
+fn logged(published: Published) {
+    if let Err(error) = published.engine {
+        tracing::warn!(error = %Report(&error), local = published.local, "not forwarded to the other nodes");
+    }
 }
 
 /// How many people are in a room.
@@ -179,9 +199,37 @@ struct RoomInfo {
     users: usize,
 }
 
+/// Counts every node's users (with `--redis`); this node's alone while Redis is away.
 async fn room_info(State(hub): State<Hub>, Path(room): Path<String>) -> axum::Json<RoomInfo> {
-    let users = hub.subscribers(&ChatCommandParams::new(room.as_str()));
+    let params = ChatCommandParams::new(room.as_str());
+    let users = match hub.cluster_subscribers(&params).await {
+        Ok(users) => users,
+        Err(error) => {
+            tracing::warn!(error = %Report(&error), "counting this node's users only");
+            hub.subscribers(&params)
+        }
+    };
     axum::Json(RoomInfo { room, users })
+}
+
+/// Readiness: 503 while the backplane is down.
+async fn ready(State(hub): State<Hub>) -> (axum::http::StatusCode, String) {
+    let health = hub.engine_health();
+    match health.is_up() {
+        true => (axum::http::StatusCode::OK, format!("{health:?}")),
+        false => (axum::http::StatusCode::SERVICE_UNAVAILABLE, format!("{health:?}")),
+    }
+}
+
+/// `--redis URL`: joins the other chat nodes on that Redis (under the prefix `chat`).
+async fn join_nodes(hub: &Hub, args: &[String]) -> Result<(), BackplaneError> {
+    let Some(at) = args.iter().position(|arg| arg == "--redis") else {
+        return Ok(());
+    };
+    let url = args.get(at + 1).map_or("redis://127.0.0.1:6379", String::as_str);
+    RedisBackplane::connect(hub, RedisConfig::new(url).prefix("chat")).await?;
+    println!("sharing rooms through {url}");
+    Ok(())
 }
 
 /// The chat's contract, derived from its Rust types.
@@ -204,6 +252,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let prometheus = metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder()?;
     let server = chat_server();
     let hub = server.hub();
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    join_nodes(&hub, &args).await?;
     let shutdown = server.handle();
     let app = axum::Router::new()
         .route("/", get(|| async { Html(include_str!("index.html")) }))
@@ -218,17 +268,21 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             }),
         )
         .route("/rooms/{room}", get(room_info))
+        .route("/ready", get(ready))
         .route("/asyncapi.json", get(|| async { axum::Json(asyncapi().to_json()) }))
         .route("/metrics", get(move || std::future::ready(prometheus.render())))
         .with_state(hub)
         .merge(server.into_router());
 
-    let addr = match std::env::args().nth(1) {
+    let addr = match args.first() {
         Some(flag) if flag == "--typescript" => {
             print!("{}", asyncapi().to_typescript());
             return Ok(());
         }
-        arg => arg.or_else(|| std::env::var("WS_ADDR").ok()),
+        arg => arg
+            .filter(|arg| !arg.starts_with("--"))
+            .cloned()
+            .or_else(|| std::env::var("WS_ADDR").ok()),
     };
     let listener = tokio::net::TcpListener::bind(addr.as_deref().unwrap_or("127.0.0.1:8080")).await?;
     let local = listener.local_addr()?;

@@ -46,6 +46,9 @@
 //! - Every connection is subscribed to its own address, a [`Topic`]: [`Conn::broadcast`] reaches
 //!   the room, [`Conn::join`] adds rooms, and a [`Hub`] publishes from anywhere. Each connection
 //!   has a bounded queue; a channel's [`LagPolicy`] decides what a slow reader loses.
+//! - A [`Backplane`] carries publishes to the other nodes of a cluster (with the `redis`
+//!   feature, `RedisBackplane`); a [`ConnId`] names a connection on any node, and a publish
+//!   says what it reached ([`Published`]).
 //! - The [`Server`] table lists every limit (size, rate, connections, pings, idle, origins)
 //!   and its outcome; [`Metrics`] counts what happened. [`Handshake::expire_at`] ends a
 //!   connection when its credentials do, with [`CLOSE_CREDENTIALS_EXPIRED`] (4001).
@@ -69,13 +72,14 @@
 //!
 //! # Feature flags
 //!
-//! Both are off by default: channels, the client, the standalone server and the hub need
-//! neither.
+//! All are off by default: channels, the client, the standalone server and the hub need
+//! none of them.
 //!
 //! | feature | adds | brings in |
 //! |---|---|---|
 //! | `axum` | `Server::into_router`: the same channels as routes of an axum 0.8 `Router`, next to your HTTP routes (they share its path space: see [`macro@channel`]) | `axum`, `hyper`, `hyper-util` |
 //! | `asyncapi` | `AsyncApi`: an AsyncAPI 3.0 document (JSON) and a TypeScript client derived from the channel types (message types derive `schemars::JsonSchema`) | `schemars` |
+//! | `redis` | `RedisBackplane`: several nodes share topics, connection ids and member counts through Redis pub/sub | `redis` |
 //!
 //! ```toml
 //! ws-channels = { version = "0.1", features = ["axum", "asyncapi"] }
@@ -116,9 +120,14 @@ mod validate;
 pub use channel::{Channel, ClientSends, ErrorReply, LagPolicy, Message, NoMessage, ParamValue, Params, Shape};
 pub use client::{ClientSocket, Publisher, Subscription, connect, publish, subscribe};
 pub use codec::{Codec, Format, FrameError, FrameKind, Json, MsgPack, Passthrough, Raw};
-pub use conn_id::ConnId;
+pub use conn_id::{ConnId, ParseConnIdError};
 pub use error::{BoxError, CodecError, Error, HandlerResult, ParamError, Report, ValidationError};
-pub use hub::{Hub, IntoTopic, Topic};
+pub use hub::{
+    Backplane, BackplaneError, Destination, EngineHealth, Envelope, Hub, Inbound, IntoTopic, Published, Sent, Topic,
+};
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub use hub::{RedisBackplane, RedisConfig};
 pub use metrics::{Metrics, MetricsSnapshot};
 pub use pattern::{Segment, Template};
 pub use server::{

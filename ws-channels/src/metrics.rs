@@ -18,6 +18,26 @@ pub(crate) struct Counters {
     pub(crate) lag_disconnects: AtomicU64,
     pub(crate) rate_limited: AtomicU64,
     pub(crate) error_replies_dropped: AtomicU64,
+    pub(crate) engine_out: AtomicU64,
+    pub(crate) engine_refused: AtomicU64,
+    pub(crate) engine_lost: AtomicU64,
+    pub(crate) engine_in: AtomicU64,
+    pub(crate) engine_skipped: AtomicU64,
+    pub(crate) engine_reconnects: AtomicU64,
+    pub(crate) engine_outage_ms: AtomicU64,
+}
+
+/// The backplane's counters, by what they count. Not labelled by channel: an engine carries
+/// envelopes, and most of what it reports (a reconnect, an outage) belongs to no channel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum EngineCount {
+    Out,
+    Refused,
+    Lost,
+    In,
+    Skipped,
+    Reconnects,
+    OutageMs,
 }
 
 /// The counters that only grow, by what they count.
@@ -71,6 +91,25 @@ impl Counters {
         metrics::counter!(count.name(), "channel" => channel).increment(n);
         #[cfg(not(feature = "metrics"))]
         let _ = channel;
+    }
+
+    /// Adds `n` to a backplane counter.
+    pub(crate) fn engine(&self, count: EngineCount, n: u64) {
+        let (cell, _name) = match count {
+            EngineCount::Out => (&self.engine_out, "ws_channels_backplane_out_total"),
+            EngineCount::Refused => (&self.engine_refused, "ws_channels_backplane_refused_total"),
+            EngineCount::Lost => (&self.engine_lost, "ws_channels_backplane_lost_total"),
+            EngineCount::In => (&self.engine_in, "ws_channels_backplane_in_total"),
+            EngineCount::Skipped => (&self.engine_skipped, "ws_channels_backplane_skipped_total"),
+            EngineCount::Reconnects => (&self.engine_reconnects, "ws_channels_backplane_reconnects_total"),
+            EngineCount::OutageMs => (
+                &self.engine_outage_ms,
+                "ws_channels_backplane_outage_milliseconds_total",
+            ),
+        };
+        cell.fetch_add(n, Ordering::Relaxed);
+        #[cfg(feature = "metrics")]
+        metrics::counter!(_name).increment(n);
     }
 
     /// A connection of `channel` was upgraded.
@@ -195,6 +234,22 @@ pub struct MetricsSnapshot {
     /// Error replies not sent: over one rate-limit reply per second, or the connection's
     /// outbound queue had no room (an error reply never disconnects its own sender).
     pub error_replies_dropped: u64,
+    /// Messages handed to the backplane for the other nodes.
+    pub backplane_out: u64,
+    /// Messages the backplane refused (it was down, or its queue full): they reached this
+    /// node's subscribers only, and the publisher was told ([`Published::engine`](crate::Published::engine)).
+    pub backplane_refused: u64,
+    /// Messages the backplane had taken but lost when its connection broke.
+    pub backplane_lost: u64,
+    /// Messages received from other nodes, handed to this node's subscribers.
+    pub backplane_in: u64,
+    /// Envelopes from other nodes skipped: of a wire version this release does not read
+    /// (a rolling deploy), or malformed.
+    pub backplane_skipped: u64,
+    /// Times the backplane reconnected after losing its connection.
+    pub backplane_reconnects: u64,
+    /// How long the backplane was down, in total, in milliseconds (counted when it reconnects).
+    pub backplane_outage_ms: u64,
 }
 
 impl Metrics {
@@ -212,6 +267,13 @@ impl Metrics {
             lag_disconnects: read(&c.lag_disconnects),
             rate_limited: read(&c.rate_limited),
             error_replies_dropped: read(&c.error_replies_dropped),
+            backplane_out: read(&c.engine_out),
+            backplane_refused: read(&c.engine_refused),
+            backplane_lost: read(&c.engine_lost),
+            backplane_in: read(&c.engine_in),
+            backplane_skipped: read(&c.engine_skipped),
+            backplane_reconnects: read(&c.engine_reconnects),
+            backplane_outage_ms: read(&c.engine_outage_ms),
         }
     }
 }

@@ -15,7 +15,12 @@
 //!
 //! Scenarios: `echo`, `broadcast-1000`, `broadcast-5000`, `broadcast-1000-silent`,
 //! `broadcast-5000-silent` (10 % of the subscribers never read), `broadcast` (those four),
-//! `idle`, `accept`; none named: all. Options: `--rounds N` (3), `--secs S` (echo seconds, 5),
+//! `idle`, `accept`, `cross-node-latency-10` (one message a millisecond to 10 subscribers:
+//! delivery latency), `cross-node-1000` (a broadcast blast to 1 000), `cross-node` (those two);
+//! none named: all. The cross-node scenarios compare ws-channels in one process (local
+//! delivery), the same with the Redis backplane attached, and two such processes with the
+//! publisher on one and the subscribers on the other (delivery through Redis), on a
+//! `redis-server` the run starts on a free loopback port (skipped, loudly, without one). Options: `--rounds N` (3), `--secs S` (echo seconds, 5),
 //! `--messages N` (per broadcast, 200; the publisher stays within 128 messages of the slowest
 //! reader; with 200 messages of ~96 bytes the silent subscribers' kernel buffers absorb
 //! everything, so it takes thousands for their queues to fill),
@@ -35,13 +40,25 @@ use ws_channels_benches::{Result, load};
 /// The hand-written typed floor every ratio is taken against.
 const FLOOR: &str = "typed-forward";
 const NODE: &str = "node";
+/// ws-channels with the Redis backplane, one process.
+const REDIS: &str = "ws-channels-redis";
+/// Two `REDIS` processes: the publisher on one, the subscribers on the other.
+const CROSS: &str = "cross-node";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Scenario {
     Echo,
-    Broadcast { subscribers: usize, silent: bool },
+    Broadcast {
+        subscribers: usize,
+        silent: bool,
+    },
     Idle,
     Accept,
+    /// Through the Redis backplane; `paced`: one message a millisecond, for latency.
+    CrossNode {
+        subscribers: usize,
+        paced: bool,
+    },
 }
 
 impl Scenario {
@@ -58,12 +75,20 @@ impl Scenario {
             } => format!("broadcast-{subscribers}-silent"),
             Self::Idle => "idle".into(),
             Self::Accept => "accept".into(),
+            Self::CrossNode {
+                subscribers,
+                paced: true,
+            } => format!("cross-node-latency-{subscribers}"),
+            Self::CrossNode {
+                subscribers,
+                paced: false,
+            } => format!("cross-node-{subscribers}"),
         }
     }
 
     fn mode(self) -> Mode {
         match self {
-            Self::Broadcast { .. } => Mode::Broadcast,
+            Self::Broadcast { .. } | Self::CrossNode { .. } => Mode::Broadcast,
             _ => Mode::Echo,
         }
     }
@@ -73,6 +98,8 @@ impl Scenario {
     fn servers(self) -> &'static [&'static str] {
         match self {
             Self::Echo => &[FLOOR, "typed-queue", "raw-bytes", "ws-channels", NODE],
+            // Against ws-channels' own local delivery: the floor and Node have no backplane.
+            Self::CrossNode { .. } => &["ws-channels", REDIS, CROSS],
             _ => &[FLOOR, "ws-channels", NODE],
         }
     }
@@ -80,7 +107,7 @@ impl Scenario {
     fn unit(self) -> &'static str {
         match self {
             Self::Echo => "msg/s",
-            Self::Broadcast { .. } => "deliveries/s",
+            Self::Broadcast { .. } | Self::CrossNode { .. } => "deliveries/s",
             Self::Idle => "KiB/conn",
             Self::Accept => "conn/s",
         }
@@ -98,7 +125,14 @@ struct Sizes {
     idle_conns: usize,
     idle_settle: Duration,
     accept_conns: usize,
+    /// Subscribers of the paced (latency) and the blast cross-node scenarios.
+    cross_subscribers: [usize; 2],
+    /// Messages of the paced cross-node scenario (the blast sends `broadcast_messages`).
+    cross_messages: u64,
 }
+
+/// The paced publisher's interval.
+const PACE: Duration = Duration::from_millis(1);
 
 const FULL: Sizes = Sizes {
     echo_conns: 50,
@@ -109,6 +143,8 @@ const FULL: Sizes = Sizes {
     idle_conns: 10_000,
     idle_settle: Duration::from_secs(1),
     accept_conns: 5000,
+    cross_subscribers: [10, 1000],
+    cross_messages: 1000,
 };
 
 /// Every path taken, at a size that runs in a fraction of a second.
@@ -121,6 +157,8 @@ const SMOKE: Sizes = Sizes {
     idle_conns: 50,
     idle_settle: Duration::from_millis(100),
     accept_conns: 50,
+    cross_subscribers: [3, 20],
+    cross_messages: 20,
 };
 
 #[derive(Debug)]
@@ -187,10 +225,13 @@ fn parse_args() -> Result<Args> {
     let [small, large] = args.sizes.broadcast_subscribers;
     let broadcasts = [(small, false), (large, false), (small, true), (large, true)]
         .map(|(subscribers, silent)| Scenario::Broadcast { subscribers, silent });
+    let [paced, blast] = args.sizes.cross_subscribers;
+    let cross = [(paced, true), (blast, false)].map(|(subscribers, paced)| Scenario::CrossNode { subscribers, paced });
     let all: Vec<Scenario> = [Scenario::Echo]
         .into_iter()
         .chain(broadcasts)
         .chain([Scenario::Idle, Scenario::Accept])
+        .chain(cross)
         .collect();
     if names.is_empty() {
         args.scenarios.clone_from(&all);
@@ -204,6 +245,9 @@ fn parse_args() -> Result<Args> {
             "broadcast-5000" | "broadcast-large" => vec![broadcasts[1]],
             "broadcast-1000-silent" | "broadcast-small-silent" => vec![broadcasts[2]],
             "broadcast-5000-silent" | "broadcast-large-silent" => vec![broadcasts[3]],
+            "cross-node" => cross.to_vec(),
+            "cross-node-latency-10" | "cross-node-latency" => vec![cross[0]],
+            "cross-node-1000" | "cross-node-blast" => vec![cross[1]],
             other => all.iter().copied().filter(|s| s.name() == other).collect(),
         };
         if found.is_empty() {
@@ -270,6 +314,16 @@ fn main() -> Result<()> {
     if let Err(why) = &node {
         eprintln!("\n!!!!!!!! {why} !!!!!!!!\n");
     }
+    // One Redis for the whole run, if a scenario needs it.
+    let wants_redis = args.scenarios.iter().any(|s| matches!(s, Scenario::CrossNode { .. }));
+    let redis = wants_redis.then(proc::Redis::start);
+    let redis_url = redis
+        .as_ref()
+        .and_then(|redis| redis.as_ref().ok())
+        .map(|redis| redis.url.clone());
+    if let Some(Err(why)) = &redis {
+        eprintln!("\n!!!!!!!! {why} !!!!!!!!\n");
+    }
     eprintln!("{pin_note}");
     // Pinned to one core, the load generator runs best on one thread.
     let runtime = match pinning.load {
@@ -284,12 +338,13 @@ fn main() -> Result<()> {
             .copied()
             .filter(|s| args.servers.as_ref().is_none_or(|only| only.iter().any(|o| o == s)))
             .filter(|s| *s != NODE || node.is_ok())
+            .filter(|s| ![REDIS, CROSS].contains(s) || redis_url.is_some())
             .collect();
         for round in 0..args.rounds {
             // Alternate: each round starts with a different server.
             for i in 0..servers.len() {
                 let server = servers[(i + round) % servers.len()];
-                let outcome = measure(&runtime, scenario, server, &args.sizes, pinning);
+                let outcome = measure(&runtime, scenario, server, &args.sizes, pinning, redis_url.as_deref());
                 let cell = results.entry((scenario, server.to_owned())).or_default();
                 match outcome {
                     Ok(sample) => {
@@ -313,7 +368,8 @@ fn main() -> Result<()> {
             }
         }
     }
-    let report = report(&args, &results, &pin_note, node.err());
+    let skipped: Vec<String> = node.err().into_iter().chain(redis.and_then(Result::err)).collect();
+    let report = report(&args, &results, &pin_note, &skipped);
     println!("\n{report}");
     if let Some(out) = &args.out {
         ws_channels_benches::results::write_runtime(std::path::Path::new(out), &report)?;
@@ -333,14 +389,22 @@ fn measure(
     server: &str,
     sizes: &Sizes,
     pinning: Pinning,
+    redis: Option<&str>,
 ) -> Result<Sample> {
-    let program = if server == NODE {
-        Program::Node
-    } else {
-        Program::Rust(server)
+    let program = match (server, redis) {
+        (NODE, _) => Program::Node,
+        (REDIS | CROSS, Some(url)) => Program::Redis(url),
+        (REDIS | CROSS, None) => return Err("no redis-server".into()),
+        _ => Program::Rust(server),
     };
     let running = Server::start(program, scenario.mode(), pinning)?;
     let addr = running.addr;
+    // Cross-node: the publisher's node, another process on the same Redis.
+    let publisher_node = match server {
+        CROSS => Some(Server::start(program, scenario.mode(), pinning)?),
+        _ => None,
+    };
+    let publish_at = publisher_node.as_ref().map_or(addr, |node| node.addr);
     let throughput = |t: load::Throughput| Sample {
         value: t.rate,
         p50_us: Some(t.p50_us),
@@ -356,7 +420,7 @@ fn measure(
         load_busy: None,
     };
     // A bound on the whole measurement, over the bounds on each wait.
-    let bound = sizes.echo_time + Duration::from_secs(120);
+    let bound = sizes.echo_time + PACE * sizes.cross_messages as u32 * 2 + Duration::from_secs(120);
     runtime.block_on(async {
         let measured = async {
             Ok(match scenario {
@@ -373,6 +437,13 @@ fn measure(
                         .per_conn_kib,
                 ),
                 Scenario::Accept => plain(load::accept(addr, sizes.accept_conns).await?),
+                Scenario::CrossNode { subscribers, paced } => {
+                    let (messages, pace) = match paced {
+                        true => (sizes.cross_messages, Some(PACE)),
+                        false => (sizes.broadcast_messages, None),
+                    };
+                    throughput(load::broadcast_across(publish_at, &running, subscribers, 0, messages, pace).await?)
+                }
             })
         };
         tokio::time::timeout(bound, measured)
@@ -420,11 +491,11 @@ fn ratio(value: Option<f64>, reference: Option<f64>) -> String {
 }
 
 /// The Markdown report: where and how it ran, the table, the targets, the errors.
-fn report(args: &Args, results: &Results, pin_note: &str, node_skipped: Option<String>) -> String {
+fn report(args: &Args, results: &Results, pin_note: &str, skipped: &[String]) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "# Benchmark results\n");
     let _ = writeln!(out, "{}\n", environment(pin_note));
-    if let Some(why) = node_skipped {
+    for why in skipped {
         let _ = writeln!(out, "**{why}.**\n");
     }
     let sizes = &args.sizes;
@@ -461,10 +532,14 @@ fn report(args: &Args, results: &Results, pin_note: &str, node_skipped: Option<S
     let _ = writeln!(
         out,
         "- `{NODE}`: Node `ws` (benches/node, from its lock file), `JSON.parse` / `JSON.stringify`, \
-         broadcast stringified once\n\nThe hand-written servers use ws-channels' default buffers (4 KiB read, \
+         broadcast stringified once\n- `{CROSS}`: two `{REDIS}` processes, the publisher connected to one and the subscribers to \
+         the other, so every delivery crosses Redis (both pinned like the others; redis-server unpinned). \
+         Cross-node scenarios: `cross-node-latency-N`, one message every {PACE:?} to N subscribers (its rate is \
+         the pace's; read p50/p99); `cross-node-N`, a {} message blast like `broadcast`\n\nThe hand-written servers use ws-channels' default buffers (4 KiB read, \
          8 KiB write) and a bounded queue of {} per connection (full: the reader is disconnected, as under \
          ws-channels' default lag policy).\n",
-        servers::QUEUE
+        sizes.broadcast_messages,
+        servers::QUEUE,
     );
     let _ = writeln!(
         out,
@@ -623,6 +698,38 @@ fn targets(results: &Results) -> Vec<String> {
                 lines.push(format!("{line}: {}", verdict(change <= allowed)));
             } else {
                 lines.push(format!("{line} — {server}, for reference"));
+            }
+        }
+    }
+    for &scenario in &scenarios {
+        let Scenario::CrossNode { paced, .. } = scenario else {
+            continue;
+        };
+        let p50 = |server: &str| median_of_raw(get(scenario, server)?, |s| s.p50_us);
+        match paced {
+            true => {
+                if let (Some(local), Some(cross)) = (p50("ws-channels"), p50(CROSS)) {
+                    let added = cross - local;
+                    lines.push(format!(
+                        "{}: Redis adds {} at p50 over local delivery ({} → {}) (target ≤ 1 ms): {}",
+                        scenario.name(),
+                        micros(added),
+                        micros(local),
+                        micros(cross),
+                        verdict(added <= 1000.0)
+                    ));
+                }
+            }
+            false => {
+                for server in [REDIS, CROSS] {
+                    if let (Some(v), Some(local)) = (med(scenario, server), med(scenario, "ws-channels")) {
+                        lines.push(format!(
+                            "{}: `{server}` delivers {:.2}× the deliveries/s of in-process `ws-channels`, for reference",
+                            scenario.name(),
+                            v / local
+                        ));
+                    }
+                }
             }
         }
     }

@@ -1,22 +1,31 @@
-//! Topic membership and fan-out: every connection is subscribed to its own concrete address,
-//! may join more topics of its channel, and a [`Hub`] publishes to them, serializing each
-//! message once and pushing the shared bytes through each member's outbox sender. The hub
-//! knows topics → connection ids → outbox senders, and nothing of connection tasks.
+//! Topics and fan-out: every connection is subscribed to its own concrete address, may join
+//! more topics of its channel, and a [`Hub`] publishes to them, serializing each message once.
+//! Three concepts: the local `registry` (who is subscribed to what, with each member's outbox
+//! sender), the `backplane` trait an engine implements to carry encoded messages to other
+//! nodes, and the [`Hub`] facade here, which encodes, delivers locally, then hands the bytes to
+//! the engine. The Redis engine is in `redis` (feature `redis`).
 
-use std::any::TypeId;
-use std::collections::HashMap;
+mod backplane;
+#[cfg(feature = "redis")]
+mod redis;
+mod registry;
+
 use std::fmt;
 use std::marker::PhantomData;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 
+pub use self::backplane::{Backplane, BackplaneError, Destination, EngineHealth, Envelope, Inbound};
+#[cfg(feature = "redis")]
+pub use self::redis::{RedisBackplane, RedisConfig};
+use self::registry::Registry;
 use crate::channel::{Channel, Params};
 use crate::codec;
-use crate::conn_id::ConnId;
+use crate::conn_id::{self, ConnId};
 use crate::error::Error;
-use crate::metrics::{Counters, Metrics};
+use crate::metrics::{Counters, EngineCount, Metrics};
 use crate::outbox::OutboxSender;
 
 /// A place messages of channel `C` are published to: one of its concrete addresses
@@ -55,7 +64,8 @@ use crate::outbox::OutboxSender;
 /// assert_eq!(hub.subscribers(&lobby), 1);
 /// let announcements = Topic::<Chat>::named("announcements");
 /// assert_eq!(hub.subscribers(&announcements), 1);
-/// hub.publish(&announcements, &Chat { text: "maintenance at noon".into() }).await?;
+/// let published = hub.publish(&announcements, &Chat { text: "maintenance at noon".into() }).await?;
+/// assert_eq!(published.local, 1);
 /// assert_eq!(rx.next().await.expect("the announcement")?.text, "maintenance at noon");
 /// # Ok(()) }
 /// ```
@@ -83,10 +93,6 @@ impl<C: Channel> Topic<C> {
     pub fn name(&self) -> &str {
         &self.name
     }
-
-    fn key(&self) -> TopicKey {
-        TopicKey::new::<C>(&self.name)
-    }
 }
 
 impl<C> Clone for Topic<C> {
@@ -111,6 +117,15 @@ impl<C: Channel> fmt::Debug for Topic<C> {
 pub trait IntoTopic<C: Channel> {
     /// The topic.
     fn into_topic(self) -> Topic<C>;
+
+    /// Calls `f` with the topic's name, without building a [`Topic`] where there is one.
+    #[doc(hidden)]
+    fn with_name<R>(self, f: impl FnOnce(&str) -> R) -> R
+    where
+        Self: Sized,
+    {
+        f(self.into_topic().name())
+    }
 }
 
 impl<C: Channel> IntoTopic<C> for Topic<C> {
@@ -123,6 +138,10 @@ impl<C: Channel> IntoTopic<C> for &Topic<C> {
     fn into_topic(self) -> Topic<C> {
         self.clone()
     }
+
+    fn with_name<R>(self, f: impl FnOnce(&str) -> R) -> R {
+        f(self.name())
+    }
 }
 
 impl<P: Params> IntoTopic<P::Channel> for &P {
@@ -131,20 +150,50 @@ impl<P: Params> IntoTopic<P::Channel> for &P {
     }
 }
 
-/// A topic's identity: its channel (so types never mix) and its name.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub(crate) struct TopicKey {
-    channel: TypeId,
-    name: Box<str>,
+/// What a publish did: how many connections of this node queued the message, and whether the
+/// engine took it for the other nodes.
+///
+/// Only an encoding failure (or a message over the outgoing limit) makes a publish an `Err`:
+/// an engine outage is reported here instead, so that `conn.broadcast(&msg).await?` in a
+/// handler never closes the sender's connection because Redis is away.
+///
+/// ```
+/// # use ws_channels::{Published, BackplaneError};
+/// fn log(published: Published) {
+///     if let Err(error) = &published.engine {
+///         tracing::warn!(%error, local = published.local, "not forwarded to the other nodes");
+///     }
+/// }
+/// ```
+#[derive(Debug)]
+#[non_exhaustive]
+#[must_use = "a publish may reach this node only: check `engine`"]
+pub struct Published {
+    /// How many connections of this node queued the message.
+    pub local: usize,
+    /// `Ok` when every node that needs it will get it, as far as this node can tell: no
+    /// engine is attached (one node), or the engine took the message. `Err` when the engine
+    /// did not take it ([`BackplaneError::Down`], [`BackplaneError::Full`]): it reached this
+    /// node's subscribers only.
+    pub engine: Result<(), BackplaneError>,
 }
 
-impl TopicKey {
-    pub(crate) fn new<C: Channel>(name: &str) -> Self {
-        Self {
-            channel: TypeId::of::<C>(),
-            name: name.into(),
-        }
-    }
+/// What [`Hub::send`] did with a message for one connection.
+#[derive(Debug)]
+#[non_exhaustive]
+#[must_use = "a send may have reached no connection"]
+pub enum Sent {
+    /// The connection is on this node and queued it.
+    Delivered,
+    /// The connection's id names another node: the engine took the message for it. Whether
+    /// that node still has the connection is not known here.
+    Forwarded,
+    /// No such connection: none of this channel on this node with that id (or it is closing,
+    /// or its lag policy dropped the message), or the id names another node and no engine
+    /// is attached.
+    NoConnection,
+    /// The id names another node, and the engine did not take the message.
+    NotForwarded(BackplaneError),
 }
 
 /// Publishes to topics and connections from anywhere: handlers, HTTP routes, background
@@ -153,7 +202,14 @@ impl TopicKey {
 ///
 /// Each publish serializes (and validates) the message once; every receiver's queue gets the
 /// same shared bytes, under its channel's [lag policy](crate::LagPolicy). Publishing never
-/// waits for a slow receiver.
+/// waits, neither for a slow receiver nor for an engine: the publishing methods are `async`
+/// so that an engine may one day apply backpressure without an API change, but today they
+/// complete on their first poll.
+///
+/// A hub is one node of a cluster: its id is the first half of every [`ConnId`] it assigns.
+/// With a [`Backplane`] attached ([`attach_backplane`](Self::attach_backplane); the `redis`
+/// feature has one), a publish reaches the subscribers of every node, in the order each node
+/// published, and [`send`](Self::send) reaches a connection on any node.
 ///
 /// ```
 /// use futures_util::StreamExt;
@@ -179,7 +235,9 @@ impl TopicKey {
 /// assert_eq!(rx.next().await.expect("the opening score")?.home, 0);
 ///
 /// // From anywhere (an HTTP route, a background task): everyone on `scores/final`.
-/// assert_eq!(hub.publish(&final_, &Score { home: 1, away: 0 }).await?, 1);
+/// let published = hub.publish(&final_, &Score { home: 1, away: 0 }).await?;
+/// assert_eq!(published.local, 1);
+/// assert!(published.engine.is_ok(), "no engine: one node, and it got it");
 /// assert_eq!(rx.next().await.expect("the new score")?.home, 1);
 /// assert_eq!(hub.subscribers(&ScoreParams::new("semi")), 0);
 /// # Ok(()) }
@@ -189,9 +247,12 @@ pub struct Hub {
     inner: Arc<HubInner>,
 }
 
-struct HubInner {
-    topics: RwLock<HashMap<TopicKey, HashMap<ConnId, OutboxSender>>>,
-    members: RwLock<HashMap<ConnId, Member>>,
+pub(crate) struct HubInner {
+    /// This node's id, the first half of every `ConnId` it assigns.
+    node: u64,
+    /// The last connection number assigned.
+    last_seq: AtomicU64,
+    registry: Registry,
     counters: Arc<Counters>,
     /// The largest message the hub encodes for sending (`Server::max_outgoing_message_size`):
     /// owned here, because every outgoing message is encoded here.
@@ -201,32 +262,29 @@ struct HubInner {
 impl Default for HubInner {
     fn default() -> Self {
         Self {
-            topics: RwLock::default(),
-            members: RwLock::default(),
+            node: conn_id::random_node_id(),
+            last_seq: AtomicU64::new(0),
+            registry: Registry::default(),
             counters: Arc::default(),
             max_outgoing: AtomicUsize::new(DEFAULT_MAX_OUTGOING),
         }
     }
 }
 
-/// A connection as the hub knows it: how to reach it, and the topics it joined (so leaving the
-/// server leaves them all).
-struct Member {
-    outbox: OutboxSender,
-    /// Its channel, so typed sends by id cannot reach another channel's client.
-    channel: TypeId,
-    topics: Vec<TopicKey>,
-}
-
 impl fmt::Debug for Hub {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let topics = self.inner.topics.read().map(|t| t.len()).unwrap_or_default();
-        f.debug_struct("Hub").field("topics", &topics).finish_non_exhaustive()
+        f.debug_struct("Hub")
+            .field("node", &format_args!("{:016x}", self.inner.node))
+            .field("topics", &self.inner.registry.topic_count())
+            .field("engine", &self.engine_health())
+            .finish_non_exhaustive()
     }
 }
 
 impl Hub {
-    /// Sends `message` to every subscriber of `topic`; returns how many queued it.
+    /// Sends `message` to every subscriber of `topic`, on this node and (with an engine) on
+    /// every other; says how many of this node's connections queued it, and whether the
+    /// engine took it.
     ///
     /// `hub.publish(&ChatParams::new("lobby"), &msg)` reaches everyone connected to
     /// `chat/lobby` and everyone who joined it.
@@ -234,48 +292,115 @@ impl Hub {
         &self,
         topic: impl IntoTopic<C>,
         message: &C::ServerMessage,
-    ) -> Result<usize, Error> {
-        self.publish_to::<C>(&topic.into_topic().key(), message, None)
+    ) -> Result<Published, Error> {
+        topic.with_name(|name| self.publish_to::<C>(name, message, None))
     }
 
-    /// Like [`publish`](Self::publish), but skips one connection (typically the sender).
+    /// Like [`publish`](Self::publish), but skips one connection (typically the sender),
+    /// whichever node it is on.
     pub async fn publish_except<C: Channel>(
         &self,
         topic: impl IntoTopic<C>,
         except: ConnId,
         message: &C::ServerMessage,
-    ) -> Result<usize, Error> {
-        self.publish_to::<C>(&topic.into_topic().key(), message, Some(except))
+    ) -> Result<Published, Error> {
+        topic.with_name(|name| self.publish_to::<C>(name, message, Some(except)))
     }
 
-    /// Serializes once and fans out to a topic's subscribers (but `except`).
+    /// Serializes once, fans out to this node's subscribers of a topic (but `except`), then
+    /// hands the bytes to the engine, if any.
     pub(crate) fn publish_to<C: Channel>(
         &self,
-        key: &TopicKey,
+        topic: &str,
         message: &C::ServerMessage,
         except: Option<ConnId>,
-    ) -> Result<usize, Error> {
+    ) -> Result<Published, Error> {
         let frame = self.encode::<C>(message)?;
-        Ok(self.fan_out(key, &frame, except))
-    }
-
-    /// Sends `message` to one connection of channel `C`; `false` when no such connection is open.
-    pub async fn send<C: Channel>(&self, to: ConnId, message: &C::ServerMessage) -> Result<bool, Error> {
-        let frame = self.encode::<C>(message)?;
-        let outbox = {
-            let members = self.inner.members.read().unwrap_or_else(PoisonError::into_inner);
-            members
-                .get(&to)
-                .filter(|member| member.channel == TypeId::of::<C>())
-                .map(|member| member.outbox.clone())
+        let local = self.inner.registry.fan_out(C::NAME, topic, &frame, except);
+        let engine = match self.inner.registry.engine() {
+            None => Ok(()),
+            Some(engine) => self.forward(
+                &**engine,
+                Envelope::topic(self.inner.node, C::NAME, topic, except, &frame),
+            ),
         };
-        Ok(outbox.is_some_and(|outbox| outbox.push(frame).delivered()))
+        Ok(Published { local, engine })
     }
 
-    /// How many connections are subscribed to `topic`.
+    /// Sends `message` to one connection of channel `C`, on this node or (with an engine)
+    /// another; says which.
+    pub async fn send<C: Channel>(&self, to: ConnId, message: &C::ServerMessage) -> Result<Sent, Error> {
+        let frame = self.encode::<C>(message)?;
+        if to.node() == self.inner.node {
+            return Ok(match self.inner.registry.send_to(to, C::NAME, frame) {
+                true => Sent::Delivered,
+                false => Sent::NoConnection,
+            });
+        }
+        Ok(match self.inner.registry.engine() {
+            None => Sent::NoConnection,
+            Some(engine) => match self.forward(&**engine, Envelope::direct(self.inner.node, C::NAME, to, &frame)) {
+                Ok(()) => Sent::Forwarded,
+                Err(error) => Sent::NotForwarded(error),
+            },
+        })
+    }
+
+    fn forward(&self, engine: &dyn Backplane, envelope: Envelope) -> Result<(), BackplaneError> {
+        let result = engine.publish(envelope);
+        let count = match result {
+            Ok(()) => EngineCount::Out,
+            Err(_) => EngineCount::Refused,
+        };
+        self.inner.counters.engine(count, 1);
+        result
+    }
+
+    /// How many connections of this node are subscribed to `topic`.
     pub fn subscribers<C: Channel>(&self, topic: impl IntoTopic<C>) -> usize {
-        let topics = self.inner.topics.read().unwrap_or_else(PoisonError::into_inner);
-        topics.get(&topic.into_topic().key()).map_or(0, HashMap::len)
+        topic.with_name(|name| self.inner.registry.count(C::NAME, name))
+    }
+
+    /// How many connections of every node are subscribed to `topic`: this node's count, plus
+    /// the other nodes' as the engine knows them (see the engine for how stale that may be).
+    /// Without an engine, the same as [`subscribers`](Self::subscribers).
+    pub async fn cluster_subscribers<C: Channel>(&self, topic: impl IntoTopic<C>) -> Result<usize, BackplaneError> {
+        let topic = topic.into_topic();
+        let local = self.inner.registry.count(C::NAME, topic.name());
+        match self.inner.registry.engine() {
+            None => Ok(local),
+            Some(engine) => Ok(local + engine.remote_subscribers(C::NAME, topic.name()).await?),
+        }
+    }
+
+    /// Attaches the engine that carries messages to the other nodes, and tells it the topics
+    /// this node already needs. A hub has at most one. Engines call this themselves (such as
+    /// `RedisBackplane::connect`); it is public for engines of your own.
+    pub fn attach_backplane(&self, engine: Arc<dyn Backplane>) -> Result<(), BackplaneError> {
+        self.inner.registry.attach_engine(engine)
+    }
+
+    /// The handle an engine delivers envelopes from other nodes through (holding this hub
+    /// weakly: an engine's tasks do not keep a hub alive).
+    pub fn inbound(&self) -> Inbound {
+        Inbound {
+            hub: Arc::downgrade(&self.inner),
+            node: self.inner.node,
+        }
+    }
+
+    /// Whether the engine is connected: [`EngineHealth::InProcess`] without one. Serve it on
+    /// a readiness route.
+    pub fn engine_health(&self) -> EngineHealth {
+        self.inner
+            .registry
+            .engine()
+            .map_or(EngineHealth::InProcess, |engine| engine.health())
+    }
+
+    /// This node's id: the first half of every [`ConnId`] this hub assigns.
+    pub fn node_id(&self) -> u64 {
+        self.inner.node
     }
 
     /// The server's counters.
@@ -287,6 +412,11 @@ impl Hub {
 
     pub(crate) fn counters(&self) -> &Arc<Counters> {
         &self.inner.counters
+    }
+
+    /// A new connection id of this node.
+    pub(crate) fn next_conn_id(&self) -> ConnId {
+        ConnId::new(self.inner.node, self.inner.last_seq.fetch_add(1, Ordering::Relaxed) + 1)
     }
 
     /// Serializes and validates a server message once, into a frame every receiver shares;
@@ -313,85 +443,199 @@ impl Hub {
         self.inner.max_outgoing.store(bytes, Ordering::Relaxed);
     }
 
-    fn fan_out(&self, key: &TopicKey, frame: &WsMessage, except: Option<ConnId>) -> usize {
-        let topics = self.inner.topics.read().unwrap_or_else(PoisonError::into_inner);
-        let Some(members) = topics.get(key) else {
-            return 0;
-        };
-        members
-            .iter()
-            .filter(|(id, _)| Some(**id) != except)
-            .filter(|(_, outbox)| outbox.push(frame.clone()).delivered())
-            .count()
-    }
-
     /// Registers a connection of channel `C` (for sends by id).
     pub(crate) fn attach<C: Channel>(&self, id: ConnId, outbox: OutboxSender) {
-        let mut members = self.inner.members.write().unwrap_or_else(PoisonError::into_inner);
-        members.insert(
-            id,
-            Member {
-                outbox,
-                channel: TypeId::of::<C>(),
-                topics: Vec::new(),
-            },
-        );
+        self.inner.registry.attach(id, C::NAME, outbox);
     }
 
-    /// Subscribes a connection to a topic; `false` if it already was (or is not attached).
-    pub(crate) fn join(&self, id: ConnId, key: TopicKey) -> bool {
-        let mut members = self.inner.members.write().unwrap_or_else(PoisonError::into_inner);
-        let Some(member) = members.get_mut(&id) else {
-            return false;
-        };
-        if member.topics.contains(&key) {
-            return false;
-        }
-        member.topics.push(key.clone());
-        let outbox = member.outbox.clone();
-        let mut topics = self.inner.topics.write().unwrap_or_else(PoisonError::into_inner);
-        topics.entry(key).or_default().insert(id, outbox);
-        true
+    /// Subscribes a connection to a topic of its channel; `false` if it already was (or is
+    /// not attached).
+    pub(crate) fn join(&self, id: ConnId, topic: &str) -> bool {
+        self.inner.registry.join(id, topic)
     }
 
     /// Unsubscribes a connection from a topic; `false` if it was not subscribed.
-    pub(crate) fn leave(&self, id: ConnId, key: &TopicKey) -> bool {
-        let mut members = self.inner.members.write().unwrap_or_else(PoisonError::into_inner);
-        let Some(Member { topics: joined, .. }) = members.get_mut(&id) else {
-            return false;
-        };
-        let before = joined.len();
-        joined.retain(|k| k != key);
-        if joined.len() == before {
-            return false;
-        }
-        self.remove_member(key, id);
-        true
+    pub(crate) fn leave(&self, id: ConnId, topic: &str) -> bool {
+        self.inner.registry.leave(id, topic)
     }
 
     /// Forgets a connection and every subscription it had.
     pub(crate) fn detach(&self, id: ConnId) {
-        let removed = {
-            let mut members = self.inner.members.write().unwrap_or_else(PoisonError::into_inner);
-            members.remove(&id)
-        };
-        if let Some(member) = removed {
-            for key in &member.topics {
-                self.remove_member(key, id);
-            }
-        }
-    }
-
-    fn remove_member(&self, key: &TopicKey, id: ConnId) {
-        let mut topics = self.inner.topics.write().unwrap_or_else(PoisonError::into_inner);
-        if let Some(members) = topics.get_mut(key) {
-            members.remove(&id);
-            if members.is_empty() {
-                topics.remove(key);
-            }
-        }
+        self.inner.registry.detach(id);
     }
 }
 
 /// The default largest outgoing message: 1 MiB.
 pub(crate) const DEFAULT_MAX_OUTGOING: usize = 1024 * 1024;
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use futures_util::future::BoxFuture;
+    use tokio_tungstenite::tungstenite::Bytes;
+
+    use super::*;
+    use crate::channel::LagPolicy;
+    use crate::outbox::{OutboxReceiver, outbox};
+
+    #[crate::channel("room/<name>")]
+    #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+    struct Room {
+        text: String,
+    }
+
+    /// An engine that records what the hub asks of it, and refuses publishes when told to.
+    #[derive(Default)]
+    struct Recording {
+        calls: Mutex<Vec<String>>,
+        envelopes: Mutex<Vec<Envelope>>,
+        refuse: std::sync::atomic::AtomicBool,
+    }
+
+    impl Backplane for Recording {
+        fn publish(&self, envelope: Envelope) -> Result<(), BackplaneError> {
+            if self.refuse.load(Ordering::Relaxed) {
+                return Err(BackplaneError::Full);
+            }
+            self.envelopes.lock().unwrap().push(envelope);
+            Ok(())
+        }
+
+        fn subscribe(&self, channel: &'static str, topic: &str) {
+            self.calls.lock().unwrap().push(format!("+{channel} {topic}"));
+        }
+
+        fn unsubscribe(&self, channel: &'static str, topic: &str) {
+            self.calls.lock().unwrap().push(format!("-{channel} {topic}"));
+        }
+
+        fn remote_subscribers<'a>(&'a self, _: &'a str, _: &'a str) -> BoxFuture<'a, Result<usize, BackplaneError>> {
+            Box::pin(async { Ok(5) })
+        }
+
+        fn health(&self) -> EngineHealth {
+            EngineHealth::Up
+        }
+    }
+
+    fn member(hub: &Hub) -> (ConnId, OutboxReceiver) {
+        let id = hub.next_conn_id();
+        let (tx, rx) = outbox(Room::NAME, 8, LagPolicy::DropNew, hub.counters().clone());
+        hub.attach::<Room>(id, tx);
+        (id, rx)
+    }
+
+    async fn texts(rx: &OutboxReceiver) -> Vec<String> {
+        let mut batch = Vec::new();
+        rx.next_batch(&mut batch).await;
+        batch.iter().map(|m| m.to_text().unwrap().to_owned()).collect()
+    }
+
+    fn said(text: &str) -> Room {
+        Room { text: text.into() }
+    }
+
+    #[tokio::test]
+    async fn the_engine_hears_of_first_and_last_subscribers_in_order_and_gets_each_publish_once() {
+        let hub = Hub::default();
+        let (a, _a_rx) = member(&hub);
+        assert!(hub.join(a, "room/x"));
+        let engine = Arc::new(Recording::default());
+        hub.attach_backplane(engine.clone()).unwrap();
+        assert!(matches!(
+            hub.attach_backplane(engine.clone()),
+            Err(BackplaneError::AlreadyAttached)
+        ));
+        let (b, _b_rx) = member(&hub);
+        assert!(hub.join(b, "room/x"), "a second subscriber: nothing to tell");
+        assert!(hub.join(b, "room/y"));
+        assert!(hub.leave(a, "room/x"));
+        hub.detach(b);
+        assert_eq!(
+            *engine.calls.lock().unwrap(),
+            ["+Room room/x", "+Room room/y", "-Room room/x", "-Room room/y"],
+            "the topic it already had, then each change"
+        );
+
+        let published = hub.publish(Topic::<Room>::named("room/z"), &said("hi")).await.unwrap();
+        assert_eq!(published.local, 0);
+        published.engine.unwrap();
+        let envelopes = engine.envelopes.lock().unwrap().clone();
+        assert_eq!(envelopes.len(), 1);
+        assert_eq!(
+            envelopes[0].destination(),
+            Destination::Topic {
+                channel: "Room",
+                topic: "room/z"
+            }
+        );
+        assert_eq!(
+            hub.cluster_subscribers(Topic::<Room>::named("room/z")).await.unwrap(),
+            5
+        );
+        assert_eq!(hub.metrics().snapshot().backplane_out, 1);
+
+        engine.refuse.store(true, Ordering::Relaxed);
+        let refused = hub.publish(Topic::<Room>::named("room/z"), &said("no")).await.unwrap();
+        assert!(matches!(refused.engine, Err(BackplaneError::Full)));
+        assert_eq!(hub.metrics().snapshot().backplane_refused, 1);
+    }
+
+    #[tokio::test]
+    async fn sends_by_id_say_where_they_went() {
+        let hub = Hub::default();
+        let (a, a_rx) = member(&hub);
+        let elsewhere = ConnId::new(hub.node_id().wrapping_add(1), 1);
+        assert!(matches!(
+            hub.send::<Room>(a, &said("one")).await.unwrap(),
+            Sent::Delivered
+        ));
+        assert!(matches!(
+            hub.send::<Room>(elsewhere, &said("x")).await.unwrap(),
+            Sent::NoConnection
+        ));
+        let engine = Arc::new(Recording::default());
+        hub.attach_backplane(engine.clone()).unwrap();
+        assert!(matches!(
+            hub.send::<Room>(elsewhere, &said("x")).await.unwrap(),
+            Sent::Forwarded
+        ));
+        assert_eq!(
+            engine.envelopes.lock().unwrap()[0].destination(),
+            Destination::Connection(elsewhere)
+        );
+        engine.refuse.store(true, Ordering::Relaxed);
+        assert!(matches!(
+            hub.send::<Room>(elsewhere, &said("x")).await.unwrap(),
+            Sent::NotForwarded(BackplaneError::Full)
+        ));
+        assert_eq!(texts(&a_rx).await, [r#"{"text":"one"}"#]);
+    }
+
+    #[tokio::test]
+    async fn envelopes_from_other_nodes_reach_local_subscribers_and_own_ones_are_ignored() {
+        let (here, there) = (Hub::default(), Hub::default());
+        let (a, a_rx) = member(&here);
+        let (b, b_rx) = member(&here);
+        here.join(a, "room/x");
+        here.join(b, "room/x");
+        let frame = there.encode::<Room>(&said("from there")).unwrap();
+        let inbound = here.inbound();
+        let from_there = Envelope::topic(there.node_id(), Room::NAME, "room/x", Some(b), &frame);
+        assert_eq!(
+            inbound.deliver(from_there.wire()),
+            1,
+            "everyone but the excepted connection"
+        );
+        let direct = Envelope::direct(there.node_id(), Room::NAME, b, &frame);
+        assert_eq!(inbound.deliver(direct.wire()), 1);
+        let echo = Envelope::topic(here.node_id(), Room::NAME, "room/x", None, &frame);
+        assert_eq!(inbound.deliver(echo.wire()), 0, "this node delivered its own already");
+        assert_eq!(inbound.deliver(&Bytes::from_static(&[9, 0, 0])), 0);
+        let counts = here.metrics().snapshot();
+        assert_eq!((counts.backplane_in, counts.backplane_skipped), (2, 1));
+        assert_eq!(texts(&a_rx).await, [r#"{"text":"from there"}"#]);
+        assert_eq!(texts(&b_rx).await, [r#"{"text":"from there"}"#]);
+    }
+}

@@ -5,7 +5,6 @@
 //! runs the connection once the front end has upgraded it.
 
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError};
 
 use futures_util::future::BoxFuture;
@@ -23,7 +22,6 @@ use super::router::Router;
 use super::task::{self, BoxedTransport, ConnEnv};
 use crate::channel::{Channel, Params};
 use crate::codec::Codec;
-use crate::conn_id::ConnId;
 use crate::hub::Hub;
 use crate::subprotocol::{self, Choice};
 
@@ -35,7 +33,6 @@ pub(crate) struct Shared<S> {
     pub(crate) lifecycle: Arc<Lifecycle>,
     pub(crate) config: Arc<Config>,
     pub(crate) limits: Arc<ConnectionLimits>,
-    pub(crate) next_id: AtomicU64,
 }
 
 /// What runs an accepted connection once the front end has upgraded it.
@@ -126,7 +123,7 @@ impl<S: Send + Sync + 'static> Shared<S> {
     /// The environment of an accepted connection, built once.
     fn env(&self, remote_addr: Option<SocketAddr>, slot: super::limits::Slot, expires: Option<Instant>) -> ConnEnv<S> {
         ConnEnv {
-            id: ConnId(self.next_id.fetch_add(1, Ordering::Relaxed)),
+            id: self.hub.next_conn_id(),
             remote_addr,
             state: self.state.clone(),
             hub: self.hub.clone(),

@@ -11,7 +11,7 @@ use tokio_tungstenite::tungstenite::{Bytes, Message as WsMessage};
 use crate::channel::{Channel, LagPolicy};
 use crate::conn_id::ConnId;
 use crate::error::Error;
-use crate::hub::{Hub, IntoTopic, TopicKey};
+use crate::hub::{Hub, IntoTopic, Published};
 use crate::outbox::{OutboxSender, Pushed};
 
 /// How a connection ended, as passed to `on_close`.
@@ -58,7 +58,7 @@ pub struct Lagged {
 ///         }
 ///         // Everyone on this connection's address (`chat/lobby`), the sender included.
 ///         let text = format!("[{}] {}", conn.params().room, msg.text);
-///         conn.broadcast(&Chat { text }).await?;
+///         let _published = conn.broadcast(&Chat { text }).await?;
 ///         Ok(())
 ///     })
 /// });
@@ -90,8 +90,6 @@ pub(crate) struct ConnInner<C: Channel, S> {
     pub(crate) params: C::Params,
     /// The concrete address, the name of the topic every connection is subscribed to.
     pub(crate) address: String,
-    /// That topic's key, built once: broadcasts use it for every message.
-    pub(crate) topic: TopicKey,
     pub(crate) state: Arc<S>,
     pub(crate) remote_addr: Option<SocketAddr>,
     pub(crate) outbox: OutboxSender,
@@ -194,33 +192,32 @@ impl<C: Channel, S, D> Conn<C, S, D> {
         Ok(self.inner.outbox.offer(self.inner.hub.encode::<C>(message)?))
     }
 
-    /// Sends a message to everyone on this connection's address, this connection included.
-    /// Serialized once; returns how many connections queued it.
-    pub async fn broadcast(&self, message: &C::ServerMessage) -> Result<usize, Error> {
-        self.inner.hub.publish_to::<C>(&self.inner.topic, message, None)
+    /// Sends a message to everyone on this connection's address, this connection included,
+    /// on every node (see [`Hub::publish`]). Serialized once; says how many connections of
+    /// this node queued it and whether the engine took it for the others. Only an encoding
+    /// failure is an `Err`, so `?` here never closes the sender because the engine is away.
+    pub async fn broadcast(&self, message: &C::ServerMessage) -> Result<Published, Error> {
+        self.inner.hub.publish_to::<C>(&self.inner.address, message, None)
     }
 
-    /// Sends a message to everyone on this connection's address except this connection.
-    pub async fn broadcast_others(&self, message: &C::ServerMessage) -> Result<usize, Error> {
+    /// Sends a message to everyone on this connection's address except this connection, on
+    /// every node.
+    pub async fn broadcast_others(&self, message: &C::ServerMessage) -> Result<Published, Error> {
         self.inner
             .hub
-            .publish_to::<C>(&self.inner.topic, message, Some(self.id()))
+            .publish_to::<C>(&self.inner.address, message, Some(self.id()))
     }
 
     /// Subscribes this connection to another topic of its channel (another room, a named
     /// topic); `false` if it already was. Subscriptions end with the connection.
     pub fn join(&self, topic: impl IntoTopic<C>) -> bool {
-        self.inner
-            .hub
-            .join(self.id(), TopicKey::new::<C>(topic.into_topic().name()))
+        topic.with_name(|name| self.inner.hub.join(self.id(), name))
     }
 
     /// Unsubscribes this connection from a topic; `false` if it was not subscribed. A
     /// connection can leave even its own address.
     pub fn leave(&self, topic: impl IntoTopic<C>) -> bool {
-        self.inner
-            .hub
-            .leave(self.id(), &TopicKey::new::<C>(topic.into_topic().name()))
+        topic.with_name(|name| self.inner.hub.leave(self.id(), name))
     }
 
     /// Closes the connection with a code and reason (truncated to the 123 bytes a close frame

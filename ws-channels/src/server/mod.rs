@@ -24,7 +24,6 @@ mod testing;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpStream, ToSocketAddrs};
@@ -182,6 +181,9 @@ use crate::metrics::Metrics;
 #[must_use = "a server does nothing until served"]
 pub struct Server<S = ()> {
     router: Router<Box<dyn Route<S>>>,
+    /// Every registered channel's `NAME` and Rust type: names key the hub's topics, here and
+    /// on every node of a cluster, so two channels may not share one.
+    channels: Vec<(&'static str, &'static str)>,
     state: Arc<S>,
     hub: Hub,
     lifecycle: Arc<Lifecycle>,
@@ -206,6 +208,7 @@ impl<S: Send + Sync + 'static> Server<S> {
     pub fn with_state(state: S) -> Self {
         Self {
             router: Router::new(),
+            channels: Vec::new(),
             state: Arc::new(state),
             hub: Hub::default(),
             lifecycle: Arc::default(),
@@ -242,7 +245,20 @@ impl<S: Send + Sync + 'static> Server<S> {
     /// has a parameter (`files/list` and `files/<name>`: a client of `files/<name>` sending
     /// `list` would land on the other channel). A programming error, caught at startup; give
     /// the channels distinct static segments (`files/by-name/<name>`).
+    ///
+    /// When another registered channel has the same `NAME` (two types called `Chat` in two
+    /// modules): topics are keyed by it, on every node, so their messages would mix. Give
+    /// one of them another with `#[channel(…, name = "…")]`.
     pub fn register<C: Channel, D: Send + Sync + 'static>(mut self, handler: Handler<C, S, D>) -> Self {
+        let this = std::any::type_name::<C>();
+        if let Some((_, other)) = self.channels.iter().find(|(name, _)| *name == C::NAME) {
+            panic!(
+                "cannot register channel `{this}`: channel `{other}` has the same name `{}` (topics are \
+                 keyed by it); give one of them another with `#[channel(…, name = \"…\")]`",
+                C::NAME
+            );
+        }
+        self.channels.push((C::NAME, this));
         self.router
             .insert(C::Params::TEMPLATE, C::NAME, Box::new(Arc::new(handler)));
         self
@@ -496,7 +512,6 @@ impl<S: Send + Sync + 'static> Server<S> {
             hub: self.hub,
             lifecycle: self.lifecycle,
             config: Arc::new(config),
-            next_id: AtomicU64::new(1),
         }
     }
 }

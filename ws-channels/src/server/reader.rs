@@ -422,7 +422,7 @@ where
         };
         match &self.handler.callbacks.on_lag {
             Some(on_lag) => guard::observe(C::NAME, "on_lag", || on_lag(&self.conn, lagged)),
-            None => tracing::debug!(channel = C::NAME, id = self.conn.id().0, dropped, "slow consumer"),
+            None => tracing::debug!(channel = C::NAME, id = %self.conn.id(), dropped, "slow consumer"),
         }
     }
 
@@ -431,10 +431,10 @@ where
             Some(on_error) => guard::observe(C::NAME, "on_error", || on_error(&self.conn, error)),
             None => match error {
                 Error::Handler(_) | Error::HandlerPanicked(_) => {
-                    tracing::warn!(channel = C::NAME, id = self.conn.id().0, error = %Report(error), "handler failed")
+                    tracing::warn!(channel = C::NAME, id = %self.conn.id(), error = %Report(error), "handler failed")
                 }
                 _ => {
-                    tracing::debug!(channel = C::NAME, id = self.conn.id().0, error = %Report(error), "connection error")
+                    tracing::debug!(channel = C::NAME, id = %self.conn.id(), error = %Report(error), "connection error")
                 }
             },
         }

@@ -29,7 +29,7 @@ use super::limits::Slot;
 use super::reader::Reader;
 use crate::channel::Channel;
 use crate::conn_id::ConnId;
-use crate::hub::{Hub, TopicKey};
+use crate::hub::Hub;
 use crate::metrics::{Count, Counters};
 use crate::outbox::{OutboxReceiver, outbox};
 use crate::transport::{MessageSink, MessageStream};
@@ -112,7 +112,7 @@ pub(crate) async fn run<C, S, D, T>(
         "ws_conn",
         channel = C::NAME,
         %address,
-        id = env.id.0,
+        id = %env.id,
         remote_addr = ?env.remote_addr,
     );
     let started = tokio::time::Instant::now();
@@ -120,8 +120,7 @@ pub(crate) async fn run<C, S, D, T>(
     let counters = env.hub.counters().clone();
     let (sender, receiver) = outbox(C::NAME, env.config.outbound_queue, C::LAG_POLICY, counters.clone());
     env.hub.attach::<C>(env.id, sender.clone());
-    let topic = TopicKey::new::<C>(&address);
-    env.hub.join(env.id, topic.clone());
+    env.hub.join(env.id, &address);
     counters.opened(C::NAME);
     let registration = Registration {
         outbox: receiver,
@@ -136,7 +135,6 @@ pub(crate) async fn run<C, S, D, T>(
             id: env.id,
             params,
             address,
-            topic,
             state: env.state,
             remote_addr: env.remote_addr,
             outbox: sender,
@@ -177,7 +175,7 @@ pub(crate) async fn run<C, S, D, T>(
             .instrument(span)
             .await
         {
-            tracing::warn!(channel = C::NAME, id = conn.id().0, panic, "on_close panicked");
+            tracing::warn!(channel = C::NAME, id = %conn.id(), panic, "on_close panicked");
         }
     }
 }

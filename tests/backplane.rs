@@ -1,0 +1,479 @@
+//! The Redis backplane: several nodes (servers with their own listeners and hubs) in this one
+//! process, sharing a `redis-server` each test starts for itself on a free loopback port.
+//! Needs `redis-server` on `PATH` (skipped with a notice otherwise, failed under CI).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use serde::{Deserialize, Serialize};
+use ws_channels::{
+    BackplaneError, ConnId, EngineHealth, Hub, Publisher, RedisBackplane, RedisConfig, Sent, Server, Subscription,
+    channel,
+};
+use ws_channels_tests::{Component, RedisServer, Served, require, within};
+
+/// What a client says in a room.
+#[channel("room/<name>", server = RoomEvent)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum RoomCommand {
+    Say { text: String },
+    SayOthers { text: String },
+    Whisper { to: ConnId, text: String },
+}
+
+/// What the room tells its members.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum RoomEvent {
+    Welcome { id: ConnId },
+    Said { from: ConnId, text: String },
+    Seq { node: usize, seq: u64 },
+}
+
+fn rooms() -> Server {
+    RoomCommand::register(Server::new(), |h| {
+        h.on_open(|conn| async move {
+            conn.send(&RoomEvent::Welcome { id: conn.id() }).await?;
+            Ok(())
+        })
+        .on_message(|conn, command| async move {
+            let from = conn.id();
+            match command {
+                RoomCommand::Say { text } => {
+                    let published = conn.broadcast(&RoomEvent::Said { from, text }).await?;
+                    published.engine?;
+                }
+                RoomCommand::SayOthers { text } => {
+                    conn.broadcast_others(&RoomEvent::Said { from, text }).await?.engine?;
+                }
+                RoomCommand::Whisper { to, text } => {
+                    match conn
+                        .hub()
+                        .send::<RoomCommand>(to, &RoomEvent::Said { from, text })
+                        .await?
+                    {
+                        Sent::Delivered | Sent::Forwarded => {}
+                        other => return Err(format!("whisper to {to}: {other:?}").into()),
+                    }
+                }
+            }
+            Ok(())
+        })
+    })
+}
+
+/// One node: a server on its own loopback port, its hub attached to Redis.
+struct Node {
+    hub: Hub,
+    served: Served,
+}
+
+impl Node {
+    async fn start(redis: &RedisServer, prefix: &str) -> Self {
+        let server = rooms();
+        let hub = server.hub();
+        let config = RedisConfig::new(redis.url())
+            .prefix(prefix)
+            .count_interval(Duration::from_millis(50))
+            .reconnect_backoff(Duration::from_millis(20), Duration::from_millis(200));
+        within("attach the backplane", RedisBackplane::connect(&hub, config))
+            .await
+            .expect("redis reachable");
+        let served = Served::start(server).await;
+        Self { hub, served }
+    }
+
+    async fn join(&self, room: &str) -> Client {
+        let (tx, mut rx) = within(
+            "connect",
+            ws_channels::connect(&self.served.base(), &RoomCommandParams::new(room)),
+        )
+        .await
+        .expect("connect");
+        let id = match within("the welcome", rx.next()).await {
+            Some(Ok(RoomEvent::Welcome { id })) => id,
+            other => panic!("expected a welcome, got {other:?}"),
+        };
+        Client { id, tx, rx }
+    }
+}
+
+type Socket = ws_channels::ClientSocket;
+
+struct Client {
+    id: ConnId,
+    tx: Publisher<RoomCommand, futures_util::stream::SplitSink<Socket, ws_channels::tungstenite::Message>>,
+    rx: Subscription<RoomCommand, futures_util::stream::SplitStream<Socket>>,
+}
+
+impl Client {
+    async fn next(&mut self) -> RoomEvent {
+        match within("a message", self.rx.next()).await {
+            Some(Ok(event)) => event,
+            other => panic!("expected a message, got {other:?}"),
+        }
+    }
+
+    async fn say(&mut self, command: RoomCommand) {
+        within("send", self.tx.send(&command)).await.expect("send");
+    }
+}
+
+fn said(from: ConnId, text: &str) -> RoomEvent {
+    RoomEvent::Said {
+        from,
+        text: text.into(),
+    }
+}
+
+async fn redis_connection(redis: &RedisServer) -> redis::aio::MultiplexedConnection {
+    let client = redis::Client::open(redis.url()).expect("url");
+    within("connect to redis", client.get_multiplexed_async_connection())
+        .await
+        .expect("redis")
+}
+
+/// How many subscribers Redis counts for a pub/sub channel.
+async fn numsub(redis: &mut redis::aio::MultiplexedConnection, channel: &str) -> usize {
+    let answer: Vec<(String, usize)> = redis::cmd("PUBSUB")
+        .arg("NUMSUB")
+        .arg(channel)
+        .query_async(redis)
+        .await
+        .expect("PUBSUB NUMSUB");
+    answer.first().map_or(0, |(_, count)| *count)
+}
+
+/// Polls `check` until it holds, failing the test after the step bound.
+async fn eventually<F: AsyncFnMut() -> bool>(what: &str, mut check: F) {
+    within(what, async {
+        while !check().await {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+}
+
+/// Waits until `nodes` nodes subscribed to a room's topic.
+async fn settled(redis: &mut redis::aio::MultiplexedConnection, prefix: &str, room: &str, nodes: usize) {
+    let channel = format!("{prefix}:topic:RoomCommand:room/{room}");
+    eventually(&format!("{nodes} nodes subscribed to {channel}"), async || {
+        numsub(redis, &channel).await == nodes
+    })
+    .await;
+}
+
+macro_rules! needs_redis {
+    () => {
+        if !require(&[Component::Redis]) {
+            return;
+        }
+    };
+}
+
+#[tokio::test]
+async fn three_nodes_deliver_every_broadcast_exactly_once_in_order() {
+    needs_redis!();
+    let redis = RedisServer::start().await;
+    let mut admin = redis_connection(&redis).await;
+    let nodes = [
+        Node::start(&redis, "t1").await,
+        Node::start(&redis, "t1").await,
+        Node::start(&redis, "t1").await,
+    ];
+    let mut clients = Vec::new();
+    for node in &nodes {
+        clients.push(node.join("lobby").await);
+        clients.push(node.join("lobby").await);
+    }
+    settled(&mut admin, "t1", "lobby", 3).await;
+
+    // Each node publishes its own sequence, the three interleaved.
+    const MESSAGES: u64 = 100;
+    let lobby = RoomCommandParams::new("lobby");
+    for seq in 0..=MESSAGES {
+        for (node, at) in nodes.iter().enumerate() {
+            let published = at.hub.publish(&lobby, &RoomEvent::Seq { node, seq }).await.unwrap();
+            assert_eq!(published.local, 2, "its own two subscribers first");
+            published.engine.expect("the engine took it");
+        }
+    }
+    // Every client gets every node's sequence once, in order: seq MESSAGES ends each.
+    for client in &mut clients {
+        let mut next: BTreeMap<usize, u64> = BTreeMap::new();
+        while next.len() < 3 || next.values().any(|seq| *seq <= MESSAGES) {
+            match client.next().await {
+                RoomEvent::Seq { node, seq } => {
+                    let expected = next.entry(node).or_insert(0);
+                    assert_eq!(seq, *expected, "from node {node}: out of order, lost or twice");
+                    *expected += 1;
+                }
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+    }
+    // And nothing more: a marker from each node is the next thing every client reads.
+    for (node, at) in nodes.iter().enumerate() {
+        at.hub
+            .publish(&lobby, &RoomEvent::Seq { node, seq: u64::MAX })
+            .await
+            .unwrap()
+            .engine
+            .unwrap();
+    }
+    for client in &mut clients {
+        for _ in 0..3 {
+            assert!(matches!(client.next().await, RoomEvent::Seq { seq: u64::MAX, .. }));
+        }
+    }
+    let metrics = nodes[0].hub.metrics().snapshot();
+    assert_eq!(metrics.backplane_out, MESSAGES + 2);
+    assert_eq!(
+        metrics.backplane_in,
+        2 * (MESSAGES + 2),
+        "the other two nodes' messages, once each"
+    );
+    assert_eq!(metrics.backplane_skipped, 0);
+}
+
+#[tokio::test]
+async fn broadcast_others_and_direct_sends_cross_nodes() {
+    needs_redis!();
+    let redis = RedisServer::start().await;
+    let mut admin = redis_connection(&redis).await;
+    let (one, two, three) = (
+        Node::start(&redis, "t2").await,
+        Node::start(&redis, "t2").await,
+        Node::start(&redis, "t2").await,
+    );
+    let mut ann = one.join("r").await;
+    let mut bob = two.join("r").await;
+    let mut cid = three.join("r").await;
+    settled(&mut admin, "t2", "r", 3).await;
+
+    ann.say(RoomCommand::SayOthers { text: "not me".into() }).await;
+    assert_eq!(bob.next().await, said(ann.id, "not me"));
+    assert_eq!(cid.next().await, said(ann.id, "not me"));
+    ann.say(RoomCommand::Say { text: "marker".into() }).await;
+    assert_eq!(
+        ann.next().await,
+        said(ann.id, "marker"),
+        "ann did not get her own say_others"
+    );
+    bob.next().await;
+    cid.next().await;
+
+    // To one connection on another node, by its id (which says which node).
+    assert_ne!(ann.id.node(), cid.id.node());
+    ann.say(RoomCommand::Whisper {
+        to: cid.id,
+        text: "psst".into(),
+    })
+    .await;
+    assert_eq!(cid.next().await, said(ann.id, "psst"));
+    bob.say(RoomCommand::Say { text: "after".into() }).await;
+    assert_eq!(ann.next().await, said(bob.id, "after"), "the whisper reached cid only");
+    assert_eq!(bob.next().await, said(bob.id, "after"));
+    assert_eq!(cid.next().await, said(bob.id, "after"));
+
+    // From a hub: a connection of another node is forwarded, one of this node delivered.
+    let whisper = said(bob.id, "from the hub");
+    assert!(matches!(
+        one.hub.send::<RoomCommand>(bob.id, &whisper).await.unwrap(),
+        Sent::Forwarded
+    ));
+    assert_eq!(bob.next().await, whisper);
+    assert!(matches!(
+        two.hub.send::<RoomCommand>(bob.id, &whisper).await.unwrap(),
+        Sent::Delivered
+    ));
+    assert_eq!(bob.next().await, whisper);
+    let gone = ConnId::new(bob.id.node(), bob.id.seq() + 1000);
+    assert!(matches!(
+        two.hub.send::<RoomCommand>(gone, &whisper).await.unwrap(),
+        Sent::NoConnection
+    ));
+}
+
+#[tokio::test]
+async fn member_counts_agree_on_every_node() {
+    needs_redis!();
+    let redis = RedisServer::start().await;
+    let nodes = [
+        Node::start(&redis, "t3").await,
+        Node::start(&redis, "t3").await,
+        Node::start(&redis, "t3").await,
+    ];
+    let _a = nodes[0].join("counted").await;
+    let b = nodes[1].join("counted").await;
+    let _c = nodes[1].join("counted").await;
+    let room = RoomCommandParams::new("counted");
+    for node in &nodes {
+        eventually("every node counts 3", async || {
+            node.hub.cluster_subscribers(&room).await.unwrap() == 3
+        })
+        .await;
+    }
+    assert_eq!(nodes[1].hub.subscribers(&room), 2, "subscribers stays this node's");
+    drop(b);
+    for node in &nodes {
+        eventually("every node counts 2 once one left", async || {
+            node.hub.cluster_subscribers(&room).await.unwrap() == 2
+        })
+        .await;
+    }
+    assert_eq!(
+        nodes[2]
+            .hub
+            .cluster_subscribers(&RoomCommandParams::new("empty"))
+            .await
+            .unwrap(),
+        0
+    );
+}
+
+#[tokio::test]
+async fn a_topic_without_subscribers_on_a_node_sends_it_nothing() {
+    needs_redis!();
+    let redis = RedisServer::start().await;
+    let mut admin = redis_connection(&redis).await;
+    let (busy, quiet) = (Node::start(&redis, "t4").await, Node::start(&redis, "t4").await);
+    let mut a = busy.join("only-here").await;
+    settled(&mut admin, "t4", "only-here", 1).await;
+    for text in ["one", "two"] {
+        a.say(RoomCommand::Say { text: text.into() }).await;
+        assert_eq!(a.next().await, said(a.id, text));
+    }
+    // The other node never subscribed: Redis sent it nothing, and it delivered nothing.
+    assert_eq!(quiet.hub.metrics().snapshot().backplane_in, 0);
+    assert_eq!(busy.hub.metrics().snapshot().backplane_out, 2);
+    // The last subscriber leaving unsubscribes the node.
+    drop(a);
+    settled(&mut admin, "t4", "only-here", 0).await;
+}
+
+#[tokio::test]
+async fn prefixes_isolate_apps_sharing_one_redis() {
+    needs_redis!();
+    let redis = RedisServer::start().await;
+    let mut admin = redis_connection(&redis).await;
+    let (app1_a, app1_b) = (Node::start(&redis, "app1").await, Node::start(&redis, "app1").await);
+    let app2 = Node::start(&redis, "app2").await;
+    let mut one = app1_a.join("shared").await;
+    let mut two = app2.join("shared").await;
+    settled(&mut admin, "app1", "shared", 1).await;
+    settled(&mut admin, "app2", "shared", 1).await;
+
+    let room = RoomCommandParams::new("shared");
+    let from_b = said(one.id, "app1 only");
+    let published = app1_b.hub.publish(&room, &from_b).await.unwrap();
+    assert_eq!(published.local, 0);
+    published.engine.unwrap();
+    assert_eq!(one.next().await, from_b);
+    // app2's client then reads its own say first: app1's message never reached it.
+    two.say(RoomCommand::Say { text: "app2".into() }).await;
+    assert_eq!(two.next().await, said(two.id, "app2"));
+    assert_eq!(app2.hub.metrics().snapshot().backplane_in, 0);
+    assert_eq!(app2.hub.cluster_subscribers(&room).await.unwrap(), 1);
+}
+
+#[tokio::test]
+async fn delivery_resumes_after_redis_restarts_and_the_outage_is_reported() {
+    needs_redis!();
+    let mut redis = RedisServer::start().await;
+    let (one, two) = (Node::start(&redis, "t6").await, Node::start(&redis, "t6").await);
+    let mut ann = one.join("r").await;
+    let mut bob = two.join("r").await;
+    let room = RoomCommandParams::new("r");
+    {
+        let mut admin = redis_connection(&redis).await;
+        settled(&mut admin, "t6", "r", 2).await;
+    }
+    ann.say(RoomCommand::Say { text: "before".into() }).await;
+    assert_eq!(bob.next().await, said(ann.id, "before"));
+    assert_eq!(ann.next().await, said(ann.id, "before"));
+
+    redis.kill();
+    for node in [&one, &two] {
+        eventually("the engine noticed", async || {
+            matches!(node.hub.engine_health(), EngineHealth::Down { .. })
+        })
+        .await;
+    }
+    // While down: local delivery goes on, and the publisher learns it reached no other node.
+    let during = said(ann.id, "during");
+    let published = one.hub.publish(&room, &during).await.unwrap();
+    assert_eq!(published.local, 1);
+    assert!(matches!(published.engine, Err(BackplaneError::Down)), "{published:?}");
+    assert_eq!(ann.next().await, during);
+
+    redis.restart().await;
+    for node in [&one, &two] {
+        eventually("the engine reconnected", async || {
+            node.hub.engine_health() == EngineHealth::Up
+        })
+        .await;
+    }
+    let mut admin = redis_connection(&redis).await;
+    settled(&mut admin, "t6", "r", 2).await;
+    ann.say(RoomCommand::Say { text: "after".into() }).await;
+    assert_eq!(
+        bob.next().await,
+        said(ann.id, "after"),
+        "bob never got `during`, and gets `after`"
+    );
+    assert_eq!(ann.next().await, said(ann.id, "after"));
+
+    let metrics = one.hub.metrics().snapshot();
+    assert!(metrics.backplane_reconnects >= 1, "{metrics:?}");
+    assert!(metrics.backplane_outage_ms > 0, "{metrics:?}");
+    assert!(metrics.backplane_refused >= 1, "{metrics:?}");
+}
+
+#[tokio::test]
+async fn attaching_to_an_unreachable_redis_fails_clearly() {
+    needs_redis!();
+    let mut redis = RedisServer::start().await;
+    let url = redis.url();
+    redis.kill();
+    let hub = Server::new().hub();
+    let config = RedisConfig::new(url).connect_timeout(Duration::from_secs(2));
+    let error = within("the attempt", RedisBackplane::connect(&hub, config))
+        .await
+        .expect_err("nothing listens there");
+    assert!(matches!(error, BackplaneError::Engine(_)), "{error:?}");
+    assert_eq!(hub.engine_health(), EngineHealth::InProcess, "nothing was attached");
+}
+
+#[tokio::test]
+async fn an_envelope_of_an_unknown_version_is_skipped_and_counted() {
+    needs_redis!();
+    let redis = RedisServer::start().await;
+    let mut admin = redis_connection(&redis).await;
+    let node = Node::start(&redis, "t8").await;
+    let mut ann = node.join("r").await;
+    settled(&mut admin, "t8", "r", 1).await;
+    // A later release's envelope: version 2, and whatever follows.
+    let channel = "t8:topic:RoomCommand:room/r";
+    let _: usize = redis::cmd("PUBLISH")
+        .arg(channel)
+        .arg(&[2_u8, 0, 1, 2, 3][..])
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    eventually("the skip is counted", async || {
+        node.hub.metrics().snapshot().backplane_skipped == 1
+    })
+    .await;
+    ann.say(RoomCommand::Say {
+        text: "still fine".into(),
+    })
+    .await;
+    assert_eq!(
+        ann.next().await,
+        said(ann.id, "still fine"),
+        "nothing else reached the client"
+    );
+}

@@ -1,0 +1,509 @@
+//! The [`Backplane`] trait an engine implements to carry messages between nodes, the
+//! [`Envelope`] it carries (one already-encoded frame and a small header, in a versioned wire
+//! format), and [`Inbound`], through which the engine hands envelopes from other nodes to this
+//! node's registry.
+
+use std::fmt;
+use std::sync::Weak;
+use std::time::{Duration, Instant};
+
+use futures_util::future::BoxFuture;
+use tokio_tungstenite::tungstenite::{Bytes, Message as WsMessage, Utf8Bytes};
+
+use super::HubInner;
+use crate::conn_id::ConnId;
+use crate::metrics::EngineCount;
+
+/// An engine that carries messages between the nodes of a cluster (a Redis server, a message
+/// bus), attached to a [`Hub`](crate::Hub) with
+/// [`Hub::attach_backplane`](crate::Hub::attach_backplane). Without one (the default) a hub
+/// is one node, and publishing costs nothing beyond the local fan-out.
+///
+/// The hub always delivers to its own subscribers first, then hands the engine one
+/// [`Envelope`] per message: the frame already encoded, never decoded again on the way. The
+/// engine carries it to every other node that has subscribers to its topic (or to the node of
+/// its target connection), where it calls [`Inbound::deliver`].
+///
+/// The hub tells the engine which topics this node needs: [`subscribe`](Self::subscribe) when
+/// a topic gets its first local subscriber, [`unsubscribe`](Self::unsubscribe) when it loses
+/// its last, in the order the changes happened (they are called under the registry's lock, so
+/// they must return at once: queue the work). The same holds for [`publish`](Self::publish):
+/// it must not wait, and the envelopes one node publishes must reach every other node in the
+/// order they were published.
+///
+/// The `redis` feature has one: `RedisBackplane`.
+pub trait Backplane: Send + Sync + 'static {
+    /// Carries `envelope` to the other nodes that need it. Called once per message, after
+    /// the local delivery; returns at once. `Err` when it cannot (the engine is down, its
+    /// queue is full): the caller sees it in [`Published::engine`](crate::Published::engine).
+    fn publish(&self, envelope: Envelope) -> Result<(), BackplaneError>;
+
+    /// This node has a first local subscriber to `topic` of `channel`: envelopes published to
+    /// it anywhere must reach this node from now on.
+    fn subscribe(&self, channel: &'static str, topic: &str);
+
+    /// This node's last local subscriber to `topic` of `channel` left.
+    fn unsubscribe(&self, channel: &'static str, topic: &str);
+
+    /// How many connections of the *other* nodes are subscribed to `topic` of `channel`, as
+    /// far as the engine knows (each engine documents how stale that may be).
+    fn remote_subscribers<'a>(
+        &'a self,
+        channel: &'a str,
+        topic: &'a str,
+    ) -> BoxFuture<'a, Result<usize, BackplaneError>>;
+
+    /// Whether the engine is connected.
+    fn health(&self) -> EngineHealth;
+}
+
+/// Whether a hub's engine is connected: what a readiness route serves
+/// ([`Hub::engine_health`](crate::Hub::engine_health)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum EngineHealth {
+    /// No engine attached: the hub is one node, and always healthy.
+    InProcess,
+    /// Connected: messages reach the other nodes.
+    Up,
+    /// Disconnected since `since`; reconnecting. Local delivery goes on, publishes report
+    /// [`BackplaneError::Down`].
+    Down {
+        /// When the engine went down.
+        since: Instant,
+    },
+}
+
+impl EngineHealth {
+    /// Whether messages reach every node (true without an engine).
+    pub fn is_up(self) -> bool {
+        !matches!(self, Self::Down { .. })
+    }
+}
+
+/// Why an engine did not take a message, or could not answer.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BackplaneError {
+    /// The engine is disconnected (reconnecting): the message reached this node's subscribers
+    /// only.
+    #[error("the backplane is down: delivered on this node only")]
+    Down,
+    /// The engine's outgoing queue is full (it cannot keep up): the message reached this
+    /// node's subscribers only.
+    #[error("the backplane's queue is full: delivered on this node only")]
+    Full,
+    /// The engine failed (connecting, a command).
+    #[error("backplane error")]
+    Engine(#[source] crate::error::BoxError),
+    /// A hub has one engine; this one was not attached.
+    #[error("the hub already has a backplane")]
+    AlreadyAttached,
+}
+
+/// What a hub hands its engine for one message: the encoded frame and a small header (origin
+/// node, the connection to skip or the one to reach), in the wire form other nodes decode.
+///
+/// The wire form, version 1 (integers big-endian):
+///
+/// | bytes | field |
+/// |---|---|
+/// | 1 | version: 1 |
+/// | 1 | flags: 1 = binary frame (else text), 2 = an excepted connection follows, 4 = a target connection follows (then there is no topic) |
+/// | 8 | origin node id |
+/// | 16 | excepted connection (node id, counter), if flagged |
+/// | 16 | target connection (node id, counter), if flagged |
+/// | 2 + n | channel `NAME`: its length, then UTF-8 |
+/// | 4 + n | topic name: its length, then UTF-8 (not for a target) |
+/// | rest | the frame's payload, as sent to clients |
+///
+/// A node skips (and counts, and logs) an envelope of a version it does not know, so nodes of
+/// two releases can share one engine during a rolling deploy.
+#[derive(Clone)]
+pub struct Envelope {
+    wire: Bytes,
+    channel: &'static str,
+    route: Route,
+}
+
+/// Where an envelope goes, without borrowing it.
+#[derive(Clone, Copy)]
+enum Route {
+    /// A topic, whose name sits at this range of the wire form.
+    Topic(usize, usize),
+    Connection(ConnId),
+}
+
+/// Where an [`Envelope`] goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Destination<'a> {
+    /// Every subscriber of a topic, on every node.
+    Topic {
+        /// The channel's `NAME`.
+        channel: &'a str,
+        /// The topic's name.
+        topic: &'a str,
+    },
+    /// One connection, on the node in its id.
+    Connection(ConnId),
+}
+
+/// The version of the envelope wire form this release writes and reads.
+pub(crate) const WIRE_VERSION: u8 = 1;
+
+const BINARY: u8 = 1;
+const EXCEPT: u8 = 2;
+const TARGET: u8 = 4;
+
+impl Envelope {
+    /// An envelope for every subscriber of a topic but `except`.
+    pub(crate) fn topic(
+        origin: u64,
+        channel: &'static str,
+        topic: &str,
+        except: Option<ConnId>,
+        frame: &WsMessage,
+    ) -> Self {
+        let (payload, binary) = payload(frame);
+        let mut wire = header(origin, binary, except, None, channel, payload.len() + topic.len() + 4);
+        wire.extend_from_slice(&u32::try_from(topic.len()).unwrap_or(u32::MAX).to_be_bytes());
+        let start = wire.len();
+        wire.extend_from_slice(topic.as_bytes());
+        let end = wire.len();
+        wire.extend_from_slice(payload);
+        Self {
+            wire: wire.into(),
+            channel,
+            route: Route::Topic(start, end),
+        }
+    }
+
+    /// An envelope for one connection, on another node.
+    pub(crate) fn direct(origin: u64, channel: &'static str, target: ConnId, frame: &WsMessage) -> Self {
+        let (payload, binary) = payload(frame);
+        let mut wire = header(origin, binary, None, Some(target), channel, payload.len());
+        wire.extend_from_slice(payload);
+        Self {
+            wire: wire.into(),
+            channel,
+            route: Route::Connection(target),
+        }
+    }
+
+    /// Where it goes: the engine routes by this.
+    pub fn destination(&self) -> Destination<'_> {
+        match self.route {
+            Route::Connection(target) => Destination::Connection(target),
+            Route::Topic(start, end) => Destination::Topic {
+                channel: self.channel,
+                // Written from a `&str` by `Envelope::topic`.
+                topic: std::str::from_utf8(&self.wire[start..end]).unwrap_or_default(),
+            },
+        }
+    }
+
+    /// The wire form, for the engine to carry.
+    pub fn wire(&self) -> &Bytes {
+        &self.wire
+    }
+}
+
+impl fmt::Debug for Envelope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Envelope")
+            .field("destination", &self.destination())
+            .field("bytes", &self.wire.len())
+            .finish()
+    }
+}
+
+fn payload(frame: &WsMessage) -> (&[u8], bool) {
+    match frame {
+        WsMessage::Binary(bytes) => (bytes, true),
+        WsMessage::Text(text) => (text.as_bytes(), false),
+        // The hub encodes text and binary frames only.
+        _ => (&[], false),
+    }
+}
+
+fn header(
+    origin: u64,
+    binary: bool,
+    except: Option<ConnId>,
+    target: Option<ConnId>,
+    channel: &str,
+    rest: usize,
+) -> Vec<u8> {
+    let mut wire = Vec::with_capacity(2 + 8 + 32 + 2 + channel.len() + rest);
+    let flag = |set: bool, bit: u8| if set { bit } else { 0 };
+    let flags = flag(binary, BINARY) | flag(except.is_some(), EXCEPT) | flag(target.is_some(), TARGET);
+    wire.extend_from_slice(&[WIRE_VERSION, flags]);
+    wire.extend_from_slice(&origin.to_be_bytes());
+    for id in except.into_iter().chain(target) {
+        wire.extend_from_slice(&id.node().to_be_bytes());
+        wire.extend_from_slice(&id.seq().to_be_bytes());
+    }
+    // Channel names are Rust identifiers or short `name = "…"` strings.
+    let len = u16::try_from(channel.len()).unwrap_or(u16::MAX);
+    wire.extend_from_slice(&len.to_be_bytes());
+    wire.extend_from_slice(&channel.as_bytes()[..usize::from(len)]);
+    wire
+}
+
+/// Why a node did not deliver an envelope it received.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum EnvelopeError {
+    #[error("envelope of wire version {0}, this node reads version {WIRE_VERSION}")]
+    UnknownVersion(u8),
+    #[error("malformed envelope: {0}")]
+    Malformed(&'static str),
+}
+
+/// A received envelope, its payload still the bytes the origin encoded.
+#[derive(Debug)]
+pub(crate) struct Received<'a> {
+    pub(crate) origin: u64,
+    pub(crate) except: Option<ConnId>,
+    pub(crate) target: Option<ConnId>,
+    pub(crate) channel: &'a str,
+    pub(crate) topic: &'a str,
+    pub(crate) frame: WsMessage,
+}
+
+/// Reads an envelope's header; the payload becomes a frame sharing `wire`'s bytes.
+pub(crate) fn decode(wire: &Bytes) -> Result<Received<'_>, EnvelopeError> {
+    let mut reader = Reader { wire, at: 0 };
+    let version = reader.take(1)?[0];
+    if version != WIRE_VERSION {
+        return Err(EnvelopeError::UnknownVersion(version));
+    }
+    let flags = reader.take(1)?[0];
+    let origin = reader.u64()?;
+    let except = if flags & EXCEPT != 0 {
+        Some(reader.conn_id()?)
+    } else {
+        None
+    };
+    let target = if flags & TARGET != 0 {
+        Some(reader.conn_id()?)
+    } else {
+        None
+    };
+    let channel_len = usize::from(u16::from_be_bytes(reader.array()?));
+    let channel = reader.str(channel_len)?;
+    let topic = match target {
+        Some(_) => "",
+        None => {
+            let len = u32::from_be_bytes(reader.array()?);
+            reader.str(usize::try_from(len).map_err(|_| EnvelopeError::Malformed("topic length"))?)?
+        }
+    };
+    let payload = wire.slice(reader.at..);
+    let frame = match flags & BINARY != 0 {
+        true => WsMessage::Binary(payload),
+        false => WsMessage::Text(
+            Utf8Bytes::try_from(payload).map_err(|_| EnvelopeError::Malformed("text payload is not UTF-8"))?,
+        ),
+    };
+    Ok(Received {
+        origin,
+        except,
+        target,
+        channel,
+        topic,
+        frame,
+    })
+}
+
+struct Reader<'a> {
+    wire: &'a Bytes,
+    at: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], EnvelopeError> {
+        let wire: &'a [u8] = self.wire;
+        let bytes = wire
+            .get(self.at..self.at.saturating_add(n))
+            .ok_or(EnvelopeError::Malformed("truncated"))?;
+        self.at += n;
+        Ok(bytes)
+    }
+
+    fn array<const N: usize>(&mut self) -> Result<[u8; N], EnvelopeError> {
+        self.take(N)?
+            .try_into()
+            .map_err(|_| EnvelopeError::Malformed("truncated"))
+    }
+
+    fn u64(&mut self) -> Result<u64, EnvelopeError> {
+        Ok(u64::from_be_bytes(self.array()?))
+    }
+
+    fn conn_id(&mut self) -> Result<ConnId, EnvelopeError> {
+        Ok(ConnId::new(self.u64()?, self.u64()?))
+    }
+
+    fn str(&mut self, n: usize) -> Result<&'a str, EnvelopeError> {
+        std::str::from_utf8(self.take(n)?).map_err(|_| EnvelopeError::Malformed("name is not UTF-8"))
+    }
+}
+
+/// How an engine reaches the hub it serves: hands it envelopes from other nodes, and reports
+/// what happened to the link (for the hub's [counters](crate::MetricsSnapshot)). Holds the hub
+/// weakly: once every handle to the hub is gone, [`is_open`](Self::is_open) turns false and
+/// the engine should stop.
+#[derive(Clone)]
+pub struct Inbound {
+    pub(super) hub: Weak<HubInner>,
+    pub(super) node: u64,
+}
+
+impl Inbound {
+    /// This node's id: the engine subscribes to the direct sends for it, and skips its own
+    /// envelopes if they come back.
+    pub fn node_id(&self) -> u64 {
+        self.node
+    }
+
+    /// Whether the hub is still alive.
+    pub fn is_open(&self) -> bool {
+        self.hub.strong_count() > 0
+    }
+
+    /// Delivers an envelope (its wire form) that arrived from the engine to this node's
+    /// subscribers, or its target connection, without decoding the message. Returns how many
+    /// connections queued it. An envelope this node sent itself is ignored; one of an unknown
+    /// version, or malformed, is skipped, counted and logged.
+    pub fn deliver(&self, wire: &Bytes) -> usize {
+        let Some(hub) = self.hub.upgrade() else {
+            return 0;
+        };
+        let received = match decode(wire) {
+            Ok(received) => received,
+            Err(error) => {
+                hub.counters.engine(EngineCount::Skipped, 1);
+                tracing::warn!(%error, bytes = wire.len(), "skipped an envelope from the backplane");
+                return 0;
+            }
+        };
+        if received.origin == self.node {
+            return 0;
+        }
+        hub.counters.engine(EngineCount::In, 1);
+        let registry = &hub.registry;
+        match received.target {
+            Some(target) => usize::from(registry.send_to(target, received.channel, received.frame)),
+            None => registry.fan_out(received.channel, received.topic, &received.frame, received.except),
+        }
+    }
+
+    /// Every topic with subscribers on this node: `(channel NAME, topic, local subscribers)`,
+    /// what an engine publishes as this node's member counts.
+    pub fn subscriber_counts(&self) -> Vec<(&'static str, Box<str>, usize)> {
+        self.hub.upgrade().map(|hub| hub.registry.counts()).unwrap_or_default()
+    }
+
+    /// The engine lost its connection; `lost` messages it had taken were not delivered to
+    /// the other nodes.
+    pub fn disconnected(&self, lost: u64) {
+        if let Some(hub) = self.hub.upgrade() {
+            hub.counters.engine(EngineCount::Lost, lost);
+        }
+    }
+
+    /// The engine reconnected after being down for `outage`.
+    pub fn reconnected(&self, outage: Duration) {
+        if let Some(hub) = self.hub.upgrade() {
+            hub.counters.engine(EngineCount::Reconnects, 1);
+            let ms = u64::try_from(outage.as_millis()).unwrap_or(u64::MAX);
+            hub.counters.engine(EngineCount::OutageMs, ms);
+        }
+    }
+}
+
+impl fmt::Debug for Inbound {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Inbound")
+            .field("node", &format_args!("{:016x}", self.node))
+            .field("open", &self.is_open())
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_topic_envelope_round_trips_without_touching_the_payload() {
+        let except = ConnId::new(7, 9);
+        let frame = WsMessage::text(r#"{"text":"héllo"}"#);
+        let envelope = Envelope::topic(42, "chat", "chat/lobby", Some(except), &frame);
+        assert_eq!(
+            envelope.destination(),
+            Destination::Topic {
+                channel: "chat",
+                topic: "chat/lobby"
+            }
+        );
+        let received = decode(envelope.wire()).unwrap();
+        assert_eq!(
+            (received.origin, received.except, received.target),
+            (42, Some(except), None)
+        );
+        assert_eq!((received.channel, received.topic), ("chat", "chat/lobby"));
+        assert_eq!(received.frame, frame);
+    }
+
+    #[test]
+    fn a_direct_binary_envelope_round_trips() {
+        let target = ConnId::new(u64::MAX, 1);
+        let frame = WsMessage::binary(vec![0_u8, 159, 255]);
+        let envelope = Envelope::direct(1, "feed", target, &frame);
+        assert_eq!(envelope.destination(), Destination::Connection(target));
+        let received = decode(envelope.wire()).unwrap();
+        assert_eq!(
+            (received.target, received.except, received.channel),
+            (Some(target), None, "feed")
+        );
+        assert_eq!(received.frame, frame);
+    }
+
+    #[test]
+    fn an_unknown_version_is_refused_before_anything_else_is_read() {
+        let envelope = Envelope::topic(1, "chat", "t", None, &WsMessage::text("x"));
+        let mut future = envelope.wire().to_vec();
+        future[0] = WIRE_VERSION + 1;
+        // A later version may change everything after the version byte.
+        future.truncate(3);
+        assert_eq!(
+            decode(&Bytes::from(future)).unwrap_err(),
+            EnvelopeError::UnknownVersion(WIRE_VERSION + 1)
+        );
+    }
+
+    #[test]
+    fn truncated_or_garbled_envelopes_are_errors_not_panics() {
+        let wire = Envelope::topic(1, "chat", "chat/lobby", Some(ConnId::new(2, 3)), &WsMessage::text("é"))
+            .wire()
+            .clone();
+        // Everything shorter than the header (`é` is the last two bytes)...
+        for len in 0..wire.len() - 2 {
+            assert!(decode(&wire.slice(..len)).is_err(), "a prefix of {len} bytes decoded");
+        }
+        // ...and a text payload cut inside `é`.
+        assert!(matches!(
+            decode(&wire.slice(..wire.len() - 1)),
+            Err(EnvelopeError::Malformed(_))
+        ));
+        let mut huge_topic = wire.to_vec();
+        let topic_len_at = 2 + 8 + 16 + 2 + 4;
+        huge_topic[topic_len_at..topic_len_at + 4].copy_from_slice(&u32::MAX.to_be_bytes());
+        assert!(matches!(
+            decode(&Bytes::from(huge_topic)),
+            Err(EnvelopeError::Malformed(_))
+        ));
+    }
+}

@@ -1,0 +1,678 @@
+//! The Redis backplane: nodes sharing one Redis server deliver each other's messages (one
+//! PUBLISH per message, pipelined), reach each other's connections (a channel per node), and
+//! count each other's members (a hash per node that expires with the node).
+//!
+//! Two tasks per node, each with its own connection: the publisher (the outgoing queue, and
+//! this node's member counts) and the subscriber (the topics this node needs, and what
+//! arrives on them). Either losing its connection makes the engine down until both are back;
+//! each reconnects by itself with backoff and jitter.
+
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::hash::{BuildHasher, Hasher};
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use futures_util::future::BoxFuture;
+use redis::AsyncConnectionConfig;
+use redis::aio::{MultiplexedConnection, PubSubSink, PubSubStream};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_tungstenite::tungstenite::Bytes;
+
+use super::Hub;
+use super::backplane::{Backplane, BackplaneError, Destination, EngineHealth, Envelope, Inbound};
+
+/// How a [`RedisBackplane`] connects, names its keys and recovers.
+///
+/// Redis names, under the [prefix](Self::prefix) `P` (default `ws-channels`):
+///
+/// | name | what |
+/// |---|---|
+/// | `P:topic:<channel NAME>:<topic>` | the pub/sub channel of a topic; a node subscribes only while it has local subscribers |
+/// | `P:node:<node id, 16 hex digits>` | the pub/sub channel of one node, for direct sends to its connections |
+/// | `P:members:<node id>` | a hash: this node's subscriber count per topic, expiring [`node_ttl`](Self::node_ttl) after the node's last write |
+/// | `P:nodes` | a set of node ids that wrote counts |
+///
+/// Two apps with different prefixes share one Redis without seeing each other.
+#[derive(Debug, Clone)]
+pub struct RedisConfig {
+    url: String,
+    prefix: String,
+    queue: usize,
+    connect_timeout: Duration,
+    reconnect_min: Duration,
+    reconnect_max: Duration,
+    count_interval: Duration,
+    node_ttl: Duration,
+}
+
+impl RedisConfig {
+    /// Connects to `url` (`redis://127.0.0.1:6379`, `redis://:password@host/0`).
+    pub fn new(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            prefix: "ws-channels".into(),
+            queue: 16 * 1024,
+            connect_timeout: Duration::from_secs(5),
+            reconnect_min: Duration::from_millis(100),
+            reconnect_max: Duration::from_secs(5),
+            count_interval: Duration::from_secs(1),
+            node_ttl: Duration::from_secs(15),
+        }
+    }
+
+    /// The prefix of every Redis name this engine uses. Default: `ws-channels`.
+    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into();
+        self
+    }
+
+    /// How many messages may wait to be published; over it a publish reports
+    /// [`BackplaneError::Full`]. Default: 16 384.
+    ///
+    /// # Panics
+    ///
+    /// If `messages` is zero.
+    pub fn queue(mut self, messages: usize) -> Self {
+        assert!(
+            messages > 0,
+            "the backplane's queue needs room for at least one message"
+        );
+        self.queue = messages;
+        self
+    }
+
+    /// How long one connection attempt may take. Default: 5 s.
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// Reconnection backoff: the first retry waits up to `min`, each next one up to twice as
+    /// long, never more than `max` (each wait is drawn at random below its bound: full
+    /// jitter, so restarted nodes do not reconnect in lockstep). Default: 100 ms to 5 s.
+    pub fn reconnect_backoff(mut self, min: Duration, max: Duration) -> Self {
+        self.reconnect_min = min;
+        self.reconnect_max = max.max(min);
+        self
+    }
+
+    /// How often this node writes its changed member counts, and so how stale another node's
+    /// view of them may be (plus a round trip). Default: 1 s.
+    pub fn count_interval(mut self, interval: Duration) -> Self {
+        self.count_interval = interval;
+        self
+    }
+
+    /// How long a node's member counts outlive its last write: a node that died stops being
+    /// counted after this. Must be a few count intervals. Default: 15 s.
+    pub fn node_ttl(mut self, ttl: Duration) -> Self {
+        self.node_ttl = ttl;
+        self
+    }
+
+    fn topic_channel(&self, channel: &str, topic: &str) -> String {
+        format!("{}:topic:{channel}:{topic}", self.prefix)
+    }
+
+    fn node_channel(&self, node: u64) -> String {
+        format!("{}:node:{node:016x}", self.prefix)
+    }
+
+    fn members_key(&self, node: u64) -> String {
+        format!("{}:members:{node:016x}", self.prefix)
+    }
+
+    fn nodes_key(&self) -> String {
+        format!("{}:nodes", self.prefix)
+    }
+}
+
+/// The field of a topic in a node's members hash: unambiguous whatever the names contain.
+fn count_field(channel: &str, topic: &str) -> String {
+    format!("{}:{channel}{topic}", channel.len())
+}
+
+/// A [`Backplane`] on Redis pub/sub (feature `redis`).
+///
+/// - Each message is one PUBLISH of the [`Envelope`] (the encoded frame and a small header)
+///   to the topic's Redis channel; publishes are pipelined, in order, on one connection, so
+///   every node receives one node's messages to a topic in the order it published them.
+///   Receivers deliver the bytes without decoding them.
+/// - A node SUBSCRIBEs to a topic's channel when the topic gets its first local subscriber and
+///   UNSUBSCRIBEs when it loses its last: a topic without subscribers on a node costs that
+///   node no traffic. Sends to a connection of another node go to that node's channel.
+/// - Member counts: each node writes its counts to a hash of its own every
+///   [count interval](RedisConfig::count_interval) (1 s) when they changed, refreshing the
+///   hash's expiry; [`Hub::cluster_subscribers`] adds the other nodes' hashes. They are at
+///   most a count interval plus a round trip stale, and a dead node is counted until its hash
+///   expires ([node TTL](RedisConfig::node_ttl), 15 s).
+///
+/// **Failures.** [`connect`](Self::connect) fails with a clear error when Redis cannot be
+/// reached at start-up (no retry: a misconfigured URL should stop a deploy). Once running, a
+/// lost connection makes the engine [down](EngineHealth::Down): local delivery goes on, a
+/// publish reports [`BackplaneError::Down`] (counted in
+/// [`backplane_refused`](crate::MetricsSnapshot::backplane_refused)), messages taken but not
+/// yet written are counted as [lost](crate::MetricsSnapshot::backplane_lost), a `warn` line is
+/// logged; the engine reconnects with backoff and jitter, subscribes again to every topic this
+/// node needs, rewrites its member counts, and counts the
+/// [reconnect](crate::MetricsSnapshot::backplane_reconnects) and the
+/// [outage](crate::MetricsSnapshot::backplane_outage_ms). Messages published while it was down
+/// are not replayed: pub/sub has no history.
+///
+/// ```no_run
+/// use ws_channels::{RedisBackplane, RedisConfig, Server};
+/// # #[ws_channels::channel("chat/<room>")]
+/// # #[derive(serde::Serialize, serde::Deserialize)]
+/// # struct Chat;
+///
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// let server = Chat::register(Server::new(), |h| h);
+/// let hub = server.hub();
+/// RedisBackplane::connect(&hub, RedisConfig::new("redis://127.0.0.1:6379").prefix("chat")).await?;
+/// // Every node running this shares rooms, connection ids and member counts.
+/// server.listen("0.0.0.0:8080").await?;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct RedisBackplane {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    config: Arc<RedisConfig>,
+    outgoing: mpsc::Sender<Outgoing>,
+    commands: mpsc::UnboundedSender<Command>,
+    link: Arc<Link>,
+    /// The publisher's connection, for member count queries; `None` while down.
+    queries: Arc<Mutex<Option<MultiplexedConnection>>>,
+    node: u64,
+}
+
+/// One message to PUBLISH.
+struct Outgoing {
+    channel: String,
+    wire: Bytes,
+}
+
+/// A change of the topics this node needs.
+enum Command {
+    Subscribe(String),
+    Unsubscribe(String),
+}
+
+impl RedisBackplane {
+    /// Connects to Redis and attaches the engine to `hub`, subscribing to the topics it
+    /// already has. Fails if Redis cannot be reached (within the
+    /// [connect timeout](RedisConfig::connect_timeout)) or the hub already has an engine.
+    pub async fn connect(hub: &Hub, config: RedisConfig) -> Result<Self, BackplaneError> {
+        let config = Arc::new(config);
+        let client = redis::Client::open(config.url.as_str()).map_err(engine_error)?;
+        let inbound = hub.inbound();
+        let node = inbound.node_id();
+        let publisher = connect_publisher(&client, &config).await?;
+        let subscriber = connect_subscriber(&client, &config, [config.node_channel(node)].iter()).await?;
+        let (outgoing, outgoing_rx) = mpsc::channel(config.queue);
+        let (commands, commands_rx) = mpsc::unbounded_channel();
+        let link = Arc::new(Link::default());
+        let queries = Arc::new(Mutex::new(Some(publisher.clone())));
+        let engine = Self {
+            shared: Arc::new(Shared {
+                config: config.clone(),
+                outgoing,
+                commands,
+                link: link.clone(),
+                queries: queries.clone(),
+                node,
+            }),
+        };
+        hub.attach_backplane(Arc::new(engine.clone()))?;
+        tokio::spawn(
+            Publisher {
+                client: client.clone(),
+                config: config.clone(),
+                inbound: inbound.clone(),
+                link: link.clone(),
+                queries,
+                written: HashMap::new(),
+            }
+            .run(publisher, outgoing_rx),
+        );
+        tokio::spawn(
+            Subscriber {
+                client,
+                config: config.clone(),
+                inbound,
+                link,
+                needed: HashSet::from([config.node_channel(node)]),
+            }
+            .run(subscriber, commands_rx),
+        );
+        tracing::info!(node = %format_args!("{node:016x}"), prefix = %config.prefix, "redis backplane connected");
+        Ok(engine)
+    }
+
+    fn command(&self, command: Command) {
+        // Fails only once the subscriber task has stopped, when nothing needs topics anymore.
+        let _ = self.shared.commands.send(command);
+    }
+}
+
+impl Backplane for RedisBackplane {
+    fn publish(&self, envelope: Envelope) -> Result<(), BackplaneError> {
+        if !self.shared.link.is_up() {
+            return Err(BackplaneError::Down);
+        }
+        let config = &self.shared.config;
+        let channel = match envelope.destination() {
+            Destination::Topic { channel, topic } => config.topic_channel(channel, topic),
+            Destination::Connection(target) => config.node_channel(target.node()),
+        };
+        let outgoing = Outgoing {
+            channel,
+            wire: envelope.wire().clone(),
+        };
+        self.shared.outgoing.try_send(outgoing).map_err(|error| match error {
+            mpsc::error::TrySendError::Full(_) => BackplaneError::Full,
+            mpsc::error::TrySendError::Closed(_) => BackplaneError::Down,
+        })
+    }
+
+    fn subscribe(&self, channel: &'static str, topic: &str) {
+        self.command(Command::Subscribe(self.shared.config.topic_channel(channel, topic)));
+    }
+
+    fn unsubscribe(&self, channel: &'static str, topic: &str) {
+        self.command(Command::Unsubscribe(self.shared.config.topic_channel(channel, topic)));
+    }
+
+    fn remote_subscribers<'a>(
+        &'a self,
+        channel: &'a str,
+        topic: &'a str,
+    ) -> BoxFuture<'a, Result<usize, BackplaneError>> {
+        Box::pin(async move {
+            let connection = self
+                .shared
+                .queries
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clone();
+            let mut connection = connection.ok_or(BackplaneError::Down)?;
+            let config = &self.shared.config;
+            let nodes: Vec<String> = redis::cmd("SMEMBERS")
+                .arg(config.nodes_key())
+                .query_async(&mut connection)
+                .await
+                .map_err(engine_error)?;
+            let own = format!("{:016x}", self.shared.node);
+            let others: Vec<&String> = nodes.iter().filter(|node| **node != own).collect();
+            let field = count_field(channel, topic);
+            let mut pipe = redis::pipe();
+            for node in &others {
+                let key = format!("{}:members:{node}", config.prefix);
+                pipe.cmd("HGET").arg(&key).arg(&field).cmd("EXISTS").arg(&key);
+            }
+            let answers: Vec<(Option<usize>, bool)> = match others.is_empty() {
+                true => Vec::new(),
+                false => pipe.query_async(&mut connection).await.map_err(engine_error)?,
+            };
+            // A node whose hash expired is gone: forget it.
+            let gone: Vec<&&String> = others
+                .iter()
+                .zip(&answers)
+                .filter(|(_, (_, exists))| !exists)
+                .map(|(node, _)| node)
+                .collect();
+            if !gone.is_empty() {
+                let _: Result<(), _> = redis::cmd("SREM")
+                    .arg(config.nodes_key())
+                    .arg(gone)
+                    .query_async(&mut connection)
+                    .await;
+            }
+            Ok(answers.iter().filter_map(|(count, _)| *count).sum())
+        })
+    }
+
+    fn health(&self) -> EngineHealth {
+        self.shared.link.health()
+    }
+}
+
+impl fmt::Debug for RedisBackplane {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisBackplane")
+            .field("prefix", &self.shared.config.prefix)
+            .field("node", &format_args!("{:016x}", self.shared.node))
+            .field("health", &self.health())
+            .finish_non_exhaustive()
+    }
+}
+
+fn engine_error(error: impl Into<crate::error::BoxError>) -> BackplaneError {
+    BackplaneError::Engine(error.into())
+}
+
+async fn connect_publisher(
+    client: &redis::Client,
+    config: &RedisConfig,
+) -> Result<MultiplexedConnection, BackplaneError> {
+    let settings = AsyncConnectionConfig::new()
+        .set_connection_timeout(Some(config.connect_timeout))
+        .set_response_timeout(Some(config.connect_timeout));
+    client
+        .get_multiplexed_async_connection_with_config(&settings)
+        .await
+        .map_err(engine_error)
+}
+
+/// A pub/sub connection, subscribed to `channels`.
+async fn connect_subscriber<'a>(
+    client: &redis::Client,
+    config: &RedisConfig,
+    channels: impl Iterator<Item = &'a String>,
+) -> Result<(PubSubSink, PubSubStream), BackplaneError> {
+    let connecting = async {
+        let (mut sink, stream) = client.get_async_pubsub().await?.split();
+        // One SUBSCRIBE per batch of channels, not per channel: a node may need thousands.
+        let channels: Vec<&String> = channels.collect();
+        for batch in channels.chunks(512) {
+            sink.subscribe(batch).await?;
+        }
+        Ok::<_, redis::RedisError>((sink, stream))
+    };
+    match tokio::time::timeout(config.connect_timeout, connecting).await {
+        Ok(connected) => connected.map_err(engine_error),
+        Err(_) => Err(engine_error("timed out connecting to redis")),
+    }
+}
+
+/// Whether each of the engine's two connections is up: the one owner of the engine's health.
+/// Publishes read it on every call (one atomic load); changes are rare, and the one that takes
+/// the engine down or brings it back up is logged and counted.
+#[derive(Default)]
+struct Link {
+    /// Bits of the connections that are down (`PUBLISHER`, `SUBSCRIBER`).
+    down: AtomicU8,
+    /// Since when the engine is down.
+    outage: Mutex<Option<Instant>>,
+}
+
+const PUBLISHER: u8 = 1;
+const SUBSCRIBER: u8 = 2;
+
+impl Link {
+    fn is_up(&self) -> bool {
+        self.down.load(Ordering::Acquire) == 0
+    }
+
+    fn health(&self) -> EngineHealth {
+        match *self.outage.lock().unwrap_or_else(PoisonError::into_inner) {
+            Some(since) if !self.is_up() => EngineHealth::Down {
+                since: since.into_std(),
+            },
+            _ => EngineHealth::Up,
+        }
+    }
+
+    fn went_down(&self, side: u8, error: &dyn fmt::Display) {
+        let mut outage = self.outage.lock().unwrap_or_else(PoisonError::into_inner);
+        let before = self.down.fetch_or(side, Ordering::AcqRel);
+        if before == 0 {
+            *outage = Some(Instant::now());
+            tracing::warn!(%error, "redis backplane down: delivering on this node only, reconnecting");
+        }
+    }
+
+    fn came_up(&self, side: u8, inbound: &Inbound) {
+        let mut outage = self.outage.lock().unwrap_or_else(PoisonError::into_inner);
+        let before = self.down.fetch_and(!side, Ordering::AcqRel);
+        if before == side {
+            let lasted = outage.take().map(|since| since.elapsed()).unwrap_or_default();
+            inbound.reconnected(lasted);
+            tracing::warn!(outage_ms = lasted.as_millis(), "redis backplane reconnected");
+        }
+    }
+}
+
+/// Waits before reconnection attempt `attempt` (0 for the first): full jitter below an
+/// exponentially growing bound.
+async fn backoff(config: &RedisConfig, attempt: u32) {
+    let bound = config
+        .reconnect_min
+        .saturating_mul(1 << attempt.min(16))
+        .min(config.reconnect_max);
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u32(attempt);
+    let fraction = (hasher.finish() >> 11) as f64 / (1_u64 << 53) as f64;
+    tokio::time::sleep(bound.mul_f64(fraction)).await;
+}
+
+/// Publishes the outgoing queue, in order, and writes this node's member counts.
+struct Publisher {
+    client: redis::Client,
+    config: Arc<RedisConfig>,
+    inbound: Inbound,
+    link: Arc<Link>,
+    queries: Arc<Mutex<Option<MultiplexedConnection>>>,
+    /// The counts as last written to Redis: only changes are written.
+    written: HashMap<String, usize>,
+}
+
+impl Publisher {
+    async fn run(mut self, mut connection: MultiplexedConnection, mut queue: mpsc::Receiver<Outgoing>) {
+        let mut batch = Vec::with_capacity(256);
+        loop {
+            if let Err(error) = self.serve(&mut connection, &mut queue, &mut batch).await {
+                *self.queries.lock().unwrap_or_else(PoisonError::into_inner) = None;
+                self.link.went_down(PUBLISHER, &error);
+                // What was taken and not confirmed, and what queued before the link was seen
+                // down, is lost: pub/sub has no history to replay it from.
+                let mut lost = batch.len() as u64;
+                batch.clear();
+                while queue.try_recv().is_ok() {
+                    lost += 1;
+                }
+                self.inbound.disconnected(lost);
+                let Some(reconnected) = self.reconnect().await else {
+                    return;
+                };
+                connection = reconnected;
+                // The hash may have expired while down: write it all again.
+                self.written.clear();
+                *self.queries.lock().unwrap_or_else(PoisonError::into_inner) = Some(connection.clone());
+                self.link.came_up(PUBLISHER, &self.inbound);
+            } else {
+                return;
+            }
+        }
+    }
+
+    /// Publishes until the connection fails (`Err`) or the engine is dropped (`Ok`).
+    async fn serve(
+        &mut self,
+        connection: &mut MultiplexedConnection,
+        queue: &mut mpsc::Receiver<Outgoing>,
+        batch: &mut Vec<Outgoing>,
+    ) -> Result<(), redis::RedisError> {
+        let mut counts = tokio::time::interval(self.config.count_interval);
+        counts.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                taken = queue.recv_many(batch, 1024) => {
+                    if taken == 0 {
+                        return Ok(());
+                    }
+                    let mut pipe = redis::pipe();
+                    for message in batch.iter() {
+                        pipe.cmd("PUBLISH").arg(&message.channel).arg(&message.wire[..]).ignore();
+                    }
+                    pipe.query_async::<()>(connection).await?;
+                    batch.clear();
+                }
+                _ = counts.tick() => {
+                    if !self.inbound.is_open() {
+                        return Ok(());
+                    }
+                    self.write_counts(connection).await?;
+                }
+            }
+        }
+    }
+
+    /// Writes the counts that changed since the last write, and refreshes the hash's expiry
+    /// and this node's entry in the node set.
+    async fn write_counts(&mut self, connection: &mut MultiplexedConnection) -> Result<(), redis::RedisError> {
+        let now: HashMap<String, usize> = self
+            .inbound
+            .subscriber_counts()
+            .into_iter()
+            .map(|(channel, topic, count)| (count_field(channel, &topic), count))
+            .collect();
+        let node = self.inbound.node_id();
+        let key = self.config.members_key(node);
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        let changed: Vec<(&String, &usize)> = now
+            .iter()
+            .filter(|(field, count)| self.written.get(*field) != Some(count))
+            .collect();
+        if !changed.is_empty() {
+            pipe.cmd("HSET").arg(&key).arg(changed).ignore();
+        }
+        let gone: Vec<&String> = self.written.keys().filter(|field| !now.contains_key(*field)).collect();
+        if !gone.is_empty() {
+            pipe.cmd("HDEL").arg(&key).arg(gone).ignore();
+        }
+        // A hash with no topics does not exist in Redis; this field keeps the node's key alive
+        // so others can tell a quiet node from a dead one.
+        pipe.cmd("HSET").arg(&key).arg("alive").arg(1).ignore();
+        pipe.cmd("PEXPIRE")
+            .arg(&key)
+            .arg(u64::try_from(self.config.node_ttl.as_millis()).unwrap_or(u64::MAX))
+            .ignore();
+        pipe.cmd("SADD")
+            .arg(self.config.nodes_key())
+            .arg(format!("{node:016x}"))
+            .ignore();
+        pipe.query_async::<()>(connection).await?;
+        self.written = now;
+        Ok(())
+    }
+
+    /// Reconnects with backoff; `None` once the hub is gone.
+    async fn reconnect(&self) -> Option<MultiplexedConnection> {
+        for attempt in 0.. {
+            backoff(&self.config, attempt).await;
+            if !self.inbound.is_open() {
+                return None;
+            }
+            match connect_publisher(&self.client, &self.config).await {
+                Ok(connection) => return Some(connection),
+                Err(error) => tracing::debug!(%error, attempt, "redis backplane: publisher reconnect failed"),
+            }
+        }
+        None
+    }
+}
+
+/// How often the subscriber pings Redis.
+const KEEPALIVE: Duration = Duration::from_secs(5);
+
+/// Keeps the subscriptions this node needs, and delivers what arrives on them.
+struct Subscriber {
+    client: redis::Client,
+    config: Arc<RedisConfig>,
+    inbound: Inbound,
+    link: Arc<Link>,
+    /// The Redis channels this node needs: its own, and its topics'.
+    needed: HashSet<String>,
+}
+
+impl Subscriber {
+    async fn run(mut self, connected: (PubSubSink, PubSubStream), mut commands: mpsc::UnboundedReceiver<Command>) {
+        let (mut sink, mut stream) = connected;
+        loop {
+            match self.serve(&mut sink, &mut stream, &mut commands).await {
+                Ok(()) => return,
+                Err(error) => self.link.went_down(SUBSCRIBER, &error),
+            }
+            let mut attempt = 0;
+            (sink, stream) = loop {
+                backoff(&self.config, attempt).await;
+                attempt += 1;
+                if !self.inbound.is_open() {
+                    return;
+                }
+                // Changes made while down are applied before subscribing again.
+                while let Ok(command) = commands.try_recv() {
+                    self.apply(command);
+                }
+                match connect_subscriber(&self.client, &self.config, self.needed.iter()).await {
+                    Ok(connected) => break connected,
+                    Err(error) => tracing::debug!(%error, attempt, "redis backplane: subscriber reconnect failed"),
+                }
+            };
+            self.link.came_up(SUBSCRIBER, &self.inbound);
+        }
+    }
+
+    /// Records a change; returns the channel to (un)subscribe, if it is one.
+    fn apply(&mut self, command: Command) -> Option<Command> {
+        match command {
+            Command::Subscribe(channel) => self
+                .needed
+                .insert(channel.clone())
+                .then_some(Command::Subscribe(channel)),
+            Command::Unsubscribe(channel) => self.needed.remove(&channel).then_some(Command::Unsubscribe(channel)),
+        }
+    }
+
+    /// Delivers and (un)subscribes until the connection fails (`Err`) or the engine is
+    /// dropped (`Ok`).
+    async fn serve(
+        &mut self,
+        sink: &mut PubSubSink,
+        stream: &mut PubSubStream,
+        commands: &mut mpsc::UnboundedReceiver<Command>,
+    ) -> Result<(), BackplaneError> {
+        // A pub/sub connection only reads: without a ping now and then, a Redis that vanished
+        // without closing the socket (a network partition) would never be noticed.
+        let mut keepalive = tokio::time::interval(KEEPALIVE);
+        keepalive.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                // Biased: deliver what arrived before changing subscriptions.
+                biased;
+                message = stream.next() => {
+                    let Some(message) = message else {
+                        return Err(engine_error("redis closed the pub/sub connection"));
+                    };
+                    self.inbound.deliver(&Bytes::copy_from_slice(message.get_payload_bytes()));
+                }
+                command = commands.recv() => {
+                    let Some(command) = command else {
+                        return Ok(());
+                    };
+                    let change = match self.apply(command) {
+                        Some(Command::Subscribe(channel)) => sink.subscribe(channel).await,
+                        Some(Command::Unsubscribe(channel)) => sink.unsubscribe(channel).await,
+                        None => Ok(()),
+                    };
+                    change.map_err(engine_error)?;
+                }
+                _ = keepalive.tick() => {
+                    match tokio::time::timeout(self.config.connect_timeout, sink.ping::<redis::Value>()).await {
+                        Ok(Ok(_)) => {}
+                        Ok(Err(error)) => return Err(engine_error(error)),
+                        Err(_) => return Err(engine_error("redis did not answer a ping")),
+                    }
+                }
+            }
+        }
+    }
+}
