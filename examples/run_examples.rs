@@ -94,8 +94,13 @@ fn output_within(mut command: Command, bound: Duration) -> String {
         .recv_timeout(bound)
         .unwrap_or_else(|_| panic!("process {pid} did not finish within {bound:?}"))
         .expect("wait for the process");
-    assert!(output.status.success(), "exit status {}", output.status);
-    String::from_utf8_lossy(&output.stdout).into_owned()
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "exit status {}, output:\n{stdout}",
+        output.status
+    );
+    stdout
 }
 
 #[test]
@@ -282,7 +287,23 @@ fn checked_in_typescript_clients_match_the_generator() {
             "generation is deterministic"
         );
     }
+    // The runtime those modules import, next to them.
+    for file in TYPESCRIPT_RUNTIMES {
+        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(file);
+        let runtime = ws_channels::AsyncApi::typescript_runtime();
+        if std::env::var_os("BLESS").is_some() {
+            std::fs::write(&path, runtime).expect("write the runtime");
+            continue;
+        }
+        assert!(
+            std::fs::read_to_string(&path).unwrap_or_default() == runtime,
+            "examples/{file} is stale: it is `AsyncApi::typescript_runtime()` (BLESS=1 rewrites it)"
+        );
+    }
 }
+
+/// The runtime the generated modules import, once per directory of them.
+const TYPESCRIPT_RUNTIMES: [&str; 2] = ["ws-channels.ts", "chat/ws-channels.ts"];
 
 #[test]
 fn typescript_clients_compile_strict_and_talk_to_the_rust_servers() {
@@ -294,16 +315,19 @@ fn typescript_clients_compile_strict_and_talk_to_the_rust_servers() {
     tsc.args(["node_modules/typescript/bin/tsc", "-p", "tsconfig.json"])
         .current_dir(&node);
     output_within(tsc, Duration::from_secs(120));
-    // The chat page serves the compiled client: it must be what tsc makes of chat.ts now.
-    let compiled = std::fs::read_to_string(node.join("build/examples/chat/chat.js")).expect("tsc output");
-    let served = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("chat/chat.js");
-    if std::env::var_os("BLESS").is_some() {
-        std::fs::write(&served, &compiled).expect("write chat.js");
+    // The chat page serves the compiled client and runtime: they must be what tsc makes of
+    // them now.
+    for file in ["chat.js", "ws-channels.js"] {
+        let compiled = std::fs::read_to_string(node.join("build/examples/chat").join(file)).expect("tsc output");
+        let served = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("chat").join(file);
+        if std::env::var_os("BLESS").is_some() {
+            std::fs::write(&served, &compiled).expect("write the compiled file");
+        }
+        assert!(
+            std::fs::read_to_string(&served).unwrap_or_default() == compiled,
+            "examples/chat/{file} is stale: copy tests/node/build/examples/chat/{file} over it (or BLESS=1)"
+        );
     }
-    assert!(
-        std::fs::read_to_string(&served).unwrap_or_default() == compiled,
-        "examples/chat/chat.js is stale: copy tests/node/build/examples/chat/chat.js over it (or BLESS=1)"
-    );
     let (_user_events, user_events) = start_server("user_events");
     let (_chat, chat) = start_server("chat");
     let mut client = Command::new("node");
@@ -343,6 +367,7 @@ fn typescript_handles_every_serde_shape() {
     std::fs::create_dir_all(&dir).expect("create the build dir");
     std::fs::write(dir.join("contract_types.ts"), run_example("contract_types", &[])).expect("write the module");
     std::fs::write(dir.join("samples.json"), run_example("contract_types", &["--samples"])).expect("write samples");
+    std::fs::write(dir.join("ws-channels.ts"), ws_channels::AsyncApi::typescript_runtime()).expect("write the runtime");
     std::fs::copy(
         node.join("contract_types_check.ts"),
         dir.join("contract_types_check.ts"),
@@ -352,6 +377,9 @@ fn typescript_handles_every_serde_shape() {
     tsc.arg(node.join("node_modules/typescript/bin/tsc"))
         .args([
             "--strict",
+            "--noPropertyAccessFromIndexSignature",
+            "--noUncheckedIndexedAccess",
+            "--exactOptionalPropertyTypes",
             "--noUnusedLocals",
             "--noImplicitReturns",
             "--target",
@@ -368,7 +396,7 @@ fn typescript_handles_every_serde_shape() {
             "node",
             "--skipLibCheck",
         ])
-        .args(["contract_types.ts", "contract_types_check.ts"])
+        .args(["ws-channels.ts", "contract_types.ts", "contract_types_check.ts"])
         .current_dir(&dir);
     output_within(tsc, Duration::from_secs(120));
     // Node treats the compiled files as ES modules thanks to tests/node/package.json.
