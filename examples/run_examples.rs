@@ -40,8 +40,13 @@ impl Drop for Running {
 
 /// Starts a server example on port 0 and returns it with the address it printed.
 fn start_server(name: &str) -> (Running, String) {
+    start_server_on(name, "127.0.0.1:0")
+}
+
+/// Starts a server example listening on `bind` and returns it with the address it printed.
+fn start_server_on(name: &str, bind: &str) -> (Running, String) {
     let mut child = example(name)
-        .arg("127.0.0.1:0")
+        .arg(bind)
         .stdout(Stdio::piped())
         .spawn()
         .unwrap_or_else(|e| panic!("start example {name}: {e}"));
@@ -337,6 +342,84 @@ fn typescript_clients_compile_strict_and_talk_to_the_rust_servers() {
         .current_dir(&node);
     let out = output_within(client, Duration::from_secs(30));
     assert!(out.contains("ts client: all checks passed"), "{out}");
+}
+
+/// Runs `client` (a Node program) to completion within `bound` and returns its output. Each
+/// `restart server` line it prints is answered by killing the server example `name` (no close
+/// frame reaches the clients) and starting it again on the same address, then a `restarted`
+/// line on the client's stdin.
+fn output_with_restarts(mut client: Command, name: &str, server: Running, addr: &str, bound: Duration) -> String {
+    use std::io::Write as _;
+    let mut child = client
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn the client");
+    let mut stdin = child.stdin.take().expect("piped stdin");
+    let stdout = child.stdout.take().expect("piped stdout");
+    let mut child = Running(child);
+    let (tx, lines) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let bind = addr.trim_start_matches("ws://").to_owned();
+    let mut server = Some(server);
+    let mut output = String::new();
+    let deadline = std::time::Instant::now() + bound;
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match lines.recv_timeout(left) {
+            Ok(line) => {
+                output.push_str(&line);
+                output.push('\n');
+                if line == "restart server" {
+                    drop(server.take());
+                    let (restarted, at) = start_server_on(name, &bind);
+                    assert_eq!(at, addr, "restarted on the same address");
+                    server = Some(restarted);
+                    writeln!(stdin, "restarted").expect("tell the client");
+                }
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            Err(mpsc::RecvTimeoutError::Timeout) => panic!("the client did not finish within {bound:?}:\n{output}"),
+        }
+    }
+    let status = child.0.wait().expect("wait for the client");
+    assert!(status.success(), "exit status {status}, output:\n{output}");
+    output
+}
+
+/// The reconnecting `Connection` of the generated client, against the chat example across two
+/// restarts of its process, and against `ws` servers ending connections each way the rules name.
+#[test]
+fn the_typescript_connection_survives_a_server_restart() {
+    if !require(&[Component::Node]) {
+        return;
+    }
+    let node = node_project();
+    let out_dir = format!("build/reconnect-{}", std::process::id());
+    let mut tsc = Command::new("node");
+    tsc.args([
+        "node_modules/typescript/bin/tsc",
+        "-p",
+        "tsconfig.json",
+        "--outDir",
+        &out_dir,
+    ])
+    .current_dir(&node);
+    output_within(tsc, Duration::from_secs(120));
+    let (chat, addr) = start_server("chat");
+    let mut client = Command::new("node");
+    client
+        .arg(format!("{out_dir}/tests/node/reconnect_client.js"))
+        .arg(&addr)
+        .current_dir(&node);
+    let out = output_with_restarts(client, "chat", chat, &addr, Duration::from_secs(60));
+    let _ = std::fs::remove_dir_all(node.join(&out_dir));
+    assert_eq!(out.matches("restart server").count(), 2, "{out}");
+    assert!(out.contains("reconnect client: all checks passed"), "{out}");
 }
 
 #[test]
