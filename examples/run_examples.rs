@@ -422,6 +422,7 @@ fn the_typescript_connection_survives_a_server_restart() {
     assert!(out.contains("reconnect client: all checks passed"), "{out}");
 }
 
+/// Two pages chat, the server restarts, and both pages reconnect and chat again by themselves.
 #[test]
 fn the_chat_page_chats_between_two_headless_browsers() {
     if !require(&[Component::Node, Component::Chromium]) {
@@ -429,14 +430,15 @@ fn the_chat_page_chats_between_two_headless_browsers() {
     }
     let node = node_project();
     let chromium = ws_channels_tests::chromium().expect("require found Chromium");
-    let (_chat, addr) = start_server("chat");
+    let (chat, addr) = start_server("chat");
     let mut browser = Command::new("node");
     browser
         .arg("browser_chat.mjs")
         .arg(addr.replacen("ws://", "http://", 1))
         .env("CHROMIUM", chromium)
         .current_dir(node);
-    let out = output_within(browser, Duration::from_secs(60));
+    let out = output_with_restarts(browser, "chat", chat, &addr, Duration::from_secs(90));
+    assert_eq!(out.matches("restart server").count(), 1, "{out}");
     assert!(out.contains("browser chat: all checks passed"), "{out}");
 }
 
