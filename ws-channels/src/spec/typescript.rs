@@ -1,6 +1,11 @@
 //! A TypeScript client generated from an AsyncAPI document built by [`AsyncApi`]: the message
-//! types, a params type and URL builder per channel, and typed `publish` / `subscribe` over the
-//! standard `WebSocket` interface, validating what it receives against the same schemas.
+//! types, a params type per channel, and per channel `url`, typed `publish` / `subscribe` over
+//! the standard `WebSocket` interface and a reconnecting `connect`, validating what it receives
+//! against the same schemas.
+//!
+//! The code that is the same for every contract lives once in `runtime.ts` ([`RUNTIME`]),
+//! which users save as `ws-channels.ts`; each generated module imports the names it uses from it
+//! and exports only its contract's own, so that two contracts can share one index.
 //!
 //! Each operation's codec is read back from its messages' `contentType`: MessagePack
 //! (`application/msgpack`) encodes and decodes with `@msgpack/msgpack`, imported only by modules
