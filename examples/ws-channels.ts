@@ -466,8 +466,10 @@ export class ConnectionClosed extends Error {
 }
 
 /**
- * What a {@link Connection} is doing. `closed` comes at every end, `final` when no attempt
- * follows (then `reconnecting` does not).
+ * What a {@link Connection} is doing. `connecting` comes before each attempt (`attempt` 0 for
+ * the first, then the reconnect's number, from 1 after each open connection); `closed` at every
+ * end, `final` when no attempt follows (otherwise `reconnecting` does, with the delay before
+ * that attempt and why the last one ended).
  */
 export type ConnectionState =
   | { readonly state: "connecting"; readonly attempt: number }
@@ -476,16 +478,16 @@ export type ConnectionState =
   | { readonly state: "closed"; readonly code: number; readonly reason: string; readonly final: boolean };
 
 /**
- * Close codes after which a connection is not tried again: the peer will refuse the same
- * connection again. 1000 (closed on purpose), 1002 (protocol error), 1003 (unsupported data),
- * 1007 (undecodable), 1008 (policy), 1009 (too large), 1010 (extension), and the application's
- * own 4000–4999, except 4001 (credentials expired: the next attempt asks for fresh ones).
- * Every other end is retried: 1001 (going away, a restart), 1005, 1006 (lost), 1011 (server
- * error), 1012 (restart), 1013 (try again later: a slow consumer, a rate limit), 1014.
+ * Whether a connection that ended with this close code is not tried again. Retried: 1001 (going
+ * away: a shutdown, a ping or idle timeout), 1006 (no close frame: the connection dropped, the
+ * server vanished), 1011 (server error), 1012 (restart), 1013 (try again later: a slow
+ * consumer, a rate limit), 1014, and 4001 (credentials expired: the `query` hook gets fresh
+ * ones). Every other code is final, the peer would only say it again: 1000 (the server ended
+ * the conversation), 1002, 1003, 1005, 1007–1010, and the applications' own 3000–4999. The same
+ * rule as the Rust client's.
  */
 export function isFinalClose(code: number): boolean {
-  if (code >= 4000 && code <= 4999) return code !== 4001;
-  return [1000, 1002, 1003, 1007, 1008, 1009, 1010].includes(code);
+  return ![1001, 1006, 1011, 1012, 1013, 1014, 4001].includes(code);
 }
 
 /**
@@ -501,19 +503,20 @@ export function isFinalRefusal(status: number): boolean {
 export interface ConnectOptions {
   /**
    * Query pairs of each attempt's URL, or a function that returns them, called before each
-   * attempt: where fresh credentials come from (`{ token: await refresh() }`). Throwing (or
-   * rejecting) fails that attempt, which is retried.
+   * attempt (0 for the first, then each reconnect's number): where fresh credentials come from
+   * (`{ token: await refresh() }`). If it throws (or rejects), the connection closes for good,
+   * as the Rust client's credentials hook does: retry inside it if it may fail for a while.
    */
   query?: Query | ((attempt: number) => Query | Promise<Query>) | undefined;
   /** Subprotocols offered in the handshake. */
   protocols?: string | string[] | undefined;
   /** The `WebSocket` class: `globalThis.WebSocket` by default; in Node 20, `ws`'s. */
   WebSocket?: SocketConstructor | undefined;
-  /** The first retry's delay bound, in milliseconds (default 500); it doubles with each retry. */
+  /** The first reconnect's delay bound, in milliseconds (default 500); it doubles with each attempt. */
   initialDelay?: number | undefined;
   /** The largest delay bound, in milliseconds (default 30 000). */
   maxDelay?: number | undefined;
-  /** Retries in a row without an open connection before giving up (default: no limit). */
+  /** Reconnect attempts in a row without an open connection before giving up (default: no limit). */
   maxAttempts?: number | undefined;
   /** Messages kept while not connected, sent in order once open (default 64). */
   queueLimit?: number | undefined;
@@ -526,10 +529,10 @@ export interface ConnectOptions {
  * subscription: each new socket goes to the same URL, so it is subscribed again, and every
  * subscriber keeps receiving, with a {@link Reconnected} marker between the two sockets' messages.
  *
- * Reconnection: a lost connection (or a failed attempt) is retried after a random delay between
- * 0 and `min(maxDelay, initialDelay × 2^(retry − 1))` ("full jitter", so that clients a restart
- * dropped together do not return together), until it opens or `maxAttempts` retries in a row
- * failed. Ends that would only fail again are final: see {@link isFinalClose} and
+ * Reconnection: a lost connection (or a failed attempt) is retried; before reconnect attempt n
+ * (from 1 after each open connection) it waits a random delay between 0 and
+ * `min(maxDelay, initialDelay × 2^(n − 1))` ("full jitter", so that clients a restart dropped
+ * together do not return together), until one opens or `maxAttempts` attempts in a row failed. Ends that would only fail again are final: see {@link isFinalClose} and
  * {@link isFinalRefusal}. Browsers do not tell a page the HTTP status of a refused handshake (it
  * looks like an unreachable server), so there every refusal is retried: bound it with
  * `maxAttempts`. `ws` in Node does report it.
@@ -546,9 +549,9 @@ export class Connection<Out, In> {
   readonly #subscribers = new Set<(received: Received<In> | Reconnected) => void>();
   readonly #listeners = new Set<(state: ConnectionState) => void>();
   readonly #queue: Array<string | Uint8Array> = [];
-  #state: ConnectionState = { state: "connecting", attempt: 1 };
+  #state: ConnectionState = { state: "connecting", attempt: 0 };
   #socket: SocketLike | null = null;
-  /** Retries since the last open. */
+  /** Reconnect attempts since the last open. */
   #retries = 0;
   #opened = false;
   /** Set by `close` or a final end: nothing is tried again. */
@@ -556,7 +559,8 @@ export class Connection<Out, In> {
   #timer: ReturnType<typeof setTimeout> | undefined;
 
   /**
-   * Connects to the URL `url` gives (called before each attempt, with its number from 1);
+   * Connects to the URL `url` gives (called before each attempt, with its number: see
+   * {@link ConnectionState});
    * `out` encodes what `send` takes (`null`: the channel takes nothing), `incoming` decodes what
    * arrives. Generated channels' `connect` calls this.
    */
@@ -572,7 +576,7 @@ export class Connection<Out, In> {
     this.#options = options;
     if (options.onState !== undefined) this.#listeners.add(options.onState);
     // Later, so that a state listener can use what the caller assigns this connection to.
-    queueMicrotask(() => void this.#attempt(1));
+    queueMicrotask(() => void this.#attempt(0));
   }
 
   /** The current state. */
@@ -653,9 +657,9 @@ export class Connection<Out, In> {
       if (WebSocketClass === undefined) throw new TypeError("no WebSocket here: pass options.WebSocket (e.g. the `ws` package's)");
       socket = new WebSocketClass(url, this.#options.protocols);
     } catch (err) {
-      // The URL hook failed, or the URL is unusable (a constructor throws a SyntaxError).
-      const final = err instanceof SyntaxError || err instanceof TypeError || err instanceof ParameterError;
-      return this.#end(new ConnectionClosed(1006, asError(err).message), final);
+      // The credentials hook failed, or the URL is unusable (the constructor throws a
+      // SyntaxError): trying again would fail the same way.
+      return this.#end(new ConnectionClosed(1006, asError(err).message), true);
     }
     this.#socket = socket;
     if (this.#in.binary) acceptArrayBuffers(socket);
@@ -690,17 +694,19 @@ export class Connection<Out, In> {
     const ended = this.#ended;
     const gaveUp = ended !== null || final || (limit !== undefined && this.#retries >= limit);
     if (gaveUp) {
-      this.#ended = ended ?? closed;
+      // Closed by the application: its code and reason, whatever the socket made of them (a
+      // socket closed while connecting reports 1006).
+      const reported = ended ?? closed;
+      this.#ended = reported;
       this.#queue.length = 0;
-      this.#set({ state: "closed", code: closed.code, reason: closed.reason, final: true });
+      this.#set({ state: "closed", code: reported.code, reason: reported.reason, final: true });
       return;
     }
     this.#set({ state: "closed", code: closed.code, reason: closed.reason, final: false });
-    this.#retries += 1;
+    const attempt = (this.#retries += 1);
     const initial = this.#options.initialDelay ?? 500;
     const max = this.#options.maxDelay ?? 30_000;
-    const delay = Math.round(Math.random() * Math.min(max, initial * 2 ** (this.#retries - 1)));
-    const attempt = this.#retries + 1;
+    const delay = Math.round(Math.random() * Math.min(max, initial * 2 ** (attempt - 1)));
     this.#set({ state: "reconnecting", attempt, delay, lastError: closed });
     this.#timer = setTimeout(() => void this.#attempt(attempt), delay);
   }

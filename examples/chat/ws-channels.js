@@ -407,17 +407,16 @@ export class ConnectionClosed extends Error {
     }
 }
 /**
- * Close codes after which a connection is not tried again: the peer will refuse the same
- * connection again. 1000 (closed on purpose), 1002 (protocol error), 1003 (unsupported data),
- * 1007 (undecodable), 1008 (policy), 1009 (too large), 1010 (extension), and the application's
- * own 4000–4999, except 4001 (credentials expired: the next attempt asks for fresh ones).
- * Every other end is retried: 1001 (going away, a restart), 1005, 1006 (lost), 1011 (server
- * error), 1012 (restart), 1013 (try again later: a slow consumer, a rate limit), 1014.
+ * Whether a connection that ended with this close code is not tried again. Retried: 1001 (going
+ * away: a shutdown, a ping or idle timeout), 1006 (no close frame: the connection dropped, the
+ * server vanished), 1011 (server error), 1012 (restart), 1013 (try again later: a slow
+ * consumer, a rate limit), 1014, and 4001 (credentials expired: the `query` hook gets fresh
+ * ones). Every other code is final, the peer would only say it again: 1000 (the server ended
+ * the conversation), 1002, 1003, 1005, 1007–1010, and the applications' own 3000–4999. The same
+ * rule as the Rust client's.
  */
 export function isFinalClose(code) {
-    if (code >= 4000 && code <= 4999)
-        return code !== 4001;
-    return [1000, 1002, 1003, 1007, 1008, 1009, 1010].includes(code);
+    return ![1001, 1006, 1011, 1012, 1013, 1014, 4001].includes(code);
 }
 /**
  * Whether a handshake refused with this HTTP status is not tried again: a 4xx says the request
@@ -432,10 +431,10 @@ export function isFinalRefusal(status) {
  * subscription: each new socket goes to the same URL, so it is subscribed again, and every
  * subscriber keeps receiving, with a {@link Reconnected} marker between the two sockets' messages.
  *
- * Reconnection: a lost connection (or a failed attempt) is retried after a random delay between
- * 0 and `min(maxDelay, initialDelay × 2^(retry − 1))` ("full jitter", so that clients a restart
- * dropped together do not return together), until it opens or `maxAttempts` retries in a row
- * failed. Ends that would only fail again are final: see {@link isFinalClose} and
+ * Reconnection: a lost connection (or a failed attempt) is retried; before reconnect attempt n
+ * (from 1 after each open connection) it waits a random delay between 0 and
+ * `min(maxDelay, initialDelay × 2^(n − 1))` ("full jitter", so that clients a restart dropped
+ * together do not return together), until one opens or `maxAttempts` attempts in a row failed. Ends that would only fail again are final: see {@link isFinalClose} and
  * {@link isFinalRefusal}. Browsers do not tell a page the HTTP status of a refused handshake (it
  * looks like an unreachable server), so there every refusal is retried: bound it with
  * `maxAttempts`. `ws` in Node does report it.
@@ -452,16 +451,17 @@ export class Connection {
     #subscribers = new Set();
     #listeners = new Set();
     #queue = [];
-    #state = { state: "connecting", attempt: 1 };
+    #state = { state: "connecting", attempt: 0 };
     #socket = null;
-    /** Retries since the last open. */
+    /** Reconnect attempts since the last open. */
     #retries = 0;
     #opened = false;
     /** Set by `close` or a final end: nothing is tried again. */
     #ended = null;
     #timer;
     /**
-     * Connects to the URL `url` gives (called before each attempt, with its number from 1);
+     * Connects to the URL `url` gives (called before each attempt, with its number: see
+     * {@link ConnectionState});
      * `out` encodes what `send` takes (`null`: the channel takes nothing), `incoming` decodes what
      * arrives. Generated channels' `connect` calls this.
      */
@@ -473,7 +473,7 @@ export class Connection {
         if (options.onState !== undefined)
             this.#listeners.add(options.onState);
         // Later, so that a state listener can use what the caller assigns this connection to.
-        queueMicrotask(() => void this.#attempt(1));
+        queueMicrotask(() => void this.#attempt(0));
     }
     /** The current state. */
     get state() {
@@ -555,9 +555,9 @@ export class Connection {
             socket = new WebSocketClass(url, this.#options.protocols);
         }
         catch (err) {
-            // The URL hook failed, or the URL is unusable (a constructor throws a SyntaxError).
-            const final = err instanceof SyntaxError || err instanceof TypeError || err instanceof ParameterError;
-            return this.#end(new ConnectionClosed(1006, asError(err).message), final);
+            // The credentials hook failed, or the URL is unusable (the constructor throws a
+            // SyntaxError): trying again would fail the same way.
+            return this.#end(new ConnectionClosed(1006, asError(err).message), true);
         }
         this.#socket = socket;
         if (this.#in.binary)
@@ -593,17 +593,19 @@ export class Connection {
         const ended = this.#ended;
         const gaveUp = ended !== null || final || (limit !== undefined && this.#retries >= limit);
         if (gaveUp) {
-            this.#ended = ended ?? closed;
+            // Closed by the application: its code and reason, whatever the socket made of them (a
+            // socket closed while connecting reports 1006).
+            const reported = ended ?? closed;
+            this.#ended = reported;
             this.#queue.length = 0;
-            this.#set({ state: "closed", code: closed.code, reason: closed.reason, final: true });
+            this.#set({ state: "closed", code: reported.code, reason: reported.reason, final: true });
             return;
         }
         this.#set({ state: "closed", code: closed.code, reason: closed.reason, final: false });
-        this.#retries += 1;
+        const attempt = (this.#retries += 1);
         const initial = this.#options.initialDelay ?? 500;
         const max = this.#options.maxDelay ?? 30_000;
-        const delay = Math.round(Math.random() * Math.min(max, initial * 2 ** (this.#retries - 1)));
-        const attempt = this.#retries + 1;
+        const delay = Math.round(Math.random() * Math.min(max, initial * 2 ** (attempt - 1)));
         this.#set({ state: "reconnecting", attempt, delay, lastError: closed });
         this.#timer = setTimeout(() => void this.#attempt(attempt), delay);
     }

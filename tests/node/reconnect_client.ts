@@ -6,6 +6,7 @@
 // It prints `restart server` and waits for `restarted` on stdin: the Rust test restarts the
 // chat example on the same port in between.
 import assert from "node:assert/strict";
+import { createServer, type Socket } from "node:net";
 import { createInterface } from "node:readline";
 import WebSocket, { WebSocketServer } from "ws";
 import { chat, type ChatCommand, type ChatEvent } from "../../examples/chat/chat.js";
@@ -97,7 +98,7 @@ annConnection.send({ type: "say", text: "queued before the first open" });
 await ann.until("ann opens", () => annConnection.state.state === "open");
 await ann.until("ann hears herself", () => ann.said().includes("ann: queued before the first open"));
 assert.deepEqual(ann.kinds(), ["connecting", "open"]);
-assert.deepEqual(ann.states[0], { state: "connecting", attempt: 1 });
+assert.deepEqual(ann.states[0], { state: "connecting", attempt: 0 });
 
 const bob = new Recorder();
 const bobConnection = chat.connect(base, { room: "reconnect" }, {
@@ -124,7 +125,7 @@ for (const who of [ann, bob]) {
   for (const state of who.states) {
     if (state.state !== "reconnecting") continue;
     // Full jitter: somewhere between 0 and the attempt's bound, never above maxDelay.
-    assert.ok(state.delay >= 0 && state.delay <= Math.min(400, 100 * 2 ** (state.attempt - 2)), JSON.stringify(state));
+    assert.ok(state.delay >= 0 && state.delay <= Math.min(400, 100 * 2 ** (state.attempt - 1)), JSON.stringify(state));
     assert.ok(state.lastError instanceof ConnectionClosed, `${state.lastError}`);
   }
   // The subscriber got a marker between the two connections' messages.
@@ -132,7 +133,7 @@ for (const who of [ann, bob]) {
   assert.ok(marker !== undefined && marker.after.code === 1006, JSON.stringify(who.received));
 }
 // The hook asked for credentials again for the new attempts.
-assert.ok(tokensAsked.length >= 2 && tokensAsked[0] === 1, `${tokensAsked}`);
+assert.ok(tokensAsked.length >= 2 && tokensAsked[0] === 0 && tokensAsked[1] === 1, `${tokensAsked}`);
 
 // The room is the address: both are in it again, and chat goes on.
 annConnection.send({ type: "say", text: "after the restart" });
@@ -178,7 +179,7 @@ const refusedConnection = chat.connect(base, { room: "reconnect" }, {
 });
 await refused.until("the refusal is final", () => refused.kinds().at(-1)?.endsWith("final") === true);
 assert.deepEqual(refused.kinds(), ["connecting", "closed 1006 final"]);
-assert.deepEqual(refusedHook, [1]);
+assert.deepEqual(refusedHook, [0]);
 assert.throws(() => refusedConnection.send({ type: "typing" }), (err: unknown) => err instanceof ConnectionClosed && err.status === 401);
 
 // ---- Each end of the close-code rules, from a `ws` server -----------------------------------
@@ -219,18 +220,36 @@ async function endsOf(url: string): Promise<string[]> {
 /** Lets anything that would still happen happen. */
 const settle = () => new Promise((resolve) => setTimeout(resolve, 100));
 
-for (const code of [1001, 1011, 1012, 1013, 4001]) {
+for (const code of [1001, 1011, 1012, 1013, 1014, 4001]) {
   const s = await server((socket) => socket.close(code, "again"));
   const expected = ["connecting", "open", `closed ${code}`, "reconnecting", "connecting", "open"];
   assert.deepEqual(await endsOf(s.url), expected, `close ${code} is retried`);
   s.close();
 }
-for (const code of [1000, 1002, 1003, 1007, 1008, 1009, 4000, 4403]) {
+for (const code of [1000, 1002, 1003, 1007, 1008, 1009, 1010, 3000, 4000, 4403]) {
   const s = await server((socket) => socket.close(code, "final"));
   assert.deepEqual(await endsOf(s.url), ["connecting", "open", `closed ${code} final`], `close ${code} is final`);
   await settle();
   assert.equal(s.connections(), 1, `close ${code}: never tried again`);
   s.close();
+}
+// A close frame without a code reads as 1005: final, as any code not named retried.
+{
+  const s = await server((socket) => socket.close());
+  assert.deepEqual(await endsOf(s.url), ["connecting", "open", "closed 1005 final"]);
+  s.close();
+}
+// A credentials hook that fails ends the connection for good (the Rust client's rule).
+{
+  const recorder = new Recorder();
+  const connection = chat.connect(base, { room: "x" }, {
+    WebSocket,
+    query: () => Promise.reject(new Error("no token today")),
+    onState: recorder.onState,
+  });
+  await recorder.until("the hook's failure is final", () => recorder.kinds().at(-1)?.endsWith("final") === true);
+  assert.deepEqual(recorder.kinds(), ["connecting", "closed 1006 final"]);
+  assert.throws(() => connection.send({ type: "typing" }), { name: "ConnectionClosed", message: "closed (1006: no token today)" });
 }
 // Vanishing without a close frame is 1006, retried.
 {
@@ -259,10 +278,31 @@ for (const [status, final] of [[400, true], [403, true], [404, true], [429, fals
   chat.connect(url, { room: "x" }, { WebSocket, initialDelay: 40, maxDelay: 100, maxAttempts: 3, onState: recorder.onState });
   await recorder.until("giving up", () => recorder.kinds().at(-1)?.endsWith("final") === true);
   const waits = recorder.states.flatMap((state) => (state.state === "reconnecting" ? [[state.attempt, state.delay]] : []));
-  assert.deepEqual(waits.map(([attempt]) => attempt), [2, 3, 4]);
+  assert.deepEqual(waits.map(([attempt]) => attempt), [1, 2, 3]);
   for (const [attempt = 0, delay = -1] of waits) {
-    assert.ok(delay >= 0 && delay <= Math.min(100, 40 * 2 ** (attempt - 2)), `attempt ${attempt} waited ${delay}`);
+    assert.ok(delay >= 0 && delay <= Math.min(100, 40 * 2 ** (attempt - 1)), `attempt ${attempt} waited ${delay}`);
   }
+}
+// Closed by the application while an attempt is under way (a server that accepts TCP and never
+// answers the handshake): final, with the application's code rather than the socket's 1006.
+{
+  const sockets: Socket[] = [];
+  let accepted: () => void = () => {};
+  const acceptedOne = new Promise<void>((resolve) => (accepted = resolve));
+  const silent = createServer((socket) => {
+    sockets.push(socket);
+    accepted();
+  });
+  await new Promise<void>((resolve) => silent.listen(0, "127.0.0.1", resolve));
+  const { port } = silent.address() as { port: number };
+  const recorder = new Recorder();
+  const connection = chat.connect(`ws://127.0.0.1:${port}`, { room: "x" }, { WebSocket, onState: recorder.onState });
+  await acceptedOne;
+  connection.close(4000, "changed my mind");
+  await recorder.until("closed while connecting", () => recorder.kinds().at(-1)?.endsWith("final") === true);
+  assert.deepEqual(recorder.kinds(), ["connecting", "closed 4000 final"]);
+  for (const socket of sockets) socket.destroy();
+  silent.close();
 }
 // A garbage frame is an error for the subscriber; the connection stays open.
 {
