@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import WebSocket from "ws";
 import { decode, encode } from "@msgpack/msgpack";
 import { relay, sensors, type SensorCommand, type SensorEvent } from "../../examples/binary.js";
-import type { Received, WebSocketLike } from "../../examples/ws-channels.js";
+import type { Received, Reconnected, WebSocketLike } from "../../examples/ws-channels.js";
 
 // Both the browser's WebSocket and Node's `ws` still fit the generated functions (checked by tsc).
 export const browserFits = (ws: globalThis.WebSocket): WebSocketLike => ws;
@@ -108,6 +108,34 @@ const careless = await opened(new WebSocket(sensors.url(base, { device: "careles
 const closed = new Promise<number>((resolve) => careless.once("close", (code: number) => resolve(code)));
 careless.send(JSON.stringify({ type: "ping" }));
 assert.equal(await closed, 1003);
+
+// The reconnecting connection speaks both codecs too: MessagePack typed both ways, raw frames
+// as they are.
+{
+  const sensorConnection = sensors.connect(base, { device: "connection" }, { WebSocket });
+  const relayConnection = relay.connect(base, { topic: "connection" }, { WebSocket });
+  const heard: Array<Received<SensorEvent> | Reconnected> = [];
+  const relayed: Array<Received<string | Uint8Array> | Reconnected> = [];
+  const both = new Promise<void>((resolve) => {
+    const check = () => heard.length === 1 && relayed.length === 2 && resolve();
+    sensorConnection.subscribe((received) => (heard.push(received), check()));
+    relayConnection.subscribe((received) => (relayed.push(received), check()));
+  });
+  // Queued until open, then sent.
+  sensorConnection.send({ type: "ping" });
+  relayConnection.send("text as it is");
+  relayConnection.send(new Uint8Array([1, 2, 3]));
+  await both;
+  assert.deepEqual(heard, [{ ok: true, msg: { type: "pong" } }]);
+  assert.deepEqual(relayed[0], { ok: true, msg: "text as it is" });
+  assert.deepEqual([...bytesOf(relayed[1] as Received<string | Uint8Array>)], [1, 2, 3]);
+  assert.throws(() => sensorConnection.send({ type: "report", celsius: [true] } as never), {
+    name: "ValidationError",
+    message: "report.celsius[0]: expected number, got boolean",
+  });
+  sensorConnection.close();
+  relayConnection.close();
+}
 
 // Browsers hand binary frames over as Blobs unless told otherwise: subscribing on a binary
 // channel asks for ArrayBuffers, and leaves Node's own binary types alone.
