@@ -434,8 +434,8 @@ export function isFinalRefusal(status) {
  * Reconnection: a lost connection (or a failed attempt) is retried; before reconnect attempt n
  * (from 1 after each open connection) it waits a random delay between 0 and
  * `min(maxDelay, initialDelay × 2^(n − 1))` ("full jitter", so that clients a restart dropped
- * together do not return together), until one opens or `maxAttempts` attempts in a row failed. Ends that would only fail again are final: see {@link isFinalClose} and
- * {@link isFinalRefusal}. Browsers do not tell a page the HTTP status of a refused handshake (it
+ * together do not return together), until one opens or `maxAttempts` attempts in a row failed.
+ * Ends that would only fail again are final: see {@link isFinalClose} and {@link isFinalRefusal}. Browsers do not tell a page the HTTP status of a refused handshake (it
  * looks like an unreachable server), so there every refusal is retried: bound it with
  * `maxAttempts`. `ws` in Node does report it.
  *
@@ -529,7 +529,7 @@ export class Connection {
             }
         }
         else {
-            this.#set({ state: "closed", code, reason, final: true });
+            this.#set({ state: "closed", code, reason, final: true, error: null });
         }
     }
     #set(state) {
@@ -598,10 +598,11 @@ export class Connection {
             const reported = ended ?? closed;
             this.#ended = reported;
             this.#queue.length = 0;
-            this.#set({ state: "closed", code: reported.code, reason: reported.reason, final: true });
+            const error = ended === null ? closed : null;
+            this.#set({ state: "closed", code: reported.code, reason: reported.reason, final: true, error });
             return;
         }
-        this.#set({ state: "closed", code: closed.code, reason: closed.reason, final: false });
+        this.#set({ state: "closed", code: closed.code, reason: closed.reason, final: false, error: closed });
         const attempt = (this.#retries += 1);
         const initial = this.#options.initialDelay ?? 500;
         const max = this.#options.maxDelay ?? 30_000;

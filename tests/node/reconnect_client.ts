@@ -180,6 +180,8 @@ const refusedConnection = chat.connect(base, { room: "reconnect" }, {
 await refused.until("the refusal is final", () => refused.kinds().at(-1)?.endsWith("final") === true);
 assert.deepEqual(refused.kinds(), ["connecting", "closed 1006 final"]);
 assert.deepEqual(refusedHook, [0]);
+const refusal = refused.states.at(-1);
+assert.ok(refusal?.state === "closed" && refusal.error?.status === 401, JSON.stringify(refusal));
 assert.throws(() => refusedConnection.send({ type: "typing" }), (err: unknown) => err instanceof ConnectionClosed && err.status === 401);
 
 // ---- Each end of the close-code rules, from a `ws` server -----------------------------------

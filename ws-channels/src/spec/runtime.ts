@@ -475,7 +475,14 @@ export type ConnectionState =
   | { readonly state: "connecting"; readonly attempt: number }
   | { readonly state: "open" }
   | { readonly state: "reconnecting"; readonly attempt: number; readonly delay: number; readonly lastError: Error }
-  | { readonly state: "closed"; readonly code: number; readonly reason: string; readonly final: boolean };
+  | {
+      readonly state: "closed";
+      readonly code: number;
+      readonly reason: string;
+      readonly final: boolean;
+      /** Why it ended (with the HTTP status of a refusal, where known); `null` when the application closed it. */
+      readonly error: ConnectionClosed | null;
+    };
 
 /**
  * Whether a connection that ended with this close code is not tried again. Retried: 1001 (going
@@ -532,8 +539,8 @@ export interface ConnectOptions {
  * Reconnection: a lost connection (or a failed attempt) is retried; before reconnect attempt n
  * (from 1 after each open connection) it waits a random delay between 0 and
  * `min(maxDelay, initialDelay × 2^(n − 1))` ("full jitter", so that clients a restart dropped
- * together do not return together), until one opens or `maxAttempts` attempts in a row failed. Ends that would only fail again are final: see {@link isFinalClose} and
- * {@link isFinalRefusal}. Browsers do not tell a page the HTTP status of a refused handshake (it
+ * together do not return together), until one opens or `maxAttempts` attempts in a row failed.
+ * Ends that would only fail again are final: see {@link isFinalClose} and {@link isFinalRefusal}. Browsers do not tell a page the HTTP status of a refused handshake (it
  * looks like an unreachable server), so there every refusal is retried: bound it with
  * `maxAttempts`. `ws` in Node does report it.
  *
@@ -632,7 +639,7 @@ export class Connection<Out, In> {
         this.#socket.close();
       }
     } else {
-      this.#set({ state: "closed", code, reason, final: true });
+      this.#set({ state: "closed", code, reason, final: true, error: null });
     }
   }
 
@@ -699,10 +706,11 @@ export class Connection<Out, In> {
       const reported = ended ?? closed;
       this.#ended = reported;
       this.#queue.length = 0;
-      this.#set({ state: "closed", code: reported.code, reason: reported.reason, final: true });
+      const error = ended === null ? closed : null;
+      this.#set({ state: "closed", code: reported.code, reason: reported.reason, final: true, error });
       return;
     }
-    this.#set({ state: "closed", code: closed.code, reason: closed.reason, final: false });
+    this.#set({ state: "closed", code: closed.code, reason: closed.reason, final: false, error: closed });
     const attempt = (this.#retries += 1);
     const initial = this.#options.initialDelay ?? 500;
     const max = this.#options.maxDelay ?? 30_000;
