@@ -40,11 +40,12 @@ impl Drop for Running {
 
 /// Starts a server example on port 0 and returns it with the address it printed.
 fn start_server(name: &str) -> (Running, String) {
-    start_server_on(name, "127.0.0.1:0")
+    try_start_server_on(name, "127.0.0.1:0").unwrap_or_else(|| panic!("{name} did not print `listening on ws://…`"))
 }
 
-/// Starts a server example listening on `bind` and returns it with the address it printed.
-fn start_server_on(name: &str, bind: &str) -> (Running, String) {
+/// Starts a server example listening on `bind` and returns it with the address it printed;
+/// `None` if it exits first (the address is taken) or prints nothing within 20 s.
+fn try_start_server_on(name: &str, bind: &str) -> Option<(Running, String)> {
     let mut child = example(name)
         .arg(bind)
         .stdout(Stdio::piped())
@@ -60,10 +61,27 @@ fn start_server_on(name: &str, bind: &str) -> (Running, String) {
             }
         }
     });
-    let addr = rx
-        .recv_timeout(Duration::from_secs(20))
-        .unwrap_or_else(|_| panic!("{name} did not print `listening on ws://…`"));
-    (running, addr)
+    let addr = rx.recv_timeout(Duration::from_secs(20)).ok()?;
+    Some((running, addr))
+}
+
+/// Starts the server example `name` again on the address it had. The port was free a moment
+/// ago, but another socket may hold it briefly (a client's outgoing connection can be given
+/// it as its own port), so a failed start is tried again for a while.
+fn restart_server_on(name: &str, addr: &str) -> Running {
+    let bind = addr.trim_start_matches("ws://");
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some((running, at)) = try_start_server_on(name, bind) {
+            assert_eq!(at, addr, "restarted on the same address");
+            return running;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{name} could not listen on {bind} again within 20 s"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 #[test]
@@ -364,7 +382,6 @@ fn output_with_restarts(mut client: Command, name: &str, server: Running, addr: 
             let _ = tx.send(line);
         }
     });
-    let bind = addr.trim_start_matches("ws://").to_owned();
     let mut server = Some(server);
     let mut output = String::new();
     let deadline = std::time::Instant::now() + bound;
@@ -376,9 +393,7 @@ fn output_with_restarts(mut client: Command, name: &str, server: Running, addr: 
                 output.push('\n');
                 if line == "restart server" {
                     drop(server.take());
-                    let (restarted, at) = start_server_on(name, &bind);
-                    assert_eq!(at, addr, "restarted on the same address");
-                    server = Some(restarted);
+                    server = Some(restart_server_on(name, addr));
                     writeln!(stdin, "restarted").expect("tell the client");
                 }
             }
@@ -465,6 +480,8 @@ fn typescript_handles_every_serde_shape() {
             "--noPropertyAccessFromIndexSignature",
             "--noUncheckedIndexedAccess",
             "--exactOptionalPropertyTypes",
+            "--verbatimModuleSyntax",
+            "--erasableSyntaxOnly",
             "--noUnusedLocals",
             "--noImplicitReturns",
             "--target",

@@ -4,13 +4,15 @@
 export const OPEN = 1;
 /** A path parameter no channel URL can carry: `parameter` names it, `value` is what was given. */
 export class ParameterError extends Error {
+    // Plain fields, not parameter properties: the runtime stays erasable TypeScript, which Node
+    // runs by stripping the types.
     parameter;
     value;
     constructor(parameter, value, reason) {
         super(`parameter ${parameter}: ${reason}`);
+        this.name = "ParameterError";
         this.parameter = parameter;
         this.value = value;
-        this.name = "ParameterError";
     }
 }
 /**
@@ -395,15 +397,17 @@ export function equal(a, b) {
 }
 /** Why a connection ended: its close code and reason, and the HTTP status of a refused handshake. */
 export class ConnectionClosed extends Error {
+    /** The close code: 1006 when there was no close frame (a refusal, a lost connection). */
     code;
     reason;
+    /** The HTTP status of a refused handshake, where the socket reports it. */
     status;
     constructor(code, reason, status, message = status === undefined ? `closed (${code}${reason === "" ? "" : `: ${reason}`})` : `refused with HTTP ${status}`) {
         super(message);
+        this.name = "ConnectionClosed";
         this.code = code;
         this.reason = reason;
         this.status = status;
-        this.name = "ConnectionClosed";
     }
 }
 /**

@@ -38,13 +38,16 @@ export type Query = URLSearchParams | Readonly<Record<string, string | number | 
 
 /** A path parameter no channel URL can carry: `parameter` names it, `value` is what was given. */
 export class ParameterError extends Error {
-  constructor(
-    readonly parameter: string,
-    readonly value: unknown,
-    reason: string,
-  ) {
+  // Plain fields, not parameter properties: the runtime stays erasable TypeScript, which Node
+  // runs by stripping the types.
+  readonly parameter: string;
+  readonly value: unknown;
+
+  constructor(parameter: string, value: unknown, reason: string) {
     super(`parameter ${parameter}: ${reason}`);
     this.name = "ParameterError";
+    this.parameter = parameter;
+    this.value = value;
   }
 }
 
@@ -454,14 +457,23 @@ export type SocketConstructor = new (url: string, protocols?: string | string[])
 
 /** Why a connection ended: its close code and reason, and the HTTP status of a refused handshake. */
 export class ConnectionClosed extends Error {
+  /** The close code: 1006 when there was no close frame (a refusal, a lost connection). */
+  readonly code: number;
+  readonly reason: string;
+  /** The HTTP status of a refused handshake, where the socket reports it. */
+  readonly status: number | undefined;
+
   constructor(
-    readonly code: number,
-    readonly reason: string,
-    readonly status?: number,
+    code: number,
+    reason: string,
+    status?: number,
     message = status === undefined ? `closed (${code}${reason === "" ? "" : `: ${reason}`})` : `refused with HTTP ${status}`,
   ) {
     super(message);
     this.name = "ConnectionClosed";
+    this.code = code;
+    this.reason = reason;
+    this.status = status;
   }
 }
 
