@@ -767,6 +767,21 @@ mod tests {
         ] {
             assert!(exports.contains(&name), "{name} in {exports:?}");
         }
+        // A message type named like one of them is renamed, so the import still means the runtime.
+        let module = AsyncApi::new("T", "1").channel::<Connection>().to_typescript();
+        assert!(module.contains("\nexport type ConnectionMessage = {"), "{module}");
+        assert!(
+            module.contains("): Connection<ConnectionMessage, ConnectionMessage> {"),
+            "{module}"
+        );
+        assert!(!module.contains("export type Connection ="), "{module}");
+    }
+
+    /// Named like the runtime's reconnecting class.
+    #[ws_channel("connections/<id>")]
+    #[derive(Serialize, Deserialize, JsonSchema)]
+    struct Connection {
+        id: String,
     }
 
     #[test]
