@@ -242,19 +242,22 @@ export function validate(schemas: Schemas, schema: Schema, value: unknown, at = 
     const types: unknown[] = Array.isArray(type) ? type : [type];
     if (!types.some((t) => hasType(`${t}`, value))) return `${where}: expected ${types.join(" or ")}, got ${kind(value)}`;
   }
-  const bounds = boundsOf(s);
   if (typeof value === "number") {
-    if (bounds.minimum !== undefined && value < bounds.minimum) return `${where}: below the minimum ${bounds.minimum}`;
-    if (bounds.maximum !== undefined && value > bounds.maximum) return `${where}: above the maximum ${bounds.maximum}`;
+    const minimum = numberAt(s, "minimum");
+    const maximum = numberAt(s, "maximum");
+    if (minimum !== undefined && value < minimum) return `${where}: below the minimum ${minimum}`;
+    if (maximum !== undefined && value > maximum) return `${where}: above the maximum ${maximum}`;
   }
   if (typeof value === "string") {
-    // JSON Schema counts characters (code points), not UTF-16 units.
-    const length = [...value].length;
-    if (bounds.minLength !== undefined && length < bounds.minLength) return `${where}: shorter than ${bounds.minLength} characters`;
-    if (bounds.maxLength !== undefined && length > bounds.maxLength) return `${where}: longer than ${bounds.maxLength} characters`;
+    const minLength = numberAt(s, "minLength");
+    const maxLength = numberAt(s, "maxLength");
+    // JSON Schema counts characters (code points), not UTF-16 units; counted only when limited.
+    const length = minLength === undefined && maxLength === undefined ? 0 : [...value].length;
+    if (minLength !== undefined && length < minLength) return `${where}: shorter than ${minLength} characters`;
+    if (maxLength !== undefined && length > maxLength) return `${where}: longer than ${maxLength} characters`;
   }
   if (Array.isArray(value)) {
-    const problem = validateItems(schemas, s, value, where, bounds);
+    const problem = validateItems(schemas, s, value, where);
     if (problem !== null) return problem;
   }
   if (isObject(value)) {
@@ -281,9 +284,9 @@ function validateItems(
   s: { readonly [keyword: string]: unknown },
   value: unknown[],
   where: string,
-  bounds: Bounds,
 ): string | null {
-  const { minItems, maxItems } = bounds;
+  const minItems = numberAt(s, "minItems");
+  const maxItems = numberAt(s, "maxItems");
   if (minItems !== undefined && value.length < minItems) return `${where}: fewer than ${minItems} items`;
   if (maxItems !== undefined && value.length > maxItems) return `${where}: more than ${maxItems} items`;
   const items = s["items"];
@@ -304,19 +307,26 @@ function validateProperties(
   at: string,
 ): string | null {
   const where = at === "" ? ROOT : at;
-  const properties = (s["properties"] ?? {}) as Record<string, Schema>;
-  const patterns = Object.entries((s["patternProperties"] ?? {}) as Record<string, Schema>);
+  const declared = s["properties"];
+  const properties: Record<string, Schema> = isObject(declared) ? (declared as Record<string, Schema>) : {};
   const required = s["required"];
-  for (const name of Array.isArray(required) ? (required as string[]) : []) {
-    if (!hasOwn(value, name) || value[name] === undefined) return `${where}: missing property ${JSON.stringify(name)}`;
+  if (Array.isArray(required)) {
+    for (const name of required as string[]) {
+      if (!hasOwn(value, name) || value[name] === undefined) return `${where}: missing property ${JSON.stringify(name)}`;
+    }
   }
-  for (const [name, item] of Object.entries(value)) {
+  for (const name in value) {
+    if (!hasOwn(value, name)) continue;
+    const item = value[name];
     // JSON.stringify drops undefined properties: they are not sent.
     if (item === undefined) continue;
     let property: Schema | undefined = hasOwn(properties, name) ? properties[name] : undefined;
     if (property === undefined) {
-      const pattern = patterns.find(([regex]) => new RegExp(regex, "u").test(name));
-      property = pattern ? pattern[1] : (s["additionalProperties"] as Schema | undefined);
+      const patterns = s["patternProperties"];
+      const pattern = isObject(patterns)
+        ? Object.entries(patterns).find(([regex]) => new RegExp(regex, "u").test(name))
+        : undefined;
+      property = pattern ? (pattern[1] as Schema) : (s["additionalProperties"] as Schema | undefined);
       if (property === false) return `${where}: unexpected property ${JSON.stringify(name)}`;
     }
     if (property === undefined) continue;
@@ -354,7 +364,7 @@ function selectVariant(
   shapes: Schema[],
   value: unknown,
 ): { shape: Schema; label: string } | { shape: undefined; at: string; problem: string } | undefined {
-  const tags = shapes.map((shape) => tagOf(schemas, shape));
+  const tags = tagsOf(schemas, shapes);
   // Internally or adjacently tagged: one property, a constant per shape.
   const property = tags[0]?.property;
   if (property !== undefined && tags.every((tag) => tag?.property === property && tag.value !== undefined)) {
@@ -376,6 +386,18 @@ function selectVariant(
   return shape === undefined || key === undefined ? undefined : { shape, label: "" };
 }
 
+/** Each union's tags, worked out once: the schemas do not change, and unions are on the hot path. */
+const TAGS = new WeakMap<Schema[], Array<{ property: string; value?: unknown } | undefined>>();
+
+function tagsOf(schemas: Schemas, shapes: Schema[]): Array<{ property: string; value?: unknown } | undefined> {
+  let tags = TAGS.get(shapes);
+  if (tags === undefined) {
+    tags = shapes.map((shape) => tagOf(schemas, shape));
+    TAGS.set(shapes, tags);
+  }
+  return tags;
+}
+
 /** The tag a union shape declares: a property fixed to a constant, or its single required property. */
 function tagOf(schemas: Schemas, shape: Schema): { property: string; value?: unknown } | undefined {
   if (typeof shape !== "object") return undefined;
@@ -395,17 +417,10 @@ function tagOf(schemas: Schemas, shape: Schema): { property: string; value?: unk
   return undefined;
 }
 
-/** The numeric limits a schema sets. */
-type Bounds = Partial<Record<(typeof BOUNDS)[number], number>>;
-const BOUNDS = ["minimum", "maximum", "minLength", "maxLength", "minItems", "maxItems"] as const;
-
-function boundsOf(s: { readonly [keyword: string]: unknown }): Bounds {
-  const found: Bounds = {};
-  for (const key of BOUNDS) {
-    const value = s[key];
-    if (typeof value === "number") found[key] = value;
-  }
-  return found;
+/** A numeric keyword of a schema (a limit), if it sets one. */
+function numberAt(s: { readonly [keyword: string]: unknown }, keyword: string): number | undefined {
+  const value = s[keyword];
+  return typeof value === "number" ? value : undefined;
 }
 
 function kind(value: unknown): string {
@@ -436,6 +451,9 @@ export function isObject(value: unknown): value is Record<string, unknown> {
 
 /** JSON equality, as `const` and `enum` compare. */
 export function equal(a: unknown, b: unknown): boolean {
+  if (a === b) return true;
+  // Two primitives that are not `===` differ; only objects and arrays need comparing as JSON.
+  if (typeof a !== "object" || typeof b !== "object" || a === null || b === null) return false;
   return JSON.stringify(a) === JSON.stringify(b);
 }
 

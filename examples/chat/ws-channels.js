@@ -194,23 +194,26 @@ export function validate(schemas, schema, value, at = "") {
         if (!types.some((t) => hasType(`${t}`, value)))
             return `${where}: expected ${types.join(" or ")}, got ${kind(value)}`;
     }
-    const bounds = boundsOf(s);
     if (typeof value === "number") {
-        if (bounds.minimum !== undefined && value < bounds.minimum)
-            return `${where}: below the minimum ${bounds.minimum}`;
-        if (bounds.maximum !== undefined && value > bounds.maximum)
-            return `${where}: above the maximum ${bounds.maximum}`;
+        const minimum = numberAt(s, "minimum");
+        const maximum = numberAt(s, "maximum");
+        if (minimum !== undefined && value < minimum)
+            return `${where}: below the minimum ${minimum}`;
+        if (maximum !== undefined && value > maximum)
+            return `${where}: above the maximum ${maximum}`;
     }
     if (typeof value === "string") {
-        // JSON Schema counts characters (code points), not UTF-16 units.
-        const length = [...value].length;
-        if (bounds.minLength !== undefined && length < bounds.minLength)
-            return `${where}: shorter than ${bounds.minLength} characters`;
-        if (bounds.maxLength !== undefined && length > bounds.maxLength)
-            return `${where}: longer than ${bounds.maxLength} characters`;
+        const minLength = numberAt(s, "minLength");
+        const maxLength = numberAt(s, "maxLength");
+        // JSON Schema counts characters (code points), not UTF-16 units; counted only when limited.
+        const length = minLength === undefined && maxLength === undefined ? 0 : [...value].length;
+        if (minLength !== undefined && length < minLength)
+            return `${where}: shorter than ${minLength} characters`;
+        if (maxLength !== undefined && length > maxLength)
+            return `${where}: longer than ${maxLength} characters`;
     }
     if (Array.isArray(value)) {
-        const problem = validateItems(schemas, s, value, where, bounds);
+        const problem = validateItems(schemas, s, value, where);
         if (problem !== null)
             return problem;
     }
@@ -235,8 +238,9 @@ export function validate(schemas, schema, value, at = "") {
     }
     return null;
 }
-function validateItems(schemas, s, value, where, bounds) {
-    const { minItems, maxItems } = bounds;
+function validateItems(schemas, s, value, where) {
+    const minItems = numberAt(s, "minItems");
+    const maxItems = numberAt(s, "maxItems");
     if (minItems !== undefined && value.length < minItems)
         return `${where}: fewer than ${minItems} items`;
     if (maxItems !== undefined && value.length > maxItems)
@@ -256,20 +260,28 @@ function validateItems(schemas, s, value, where, bounds) {
 }
 function validateProperties(schemas, s, value, at) {
     const where = at === "" ? ROOT : at;
-    const properties = (s["properties"] ?? {});
-    const patterns = Object.entries((s["patternProperties"] ?? {}));
+    const declared = s["properties"];
+    const properties = isObject(declared) ? declared : {};
     const required = s["required"];
-    for (const name of Array.isArray(required) ? required : []) {
-        if (!hasOwn(value, name) || value[name] === undefined)
-            return `${where}: missing property ${JSON.stringify(name)}`;
+    if (Array.isArray(required)) {
+        for (const name of required) {
+            if (!hasOwn(value, name) || value[name] === undefined)
+                return `${where}: missing property ${JSON.stringify(name)}`;
+        }
     }
-    for (const [name, item] of Object.entries(value)) {
+    for (const name in value) {
+        if (!hasOwn(value, name))
+            continue;
+        const item = value[name];
         // JSON.stringify drops undefined properties: they are not sent.
         if (item === undefined)
             continue;
         let property = hasOwn(properties, name) ? properties[name] : undefined;
         if (property === undefined) {
-            const pattern = patterns.find(([regex]) => new RegExp(regex, "u").test(name));
+            const patterns = s["patternProperties"];
+            const pattern = isObject(patterns)
+                ? Object.entries(patterns).find(([regex]) => new RegExp(regex, "u").test(name))
+                : undefined;
             property = pattern ? pattern[1] : s["additionalProperties"];
             if (property === false)
                 return `${where}: unexpected property ${JSON.stringify(name)}`;
@@ -307,7 +319,7 @@ function validateUnion(schemas, shapes, value, at, exactlyOne) {
 }
 /** The variant of a tagged union a value selects; `undefined` when the shapes are not tagged. */
 function selectVariant(schemas, shapes, value) {
-    const tags = shapes.map((shape) => tagOf(schemas, shape));
+    const tags = tagsOf(schemas, shapes);
     // Internally or adjacently tagged: one property, a constant per shape.
     const property = tags[0]?.property;
     if (property !== undefined && tags.every((tag) => tag?.property === property && tag.value !== undefined)) {
@@ -330,6 +342,16 @@ function selectVariant(schemas, shapes, value) {
     const shape = shapes[index];
     // The property already names the variant in the path: no segment of its own.
     return shape === undefined || key === undefined ? undefined : { shape, label: "" };
+}
+/** Each union's tags, worked out once: the schemas do not change, and unions are on the hot path. */
+const TAGS = new WeakMap();
+function tagsOf(schemas, shapes) {
+    let tags = TAGS.get(shapes);
+    if (tags === undefined) {
+        tags = shapes.map((shape) => tagOf(schemas, shape));
+        TAGS.set(shapes, tags);
+    }
+    return tags;
 }
 /** The tag a union shape declares: a property fixed to a constant, or its single required property. */
 function tagOf(schemas, shape) {
@@ -355,15 +377,10 @@ function tagOf(schemas, shape) {
     }
     return undefined;
 }
-const BOUNDS = ["minimum", "maximum", "minLength", "maxLength", "minItems", "maxItems"];
-function boundsOf(s) {
-    const found = {};
-    for (const key of BOUNDS) {
-        const value = s[key];
-        if (typeof value === "number")
-            found[key] = value;
-    }
-    return found;
+/** A numeric keyword of a schema (a limit), if it sets one. */
+function numberAt(s, keyword) {
+    const value = s[keyword];
+    return typeof value === "number" ? value : undefined;
 }
 function kind(value) {
     if (value === null)
@@ -393,6 +410,11 @@ export function isObject(value) {
 }
 /** JSON equality, as `const` and `enum` compare. */
 export function equal(a, b) {
+    if (a === b)
+        return true;
+    // Two primitives that are not `===` differ; only objects and arrays need comparing as JSON.
+    if (typeof a !== "object" || typeof b !== "object" || a === null || b === null)
+        return false;
     return JSON.stringify(a) === JSON.stringify(b);
 }
 /** Why a connection ended: its close code and reason, and the HTTP status of a refused handshake. */
