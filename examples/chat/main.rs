@@ -8,7 +8,8 @@
 //! ```
 //!
 //! It prints the page's address: open <http://127.0.0.1:8080/> in two browser tabs (the page
-//! uses the TypeScript client generated from these types, `chat.ts`, compiled to `chat.js`), or
+//! uses the TypeScript client generated from these types, `chat.ts`, and its runtime
+//! `ws-channels.ts`, compiled to `chat.js` and `ws-channels.js`), or
 //! use any WebSocket client:
 //!
 //! - connect to `ws://127.0.0.1:8080/chat/lobby?name=ann` (or authenticate with a token instead
@@ -264,6 +265,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 (
                     [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
                     include_str!("chat.js"),
+                )
+            }),
+        )
+        // The runtime chat.js imports, compiled the same way.
+        .route(
+            "/ws-channels.js",
+            get(|| async {
+                (
+                    [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
+                    include_str!("ws-channels.js"),
                 )
             }),
         )
