@@ -124,11 +124,11 @@ fn echo_server_sends_every_message_back() {
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     runtime.block_on(async {
         let exchange = async {
-            let (mut tx, mut rx) = ws_channels::connect(&addr, &ProbeParams::new()).await?;
+            let (tx, mut rx) = ws_channels::connect(&addr, &ProbeParams::new()).await?;
             let probe = Probe { hello: "world".into() };
             tx.send(&probe).await?;
             let echoed = futures_util::StreamExt::next(&mut rx).await.expect("an echo")?;
-            assert_eq!(echoed, probe);
+            assert_eq!(echoed, ws_channels::Event::Message(probe));
             Ok::<_, ws_channels::Error>(())
         };
         tokio::time::timeout(Duration::from_secs(20), exchange)

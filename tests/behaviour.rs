@@ -993,7 +993,7 @@ async fn sends_fail_once_the_client_has_left(backend: Backend) {
     let conn = kept.0.lock().unwrap().take().unwrap();
     assert!(conn.is_closing());
     assert!(
-        matches!(conn.send(&tick(1)).await, Err(Error::Closed)),
+        matches!(conn.send(&tick(1)).await, Err(Error::Closed { .. })),
         "a stored Conn learns the end"
     );
 }

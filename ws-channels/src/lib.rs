@@ -114,7 +114,10 @@ mod transport;
 mod validate;
 
 pub use channel::{Channel, ClientSends, ErrorReply, LagPolicy, Message, NoMessage, ParamValue, Params, Shape};
-pub use client::{ClientSocket, Publisher, Subscription, connect, publish, subscribe};
+pub use client::{
+    Client, ClientBuilder, ClientSocket, ConnectionState, Event, Events, Publisher, Reconnect, Subscription, connect,
+    publish, subscribe,
+};
 pub use codec::{Codec, Format, FrameError, FrameKind, Json, MsgPack, Passthrough, Raw};
 pub use conn_id::ConnId;
 pub use error::{BoxError, CodecError, Error, HandlerResult, ParamError, Report, ValidationError};
@@ -138,6 +141,19 @@ pub use ws_channels_macros::channel;
 
 /// The HTTP types of handshakes ([`StatusCode`](http::StatusCode) for a [`Reject`], headers).
 pub use http;
+/// The rustls crate this one's TLS is built on (for `Server::serve_tls`'s `ServerConfig` and
+/// a client's `TlsConnector::Rustls`), so the versions match. Feature `rustls`.
+#[cfg(any(feature = "rustls", feature = "rustls-native-roots"))]
+#[cfg_attr(docsrs, doc(cfg(feature = "rustls")))]
+pub use rustls;
+/// The TLS connector a [`ClientBuilder::tls`] takes: a rustls client configuration or a
+/// native-tls connector. Feature `rustls`, `rustls-native-roots` or `native-tls`.
+#[cfg(any(feature = "rustls", feature = "rustls-native-roots", feature = "native-tls"))]
+#[cfg_attr(
+    docsrs,
+    doc(cfg(any(feature = "rustls", feature = "rustls-native-roots", feature = "native-tls")))
+)]
+pub use tokio_tungstenite::Connector as TlsConnector;
 /// The WebSocket protocol types this crate speaks (messages, close frames).
 pub use tokio_tungstenite::tungstenite;
 /// WebSocket close codes, as passed to [`Conn::close`] and found in [`CloseInfo`].
