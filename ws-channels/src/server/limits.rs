@@ -24,7 +24,7 @@ pub struct RateLimit {
 /// What happens to a message over the [`RateLimit`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum RateLimitAction {
-    /// Close the connection with 1008 (`rate limit exceeded`). The default.
+    /// Close the connection with 1013 (`rate limit exceeded`: try again later). The default.
     #[default]
     Close,
     /// Drop the message and, on channels declared with `on_invalid = reply`, send the

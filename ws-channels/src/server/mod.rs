@@ -153,8 +153,8 @@ use crate::metrics::Metrics;
 /// | a binary frame on a JSON channel without [`on_binary`](Handler::on_binary), or a text frame on a MessagePack channel | close 1003 (or an error reply) |
 /// | a text or binary message larger than [`max_message_size`](Self::max_message_size), in one frame or many | close 1009 (or an error reply, under `on_invalid = reply`) |
 /// | a frame or message larger than twice that (a message that never ends, too) | close 1009, without reading further |
-/// | messages faster than the [`rate_limit`](Self::rate_limit) | close 1008, or dropped with at most one error reply per second ([`RateLimitAction::Reply`]) |
-/// | a full outbound queue (a slow reader) | the channel's [`LagPolicy`](crate::LagPolicy): close 1008 by default, though that close frame cannot reach a reader whose socket is full: it sees 1006 |
+/// | messages faster than the [`rate_limit`](Self::rate_limit) | close 1013 (try again later), or dropped with at most one error reply per second ([`RateLimitAction::Reply`]) |
+/// | a full outbound queue (a slow reader) | the channel's [`LagPolicy`](crate::LagPolicy): close 1013 (try again later) by default, though that close frame cannot reach a reader whose socket is full: it sees 1006 |
 /// | no pong (nor any frame) between two [pings](Self::ping_interval) | close 1001 (`ping timeout`) |
 /// | no message for the [idle timeout](Self::idle_timeout) | close 1001 (`idle timeout`) |
 /// | the credentials expire ([`Handshake::expire_at`]) | close [4001](crate::CLOSE_CREDENTIALS_EXPIRED) (`credentials expired`) |
