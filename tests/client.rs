@@ -3,6 +3,9 @@
 //! the same port, the close-code taxonomy, servers that misbehave, and `wss://` with a
 //! certificate made in the test.
 
+// A failed unwrap is a failed test, with its message.
+#![allow(clippy::unwrap_used)]
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};

@@ -29,17 +29,19 @@
 //! // Client: connect to `user/events/u1`, publish, read the typed reply.
 //! use futures_util::StreamExt;
 //! let params = UserSignedUpParams::new("u1");
-//! let (mut tx, mut rx) = ws_channels::connect("ws://127.0.0.1:8080", &params).await?;
-//! tx.send(&UserSignedUp { user_id: "u1".into(), email: "user@example.com".into() }).await?;
-//! let reply: UserSignedUp = rx.next().await.expect("a reply")?;
+//! let (client, mut events) = ws_channels::connect("ws://127.0.0.1:8080", &params).await?;
+//! client.send(&UserSignedUp { user_id: "u1".into(), email: "user@example.com".into() }).await?;
+//! let reply: Option<UserSignedUp> = events.next().await.expect("a reply")?.into_message();
 //! # Ok(()) }
 //! ```
 //!
 //! # The pieces
 //!
 //! - [`macro@channel`] turns a message type into a [`Channel`] with a [`Params`] struct.
-//! - Clients use [`publish`], [`subscribe`] and [`connect`] over any WebSocket
-//!   ([`MessageSink`] / [`MessageStream`]), such as tokio-tungstenite's.
+//! - Clients [`connect`], or configure a [`ClientBuilder`] (credentials, TLS, timeouts,
+//!   [`Reconnect`]ion): a [`Client`] sends, [`Events`] receive, and a background task drives
+//!   the connection through its [`ConnectionState`]s. [`publish`] and [`subscribe`] work over
+//!   any WebSocket ([`MessageSink`] / [`MessageStream`]).
 //! - Servers register a [`Handler`] per channel on a [`Server`]; handlers get a [`Conn`].
 //!   [`Handler::authenticate`] reads a credential from a [`TokenSource`]; `on_connect` refuses
 //!   with a [`Reject`] before the upgrade.
@@ -69,11 +71,16 @@
 //!
 //! # Feature flags
 //!
-//! Both are off by default: channels, the client, the standalone server and the hub need
-//! neither.
+//! All are off by default: channels, the client, the standalone server and the hub need
+//! none of them.
 //!
 //! | feature | adds | brings in |
 //! |---|---|---|
+//! | `rustls` | `wss://` for clients (webpki roots; `ClientBuilder::tls` for your own) and `Server::serve_tls` | `rustls` (ring provider), `tokio-rustls`, `webpki-roots` |
+//! | `rustls-native-roots` | as `rustls`, trusting the system's root certificates | `rustls-native-certs` instead of `webpki-roots` |
+//! | `native-tls` | `wss://` for clients with the platform's TLS (OpenSSL on Linux: libssl-dev, pkg-config) | `native-tls` |
+//! | `msgpack` | MessagePack channels (`codec = msgpack`) | `rmp-serde` |
+//! | `metrics` | the counters mirrored to the `metrics` facade | `metrics` |
 //! | `axum` | `Server::into_router`: the same channels as routes of an axum 0.8 `Router`, next to your HTTP routes (they share its path space: see [`macro@channel`]) | `axum`, `hyper`, `hyper-util` |
 //! | `asyncapi` | `AsyncApi`: an AsyncAPI 3.0 document (JSON) and a TypeScript client derived from the channel types (message types derive `schemars::JsonSchema`) | `schemars` |
 //!

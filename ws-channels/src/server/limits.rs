@@ -217,12 +217,12 @@ impl<K> Default for Counts<K> {
 impl<K: Eq + std::hash::Hash> Counts<K> {
     fn release(&mut self, key: Option<&K>) {
         self.total = self.total.saturating_sub(1);
-        if let Some(key) = key {
-            if let Some(n) = self.per_key.get_mut(key) {
-                *n -= 1;
-                if *n == 0 {
-                    self.per_key.remove(key);
-                }
+        if let Some(key) = key
+            && let Some(n) = self.per_key.get_mut(key)
+        {
+            *n -= 1;
+            if *n == 0 {
+                self.per_key.remove(key);
             }
         }
     }

@@ -166,6 +166,11 @@ use crate::metrics::Metrics;
 /// | the peer drops mid-message or without a close frame | `on_close` sees 1006 |
 /// | the peer does not answer the server's close frame | dropped after the [close timeout](Self::close_timeout) |
 ///
+/// A reconnecting [`Client`](crate::Client) reads these codes as the
+/// [`ConnectionState`](crate::ConnectionState) table says: 1001, 1011, 1013 and 4001 (and HTTP
+/// 503 or 408 refusals) are retried; 1000, 1002, 1003, 1007, 1008, 1009 (and HTTP 400, 401, 403,
+/// 404) are final, so a client is never refused in a loop.
+///
 /// Error replies are sent only when the connection's queue has room: they never overflow or
 /// disconnect the client they answer (those not sent are counted in
 /// [`MetricsSnapshot::error_replies_dropped`](crate::MetricsSnapshot::error_replies_dropped)).
