@@ -38,6 +38,12 @@ const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 /// reason when a close frame gave them) once the connection has ended for good, or when the
 /// queue is full while reconnecting. A message handed to a connection that then breaks may be
 /// lost: nothing is acknowledged.
+///
+/// After each message it delivers, the background task lets the application run once and
+/// writes what it sent before reading the server's next frame, so a reply sent at once goes
+/// out before the task acts on what follows (a close, a protocol violation). On a
+/// current-thread runtime this holds every time; on a multi-threaded one the application may
+/// run elsewhere, later.
 pub struct Client<C> {
     frames: mpsc::Sender<WsMessage>,
     close: mpsc::Sender<CloseFrame>,
@@ -321,9 +327,20 @@ impl Task {
                     Some(Ok(frame @ (WsMessage::Text(_) | WsMessage::Binary(_)))) => {
                         // Waits while the application's buffer is full; nobody listening
                         // (`Events` dropped) discards it.
-                        // Nobody left at either end: close.
-                        if self.deliveries.send(Delivery::Frame(frame)).await.is_err() && !senders && !closing {
-                            local = Some(send_close(&mut sink, normal()).await);
+                        if self.deliveries.send(Delivery::Frame(frame)).await.is_err() {
+                            // Nobody left at either end: close.
+                            if !senders && !closing {
+                                local = Some(send_close(&mut sink, normal()).await);
+                            }
+                        } else if senders && !closing {
+                            // Let an application that answers at once do so before the next
+                            // frame is read: its reply then goes out before whatever the server
+                            // sent next is acted on (a close, or a protocol error that ends the
+                            // connection), as a client reading and answering in turn would.
+                            tokio::task::yield_now().await;
+                            if let Err(error) = send_queued(&mut self.frames, &mut sink).await {
+                                return End::Failed(Arc::new(error.into()));
+                            }
                         }
                     }
                     // Pings are answered by tungstenite as it reads.
@@ -434,6 +451,22 @@ async fn send_close<S: futures_util::Sink<WsMessage> + Unpin>(
 ) -> (CloseFrame, Instant) {
     let _ = sink.send(WsMessage::Close(Some(frame.clone()))).await;
     (frame, Instant::now() + CLOSE_TIMEOUT)
+}
+
+/// Writes the frames already queued, without waiting for more, in one flush.
+async fn send_queued<S>(frames: &mut mpsc::Receiver<WsMessage>, sink: &mut S) -> Result<(), WsError>
+where
+    S: futures_util::Sink<WsMessage, Error = WsError> + Unpin,
+{
+    let mut fed = false;
+    while let Ok(frame) = frames.try_recv() {
+        sink.feed(frame).await?;
+        fed = true;
+    }
+    match fed {
+        true => sink.flush().await,
+        false => Ok(()),
+    }
 }
 
 /// Sleeps until `deadline`, or forever without one.
