@@ -29,8 +29,12 @@ pub struct RunCase;
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
-    let base = args.next().ok_or("usage: autobahn_client <ws://host:port> <agent> [--baseline]")?;
-    let agent = args.next().ok_or("usage: autobahn_client <ws://host:port> <agent> [--baseline]")?;
+    let base = args
+        .next()
+        .ok_or("usage: autobahn_client <ws://host:port> <agent> [--baseline]")?;
+    let agent = args
+        .next()
+        .ok_or("usage: autobahn_client <ws://host:port> <agent> [--baseline]")?;
     let baseline = args.next().as_deref() == Some("--baseline");
 
     let count = case_count(&base).await?;

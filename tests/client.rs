@@ -726,3 +726,24 @@ async fn wss_end_to_end_with_a_certificate_made_here() {
     assert!(within("plain", plain.connect()).await.is_err());
     server.abort();
 }
+
+#[tokio::test]
+async fn dropping_both_halves_closes_the_connection_normally() {
+    let (closed_tx, mut closed) = mpsc::unbounded_channel();
+    let server = Say::register(Server::new(), move |h| {
+        h.on_close(move |_conn, info| {
+            let _ = closed_tx.send(info.code);
+            async {}
+        })
+    });
+    let server = Running::start(server, "127.0.0.1:0").await;
+    let (client, events) = within("connect", connect(&server.base(), &SayParams::new("x")))
+        .await
+        .unwrap();
+    // One half alone keeps the connection.
+    drop(client);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(closed.try_recv().is_err(), "the events half still holds the connection");
+    drop(events);
+    assert_eq!(within("on_close", closed.recv()).await, Some(CloseCode::Normal));
+}

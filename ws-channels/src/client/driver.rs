@@ -366,6 +366,10 @@ impl Task {
                 Some(frame) = self.close.recv(), if senders && local.is_none() => {
                     local = Some(send_close(&mut sink, frame).await);
                 }
+                // The `Events` dropped after the last `Client`: nobody is left at either end.
+                () = self.deliveries.closed(), if !senders && !closing => {
+                    local = Some(send_close(&mut sink, normal()).await);
+                }
                 () = sleep_until(give_up) => break,
             }
         }
@@ -384,6 +388,10 @@ impl Task {
         let mut attempt = 0;
         loop {
             attempt += 1;
+            // Nobody holds a `Client` or the `Events` any more: nothing to reconnect for.
+            if self.frames.is_closed() && self.deliveries.is_closed() {
+                return Err(End::Local(normal()));
+            }
             if !policy.allows(attempt) {
                 return Err(End::Failed(error));
             }
