@@ -711,6 +711,32 @@ async fn wss_end_to_end_with_a_certificate_made_here() {
             text: "tls: over TLS".into()
         })
     );
+    // The platform's TLS (OpenSSL here), trusting the same certificate.
+    let native = native_tls::TlsConnector::builder()
+        .add_root_certificate(native_tls::Certificate::from_der(certified.cert.der()).unwrap())
+        .build()
+        .unwrap();
+    let (client, mut events) = within(
+        "wss connect (native-tls)",
+        Client::builder(&base, &SayParams::new("secure"))
+            .bearer("ok-native")
+            .tls(TlsConnector::NativeTls(native))
+            .connect(),
+    )
+    .await
+    .unwrap();
+    client
+        .send(&Say {
+            text: "over OpenSSL".into(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        next_message(&mut events).await,
+        Event::Message(Say {
+            text: "native: over OpenSSL".into()
+        })
+    );
     // Without our root the certificate is refused: a TLS error, no panic.
     let untrusted = within(
         "untrusted",

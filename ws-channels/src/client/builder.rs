@@ -216,7 +216,7 @@ impl<C: Channel> ClientBuilder<C> {
     /// The TLS connector for `wss://` URLs: a `rustls` client configuration (your roots, client
     /// certificates) or a `native-tls` connector. Without one, `wss://` uses the feature's
     /// default roots (webpki's with `rustls`, the system's with `rustls-native-roots` or
-    /// `native-tls`).
+    /// `native-tls`; with both kinds of feature enabled, `native-tls` is the default).
     #[cfg(any(feature = "rustls", feature = "rustls-native-roots", feature = "native-tls"))]
     #[cfg_attr(
         docsrs,
