@@ -185,8 +185,9 @@ fn user_events_client_gets_the_servers_reply() {
     );
 }
 
-/// A client-side view of the echo channel: any JSON shape will do.
-#[ws_channels::channel("echo")]
+/// The client's view of the echo example's `Echo` channel: the same name, so the channel
+/// subprotocol the client offers (`wsc.v1.json.Echo`) matches what the server serves there.
+#[ws_channels::channel("echo", name = "Echo")]
 #[derive(Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 struct Probe {
     hello: String,
