@@ -13,10 +13,10 @@
 //! under. The case count and the report update are the harness's plumbing, done with a plain
 //! tokio-tungstenite socket either way.
 //!
-//! It runs on a current-thread runtime: the client's background task then lets the echo go
-//! out before it reads the server's next frame, as a client that reads and answers in turn
-//! does (cases 3.2–5.15 send a message and then a protocol violation, and expect the echo
-//! first).
+//! It runs on a current-thread runtime: the client's background task then lets the echo of
+//! the last message go out before it fails the connection on a protocol violation, as a client
+//! that reads and answers in turn does (cases 3.2–5.15 send a message and then a violation,
+//! and expect the echo first).
 
 use futures_util::{SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::Message;

@@ -39,11 +39,10 @@ const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 /// queue is full while reconnecting. A message handed to a connection that then breaks may be
 /// lost: nothing is acknowledged.
 ///
-/// After each message it delivers, the background task lets the application run once and
-/// writes what it sent before reading the server's next frame, so a reply sent at once goes
-/// out before the task acts on what follows (a close, a protocol violation). On a
-/// current-thread runtime this holds every time; on a multi-threaded one the application may
-/// run elsewhere, later.
+/// When the server's input ends the connection with an error (a protocol violation), the
+/// background task first lets the application run once and writes what it sent, so a reply
+/// to the last message still goes out. On a current-thread runtime this holds every time; on
+/// a multi-threaded one the application may run elsewhere, later.
 pub struct Client<C> {
     frames: mpsc::Sender<WsMessage>,
     close: mpsc::Sender<CloseFrame>,
@@ -332,26 +331,31 @@ impl Task {
                             if !senders && !closing {
                                 local = Some(send_close(&mut sink, normal()).await);
                             }
-                        } else if senders && !closing {
-                            // Let an application that answers at once do so before the next
-                            // frame is read: its reply then goes out before whatever the server
-                            // sent next is acted on (a close, or a protocol error that ends the
-                            // connection), as a client reading and answering in turn would.
-                            tokio::task::yield_now().await;
-                            if let Err(error) = send_queued(&mut self.frames, &mut sink).await {
-                                return End::Failed(Arc::new(error.into()));
-                            }
                         }
                     }
                     // Pings are answered by tungstenite as it reads.
                     Some(Ok(_)) => {}
                     Some(Err(WsError::ConnectionClosed | WsError::AlreadyClosed)) | None => break,
-                    Some(Err(error)) if peer.is_none() && local.is_none() => return End::Failed(Arc::new(error.into())),
+                    Some(Err(error)) if peer.is_none() && local.is_none() => {
+                        // Before the connection fails, let an application that answers at once
+                        // send its replies to what was delivered, as a client reading and
+                        // answering in turn would have (best effort: one turn).
+                        if senders {
+                            tokio::task::yield_now().await;
+                            let _ = send_queued(&mut self.frames, &mut sink, false).await;
+                        }
+                        return End::Failed(Arc::new(error.into()));
+                    }
                     Some(Err(_)) => break,
                 },
                 frame = self.frames.recv(), if senders && !closing => match frame {
                     Some(frame) => {
-                        if let Err(error) = sink.send(frame).await {
+                        // With what else is queued, in one flush.
+                        let sent = match sink.feed(frame).await {
+                            Ok(()) => send_queued(&mut self.frames, &mut sink, true).await,
+                            Err(error) => Err(error),
+                        };
+                        if let Err(error) = sent {
                             return End::Failed(Arc::new(error.into()));
                         }
                     }
@@ -461,12 +465,12 @@ async fn send_close<S: futures_util::Sink<WsMessage> + Unpin>(
     (frame, Instant::now() + CLOSE_TIMEOUT)
 }
 
-/// Writes the frames already queued, without waiting for more, in one flush.
-async fn send_queued<S>(frames: &mut mpsc::Receiver<WsMessage>, sink: &mut S) -> Result<(), WsError>
+/// Writes the frames already queued, without waiting for more, in one flush (also when `fed`
+/// says a frame was fed before).
+async fn send_queued<S>(frames: &mut mpsc::Receiver<WsMessage>, sink: &mut S, mut fed: bool) -> Result<(), WsError>
 where
     S: futures_util::Sink<WsMessage, Error = WsError> + Unpin,
 {
-    let mut fed = false;
     while let Ok(frame) = frames.try_recv() {
         sink.feed(frame).await?;
         fed = true;
