@@ -113,6 +113,80 @@ fn chat_prints_the_address_of_its_page() {
     assert_eq!(lines[1], format!("chat page at http://{ws}/ (open it in two tabs)"));
 }
 
+/// Waits for a line of `lines` that contains `wanted`, skipping others; returns what was read.
+fn wait_for_line(lines: &mpsc::Receiver<String>, wanted: &str, seen: &mut Vec<String>) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match lines.recv_timeout(left) {
+            Ok(line) => {
+                let found = line.contains(wanted);
+                seen.push(line);
+                if found {
+                    return;
+                }
+            }
+            Err(_) => panic!("no line with {wanted:?}; the client printed:\n{}", seen.join("\n")),
+        }
+    }
+}
+
+#[test]
+fn the_terminal_chat_client_chats_and_survives_a_server_restart() {
+    use std::io::Write;
+
+    let (server, addr) = start_server("chat");
+    let mut client = example("chat")
+        .args(["--client", &addr, "--room", "lobby", "--name", "bot"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start the terminal client");
+    let mut stdin = client.stdin.take().expect("piped stdin");
+    let stdout = client.stdout.take().expect("piped stdout");
+    let mut client = Running(client);
+    let (tx, lines) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let mut seen = Vec::new();
+    wait_for_line(&lines, "* connected to lobby as bot", &mut seen);
+    writeln!(stdin, "hello from the terminal").unwrap();
+    wait_for_line(&lines, "<bot> hello from the terminal", &mut seen);
+
+    // The server goes away without a word (killed) and comes back on the same port.
+    drop(server);
+    wait_for_line(&lines, "* disconnected", &mut seen);
+    let port = addr.rsplit(':').next().expect("a port");
+    let _restarted = Running(
+        example("chat")
+            .arg(format!("127.0.0.1:{port}"))
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("restart the chat server"),
+    );
+    wait_for_line(&lines, "* reconnected", &mut seen);
+    writeln!(stdin, "still here").unwrap();
+    wait_for_line(&lines, "<bot> still here", &mut seen);
+
+    // End of input: a clean exit.
+    drop(stdin);
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = client.0.try_wait().expect("wait for the client") {
+            break status;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the client did not exit at the end of its input"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success(), "exit status {status}");
+}
+
 /// Runs a command to completion within a time bound and returns its stdout.
 fn output_within(mut command: Command, bound: Duration) -> String {
     let child = command.stdout(Stdio::piped()).spawn().expect("spawn");
@@ -147,8 +221,9 @@ fn user_events_client_gets_the_servers_reply() {
     );
 }
 
-/// A client-side view of the echo channel: any JSON shape will do.
-#[ws_channels::channel("echo")]
+/// The client's view of the echo example's `Echo` channel: the same name, so the channel
+/// subprotocol the client offers (`wsc.v1.json.Echo`) matches what the server serves there.
+#[ws_channels::channel("echo", name = "Echo")]
 #[derive(Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 struct Probe {
     hello: String,
@@ -160,11 +235,11 @@ fn echo_server_sends_every_message_back() {
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     runtime.block_on(async {
         let exchange = async {
-            let (mut tx, mut rx) = ws_channels::connect(&addr, &ProbeParams::new()).await?;
+            let (tx, mut rx) = ws_channels::connect(&addr, &ProbeParams::new()).await?;
             let probe = Probe { hello: "world".into() };
             tx.send(&probe).await?;
             let echoed = futures_util::StreamExt::next(&mut rx).await.expect("an echo")?;
-            assert_eq!(echoed, probe);
+            assert_eq!(echoed, ws_channels::Event::Message(probe));
             Ok::<_, ws_channels::Error>(())
         };
         tokio::time::timeout(Duration::from_secs(20), exchange)

@@ -31,6 +31,15 @@
 //! Prometheus' text format. Logs go to stderr, filtered by `RUST_LOG` (default `info`: one line
 //! per connection opened and closed). `cargo run --example chat -- --typescript` prints its
 //! TypeScript client (checked in as `examples/chat/chat.ts`).
+//!
+//! The terminal client (`terminal.rs`): prints the room's events, says each line of input,
+//! reconnects by itself when the server restarts.
+//!
+//! ```text
+//! cargo run --example chat -- --client ws://127.0.0.1:8080 --room lobby --name bot
+//! ```
+
+mod terminal;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -243,6 +252,9 @@ fn asyncapi() -> AsyncApi {
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    if std::env::args().nth(1).as_deref() == Some("--client") {
+        return terminal::run(std::env::args().skip(2)).await;
+    }
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
         .with_writer(std::io::stderr)

@@ -165,7 +165,7 @@ impl OutboxSender {
             }
             Pushed::Disconnected => {
                 // Several publishers may hit the full queue at once: count the disconnect once.
-                if shared.request_close(CloseCode::Policy, "slow consumer: outbound queue full") {
+                if shared.request_close(CloseCode::Again, "slow consumer: outbound queue full") {
                     shared.counters.add(Count::LagDisconnects, shared.channel, 1);
                 }
                 shared.report_lag();
@@ -346,11 +346,11 @@ mod tests {
     }
 
     #[test]
-    fn disconnect_closes_with_1008_once_and_refuses_more() {
+    fn disconnect_closes_with_1013_once_and_refuses_more() {
         let (tx, rx) = new(1, LagPolicy::Disconnect);
         assert_eq!(tx.push(WsMessage::text("a")), Pushed::Queued);
         assert_eq!(tx.push(WsMessage::text("b")), Pushed::Disconnected);
-        assert_eq!(rx.close_frame().unwrap().code, CloseCode::Policy);
+        assert_eq!(rx.close_frame().unwrap().code, CloseCode::Again);
         assert_eq!(tx.push(WsMessage::text("c")), Pushed::Closed);
         assert_eq!(tx.shared.counters.lag_disconnects.load(Ordering::Relaxed), 1);
     }

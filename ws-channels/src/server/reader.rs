@@ -339,14 +339,14 @@ where
         self.conn.hub().counters().add(Count::MessagesIn, C::NAME, 1);
     }
 
-    /// A message over the rate limit: close with 1008, or drop it (with the channel's error
+    /// A message over the rate limit: close with 1013 (try again later), or drop it (with the channel's error
     /// reply, if it has one).
     fn rate_limited(&self, bucket: &mut TokenBucket, now: Instant) {
         self.conn.hub().counters().add(Count::RateLimited, C::NAME, 1);
         self.report(&Error::RateLimited);
         let action = self.config.rate_limit.map(|limit| limit.action()).unwrap_or_default();
         match action {
-            RateLimitAction::Close => self.conn.close(CloseCode::Policy, "rate limit exceeded"),
+            RateLimitAction::Close => self.conn.close(CloseCode::Again, "rate limit exceeded"),
             RateLimitAction::Reply => {
                 if let Some(reply) = C::on_invalid(&Error::RateLimited) {
                     match bucket.reply_due(now) {

@@ -271,9 +271,9 @@ where
         }
         counters.add(Count::MessagesOut, channel, written);
     }
-    if let Some(frame) = outbox.close_frame() {
-        if sink.send(WsMessage::Close(Some(frame))).await.is_ok() {
-            counters.add(Count::MessagesOut, channel, 1);
-        }
+    if let Some(frame) = outbox.close_frame()
+        && sink.send(WsMessage::Close(Some(frame))).await.is_ok()
+    {
+        counters.add(Count::MessagesOut, channel, 1);
     }
 }

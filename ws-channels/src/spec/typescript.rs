@@ -770,10 +770,8 @@ fn identifier(name: &str, capital: bool) -> String {
             upper = true;
         }
     }
-    if !capital {
-        if let Some(first) = out.get(..1) {
-            out = first.to_ascii_lowercase() + &out[1..];
-        }
+    if !capital && let Some(first) = out.get(..1) {
+        out = first.to_ascii_lowercase() + &out[1..];
     }
     if out.chars().next().is_none_or(|c| c.is_ascii_digit()) {
         out.insert(0, '_');
