@@ -21,6 +21,18 @@
 //! everything, so it takes thousands for their queues to fill),
 //! `--servers a,b`, `--out FILE`, `--no-pin`, `--max-minutes M` (the run's own time bound, 30).
 //! Traffic stays on 127.0.0.1.
+//!
+//! Instruction counts, which other load on the machine does not move: the environment variable
+//! `BENCH_SERVER_WRAPPER` names a command every Rust server runs under, and each line reports
+//! how many messages were checked, so a count divides into instructions per message:
+//!
+//! ```text
+//! BENCH_SERVER_WRAPPER="valgrind --tool=callgrind --callgrind-out-file=/tmp/cg.%p" \
+//!   cargo run --release -p ws-channels-benches --bin bench -- echo --rounds 1 --servers ws-channels
+//! ```
+//!
+//! (The startup and handshakes are in the count too: compare two run lengths, or servers at
+//! the same load.)
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -226,6 +238,8 @@ struct Sample {
     cpu_ns: Option<f64>,
     /// The load generator's CPU time over wall-clock time.
     load_busy: Option<f64>,
+    /// Messages or deliveries checked.
+    count: Option<u64>,
 }
 
 #[derive(Debug, Default)]
@@ -347,6 +361,7 @@ fn measure(
         p99_us: Some(t.p99_us),
         cpu_ns: Some(t.cpu_ns),
         load_busy: Some(t.load_busy),
+        count: Some(t.count),
     };
     let plain = |value| Sample {
         value,
@@ -354,6 +369,7 @@ fn measure(
         p99_us: None,
         cpu_ns: None,
         load_busy: None,
+        count: None,
     };
     // A bound on the whole measurement, over the bounds on each wait.
     let bound = sizes.echo_time + Duration::from_secs(120);
@@ -391,6 +407,9 @@ fn describe(scenario: Scenario, sample: &Sample) -> String {
     }
     if let Some(busy) = sample.load_busy {
         let _ = write!(line, "  load generator busy {:.0} %", busy * 100.0);
+    }
+    if let Some(count) = sample.count {
+        let _ = write!(line, "  ({count} checked)");
     }
     line
 }
