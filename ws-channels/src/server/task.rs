@@ -11,9 +11,11 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll, Wake, Waker};
 
 use futures_util::future::poll_fn;
+use futures_util::task::AtomicWaker;
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use tokio::sync::watch;
 use tokio_tungstenite::tungstenite::error::ProtocolError;
@@ -152,7 +154,7 @@ pub(crate) async fn run<C, S, D, T>(
         // into, so passing these (2 KiB together) by value would store them several times over
         // for the connection's whole life.
         drive(
-            Box::pin(reader.read_loop(stream, env.shutdown)),
+            Box::pin(reader.read_loop(WokenStream::new(stream), env.shutdown)),
             Box::pin(writer),
             &registration.outbox,
             &env.config,
@@ -219,6 +221,70 @@ async fn drive(
         let _ = tokio::time::timeout(config.close_timeout, writer).await;
     }
     info
+}
+
+/// A stream polled again only once it has woken: the task is also woken for its writer,
+/// its timers and its signals, and polling a WebSocket stream that has nothing to read is not
+/// free (tungstenite prepares its read buffer, zeroing up to its size, before every read).
+///
+/// Sound because a stream's wakers are only stored while it is polled: every poll of the
+/// inner stream hands it this stream's own waker, which records the wake before passing it on
+/// to the task.
+pub(crate) struct WokenStream<S> {
+    inner: S,
+    wake: Arc<WakeFlag>,
+    /// `wake` as a waker, made once.
+    waker: Waker,
+    /// The inner stream returned `Pending` and may not have woken since.
+    waiting: bool,
+}
+
+struct WakeFlag {
+    woken: AtomicBool,
+    /// The task polling the stream.
+    task: AtomicWaker,
+}
+
+impl Wake for WakeFlag {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.woken.store(true, Ordering::Release);
+        self.task.wake();
+    }
+}
+
+impl<S> WokenStream<S> {
+    pub(crate) fn new(inner: S) -> Self {
+        let wake = Arc::new(WakeFlag {
+            woken: AtomicBool::new(false),
+            task: AtomicWaker::new(),
+        });
+        Self {
+            inner,
+            waker: Waker::from(wake.clone()),
+            wake,
+            waiting: false,
+        }
+    }
+}
+
+impl<S: Stream + Unpin> Stream for WokenStream<S> {
+    type Item = S::Item;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<S::Item>> {
+        let this = &mut *self;
+        // Registered before the flag is read: a wake after the read still reaches the task.
+        this.wake.task.register(cx.waker());
+        if !this.wake.woken.swap(false, Ordering::AcqRel) && this.waiting {
+            return Poll::Pending;
+        }
+        let poll = this.inner.poll_next_unpin(&mut Context::from_waker(&this.waker));
+        this.waiting = poll.is_pending();
+        poll
+    }
 }
 
 /// Undoes a connection's registration however its task ends: normally, by a panic, or dropped
