@@ -117,28 +117,18 @@ impl Server {
         };
         // A Rust server may run under a wrapper (`valgrind --tool=callgrind`): instruction
         // counts do not move with other load on the machine.
-        let wrapper: Vec<String> = match program {
+        let wrapper: Vec<std::ffi::OsString> = match program {
             Program::Rust(_) => std::env::var(WRAP_ENV)
-                .map(|w| w.split_whitespace().map(str::to_owned).collect())
+                .map(|w| w.split_whitespace().map(Into::into).collect())
                 .unwrap_or_default(),
             Program::Node => Vec::new(),
         };
-        let mut command = match pinning.server {
-            Some(core) => {
-                let mut command = Command::new("taskset");
-                command.arg("-c").arg(core.to_string());
-                command
-            }
-            None => Command::new(wrapper.first().map_or(exe.as_os_str(), |w| w.as_ref())),
-        };
-        if pinning.server.is_some() {
-            command.args(wrapper.first());
-        }
-        command.args(wrapper.iter().skip(1));
-        if !wrapper.is_empty() {
-            command.arg(&exe);
-        }
-        command.args(args);
+        let pin = pinning
+            .server
+            .map(|core| ["taskset".into(), "-c".into(), core.to_string().into()]);
+        let mut argv = pin.into_iter().flatten().chain(wrapper).chain([exe]).chain(args);
+        let mut command = Command::new(argv.next().ok_or("no program")?);
+        command.args(argv);
         let mut child = command.stdin(Stdio::piped()).stdout(Stdio::piped()).spawn()?;
         let stdin = child.stdin.take();
         let stdout = child.stdout.take().ok_or("no stdout")?;

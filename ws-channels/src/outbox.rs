@@ -12,9 +12,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use tokio::sync::Notify;
-use tokio_tungstenite::tungstenite::Message as WsMessage;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::{Bytes, Message as WsMessage};
 
 use crate::channel::LagPolicy;
 use crate::metrics::{Count, Counters};
@@ -81,9 +81,9 @@ struct Shared {
 #[derive(Default)]
 struct State {
     queue: VecDeque<WsMessage>,
-    /// A ping waiting to go out. Kept apart from the queue so no lag policy can drop it (a
-    /// dropped ping would close a slow but live reader for "ping timeout").
-    ping: Option<WsMessage>,
+    /// A ping (with no payload) waiting to go out. Kept apart from the queue so no lag policy
+    /// can drop it (a dropped ping would close a slow but live reader for "ping timeout").
+    ping: bool,
     /// Set once, by the first close request: the connection is closing, and this is the frame
     /// the writer sends after what is queued.
     close: Option<CloseFrame>,
@@ -208,21 +208,24 @@ pub(crate) struct OutboxReceiver {
 
 impl OutboxReceiver {
     /// Queues a ping ahead of the messages, whatever the lag policy. One slot: a ping not yet
-    /// written is replaced, so a stuck writer cannot make this grow.
-    pub(crate) fn push_ping(&self, ping: WsMessage) {
+    /// written is not queued twice, so a stuck writer cannot make this grow.
+    pub(crate) fn push_ping(&self) {
         {
             let mut state = self.shared.state();
             if state.is_closing() {
                 return;
             }
-            state.ping = Some(ping);
+            state.ping = true;
         }
         self.shared.ready.notify_one();
     }
 
     /// Waits for frames and moves them all into `batch`, the ping first; `false` once closing
     /// with nothing left to write. Cancel-safe: frames are taken only in the poll that returns.
-    pub(crate) async fn next_batch(&self, batch: &mut Vec<WsMessage>) -> bool {
+    ///
+    /// An empty `batch` trades places with the queue rather than taking a copy of it: the
+    /// writer's emptied buffer becomes the queue, and the two buffers take turns.
+    pub(crate) async fn next_batch(&self, batch: &mut VecDeque<WsMessage>) -> bool {
         loop {
             let ready = self.shared.ready.notified();
             {
@@ -230,8 +233,14 @@ impl OutboxReceiver {
                 if state.ended {
                     return false;
                 }
-                batch.extend(state.ping.take());
-                batch.extend(state.queue.drain(..));
+                if batch.is_empty() {
+                    std::mem::swap(&mut state.queue, batch);
+                } else {
+                    batch.extend(state.queue.drain(..));
+                }
+                if std::mem::take(&mut state.ping) {
+                    batch.push_front(WsMessage::Ping(Bytes::new()));
+                }
                 if !batch.is_empty() {
                     return true;
                 }
@@ -286,7 +295,7 @@ impl OutboxReceiver {
             let mut state = self.shared.state();
             state.ended = true;
             state.queue.clear();
-            state.ping = None;
+            state.ping = false;
         }
         self.shared.ready.notify_one();
         self.shared.attention.notify_one();
@@ -309,7 +318,7 @@ mod tests {
         outbox("T", capacity, policy, Arc::default())
     }
 
-    fn texts(batch: &[WsMessage]) -> Vec<String> {
+    fn texts<'a>(batch: impl IntoIterator<Item = &'a WsMessage>) -> Vec<String> {
         batch
             .iter()
             .map(|m| m.to_text().unwrap_or("<binary>").to_owned())
@@ -317,7 +326,7 @@ mod tests {
     }
 
     async fn batch(rx: &OutboxReceiver) -> Vec<String> {
-        let mut batch = Vec::new();
+        let mut batch = VecDeque::new();
         rx.next_batch(&mut batch).await;
         texts(&batch)
     }
@@ -325,14 +334,14 @@ mod tests {
     #[tokio::test]
     async fn drop_oldest_keeps_the_newest_and_never_drops_the_ping() {
         let (tx, rx) = new(2, LagPolicy::DropOldest);
-        rx.push_ping(WsMessage::Ping(Default::default()));
+        rx.push_ping();
         for m in ["a", "b", "c"] {
             tx.push(WsMessage::text(m));
         }
-        let mut frames = Vec::new();
+        let mut frames = VecDeque::new();
         rx.next_batch(&mut frames).await;
         assert!(frames[0].is_ping(), "the ping goes first");
-        assert_eq!(texts(&frames[1..]), ["b", "c"]);
+        assert_eq!(texts(frames.range(1..)), ["b", "c"]);
         assert_eq!(rx.take_lagged(), 1);
         assert_eq!(tx.shared.counters.dropped.load(Ordering::Relaxed), 1);
     }
@@ -364,7 +373,7 @@ mod tests {
         assert!(!tx.request_close(CloseCode::Away, ""), "only the first close counts");
         assert_eq!(tx.push(WsMessage::text("late")), Pushed::Closed);
         assert_eq!(batch(&rx).await, ["a", "b"]);
-        let mut rest = Vec::new();
+        let mut rest = VecDeque::new();
         assert!(!rx.next_batch(&mut rest).await, "then the writer sends the close frame");
     }
 
@@ -375,7 +384,7 @@ mod tests {
         rx.end();
         assert_eq!(tx.push(WsMessage::text("b")), Pushed::Closed);
         assert!(tx.is_closing());
-        let mut rest = Vec::new();
+        let mut rest = VecDeque::new();
         assert!(!rx.next_batch(&mut rest).await);
         assert!(rest.is_empty());
         drop(rx);

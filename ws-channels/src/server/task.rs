@@ -7,6 +7,7 @@
 //! second task, and an idle connection costs one task. The writer is polled whenever the task
 //! is, so it still writes while a handler awaits.
 
+use std::collections::VecDeque;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -95,7 +96,11 @@ pub(crate) struct ConnEnv<S> {
 }
 
 /// Runs one upgraded connection to its end.
-pub(crate) async fn run<C, S, D, T>(
+///
+/// A function returning an `async move` block, like the reader's and the writer's loops,
+/// rather than an `async fn`: an async fn moves its arguments into locals of its body, and the
+/// compiler keeps room for both for the connection's whole life.
+pub(crate) fn run<C, S, D, T>(
     transport: T,
     handler: Arc<Handler<C, S, D>>,
     params: C::Params,
@@ -103,7 +108,8 @@ pub(crate) async fn run<C, S, D, T>(
     address: String,
     data: D,
     env: ConnEnv<S>,
-) where
+) -> impl Future<Output = ()>
+where
     C: Channel,
     S: Send + Sync + 'static,
     D: Send + Sync + 'static,
@@ -119,67 +125,73 @@ pub(crate) async fn run<C, S, D, T>(
     );
     let started = tokio::time::Instant::now();
     tracing::info!(parent: &span, "connection opened");
-    let counters = env.hub.counters().clone();
-    let (sender, receiver) = outbox(C::NAME, env.config.outbound_queue, C::LAG_POLICY, counters.clone());
-    env.hub.attach::<C>(env.id, sender.clone());
+    let ConnEnv {
+        id,
+        remote_addr,
+        state,
+        hub,
+        config,
+        shutdown,
+        slot,
+        expires,
+    } = env;
+    let counters = hub.counters().clone();
+    let (sender, receiver) = outbox(C::NAME, config.outbound_queue, C::LAG_POLICY, counters.clone());
+    hub.attach::<C>(id, sender.clone());
     let topic = TopicKey::new::<C>(&address);
-    env.hub.join(env.id, topic.clone());
+    hub.join(id, topic.clone());
     counters.opened(C::NAME);
     let registration = Registration {
         outbox: receiver,
-        hub: env.hub.clone(),
-        id: env.id,
+        hub: hub.clone(),
+        id,
         channel: C::NAME,
         counters: counters.clone(),
-        _slot: env.slot,
+        _slot: slot,
     };
     let conn = Conn::new(
         ConnInner {
-            id: env.id,
+            id,
             params,
             address,
             topic,
-            state: env.state,
-            remote_addr: env.remote_addr,
+            state,
+            remote_addr,
             outbox: sender,
-            hub: env.hub,
+            hub,
         },
         data,
     );
     let (sink, stream) = transport.split();
-    let info = {
-        let reader = Reader::new(&handler, conn.clone(), &env.config, &registration.outbox, env.expires);
-        let writer = write_loop(sink, &registration.outbox, &counters, C::NAME);
-        // Boxed: an async fn's arguments keep their own storage next to the locals they move
-        // into, so passing these (2 KiB together) by value would store them several times over
-        // for the connection's whole life.
-        drive(
-            Box::pin(reader.read_loop(WokenStream::new(stream), env.shutdown)),
-            Box::pin(writer),
-            &registration.outbox,
-            &env.config,
-        )
-        .instrument(span.clone())
-        .await
-    };
-    // The peer is gone or the close handshake is over: nothing queued can be delivered now.
-    drop(registration);
-    tracing::info!(
-        parent: &span,
-        code = u16::from(info.code),
-        reason = %info.reason,
-        by_server = info.by_server,
-        duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
-        "connection closed"
-    );
-    if let Some(on_close) = &handler.callbacks.on_close {
-        // Called inside the guarded future, so a panic in its synchronous part is caught.
-        let closing = conn.clone();
-        if let Err(panic) = guard::catch(async move { on_close(closing, info).await })
-            .instrument(span)
-            .await
-        {
-            tracing::warn!(channel = C::NAME, id = conn.id().0, panic, "on_close panicked");
+    // Set up before the future is made, so it holds only what the connection keeps using.
+    async move {
+        let info = {
+            let reader = Reader::new(&handler, conn.clone(), &config, &registration.outbox, expires);
+            let reader = std::pin::pin!(reader.read_loop(WokenStream::new(stream), shutdown));
+            let writer = std::pin::pin!(write_loop(sink, &registration.outbox, &counters, C::NAME));
+            drive(reader, writer, &registration.outbox, &config)
+                .instrument(span.clone())
+                .await
+        };
+        // The peer is gone or the close handshake is over: nothing queued can be delivered now.
+        drop(registration);
+        tracing::info!(
+            parent: &span,
+            code = u16::from(info.code),
+            reason = %info.reason,
+            by_server = info.by_server,
+            duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+            "connection closed"
+        );
+        if let Some(on_close) = &handler.callbacks.on_close {
+            // Called inside the guarded future, so a panic in its synchronous part is caught.
+            let closing = conn.clone();
+            if let Err(panic) = guard::catch(async move { on_close(closing, info).await })
+                .instrument(span)
+                .await
+            {
+                tracing::warn!(channel = C::NAME, id = conn.id().0, panic, "on_close panicked");
+            }
         }
     }
 }
@@ -310,38 +322,45 @@ impl Drop for Registration {
 /// Writes queued frames in batches (one flush, usually one syscall, per batch), then the close
 /// frame once the connection is closing and the queue is drained. If writing fails the
 /// connection is closed: later sends fail and the reader stops waiting.
-async fn write_loop<W>(mut sink: W, outbox: &OutboxReceiver, counters: &Counters, channel: &'static str)
+fn write_loop<'a, W>(
+    mut sink: W,
+    outbox: &'a OutboxReceiver,
+    counters: &'a Counters,
+    channel: &'static str,
+) -> impl Future<Output = ()> + 'a
 where
-    W: Sink<WsMessage, Error = WsError> + Unpin,
+    W: Sink<WsMessage, Error = WsError> + Unpin + 'a,
 {
-    let mut batch = Vec::new();
-    while outbox.next_batch(&mut batch).await {
-        let written = batch.len() as u64;
-        let mut result = Ok(());
-        for frame in batch.drain(..) {
-            if result.is_ok() {
-                result = sink.feed(frame).await;
-            }
-        }
-        if let Err(error) = result.and(sink.flush().await) {
-            match error {
-                // The peer closed first (its close frame was read): nothing to report, the
-                // reader records that close.
-                WsError::ConnectionClosed
-                | WsError::AlreadyClosed
-                | WsError::Protocol(ProtocolError::SendAfterClosing) => {}
-                _ => {
-                    outbox.request_close(CloseCode::Error, "write failed");
+    async move {
+        let mut batch = VecDeque::new();
+        while outbox.next_batch(&mut batch).await {
+            let written = batch.len() as u64;
+            let mut result = Ok(());
+            while let Some(frame) = batch.pop_front() {
+                if result.is_ok() {
+                    result = sink.feed(frame).await;
                 }
             }
-            outbox.end();
-            return;
+            if let Err(error) = result.and(sink.flush().await) {
+                match error {
+                    // The peer closed first (its close frame was read): nothing to report, the
+                    // reader records that close.
+                    WsError::ConnectionClosed
+                    | WsError::AlreadyClosed
+                    | WsError::Protocol(ProtocolError::SendAfterClosing) => {}
+                    _ => {
+                        outbox.request_close(CloseCode::Error, "write failed");
+                    }
+                }
+                outbox.end();
+                return;
+            }
+            counters.add(Count::MessagesOut, channel, written);
         }
-        counters.add(Count::MessagesOut, channel, written);
-    }
-    if let Some(frame) = outbox.close_frame() {
-        if sink.send(WsMessage::Close(Some(frame))).await.is_ok() {
-            counters.add(Count::MessagesOut, channel, 1);
+        if let Some(frame) = outbox.close_frame() {
+            if sink.send(WsMessage::Close(Some(frame))).await.is_ok() {
+                counters.add(Count::MessagesOut, channel, 1);
+            }
         }
     }
 }
