@@ -320,7 +320,7 @@ mod tests {
 
     fn texts<'a>(batch: impl IntoIterator<Item = &'a WsMessage>) -> Vec<String> {
         batch
-            .iter()
+            .into_iter()
             .map(|m| m.to_text().unwrap_or("<binary>").to_owned())
             .collect()
     }
