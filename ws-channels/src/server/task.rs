@@ -200,6 +200,10 @@ where
 /// connection is closing, lets the writer deliver what is queued and the close frame (bounded:
 /// a peer that does not read cannot hold the connection open).
 ///
+/// Each is polled only once it has woken (a [`Gate`] each): a reply the reader queues wakes
+/// the task for the writer, and a publisher's message wakes it for the writer alone, so
+/// neither should cost a pass through the other.
+///
 /// Which goes first alternates from poll to poll: each may use up the task's cooperative budget
 /// (a writer kept busy by publishers, a reader by a fast client), and the other must still get
 /// its turn, or a reader starved by a busy writer would never read the peer's pongs.
@@ -211,18 +215,23 @@ async fn drive(
 ) -> CloseInfo {
     let mut written = false;
     let mut writer_first = true;
+    let (reader_gate, writer_gate) = (Gate::new(), Gate::new());
     let info = poll_fn(|cx| {
         let mut poll_writer = |cx: &mut Context<'_>| {
-            if !written {
-                written = Pin::new(&mut writer).poll(cx).is_ready();
+            if !written && writer_gate.open(cx) {
+                written = Pin::new(&mut writer).poll(&mut writer_gate.context()).is_ready();
             }
+        };
+        let mut poll_reader = |cx: &mut Context<'_>| match reader_gate.open(cx) {
+            true => Pin::new(&mut reader).poll(&mut reader_gate.context()),
+            false => Poll::Pending,
         };
         writer_first = !writer_first;
         if !writer_first {
             poll_writer(cx);
-            return Pin::new(&mut reader).poll(cx);
+            return poll_reader(cx);
         }
-        let read = Pin::new(&mut reader).poll(cx);
+        let read = poll_reader(cx);
         if read.is_pending() {
             poll_writer(cx);
         }
@@ -235,25 +244,21 @@ async fn drive(
     info
 }
 
-/// A stream polled again only once it has woken: the task is also woken for its writer,
-/// its timers and its signals, and polling a WebSocket stream that has nothing to read is not
-/// free (tungstenite prepares its read buffer, zeroing up to its size, before every read).
+/// Lets a part of the task (the reader, the writer, the stream) be polled only once it has
+/// woken since it last returned `Pending`: that part is polled with the gate's own waker,
+/// which records the wake before passing it on to the task.
 ///
-/// Sound because a stream's wakers are only stored while it is polled: every poll of the
-/// inner stream hands it this stream's own waker, which records the wake before passing it on
-/// to the task.
-pub(crate) struct WokenStream<S> {
-    inner: S,
-    wake: Arc<WakeFlag>,
-    /// `wake` as a waker, made once.
+/// Sound because wakers are only stored while a future is polled: everything the part waits
+/// for holds the gate's waker, never the task's.
+struct Gate {
+    flag: Arc<WakeFlag>,
+    /// `flag` as a waker, made once.
     waker: Waker,
-    /// The inner stream returned `Pending` and may not have woken since.
-    waiting: bool,
 }
 
 struct WakeFlag {
     woken: AtomicBool,
-    /// The task polling the stream.
+    /// The task the part belongs to.
     task: AtomicWaker,
 }
 
@@ -268,16 +273,47 @@ impl Wake for WakeFlag {
     }
 }
 
-impl<S> WokenStream<S> {
-    pub(crate) fn new(inner: S) -> Self {
-        let wake = Arc::new(WakeFlag {
-            woken: AtomicBool::new(false),
+impl Gate {
+    /// A gate that is open: the first poll goes through.
+    fn new() -> Self {
+        let flag = Arc::new(WakeFlag {
+            woken: AtomicBool::new(true),
             task: AtomicWaker::new(),
         });
         Self {
+            waker: Waker::from(flag.clone()),
+            flag,
+        }
+    }
+
+    /// Whether the part woke since it was last let through (and lets it through now), with the
+    /// task's waker registered first, so a wake after this look still reaches the task.
+    fn open(&self, cx: &Context<'_>) -> bool {
+        self.flag.task.register(cx.waker());
+        self.flag.woken.swap(false, Ordering::AcqRel)
+    }
+
+    /// The context to poll the part with.
+    fn context(&self) -> Context<'_> {
+        Context::from_waker(&self.waker)
+    }
+}
+
+/// A stream polled again only once it has woken: the reader is also woken for its handler,
+/// its timers and its signals, and polling a WebSocket stream that has nothing to read is not
+/// free (tungstenite prepares its read buffer, zeroing up to its size, before every read).
+pub(crate) struct WokenStream<S> {
+    inner: S,
+    gate: Gate,
+    /// The inner stream returned `Pending`: it is polled again once it woke.
+    waiting: bool,
+}
+
+impl<S> WokenStream<S> {
+    pub(crate) fn new(inner: S) -> Self {
+        Self {
             inner,
-            waker: Waker::from(wake.clone()),
-            wake,
+            gate: Gate::new(),
             waiting: false,
         }
     }
@@ -288,12 +324,10 @@ impl<S: Stream + Unpin> Stream for WokenStream<S> {
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<S::Item>> {
         let this = &mut *self;
-        // Registered before the flag is read: a wake after the read still reaches the task.
-        this.wake.task.register(cx.waker());
-        if !this.wake.woken.swap(false, Ordering::AcqRel) && this.waiting {
+        if !this.gate.open(cx) && this.waiting {
             return Poll::Pending;
         }
-        let poll = this.inner.poll_next_unpin(&mut Context::from_waker(&this.waker));
+        let poll = this.inner.poll_next_unpin(&mut this.gate.context());
         this.waiting = poll.is_pending();
         poll
     }
