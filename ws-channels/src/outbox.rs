@@ -10,7 +10,10 @@
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::task::Poll;
 
+use futures_util::future::poll_fn;
+use futures_util::task::AtomicWaker;
 use tokio::sync::Notify;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -52,7 +55,7 @@ pub(crate) fn outbox(
         state: Mutex::default(),
         capacity,
         policy,
-        ready: Notify::new(),
+        ready: AtomicWaker::new(),
         attention: Notify::new(),
         lagged: AtomicU64::new(0),
         channel,
@@ -65,8 +68,10 @@ struct Shared {
     state: Mutex<State>,
     capacity: usize,
     policy: LagPolicy,
-    /// Wakes the writer: a frame was queued, or the connection is closing.
-    ready: Notify,
+    /// Wakes the writer: a frame was queued, or the connection is closing. One writer waits,
+    /// registered under the state's lock when it found nothing to write, so a waker slot is
+    /// enough (no list of waiters, no second lock).
+    ready: AtomicWaker,
     /// Wakes the reader: a close was requested, or messages were dropped.
     attention: Notify,
     /// Messages dropped since the last `on_lag` report.
@@ -112,7 +117,7 @@ impl Shared {
             }
             state.close = Some(close_frame(code, reason));
         }
-        self.ready.notify_one();
+        self.ready.wake();
         self.attention.notify_one();
         true
     }
@@ -155,10 +160,10 @@ impl OutboxSender {
             }
         };
         match outcome {
-            Pushed::Queued => shared.ready.notify_one(),
+            Pushed::Queued => shared.ready.wake(),
             Pushed::DroppedOldest | Pushed::DroppedNew => {
                 if outcome == Pushed::DroppedOldest {
-                    shared.ready.notify_one();
+                    shared.ready.wake();
                 }
                 shared.counters.add(Count::Dropped, shared.channel, 1);
                 shared.report_lag();
@@ -186,7 +191,7 @@ impl OutboxSender {
             }
             state.queue.push_back(message);
         }
-        self.shared.ready.notify_one();
+        self.shared.ready.wake();
         true
     }
 
@@ -217,7 +222,7 @@ impl OutboxReceiver {
             }
             state.ping = true;
         }
-        self.shared.ready.notify_one();
+        self.shared.ready.wake();
     }
 
     /// Waits for frames and moves them all into `batch`, the ping first; `false` once closing
@@ -226,30 +231,30 @@ impl OutboxReceiver {
     /// An empty `batch` trades places with the queue rather than taking a copy of it: the
     /// writer's emptied buffer becomes the queue, and the two buffers take turns.
     pub(crate) async fn next_batch(&self, batch: &mut VecDeque<WsMessage>) -> bool {
-        loop {
-            let ready = self.shared.ready.notified();
-            {
-                let mut state = self.shared.state();
-                if state.ended {
-                    return false;
-                }
-                if batch.is_empty() {
-                    std::mem::swap(&mut state.queue, batch);
-                } else {
-                    batch.extend(state.queue.drain(..));
-                }
-                if std::mem::take(&mut state.ping) {
-                    batch.push_front(WsMessage::Ping(Bytes::new()));
-                }
-                if !batch.is_empty() {
-                    return true;
-                }
-                if state.close.is_some() {
-                    return false;
-                }
+        poll_fn(|cx| {
+            let mut state = self.shared.state();
+            if state.ended {
+                return Poll::Ready(false);
             }
-            ready.await;
-        }
+            if batch.is_empty() {
+                std::mem::swap(&mut state.queue, batch);
+            } else {
+                batch.extend(state.queue.drain(..));
+            }
+            if std::mem::take(&mut state.ping) {
+                batch.push_front(WsMessage::Ping(Bytes::new()));
+            }
+            if !batch.is_empty() {
+                return Poll::Ready(true);
+            }
+            if state.close.is_some() {
+                return Poll::Ready(false);
+            }
+            // Under the lock: whoever queues next sees this waker.
+            self.shared.ready.register(cx.waker());
+            Poll::Pending
+        })
+        .await
     }
 
     /// Whether the connection is closing, and how many messages wait to be written: one
@@ -297,7 +302,7 @@ impl OutboxReceiver {
             state.queue.clear();
             state.ping = false;
         }
-        self.shared.ready.notify_one();
+        self.shared.ready.wake();
         self.shared.attention.notify_one();
     }
 }
