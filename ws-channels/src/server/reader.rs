@@ -113,6 +113,10 @@ where
             // The handler running now, if any: polled as a branch of the loop below, so the
             // connection's timers, signals and close deadline keep running while it awaits.
             let mut running: Option<Running> = None;
+            // The inner loop below just polled the stream and got `Pending`: it will wake this
+            // task when it has more, so polling it again at once (which costs tungstenite a
+            // pass over its read buffer) is skipped, once.
+            let mut stream_waiting = false;
             if let Some(on_open) = &self.handler.callbacks.on_open {
                 // Called inside the guarded future, so a panic in its synchronous part is caught.
                 let (on_open, conn) = (on_open.clone(), self.conn.clone());
@@ -143,7 +147,10 @@ where
                 tokio::select! {
                     // Handlers of a connection run one at a time, in order: no frame is read while
                     // one runs.
-                    item = stream.next(), if running.is_none() => {
+                    item = poll_fn(|cx| match std::mem::take(&mut stream_waiting) {
+                        true => Poll::Pending,
+                        false => stream.poll_next_unpin(cx),
+                    }), if running.is_none() => {
                         let mut item = item;
                         let mut closing = closing;
                         let mut handled = 0;
@@ -181,7 +188,10 @@ where
                             tokio::task::consume_budget().await;
                             match poll_fn(|cx| Poll::Ready(stream.poll_next_unpin(cx))).await {
                                 Poll::Ready(next) => item = next,
-                                Poll::Pending => break,
+                                Poll::Pending => {
+                                    stream_waiting = true;
+                                    break;
+                                }
                             }
                         }
                     },
