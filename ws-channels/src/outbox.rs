@@ -8,13 +8,12 @@
 //! outbox: later pushes fail.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::task::Poll;
+use std::task::{Context, Poll};
 
 use futures_util::future::poll_fn;
 use futures_util::task::AtomicWaker;
-use tokio::sync::Notify;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{Bytes, Message as WsMessage};
@@ -56,7 +55,8 @@ pub(crate) fn outbox(
         capacity,
         policy,
         ready: AtomicWaker::new(),
-        attention: Notify::new(),
+        attention: AtomicWaker::new(),
+        attention_due: AtomicBool::new(false),
         lagged: AtomicU64::new(0),
         channel,
         counters,
@@ -72,8 +72,12 @@ struct Shared {
     /// registered under the state's lock when it found nothing to write, so a waker slot is
     /// enough (no list of waiters, no second lock).
     ready: AtomicWaker,
-    /// Wakes the reader: a close was requested, or messages were dropped.
-    attention: Notify,
+    /// Wakes the reader (the one task that waits on it): a close was requested, or messages
+    /// were dropped.
+    attention: AtomicWaker,
+    /// Set with every wake of `attention`, taken by the reader: a wake it was not waiting
+    /// for is not lost.
+    attention_due: AtomicBool,
     /// Messages dropped since the last `on_lag` report.
     lagged: AtomicU64,
     /// The connection's channel, for the counters' label.
@@ -118,13 +122,18 @@ impl Shared {
             state.close = Some(close_frame(code, reason));
         }
         self.ready.wake();
-        self.attention.notify_one();
+        self.call_attention();
         true
+    }
+
+    fn call_attention(&self) {
+        self.attention_due.store(true, Ordering::Release);
+        self.attention.wake();
     }
 
     fn report_lag(&self) {
         self.lagged.fetch_add(1, Ordering::Relaxed);
-        self.attention.notify_one();
+        self.call_attention();
     }
 }
 
@@ -274,9 +283,14 @@ impl OutboxReceiver {
         self.shared.state().is_closing()
     }
 
-    /// Resolves when a close was requested or messages were dropped, since the last call.
-    pub(crate) async fn attention(&self) {
-        self.shared.attention.notified().await;
+    /// Ready when a close was requested or messages were dropped since it was last ready.
+    pub(crate) fn poll_attention(&self, cx: &mut Context<'_>) -> Poll<()> {
+        // Registered before the flag is read: a call after the read still wakes the reader.
+        self.shared.attention.register(cx.waker());
+        match self.shared.attention_due.swap(false, Ordering::AcqRel) {
+            true => Poll::Ready(()),
+            false => Poll::Pending,
+        }
     }
 
     /// The close frame the server sends (or sent), once a close was requested.
@@ -303,7 +317,7 @@ impl OutboxReceiver {
             state.ping = false;
         }
         self.shared.ready.wake();
-        self.shared.attention.notify_one();
+        self.shared.call_attention();
     }
 }
 

@@ -98,7 +98,8 @@ where
         // An `async move` block, not an `async fn`: see `task::run`.
         async move {
             let mut peer_close: Option<CloseFrame> = None;
-            let mut bucket = self.config.rate_limit.map(TokenBucket::new);
+            // Boxed: most connections have no rate limit, and this future lives as long as they do.
+            let mut bucket = self.config.rate_limit.map(|limit| Box::new(TokenBucket::new(limit)));
             let mut clocks = Clocks::new(self.config.liveness, self.expires);
             // One timer for whatever is due next (a ping, the idle limit, the close reply), reset
             // rather than recreated: pushing a deadline later does not touch the timer wheel.
@@ -155,7 +156,7 @@ where
                         let mut closing = closing;
                         let mut handled = 0;
                         loop {
-                            match self.on_item(item, closing, &mut clocks, bucket.as_mut(), &mut peer_close) {
+                            match self.on_item(item, closing, &mut clocks, bucket.as_deref_mut(), &mut peer_close) {
                                 Flow::Break => break 'read,
                                 Flow::Continue => {}
                                 Flow::Run(handler) => {
@@ -204,7 +205,7 @@ where
                     }
                     // A close was requested or messages were dropped: the loop's head and
                     // `report_lag` look at which.
-                    () = self.outbox.attention() => self.report_lag(),
+                    () = poll_fn(|cx| self.outbox.poll_attention(cx)) => self.report_lag(),
                     Ok(()) = shutdown.changed(), if open => {
                         self.conn.close(CloseCode::Away, "server shutting down");
                     }
