@@ -424,6 +424,23 @@ mod tests {
     }
 
     #[test]
+    fn attention_is_kept_until_the_reader_looks_and_then_cleared() {
+        let (tx, rx) = new(1, LagPolicy::DropNew);
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        assert!(rx.poll_attention(&mut cx).is_pending());
+        tx.push(WsMessage::text("a"));
+        assert!(
+            rx.poll_attention(&mut cx).is_pending(),
+            "a queued message is the writer's business"
+        );
+        tx.push(WsMessage::text("b"));
+        assert!(rx.poll_attention(&mut cx).is_ready(), "a dropped one calls the reader");
+        assert!(rx.poll_attention(&mut cx).is_pending(), "once");
+        tx.request_close(CloseCode::Normal, "");
+        assert!(rx.poll_attention(&mut cx).is_ready(), "and so does a close");
+    }
+
+    #[test]
     fn reserved_codes_are_sent_as_1000() {
         let (tx, rx) = new(1, LagPolicy::Disconnect);
         tx.request_close(CloseCode::Abnormal, "");

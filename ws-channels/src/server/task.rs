@@ -364,3 +364,37 @@ where
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicUsize;
+
+    use super::*;
+
+    /// Counts the task's wake-ups.
+    struct Task(AtomicUsize);
+
+    impl Wake for Task {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    #[test]
+    fn a_gate_lets_a_part_through_once_per_wake_and_passes_wakes_on() {
+        let task = Arc::new(Task(AtomicUsize::new(0)));
+        let waker = Waker::from(task.clone());
+        let cx = Context::from_waker(&waker);
+        let gate = Gate::new();
+        assert!(gate.open(&cx), "the first poll goes through");
+        assert!(!gate.open(&cx), "not again before a wake");
+        gate.context().waker().wake_by_ref();
+        assert_eq!(task.0.load(Ordering::Relaxed), 1, "the task is woken");
+        assert!(gate.open(&cx), "and the part is let through");
+        assert!(!gate.open(&cx));
+        // A wake before the task registered again still opens the gate.
+        gate.context().waker().wake_by_ref();
+        gate.context().waker().wake_by_ref();
+        assert!(gate.open(&cx));
+    }
+}
