@@ -129,8 +129,8 @@ where
                 if closing {
                     clocks.closing(self.config.close_timeout);
                 }
-                // Replies to a burst pile up while this task reads: let the writer (polled by the task
-                // on every wake-up) drain them before they fill the queue.
+                // Replies to a burst pile up while this task reads: let the writer (which what was
+                // queued woke) drain them before they fill the queue.
                 if queued >= self.config.outbound_queue.div_ceil(2) {
                     tokio::task::yield_now().await;
                 }

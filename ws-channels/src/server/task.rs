@@ -4,8 +4,9 @@
 //!
 //! One task rather than a reader task and a writer task: a reply queued while handling a
 //! message is written by the same task as soon as reading would block, without waking a
-//! second task, and an idle connection costs one task. The writer is polled whenever the task
-//! is, so it still writes while a handler awaits.
+//! second task, and an idle connection costs one task. The writer is polled whenever it has
+//! woken, so it still writes while a handler awaits; each half is polled only then (see
+//! [`drive`]).
 
 use std::collections::VecDeque;
 use std::future::Future;
