@@ -114,10 +114,6 @@ where
             // The handler running now, if any: polled as a branch of the loop below, so the
             // connection's timers, signals and close deadline keep running while it awaits.
             let mut running: Option<Running> = None;
-            // The inner loop below just polled the stream and got `Pending`: it will wake this
-            // task when it has more, so polling it again at once (which costs tungstenite a
-            // pass over its read buffer) is skipped, once.
-            let mut stream_waiting = false;
             if let Some(on_open) = &self.handler.callbacks.on_open {
                 // Called inside the guarded future, so a panic in its synchronous part is caught.
                 let (on_open, conn) = (on_open.clone(), self.conn.clone());
@@ -148,10 +144,7 @@ where
                 tokio::select! {
                     // Handlers of a connection run one at a time, in order: no frame is read while
                     // one runs.
-                    item = poll_fn(|cx| match std::mem::take(&mut stream_waiting) {
-                        true => Poll::Pending,
-                        false => stream.poll_next_unpin(cx),
-                    }), if running.is_none() => {
+                    item = stream.next(), if running.is_none() => {
                         let mut item = item;
                         let mut closing = closing;
                         let mut handled = 0;
@@ -189,10 +182,7 @@ where
                             tokio::task::consume_budget().await;
                             match poll_fn(|cx| Poll::Ready(stream.poll_next_unpin(cx))).await {
                                 Poll::Ready(next) => item = next,
-                                Poll::Pending => {
-                                    stream_waiting = true;
-                                    break;
-                                }
+                                Poll::Pending => break,
                             }
                         }
                     },

@@ -168,7 +168,7 @@ where
     async move {
         let info = {
             let reader = Reader::new(&handler, conn.clone(), &config, &registration.outbox, expires);
-            let reader = std::pin::pin!(reader.read_loop(stream, shutdown));
+            let reader = std::pin::pin!(reader.read_loop(WokenStream::new(stream), shutdown));
             let writer = std::pin::pin!(write_loop(sink, &registration.outbox, &counters, C::NAME));
             drive(reader, writer, &registration.outbox, &config)
                 .instrument(span.clone())
@@ -245,7 +245,7 @@ async fn drive(
     info
 }
 
-/// Lets a part of the task (the reader, the writer) be polled only once it has
+/// Lets a part of the task (the reader, the writer, the stream) be polled only once it has
 /// woken since it last returned `Pending`: that part is polled with the gate's own waker,
 /// which records the wake before passing it on to the task.
 ///
@@ -297,6 +297,40 @@ impl Gate {
     /// The context to poll the part with.
     fn context(&self) -> Context<'_> {
         Context::from_waker(&self.waker)
+    }
+}
+
+/// A stream polled again only once it has woken: the reader is also woken for its handler,
+/// its timers and its signals, and polling a WebSocket stream that has nothing to read is not
+/// free (tungstenite prepares its read buffer, zeroing up to its size, before every read).
+pub(crate) struct WokenStream<S> {
+    inner: S,
+    gate: Gate,
+    /// The inner stream returned `Pending`: it is polled again once it woke.
+    waiting: bool,
+}
+
+impl<S> WokenStream<S> {
+    pub(crate) fn new(inner: S) -> Self {
+        Self {
+            inner,
+            gate: Gate::new(),
+            waiting: false,
+        }
+    }
+}
+
+impl<S: Stream + Unpin> Stream for WokenStream<S> {
+    type Item = S::Item;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<S::Item>> {
+        let this = &mut *self;
+        if !this.gate.open(cx) && this.waiting {
+            return Poll::Pending;
+        }
+        let poll = this.inner.poll_next_unpin(&mut this.gate.context());
+        this.waiting = poll.is_pending();
+        poll
     }
 }
 
