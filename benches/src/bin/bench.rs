@@ -19,6 +19,8 @@
 //! `--messages N` (per broadcast, 200; the publisher stays within 128 messages of the slowest
 //! reader; with 200 messages of ~96 bytes the silent subscribers' kernel buffers absorb
 //! everything, so it takes thousands for their queues to fill),
+//! `--subscribers A,B` (the two broadcast sizes, 1000,5000; `broadcast-1000` and
+//! `broadcast-5000` name the first and the second whatever they are),
 //! `--servers a,b`, `--out FILE`, `--no-pin`, `--max-minutes M` (the run's own time bound, 30).
 //! Traffic stays on 127.0.0.1.
 //!
@@ -161,6 +163,7 @@ fn parse_args() -> Result<Args> {
     let mut names = Vec::new();
     let mut secs = None;
     let mut messages = None;
+    let mut subscribers = None;
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
         let mut value = || it.next().ok_or_else(|| format!("{arg} needs a value"));
@@ -168,6 +171,10 @@ fn parse_args() -> Result<Args> {
             "--rounds" => args.rounds = value()?.parse()?,
             "--secs" => secs = Some(value()?.parse::<f64>()?),
             "--messages" => messages = Some(value()?.parse::<u64>()?),
+            "--subscribers" => {
+                let both: Vec<usize> = value()?.split(',').map(str::parse).collect::<Result<_, _>>()?;
+                subscribers = Some(<[usize; 2]>::try_from(both).map_err(|_| "--subscribers needs two counts")?);
+            }
             "--servers" => args.servers = Some(value()?.split(',').map(str::to_owned).collect()),
             "--out" => args.out = Some(value()?),
             "--max-minutes" => args.max_minutes = value()?.parse()?,
@@ -192,6 +199,9 @@ fn parse_args() -> Result<Args> {
     }
     if let Some(messages) = messages {
         args.sizes.broadcast_messages = messages;
+    }
+    if let Some(subscribers) = subscribers {
+        args.sizes.broadcast_subscribers = subscribers;
     }
     if args.rounds == 0 {
         return Err("--rounds must be at least 1".into());

@@ -201,9 +201,9 @@ where
 /// connection is closing, lets the writer deliver what is queued and the close frame (bounded:
 /// a peer that does not read cannot hold the connection open).
 ///
-/// Each is polled only once it has woken (a [`Gate`] each): a reply the reader queues wakes
-/// the task for the writer, and a publisher's message wakes it for the writer alone, so
-/// neither should cost a pass through the other.
+/// The reader is polled only once it has woken (a [`Gate`]): a publisher's message wakes a
+/// subscriber's task for its writer alone, and should not cost a pass through the reader's
+/// select. (The writer has no gate: a reader's wake-up usually queued something for it.)
 ///
 /// Which goes first alternates from poll to poll: each may use up the task's cooperative budget
 /// (a writer kept busy by publishers, a reader by a fast client), and the other must still get
@@ -216,11 +216,11 @@ async fn drive(
 ) -> CloseInfo {
     let mut written = false;
     let mut writer_first = true;
-    let (reader_gate, writer_gate) = (Gate::new(), Gate::new());
+    let reader_gate = Gate::new();
     let info = poll_fn(|cx| {
         let mut poll_writer = |cx: &mut Context<'_>| {
-            if !written && writer_gate.open(cx) {
-                written = Pin::new(&mut writer).poll(&mut writer_gate.context()).is_ready();
+            if !written {
+                written = Pin::new(&mut writer).poll(cx).is_ready();
             }
         };
         let mut poll_reader = |cx: &mut Context<'_>| match reader_gate.open(cx) {
@@ -245,7 +245,7 @@ async fn drive(
     info
 }
 
-/// Lets a part of the task (the reader, the writer, the stream) be polled only once it has
+/// Lets a part of the task (the reader, the stream) be polled only once it has
 /// woken since it last returned `Pending`: that part is polled with the gate's own waker,
 /// which records the wake before passing it on to the task.
 ///
