@@ -90,12 +90,13 @@ where
     }
 
     /// Reads until the connection has ended; returns how it ended.
+    // Not an `async fn`, on purpose: see `task::run`.
+    #[expect(clippy::manual_async_fn, reason = "an async fn keeps room for its arguments twice")]
     pub(crate) fn read_loop(
         self,
         mut stream: impl MessageStream + 'a,
         mut shutdown: watch::Receiver<bool>,
     ) -> impl Future<Output = CloseInfo> + 'a {
-        // An `async move` block, not an `async fn`: see `task::run`.
         async move {
             let mut peer_close: Option<CloseFrame> = None;
             // Boxed: most connections have no rate limit, and this future lives as long as they do.

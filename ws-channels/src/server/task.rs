@@ -357,6 +357,8 @@ impl Drop for Registration {
 /// Writes queued frames in batches (one flush, usually one syscall, per batch), then the close
 /// frame once the connection is closing and the queue is drained. If writing fails the
 /// connection is closed: later sends fail and the reader stops waiting.
+// Not an `async fn`, on purpose: see `run`.
+#[expect(clippy::manual_async_fn, reason = "an async fn keeps room for its arguments twice")]
 fn write_loop<'a, W>(
     mut sink: W,
     outbox: &'a OutboxReceiver,
