@@ -189,7 +189,7 @@ impl Server {
 
 impl Drop for Server {
     /// Closes its standard input, so it exits by itself, and kills it if it has not within
-    /// [`STOP_GRACE`].
+    /// 30 seconds (a wrapper such as callgrind writes its profile as the server exits).
     fn drop(&mut self) {
         drop(self.stdin.take());
         let stopping = std::time::Instant::now();
