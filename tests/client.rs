@@ -773,3 +773,204 @@ async fn dropping_both_halves_closes_the_connection_normally() {
     drop(events);
     assert_eq!(within("on_close", closed.recv()).await, Some(CloseCode::Normal));
 }
+
+#[tokio::test]
+async fn a_client_that_never_reads_its_events_still_sends_and_closes() {
+    // `flood` answers with more messages than the client's receive buffer holds (256).
+    let seen = Arc::new(AtomicU32::new(0));
+    let counted = seen.clone();
+    // (An outbound queue that holds the whole flood: the server's lag policy is not tested here.)
+    let server = Say::register(Server::new().outbound_queue(1024), move |h| {
+        h.on_message(move |conn, msg| {
+            let counted = counted.clone();
+            async move {
+                match msg.text.as_str() {
+                    "flood" => {
+                        for n in 0..400 {
+                            conn.send(&Say { text: n.to_string() }).await?;
+                        }
+                    }
+                    _ => drop(counted.fetch_add(1, Ordering::SeqCst)),
+                }
+                Ok(())
+            }
+        })
+    });
+    let server = Running::start(server, "127.0.0.1:0").await;
+    let (client, events) = within("connect", connect(&server.base(), &SayParams::new("x")))
+        .await
+        .unwrap();
+    client.send(&Say { text: "flood".into() }).await.unwrap();
+    // Let the flood fill the buffer: the events are never read.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    for _ in 0..10 {
+        within(
+            "a send",
+            client.send(&Say {
+                text: "still here".into(),
+            }),
+        )
+        .await
+        .unwrap();
+    }
+    within("the sends to arrive", async {
+        while seen.load(Ordering::SeqCst) < 10 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+    match within("close", client.close()).await {
+        ConnectionState::Closed { code, error: None, .. } => assert_eq!(code, Some(CloseCode::Normal)),
+        other => panic!("expected a normal local close, got {other:?}"),
+    }
+    // What the buffer held is still there to read, in order, then the stream ends.
+    let received: Vec<_> = within("the rest", events.collect::<Vec<_>>()).await;
+    assert!(received.len() >= 256, "{} events", received.len());
+    for (n, event) in received.into_iter().enumerate() {
+        assert_eq!(event.unwrap(), Event::Message(Say { text: n.to_string() }));
+    }
+}
+
+#[tokio::test]
+async fn a_server_that_closes_right_after_the_upgrade_uses_up_the_attempts() {
+    let (addr, server) = misbehaving(close_with, 1011).await;
+    let (observe, mut states) = recorder();
+    let builder = Client::builder(&format!("ws://{addr}"), &SayParams::new("x"))
+        .without_channel_subprotocol()
+        .reconnect(fast_retries().max_attempts(3))
+        .on_state(observe);
+    let (client, _events) = within("connect", builder.connect()).await.unwrap();
+    // Each connection opens and is closed at once: a failed attempt, not a reset.
+    match within("the attempts to run out", client.closed()).await {
+        ConnectionState::Closed { error: Some(error), .. } => assert!(
+            matches!(&*error, Error::Closed { code: Some(code), .. } if u16::from(*code) == 1011),
+            "{error:?}"
+        ),
+        other => panic!("expected the end after the last attempt, got {other:?}"),
+    }
+    let attempts: Vec<u32> = std::iter::from_fn(|| states.try_recv().ok())
+        .filter_map(|s| match s {
+            ConnectionState::Reconnecting { attempt, .. } => Some(attempt),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(attempts, [1, 2, 3]);
+    server.abort();
+
+    // Connections that stay open `stable_after` (a vanishing server keeps each for 100 ms)
+    // reset the count: every loss starts again from attempt 1.
+    let (addr, server) = misbehaving(|_| Vec::new(), 0).await;
+    let (observe, mut states) = recorder();
+    let builder = Client::builder(&format!("ws://{addr}"), &SayParams::new("x"))
+        .without_channel_subprotocol()
+        .reconnect(fast_retries().max_attempts(2).stable_after(Duration::from_millis(50)))
+        .on_state(observe);
+    let (client, _events) = within("connect", builder.connect()).await.unwrap();
+    let mut losses = 0;
+    while losses < 4 {
+        match next_state(&mut states, "a state").await {
+            ConnectionState::Reconnecting { attempt, .. } => {
+                assert_eq!(attempt, 1, "a connection that stayed open resets the count");
+                losses += 1;
+            }
+            ConnectionState::Closed { .. } => panic!("the attempts ran out although connections stayed open"),
+            _ => {}
+        }
+    }
+    client.close().await;
+    server.abort();
+}
+
+#[tokio::test]
+async fn an_untrusted_certificate_on_reconnect_is_final() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let serving = |certified: &rcgen::CertifiedKey<rcgen::KeyPair>| {
+        let key = rustls::pki_types::PrivateKeyDer::try_from(certified.signing_key.serialize_der()).unwrap();
+        let tls = rustls::ServerConfig::builder()
+            .with_no_client_auth()
+            .with_single_cert(vec![certified.cert.der().clone()], key)
+            .unwrap();
+        Arc::new(tls)
+    };
+    let trusted = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let first = tokio::spawn(
+        room_server().serve_tls_with_shutdown(listener, serving(&trusted), async {
+            let _ = stopped.await;
+        }),
+    );
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(trusted.cert.der().clone()).unwrap();
+    let client_tls = rustls::ClientConfig::builder()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let (observe, mut states) = recorder();
+    let (client, _events) = within(
+        "wss connect",
+        Client::builder(&format!("wss://localhost:{}", addr.port()), &SayParams::new("x"))
+            .bearer("ok-tls")
+            .tls(TlsConnector::Rustls(Arc::new(client_tls)))
+            .reconnect(fast_retries())
+            .on_state(observe)
+            .connect(),
+    )
+    .await
+    .unwrap();
+    // The server restarts on the same port with a certificate the client does not trust.
+    let _ = stop.send(());
+    within("the server to stop", first).await.unwrap().unwrap();
+    let untrusted = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    let listener = TcpListener::bind(addr).await.unwrap();
+    let second = tokio::spawn(room_server().serve_tls(listener, serving(&untrusted)));
+    match within("the certificate error to end it", client.closed()).await {
+        ConnectionState::Closed { error: Some(error), .. } => {
+            assert!(matches!(&*error, Error::WebSocket(_)), "{error:?}")
+        }
+        other => panic!("expected a final TLS error, got {other:?}"),
+    }
+    let retried = std::iter::from_fn(|| states.try_recv().ok())
+        .filter(|s| matches!(s, ConnectionState::Reconnecting { .. }))
+        .count();
+    assert_eq!(retried, 1, "only the server's restart is retried, not the certificate");
+    second.abort();
+}
+
+#[tokio::test]
+async fn cookies_that_would_break_the_header_are_refused_and_hook_headers_keep_every_value() {
+    for (name, value) in [("sid", "a; admin=1"), ("sid", "a b"), ("s=id", "a"), ("", "a")] {
+        let builder = Client::builder("ws://127.0.0.1:1", &SayParams::new("x")).cookie(name, value);
+        match builder.connect().await {
+            Err(Error::WebSocket(ws_channels::tungstenite::Error::HttpFormat(_))) => {}
+            other => panic!("{name}={value}: expected a refusal, got {other:?}"),
+        }
+    }
+    // A multi-valued header from the credentials hook arrives whole.
+    let (seen_tx, mut seen) = mpsc::unbounded_channel();
+    let server = Say::register(Server::new(), move |h| {
+        let seen_tx = seen_tx.clone();
+        h.on_connect(move |hs| {
+            let values: Vec<String> = hs
+                .headers()
+                .get_all("x-tag")
+                .iter()
+                .map(|v| v.to_str().unwrap().to_owned())
+                .collect();
+            let _ = seen_tx.send(values);
+            async { Ok(()) }
+        })
+    });
+    let server = Running::start(server, "127.0.0.1:0").await;
+    let builder = Client::builder(&server.base(), &SayParams::new("x"))
+        .header("x-tag", "stale")
+        .credentials(|| async {
+            let mut headers = HeaderMap::new();
+            headers.append("x-tag", HeaderValue::from_static("one"));
+            headers.append("x-tag", HeaderValue::from_static("two"));
+            Ok(headers)
+        });
+    let (client, _events) = within("connect", builder.connect()).await.unwrap();
+    assert_eq!(within("the headers", seen.recv()).await.unwrap(), ["one", "two"]);
+    client.close().await;
+}

@@ -183,8 +183,18 @@ impl<C: Channel> ClientBuilder<C> {
         self.header(header::AUTHORIZATION, format!("Bearer {token}"))
     }
 
-    /// Adds a cookie (`Cookie: name=value`; several calls join into one header).
+    /// Adds a cookie (`Cookie: name=value`; several calls join into one header). The value is
+    /// sent as given: a name that is empty or holds anything but a token's characters, or a
+    /// value holding a character a cookie value cannot (a space, `"`, `,`, `;`, `\` or a
+    /// control character, RFC 6265), would change the header's meaning and makes
+    /// [`connect`](Self::connect) fail with [`Error::WebSocket`] (`HttpFormat`); encode such a
+    /// value (percent-encoding, base64) first.
     pub fn cookie(mut self, name: &str, value: &str) -> Self {
+        if !valid_cookie(name, value) {
+            // Refused as any malformed header is (no header value holds a NUL byte), so the
+            // error is the one `header` documents.
+            return self.header(header::COOKIE, "\0");
+        }
         let pair = format!("{name}={value}");
         let joined = match self.headers.get(header::COOKIE).and_then(|v| v.to_str().ok()) {
             Some(existing) => format!("{existing}; {pair}"),
@@ -344,8 +354,13 @@ impl Opener {
         let mut headers = self.headers.clone();
         if let Some(hook) = &self.credentials {
             let fresh = hook().await.map_err(Error::Credentials)?;
+            // Every value the hook gave a name replaces that name's values (a multi-valued
+            // header keeps all of them).
+            for name in fresh.keys() {
+                headers.remove(name);
+            }
             for (name, value) in fresh.iter() {
-                headers.insert(name, value.clone());
+                headers.append(name, value.clone());
             }
         }
         let timeout = self.connect_timeout;
@@ -381,4 +396,17 @@ impl Opener {
             tokio_tungstenite::connect_async_tls_with_config(request, None, true, self.connector.clone()).await?;
         Ok(socket)
     }
+}
+
+/// Whether `name=value` is one cookie pair (RFC 6265 §4.1.1: a token, and a value of
+/// cookie-octets, optionally in double quotes), so that joining it into the header with `; `
+/// cannot add or break another pair.
+fn valid_cookie(name: &str, value: &str) -> bool {
+    let token = |c: u8| c.is_ascii_graphic() && !b"()<>@,;:\\\"/[]?={}".contains(&c);
+    let octet = |c: u8| c.is_ascii_graphic() && !b"\",;\\".contains(&c);
+    let value = value
+        .strip_prefix('"')
+        .and_then(|v| v.strip_suffix('"'))
+        .unwrap_or(value);
+    !name.is_empty() && name.bytes().all(token) && value.bytes().all(octet)
 }

@@ -3,6 +3,7 @@
 //! state; the handles ask it (a watch of [`ConnectionState`]) and talk to it through bounded
 //! queues.
 
+use std::collections::VecDeque;
 use std::marker::PhantomData;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -24,8 +25,8 @@ use crate::channel::{Channel, ClientSends};
 use crate::codec::{self, Codec, Inbound};
 use crate::error::Error;
 
-/// How long the client waits for the server to answer its close frame before dropping the
-/// socket.
+/// How long the client waits for the end of the closing handshake (the server's answer to its
+/// close frame, or the end of the socket after the server's) before dropping the socket.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The sending half of a client connection ([`connect`](crate::connect),
@@ -263,6 +264,7 @@ pub(super) fn start<C: Channel>(
         frames,
         close,
         deliveries: deliveries_tx,
+        pending: VecDeque::new(),
         state: state_tx,
     };
     task.observe(&ConnectionState::Open);
@@ -289,48 +291,94 @@ struct Task {
     frames: mpsc::Receiver<WsMessage>,
     close: mpsc::Receiver<CloseFrame>,
     deliveries: mpsc::Sender<Delivery>,
+    /// What the application had no room for when it arrived, oldest first: while it is not
+    /// empty the socket is not read (so at most one frame waits here, and a reconnect marker).
+    pending: VecDeque<Delivery>,
     state: watch::Sender<ConnectionState>,
 }
 
 impl Task {
     async fn run(mut self, mut socket: ClientSocket) {
+        // Attempts made since the last connection that stayed open long enough to count.
+        let mut attempts = 0;
         loop {
+            let opened = Instant::now();
             let end = self.session(socket).await;
             let policy = match &self.reconnect {
                 Some(policy) if !end.is_final() => policy.clone(),
-                _ => return self.finish(end),
+                _ => return self.finish(end).await,
             };
-            match self.reopen(&policy, end).await {
-                Ok(reopened) => socket = reopened,
-                Err(end) => return self.finish(end),
+            // A server that accepts and closes at once must not reset the count, or it would
+            // be hammered at the initial delay forever and `max_attempts` would never apply.
+            if opened.elapsed() >= policy.stable() {
+                attempts = 0;
+            }
+            match self.reopen(&policy, end, attempts).await {
+                Ok((reopened, attempt)) => (socket, attempts) = (reopened, attempt),
+                Err(end) => return self.finish(end).await,
             }
         }
+    }
+
+    /// Hands a delivery to the application, or keeps it while the application's buffer is
+    /// full (the session then stops reading until there is room). Returns `false` when
+    /// nobody listens any more (`Events` dropped): the delivery is discarded.
+    /// (The two fields apart: the session's `select!` borrows `deliveries` meanwhile.)
+    fn deliver(deliveries: &mpsc::Sender<Delivery>, pending: &mut VecDeque<Delivery>, delivery: Delivery) -> bool {
+        if pending.is_empty() {
+            match deliveries.try_send(delivery) {
+                Ok(()) => return true,
+                Err(TrySendError::Closed(_)) => return false,
+                Err(TrySendError::Full(delivery)) => pending.push_back(delivery),
+            }
+        } else if let (Some(Delivery::Reconnected { attempt }), Delivery::Reconnected { attempt: next }) =
+            (pending.back_mut(), &delivery)
+        {
+            // Reconnected again before the application read the first marker: one says it.
+            *attempt = *next;
+        } else {
+            pending.push_back(delivery);
+        }
+        true
     }
 
     /// Drives one open connection until it ends.
     async fn session(&mut self, socket: ClientSocket) -> End {
         let (mut sink, mut stream) = socket.split();
         let mut local: Option<(CloseFrame, Instant)> = None;
-        let mut peer: Option<CloseFrame> = None;
+        let mut peer: Option<(CloseFrame, Instant)> = None;
         // Whether any `Client` is left to send or close.
         let mut senders = true;
         loop {
             let closing = local.is_some() || peer.is_some();
-            let give_up = local.as_ref().map(|(_, deadline)| *deadline);
+            let give_up = [&local, &peer]
+                .into_iter()
+                .flatten()
+                .map(|(_, deadline)| *deadline)
+                .min();
+            // While the application's buffer is full the socket is not read, so the server
+            // feels the back-pressure (and applies its lag policy); sends, close requests and
+            // deadlines are still served. Once closing, the socket is read to the end.
+            let reading = self.pending.is_empty() || closing;
             tokio::select! {
-                read = stream.next() => match read {
+                read = stream.next(), if reading => match read {
                     Some(Ok(WsMessage::Close(frame))) => {
                         // Keep reading: tungstenite answers the close, then the stream ends.
-                        peer = Some(frame.unwrap_or(CloseFrame { code: CloseCode::Status, reason: "".into() }));
+                        let frame = frame.unwrap_or(CloseFrame { code: CloseCode::Status, reason: "".into() });
+                        peer = Some((frame, Instant::now() + CLOSE_TIMEOUT));
                     }
                     Some(Ok(frame @ (WsMessage::Text(_) | WsMessage::Binary(_)))) => {
-                        // Waits while the application's buffer is full; nobody listening
-                        // (`Events` dropped) discards it.
-                        if self.deliveries.send(Delivery::Frame(frame)).await.is_err() {
-                            // Nobody left at either end: close.
-                            if !senders && !closing {
-                                local = Some(send_close(&mut sink, normal()).await);
-                            }
+                        let listened = match closing {
+                            // The connection is ending: what finds no room is dropped.
+                            true => !matches!(
+                                self.deliveries.try_send(Delivery::Frame(frame)),
+                                Err(TrySendError::Closed(_))
+                            ),
+                            false => Self::deliver(&self.deliveries, &mut self.pending, Delivery::Frame(frame)),
+                        };
+                        // Nobody left at either end: close.
+                        if !listened && !senders && !closing {
+                            local = Some(send_close(&mut sink, normal()).await);
                         }
                     }
                     // Pings are answered by tungstenite as it reads.
@@ -366,6 +414,17 @@ impl Task {
                         }
                     }
                 },
+                permit = self.deliveries.reserve(), if !self.pending.is_empty() => match (permit, self.pending.pop_front()) {
+                    (Ok(permit), Some(delivery)) => permit.send(delivery),
+                    (Ok(_), None) => {}
+                    // Nobody listens any more: what waited is discarded.
+                    (Err(_), _) => {
+                        self.pending.clear();
+                        if !senders && !closing {
+                            local = Some(send_close(&mut sink, normal()).await);
+                        }
+                    }
+                },
                 // `None`: every `Client` is gone, which the frames branch handles.
                 Some(frame) = self.close.recv(), if senders && local.is_none() => {
                     local = Some(send_close(&mut sink, frame).await);
@@ -379,17 +438,18 @@ impl Task {
         }
         match (local, peer) {
             (Some((frame, _)), _) => End::Local(frame),
-            (None, Some(frame)) => End::Closed(frame),
+            (None, Some((frame, _))) => End::Closed(frame),
             (None, None) => End::Failed(Arc::new(Error::WebSocket(WsError::Protocol(
                 ProtocolError::ResetWithoutClosingHandshake,
             )))),
         }
     }
 
-    /// Waits and attempts until a connection opens, or the end is final.
-    async fn reopen(&mut self, policy: &Reconnect, end: End) -> Result<ClientSocket, End> {
+    /// Waits and attempts until a connection opens, or the end is final; `attempt` attempts
+    /// were made since the last connection that counted as open. Returns the socket and the
+    /// attempt that opened it.
+    async fn reopen(&mut self, policy: &Reconnect, end: End, mut attempt: u32) -> Result<(ClientSocket, u32), End> {
         let mut error = end.into_error();
-        let mut attempt = 0;
         loop {
             attempt += 1;
             // Nobody holds a `Client` or the `Events` any more: nothing to reconnect for.
@@ -415,8 +475,8 @@ impl Task {
             match opened {
                 Ok(socket) => {
                     self.set_state(ConnectionState::Open);
-                    let _ = self.deliveries.send(Delivery::Reconnected { attempt }).await;
-                    return Ok(socket);
+                    Self::deliver(&self.deliveries, &mut self.pending, Delivery::Reconnected { attempt });
+                    return Ok((socket, attempt));
                 }
                 Err(failed) => {
                     let end = End::Failed(Arc::new(failed));
@@ -429,12 +489,18 @@ impl Task {
         }
     }
 
-    /// Ends for good: no more sends are queued, and the state says why.
-    fn finish(mut self, end: End) {
+    /// Ends for good: no more sends are queued, and the state says why; what waited for room
+    /// in the application's buffer is still handed over (as the application reads).
+    async fn finish(mut self, end: End) {
         // Closed before the state is published, so a `send` that finds the queue closed
         // finds the final state once it looks.
         self.frames.close();
         self.set_state(end.into_state());
+        for delivery in std::mem::take(&mut self.pending) {
+            if self.deliveries.send(delivery).await.is_err() {
+                break;
+            }
+        }
     }
 
     fn set_state(&self, state: ConnectionState) {

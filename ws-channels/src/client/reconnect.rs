@@ -17,8 +17,11 @@ use crate::error::Error;
 /// Before attempt `n` (from 1) the client waits a random delay between zero and
 /// `min(max_delay, initial_delay × 2ⁿ⁻¹)` ("full jitter": clients that lost the same server
 /// do not come back in step). Attempts go on until one opens, an end is final (see
-/// [`ConnectionState`]), or `max_attempts` attempts in a row have failed. An open connection
-/// resets the count.
+/// [`ConnectionState`]), or `max_attempts` attempts in a row have failed. A connection that
+/// opens counts as a success, and resets the count, only once it has stayed open for
+/// [`stable_after`](Self::stable_after) (default 5 s): one the server closes sooner (a 1011,
+/// 1012 or 1013 right after the upgrade) counts as a failed attempt, so such a server is not
+/// hammered at the initial delay and `max_attempts` applies.
 ///
 /// ```
 /// use std::time::Duration;
@@ -37,6 +40,7 @@ pub struct Reconnect {
     initial_delay: Duration,
     max_delay: Duration,
     max_attempts: Option<u32>,
+    stable_after: Duration,
 }
 
 impl Default for Reconnect {
@@ -46,12 +50,14 @@ impl Default for Reconnect {
 }
 
 impl Reconnect {
-    /// 500 ms initial delay, 30 s maximum, no attempt limit.
+    /// 500 ms initial delay, 30 s maximum, no attempt limit, a connection counts as open after
+    /// 5 s.
     pub fn new() -> Self {
         Self {
             initial_delay: Duration::from_millis(500),
             max_delay: Duration::from_secs(30),
             max_attempts: None,
+            stable_after: Duration::from_secs(5),
         }
     }
 
@@ -71,6 +77,19 @@ impl Reconnect {
     pub fn max_attempts(mut self, attempts: u32) -> Self {
         self.max_attempts = Some(attempts);
         self
+    }
+
+    /// How long a connection must stay open before the attempt that opened it counts as a
+    /// success (the next loss then starts again from attempt 1, at the initial delay). Shorter
+    /// connections count as failed attempts. Default: 5 s; never less than the initial delay.
+    pub fn stable_after(mut self, duration: Duration) -> Self {
+        self.stable_after = duration;
+        self
+    }
+
+    /// How long a connection must stay open to reset the count.
+    pub(crate) fn stable(&self) -> Duration {
+        self.stable_after.max(self.initial_delay)
     }
 
     /// The delay before attempt `attempt` (from 1): random, up to the attempt's cap.
@@ -106,7 +125,7 @@ impl Reconnect {
 /// | close [4001](crate::CLOSE_CREDENTIALS_EXPIRED) credentials expired (the [credentials hook](crate::ClientBuilder::credentials) refreshes them) | retried |
 /// | any other close code (3000–4999 applications' own) | final |
 /// | no close frame (1006: the connection dropped, the server vanished), an I/O error, a connect timeout, a refused TCP connection | retried |
-/// | a TLS error, a bad URL, a protocol violation by the server (garbage instead of frames), a subprotocol mismatch, a failing credentials hook | final |
+/// | a TLS error (an untrusted or expired certificate, a refused TLS handshake), a bad URL, a protocol violation by the server (garbage instead of frames), a subprotocol mismatch, a failing credentials hook | final |
 ///
 /// A final end is never retried, so a refusal never turns into a loop.
 #[derive(Debug, Clone)]
@@ -118,7 +137,8 @@ pub enum ConnectionState {
     Open,
     /// The connection ended and the client waits `delay` before attempt `attempt` (from 1).
     Reconnecting {
-        /// The attempt about to be made, from 1 after each open connection.
+        /// The attempt about to be made: from 1 after a connection that stayed open
+        /// [`stable_after`](Reconnect::stable_after), counting on after a shorter one.
         attempt: u32,
         /// How long the client waits first.
         delay: Duration,
@@ -211,16 +231,24 @@ fn retried_close(code: CloseCode) -> bool {
 fn retried_error(error: &Error) -> bool {
     match error {
         Error::Rejected { status, .. } => matches!(status, 408 | 429 | 500..=599),
-        Error::ConnectTimeout(_) | Error::Io(_) => true,
+        Error::ConnectTimeout(_) => true,
+        Error::Io(error) | Error::WebSocket(WsError::Io(error)) => !is_tls_error(error),
         Error::WebSocket(error) => matches!(
             error,
-            WsError::Io(_)
-                | WsError::ConnectionClosed
+            WsError::ConnectionClosed
                 | WsError::AlreadyClosed
                 | WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake)
         ),
         _ => false,
     }
+}
+
+/// Whether an I/O error is a TLS failure (an untrusted or expired certificate, a handshake
+/// the server refused): `rustls` reports those through the I/O error it wraps, with kind
+/// `InvalidData` — data that will not become valid by asking again. (`native-tls` reports them
+/// as `WsError::Tls`.)
+fn is_tls_error(error: &std::io::Error) -> bool {
+    error.kind() == std::io::ErrorKind::InvalidData
 }
 
 #[cfg(test)]
@@ -258,6 +286,8 @@ mod tests {
         let failed = |error: Error| End::Failed(Arc::new(error));
         assert!(!failed(Error::ConnectTimeout(Duration::from_secs(1))).is_final());
         assert!(!failed(Error::WebSocket(WsError::Io(std::io::Error::other("reset")))).is_final());
+        let certificate = std::io::Error::new(std::io::ErrorKind::InvalidData, "invalid peer certificate");
+        assert!(failed(Error::WebSocket(WsError::Io(certificate))).is_final());
         assert!(
             !failed(Error::WebSocket(WsError::Protocol(
                 ProtocolError::ResetWithoutClosingHandshake
