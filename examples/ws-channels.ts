@@ -497,7 +497,8 @@ export class ConnectionClosed extends Error {
 
 /**
  * What a {@link Connection} is doing. `connecting` comes before each attempt (`attempt` 0 for
- * the first, then the reconnect's number, from 1 after each open connection); `closed` at every
+ * the first, then the reconnect's number, from 1 after a connection that stayed open
+ * `stableAfter`); `closed` at every
  * end, `final` when no attempt follows (otherwise `reconnecting` does, with the delay before
  * that attempt and why the last one ended).
  */
@@ -553,8 +554,20 @@ export interface ConnectOptions {
   initialDelay?: number | undefined;
   /** The largest delay bound, in milliseconds (default 30 000). */
   maxDelay?: number | undefined;
-  /** Reconnect attempts in a row without an open connection before giving up (default: no limit). */
+  /** Reconnect attempts in a row without a connection that stayed open `stableAfter` before giving up (default: no limit). */
   maxAttempts?: number | undefined;
+  /**
+   * Reconnect attempts before giving up while no connection ever opened (default 10). Browsers
+   * report a refused handshake as an unreachable server (1006), so without this a refusal
+   * (a bad token, a taken name) would be retried forever.
+   */
+  maxInitialAttempts?: number | undefined;
+  /**
+   * How long, in milliseconds, a connection must stay open before its attempt counts as a
+   * success and the count starts again from 1 (default 5 000, never less than `initialDelay`).
+   * One the server closes sooner (1011, 1012, 1013 right after the upgrade) is a failed attempt.
+   */
+  stableAfter?: number | undefined;
   /** Messages kept while not connected, sent in order once open (default 64). */
   queueLimit?: number | undefined;
   /** Called with each state, from `connecting` on. */
@@ -567,12 +580,13 @@ export interface ConnectOptions {
  * subscriber keeps receiving, with a {@link Reconnected} marker between the two sockets' messages.
  *
  * Reconnection: a lost connection (or a failed attempt) is retried; before reconnect attempt n
- * (from 1 after each open connection) it waits a random delay between 0 and
+ * (from 1 after a connection that stayed open `stableAfter`; a shorter one counts as a failed
+ * attempt) it waits a random delay between 0 and
  * `min(maxDelay, initialDelay × 2^(n − 1))` ("full jitter", so that clients a restart dropped
  * together do not return together), until one opens or `maxAttempts` attempts in a row failed.
  * Ends that would only fail again are final: see {@link isFinalClose} and {@link isFinalRefusal}. Browsers do not tell a page the HTTP status of a refused handshake (it
- * looks like an unreachable server), so there every refusal is retried: bound it with
- * `maxAttempts`. `ws` in Node does report it.
+ * looks like an unreachable server), so there a refusal is retried: until a connection has
+ * opened once, `maxInitialAttempts` (default 10) bounds it. `ws` in Node does report it.
  *
  * While not open, `send` queues up to `queueLimit` messages, sent in order on the next open;
  * past that, and after the final close, it throws a {@link ConnectionClosed}. Messages still
@@ -588,9 +602,11 @@ export class Connection<Out, In> {
   readonly #queue: Array<string | Uint8Array> = [];
   #state: ConnectionState = { state: "connecting", attempt: 0 };
   #socket: SocketLike | null = null;
-  /** Reconnect attempts since the last open. */
+  /** Reconnect attempts since the last connection that stayed open `stableAfter`. */
   #retries = 0;
   #opened = false;
+  /** When the current socket opened (`Date.now()`), while it is open. */
+  #openedAt: number | null = null;
   /** Set by `close` or a final end: nothing is tried again. */
   #ended: ConnectionClosed | null = null;
   #timer: ReturnType<typeof setTimeout> | undefined;
@@ -704,10 +720,11 @@ export class Connection<Out, In> {
     socket.addEventListener("open", () => {
       const after = this.#opened ? this.#lost : null;
       this.#opened = true;
-      this.#retries = 0;
+      this.#openedAt = Date.now();
+      // The queue first: what a listener sends in reaction to `open` goes after older messages.
+      for (const frame of this.#queue.splice(0)) socket.send(frame);
       this.#set({ state: "open" });
       if (after !== null) this.#deliver({ reconnected: true, after });
-      for (const frame of this.#queue.splice(0)) socket.send(frame);
     });
     socket.addEventListener("message", (event) => this.#deliver(this.#in.decode(event.data)));
     socket.addEventListener("error", (event) => {
@@ -715,6 +732,11 @@ export class Connection<Out, In> {
     });
     socket.addEventListener("close", (event) => {
       this.#socket = null;
+      // Only a connection that stayed open long enough resets the count: a server that accepts
+      // and closes at once is not hammered at the initial delay forever.
+      const stable = Math.max(this.#options.stableAfter ?? 5_000, this.#options.initialDelay ?? 500);
+      if (this.#openedAt !== null && Date.now() - this.#openedAt >= stable) this.#retries = 0;
+      this.#openedAt = null;
       const closed = new ConnectionClosed(event.code, event.reason, status);
       const final = status !== undefined ? isFinalRefusal(status) : isFinalClose(event.code);
       this.#end(closed, final);
@@ -729,7 +751,12 @@ export class Connection<Out, In> {
     this.#lost = closed;
     const limit = this.#options.maxAttempts;
     const ended = this.#ended;
-    const gaveUp = ended !== null || final || (limit !== undefined && this.#retries >= limit);
+    const initialLimit = this.#options.maxInitialAttempts ?? 10;
+    const gaveUp =
+      ended !== null ||
+      final ||
+      (limit !== undefined && this.#retries >= limit) ||
+      (!this.#opened && this.#retries >= initialLimit);
     if (gaveUp) {
       // Closed by the application: its code and reason, whatever the socket made of them (a
       // socket closed while connecting reports 1006).

@@ -202,7 +202,7 @@ async function server(end: (socket: WebSocket) => void, options: { refuse?: numb
   });
   await new Promise((resolve) => wss.once("listening", resolve));
   const { port } = wss.address() as { port: number };
-  return { url: `ws://127.0.0.1:${port}`, connections: () => connections, close: () => wss.close() };
+  return { url: `ws://127.0.0.1:${port}`, wss, connections: () => connections, close: () => wss.close() };
 }
 
 /**
@@ -252,6 +252,50 @@ for (const code of [1000, 1002, 1003, 1007, 1008, 1009, 1010, 3000, 4000, 4403])
   await recorder.until("the hook's failure is final", () => recorder.kinds().at(-1)?.endsWith("final") === true);
   assert.deepEqual(recorder.kinds(), ["connecting", "closed 1006 final"]);
   assert.throws(() => connection.send({ type: "typing" }), { name: "ConnectionClosed", message: "closed (1006: no token today)" });
+}
+// A server that accepts and closes at once: each short connection is a failed attempt, so the
+// attempt limit ends it instead of a loop at the initial delay.
+{
+  const s = await server((socket) => socket.close(1011, "broken"));
+  const recorder = new Recorder();
+  chat.connect(s.url, { room: "x" }, { WebSocket, initialDelay: 5, maxDelay: 20, maxAttempts: 2, onState: recorder.onState });
+  await recorder.until("the attempts to run out", () => recorder.kinds().at(-1)?.endsWith("final") === true);
+  const waits = recorder.states.flatMap((state) => (state.state === "reconnecting" ? [state.attempt] : []));
+  assert.deepEqual(waits, [1, 2]);
+  assert.equal(recorder.kinds().at(-1), "closed 1011 final");
+  assert.equal(s.connections(), 3);
+  s.close();
+}
+// Never opened: `maxInitialAttempts` bounds what a browser cannot tell from a refusal.
+{
+  const s = await server(() => {}, { refuse: 503 });
+  const recorder = new Recorder();
+  chat.connect(s.url, { room: "x" }, { WebSocket, initialDelay: 5, maxDelay: 20, maxInitialAttempts: 2, onState: recorder.onState });
+  await recorder.until("the first attempts to run out", () => recorder.kinds().at(-1)?.endsWith("final") === true);
+  assert.deepEqual(recorder.states.flatMap((state) => (state.state === "reconnecting" ? [state.attempt] : [])), [1, 2]);
+  s.close();
+}
+// After a reconnect the queue goes out before what a listener sends in reaction to `open`.
+{
+  const heard: string[] = [];
+  const s = await server((socket) => {
+    if (heard.length === 0) heard.push("first");
+    socket.on("message", (data) => heard.push(String(data)));
+  });
+  const recorder = new Recorder();
+  const connection = chat.connect(s.url, { room: "x" }, { WebSocket, initialDelay: 5, maxDelay: 20, onState: recorder.onState });
+  await recorder.until("open", () => recorder.kinds().includes("open"));
+  connection.onState((state) => {
+    if (state.state === "reconnecting") connection.send({ type: "say", text: "queued" });
+    if (state.state === "open") connection.send({ type: "say", text: "reacting" });
+  });
+  // The server drops the first connection; the client reconnects.
+  for (const client of s.wss.clients) client.terminate();
+  await recorder.until("reopened", () => recorder.kinds().filter((k) => k === "open").length === 2);
+  await recorder.until("both heard", () => heard.length >= 3);
+  assert.deepEqual(heard.slice(1).map((frame) => (JSON.parse(frame) as { text: string }).text), ["queued", "reacting"]);
+  connection.close();
+  s.close();
 }
 // Vanishing without a close frame is 1006, retried.
 {
