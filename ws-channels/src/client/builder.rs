@@ -291,7 +291,9 @@ impl<C: Channel> ClientBuilder<C> {
 
     /// How many received messages wait for the application to read [`Events`]. When they are
     /// all unread, the client stops reading the socket (the server then applies its lag
-    /// policy) — dropping [`Events`] instead discards what arrives. Default: 256.
+    /// policy; pings go unanswered meanwhile, so a server's ping timeout may end the
+    /// connection) while [`Client::send`] and [`Client::close`] keep working; nothing is
+    /// dropped. Dropping [`Events`] instead discards what arrives. Default: 256.
     pub fn receive_buffer(mut self, messages: usize) -> Self {
         self.receive_buffer = messages.max(1);
         self
