@@ -458,12 +458,13 @@ export function isFinalRefusal(status) {
  * subscriber keeps receiving, with a {@link Reconnected} marker between the two sockets' messages.
  *
  * Reconnection: a lost connection (or a failed attempt) is retried; before reconnect attempt n
- * (from 1 after each open connection) it waits a random delay between 0 and
+ * (from 1 after a connection that stayed open `stableAfter`; a shorter one counts as a failed
+ * attempt) it waits a random delay between 0 and
  * `min(maxDelay, initialDelay × 2^(n − 1))` ("full jitter", so that clients a restart dropped
  * together do not return together), until one opens or `maxAttempts` attempts in a row failed.
  * Ends that would only fail again are final: see {@link isFinalClose} and {@link isFinalRefusal}. Browsers do not tell a page the HTTP status of a refused handshake (it
- * looks like an unreachable server), so there every refusal is retried: bound it with
- * `maxAttempts`. `ws` in Node does report it.
+ * looks like an unreachable server), so there a refusal is retried: until a connection has
+ * opened once, `maxInitialAttempts` (default 10) bounds it. `ws` in Node does report it.
  *
  * While not open, `send` queues up to `queueLimit` messages, sent in order on the next open;
  * past that, and after the final close, it throws a {@link ConnectionClosed}. Messages still
@@ -479,9 +480,11 @@ export class Connection {
     #queue = [];
     #state = { state: "connecting", attempt: 0 };
     #socket = null;
-    /** Reconnect attempts since the last open. */
+    /** Reconnect attempts since the last connection that stayed open `stableAfter`. */
     #retries = 0;
     #opened = false;
+    /** When the current socket opened (`Date.now()`), while it is open. */
+    #openedAt = null;
     /** Set by `close` or a final end: nothing is tried again. */
     #ended = null;
     #timer;
@@ -592,12 +595,13 @@ export class Connection {
         socket.addEventListener("open", () => {
             const after = this.#opened ? this.#lost : null;
             this.#opened = true;
-            this.#retries = 0;
+            this.#openedAt = Date.now();
+            // The queue first: what a listener sends in reaction to `open` goes after older messages.
+            for (const frame of this.#queue.splice(0))
+                socket.send(frame);
             this.#set({ state: "open" });
             if (after !== null)
                 this.#deliver({ reconnected: true, after });
-            for (const frame of this.#queue.splice(0))
-                socket.send(frame);
         });
         socket.addEventListener("message", (event) => this.#deliver(this.#in.decode(event.data)));
         socket.addEventListener("error", (event) => {
@@ -605,6 +609,12 @@ export class Connection {
         });
         socket.addEventListener("close", (event) => {
             this.#socket = null;
+            // Only a connection that stayed open long enough resets the count: a server that accepts
+            // and closes at once is not hammered at the initial delay forever.
+            const stable = Math.max(this.#options.stableAfter ?? 5_000, this.#options.initialDelay ?? 500);
+            if (this.#openedAt !== null && Date.now() - this.#openedAt >= stable)
+                this.#retries = 0;
+            this.#openedAt = null;
             const closed = new ConnectionClosed(event.code, event.reason, status);
             const final = status !== undefined ? isFinalRefusal(status) : isFinalClose(event.code);
             this.#end(closed, final);
@@ -617,7 +627,11 @@ export class Connection {
         this.#lost = closed;
         const limit = this.#options.maxAttempts;
         const ended = this.#ended;
-        const gaveUp = ended !== null || final || (limit !== undefined && this.#retries >= limit);
+        const initialLimit = this.#options.maxInitialAttempts ?? 10;
+        const gaveUp = ended !== null ||
+            final ||
+            (limit !== undefined && this.#retries >= limit) ||
+            (!this.#opened && this.#retries >= initialLimit);
         if (gaveUp) {
             // Closed by the application: its code and reason, whatever the socket made of them (a
             // socket closed while connecting reports 1006).

@@ -79,6 +79,12 @@ try {
   await said(ann, "bob: back again").waitFor({ timeout });
   await said(bob, "bob: back again").waitFor({ timeout });
 
+  // A name the server would refuse (which a browser cannot see) is not retried in a loop.
+  const long = await browser.newPage();
+  await long.goto(`${base}/?room=browser&name=${"x".repeat(40)}`);
+  await long.locator("#status", { hasText: "the name must be 1 to 32 characters" }).waitFor({ timeout });
+  await long.close();
+
   await bob.close();
   await ann.locator("#log p", { hasText: "bob left" }).waitFor({ timeout });
   if (errors.length > 0) throw new Error(`page errors: ${errors.join("; ")}`);
