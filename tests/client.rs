@@ -509,6 +509,15 @@ async fn a_final_refusal_on_reconnect_ends_for_good_without_a_loop() {
 
 /// A raw server that answers the handshake, then does `then` to every connection.
 async fn misbehaving(then: fn(u16) -> Vec<u8>, code: u16) -> (SocketAddr, tokio::task::JoinHandle<()>) {
+    misbehaving_for(then, code, Duration::from_millis(100)).await
+}
+
+/// [`misbehaving`], keeping each socket open `hold` after `then` (reading nothing more).
+async fn misbehaving_for(
+    then: fn(u16) -> Vec<u8>,
+    code: u16,
+    hold: Duration,
+) -> (SocketAddr, tokio::task::JoinHandle<()>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let task = tokio::spawn(async move {
@@ -544,7 +553,7 @@ async fn misbehaving(then: fn(u16) -> Vec<u8>, code: u16) -> (SocketAddr, tokio:
                 let _ = tcp.write_all(&then(code)).await;
                 let _ = tcp.flush().await;
                 // Keep the socket a moment so a close frame is read before the end.
-                tokio::time::sleep(Duration::from_millis(100)).await;
+                tokio::time::sleep(hold).await;
             });
         }
     });
@@ -973,4 +982,17 @@ async fn cookies_that_would_break_the_header_are_refused_and_hook_headers_keep_e
     let (client, _events) = within("connect", builder.connect()).await.unwrap();
     assert_eq!(within("the headers", seen.recv()).await.unwrap(), ["one", "two"]);
     client.close().await;
+}
+
+#[tokio::test]
+async fn a_server_that_keeps_the_socket_after_its_close_frame_is_left_after_the_close_timeout() {
+    // The close frame, then the socket stays open, far longer than the client's 5 s bound.
+    let (addr, server) = misbehaving_for(close_with, 4000, Duration::from_secs(60)).await;
+    let builder = Client::builder(&format!("ws://{addr}"), &SayParams::new("x")).without_channel_subprotocol();
+    let (client, _events) = within("connect", builder.connect()).await.unwrap();
+    match within("the close timeout", client.closed()).await {
+        ConnectionState::Closed { code: Some(code), .. } => assert_eq!(u16::from(code), 4000),
+        other => panic!("expected the server's close, got {other:?}"),
+    }
+    server.abort();
 }
