@@ -347,7 +347,7 @@ impl Hub {
     }
 
     fn forward(&self, engine: &dyn Backplane, envelope: Envelope) -> Result<(), BackplaneError> {
-        let result = engine.publish(envelope);
+        let result = engine.forward(envelope);
         let count = match result {
             Ok(()) => EngineCount::Out,
             Err(_) => EngineCount::Refused,
@@ -494,7 +494,7 @@ mod tests {
     }
 
     impl Backplane for Recording {
-        fn publish(&self, envelope: Envelope) -> Result<(), BackplaneError> {
+        fn forward(&self, envelope: Envelope) -> Result<(), BackplaneError> {
             if self.refuse.load(Ordering::Relaxed) {
                 return Err(BackplaneError::Full);
             }

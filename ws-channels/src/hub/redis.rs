@@ -262,7 +262,7 @@ impl RedisBackplane {
 }
 
 impl Backplane for RedisBackplane {
-    fn publish(&self, envelope: Envelope) -> Result<(), BackplaneError> {
+    fn forward(&self, envelope: Envelope) -> Result<(), BackplaneError> {
         if !self.shared.link.is_up() {
             return Err(BackplaneError::Down);
         }
