@@ -47,6 +47,30 @@ pub enum Internal {
     Wrapped(Inner),
 }
 
+/// Externally tagged (serde's default), with each kind of variant.
+#[derive(Debug, Serialize, Deserialize, JsonSchema)]
+pub enum External {
+    /// Fields.
+    Circle {
+        /// The radius.
+        r: f64,
+    },
+    /// A newtype.
+    Square(f64),
+    /// No data.
+    Empty,
+}
+
+/// Adjacently tagged.
+#[derive(Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "t", content = "c")]
+pub enum Adjacent {
+    /// With content.
+    Go(u32),
+    /// Without.
+    Stop,
+}
+
 /// A name that shadows a global.
 #[derive(Debug, Serialize, Deserialize, JsonSchema)]
 pub struct Error {
@@ -73,6 +97,8 @@ pub struct Odd {
 #[derive(Debug, Serialize, Deserialize, JsonSchema)]
 pub struct OrderQuery {
     kind: Internal,
+    shape: External,
+    step: Adjacent,
 }
 
 /// A payload schemars inlines.
@@ -138,9 +164,9 @@ fn samples() -> serde_json::Value {
         "Page": [Page { items: vec![User { name: "ann".into() }] }],
         "Page2": [Page { items: vec![Order { total: 5 }] }],
         "OrderQuery": [
-            OrderQuery { kind: Internal::Unit },
-            OrderQuery { kind: Internal::Struct { x: 1 } },
-            OrderQuery { kind: Internal::Wrapped(Inner { a: 7 }) },
+            OrderQuery { kind: Internal::Unit, shape: External::Empty, step: Adjacent::Stop },
+            OrderQuery { kind: Internal::Struct { x: 1 }, shape: External::Circle { r: 1.5 }, step: Adjacent::Go(3) },
+            OrderQuery { kind: Internal::Wrapped(Inner { a: 7 }), shape: External::Square(2.0), step: Adjacent::Stop },
         ],
         "ListQuery": [ListQuery { only: Internal::Wrapped(Inner { a: 1 }) }],
         "Array_of_User": [vec![User { name: "bob".into() }]],

@@ -45,8 +45,16 @@ fn start_server(name: &str) -> (Running, String) {
 
 /// [`start_server`], with more arguments after the address.
 fn start_server_with(name: &str, args: &[&str]) -> (Running, String) {
+    try_start_server_on(name, "127.0.0.1:0", args)
+        .unwrap_or_else(|| panic!("{name} did not print `listening on ws://…`"))
+}
+
+/// Starts a server example listening on `bind` (more arguments after it) and returns it with
+/// the address it printed; `None` if it exits first (the address is taken) or prints nothing
+/// within 20 s.
+fn try_start_server_on(name: &str, bind: &str, args: &[&str]) -> Option<(Running, String)> {
     let mut child = example(name)
-        .arg("127.0.0.1:0")
+        .arg(bind)
         .args(args)
         .stdout(Stdio::piped())
         .spawn()
@@ -61,10 +69,27 @@ fn start_server_with(name: &str, args: &[&str]) -> (Running, String) {
             }
         }
     });
-    let addr = rx
-        .recv_timeout(Duration::from_secs(20))
-        .unwrap_or_else(|_| panic!("{name} did not print `listening on ws://…`"));
-    (running, addr)
+    let addr = rx.recv_timeout(Duration::from_secs(20)).ok()?;
+    Some((running, addr))
+}
+
+/// Starts the server example `name` again on the address it had. The port was free a moment
+/// ago, but another socket may hold it briefly (a client's outgoing connection can be given
+/// it as its own port), so a failed start is tried again for a while.
+fn restart_server_on(name: &str, addr: &str) -> Running {
+    let bind = addr.trim_start_matches("ws://");
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some((running, at)) = try_start_server_on(name, bind, &[]) {
+            assert_eq!(at, addr, "restarted on the same address");
+            return running;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{name} could not listen on {bind} again within 20 s"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 #[test]
@@ -88,6 +113,80 @@ fn chat_prints_the_address_of_its_page() {
     assert_eq!(lines[1], format!("chat page at http://{ws}/ (open it in two tabs)"));
 }
 
+/// Waits for a line of `lines` that contains `wanted`, skipping others; returns what was read.
+fn wait_for_line(lines: &mpsc::Receiver<String>, wanted: &str, seen: &mut Vec<String>) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match lines.recv_timeout(left) {
+            Ok(line) => {
+                let found = line.contains(wanted);
+                seen.push(line);
+                if found {
+                    return;
+                }
+            }
+            Err(_) => panic!("no line with {wanted:?}; the client printed:\n{}", seen.join("\n")),
+        }
+    }
+}
+
+#[test]
+fn the_terminal_chat_client_chats_and_survives_a_server_restart() {
+    use std::io::Write;
+
+    let (server, addr) = start_server("chat");
+    let mut client = example("chat")
+        .args(["--client", &addr, "--room", "lobby", "--name", "bot"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start the terminal client");
+    let mut stdin = client.stdin.take().expect("piped stdin");
+    let stdout = client.stdout.take().expect("piped stdout");
+    let mut client = Running(client);
+    let (tx, lines) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let mut seen = Vec::new();
+    wait_for_line(&lines, "* connected to lobby as bot", &mut seen);
+    writeln!(stdin, "hello from the terminal").unwrap();
+    wait_for_line(&lines, "<bot> hello from the terminal", &mut seen);
+
+    // The server goes away without a word (killed) and comes back on the same port.
+    drop(server);
+    wait_for_line(&lines, "* disconnected", &mut seen);
+    let port = addr.rsplit(':').next().expect("a port");
+    let _restarted = Running(
+        example("chat")
+            .arg(format!("127.0.0.1:{port}"))
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("restart the chat server"),
+    );
+    wait_for_line(&lines, "* reconnected", &mut seen);
+    writeln!(stdin, "still here").unwrap();
+    wait_for_line(&lines, "<bot> still here", &mut seen);
+
+    // End of input: a clean exit.
+    drop(stdin);
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = client.0.try_wait().expect("wait for the client") {
+            break status;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the client did not exit at the end of its input"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success(), "exit status {status}");
+}
+
 /// Runs a command to completion within a time bound and returns its stdout.
 fn output_within(mut command: Command, bound: Duration) -> String {
     let child = command.stdout(Stdio::piped()).spawn().expect("spawn");
@@ -100,8 +199,13 @@ fn output_within(mut command: Command, bound: Duration) -> String {
         .recv_timeout(bound)
         .unwrap_or_else(|_| panic!("process {pid} did not finish within {bound:?}"))
         .expect("wait for the process");
-    assert!(output.status.success(), "exit status {}", output.status);
-    String::from_utf8_lossy(&output.stdout).into_owned()
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "exit status {}, output:\n{stdout}",
+        output.status
+    );
+    stdout
 }
 
 #[test]
@@ -117,8 +221,9 @@ fn user_events_client_gets_the_servers_reply() {
     );
 }
 
-/// A client-side view of the echo channel: any JSON shape will do.
-#[ws_channels::channel("echo")]
+/// The client's view of the echo example's `Echo` channel: the same name, so the channel
+/// subprotocol the client offers (`wsc.v1.json.Echo`) matches what the server serves there.
+#[ws_channels::channel("echo", name = "Echo")]
 #[derive(Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 struct Probe {
     hello: String,
@@ -130,11 +235,11 @@ fn echo_server_sends_every_message_back() {
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     runtime.block_on(async {
         let exchange = async {
-            let (mut tx, mut rx) = ws_channels::connect(&addr, &ProbeParams::new()).await?;
+            let (tx, mut rx) = ws_channels::connect(&addr, &ProbeParams::new()).await?;
             let probe = Probe { hello: "world".into() };
             tx.send(&probe).await?;
             let echoed = futures_util::StreamExt::next(&mut rx).await.expect("an echo")?;
-            assert_eq!(echoed, probe);
+            assert_eq!(echoed, ws_channels::Event::Message(probe));
             Ok::<_, ws_channels::Error>(())
         };
         tokio::time::timeout(Duration::from_secs(20), exchange)
@@ -288,7 +393,23 @@ fn checked_in_typescript_clients_match_the_generator() {
             "generation is deterministic"
         );
     }
+    // The runtime those modules import, next to them.
+    for file in TYPESCRIPT_RUNTIMES {
+        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(file);
+        let runtime = ws_channels::AsyncApi::typescript_runtime();
+        if std::env::var_os("BLESS").is_some() {
+            std::fs::write(&path, runtime).expect("write the runtime");
+            continue;
+        }
+        assert!(
+            std::fs::read_to_string(&path).unwrap_or_default() == runtime,
+            "examples/{file} is stale: it is `AsyncApi::typescript_runtime()` (BLESS=1 rewrites it)"
+        );
+    }
 }
+
+/// The runtime the generated modules import, once per directory of them.
+const TYPESCRIPT_RUNTIMES: [&str; 2] = ["ws-channels.ts", "chat/ws-channels.ts"];
 
 #[test]
 fn typescript_clients_compile_strict_and_talk_to_the_rust_servers() {
@@ -300,16 +421,19 @@ fn typescript_clients_compile_strict_and_talk_to_the_rust_servers() {
     tsc.args(["node_modules/typescript/bin/tsc", "-p", "tsconfig.json"])
         .current_dir(&node);
     output_within(tsc, Duration::from_secs(120));
-    // The chat page serves the compiled client: it must be what tsc makes of chat.ts now.
-    let compiled = std::fs::read_to_string(node.join("build/examples/chat/chat.js")).expect("tsc output");
-    let served = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("chat/chat.js");
-    if std::env::var_os("BLESS").is_some() {
-        std::fs::write(&served, &compiled).expect("write chat.js");
+    // The chat page serves the compiled client and runtime: they must be what tsc makes of
+    // them now.
+    for file in ["chat.js", "ws-channels.js"] {
+        let compiled = std::fs::read_to_string(node.join("build/examples/chat").join(file)).expect("tsc output");
+        let served = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("chat").join(file);
+        if std::env::var_os("BLESS").is_some() {
+            std::fs::write(&served, &compiled).expect("write the compiled file");
+        }
+        assert!(
+            std::fs::read_to_string(&served).unwrap_or_default() == compiled,
+            "examples/chat/{file} is stale: copy tests/node/build/examples/chat/{file} over it (or BLESS=1)"
+        );
     }
-    assert!(
-        std::fs::read_to_string(&served).unwrap_or_default() == compiled,
-        "examples/chat/chat.js is stale: copy tests/node/build/examples/chat/chat.js over it (or BLESS=1)"
-    );
     let (_user_events, user_events) = start_server("user_events");
     let (_chat, chat) = start_server("chat");
     let mut client = Command::new("node");
@@ -321,6 +445,82 @@ fn typescript_clients_compile_strict_and_talk_to_the_rust_servers() {
     assert!(out.contains("ts client: all checks passed"), "{out}");
 }
 
+/// Runs `client` (a Node program) to completion within `bound` and returns its output. Each
+/// `restart server` line it prints is answered by killing the server example `name` (no close
+/// frame reaches the clients) and starting it again on the same address, then a `restarted`
+/// line on the client's stdin.
+fn output_with_restarts(mut client: Command, name: &str, server: Running, addr: &str, bound: Duration) -> String {
+    use std::io::Write as _;
+    let mut child = client
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn the client");
+    let mut stdin = child.stdin.take().expect("piped stdin");
+    let stdout = child.stdout.take().expect("piped stdout");
+    let mut child = Running(child);
+    let (tx, lines) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let mut server = Some(server);
+    let mut output = String::new();
+    let deadline = std::time::Instant::now() + bound;
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match lines.recv_timeout(left) {
+            Ok(line) => {
+                output.push_str(&line);
+                output.push('\n');
+                if line == "restart server" {
+                    drop(server.take());
+                    server = Some(restart_server_on(name, addr));
+                    writeln!(stdin, "restarted").expect("tell the client");
+                }
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            Err(mpsc::RecvTimeoutError::Timeout) => panic!("the client did not finish within {bound:?}:\n{output}"),
+        }
+    }
+    let status = child.0.wait().expect("wait for the client");
+    assert!(status.success(), "exit status {status}, output:\n{output}");
+    output
+}
+
+/// The reconnecting `Connection` of the generated client, against the chat example across two
+/// restarts of its process, and against `ws` servers ending connections each way the rules name.
+#[test]
+fn the_typescript_connection_survives_a_server_restart() {
+    if !require(&[Component::Node]) {
+        return;
+    }
+    let node = node_project();
+    let out_dir = format!("build/reconnect-{}", std::process::id());
+    let mut tsc = Command::new("node");
+    tsc.args([
+        "node_modules/typescript/bin/tsc",
+        "-p",
+        "tsconfig.json",
+        "--outDir",
+        &out_dir,
+    ])
+    .current_dir(&node);
+    output_within(tsc, Duration::from_secs(120));
+    let (chat, addr) = start_server("chat");
+    let mut client = Command::new("node");
+    client
+        .arg(format!("{out_dir}/tests/node/reconnect_client.js"))
+        .arg(&addr)
+        .current_dir(&node);
+    let out = output_with_restarts(client, "chat", chat, &addr, Duration::from_secs(60));
+    let _ = std::fs::remove_dir_all(node.join(&out_dir));
+    assert_eq!(out.matches("restart server").count(), 2, "{out}");
+    assert!(out.contains("reconnect client: all checks passed"), "{out}");
+}
+
+/// Two pages chat, the server restarts, and both pages reconnect and chat again by themselves.
 #[test]
 fn the_chat_page_chats_between_two_headless_browsers() {
     if !require(&[Component::Node, Component::Chromium]) {
@@ -328,14 +528,15 @@ fn the_chat_page_chats_between_two_headless_browsers() {
     }
     let node = node_project();
     let chromium = ws_channels_tests::chromium().expect("require found Chromium");
-    let (_chat, addr) = start_server("chat");
+    let (chat, addr) = start_server("chat");
     let mut browser = Command::new("node");
     browser
         .arg("browser_chat.mjs")
         .arg(addr.replacen("ws://", "http://", 1))
         .env("CHROMIUM", chromium)
         .current_dir(node);
-    let out = output_within(browser, Duration::from_secs(60));
+    let out = output_with_restarts(browser, "chat", chat, &addr, Duration::from_secs(90));
+    assert_eq!(out.matches("restart server").count(), 1, "{out}");
     assert!(out.contains("browser chat: all checks passed"), "{out}");
 }
 
@@ -349,6 +550,7 @@ fn typescript_handles_every_serde_shape() {
     std::fs::create_dir_all(&dir).expect("create the build dir");
     std::fs::write(dir.join("contract_types.ts"), run_example("contract_types", &[])).expect("write the module");
     std::fs::write(dir.join("samples.json"), run_example("contract_types", &["--samples"])).expect("write samples");
+    std::fs::write(dir.join("ws-channels.ts"), ws_channels::AsyncApi::typescript_runtime()).expect("write the runtime");
     std::fs::copy(
         node.join("contract_types_check.ts"),
         dir.join("contract_types_check.ts"),
@@ -358,6 +560,11 @@ fn typescript_handles_every_serde_shape() {
     tsc.arg(node.join("node_modules/typescript/bin/tsc"))
         .args([
             "--strict",
+            "--noPropertyAccessFromIndexSignature",
+            "--noUncheckedIndexedAccess",
+            "--exactOptionalPropertyTypes",
+            "--verbatimModuleSyntax",
+            "--erasableSyntaxOnly",
             "--noUnusedLocals",
             "--noImplicitReturns",
             "--target",
@@ -374,7 +581,7 @@ fn typescript_handles_every_serde_shape() {
             "node",
             "--skipLibCheck",
         ])
-        .args(["contract_types.ts", "contract_types_check.ts"])
+        .args(["ws-channels.ts", "contract_types.ts", "contract_types_check.ts"])
         .current_dir(&dir);
     output_within(tsc, Duration::from_secs(120));
     // Node treats the compiled files as ES modules thanks to tests/node/package.json.

@@ -31,7 +31,7 @@
 
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
-use ws_channels::{AsyncApi, Server, channel};
+use ws_channels::{AsyncApi, Event, Server, channel};
 
 /// A user signed up.
 #[channel("user/events/<userId>", name = "userEvents")]
@@ -101,18 +101,19 @@ async fn server(addr: Option<String>) -> Result<(), Box<dyn std::error::Error>> 
 async fn client(base: &str) -> Result<(), Box<dyn std::error::Error>> {
     let params = UserSignedUpParams::new("user123");
     println!("connecting to {}", params.url(base));
-    let (mut publisher, mut subscription) = ws_channels::connect(base, &params).await?;
+    let (client, mut events) = ws_channels::connect(base, &params).await?;
     let message = UserSignedUp {
         user_id: "user123".to_owned(),
         email: "user@example.com".to_owned(),
     };
-    publisher.send(&message).await?;
+    client.send(&message).await?;
     println!("published {message:?}");
-    match subscription.next().await {
-        Some(Ok(reply)) => println!("received {reply:?}"),
+    match events.next().await {
+        Some(Ok(Event::Message(reply))) => println!("received {reply:?}"),
+        Some(Ok(other)) => println!("{other:?}"),
         Some(Err(error)) => println!("error: {error}"),
-        None => println!("the server closed the connection"),
+        None => println!("the server closed the connection: {:?}", events.state()),
     }
-    publisher.close().await?;
+    client.close().await;
     Ok(())
 }

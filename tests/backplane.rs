@@ -8,8 +8,7 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use ws_channels::{
-    BackplaneError, ConnId, EngineHealth, Hub, Publisher, RedisBackplane, RedisConfig, Sent, Server, Subscription,
-    channel,
+    BackplaneError, ConnId, EngineHealth, Event, Events, Hub, RedisBackplane, RedisConfig, Sent, Server, channel,
 };
 use ws_channels_tests::{Component, RedisServer, Served, require, within};
 
@@ -93,25 +92,23 @@ impl Node {
         .await
         .expect("connect");
         let id = match within("the welcome", rx.next()).await {
-            Some(Ok(RoomEvent::Welcome { id })) => id,
+            Some(Ok(Event::Message(RoomEvent::Welcome { id }))) => id,
             other => panic!("expected a welcome, got {other:?}"),
         };
         Client { id, tx, rx }
     }
 }
 
-type Socket = ws_channels::ClientSocket;
-
 struct Client {
     id: ConnId,
-    tx: Publisher<RoomCommand, futures_util::stream::SplitSink<Socket, ws_channels::tungstenite::Message>>,
-    rx: Subscription<RoomCommand, futures_util::stream::SplitStream<Socket>>,
+    tx: ws_channels::Client<RoomCommand>,
+    rx: Events<RoomCommand>,
 }
 
 impl Client {
     async fn next(&mut self) -> RoomEvent {
         match within("a message", self.rx.next()).await {
-            Some(Ok(event)) => event,
+            Some(Ok(Event::Message(event))) => event,
             other => panic!("expected a message, got {other:?}"),
         }
     }

@@ -325,7 +325,7 @@ async fn a_slow_consumers_close_frame_never_reaches_it(backend: Backend) {
     let info = first_close(&closes).await;
     assert_eq!(
         (info.code, info.reason.as_str(), info.by_server),
-        (CloseCode::Policy, "slow consumer: outbound queue full", true)
+        (CloseCode::Again, "slow consumer: outbound queue full", true)
     );
     // The client reads at last: the messages that were in its socket, then the end of the
     // connection without the close frame, which never fit.

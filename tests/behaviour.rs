@@ -31,7 +31,7 @@ ws_channels_tests::on_both_backends!(
     tokens_come_from_query_bearer_cookie_or_header,
     identity_is_checked_against_path_parameters,
     oversize_messages_get_an_error_reply_or_1009,
-    the_rate_limit_closes_with_1008,
+    the_rate_limit_closes_with_1013,
     the_rate_limit_can_reply_instead,
     a_flood_of_bad_or_excess_messages_gets_replies_and_stays_connected,
     connection_limits_answer_503_before_the_upgrade,
@@ -594,7 +594,7 @@ async fn oversize_messages_get_an_error_reply_or_1009(backend: Backend) {
     assert_eq!(close.unwrap().code, CloseCode::Size);
 }
 
-async fn the_rate_limit_closes_with_1008(backend: Backend) {
+async fn the_rate_limit_closes_with_1013(backend: Backend) {
     // One token a second after a burst of 5: the outcome does not depend on how fast this
     // machine sends the 20 messages.
     let server = rooms(Server::new().rate_limit(RateLimit::per_second(1).burst(5)));
@@ -609,7 +609,7 @@ async fn the_rate_limit_closes_with_1008(backend: Backend) {
     let close = close.unwrap();
     assert_eq!(
         (close.code, close.reason.as_str()),
-        (CloseCode::Policy, "rate limit exceeded")
+        (CloseCode::Again, "rate limit exceeded")
     );
     assert_eq!(metrics.snapshot().rate_limited, 1);
 }
@@ -1018,7 +1018,7 @@ async fn sends_fail_once_the_client_has_left(backend: Backend) {
     let conn = kept.0.lock().unwrap().take().unwrap();
     assert!(conn.is_closing());
     assert!(
-        matches!(conn.send(&tick(1)).await, Err(Error::Closed)),
+        matches!(conn.send(&tick(1)).await, Err(Error::Closed { .. })),
         "a stored Conn learns the end"
     );
 }

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use futures_util::{SinkExt, StreamExt};
 use serde::{Deserialize, Serialize};
 use ws_channels::tungstenite::Message;
-use ws_channels::{CloseCode, Error, ErrorReply, Raw, Report, Server, channel, connect};
+use ws_channels::{CloseCode, Error, ErrorReply, Event, Raw, Report, Server, channel, connect};
 use ws_channels_tests::{Backend, Encodings, Served, raw_connect, read_until_close, within};
 
 ws_channels_tests::on_both_backends!(
@@ -115,17 +115,17 @@ async fn msgpack_messages_travel_as_binary_frames_and_broadcast_encodes_once(bac
     let encodings = Arc::new(AtomicUsize::new(0));
     let server = Served::start_on(backend, pack_server(encodings.clone())).await;
     let params = PackCommandParams::new("lobby");
-    let (mut tx, mut rx) = connect(&server.base(), &params).await.unwrap();
+    let (tx, mut rx) = connect(&server.base(), &params).await.unwrap();
     let (_other_tx, mut other_rx) = connect(&server.base(), &params).await.unwrap();
     tx.send(&PackCommand::Say { text: "hé".into() }).await.unwrap();
     for rx in [&mut rx, &mut other_rx] {
         let event = within("the broadcast", rx.next()).await.unwrap().unwrap();
         assert_eq!(
             event,
-            PackEvent::Said {
+            Event::Message(PackEvent::Said {
                 text: "hé".into(),
                 encodings: Encodings::default()
-            }
+            })
         );
     }
     assert_eq!(encodings.load(Ordering::SeqCst), 1, "encoded once for both receivers");
@@ -145,7 +145,7 @@ async fn msgpack_messages_travel_as_binary_frames_and_broadcast_encodes_once(bac
 /// checking a bystander in the same room still gets served.
 async fn msgpack_bad_frame(server: &Served, frame: Message) -> CloseCode {
     let params = PackCommandParams::new("bad");
-    let (mut bystander_tx, mut bystander_rx) = connect(&server.base(), &params).await.unwrap();
+    let (bystander_tx, mut bystander_rx) = connect(&server.base(), &params).await.unwrap();
     let mut socket = raw_connect(server, "/pack/bad").await;
     socket.send(frame).await.unwrap();
     let (_, close) = read_until_close(&mut socket).await;
@@ -154,7 +154,7 @@ async fn msgpack_bad_frame(server: &Served, frame: Message) -> CloseCode {
         .await
         .unwrap();
     let heard = within("the bystander", bystander_rx.next()).await.unwrap().unwrap();
-    assert!(matches!(heard, PackEvent::Said { text, .. } if text == "fine"));
+    assert!(matches!(heard, Event::Message(PackEvent::Said { text, .. }) if text == "fine"));
     close.unwrap().code
 }
 
@@ -190,8 +190,10 @@ async fn msgpack_bad_input_gets_its_documented_code_and_harms_no_one(backend: Ba
 async fn msgpack_errors_can_be_replied_to(backend: Backend) {
     let server = Served::start_on(backend, pack_server(Arc::default())).await;
     let params = PackReplyCommandParams::new("r");
-    let (tx, mut rx) = connect(&server.base(), &params).await.unwrap();
-    let mut sink = tx.into_inner();
+    // Frames a typed client never sends (a text frame, bytes that are not MessagePack), on a
+    // raw socket read through the low-level typed subscription.
+    let (mut sink, stream) = raw_connect(&server, &format!("/{params}")).await.split();
+    let mut rx = PackReplyCommand::subscribe(stream);
     sink.send(Message::text("not binary")).await.unwrap();
     sink.send(Message::binary(vec![0xc1])).await.unwrap();
     for expected in ["unexpected text frame", "cannot decode"] {
@@ -217,7 +219,7 @@ async fn raw_frames_come_back_byte_for_byte(backend: Backend) {
         })
     });
     let server = Served::start_on(backend, server).await;
-    let (mut tx, mut rx) = connect(&server.base(), &RawEchoParams::new("1")).await.unwrap();
+    let (tx, mut rx) = connect(&server.base(), &RawEchoParams::new("1")).await.unwrap();
     let big: Vec<u8> = (0..1024 * 1024).map(|i| (i % 251) as u8).collect();
     let sent = [
         Raw::text("héllo, not JSON {"),
@@ -230,7 +232,11 @@ async fn raw_frames_come_back_byte_for_byte(backend: Backend) {
     }
     for message in &sent {
         let echoed = within("the echo", rx.next()).await.unwrap().unwrap();
-        assert_eq!(&echoed, message, "in order, kind and bytes unchanged");
+        assert_eq!(
+            echoed,
+            Event::Message(message.clone()),
+            "in order, kind and bytes unchanged"
+        );
     }
 }
 

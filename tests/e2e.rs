@@ -13,7 +13,8 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 use ws_channels::tungstenite::Message;
 use ws_channels::{
-    CloseCode, Error, ErrorReply, Params, Reject, Report, Server, Validate, ValidationError, channel, connect,
+    Client, CloseCode, ConnectionState, Error, ErrorReply, Event, Params, Reject, Report, Server, Validate,
+    ValidationError, channel, connect,
 };
 use ws_channels_tests::{Served, handshake_status, next_text, raw_connect, raw_http, read_until_close, within};
 
@@ -44,7 +45,7 @@ fn user_service() -> Server {
 async fn seed_000_publish_register_reply_subscribe() {
     let server = Served::start(user_service()).await;
     let params = UserSignedUpParams::new("user123");
-    let (mut tx, mut rx) = within("connect", connect(&server.base(), &params)).await.unwrap();
+    let (tx, mut rx) = within("connect", connect(&server.base(), &params)).await.unwrap();
     tx.send(&UserSignedUp {
         user_id: "user123".into(),
         email: "user@example.com".into(),
@@ -53,7 +54,7 @@ async fn seed_000_publish_register_reply_subscribe() {
     .unwrap();
     let reply = within("reply", rx.next()).await.expect("a reply").unwrap();
     assert_eq!(
-        reply,
+        reply.into_message().expect("a message"),
         UserSignedUp {
             user_id: "user123".into(),
             email: "updated@example.com".into()
@@ -104,13 +105,22 @@ async fn two_parameters_are_extracted_in_order() {
         })
     });
     let server = Served::start(server).await;
-    let (mut tx, mut rx) = connect(&server.base(), &UserEventParams::new("123", "signup"))
+    let (tx, mut rx) = connect(&server.base(), &UserEventParams::new("123", "signup"))
         .await
         .unwrap();
     let seen = within("on_connect", seen_rx.recv()).await.unwrap();
     assert_eq!(seen, UserEventParams::new("123", "signup"));
     tx.send(&UserEvent { note: "hi".into() }).await.unwrap();
-    assert_eq!(within("reply", rx.next()).await.unwrap().unwrap().note, "123:signup");
+    assert_eq!(
+        within("reply", rx.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .into_message()
+            .unwrap()
+            .note,
+        "123:signup"
+    );
 }
 
 #[tokio::test]
@@ -128,10 +138,16 @@ async fn percent_encoded_parameters_are_decoded() {
     .await;
     let params = UserEventParams::new("Jörg K/1", "50%?#");
     assert_eq!(params.to_string(), "user/events/J%C3%B6rg%20K%2F1/50%25%3F%23");
-    let (mut tx, mut rx) = connect(&server.base(), &params).await.unwrap();
+    let (tx, mut rx) = connect(&server.base(), &params).await.unwrap();
     tx.send(&UserEvent { note: String::new() }).await.unwrap();
     assert_eq!(
-        within("reply", rx.next()).await.unwrap().unwrap().note,
+        within("reply", rx.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .into_message()
+            .unwrap()
+            .note,
         "Jörg K/1|50%?#"
     );
 }
@@ -174,7 +190,7 @@ async fn plain_http_is_told_to_upgrade_and_garbage_is_a_bad_request() {
     let (status, _) = raw_http(server.addr, "\u{1}\u{2} garbage\r\n\r\n").await;
     assert_eq!(status, 400);
     // The server is still fine.
-    let (mut tx, mut rx) = connect(&server.base(), &UserSignedUpParams::new("u")).await.unwrap();
+    let (tx, mut rx) = connect(&server.base(), &UserSignedUpParams::new("u")).await.unwrap();
     tx.send(&UserSignedUp {
         user_id: "u".into(),
         email: "e".into(),
@@ -373,7 +389,7 @@ async fn failed_validation_closes_1008_and_other_connections_go_on() {
 #[tokio::test]
 async fn validation_also_runs_before_sending() {
     let server = Served::start(Said::register(Server::new(), |h| h)).await;
-    let (mut tx, _rx) = connect(&server.base(), &SaidParams::new("r")).await.unwrap();
+    let (tx, _rx) = connect(&server.base(), &SaidParams::new("r")).await.unwrap();
     match tx.send(&Said { text: " ".into() }).await {
         Err(Error::Validation { source, .. }) => assert_eq!(source.field_name(), Some("text")),
         other => panic!("expected a validation error, got {other:?}"),
@@ -430,8 +446,9 @@ async fn on_invalid_reply_answers_with_an_error_message_and_stays_open() {
         })
     });
     let server = Served::start(server).await;
-    let (mut tx, mut rx) = connect(&server.base(), &AskParams::new("r")).await.unwrap();
-    let mut raw = tx.into_inner();
+    // The low-level halves over a raw socket: a typed client cannot send nonsense.
+    let (mut raw, stream) = raw_connect(&server, "/forgiving/r").await.split();
+    let mut rx = Ask::subscribe(stream);
     raw.send(Message::text("nonsense")).await.unwrap();
     match within("error reply", rx.next()).await.unwrap().unwrap() {
         Reply::Error { message } => assert!(message.contains("cannot decode"), "{message}"),
@@ -444,7 +461,7 @@ async fn on_invalid_reply_answers_with_an_error_message_and_stays_open() {
         Reply::Error { message } => assert!(message.contains("must end with `?`"), "{message}"),
         other => panic!("expected an error reply, got {other:?}"),
     }
-    tx = ws_channels::Publisher::new(raw);
+    let mut tx = ws_channels::Publisher::<Ask, _>::new(raw);
     tx.send(&Ask {
         question: "still open?".into(),
     })
@@ -477,14 +494,15 @@ async fn server_only_channels_push_and_refuse_client_frames() {
         })
     });
     let server = Served::start(server).await;
-    let (tx, mut rx) = connect(&server.base(), &NotificationParams::new(42)).await.unwrap();
+    let (mut raw, stream) = raw_connect(&server, "/notifications/42").await.split();
+    let mut rx = Notification::subscribe(stream);
     assert_eq!(
         within("push", rx.next()).await.unwrap().unwrap(),
         Notification {
             title: "welcome 42".into()
         }
     );
-    let mut raw = tx.into_inner();
+    // A typed client cannot publish on a server-only channel: a raw one tries.
     raw.send(Message::text(r#"{"title":"from a client"}"#)).await.unwrap();
     assert!(within("end", rx.next()).await.is_none());
     let close = rx.close_frame().expect("a close frame");
@@ -496,8 +514,19 @@ async fn server_only_channels_push_and_refuse_client_frames() {
 async fn the_client_closing_is_reported_to_on_close() {
     let observed = Arc::new(Observed::default());
     let server = Served::start(echo_service(observed.clone())).await;
-    let (mut tx, mut rx) = connect(&server.base(), &EchoParams::new("x")).await.unwrap();
-    tx.close_with(CloseCode::Normal, "bye").await.unwrap();
+    let (tx, mut rx) = connect(&server.base(), &EchoParams::new("x")).await.unwrap();
+    let closed = within("close", tx.close_with(CloseCode::Normal, "bye")).await;
+    assert!(
+        matches!(
+            closed,
+            ConnectionState::Closed {
+                code: Some(CloseCode::Normal),
+                error: None,
+                ..
+            }
+        ),
+        "{closed:?}"
+    );
     assert!(within("end", rx.next()).await.is_none());
     within("on_close", async {
         while observed.closes.lock().unwrap().is_empty() {
@@ -554,15 +583,25 @@ async fn a_client_subscription_reports_bad_frames_and_goes_on() {
         ws.close(None).await.unwrap();
         while ws.next().await.is_some() {}
     });
-    let (_tx, rx) = connect(&format!("ws://{addr}"), &UserSignedUpParams::new("u"))
+    // The raw server accepts one socket: no subprotocol offer, which it would not answer
+    // (the client would ask again without one: `tests/client.rs` covers that).
+    let (_tx, rx) = Client::builder(&format!("ws://{addr}"), &UserSignedUpParams::new("u"))
+        .without_channel_subprotocol()
+        .connect()
         .await
         .unwrap();
     let items: Vec<_> = within("all frames", rx.collect::<Vec<_>>()).await;
     assert_eq!(items.len(), 4, "{items:?}");
     assert!(matches!(items[0], Err(Error::Decode { .. })));
     assert!(matches!(items[1], Err(Error::Decode { .. })));
-    assert!(matches!(items[2], Err(Error::UnexpectedBinary { .. })));
-    assert_eq!(items[3].as_ref().unwrap().email, "ok@example.com");
+    assert!(
+        matches!(items[2], Ok(Event::Binary(_))),
+        "side-band bytes on a JSON channel"
+    );
+    match &items[3] {
+        Ok(Event::Message(message)) => assert_eq!(message.email, "ok@example.com"),
+        other => panic!("expected a message, got {other:?}"),
+    }
     within("peer", peer).await.unwrap();
 }
 

@@ -2,10 +2,13 @@
 """Gates CI on the Autobahn|Testsuite report (wstest's own exit code says nothing about results).
 
 Usage: gate.py SPEC INDEX OURS BASELINE
-  SPEC      the fuzzing client spec that was run (its "cases" and "exclude-cases" are the selection)
-  INDEX     wstest's report, reports/servers/index.json
-  OURS      the agent gated: the echo server built through ws-channels
-  BASELINE  the agent it is compared with: a bare tokio-tungstenite echo, run in the same job
+  SPEC      the fuzzing client or server spec that was run (its "cases" and "exclude-cases" are
+            the selection)
+  INDEX     wstest's report, reports/servers/index.json or reports/clients/index.json
+  OURS      the agent gated: the echo server built through ws-channels, or the echo client
+            built on its Client
+  BASELINE  the agent it is compared with: a bare tokio-tungstenite echo (server or client),
+            run in the same job
 
 Each case has two verdicts, its behaviour and its closing behaviour. For OURS, each verdict:
   - OK passes;

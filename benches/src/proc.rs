@@ -15,6 +15,14 @@ use crate::{BoxError, Result};
 /// How long a server may take to print its address.
 const START_TIMEOUT: Duration = Duration::from_secs(20);
 
+/// The environment variable naming a command the Rust servers run under, e.g.
+/// `valgrind --tool=callgrind`; split at whitespace.
+pub const WRAP_ENV: &str = "BENCH_SERVER_WRAPPER";
+
+/// How long a stopping server may take to exit by itself (its standard input closed) before
+/// it is killed: a wrapper such as callgrind writes its profile then.
+const STOP_GRACE: Duration = Duration::from_secs(30);
+
 /// Where the server and the load generator run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Pinning {
@@ -91,7 +99,7 @@ pub enum Program<'a> {
 pub struct Server {
     child: Child,
     // Held open: the child exits when it closes.
-    _stdin: Option<ChildStdin>,
+    stdin: Option<ChildStdin>,
     /// Its listening address on 127.0.0.1.
     pub addr: SocketAddr,
 }
@@ -118,15 +126,20 @@ impl Server {
                 ],
             ),
         };
-        let mut command = match pinning.server {
-            Some(core) => {
-                let mut command = Command::new("taskset");
-                command.arg("-c").arg(core.to_string()).arg(exe);
-                command
-            }
-            None => Command::new(exe),
+        // A Rust server may run under a wrapper (`valgrind --tool=callgrind`): instruction
+        // counts do not move with other load on the machine.
+        let wrapper: Vec<std::ffi::OsString> = match program {
+            Program::Rust(_) | Program::Redis(_) => std::env::var(WRAP_ENV)
+                .map(|w| w.split_whitespace().map(Into::into).collect())
+                .unwrap_or_default(),
+            Program::Node => Vec::new(),
         };
-        command.args(args);
+        let pin = pinning
+            .server
+            .map(|core| ["taskset".into(), "-c".into(), core.to_string().into()]);
+        let mut argv = pin.into_iter().flatten().chain(wrapper).chain([exe]).chain(args);
+        let mut command = Command::new(argv.next().ok_or("no program")?);
+        command.args(argv);
         let mut child = command.stdin(Stdio::piped()).stdout(Stdio::piped()).spawn()?;
         let stdin = child.stdin.take();
         let stdout = child.stdout.take().ok_or("no stdout")?;
@@ -141,7 +154,7 @@ impl Server {
         });
         let mut server = Self {
             child,
-            _stdin: stdin,
+            stdin,
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
         };
         let line = rx
@@ -186,7 +199,17 @@ impl Server {
 }
 
 impl Drop for Server {
+    /// Closes its standard input, so it exits by itself, and kills it if it has not within
+    /// 30 seconds (a wrapper such as callgrind writes its profile as the server exits).
     fn drop(&mut self) {
+        drop(self.stdin.take());
+        let stopping = std::time::Instant::now();
+        while stopping.elapsed() < STOP_GRACE {
+            if !matches!(self.child.try_wait(), Ok(None)) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }

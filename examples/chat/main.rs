@@ -8,7 +8,8 @@
 //! ```
 //!
 //! It prints the page's address: open <http://127.0.0.1:8080/> in two browser tabs (the page
-//! uses the TypeScript client generated from these types, `chat.ts`, compiled to `chat.js`), or
+//! uses the TypeScript client generated from these types, `chat.ts`, and its runtime
+//! `ws-channels.ts`, compiled to `chat.js` and `ws-channels.js`), or
 //! use any WebSocket client:
 //!
 //! - connect to `ws://127.0.0.1:8080/chat/lobby?name=ann` (or authenticate with a token instead
@@ -30,6 +31,15 @@
 //! Prometheus' text format. Logs go to stderr, filtered by `RUST_LOG` (default `info`: one line
 //! per connection opened and closed). `cargo run --example chat -- --typescript` prints its
 //! TypeScript client (checked in as `examples/chat/chat.ts`).
+//!
+//! The terminal client (`terminal.rs`): prints the room's events, says each line of input,
+//! reconnects by itself when the server restarts.
+//!
+//! ```text
+//! cargo run --example chat -- --client ws://127.0.0.1:8080 --room lobby --name bot
+//! ```
+
+mod terminal;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -242,6 +252,9 @@ fn asyncapi() -> AsyncApi {
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    if std::env::args().nth(1).as_deref() == Some("--client") {
+        return terminal::run(std::env::args().skip(2)).await;
+    }
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
         .with_writer(std::io::stderr)
@@ -264,6 +277,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 (
                     [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
                     include_str!("chat.js"),
+                )
+            }),
+        )
+        // The runtime chat.js imports, compiled the same way.
+        .route(
+            "/ws-channels.js",
+            get(|| async {
+                (
+                    [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
+                    include_str!("ws-channels.js"),
                 )
             }),
         )

@@ -5,7 +5,8 @@
 import assert from "node:assert/strict";
 import WebSocket from "ws";
 import { decode, encode } from "@msgpack/msgpack";
-import { relay, sensors, type SensorCommand, type SensorEvent, type WebSocketLike } from "../../examples/binary.js";
+import { relay, sensors, type SensorCommand, type SensorEvent } from "../../examples/binary.js";
+import type { Received, Reconnected, WebSocketLike } from "../../examples/ws-channels.js";
 
 // Both the browser's WebSocket and Node's `ws` still fit the generated functions (checked by tsc).
 export const browserFits = (ws: globalThis.WebSocket): WebSocketLike => ws;
@@ -25,12 +26,10 @@ function opened(ws: WebSocket): Promise<WebSocket> {
   });
 }
 
-type Result<T> = { err?: Error; msg?: T };
-
 /** The next `count` results a subscription reports. */
-function collect<T>(subscribe: (onData: (r: Result<T>) => void) => () => void, count: number) {
-  return new Promise<Array<Result<T>>>((resolve) => {
-    const results: Array<Result<T>> = [];
+function collect<T>(subscribe: (onData: (r: Received<T>) => void) => () => void, count: number) {
+  return new Promise<Array<Received<T>>>((resolve) => {
+    const results: Array<Received<T>> = [];
     const stop = subscribe((r) => {
       results.push(r);
       if (results.length === count) {
@@ -49,14 +48,14 @@ await sensors.publish(sensor, { type: "report", celsius: [20.5, 21.5], label: "m
 await sensors.publish(sensor, { type: "report", celsius: [], label: null });
 await sensors.publish(sensor, { type: "ping" });
 assert.deepEqual(await replies, [
-  { msg: { type: "recorded", device: "kitchen", count: 2, mean: 21, label: "morning" } },
-  { msg: { type: "recorded", device: "kitchen", count: 0, mean: 0, label: null } },
-  { msg: { type: "pong" } },
+  { ok: true, msg: { type: "recorded", device: "kitchen", count: 2, mean: 21, label: "morning" } },
+  { ok: true, msg: { type: "recorded", device: "kitchen", count: 0, mean: 0, label: null } },
+  { ok: true, msg: { type: "pong" } },
 ]);
 // A command of the wrong shape is refused before it is encoded, as on a JSON channel.
 await assert.rejects(
   sensors.publish(sensor, { type: "report", celsius: ["hot"] } as unknown as SensorCommand),
-  /message: matches 0 of the shapes/,
+  { message: "report.celsius[0]: expected number, got string" },
 );
 sensor.close();
 await assert.rejects(sensors.publish(sensor, { type: "ping" }), /not open/);
@@ -73,13 +72,16 @@ await relay.publish(ann, bytes);
 // A MessagePack-encoded command sent on the relay shows what the sensors channel puts on the
 // wire: one binary frame, a map with field names as keys.
 await sensors.publish(ann, { type: "report", celsius: [1.5], label: undefined });
+/** The bytes of a frame the relay passed on. */
+const bytesOf = (received: Received<string | Uint8Array> | undefined): Uint8Array => {
+  assert.ok(received?.ok && received.msg instanceof Uint8Array, `${JSON.stringify(received)}`);
+  return received.msg;
+};
 for (const heard of [await annHears, await bobHears]) {
-  assert.deepEqual(heard[0], { msg: "héllo ✓" });
-  assert.ok(heard[1]?.msg instanceof Uint8Array, `${heard[1]?.msg}`);
-  assert.deepEqual([...heard[1].msg], [...bytes]);
-  assert.ok(heard[2]?.msg instanceof Uint8Array, `${heard[2]?.msg}`);
+  assert.deepEqual(heard[0], { ok: true, msg: "héllo ✓" });
+  assert.deepEqual([...bytesOf(heard[1])], [...bytes]);
   // `undefined` is left out, as JSON.stringify leaves it out.
-  assert.deepEqual(decode(heard[2].msg), { type: "report", celsius: [1.5] });
+  assert.deepEqual(decode(bytesOf(heard[2])), { type: "report", celsius: [1.5] });
 }
 // Anything else is refused rather than sent as something else.
 await assert.rejects(relay.publish(ann, 42 as unknown as string), /expected a string or a Uint8Array/);
@@ -92,11 +94,12 @@ await relay.publish(ann, "a text frame");
 await relay.publish(ann, new Uint8Array([0xc1]));
 await relay.publish(ann, encode({ type: "pong" }));
 const [wrongShape, text, undecodable, pong] = await bounce;
-assert.match(`${wrongShape?.err?.message}`, /message: matches 0 of the shapes/);
-assert.equal(wrongShape?.msg, undefined);
-assert.match(`${text?.err?.message}`, /expected a binary frame, got a text frame/);
-assert.ok(undecodable?.err instanceof Error, `${undecodable?.msg}`);
-assert.deepEqual(pong, { msg: { type: "pong" } });
+assert.ok(wrongShape?.ok === false, `${JSON.stringify(wrongShape)}`);
+assert.equal(wrongShape.err.message, "recorded.count: expected integer, got string");
+assert.ok(text?.ok === false, `${JSON.stringify(text)}`);
+assert.match(text.err.message, /expected a binary frame, got a text frame/);
+assert.ok(undecodable?.ok === false && undecodable.err instanceof Error, `${JSON.stringify(undecodable)}`);
+assert.deepEqual(pong, { ok: true, msg: { type: "pong" } });
 ann.close();
 bob.close();
 
@@ -105,6 +108,34 @@ const careless = await opened(new WebSocket(sensors.url(base, { device: "careles
 const closed = new Promise<number>((resolve) => careless.once("close", (code: number) => resolve(code)));
 careless.send(JSON.stringify({ type: "ping" }));
 assert.equal(await closed, 1003);
+
+// The reconnecting connection speaks both codecs too: MessagePack typed both ways, raw frames
+// as they are.
+{
+  const sensorConnection = sensors.connect(base, { device: "connection" }, { WebSocket });
+  const relayConnection = relay.connect(base, { topic: "connection" }, { WebSocket });
+  const heard: Array<Received<SensorEvent> | Reconnected> = [];
+  const relayed: Array<Received<string | Uint8Array> | Reconnected> = [];
+  const both = new Promise<void>((resolve) => {
+    const check = () => heard.length === 1 && relayed.length === 2 && resolve();
+    sensorConnection.subscribe((received) => (heard.push(received), check()));
+    relayConnection.subscribe((received) => (relayed.push(received), check()));
+  });
+  // Queued until open, then sent.
+  sensorConnection.send({ type: "ping" });
+  relayConnection.send("text as it is");
+  relayConnection.send(new Uint8Array([1, 2, 3]));
+  await both;
+  assert.deepEqual(heard, [{ ok: true, msg: { type: "pong" } }]);
+  assert.deepEqual(relayed[0], { ok: true, msg: "text as it is" });
+  assert.deepEqual([...bytesOf(relayed[1] as Received<string | Uint8Array>)], [1, 2, 3]);
+  assert.throws(() => sensorConnection.send({ type: "report", celsius: [true] } as never), {
+    name: "ValidationError",
+    message: "report.celsius[0]: expected number, got boolean",
+  });
+  sensorConnection.close();
+  relayConnection.close();
+}
 
 // Browsers hand binary frames over as Blobs unless told otherwise: subscribing on a binary
 // channel asks for ArrayBuffers, and leaves Node's own binary types alone.
@@ -135,7 +166,7 @@ if (typeof globalThis.WebSocket === "function") {
   const answer = collect<SensorEvent>((onData) => sensors.subscribe(browser, onData), 1);
   assert.equal(browser.binaryType, "arraybuffer");
   await sensors.publish(browser, { type: "ping" });
-  assert.deepEqual(await answer, [{ msg: { type: "pong" } }]);
+  assert.deepEqual(await answer, [{ ok: true, msg: { type: "pong" } }]);
   browser.close();
   console.log("the WHATWG WebSocket: checked");
 } else {

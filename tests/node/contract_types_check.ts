@@ -4,11 +4,10 @@
 //   node contract_types_check.js samples.json
 import { readFileSync } from "node:fs";
 import assert from "node:assert/strict";
+import { schemaOf, validate } from "./ws-channels.js";
 import {
   deleteChannel,
   error,
-  schemaOf,
-  validate,
   validateChannel,
   type ErrorMessage,
   type Internal,
@@ -34,28 +33,39 @@ export const odd: Odd = { int_map: { "1": "one" }, ordered: {}, constructor: "c"
 export const failure: ErrorMessage = { code: 3 };
 export const channels = [deleteChannel.address, validateChannel.address, error.address];
 
-// Runtime: every real serde_json sample is valid.
+// Runtime: every real serde_json sample is valid. Every channel carries its contract's schemas.
+const schemas = deleteChannel.schemas;
 const samples = JSON.parse(readFileSync(process.argv[2] ?? "", "utf8")) as Record<string, unknown[]>;
 for (const [name, values] of Object.entries(samples)) {
   for (const value of values) {
-    assert.equal(validate(schemaOf(name), value, name), null, `${name}: ${JSON.stringify(value)}`);
+    assert.equal(validate(schemas, schemaOf(schemas, name), value, name), null, `${name}: ${JSON.stringify(value)}`);
   }
 }
-// And near misses are not.
-const goodOdd = samples.Odd?.[0] as Record<string, unknown>;
-const misses: Array<[string, unknown]> = [
-  ["Odd", { ...goodOdd, letter: "ab" }],
-  ["Odd", { ...goodOdd, pair: [1] }],
-  ["Odd", { ...goodOdd, int_map: { "1": 5 } }],
-  ["Odd", Object.fromEntries(Object.entries(goodOdd).filter(([key]) => key !== "constructor"))],
-  ["Page2", { items: [{ name: "not an order" }] }],
-  ["OrderQuery", { kind: { type: "wrapped" } }],
-  ["Array_of_User", [{ name: 1 }]],
-  ["Event", { right: 1 }],
+// And near misses are not, each with its path and reason; a tag picks the variant to blame.
+const goodOdd = samples["Odd"]?.[0] as Record<string, unknown>;
+const goodOrder = samples["OrderQuery"]?.[0] as Record<string, unknown>;
+const misses: Array<[string, unknown, string]> = [
+  ["Odd", { ...goodOdd, letter: "ab" }, "Odd.letter: longer than 1 characters"],
+  ["Odd", { ...goodOdd, pair: [1] }, "Odd.pair: fewer than 2 items"],
+  ["Odd", { ...goodOdd, int_map: { "1": 5 } }, "Odd.int_map.1: expected string, got number"],
+  [
+    "Odd",
+    Object.fromEntries(Object.entries(goodOdd).filter(([key]) => key !== "constructor")),
+    'Odd: missing property "constructor"',
+  ],
+  ["Page2", { items: [{ name: "not an order" }] }, 'Page2.items[0]: missing property "total"'],
+  ["OrderQuery", { ...goodOrder, kind: { type: "wrapped" } }, 'OrderQuery.kind.wrapped: missing property "a"'],
+  ["OrderQuery", { ...goodOrder, kind: { type: "round" } }, 'OrderQuery.kind.type: expected one of "unit", "struct", "wrapped"'],
+  ["OrderQuery", { ...goodOrder, shape: { Circle: { r: "big" } } }, "OrderQuery.shape.Circle.r: expected number, got string"],
+  ["OrderQuery", { ...goodOrder, shape: { Square: null } }, "OrderQuery.shape.Square: expected number, got null"],
+  ["OrderQuery", { ...goodOrder, step: { t: "Go" } }, 'OrderQuery.step.Go: missing property "c"'],
+  ["OrderQuery", { ...goodOrder, step: { t: "Go", c: -1 } }, "OrderQuery.step.Go.c: below the minimum 0"],
+  ["Array_of_User", [{ name: 1 }], "Array_of_User[0].name: expected string, got number"],
+  ["Event", { right: 1 }, 'Event: missing property "left"'],
 ];
-for (const [name, value] of misses) {
-  assert.notEqual(validate(schemaOf(name), value, name), null, `${name} accepted ${JSON.stringify(value)}`);
+for (const [name, value, problem] of misses) {
+  assert.equal(validate(schemas, schemaOf(schemas, name), value, name), problem, `${name}: ${JSON.stringify(value)}`);
 }
 // Undefined properties are not sent, so they are not checked.
-assert.equal(validate(schemaOf("Odd"), { ...goodOdd, maybe: undefined }, "Odd"), null);
+assert.equal(validate(schemas, schemaOf(schemas, "Odd"), { ...goodOdd, maybe: undefined }, "Odd"), null);
 console.log("contract types: all checks passed");

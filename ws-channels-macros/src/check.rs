@@ -58,9 +58,9 @@ fn check_shape(cx: &Ctxt, model: &Model) {
 
 /// The name appears in logs and exported documents.
 fn check_name(cx: &Ctxt, model: &Model) {
-    if let Some(name) = &model.name {
-        if name.value().trim().is_empty() {
-            cx.error_spanned_by(name, "`name` must not be empty");
-        }
+    if let Some(name) = &model.name
+        && name.value().trim().is_empty()
+    {
+        cx.error_spanned_by(name, "`name` must not be empty");
     }
 }

@@ -85,7 +85,7 @@ pub enum Shape {
 /// `on_lag` and counted in [`Metrics`](crate::Metrics).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum LagPolicy {
-    /// Close the connection with 1008 (`slow consumer`): the client knows it missed messages
+    /// Close the connection with 1013 (`slow consumer`, "try again later"): the client knows it missed messages
     /// and can reconnect and resynchronize. The default.
     #[default]
     Disconnect,

@@ -3,6 +3,10 @@
 use std::borrow::Cow;
 use std::fmt;
 
+use tokio_tungstenite::tungstenite::Error as WsError;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+
 /// A boxed error, as returned by handlers.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
@@ -121,21 +125,76 @@ pub enum Error {
         /// The response body, the server's reason (possibly empty).
         body: String,
     },
-    /// The connection is closed (or closing): nothing more can be sent.
-    #[error("the connection is closed")]
-    Closed,
+    /// The connection is closed (or closing): nothing more can be sent. A client gets it from
+    /// `send` once its connection has ended, with the peer's close code and reason when a close
+    /// frame said them (none when the connection dropped without one, or is still closing), and
+    /// while reconnecting once its send queue is full.
+    #[error("the connection is closed{}", close_suffix(*code, reason))]
+    Closed {
+        /// The close code the connection ended with, if a close frame gave one.
+        code: Option<CloseCode>,
+        /// The close frame's reason (possibly empty).
+        reason: String,
+    },
+    /// A client's credentials hook ([`ClientBuilder::credentials`](crate::ClientBuilder::credentials))
+    /// failed, so no attempt was made.
+    #[error("the credentials hook failed")]
+    Credentials(#[source] BoxError),
     /// A message handler returned an error. The server closes that connection with 1011.
     #[error("handler failed")]
     Handler(#[source] BoxError),
     /// A message handler panicked. The server closes that connection with 1011.
     #[error("handler panicked: {0}")]
     HandlerPanicked(String),
-    /// The WebSocket protocol layer failed (I/O, protocol violation, frame too large…).
+    /// The WebSocket protocol layer failed (I/O, protocol violation, frame too large…). An HTTP
+    /// refusal of the handshake is never this variant but [`Error::Rejected`].
     #[error("websocket error")]
-    WebSocket(#[from] tokio_tungstenite::tungstenite::Error),
+    WebSocket(#[source] tokio_tungstenite::tungstenite::Error),
+    /// The client gave up opening a connection: the TCP connect, TLS and WebSocket handshakes
+    /// did not finish within its connect timeout.
+    #[error("no connection within {0:?}")]
+    ConnectTimeout(std::time::Duration),
     /// A socket-level I/O error (binding, accepting).
     #[error("i/o error")]
     Io(#[from] std::io::Error),
+}
+
+impl Error {
+    /// A closed connection's error, from its close frame if it had one.
+    pub(crate) fn closed(frame: Option<&CloseFrame>) -> Self {
+        Self::Closed {
+            code: frame.map(|f| f.code),
+            reason: frame.map(|f| f.reason.to_string()).unwrap_or_default(),
+        }
+    }
+}
+
+/// `: 1001 going away` after "the connection is closed", when a close frame gave a code.
+fn close_suffix(code: Option<CloseCode>, reason: &str) -> String {
+    match (code, reason) {
+        (None, _) => String::new(),
+        (Some(code), "") => format!(" with {code}"),
+        (Some(code), reason) => format!(" with {code} ({reason})"),
+    }
+}
+
+/// Every HTTP refusal of a handshake, whichever way it was opened, is [`Error::Rejected`]
+/// with the status and the body; everything else the protocol layer reports is
+/// [`Error::WebSocket`].
+impl From<WsError> for Error {
+    fn from(error: WsError) -> Self {
+        match error {
+            WsError::Http(response) => {
+                let status = response.status().as_u16();
+                let body = response
+                    .into_body()
+                    .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
+                    .unwrap_or_default();
+                Error::Rejected { status, body }
+            }
+            error => Error::WebSocket(error),
+        }
+    }
 }
 
 /// Why a codec could not turn a frame's payload into a message, or a message into a payload.
@@ -311,6 +370,17 @@ pub enum ParamError {
         /// The parameter's name as written in the template.
         name: &'static str,
     },
+    /// A parameter value was `.` or `..`: URL parsers (WHATWG's, in browsers and Node) resolve
+    /// such a segment away, even percent-encoded, so no URL can carry it to a server.
+    #[error("parameter `{name}` of `{template}` is `{value}`, which no URL can carry (`.` and `..` are path steps)")]
+    DotSegment {
+        /// The address template.
+        template: &'static str,
+        /// The parameter's name as written in the template.
+        name: &'static str,
+        /// The value: `.` or `..`.
+        value: &'static str,
+    },
     /// A parameter formatted to an empty string, which no path can carry.
     #[error("parameter `{name}` of `{template}` is empty")]
     Empty {
@@ -372,7 +442,12 @@ mod tests {
                 status: 401,
                 body: "a token is required".into(),
             },
-            Error::Closed,
+            Error::Closed {
+                code: Some(CloseCode::Away),
+                reason: "ping timeout".into(),
+            },
+            Error::ConnectTimeout(std::time::Duration::from_secs(10)),
+            Error::Credentials("token service unavailable".into()),
             // A handler's error with a chain of its own: three links.
             Error::Handler(Box::new(decode_error())),
             Error::HandlerPanicked("index out of bounds".into()),
@@ -394,7 +469,9 @@ mod tests {
                 | Error::Encode { .. }
                 | Error::Param(_)
                 | Error::Rejected { .. }
-                | Error::Closed
+                | Error::Closed { .. }
+                | Error::ConnectTimeout(_)
+                | Error::Credentials(_)
                 | Error::Handler(_)
                 | Error::HandlerPanicked(_)
                 | Error::WebSocket(_)

@@ -29,17 +29,19 @@
 //! // Client: connect to `user/events/u1`, publish, read the typed reply.
 //! use futures_util::StreamExt;
 //! let params = UserSignedUpParams::new("u1");
-//! let (mut tx, mut rx) = ws_channels::connect("ws://127.0.0.1:8080", &params).await?;
-//! tx.send(&UserSignedUp { user_id: "u1".into(), email: "user@example.com".into() }).await?;
-//! let reply: UserSignedUp = rx.next().await.expect("a reply")?;
+//! let (client, mut events) = ws_channels::connect("ws://127.0.0.1:8080", &params).await?;
+//! client.send(&UserSignedUp { user_id: "u1".into(), email: "user@example.com".into() }).await?;
+//! let reply: Option<UserSignedUp> = events.next().await.expect("a reply")?.into_message();
 //! # Ok(()) }
 //! ```
 //!
 //! # The pieces
 //!
 //! - [`macro@channel`] turns a message type into a [`Channel`] with a [`Params`] struct.
-//! - Clients use [`publish`], [`subscribe`] and [`connect`] over any WebSocket
-//!   ([`MessageSink`] / [`MessageStream`]), such as tokio-tungstenite's.
+//! - Clients [`connect`], or configure a [`ClientBuilder`] (credentials, TLS, timeouts,
+//!   [`Reconnect`]ion): a [`Client`] sends, [`Events`] receive, and a background task drives
+//!   the connection through its [`ConnectionState`]s. [`publish`] and [`subscribe`] work over
+//!   any WebSocket ([`MessageSink`] / [`MessageStream`]).
 //! - Servers register a [`Handler`] per channel on a [`Server`]; handlers get a [`Conn`].
 //!   [`Handler::authenticate`] reads a credential from a [`TokenSource`]; `on_connect` refuses
 //!   with a [`Reject`] before the upgrade.
@@ -77,6 +79,11 @@
 //!
 //! | feature | adds | brings in |
 //! |---|---|---|
+//! | `rustls` | `wss://` for clients (webpki roots; `ClientBuilder::tls` for your own) and `Server::serve_tls` | `rustls` (ring provider), `tokio-rustls`, `webpki-roots` |
+//! | `rustls-native-roots` | as `rustls`, trusting the system's root certificates | `rustls-native-certs` instead of `webpki-roots` |
+//! | `native-tls` | `wss://` for clients with the platform's TLS (OpenSSL on Linux: libssl-dev, pkg-config) | `native-tls` |
+//! | `msgpack` | MessagePack channels (`codec = msgpack`) | `rmp-serde` |
+//! | `metrics` | the counters mirrored to the `metrics` facade | `metrics` |
 //! | `axum` | `Server::into_router`: the same channels as routes of an axum 0.8 `Router`, next to your HTTP routes (they share its path space: see [`macro@channel`]) | `axum`, `hyper`, `hyper-util` |
 //! | `asyncapi` | `AsyncApi`: an AsyncAPI 3.0 document (JSON) and a TypeScript client derived from the channel types (message types derive `schemars::JsonSchema`) | `schemars` |
 //! | `redis` | `RedisBackplane`: several nodes share topics, connection ids and member counts through Redis pub/sub | `redis` |
@@ -118,7 +125,10 @@ mod transport;
 mod validate;
 
 pub use channel::{Channel, ClientSends, ErrorReply, LagPolicy, Message, NoMessage, ParamValue, Params, Shape};
-pub use client::{ClientSocket, Publisher, Subscription, connect, publish, subscribe};
+pub use client::{
+    Client, ClientBuilder, ClientSocket, ConnectionState, Event, Events, Publisher, Reconnect, Subscription, connect,
+    publish, subscribe,
+};
 pub use codec::{Codec, Format, FrameError, FrameKind, Json, MsgPack, Passthrough, Raw};
 pub use conn_id::{ConnId, ParseConnIdError};
 pub use error::{BoxError, CodecError, Error, HandlerResult, ParamError, Report, ValidationError};
@@ -147,6 +157,19 @@ pub use ws_channels_macros::channel;
 
 /// The HTTP types of handshakes ([`StatusCode`](http::StatusCode) for a [`Reject`], headers).
 pub use http;
+/// The rustls crate this one's TLS is built on (for `Server::serve_tls`'s `ServerConfig` and
+/// a client's `TlsConnector::Rustls`), so the versions match. Feature `rustls`.
+#[cfg(any(feature = "rustls", feature = "rustls-native-roots"))]
+#[cfg_attr(docsrs, doc(cfg(feature = "rustls")))]
+pub use rustls;
+/// The TLS connector a [`ClientBuilder::tls`] takes: a rustls client configuration or a
+/// native-tls connector. Feature `rustls`, `rustls-native-roots` or `native-tls`.
+#[cfg(any(feature = "rustls", feature = "rustls-native-roots", feature = "native-tls"))]
+#[cfg_attr(
+    docsrs,
+    doc(cfg(any(feature = "rustls", feature = "rustls-native-roots", feature = "native-tls")))
+)]
+pub use tokio_tungstenite::Connector as TlsConnector;
 /// The WebSocket protocol types this crate speaks (messages, close frames).
 pub use tokio_tungstenite::tungstenite;
 /// WebSocket close codes, as passed to [`Conn::close`] and found in [`CloseInfo`].

@@ -8,13 +8,15 @@
 //! outbox: later pushes fail.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::task::{Context, Poll};
 
-use tokio::sync::Notify;
-use tokio_tungstenite::tungstenite::Message as WsMessage;
+use futures_util::future::poll_fn;
+use futures_util::task::AtomicWaker;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::{Bytes, Message as WsMessage};
 
 use crate::channel::LagPolicy;
 use crate::metrics::{Count, Counters};
@@ -52,8 +54,9 @@ pub(crate) fn outbox(
         state: Mutex::default(),
         capacity,
         policy,
-        ready: Notify::new(),
-        attention: Notify::new(),
+        ready: AtomicWaker::new(),
+        attention: AtomicWaker::new(),
+        attention_due: AtomicBool::new(false),
         lagged: AtomicU64::new(0),
         channel,
         counters,
@@ -65,10 +68,16 @@ struct Shared {
     state: Mutex<State>,
     capacity: usize,
     policy: LagPolicy,
-    /// Wakes the writer: a frame was queued, or the connection is closing.
-    ready: Notify,
-    /// Wakes the reader: a close was requested, or messages were dropped.
-    attention: Notify,
+    /// Wakes the writer: a frame was queued, or the connection is closing. One writer waits,
+    /// registered under the state's lock when it found nothing to write, so a waker slot is
+    /// enough (no list of waiters, no second lock).
+    ready: AtomicWaker,
+    /// Wakes the reader (the one task that waits on it): a close was requested, or messages
+    /// were dropped.
+    attention: AtomicWaker,
+    /// Set with every wake of `attention`, taken by the reader: a wake it was not waiting
+    /// for is not lost.
+    attention_due: AtomicBool,
     /// Messages dropped since the last `on_lag` report.
     lagged: AtomicU64,
     /// The connection's channel, for the counters' label.
@@ -81,9 +90,9 @@ struct Shared {
 #[derive(Default)]
 struct State {
     queue: VecDeque<WsMessage>,
-    /// A ping waiting to go out. Kept apart from the queue so no lag policy can drop it (a
-    /// dropped ping would close a slow but live reader for "ping timeout").
-    ping: Option<WsMessage>,
+    /// A ping (with no payload) waiting to go out. Kept apart from the queue so no lag policy
+    /// can drop it (a dropped ping would close a slow but live reader for "ping timeout").
+    ping: bool,
     /// Set once, by the first close request: the connection is closing, and this is the frame
     /// the writer sends after what is queued.
     close: Option<CloseFrame>,
@@ -112,14 +121,19 @@ impl Shared {
             }
             state.close = Some(close_frame(code, reason));
         }
-        self.ready.notify_one();
-        self.attention.notify_one();
+        self.ready.wake();
+        self.call_attention();
         true
+    }
+
+    fn call_attention(&self) {
+        self.attention_due.store(true, Ordering::Release);
+        self.attention.wake();
     }
 
     fn report_lag(&self) {
         self.lagged.fetch_add(1, Ordering::Relaxed);
-        self.attention.notify_one();
+        self.call_attention();
     }
 }
 
@@ -155,17 +169,17 @@ impl OutboxSender {
             }
         };
         match outcome {
-            Pushed::Queued => shared.ready.notify_one(),
+            Pushed::Queued => shared.ready.wake(),
             Pushed::DroppedOldest | Pushed::DroppedNew => {
                 if outcome == Pushed::DroppedOldest {
-                    shared.ready.notify_one();
+                    shared.ready.wake();
                 }
                 shared.counters.add(Count::Dropped, shared.channel, 1);
                 shared.report_lag();
             }
             Pushed::Disconnected => {
                 // Several publishers may hit the full queue at once: count the disconnect once.
-                if shared.request_close(CloseCode::Policy, "slow consumer: outbound queue full") {
+                if shared.request_close(CloseCode::Again, "slow consumer: outbound queue full") {
                     shared.counters.add(Count::LagDisconnects, shared.channel, 1);
                 }
                 shared.report_lag();
@@ -186,7 +200,7 @@ impl OutboxSender {
             }
             state.queue.push_back(message);
         }
-        self.shared.ready.notify_one();
+        self.shared.ready.wake();
         true
     }
 
@@ -208,39 +222,48 @@ pub(crate) struct OutboxReceiver {
 
 impl OutboxReceiver {
     /// Queues a ping ahead of the messages, whatever the lag policy. One slot: a ping not yet
-    /// written is replaced, so a stuck writer cannot make this grow.
-    pub(crate) fn push_ping(&self, ping: WsMessage) {
+    /// written is not queued twice, so a stuck writer cannot make this grow.
+    pub(crate) fn push_ping(&self) {
         {
             let mut state = self.shared.state();
             if state.is_closing() {
                 return;
             }
-            state.ping = Some(ping);
+            state.ping = true;
         }
-        self.shared.ready.notify_one();
+        self.shared.ready.wake();
     }
 
     /// Waits for frames and moves them all into `batch`, the ping first; `false` once closing
     /// with nothing left to write. Cancel-safe: frames are taken only in the poll that returns.
-    pub(crate) async fn next_batch(&self, batch: &mut Vec<WsMessage>) -> bool {
-        loop {
-            let ready = self.shared.ready.notified();
-            {
-                let mut state = self.shared.state();
-                if state.ended {
-                    return false;
-                }
-                batch.extend(state.ping.take());
-                batch.extend(state.queue.drain(..));
-                if !batch.is_empty() {
-                    return true;
-                }
-                if state.close.is_some() {
-                    return false;
-                }
+    ///
+    /// An empty `batch` trades places with the queue rather than taking a copy of it: the
+    /// writer's emptied buffer becomes the queue, and the two buffers take turns.
+    pub(crate) async fn next_batch(&self, batch: &mut VecDeque<WsMessage>) -> bool {
+        poll_fn(|cx| {
+            let mut state = self.shared.state();
+            if state.ended {
+                return Poll::Ready(false);
             }
-            ready.await;
-        }
+            if batch.is_empty() {
+                std::mem::swap(&mut state.queue, batch);
+            } else {
+                batch.extend(state.queue.drain(..));
+            }
+            if std::mem::take(&mut state.ping) {
+                batch.push_front(WsMessage::Ping(Bytes::new()));
+            }
+            if !batch.is_empty() {
+                return Poll::Ready(true);
+            }
+            if state.close.is_some() {
+                return Poll::Ready(false);
+            }
+            // Under the lock: whoever queues next sees this waker.
+            self.shared.ready.register(cx.waker());
+            Poll::Pending
+        })
+        .await
     }
 
     /// Whether the connection is closing, and how many messages wait to be written: one
@@ -260,9 +283,14 @@ impl OutboxReceiver {
         self.shared.state().is_closing()
     }
 
-    /// Resolves when a close was requested or messages were dropped, since the last call.
-    pub(crate) async fn attention(&self) {
-        self.shared.attention.notified().await;
+    /// Ready when a close was requested or messages were dropped since it was last ready.
+    pub(crate) fn poll_attention(&self, cx: &mut Context<'_>) -> Poll<()> {
+        // Registered before the flag is read: a call after the read still wakes the reader.
+        self.shared.attention.register(cx.waker());
+        match self.shared.attention_due.swap(false, Ordering::AcqRel) {
+            true => Poll::Ready(()),
+            false => Poll::Pending,
+        }
     }
 
     /// The close frame the server sends (or sent), once a close was requested.
@@ -286,10 +314,10 @@ impl OutboxReceiver {
             let mut state = self.shared.state();
             state.ended = true;
             state.queue.clear();
-            state.ping = None;
+            state.ping = false;
         }
-        self.shared.ready.notify_one();
-        self.shared.attention.notify_one();
+        self.shared.ready.wake();
+        self.shared.call_attention();
     }
 }
 
@@ -309,15 +337,15 @@ mod tests {
         outbox("T", capacity, policy, Arc::default())
     }
 
-    fn texts(batch: &[WsMessage]) -> Vec<String> {
+    fn texts<'a>(batch: impl IntoIterator<Item = &'a WsMessage>) -> Vec<String> {
         batch
-            .iter()
+            .into_iter()
             .map(|m| m.to_text().unwrap_or("<binary>").to_owned())
             .collect()
     }
 
     async fn batch(rx: &OutboxReceiver) -> Vec<String> {
-        let mut batch = Vec::new();
+        let mut batch = VecDeque::new();
         rx.next_batch(&mut batch).await;
         texts(&batch)
     }
@@ -325,14 +353,14 @@ mod tests {
     #[tokio::test]
     async fn drop_oldest_keeps_the_newest_and_never_drops_the_ping() {
         let (tx, rx) = new(2, LagPolicy::DropOldest);
-        rx.push_ping(WsMessage::Ping(Default::default()));
+        rx.push_ping();
         for m in ["a", "b", "c"] {
             tx.push(WsMessage::text(m));
         }
-        let mut frames = Vec::new();
+        let mut frames = VecDeque::new();
         rx.next_batch(&mut frames).await;
         assert!(frames[0].is_ping(), "the ping goes first");
-        assert_eq!(texts(&frames[1..]), ["b", "c"]);
+        assert_eq!(texts(frames.range(1..)), ["b", "c"]);
         assert_eq!(rx.take_lagged(), 1);
         assert_eq!(tx.shared.counters.dropped.load(Ordering::Relaxed), 1);
     }
@@ -346,11 +374,11 @@ mod tests {
     }
 
     #[test]
-    fn disconnect_closes_with_1008_once_and_refuses_more() {
+    fn disconnect_closes_with_1013_once_and_refuses_more() {
         let (tx, rx) = new(1, LagPolicy::Disconnect);
         assert_eq!(tx.push(WsMessage::text("a")), Pushed::Queued);
         assert_eq!(tx.push(WsMessage::text("b")), Pushed::Disconnected);
-        assert_eq!(rx.close_frame().unwrap().code, CloseCode::Policy);
+        assert_eq!(rx.close_frame().unwrap().code, CloseCode::Again);
         assert_eq!(tx.push(WsMessage::text("c")), Pushed::Closed);
         assert_eq!(tx.shared.counters.lag_disconnects.load(Ordering::Relaxed), 1);
     }
@@ -364,7 +392,7 @@ mod tests {
         assert!(!tx.request_close(CloseCode::Away, ""), "only the first close counts");
         assert_eq!(tx.push(WsMessage::text("late")), Pushed::Closed);
         assert_eq!(batch(&rx).await, ["a", "b"]);
-        let mut rest = Vec::new();
+        let mut rest = VecDeque::new();
         assert!(!rx.next_batch(&mut rest).await, "then the writer sends the close frame");
     }
 
@@ -375,7 +403,7 @@ mod tests {
         rx.end();
         assert_eq!(tx.push(WsMessage::text("b")), Pushed::Closed);
         assert!(tx.is_closing());
-        let mut rest = Vec::new();
+        let mut rest = VecDeque::new();
         assert!(!rx.next_batch(&mut rest).await);
         assert!(rest.is_empty());
         drop(rx);
@@ -393,6 +421,23 @@ mod tests {
         assert!(!tx.offer(WsMessage::text("another")), "no room: not queued");
         assert!(!tx.is_closing(), "and not disconnected");
         assert_eq!(rx.queued(), 1);
+    }
+
+    #[test]
+    fn attention_is_kept_until_the_reader_looks_and_then_cleared() {
+        let (tx, rx) = new(1, LagPolicy::DropNew);
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        assert!(rx.poll_attention(&mut cx).is_pending());
+        tx.push(WsMessage::text("a"));
+        assert!(
+            rx.poll_attention(&mut cx).is_pending(),
+            "a queued message is the writer's business"
+        );
+        tx.push(WsMessage::text("b"));
+        assert!(rx.poll_attention(&mut cx).is_ready(), "a dropped one calls the reader");
+        assert!(rx.poll_attention(&mut cx).is_pending(), "once");
+        tx.request_close(CloseCode::Normal, "");
+        assert!(rx.poll_attention(&mut cx).is_ready(), "and so does a close");
     }
 
     #[test]

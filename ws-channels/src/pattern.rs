@@ -10,7 +10,10 @@ use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_decode_str, utf8_perc
 use crate::error::ParamError;
 
 /// Everything but RFC 3986 unreserved characters is encoded in a parameter value, so any value
-/// (including `/`, `?`, `#`, `%` and spaces) survives a round trip through a path segment.
+/// (including `/`, `?`, `#`, `%` and spaces) survives a round trip through a path segment, except
+/// `.` and `..`: URL parsers resolve those segments away, even percent-encoded (WHATWG's
+/// `new URL("ws://h/f/%2E%2e")` has the path `/`), so they are refused at both ends
+/// ([`ParamError::DotSegment`]).
 const PARAM_VALUE: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
 
 /// One `/`-separated part of an address template.
@@ -103,7 +106,7 @@ impl Template {
                         name,
                     });
                 }
-                Some(_) => {}
+                Some(value) => check_not_dots(self.address, name, value.as_ref())?,
             }
         }
         Ok(self.render(values))
@@ -147,10 +150,22 @@ impl Template {
 
 /// Decodes one matched path segment.
 fn decode_value(template: &'static str, name: &'static str, raw: &str) -> Result<String, ParamError> {
-    percent_decode_str(raw)
+    let value = percent_decode_str(raw)
         .decode_utf8()
         .map(Cow::into_owned)
-        .map_err(|_| ParamError::InvalidEncoding { template, name })
+        .map_err(|_| ParamError::InvalidEncoding { template, name })?;
+    check_not_dots(template, name, &value)?;
+    Ok(value)
+}
+
+/// `.` and `..` cannot travel in a URL path (see [`PARAM_VALUE`]).
+fn check_not_dots(template: &'static str, name: &'static str, value: &str) -> Result<(), ParamError> {
+    let value = match value {
+        "." => ".",
+        ".." => "..",
+        _ => return Ok(()),
+    };
+    Err(ParamError::DotSegment { template, name, value })
 }
 
 /// Joins a base URL (`ws://host:port`, with or without a trailing `/`) and a concrete address.
@@ -246,6 +261,34 @@ mod tests {
     }
 
     #[test]
+    fn dot_segments_are_refused_both_ways() {
+        for value in [".", ".."] {
+            assert!(
+                matches!(
+                    TWO.format(&[value, "x"]),
+                    Err(ParamError::DotSegment { name: "userId", .. })
+                ),
+                "{value}"
+            );
+        }
+        for path in [
+            "/user/events/./x",
+            "/user/events/x/..",
+            "/user/events/%2E/x",
+            "/user/events/%2e%2E/x",
+        ] {
+            assert!(
+                matches!(TWO.match_path(path), Err(ParamError::DotSegment { .. })),
+                "{path}: {:?}",
+                TWO.match_path(path)
+            );
+        }
+        // Dots inside a value are ordinary characters.
+        assert_eq!(TWO.match_path("/user/events/.../a.b").unwrap(), ["...", "a.b"]);
+        assert_eq!(TWO.format(&["...", ".a"]).unwrap(), "user/events/.../.a");
+    }
+
+    #[test]
     fn join_url_handles_trailing_slash() {
         assert_eq!(join_url("ws://h:1/", "a/b"), "ws://h:1/a/b");
         assert_eq!(join_url("ws://h:1", "a/b"), "ws://h:1/a/b");
@@ -287,6 +330,7 @@ mod tests {
             let template = leak_template(shape);
             let n = template.param_names().count();
             let values = &raw_values[..n];
+            prop_assume!(values.iter().all(|v| v != "." && v != ".."));
             let path = template.format(values).unwrap();
             prop_assert_eq!(template.match_path(&path).unwrap(), values.to_vec());
             // The router sees the same path with a leading slash.

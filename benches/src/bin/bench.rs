@@ -24,8 +24,22 @@
 //! `--messages N` (per broadcast, 200; the publisher stays within 128 messages of the slowest
 //! reader; with 200 messages of ~96 bytes the silent subscribers' kernel buffers absorb
 //! everything, so it takes thousands for their queues to fill),
+//! `--subscribers A,B` (the two broadcast sizes, 1000,5000; `broadcast-1000` and
+//! `broadcast-5000` name the first and the second whatever they are),
 //! `--servers a,b`, `--out FILE`, `--no-pin`, `--max-minutes M` (the run's own time bound, 30).
 //! Traffic stays on 127.0.0.1.
+//!
+//! Instruction counts, which other load on the machine does not move: the environment variable
+//! `BENCH_SERVER_WRAPPER` names a command every Rust server runs under, and each line reports
+//! how many messages were checked, so a count divides into instructions per message:
+//!
+//! ```text
+//! BENCH_SERVER_WRAPPER="valgrind --tool=callgrind --callgrind-out-file=/tmp/cg.%p" \
+//!   cargo run --release -p ws-channels-benches --bin bench -- echo --rounds 1 --servers ws-channels
+//! ```
+//!
+//! (The startup and handshakes are in the count too: compare two run lengths, or servers at
+//! the same load.)
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -187,6 +201,7 @@ fn parse_args() -> Result<Args> {
     let mut names = Vec::new();
     let mut secs = None;
     let mut messages = None;
+    let mut subscribers = None;
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
         let mut value = || it.next().ok_or_else(|| format!("{arg} needs a value"));
@@ -194,6 +209,10 @@ fn parse_args() -> Result<Args> {
             "--rounds" => args.rounds = value()?.parse()?,
             "--secs" => secs = Some(value()?.parse::<f64>()?),
             "--messages" => messages = Some(value()?.parse::<u64>()?),
+            "--subscribers" => {
+                let both: Vec<usize> = value()?.split(',').map(str::parse).collect::<Result<_, _>>()?;
+                subscribers = Some(<[usize; 2]>::try_from(both).map_err(|_| "--subscribers needs two counts")?);
+            }
             "--servers" => args.servers = Some(value()?.split(',').map(str::to_owned).collect()),
             "--out" => args.out = Some(value()?),
             "--max-minutes" => args.max_minutes = value()?.parse()?,
@@ -218,6 +237,9 @@ fn parse_args() -> Result<Args> {
     }
     if let Some(messages) = messages {
         args.sizes.broadcast_messages = messages;
+    }
+    if let Some(subscribers) = subscribers {
+        args.sizes.broadcast_subscribers = subscribers;
     }
     if args.rounds == 0 {
         return Err("--rounds must be at least 1".into());
@@ -270,6 +292,8 @@ struct Sample {
     cpu_ns: Option<f64>,
     /// The load generator's CPU time over wall-clock time.
     load_busy: Option<f64>,
+    /// Messages or deliveries checked.
+    count: Option<u64>,
 }
 
 #[derive(Debug, Default)]
@@ -411,6 +435,7 @@ fn measure(
         p99_us: Some(t.p99_us),
         cpu_ns: Some(t.cpu_ns),
         load_busy: Some(t.load_busy),
+        count: Some(t.count),
     };
     let plain = |value| Sample {
         value,
@@ -418,6 +443,7 @@ fn measure(
         p99_us: None,
         cpu_ns: None,
         load_busy: None,
+        count: None,
     };
     // A bound on the whole measurement, over the bounds on each wait.
     let bound = sizes.echo_time + PACE * sizes.cross_messages as u32 * 2 + Duration::from_secs(120);
@@ -462,6 +488,9 @@ fn describe(scenario: Scenario, sample: &Sample) -> String {
     }
     if let Some(busy) = sample.load_busy {
         let _ = write!(line, "  load generator busy {:.0} %", busy * 100.0);
+    }
+    if let Some(count) = sample.count {
+        let _ = write!(line, "  ({count} checked)");
     }
     line
 }

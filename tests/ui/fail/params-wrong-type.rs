@@ -1,6 +1,6 @@
-// Another channel's params where a specific channel's subscription is expected.
+// Another channel's params where a specific channel's events are expected.
 use serde::{Deserialize, Serialize};
-use ws_channels::{Error, Subscription, channel};
+use ws_channels::{Error, Events, channel};
 
 #[channel("user/events/<userId>")]
 #[derive(Serialize, Deserialize)]
@@ -14,10 +14,7 @@ struct Other {
     text: String,
 }
 
-type UserEventsStream =
-    Subscription<UserEvents, futures_util::stream::SplitStream<ws_channels::ClientSocket>>;
-
-async fn client(params: &OtherParams) -> Result<UserEventsStream, Error> {
+async fn client(params: &OtherParams) -> Result<Events<UserEvents>, Error> {
     let (_tx, rx) = ws_channels::connect("ws://localhost:8080", params).await?;
     Ok(rx)
 }

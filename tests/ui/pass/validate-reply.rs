@@ -62,6 +62,6 @@ fn main() {
         })
         .is_ok()
     );
-    let reply = ChatCommand::on_invalid(&Error::Closed);
+    let reply = ChatCommand::on_invalid(&Error::RateLimited);
     assert!(matches!(reply, Some(ChatEvent::Error { .. })), "{reply:?}");
 }

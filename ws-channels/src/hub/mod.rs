@@ -527,7 +527,7 @@ mod tests {
     }
 
     async fn texts(rx: &OutboxReceiver) -> Vec<String> {
-        let mut batch = Vec::new();
+        let mut batch = std::collections::VecDeque::new();
         rx.next_batch(&mut batch).await;
         batch.iter().map(|m| m.to_text().unwrap().to_owned()).collect()
     }

@@ -87,7 +87,16 @@ async fn upgrade<S: Send + Sync + 'static>(State(shared): State<Arc<Shared<S>>>,
     };
     let config = shared.config.websocket;
     shared.lifecycle.spawn(async move {
-        let Ok(upgraded) = on_upgrade.await else { return };
+        // The 101 was written, but hyper could not hand over the socket (the peer left at
+        // once): the connection never opened, so neither `on_open` nor `on_close` runs, as on
+        // the standalone server when writing the 101 fails. Dropping the session frees its slot.
+        let upgraded = match on_upgrade.await {
+            Ok(upgraded) => upgraded,
+            Err(error) => {
+                tracing::debug!(?remote_addr, %error, "upgrade failed after 101");
+                return;
+            }
+        };
         let socket = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config)).await;
         (accepted.session)(BoxedTransport::new(socket)).await;
     });

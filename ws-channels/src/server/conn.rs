@@ -181,7 +181,7 @@ impl<C: Channel, S, D> Conn<C, S, D> {
     /// (checking before encoding would only save work for a connection that is going away).
     fn queue(&self, frame: WsMessage) -> Result<(), Error> {
         match self.inner.outbox.push(frame) {
-            Pushed::Closed | Pushed::Disconnected => Err(Error::Closed),
+            Pushed::Closed | Pushed::Disconnected => Err(Error::closed(None)),
             Pushed::Queued | Pushed::DroppedOldest | Pushed::DroppedNew => Ok(()),
         }
     }

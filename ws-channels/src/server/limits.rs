@@ -24,7 +24,7 @@ pub struct RateLimit {
 /// What happens to a message over the [`RateLimit`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum RateLimitAction {
-    /// Close the connection with 1008 (`rate limit exceeded`). The default.
+    /// Close the connection with 1013 (`rate limit exceeded`: try again later). The default.
     #[default]
     Close,
     /// Drop the message and, on channels declared with `on_invalid = reply`, send the
@@ -217,12 +217,12 @@ impl<K> Default for Counts<K> {
 impl<K: Eq + std::hash::Hash> Counts<K> {
     fn release(&mut self, key: Option<&K>) {
         self.total = self.total.saturating_sub(1);
-        if let Some(key) = key {
-            if let Some(n) = self.per_key.get_mut(key) {
-                *n -= 1;
-                if *n == 0 {
-                    self.per_key.remove(key);
-                }
+        if let Some(key) = key
+            && let Some(n) = self.per_key.get_mut(key)
+        {
+            *n -= 1;
+            if *n == 0 {
+                self.per_key.remove(key);
             }
         }
     }

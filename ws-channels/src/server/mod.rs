@@ -26,6 +26,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream, ToSocketAddrs};
 use tokio::time::Instant;
 use tokio_tungstenite::WebSocketStream;
@@ -151,8 +152,8 @@ use crate::metrics::Metrics;
 /// | a binary frame on a JSON channel without [`on_binary`](Handler::on_binary), or a text frame on a MessagePack channel | close 1003 (or an error reply) |
 /// | a text or binary message larger than [`max_message_size`](Self::max_message_size), in one frame or many | close 1009 (or an error reply, under `on_invalid = reply`) |
 /// | a frame or message larger than twice that (a message that never ends, too) | close 1009, without reading further |
-/// | messages faster than the [`rate_limit`](Self::rate_limit) | close 1008, or dropped with at most one error reply per second ([`RateLimitAction::Reply`]) |
-/// | a full outbound queue (a slow reader) | the channel's [`LagPolicy`](crate::LagPolicy): close 1008 by default, though that close frame cannot reach a reader whose socket is full: it sees 1006 |
+/// | messages faster than the [`rate_limit`](Self::rate_limit) | close 1013 (try again later), or dropped with at most one error reply per second ([`RateLimitAction::Reply`]) |
+/// | a full outbound queue (a slow reader) | the channel's [`LagPolicy`](crate::LagPolicy): close 1013 (try again later) by default, though that close frame cannot reach a reader whose socket is full: it sees 1006 |
 /// | no pong (nor any frame) between two [pings](Self::ping_interval) | close 1001 (`ping timeout`) |
 /// | no message for the [idle timeout](Self::idle_timeout) | close 1001 (`idle timeout`) |
 /// | the credentials expire ([`Handshake::expire_at`]) | close [4001](crate::CLOSE_CREDENTIALS_EXPIRED) (`credentials expired`) |
@@ -163,6 +164,11 @@ use crate::metrics::Metrics;
 /// | shutdown | close 1001 for every connection |
 /// | the peer drops mid-message or without a close frame | `on_close` sees 1006 |
 /// | the peer does not answer the server's close frame | dropped after the [close timeout](Self::close_timeout) |
+///
+/// A reconnecting [`Client`](crate::Client) reads these codes as the
+/// [`ConnectionState`](crate::ConnectionState) table says: 1001, 1011, 1013 and 4001 (and HTTP
+/// 503 or 408 refusals) are retried; 1000, 1002, 1003, 1007, 1008, 1009 (and HTTP 400, 401, 403,
+/// 404) are final, so a client is never refused in a loop.
 ///
 /// Error replies are sent only when the connection's queue has room: they never overflow or
 /// disconnect the client they answer (those not sent are counted in
@@ -454,6 +460,55 @@ impl<S: Send + Sync + 'static> Server<S> {
         listener: TcpListener,
         signal: impl Future<Output = ()> + Send,
     ) -> Result<(), Error> {
+        self.serve_on(listener, Acceptor::Plain, signal).await
+    }
+
+    /// Serves `wss://` connections from `listener` until the process ends: each socket's TLS
+    /// handshake, then its WebSocket handshake, must finish within the
+    /// [handshake timeout](Self::handshake_timeout). `tls` is a rustls server configuration
+    /// (certificate chain and key); set its `alpn_protocols` to `http/1.1` or leave them
+    /// empty. Feature `rustls`.
+    ///
+    /// ```no_run
+    /// # #[ws_channels::channel("chat/<room>")]
+    /// # #[derive(serde::Serialize, serde::Deserialize)]
+    /// # struct Chat;
+    /// use std::sync::Arc;
+    /// use ws_channels::Server;
+    ///
+    /// # async fn run(certs: Vec<rustls::pki_types::CertificateDer<'static>>, key: rustls::pki_types::PrivateKeyDer<'static>) -> Result<(), Box<dyn std::error::Error>> {
+    /// let tls = rustls::ServerConfig::builder().with_no_client_auth().with_single_cert(certs, key)?;
+    /// let listener = tokio::net::TcpListener::bind("0.0.0.0:443").await?;
+    /// Chat::register(Server::new(), |h| h).serve_tls(listener, Arc::new(tls)).await?;
+    /// # Ok(()) }
+    /// ```
+    #[cfg(any(feature = "rustls", feature = "rustls-native-roots"))]
+    #[cfg_attr(docsrs, doc(cfg(feature = "rustls")))]
+    pub async fn serve_tls(self, listener: TcpListener, tls: Arc<rustls::ServerConfig>) -> Result<(), Error> {
+        self.serve_tls_with_shutdown(listener, tls, std::future::pending())
+            .await
+    }
+
+    /// [`serve_tls`](Self::serve_tls) until `signal` completes, then a graceful shutdown as in
+    /// [`serve_with_shutdown`](Self::serve_with_shutdown). Feature `rustls`.
+    #[cfg(any(feature = "rustls", feature = "rustls-native-roots"))]
+    #[cfg_attr(docsrs, doc(cfg(feature = "rustls")))]
+    pub async fn serve_tls_with_shutdown(
+        self,
+        listener: TcpListener,
+        tls: Arc<rustls::ServerConfig>,
+        signal: impl Future<Output = ()> + Send,
+    ) -> Result<(), Error> {
+        self.serve_on(listener, Acceptor::Rustls(tokio_rustls::TlsAcceptor::from(tls)), signal)
+            .await
+    }
+
+    async fn serve_on(
+        self,
+        listener: TcpListener,
+        acceptor: Acceptor,
+        signal: impl Future<Output = ()> + Send,
+    ) -> Result<(), Error> {
         if self.router.is_empty() {
             tracing::warn!("serving with no channel registered: every request gets 404");
         }
@@ -485,7 +540,7 @@ impl<S: Send + Sync + 'static> Server<S> {
                             continue;
                         };
                         let _ = tcp.set_nodelay(true);
-                        shared.lifecycle.spawn(connection(shared.clone(), tcp, remote_addr, pending));
+                        shared.lifecycle.spawn(connection(shared.clone(), acceptor.clone(), tcp, remote_addr, pending));
                     }
                     Err(error) => {
                         // Out of file descriptors and similar: back off instead of spinning.
@@ -516,16 +571,48 @@ impl<S: Send + Sync + 'static> Server<S> {
     }
 }
 
-/// One socket of the standalone server: its handshake, then its connection.
+/// What the standalone server speaks on an accepted socket.
+#[derive(Clone)]
+enum Acceptor {
+    /// WebSocket over the TCP stream itself.
+    Plain,
+    /// WebSocket over TLS.
+    #[cfg(any(feature = "rustls", feature = "rustls-native-roots"))]
+    Rustls(tokio_rustls::TlsAcceptor),
+}
+
+/// One socket of the standalone server: its TLS handshake if any, its WebSocket handshake,
+/// then its connection.
 async fn connection<S: Send + Sync + 'static>(
     shared: Arc<Shared<S>>,
+    acceptor: Acceptor,
     tcp: TcpStream,
     remote_addr: SocketAddr,
     pending: Pending,
 ) {
+    let deadline = Instant::now() + shared.config.handshake_timeout;
+    match acceptor {
+        Acceptor::Plain => upgrade(shared, tcp, remote_addr, pending, deadline).await,
+        #[cfg(any(feature = "rustls", feature = "rustls-native-roots"))]
+        Acceptor::Rustls(acceptor) => {
+            let Ok(Ok(tls)) = tokio::time::timeout_at(deadline, acceptor.accept(tcp)).await else {
+                // Not TLS, a failed TLS handshake, or too slow: nothing to answer in.
+                return;
+            };
+            upgrade(shared, tls, remote_addr, pending, deadline).await
+        }
+    }
+}
+
+/// The WebSocket handshake on an accepted stream, then the connection.
+async fn upgrade<S, IO>(shared: Arc<Shared<S>>, io: IO, remote_addr: SocketAddr, pending: Pending, deadline: Instant)
+where
+    S: Send + Sync + 'static,
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     // Boxed, so its state is freed once the connection runs: this task's own future is
     // allocated once, for the connection's whole life.
-    let Some((session, socket)) = Box::pin(handshake(&shared, tcp, remote_addr)).await else {
+    let Some((session, socket)) = Box::pin(handshake(&shared, io, remote_addr, deadline)).await else {
         return;
     };
     // The handshake is over: make room for the next.
@@ -535,12 +622,16 @@ async fn connection<S: Send + Sync + 'static>(
 
 /// Reads the request head, decides, and answers. A head that does not arrive within the
 /// handshake timeout drops the socket; a decision that does not come by then answers 408.
-async fn handshake<S: Send + Sync + 'static>(
+async fn handshake<S, IO>(
     shared: &Arc<Shared<S>>,
-    mut tcp: TcpStream,
+    mut tcp: IO,
     remote_addr: SocketAddr,
-) -> Option<(accept::Session, WebSocketStream<TcpStream>)> {
-    let deadline = Instant::now() + shared.config.handshake_timeout;
+    deadline: Instant,
+) -> Option<(accept::Session, WebSocketStream<IO>)>
+where
+    S: Send + Sync + 'static,
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let head = match tokio::time::timeout_at(deadline, http1::read_request_head(&mut tcp)).await {
         Ok(Ok(Some(head))) => head,
         // The peer left, or was too slow to say anything.

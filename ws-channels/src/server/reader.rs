@@ -5,6 +5,7 @@ use crate::metrics::{Count, Stopwatch};
 
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
 use std::task::Poll;
 
 use futures_util::FutureExt;
@@ -12,11 +13,11 @@ use futures_util::StreamExt;
 use futures_util::future::BoxFuture;
 use futures_util::future::{CatchUnwind, poll_fn};
 use tokio::sync::watch;
-use tokio::time::Instant;
+use tokio::time::{Instant, Sleep};
 use tokio_tungstenite::tungstenite::error::ProtocolError;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::tungstenite::{Bytes, Error as WsError, Message as WsMessage};
+use tokio_tungstenite::tungstenite::{Error as WsError, Message as WsMessage};
 
 use super::config::Config;
 use super::conn::{CloseInfo, Conn, Lagged};
@@ -89,142 +90,153 @@ where
     }
 
     /// Reads until the connection has ended; returns how it ended.
-    pub(crate) async fn read_loop(
+    // Not an `async fn`, on purpose: see `task::run`.
+    #[expect(clippy::manual_async_fn, reason = "an async fn keeps room for its arguments twice")]
+    pub(crate) fn read_loop(
         self,
-        mut stream: impl MessageStream,
+        mut stream: impl MessageStream + 'a,
         mut shutdown: watch::Receiver<bool>,
-    ) -> CloseInfo {
-        let mut peer_close: Option<CloseFrame> = None;
-        let mut bucket = self.config.rate_limit.map(TokenBucket::new);
-        let mut clocks = Clocks::new(self.config.liveness, self.expires);
-        // One timer for whatever is due next (a ping, the idle limit, the close reply), reset
-        // rather than recreated: pushing a deadline later does not touch the timer wheel.
-        let mut timer = std::pin::pin!(tokio::time::sleep_until(Instant::now()));
-        let mut armed: Option<Instant> = None;
+    ) -> impl Future<Output = CloseInfo> + 'a {
+        async move {
+            let mut peer_close: Option<CloseFrame> = None;
+            // Boxed: most connections have no rate limit, and this future lives as long as they do.
+            let mut bucket = self.config.rate_limit.map(|limit| Box::new(TokenBucket::new(limit)));
+            let mut clocks = Clocks::new(self.config.liveness, self.expires);
+            // One timer for whatever is due next (a ping, the idle limit, the close reply), reset
+            // rather than recreated: pushing a deadline later does not touch the timer wheel.
+            // Made when first needed: a connection with no clock running holds none.
+            let mut timer: Option<Pin<Box<Sleep>>> = None;
+            let mut armed: Option<Instant> = None;
 
-        // A shutdown that began during the handshake was already signalled.
-        if *shutdown.borrow_and_update() {
-            self.conn.close(CloseCode::Away, "server shutting down");
-        }
-        // The handler running now, if any: polled as a branch of the loop below, so the
-        // connection's timers, signals and close deadline keep running while it awaits.
-        let mut running: Option<Running> = None;
-        if let Some(on_open) = &self.handler.callbacks.on_open {
-            // Called inside the guarded future, so a panic in its synchronous part is caught.
-            let (on_open, conn) = (on_open.clone(), self.conn.clone());
-            running = Some(self.start(Box::pin(async move { on_open(conn).await })));
-        }
+            // A shutdown that began during the handshake was already signalled.
+            if *shutdown.borrow_and_update() {
+                self.conn.close(CloseCode::Away, "server shutting down");
+            }
+            // The handler running now, if any: polled as a branch of the loop below, so the
+            // connection's timers, signals and close deadline keep running while it awaits.
+            let mut running: Option<Running> = None;
+            if let Some(on_open) = &self.handler.callbacks.on_open {
+                // Called inside the guarded future, so a panic in its synchronous part is caught.
+                let (on_open, conn) = (on_open.clone(), self.conn.clone());
+                running = Some(self.start(Box::pin(async move { on_open(conn).await })));
+            }
 
-        'read: loop {
-            let (closing, queued) = self.outbox.pressure();
-            if closing {
-                clocks.closing(self.config.close_timeout);
-            }
-            // Replies to a burst pile up while this task reads: let the writer (polled by the task
-            // on every wake-up) drain them before they fill the queue.
-            if queued >= self.config.outbound_queue.div_ceil(2) {
-                tokio::task::yield_now().await;
-            }
-            let next = clocks.next_deadline();
-            if next != armed {
-                if let Some(deadline) = next {
-                    timer.as_mut().reset(deadline);
+            'read: loop {
+                let (closing, queued) = self.outbox.pressure();
+                if closing {
+                    clocks.closing(self.config.close_timeout);
                 }
-                armed = next;
-            }
-            let open = !clocks.is_closing();
-            tokio::select! {
-                // Handlers of a connection run one at a time, in order: no frame is read while
-                // one runs.
-                item = stream.next(), if running.is_none() => {
-                    let mut item = item;
-                    let mut closing = closing;
-                    let mut handled = 0;
-                    loop {
-                        match self.on_item(item, closing, &mut clocks, bucket.as_mut(), &mut peer_close) {
-                            Flow::Break => break 'read,
-                            Flow::Continue => {}
-                            Flow::Run(handler) => {
-                                // Most handlers finish in their first poll: do that here, and
-                                // leave only a waiting one to the loop.
-                                let mut started = self.start(handler);
-                                let first = poll_fn(|cx| Poll::Ready(std::pin::Pin::new(&mut started.future).poll(cx)));
-                                match first.await {
-                                    Poll::Ready(outcome) => self.finish(started.stopwatch, outcome),
-                                    Poll::Pending => {
-                                        running = Some(started);
-                                        break;
+                // Replies to a burst pile up while this task reads: let the writer (which what was
+                // queued woke) drain them before they fill the queue.
+                if queued >= self.config.outbound_queue.div_ceil(2) {
+                    tokio::task::yield_now().await;
+                }
+                let next = clocks.next_deadline();
+                if next != armed {
+                    if let Some(deadline) = next {
+                        match &mut timer {
+                            Some(timer) => timer.as_mut().reset(deadline),
+                            None => timer = Some(Box::pin(tokio::time::sleep_until(deadline))),
+                        }
+                    }
+                    armed = next;
+                }
+                let open = !clocks.is_closing();
+                tokio::select! {
+                    // Handlers of a connection run one at a time, in order: no frame is read while
+                    // one runs.
+                    item = stream.next(), if running.is_none() => {
+                        let mut item = item;
+                        let mut closing = closing;
+                        let mut handled = 0;
+                        loop {
+                            match self.on_item(item, closing, &mut clocks, bucket.as_deref_mut(), &mut peer_close) {
+                                Flow::Break => break 'read,
+                                Flow::Continue => {}
+                                Flow::Run(handler) => {
+                                    // Most handlers finish in their first poll: do that here, and
+                                    // leave only a waiting one to the loop.
+                                    let mut started = self.start(handler);
+                                    let first = poll_fn(|cx| Poll::Ready(std::pin::Pin::new(&mut started.future).poll(cx)));
+                                    match first.await {
+                                        Poll::Ready(outcome) => self.finish(started.stopwatch, outcome),
+                                        Poll::Pending => {
+                                            running = Some(started);
+                                            break;
+                                        }
                                     }
                                 }
                             }
+                            // Frames already read are handled here, without arming every other
+                            // branch again for each one; a bounded number, so timers and signals
+                            // still get their turn. Polled with this task's waker: a `Pending`
+                            // here leaves the stream ready to wake it.
+                            handled += 1;
+                            let queued;
+                            (closing, queued) = self.outbox.pressure();
+                            if handled == DRAIN || closing || queued >= self.config.outbound_queue.div_ceil(2) {
+                                break;
+                            }
+                            // Each frame counts against the task's cooperative budget, as a trip
+                            // through `select!` would: a client that keeps sending cannot keep
+                            // this task from letting the others (the ones its broadcasts woke) run.
+                            tokio::task::consume_budget().await;
+                            match poll_fn(|cx| Poll::Ready(stream.poll_next_unpin(cx))).await {
+                                Poll::Ready(next) => item = next,
+                                Poll::Pending => break,
+                            }
                         }
-                        // Frames already read are handled here, without arming every other
-                        // branch again for each one; a bounded number, so timers and signals
-                        // still get their turn. Polled with this task's waker: a `Pending`
-                        // here leaves the stream ready to wake it.
-                        handled += 1;
-                        let queued;
-                        (closing, queued) = self.outbox.pressure();
-                        if handled == DRAIN || closing || queued >= self.config.outbound_queue.div_ceil(2) {
-                            break;
-                        }
-                        // Each frame counts against the task's cooperative budget, as a trip
-                        // through `select!` would: a client that keeps sending cannot keep
-                        // this task from letting the others (the ones its broadcasts woke) run.
-                        tokio::task::consume_budget().await;
-                        match poll_fn(|cx| Poll::Ready(stream.poll_next_unpin(cx))).await {
-                            Poll::Ready(next) => item = next,
-                            Poll::Pending => break,
+                    },
+                    outcome = poll_fn(|cx| running.as_mut().map_or(Poll::Pending, |r| std::pin::Pin::new(&mut r.future).poll(cx))),
+                        if running.is_some() =>
+                    {
+                        if let Some(finished) = running.take() {
+                            self.finish(finished.stopwatch, outcome);
                         }
                     }
-                },
-                outcome = poll_fn(|cx| running.as_mut().map_or(Poll::Pending, |r| std::pin::Pin::new(&mut r.future).poll(cx))),
-                    if running.is_some() =>
-                {
-                    if let Some(finished) = running.take() {
-                        self.finish(finished.stopwatch, outcome);
+                    // A close was requested or messages were dropped: the loop's head and
+                    // `report_lag` look at which.
+                    () = poll_fn(|cx| self.outbox.poll_attention(cx)) => self.report_lag(),
+                    Ok(()) = shutdown.changed(), if open => {
+                        self.conn.close(CloseCode::Away, "server shutting down");
                     }
-                }
-                // A close was requested or messages were dropped: the loop's head and
-                // `report_lag` look at which.
-                () = self.outbox.attention() => self.report_lag(),
-                Ok(()) = shutdown.changed(), if open => {
-                    self.conn.close(CloseCode::Away, "server shutting down");
-                }
-                () = &mut timer, if armed.is_some() => {
-                    armed = None;
-                    match clocks.due(Instant::now()) {
-                        Some(Due::Ping) => self.outbox.push_ping(WsMessage::Ping(Bytes::new())),
-                        // While a handler runs, nothing is read: the peer's pong and messages
-                        // wait unread, so neither silence nor idleness can be told.
-                        Some(Due::PingTimeout) if running.is_some() => clocks.heard(false),
-                        Some(Due::Idle) if running.is_some() => clocks.heard(true),
-                        Some(Due::PingTimeout) => self.conn.close(CloseCode::Away, "ping timeout"),
-                        Some(Due::Idle) => self.conn.close(CloseCode::Away, "idle timeout"),
-                        Some(Due::Expired) => self.conn.close(crate::CLOSE_CREDENTIALS_EXPIRED, "credentials expired"),
-                        Some(Due::CloseReply) => break,
-                        None => {}
+                    () = poll_fn(|cx| timer.as_mut().map_or(Poll::Pending, |timer| timer.as_mut().poll(cx))),
+                        if armed.is_some() =>
+                    {
+                        armed = None;
+                        match clocks.due(Instant::now()) {
+                            Some(Due::Ping) => self.outbox.push_ping(),
+                            // While a handler runs, nothing is read: the peer's pong and messages
+                            // wait unread, so neither silence nor idleness can be told.
+                            Some(Due::PingTimeout) if running.is_some() => clocks.heard(false),
+                            Some(Due::Idle) if running.is_some() => clocks.heard(true),
+                            Some(Due::PingTimeout) => self.conn.close(CloseCode::Away, "ping timeout"),
+                            Some(Due::Idle) => self.conn.close(CloseCode::Away, "idle timeout"),
+                            Some(Due::Expired) => self.conn.close(crate::CLOSE_CREDENTIALS_EXPIRED, "credentials expired"),
+                            Some(Due::CloseReply) => break,
+                            None => {}
+                        }
                     }
                 }
             }
-        }
 
-        match (self.outbox.close_frame(), peer_close) {
-            (Some(frame), _) => CloseInfo {
-                code: frame.code,
-                reason: frame.reason.to_string(),
-                by_server: true,
-            },
-            (None, Some(frame)) => CloseInfo {
-                code: frame.code,
-                reason: frame.reason.to_string(),
-                by_server: false,
-            },
-            (None, None) => CloseInfo {
-                code: CloseCode::Abnormal,
-                reason: String::new(),
-                by_server: false,
-            },
+            match (self.outbox.close_frame(), peer_close) {
+                (Some(frame), _) => CloseInfo {
+                    code: frame.code,
+                    reason: frame.reason.to_string(),
+                    by_server: true,
+                },
+                (None, Some(frame)) => CloseInfo {
+                    code: frame.code,
+                    reason: frame.reason.to_string(),
+                    by_server: false,
+                },
+                (None, None) => CloseInfo {
+                    code: CloseCode::Abnormal,
+                    reason: String::new(),
+                    by_server: false,
+                },
+            }
         }
     }
 
@@ -339,14 +351,14 @@ where
         self.conn.hub().counters().add(Count::MessagesIn, C::NAME, 1);
     }
 
-    /// A message over the rate limit: close with 1008, or drop it (with the channel's error
+    /// A message over the rate limit: close with 1013 (try again later), or drop it (with the channel's error
     /// reply, if it has one).
     fn rate_limited(&self, bucket: &mut TokenBucket, now: Instant) {
         self.conn.hub().counters().add(Count::RateLimited, C::NAME, 1);
         self.report(&Error::RateLimited);
         let action = self.config.rate_limit.map(|limit| limit.action()).unwrap_or_default();
         match action {
-            RateLimitAction::Close => self.conn.close(CloseCode::Policy, "rate limit exceeded"),
+            RateLimitAction::Close => self.conn.close(CloseCode::Again, "rate limit exceeded"),
             RateLimitAction::Reply => {
                 if let Some(reply) = C::on_invalid(&Error::RateLimited) {
                     match bucket.reply_due(now) {

@@ -4,16 +4,20 @@
 //!
 //! One task rather than a reader task and a writer task: a reply queued while handling a
 //! message is written by the same task as soon as reading would block, without waking a
-//! second task, and an idle connection costs one task. The writer is polled whenever the task
-//! is, so it still writes while a handler awaits.
+//! second task, and an idle connection costs one task. The writer is polled whenever it has
+//! woken, so it still writes while a handler awaits; each half is polled only then (see
+//! [`drive`]).
 
+use std::collections::VecDeque;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll, Wake, Waker};
 
 use futures_util::future::poll_fn;
+use futures_util::task::AtomicWaker;
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use tokio::sync::watch;
 use tokio_tungstenite::tungstenite::error::ProtocolError;
@@ -93,7 +97,11 @@ pub(crate) struct ConnEnv<S> {
 }
 
 /// Runs one upgraded connection to its end.
-pub(crate) async fn run<C, S, D, T>(
+///
+/// A function returning an `async move` block, like the reader's and the writer's loops,
+/// rather than an `async fn`: an async fn moves its arguments into locals of its body, and the
+/// compiler keeps room for both for the connection's whole life.
+pub(crate) fn run<C, S, D, T>(
     transport: T,
     handler: Arc<Handler<C, S, D>>,
     params: C::Params,
@@ -101,7 +109,8 @@ pub(crate) async fn run<C, S, D, T>(
     address: String,
     data: D,
     env: ConnEnv<S>,
-) where
+) -> impl Future<Output = ()>
+where
     C: Channel,
     S: Send + Sync + 'static,
     D: Send + Sync + 'static,
@@ -117,65 +126,71 @@ pub(crate) async fn run<C, S, D, T>(
     );
     let started = tokio::time::Instant::now();
     tracing::info!(parent: &span, "connection opened");
-    let counters = env.hub.counters().clone();
-    let (sender, receiver) = outbox(C::NAME, env.config.outbound_queue, C::LAG_POLICY, counters.clone());
-    env.hub.attach::<C>(env.id, sender.clone());
-    env.hub.join(env.id, &address);
+    let ConnEnv {
+        id,
+        remote_addr,
+        state,
+        hub,
+        config,
+        shutdown,
+        slot,
+        expires,
+    } = env;
+    let counters = hub.counters().clone();
+    let (sender, receiver) = outbox(C::NAME, config.outbound_queue, C::LAG_POLICY, counters.clone());
+    hub.attach::<C>(id, sender.clone());
+    hub.join(id, &address);
     counters.opened(C::NAME);
     let registration = Registration {
         outbox: receiver,
-        hub: env.hub.clone(),
-        id: env.id,
+        hub: hub.clone(),
+        id,
         channel: C::NAME,
         counters: counters.clone(),
-        _slot: env.slot,
+        _slot: slot,
     };
     let conn = Conn::new(
         ConnInner {
-            id: env.id,
+            id,
             params,
             address,
-            state: env.state,
-            remote_addr: env.remote_addr,
+            state,
+            remote_addr,
             outbox: sender,
-            hub: env.hub,
+            hub,
         },
         data,
     );
     let (sink, stream) = transport.split();
-    let info = {
-        let reader = Reader::new(&handler, conn.clone(), &env.config, &registration.outbox, env.expires);
-        let writer = write_loop(sink, &registration.outbox, &counters, C::NAME);
-        // Boxed: an async fn's arguments keep their own storage next to the locals they move
-        // into, so passing these (2 KiB together) by value would store them several times over
-        // for the connection's whole life.
-        drive(
-            Box::pin(reader.read_loop(stream, env.shutdown)),
-            Box::pin(writer),
-            &registration.outbox,
-            &env.config,
-        )
-        .instrument(span.clone())
-        .await
-    };
-    // The peer is gone or the close handshake is over: nothing queued can be delivered now.
-    drop(registration);
-    tracing::info!(
-        parent: &span,
-        code = u16::from(info.code),
-        reason = %info.reason,
-        by_server = info.by_server,
-        duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
-        "connection closed"
-    );
-    if let Some(on_close) = &handler.callbacks.on_close {
-        // Called inside the guarded future, so a panic in its synchronous part is caught.
-        let closing = conn.clone();
-        if let Err(panic) = guard::catch(async move { on_close(closing, info).await })
-            .instrument(span)
-            .await
-        {
-            tracing::warn!(channel = C::NAME, id = %conn.id(), panic, "on_close panicked");
+    // Set up before the future is made, so it holds only what the connection keeps using.
+    async move {
+        let info = {
+            let reader = Reader::new(&handler, conn.clone(), &config, &registration.outbox, expires);
+            let reader = std::pin::pin!(reader.read_loop(WokenStream::new(stream), shutdown));
+            let writer = std::pin::pin!(write_loop(sink, &registration.outbox, &counters, C::NAME));
+            drive(reader, writer, &registration.outbox, &config)
+                .instrument(span.clone())
+                .await
+        };
+        // The peer is gone or the close handshake is over: nothing queued can be delivered now.
+        drop(registration);
+        tracing::info!(
+            parent: &span,
+            code = u16::from(info.code),
+            reason = %info.reason,
+            by_server = info.by_server,
+            duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+            "connection closed"
+        );
+        if let Some(on_close) = &handler.callbacks.on_close {
+            // Called inside the guarded future, so a panic in its synchronous part is caught.
+            let closing = conn.clone();
+            if let Err(panic) = guard::catch(async move { on_close(closing, info).await })
+                .instrument(span)
+                .await
+            {
+                tracing::warn!(channel = C::NAME, id = %conn.id(), panic, "on_close panicked");
+            }
         }
     }
 }
@@ -183,6 +198,10 @@ pub(crate) async fn run<C, S, D, T>(
 /// Polls the writer and the reader in this one task until the reader ends; then, if the
 /// connection is closing, lets the writer deliver what is queued and the close frame (bounded:
 /// a peer that does not read cannot hold the connection open).
+///
+/// The reader is polled only once it has woken (a [`Gate`]): a publisher's message wakes a
+/// subscriber's task for its writer alone, and should not cost a pass through the reader's
+/// select. (The writer has no gate: a reader's wake-up usually queued something for it.)
 ///
 /// Which goes first alternates from poll to poll: each may use up the task's cooperative budget
 /// (a writer kept busy by publishers, a reader by a fast client), and the other must still get
@@ -195,18 +214,23 @@ async fn drive(
 ) -> CloseInfo {
     let mut written = false;
     let mut writer_first = true;
+    let reader_gate = Gate::new();
     let info = poll_fn(|cx| {
         let mut poll_writer = |cx: &mut Context<'_>| {
             if !written {
                 written = Pin::new(&mut writer).poll(cx).is_ready();
             }
         };
+        let mut poll_reader = |cx: &mut Context<'_>| match reader_gate.open(cx) {
+            true => Pin::new(&mut reader).poll(&mut reader_gate.context()),
+            false => Poll::Pending,
+        };
         writer_first = !writer_first;
         if !writer_first {
             poll_writer(cx);
-            return Pin::new(&mut reader).poll(cx);
+            return poll_reader(cx);
         }
-        let read = Pin::new(&mut reader).poll(cx);
+        let read = poll_reader(cx);
         if read.is_pending() {
             poll_writer(cx);
         }
@@ -217,6 +241,95 @@ async fn drive(
         let _ = tokio::time::timeout(config.close_timeout, writer).await;
     }
     info
+}
+
+/// Lets a part of the task (the reader, the stream) be polled only once it has
+/// woken since it last returned `Pending`: that part is polled with the gate's own waker,
+/// which records the wake before passing it on to the task.
+///
+/// Sound because wakers are only stored while a future is polled: everything the part waits
+/// for holds the gate's waker, never the task's.
+struct Gate {
+    flag: Arc<WakeFlag>,
+    /// `flag` as a waker, made once.
+    waker: Waker,
+}
+
+struct WakeFlag {
+    woken: AtomicBool,
+    /// The task the part belongs to.
+    task: AtomicWaker,
+}
+
+impl Wake for WakeFlag {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.woken.store(true, Ordering::Release);
+        self.task.wake();
+    }
+}
+
+impl Gate {
+    /// A gate that is open: the first poll goes through.
+    fn new() -> Self {
+        let flag = Arc::new(WakeFlag {
+            woken: AtomicBool::new(true),
+            task: AtomicWaker::new(),
+        });
+        Self {
+            waker: Waker::from(flag.clone()),
+            flag,
+        }
+    }
+
+    /// Whether the part woke since it was last let through (and lets it through now), with the
+    /// task's waker registered first, so a wake after this look still reaches the task.
+    fn open(&self, cx: &Context<'_>) -> bool {
+        self.flag.task.register(cx.waker());
+        self.flag.woken.swap(false, Ordering::AcqRel)
+    }
+
+    /// The context to poll the part with.
+    fn context(&self) -> Context<'_> {
+        Context::from_waker(&self.waker)
+    }
+}
+
+/// A stream polled again only once it has woken: the reader is also woken for its handler,
+/// its timers and its signals, and polling a WebSocket stream that has nothing to read is not
+/// free (tungstenite prepares its read buffer, zeroing up to its size, before every read).
+pub(crate) struct WokenStream<S> {
+    inner: S,
+    gate: Gate,
+    /// The inner stream returned `Pending`: it is polled again once it woke.
+    waiting: bool,
+}
+
+impl<S> WokenStream<S> {
+    pub(crate) fn new(inner: S) -> Self {
+        Self {
+            inner,
+            gate: Gate::new(),
+            waiting: false,
+        }
+    }
+}
+
+impl<S: Stream + Unpin> Stream for WokenStream<S> {
+    type Item = S::Item;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<S::Item>> {
+        let this = &mut *self;
+        if !this.gate.open(cx) && this.waiting {
+            return Poll::Pending;
+        }
+        let poll = this.inner.poll_next_unpin(&mut this.gate.context());
+        this.waiting = poll.is_pending();
+        poll
+    }
 }
 
 /// Undoes a connection's registration however its task ends: normally, by a panic, or dropped
@@ -242,38 +355,81 @@ impl Drop for Registration {
 /// Writes queued frames in batches (one flush, usually one syscall, per batch), then the close
 /// frame once the connection is closing and the queue is drained. If writing fails the
 /// connection is closed: later sends fail and the reader stops waiting.
-async fn write_loop<W>(mut sink: W, outbox: &OutboxReceiver, counters: &Counters, channel: &'static str)
+// Not an `async fn`, on purpose: see `run`.
+#[expect(clippy::manual_async_fn, reason = "an async fn keeps room for its arguments twice")]
+fn write_loop<'a, W>(
+    mut sink: W,
+    outbox: &'a OutboxReceiver,
+    counters: &'a Counters,
+    channel: &'static str,
+) -> impl Future<Output = ()> + 'a
 where
-    W: Sink<WsMessage, Error = WsError> + Unpin,
+    W: Sink<WsMessage, Error = WsError> + Unpin + 'a,
 {
-    let mut batch = Vec::new();
-    while outbox.next_batch(&mut batch).await {
-        let written = batch.len() as u64;
-        let mut result = Ok(());
-        for frame in batch.drain(..) {
-            if result.is_ok() {
-                result = sink.feed(frame).await;
-            }
-        }
-        if let Err(error) = result.and(sink.flush().await) {
-            match error {
-                // The peer closed first (its close frame was read): nothing to report, the
-                // reader records that close.
-                WsError::ConnectionClosed
-                | WsError::AlreadyClosed
-                | WsError::Protocol(ProtocolError::SendAfterClosing) => {}
-                _ => {
-                    outbox.request_close(CloseCode::Error, "write failed");
+    async move {
+        let mut batch = VecDeque::new();
+        while outbox.next_batch(&mut batch).await {
+            let written = batch.len() as u64;
+            let mut result = Ok(());
+            while let Some(frame) = batch.pop_front() {
+                if result.is_ok() {
+                    result = sink.feed(frame).await;
                 }
             }
-            outbox.end();
-            return;
+            if let Err(error) = result.and(sink.flush().await) {
+                match error {
+                    // The peer closed first (its close frame was read): nothing to report, the
+                    // reader records that close.
+                    WsError::ConnectionClosed
+                    | WsError::AlreadyClosed
+                    | WsError::Protocol(ProtocolError::SendAfterClosing) => {}
+                    _ => {
+                        outbox.request_close(CloseCode::Error, "write failed");
+                    }
+                }
+                outbox.end();
+                return;
+            }
+            counters.add(Count::MessagesOut, channel, written);
         }
-        counters.add(Count::MessagesOut, channel, written);
-    }
-    if let Some(frame) = outbox.close_frame() {
-        if sink.send(WsMessage::Close(Some(frame))).await.is_ok() {
+        if let Some(frame) = outbox.close_frame()
+            && sink.send(WsMessage::Close(Some(frame))).await.is_ok()
+        {
             counters.add(Count::MessagesOut, channel, 1);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicUsize;
+
+    use super::*;
+
+    /// Counts the task's wake-ups.
+    struct Task(AtomicUsize);
+
+    impl Wake for Task {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    #[test]
+    fn a_gate_lets_a_part_through_once_per_wake_and_passes_wakes_on() {
+        let task = Arc::new(Task(AtomicUsize::new(0)));
+        let waker = Waker::from(task.clone());
+        let cx = Context::from_waker(&waker);
+        let gate = Gate::new();
+        assert!(gate.open(&cx), "the first poll goes through");
+        assert!(!gate.open(&cx), "not again before a wake");
+        gate.context().waker().wake_by_ref();
+        assert_eq!(task.0.load(Ordering::Relaxed), 1, "the task is woken");
+        assert!(gate.open(&cx), "and the part is let through");
+        assert!(!gate.open(&cx));
+        // A wake before the task registered again still opens the gate.
+        gate.context().waker().wake_by_ref();
+        gate.context().waker().wake_by_ref();
+        assert!(gate.open(&cx));
     }
 }

@@ -308,18 +308,61 @@ impl AsyncApi {
     }
 
     /// A TypeScript module for clients of these channels (browsers, Node): the message types
-    /// (tagged enums become discriminated unions), a params type and `url()` per channel, and
-    /// typed `publish`/`subscribe` over the standard `WebSocket` interface that validate what
-    /// they receive against the same schemas, handing each frame to the callback as
-    /// `{ msg }` or, when it is unusable, `{ err }` (never throwing). Deterministic: the same
-    /// channels give the same text.
+    /// (tagged enums become discriminated unions), a params type per channel, and per channel
+    /// an object with
+    ///
+    /// - `url(base, params, query?)`: the address's URL (a parameter value that is empty, `.` or
+    ///   `..` throws a `ParameterError`: URL parsing removes such a path segment);
+    /// - `publish(ws, msg)` and `subscribe(ws, onData)` over any socket with the standard
+    ///   `WebSocket` interface, which validate against the same schemas and hand each frame to
+    ///   the callback as `{ ok: true, msg }` or, when it is unusable, `{ ok: false, err }`
+    ///   (never throwing);
+    /// - `connect(base, params, options?)`: a `Connection` that reconnects by itself, with
+    ///   exponential backoff and full jitter, state callbacks, a send queue while it is down and
+    ///   a marker to its subscribers at each reconnect (the rules are in the runtime's docs).
+    ///
+    /// Validation problems name the path and the reason: `say: missing property "text"`, where
+    /// `say` is the variant the message's tag selects.
+    ///
+    /// The module imports its runtime from `./ws-channels.js`: write
+    /// [`typescript_runtime`](Self::typescript_runtime) next to it as `ws-channels.ts`, once for
+    /// any number of modules. It exports only the contract's own names, so modules of two
+    /// contracts can be re-exported from one index. The generated code compiles under `--strict`
+    /// with `noPropertyAccessFromIndexSignature`, `noUncheckedIndexedAccess` and
+    /// `exactOptionalPropertyTypes`. Deterministic: the same channels give the same text.
     ///
     /// MessagePack channels encode and decode with the npm package `@msgpack/msgpack` and
     /// validate as JSON channels do; the module imports it only when the document has one, so
     /// a module of JSON and raw channels needs no package at all. Raw channels publish and
     /// receive `string | Uint8Array` frames as they are.
+    ///
+    /// ```
+    /// use ws_channels::{AsyncApi, channel};
+    ///
+    /// /// Someone says something in a room.
+    /// #[channel("chat/<room>")]
+    /// #[derive(serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
+    /// struct Say {
+    ///     text: String,
+    /// }
+    ///
+    /// let module = AsyncApi::new("Chat", "1.0.0").channel::<Say>().to_typescript();
+    /// assert!(module.contains("export type Say = {"));
+    /// assert!(module.contains(r#"from "./ws-channels.js";"#));
+    /// // Written once next to the modules, as ws-channels.ts:
+    /// assert!(AsyncApi::typescript_runtime().contains("export class Connection<Out, In>"));
+    /// ```
     pub fn to_typescript(&self) -> String {
         super::typescript::render(&self.to_json())
+    }
+
+    /// The runtime the modules of [`to_typescript`](Self::to_typescript) import, to be saved
+    /// as `ws-channels.ts` next to them: the `WebSocket` interfaces, URLs and their
+    /// `ParameterError`, the JSON and raw codecs, the validator and the reconnecting
+    /// `Connection`. The same for every contract, and needs no npm package.
+    #[must_use]
+    pub fn typescript_runtime() -> &'static str {
+        super::typescript::RUNTIME
     }
 }
 
@@ -643,15 +686,17 @@ mod tests {
             .to_typescript();
         let import = "import { decode as msgpackDecode, encode as msgpackEncode } from \"@msgpack/msgpack\";";
         assert_eq!(module.matches(import).count(), 1, "{module}");
-        assert!(module.contains("export const MSGPACK_CODEC: FrameCodec"));
-        assert!(module.contains("return subscribeMessages<Heard>(ws, \"Heard\", onData, MSGPACK_CODEC);"));
-        assert!(module.contains("return publishMessage(ws, \"PackRoom\", message, MSGPACK_CODEC);"));
-        assert!(module.contains("return subscribeMessages<Heard>(ws, \"Heard\", onData);"));
-        assert!(module.contains("return publishMessage(ws, \"JsonRoom\", message);"));
+        // The codec stays private to the module: two such modules can share one index.
+        assert!(module.contains("\nconst MSGPACK_CODEC: FrameCodec"));
+        assert!(!module.contains("export const MSGPACK_CODEC"));
+        assert!(module.contains("subscribeMessages(ws, typed<Heard>(SCHEMAS, \"Heard\", MSGPACK_CODEC), onData);"));
+        assert!(module.contains("publishMessage(ws, typed<PackRoom>(SCHEMAS, \"PackRoom\", MSGPACK_CODEC), message);"));
+        assert!(module.contains("subscribeMessages(ws, typed<Heard>(SCHEMAS, \"Heard\", JSON_CODEC), onData);"));
+        assert!(module.contains("publishMessage(ws, typed<JsonRoom>(SCHEMAS, \"JsonRoom\", JSON_CODEC), message);"));
     }
 
     #[test]
-    fn json_only_modules_import_nothing() {
+    fn json_only_modules_import_only_the_runtime() {
         for module in [
             AsyncApi::new("T", "1")
                 .channel::<Sym>()
@@ -662,7 +707,9 @@ mod tests {
                 .channel::<JsonRoom>()
                 .to_typescript(),
         ] {
-            assert!(!module.contains("import "), "{module}");
+            let imports: Vec<&str> = module.lines().filter(|line| line.starts_with("import ")).collect();
+            assert_eq!(imports.len(), 1, "{module}");
+            assert!(imports[0].ends_with(" from \"./ws-channels.js\";"), "{module}");
             assert!(!module.contains("msgpack"), "{module}");
         }
     }
@@ -674,18 +721,67 @@ mod tests {
             .channel::<Feed>()
             .to_typescript();
         assert!(module.contains(
-            "  publish(ws: WebSocketLike, message: string | Uint8Array): Promise<void> {\n    return publishRaw(ws, message);"
+            "  publish(ws: WebSocketLike, message: string | Uint8Array): Promise<void> {\n    return publishMessage(ws, RAW, message);"
         ));
         assert_eq!(
             module
-                .matches("(received: Received<string | Uint8Array>) => void): () => void {\n    return subscribeRaw(ws, onData);")
+                .matches("(received: Received<string | Uint8Array>) => void): () => void {\n    return subscribeMessages(ws, RAW, onData);")
                 .count(),
             2,
             "{module}"
         );
-        // The server_only feed has no publish.
-        assert_eq!(module.matches("publishRaw(ws, message)").count(), 1);
-        assert!(!module.contains("return subscribeMessages<"));
+        // The server_only feed has no publish, and its connection sends nothing.
+        assert_eq!(module.matches("publishMessage(ws, RAW, message)").count(), 1);
+        assert!(
+            module.contains("): Connection<never, string | Uint8Array> {"),
+            "{module}"
+        );
+        assert!(!module.contains("typed<"));
+    }
+
+    #[test]
+    fn the_runtime_is_imported_by_name_and_never_shadowed() {
+        let module = AsyncApi::new("T", "1").channel::<Sym>().to_typescript();
+        let import = module
+            .lines()
+            .find(|line| line.starts_with("import "))
+            .expect("an import");
+        for name in [
+            "channelUrl",
+            "connectChannel",
+            "type Connection",
+            "type Received",
+            "type WebSocketLike",
+        ] {
+            assert!(import.contains(name), "{import}");
+        }
+        // Every export of the runtime is a name generated declarations avoid.
+        let exports: Vec<&str> = super::super::typescript::runtime_names().collect();
+        for name in [
+            "Connection",
+            "Received",
+            "validate",
+            "ParameterError",
+            "channelUrl",
+            "isFinalClose",
+        ] {
+            assert!(exports.contains(&name), "{name} in {exports:?}");
+        }
+        // A message type named like one of them is renamed, so the import still means the runtime.
+        let module = AsyncApi::new("T", "1").channel::<Connection>().to_typescript();
+        assert!(module.contains("\nexport type ConnectionMessage = {"), "{module}");
+        assert!(
+            module.contains("): Connection<ConnectionMessage, ConnectionMessage> {"),
+            "{module}"
+        );
+        assert!(!module.contains("export type Connection ="), "{module}");
+    }
+
+    /// Named like the runtime's reconnecting class.
+    #[ws_channel("connections/<id>")]
+    #[derive(Serialize, Deserialize, JsonSchema)]
+    struct Connection {
+        id: String,
     }
 
     #[test]

@@ -1,6 +1,11 @@
 //! A TypeScript client generated from an AsyncAPI document built by [`AsyncApi`]: the message
-//! types, a params type and URL builder per channel, and typed `publish` / `subscribe` over the
-//! standard `WebSocket` interface, validating what it receives against the same schemas.
+//! types, a params type per channel, and per channel `url`, typed `publish` / `subscribe` over
+//! the standard `WebSocket` interface and a reconnecting `connect`, validating what it receives
+//! against the same schemas.
+//!
+//! The code that is the same for every contract lives once in `runtime.ts` ([`RUNTIME`]),
+//! which users save as `ws-channels.ts`; each generated module imports the names it uses from it
+//! and exports only its contract's own, so that two contracts can share one index.
 //!
 //! Each operation's codec is read back from its messages' `contentType`: MessagePack
 //! (`application/msgpack`) encodes and decodes with `@msgpack/msgpack`, imported only by modules
@@ -16,9 +21,13 @@ use serde_json::{Map, Value};
 
 use super::{pointer, unpointer};
 
-/// The hand-written part of every generated module: the WebSocket interface it needs, JSON
-/// and raw frames, and a validator for the JSON Schema subset the document uses.
-const RUNTIME: &str = include_str!("runtime.ts");
+/// The hand-written runtime every generated module imports, emitted once as [`RUNTIME_FILE`]:
+/// the WebSocket interfaces it needs, URLs, codecs, a validator for the JSON Schema subset the
+/// documents use, and the reconnecting `Connection`.
+pub(crate) const RUNTIME: &str = include_str!("runtime.ts");
+
+/// The module specifier generated modules import the runtime by: a file next to them.
+const RUNTIME_IMPORT: &str = "./ws-channels.js";
 
 /// The MessagePack codec, only in modules with a MessagePack channel: the others need no
 /// package at all.
@@ -37,34 +46,15 @@ const MSGPACK_TYPES: &[&str] = &[
 /// The content types of a raw channel's messages: frames sent and received as they are.
 const RAW_TYPES: &[&str] = &["text/plain", "application/octet-stream"];
 
-/// Names a generated declaration must not take: the runtime's own, TypeScript's and
-/// JavaScript's globals the module uses, and reserved words.
+/// Names a generated declaration must not take, beside the runtime's exports: the module's
+/// private declarations, TypeScript's and JavaScript's globals the module uses, and reserved
+/// words.
 const RESERVED: &[&str] = &[
-    // The runtime's declarations.
-    "Received",
-    "WebSocketLike",
-    "Schema",
+    // The module's own declarations (the runtime's exports are taken too: `runtime_exports`).
     "SCHEMAS",
-    "OPEN",
-    "channelUrl",
-    "publishMessage",
-    "subscribeMessages",
-    "publishRaw",
-    "subscribeRaw",
-    "acceptArrayBuffers",
-    "FrameCodec",
-    "JSON_CODEC",
     "MSGPACK_CODEC",
     "msgpackEncode",
     "msgpackDecode",
-    "frameText",
-    "frameBytes",
-    "validate",
-    "hasType",
-    "isObject",
-    "equal",
-    "hasOwn",
-    "schemaOf",
     // Globals the runtime and typical clients use.
     "Error",
     "SyntaxError",
@@ -161,14 +151,21 @@ const RESERVED: &[&str] = &[
     "module",
 ];
 
-/// Renders the module for `document` (an [`AsyncApi`](super::AsyncApi) document).
+/// Renders the module for `document` (an [`AsyncApi`](super::AsyncApi) document). It imports
+/// what it uses of [`RUNTIME`] from `./ws-channels.js`, and exports only the contract's own
+/// names, so that modules of several contracts can be re-exported from one index.
 pub(crate) fn render(document: &Value) -> String {
     let empty = Map::new();
     let schemas = document["components"]["schemas"].as_object().unwrap_or(&empty);
     let channels = document["channels"].as_object().unwrap_or(&empty);
 
-    // Every declaration's name, decided once: unique, and never one of RESERVED.
-    let mut taken: BTreeSet<String> = RESERVED.iter().map(|s| (*s).to_owned()).collect();
+    // Every declaration's name, decided once: unique, and never one of RESERVED or the runtime's.
+    let mut taken: BTreeSet<String> = RESERVED
+        .iter()
+        .copied()
+        .chain(runtime_names())
+        .map(str::to_owned)
+        .collect();
     let types: BTreeMap<String, String> = schemas
         .keys()
         .map(|key| (key.clone(), unique(identifier(key, true), "Message", &mut taken)))
@@ -188,6 +185,31 @@ pub(crate) fn render(document: &Value) -> String {
         .collect();
     let render = Render { types: &types };
 
+    // The body first: it decides what the module imports.
+    let mut imports = Imports::default();
+    let mut body = String::new();
+    let schemas_json = serde_json::to_string_pretty(schemas).unwrap_or_else(|_| "{}".into());
+    imports.ty("Schemas");
+    let _ = writeln!(
+        body,
+        "\n/** The contract's JSON Schemas by name, which `$ref`s point at. */\nconst SCHEMAS: Schemas = {schemas_json};\n"
+    );
+    for (key, schema) in schemas {
+        doc_comment(&mut body, schema, "");
+        let _ = writeln!(body, "export type {} = {};\n", types[key], render.ty(schema, ""));
+    }
+    for (id, channel) in channels {
+        let wires = Wires {
+            publishes: operation(document, id, "receive"),
+            subscribes: operation(document, id, "send"),
+        };
+        let names = ChannelNames {
+            constant: &consts[id],
+            params: &params[id],
+        };
+        render_channel(&mut body, &mut imports, &render, channel, &wires, names);
+    }
+
     let mut out = String::new();
     let title = document["info"]["title"]
         .as_str()
@@ -195,37 +217,106 @@ pub(crate) fn render(document: &Value) -> String {
         .replace(['\n', '\r'], " ");
     let _ = writeln!(
         out,
-        "// The typed client of \"{title}\", generated by ws-channels from its Rust channel types.\n// Do not edit: regenerate it.\n"
+        "// The typed client of \"{title}\", generated by ws-channels from its Rust channel types.\n// Do not edit: regenerate it. It needs the runtime next to it, `ws-channels.ts`.\n"
     );
     // The MessagePack codec, and its import, only where a channel uses it.
-    let uses_msgpack = channels
-        .keys()
-        .flat_map(|id| ["receive", "send"].map(|action| operation(document, id, action)))
-        .any(|wire| matches!(wire, Some(Wire::Typed { msgpack: true, .. })));
-    if uses_msgpack {
+    if imports.msgpack {
         out.push_str(MSGPACK_IMPORT);
-        out.push('\n');
     }
-    out.push_str(RUNTIME);
-    if uses_msgpack {
+    let _ = writeln!(
+        out,
+        "import {{ {} }} from {};",
+        imports.list(),
+        Value::from(RUNTIME_IMPORT)
+    );
+    if imports.msgpack {
         out.push_str(MSGPACK_RUNTIME);
     }
-    let schemas_json = serde_json::to_string_pretty(schemas).unwrap_or_else(|_| "{}".into());
-    let _ = writeln!(out, "\nconst SCHEMAS: Record<string, Schema> = {schemas_json};\n");
-    for (key, schema) in schemas {
-        doc_comment(&mut out, schema, "");
-        let _ = writeln!(out, "export type {} = {};\n", types[key], render.ty(schema, ""));
-    }
-    for (id, channel) in channels {
-        let publishes = operation(document, id, "receive");
-        let subscribes = operation(document, id, "send");
-        let names = ChannelNames {
-            constant: &consts[id],
-            params: &params[id],
-        };
-        render_channel(&mut out, &render, channel, publishes, subscribes, names);
-    }
+    out.push_str(&body);
     out
+}
+
+/// The names the runtime exports (`export function validate…`), read from its text so that
+/// the two never disagree.
+pub(crate) fn runtime_names() -> impl Iterator<Item = &'static str> {
+    RUNTIME.lines().filter_map(|line| {
+        let rest = line.strip_prefix("export ")?;
+        let rest = ["const ", "function ", "class ", "type ", "interface "]
+            .iter()
+            .find_map(|keyword| rest.strip_prefix(keyword))?;
+        let end = rest
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '$'))
+            .unwrap_or(rest.len());
+        Some(&rest[..end])
+    })
+}
+
+/// What a module takes from the runtime, collected while its body is rendered.
+#[derive(Default)]
+struct Imports {
+    /// Runtime names used as values.
+    values: BTreeSet<&'static str>,
+    /// Runtime names used only as types (`import { type … }`).
+    types: BTreeSet<&'static str>,
+    /// Whether a channel uses MessagePack.
+    msgpack: bool,
+}
+
+impl Imports {
+    fn value(&mut self, name: &'static str) -> &'static str {
+        self.values.insert(name);
+        name
+    }
+
+    fn ty(&mut self, name: &'static str) -> &'static str {
+        self.types.insert(name);
+        name
+    }
+
+    /// `a, b, type C`: values and types together in alphabetical order.
+    fn list(&self) -> String {
+        let mut all: Vec<(&str, bool)> = self
+            .values
+            .iter()
+            .map(|name| (*name, false))
+            .chain(
+                self.types
+                    .iter()
+                    .filter(|name| !self.values.contains(*name))
+                    .map(|name| (*name, true)),
+            )
+            .collect();
+        all.sort_unstable();
+        all.iter()
+            .map(|(name, is_type)| {
+                if *is_type {
+                    format!("type {name}")
+                } else {
+                    (*name).to_owned()
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// The runtime expression of one direction's `MessageCodec<ty>`.
+    fn codec(&mut self, wire: &Wire, ty: &str) -> String {
+        match wire {
+            Wire::Typed { schema, msgpack } => {
+                let frames = if *msgpack {
+                    self.msgpack = true;
+                    self.value("frameBytes");
+                    self.ty("FrameCodec");
+                    "MSGPACK_CODEC"
+                } else {
+                    self.value("JSON_CODEC")
+                };
+                let typed = self.value("typed");
+                format!("{typed}<{ty}>(SCHEMAS, {}, {frames})", Value::String(schema.clone()))
+            }
+            Wire::Raw => self.value("RAW").to_owned(),
+        }
+    }
 }
 
 /// `name`, or `name` + `suffix` (+ a number) when taken; then marks it taken.
@@ -329,12 +420,20 @@ struct ChannelNames<'a> {
     params: &'a str,
 }
 
+/// How a channel's messages travel each way, from the client's point of view.
+struct Wires {
+    /// What clients send (the server's `receive` operation).
+    publishes: Option<Wire>,
+    /// What clients receive (the server's `send` operation).
+    subscribes: Option<Wire>,
+}
+
 fn render_channel(
     out: &mut String,
+    imports: &mut Imports,
     render: &Render<'_>,
     channel: &Value,
-    publishes: Option<Wire>,
-    subscribes: Option<Wire>,
+    wires: &Wires,
     names_of: ChannelNames<'_>,
 ) {
     let ChannelNames {
@@ -358,90 +457,102 @@ fn render_channel(
     }
     let _ = writeln!(out, "}}\n");
 
+    // Each direction's TypeScript type and runtime codec.
+    let direction = |wire: &Option<Wire>, imports: &mut Imports| {
+        wire.as_ref().map(|wire| {
+            let ty = match wire {
+                Wire::Typed { schema, .. } => render.type_name(schema),
+                Wire::Raw => "string | Uint8Array".to_owned(),
+            };
+            let codec = imports.codec(wire, &ty);
+            (ty, codec)
+        })
+    };
+    let publishes = direction(&wires.publishes, imports);
+    let subscribes = direction(&wires.subscribes, imports);
+
     let description = channel["description"]
         .as_str()
         .map(|d| format!(" {}", comment_safe(d)))
         .unwrap_or_default();
     let address_literal = Value::String(address.to_owned());
+    let params_record = "Readonly<Record<string, string | number>>";
     let _ = writeln!(out, "/** The `{shown}` channel.{description} */");
     let _ = writeln!(out, "export const {const_name} = {{");
     let _ = writeln!(out, "  address: {address_literal},");
     let _ = writeln!(
         out,
-        "  /** The WebSocket URL of one address: `url(\"ws://localhost:8080\", {{ … }})`. */"
+        "  /** The JSON Schemas of the contract this channel belongs to, for `validate`. */"
     );
-    let _ = writeln!(out, "  url(base: string, parameters: {params_type}): string {{");
+    let _ = writeln!(out, "  schemas: SCHEMAS,");
     let _ = writeln!(
         out,
-        "    return channelUrl(base, {address_literal}, parameters as unknown as Record<string, string | number>);"
+        "  /**\n   * The WebSocket URL of one address, with `query` pairs after it:\n   * `url(\"ws://localhost:8080\", {{ … }}, {{ token }})`. Throws a `ParameterError` for a value\n   * no URL can carry (empty, `.`, `..`).\n   */"
+    );
+    let _ = writeln!(
+        out,
+        "  url(base: string, parameters: {params_type}, query?: {}): string {{",
+        imports.ty("Query")
+    );
+    let _ = writeln!(
+        out,
+        "    return {}(base, {address_literal}, parameters as unknown as {params_record}, query);",
+        imports.value("channelUrl")
     );
     let _ = writeln!(out, "  }},");
-    match &publishes {
-        Some(Wire::Typed { schema, msgpack }) => {
-            let ty = render.type_name(schema);
-            let _ = writeln!(
-                out,
-                "  /** Sends a message to the server; rejects if the socket is not open or the message is invalid. */"
-            );
-            let _ = writeln!(out, "  publish(ws: WebSocketLike, message: {ty}): Promise<void> {{");
-            let codec = if *msgpack { ", MSGPACK_CODEC" } else { "" };
-            let _ = writeln!(
-                out,
-                "    return publishMessage(ws, {}, message{codec});",
-                Value::String(schema.clone())
-            );
-            let _ = writeln!(out, "  }},");
-        }
-        Some(Wire::Raw) => {
-            let _ = writeln!(
-                out,
-                "  /** Sends one frame as it is: a string as a text frame, bytes as a binary frame. Rejects if the socket is not open. */"
-            );
-            let _ = writeln!(
-                out,
-                "  publish(ws: WebSocketLike, message: string | Uint8Array): Promise<void> {{"
-            );
-            let _ = writeln!(out, "    return publishRaw(ws, message);");
-            let _ = writeln!(out, "  }},");
-        }
-        None => {}
+    if let Some((ty, codec)) = &publishes {
+        let _ = writeln!(
+            out,
+            "  /** Sends a message on an open socket; rejects if the socket is not open or the message is invalid. */"
+        );
+        let _ = writeln!(
+            out,
+            "  publish(ws: {}, message: {ty}): Promise<void> {{",
+            imports.ty("WebSocketLike")
+        );
+        let _ = writeln!(
+            out,
+            "    return {}(ws, {codec}, message);",
+            imports.value("publishMessage")
+        );
+        let _ = writeln!(out, "  }},");
     }
-    match &subscribes {
-        Some(Wire::Typed { schema, msgpack }) => {
-            let ty = render.type_name(schema);
-            let (format, codec) = if *msgpack {
-                ("not MessagePack", ", MSGPACK_CODEC")
-            } else {
-                ("not JSON", "")
-            };
-            let _ = writeln!(
-                out,
-                "  /**\n   * Calls `onData` with each message the server sends, or with the error that made a frame\n   * unusable ({format}, wrong shape); never throws. Returns a function that unsubscribes.\n   */"
-            );
-            let _ = writeln!(
-                out,
-                "  subscribe(ws: WebSocketLike, onData: (received: Received<{ty}>) => void): () => void {{"
-            );
-            let _ = writeln!(
-                out,
-                "    return subscribeMessages<{ty}>(ws, {}, onData{codec});",
-                Value::String(schema.clone())
-            );
-            let _ = writeln!(out, "  }},");
-        }
-        Some(Wire::Raw) => {
-            let _ = writeln!(
-                out,
-                "  /**\n   * Calls `onData` with each frame the server sends, as it is: a text frame as a string, a\n   * binary frame as bytes. Returns a function that unsubscribes.\n   */"
-            );
-            let _ = writeln!(
-                out,
-                "  subscribe(ws: WebSocketLike, onData: (received: Received<string | Uint8Array>) => void): () => void {{"
-            );
-            let _ = writeln!(out, "    return subscribeRaw(ws, onData);");
-            let _ = writeln!(out, "  }},");
-        }
-        None => {}
+    if let Some((ty, codec)) = &subscribes {
+        let _ = writeln!(
+            out,
+            "  /**\n   * Calls `onData` with each message the server sends (`{{ ok: true, msg }}`), or with the error\n   * that made a frame unusable (`{{ ok: false, err }}`); never throws. Returns a function that\n   * unsubscribes.\n   */"
+        );
+        let _ = writeln!(
+            out,
+            "  subscribe(ws: {}, onData: (received: {}<{ty}>) => void): () => void {{",
+            imports.ty("WebSocketLike"),
+            imports.ty("Received")
+        );
+        let _ = writeln!(
+            out,
+            "    return {}(ws, {codec}, onData);",
+            imports.value("subscribeMessages")
+        );
+        let _ = writeln!(out, "  }},");
+        let (out_ty, out_codec) = publishes
+            .as_ref()
+            .map_or(("never", "null"), |(ty, codec)| (ty.as_str(), codec.as_str()));
+        let _ = writeln!(
+            out,
+            "  /**\n   * A connection to one address that reconnects by itself (see `Connection`): `send`\n   * queues while it is down, subscribers get every message and a marker at each reconnect.\n   */"
+        );
+        let _ = writeln!(
+            out,
+            "  connect(base: string, parameters: {params_type}, options?: {}): {}<{out_ty}, {ty}> {{",
+            imports.ty("ConnectOptions"),
+            imports.ty("Connection")
+        );
+        let _ = writeln!(
+            out,
+            "    return {}(base, {address_literal}, parameters as unknown as {params_record}, {out_codec}, {codec}, options);",
+            imports.value("connectChannel")
+        );
+        let _ = writeln!(out, "  }},");
     }
     let _ = writeln!(out, "}};\n");
 }
@@ -545,14 +656,16 @@ impl Render<'_> {
             for (name, property) in properties {
                 let mut member = String::new();
                 doc_comment(&mut member, property, &inner);
-                let optional = if required.contains(&name.as_str()) { "" } else { "?" };
                 let ty = self.ty(property, &inner);
-                let _ = write!(member, "{inner}{}{optional}: {ty};", property_key(name));
-                property_types.push(if optional.is_empty() {
-                    ty
+                // An optional property may be `undefined` too (`exactOptionalPropertyTypes`
+                // tells the two apart): it is left out of the frame either way.
+                let (optional, ty) = if required.contains(&name.as_str()) {
+                    ("", ty)
                 } else {
-                    format!("{ty} | undefined")
-                });
+                    ("?", format!("{ty} | undefined"))
+                };
+                let _ = write!(member, "{inner}{}{optional}: {ty};", property_key(name));
+                property_types.push(ty);
                 members.push(member);
             }
         }
@@ -657,10 +770,8 @@ fn identifier(name: &str, capital: bool) -> String {
             upper = true;
         }
     }
-    if !capital {
-        if let Some(first) = out.get(..1) {
-            out = first.to_ascii_lowercase() + &out[1..];
-        }
+    if !capital && let Some(first) = out.get(..1) {
+        out = first.to_ascii_lowercase() + &out[1..];
     }
     if out.chars().next().is_none_or(|c| c.is_ascii_digit()) {
         out.insert(0, '_');

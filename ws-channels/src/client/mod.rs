@@ -1,18 +1,25 @@
-//! The client side: publish typed messages and subscribe to typed messages over any WebSocket.
+//! The client side: a connection driven in the background ([`connect`], [`ClientBuilder`]:
+//! credentials, TLS, reconnection), and typed publish and subscribe over any WebSocket
+//! ([`publish`], [`subscribe`]).
+
+mod builder;
+mod driver;
+mod reconnect;
+
+pub use builder::{ClientBuilder, ClientSocket, connect};
+pub use driver::{Client, Event, Events};
+pub use reconnect::{ConnectionState, Reconnect};
 
 use std::marker::PhantomData;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
-use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, Stream, StreamExt};
-use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message as WsMessage};
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
-use crate::channel::{Channel, ClientSends, Params};
+use crate::channel::{Channel, ClientSends};
 use crate::codec::{self, Inbound};
 use crate::error::Error;
 use crate::transport::{MessageSink, MessageStream};
@@ -161,7 +168,7 @@ impl<C: Channel, R: MessageStream> Stream for Subscription<C, R> {
     }
 }
 
-/// The sending half returned by [`connect`]: typed to the channel's client messages.
+/// A typed sending half over any message sink (the low-level counterpart of [`Client`]).
 #[must_use = "a publisher does nothing unless used to send"]
 pub struct Publisher<C, W> {
     sink: W,
@@ -204,65 +211,4 @@ impl<C: Channel, W: MessageSink> Publisher<C, W> {
     pub fn into_inner(self) -> W {
         self.sink
     }
-}
-
-/// The socket type [`connect`] opens.
-pub type ClientSocket = WebSocketStream<MaybeTlsStream<TcpStream>>;
-
-/// Connects to a channel address under `base` (`ws://host:port`) and returns typed halves.
-///
-/// The channel is taken from the params type, so `connect("ws://…", &UserEventsParams::new("42"))`
-/// needs no turbofish. A refused handshake is [`Error::Rejected`] with the HTTP status.
-///
-/// ```no_run
-/// use futures_util::StreamExt;
-/// use ws_channels::{Error, channel, connect};
-///
-/// #[channel("chat/<room>")]
-/// #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-/// struct Chat { text: String }
-///
-/// # async fn run() -> Result<(), Error> {
-/// // Opens ws://127.0.0.1:8080/chat/lobby.
-/// match connect("ws://127.0.0.1:8080", &ChatParams::new("lobby")).await {
-///     Ok((mut tx, mut rx)) => {
-///         tx.send(&Chat { text: "hi".into() }).await?;
-///         while let Some(message) = rx.next().await {
-///             println!("{}", message?.text);
-///         }
-///         println!("closed: {:?}", rx.close_frame());
-///     }
-///     Err(Error::Rejected { status: 401, body }) => eprintln!("log in first: {body}"),
-///     Err(error) => return Err(error),
-/// }
-/// # Ok(()) }
-/// ```
-pub async fn connect<P: Params>(
-    base: &str,
-    params: &P,
-) -> Result<
-    (
-        Publisher<P::Channel, SplitSink<ClientSocket, WsMessage>>,
-        Subscription<P::Channel, SplitStream<ClientSocket>>,
-    ),
-    Error,
-> {
-    let url = params.to_url(base)?;
-    // No subprotocol is offered: tungstenite fails a handshake whose answer names none, so an
-    // offer would break talking to servers other than ws-channels'. (The server side of the
-    // grammar, `wsc.v1.<codec>.<NAME>`, is in place for clients that send it.)
-    let (socket, _response) = match tokio_tungstenite::connect_async(url.as_str()).await {
-        Ok(ok) => ok,
-        Err(WsError::Http(response)) => {
-            let status = response.status().as_u16();
-            let body = response
-                .into_body()
-                .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
-                .unwrap_or_default();
-            return Err(Error::Rejected { status, body });
-        }
-        Err(error) => return Err(error.into()),
-    };
-    let (sink, stream) = socket.split();
-    Ok((Publisher::new(sink), subscribe(stream)))
 }
