@@ -73,6 +73,12 @@ impl RedisConfig {
     /// How many messages may wait to be published; over it a publish reports
     /// [`BackplaneError::Full`]. Default: 16 384.
     ///
+    /// The bound is in messages, so the memory it may hold is this times your largest
+    /// message (at most [`Server::max_outgoing_message_size`](crate::Server::max_outgoing_message_size),
+    /// 1 MiB by default): an app that broadcasts large messages should lower it. The queue
+    /// fills only while Redis is slower than the node's publishes; while Redis is down,
+    /// publishes are refused at once instead ([`BackplaneError::Down`]).
+    ///
     /// # Panics
     ///
     /// If `messages` is zero.
@@ -175,7 +181,9 @@ fn count_field(channel: &str, topic: &str) -> String {
 /// node needs, rewrites its member counts, and counts the
 /// [reconnect](crate::MetricsSnapshot::backplane_reconnects) and the
 /// [outage](crate::MetricsSnapshot::backplane_outage_ms). Messages published while it was down
-/// are not replayed: pub/sub has no history.
+/// are not replayed: pub/sub has no history. A node counts what it could not send; what other
+/// nodes published to it while its subscriber was away is lost without a count here (those
+/// nodes published successfully): the outage time is the measure of that gap.
 ///
 /// ```no_run
 /// use ws_channels::{RedisBackplane, RedisConfig, Server};
