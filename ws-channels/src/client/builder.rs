@@ -12,6 +12,7 @@ use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Error as WsError;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::error::{ProtocolError, SubProtocolError};
+use tokio_tungstenite::tungstenite::handshake::client::Request;
 use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
 
 use super::driver::{self, Client, Events};
@@ -394,10 +395,24 @@ impl Opener {
             let offers = HeaderValue::try_from(self.offers.join(", ")).map_err(http::Error::from)?;
             request.headers_mut().insert(header::SEC_WEBSOCKET_PROTOCOL, offers);
         }
-        let (socket, _response) =
-            tokio_tungstenite::connect_async_tls_with_config(request, None, true, self.connector.clone()).await?;
-        Ok(socket)
+        tcp_handshake(request, self.connector.clone()).await
     }
+}
+
+/// Connects and shakes hands, through `connector` for `wss://` (or the TLS feature's default).
+#[cfg(any(feature = "rustls", feature = "rustls-native-roots", feature = "native-tls"))]
+async fn tcp_handshake(request: Request, connector: Option<Connector>) -> Result<ClientSocket, WsError> {
+    let (socket, _response) = tokio_tungstenite::connect_async_tls_with_config(request, None, true, connector).await?;
+    Ok(socket)
+}
+
+/// Connects and shakes hands. Without a TLS feature there is no connector to use (`tls` is
+/// not there to set one), and a `wss://` URL fails with tungstenite's "TLS support not
+/// compiled in".
+#[cfg(not(any(feature = "rustls", feature = "rustls-native-roots", feature = "native-tls")))]
+async fn tcp_handshake(request: Request, _connector: Option<Connector>) -> Result<ClientSocket, WsError> {
+    let (socket, _response) = tokio_tungstenite::connect_async_with_config(request, None, true).await?;
+    Ok(socket)
 }
 
 /// Whether `name=value` is one cookie pair (RFC 6265 §4.1.1: a token, and a value of

@@ -27,7 +27,7 @@ use crate::metrics::EngineCount;
 /// The hub tells the engine which topics this node needs: [`subscribe`](Self::subscribe) when
 /// a topic gets its first local subscriber, [`unsubscribe`](Self::unsubscribe) when it loses
 /// its last, in the order the changes happened (they are called under the registry's lock, so
-/// they must return at once: queue the work). The same holds for [`publish`](Self::publish):
+/// they must return at once: queue the work). The same holds for [`forward`](Self::forward):
 /// it must not wait, and the envelopes one node publishes must reach every other node in the
 /// order they were published.
 ///
@@ -36,7 +36,7 @@ pub trait Backplane: Send + Sync + 'static {
     /// Carries `envelope` to the other nodes that need it. Called once per message, after
     /// the local delivery; returns at once. `Err` when it cannot (the engine is down, its
     /// queue is full): the caller sees it in [`Published::engine`](crate::Published::engine).
-    fn publish(&self, envelope: Envelope) -> Result<(), BackplaneError>;
+    fn forward(&self, envelope: Envelope) -> Result<(), BackplaneError>;
 
     /// This node has a first local subscriber to `topic` of `channel`: envelopes published to
     /// it anywhere must reach this node from now on.

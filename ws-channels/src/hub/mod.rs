@@ -12,8 +12,8 @@ mod registry;
 
 use std::fmt;
 use std::marker::PhantomData;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 
@@ -257,6 +257,10 @@ pub(crate) struct HubInner {
     /// The largest message the hub encodes for sending (`Server::max_outgoing_message_size`):
     /// owned here, because every outgoing message is encoded here.
     max_outgoing: AtomicUsize,
+    /// Held, once an engine is attached, from a publish's local fan-out to its hand-off to
+    /// the engine: two publishes racing on this node then reach every other node in the order
+    /// they reached this one.
+    publish_order: Mutex<()>,
 }
 
 impl Default for HubInner {
@@ -267,6 +271,7 @@ impl Default for HubInner {
             registry: Registry::default(),
             counters: Arc::default(),
             max_outgoing: AtomicUsize::new(DEFAULT_MAX_OUTGOING),
+            publish_order: Mutex::new(()),
         }
     }
 }
@@ -316,14 +321,14 @@ impl Hub {
         except: Option<ConnId>,
     ) -> Result<Published, Error> {
         let frame = self.encode::<C>(message)?;
-        let local = self.inner.registry.fan_out(C::NAME, topic, &frame, except);
-        let engine = match self.inner.registry.engine() {
-            None => Ok(()),
-            Some(engine) => self.forward(
-                &**engine,
-                Envelope::topic(self.inner.node, C::NAME, topic, except, &frame),
-            ),
+        let Some(engine) = self.inner.registry.engine() else {
+            let local = self.inner.registry.fan_out(C::NAME, topic, &frame, except);
+            return Ok(Published { local, engine: Ok(()) });
         };
+        let envelope = Envelope::topic(self.inner.node, C::NAME, topic, except, &frame);
+        let _order = self.inner.publish_order.lock().unwrap_or_else(PoisonError::into_inner);
+        let local = self.inner.registry.fan_out(C::NAME, topic, &frame, except);
+        let engine = self.forward(&**engine, envelope);
         Ok(Published { local, engine })
     }
 
@@ -347,7 +352,7 @@ impl Hub {
     }
 
     fn forward(&self, engine: &dyn Backplane, envelope: Envelope) -> Result<(), BackplaneError> {
-        let result = engine.publish(envelope);
+        let result = engine.forward(envelope);
         let count = match result {
             Ok(()) => EngineCount::Out,
             Err(_) => EngineCount::Refused,
@@ -494,7 +499,7 @@ mod tests {
     }
 
     impl Backplane for Recording {
-        fn publish(&self, envelope: Envelope) -> Result<(), BackplaneError> {
+        fn forward(&self, envelope: Envelope) -> Result<(), BackplaneError> {
             if self.refuse.load(Ordering::Relaxed) {
                 return Err(BackplaneError::Full);
             }
@@ -534,6 +539,56 @@ mod tests {
 
     fn said(text: &str) -> Room {
         Room { text: text.into() }
+    }
+
+    /// Two publishers racing on one node: every other node must see their messages in the
+    /// order this node's subscribers did.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn racing_publishers_reach_the_engine_in_the_order_they_reached_this_node() {
+        const EACH: usize = 10_000;
+        let hub = Hub::default();
+        let id = hub.next_conn_id();
+        let (tx, rx) = outbox(Room::NAME, 2 * EACH, LagPolicy::DropNew, hub.counters().clone());
+        hub.attach::<Room>(id, tx);
+        assert!(hub.join(id, "room/x"));
+        let engine = Arc::new(Recording::default());
+        hub.attach_backplane(engine.clone()).unwrap();
+        let topic = Topic::<Room>::named("room/x");
+        let publishers: Vec<_> = ["a", "b"]
+            .into_iter()
+            .map(|who| {
+                let (hub, topic) = (hub.clone(), topic.clone());
+                tokio::spawn(async move {
+                    for n in 0..EACH {
+                        let published = hub.publish(&topic, &said(&format!("{who}{n}"))).await.unwrap();
+                        assert_eq!(published.local, 1);
+                    }
+                })
+            })
+            .collect();
+        for publisher in publishers {
+            publisher.await.unwrap();
+        }
+        let mut local = Vec::new();
+        while local.len() < 2 * EACH {
+            local.extend(texts(&rx).await);
+        }
+        let forwarded: Vec<String> = engine
+            .envelopes
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|envelope| {
+                let received = backplane::decode(envelope.wire()).unwrap();
+                let room: Room = serde_json::from_str(received.frame.to_text().unwrap()).unwrap();
+                format!(r#"{{"text":"{}"}}"#, room.text)
+            })
+            .collect();
+        assert_eq!(forwarded.len(), 2 * EACH);
+        assert!(
+            local == forwarded,
+            "the engine got the publishes in another order than this node"
+        );
     }
 
     #[tokio::test]

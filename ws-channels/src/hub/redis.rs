@@ -73,6 +73,12 @@ impl RedisConfig {
     /// How many messages may wait to be published; over it a publish reports
     /// [`BackplaneError::Full`]. Default: 16 384.
     ///
+    /// The bound is in messages, so the memory it may hold is this times your largest
+    /// message (at most [`Server::max_outgoing_message_size`](crate::Server::max_outgoing_message_size),
+    /// 1 MiB by default): an app that broadcasts large messages should lower it. The queue
+    /// fills only while Redis is slower than the node's publishes; while Redis is down,
+    /// publishes are refused at once instead ([`BackplaneError::Down`]).
+    ///
     /// # Panics
     ///
     /// If `messages` is zero.
@@ -102,14 +108,28 @@ impl RedisConfig {
 
     /// How often this node writes its changed member counts, and so how stale another node's
     /// view of them may be (plus a round trip). Default: 1 s.
+    ///
+    /// # Panics
+    ///
+    /// If `interval` is zero.
     pub fn count_interval(mut self, interval: Duration) -> Self {
+        assert!(!interval.is_zero(), "the count interval must be longer than zero");
         self.count_interval = interval;
         self
     }
 
     /// How long a node's member counts outlive its last write: a node that died stops being
     /// counted after this. Must be a few count intervals. Default: 15 s.
+    ///
+    /// # Panics
+    ///
+    /// If `ttl` is shorter than a millisecond (Redis expires keys in whole milliseconds, and a
+    /// zero expiry deletes the key).
     pub fn node_ttl(mut self, ttl: Duration) -> Self {
+        assert!(
+            ttl >= Duration::from_millis(1),
+            "the node TTL must be at least a millisecond"
+        );
         self.node_ttl = ttl;
         self
     }
@@ -161,7 +181,9 @@ fn count_field(channel: &str, topic: &str) -> String {
 /// node needs, rewrites its member counts, and counts the
 /// [reconnect](crate::MetricsSnapshot::backplane_reconnects) and the
 /// [outage](crate::MetricsSnapshot::backplane_outage_ms). Messages published while it was down
-/// are not replayed: pub/sub has no history.
+/// are not replayed: pub/sub has no history. A node counts what it could not send; what other
+/// nodes published to it while its subscriber was away is lost without a count here (those
+/// nodes published successfully): the outage time is the measure of that gap.
 ///
 /// ```no_run
 /// use ws_channels::{RedisBackplane, RedisConfig, Server};
@@ -262,7 +284,7 @@ impl RedisBackplane {
 }
 
 impl Backplane for RedisBackplane {
-    fn publish(&self, envelope: Envelope) -> Result<(), BackplaneError> {
+    fn forward(&self, envelope: Envelope) -> Result<(), BackplaneError> {
         if !self.shared.link.is_up() {
             return Err(BackplaneError::Down);
         }
@@ -646,24 +668,27 @@ impl Subscriber {
         keepalive.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
-                // Biased: deliver what arrived before changing subscriptions.
+                // Biased, commands and the keepalive first: a steady flood of messages must
+                // not hold back a new topic's SUBSCRIBE (its messages would be lost) nor the
+                // ping that notices a dead Redis. Messages still in flight for a topic just
+                // unsubscribed find no local subscriber, which is harmless.
                 biased;
-                message = stream.next() => {
-                    let Some(message) = message else {
-                        return Err(engine_error("redis closed the pub/sub connection"));
-                    };
-                    self.inbound.deliver(&Bytes::copy_from_slice(message.get_payload_bytes()));
-                }
                 command = commands.recv() => {
                     let Some(command) = command else {
                         return Ok(());
                     };
+                    // Bounded like the ping: a Redis that stopped answering (a partition) must
+                    // not stall the subscriber while the engine is still reported up.
+                    let limit = self.config.connect_timeout;
                     let change = match self.apply(command) {
-                        Some(Command::Subscribe(channel)) => sink.subscribe(channel).await,
-                        Some(Command::Unsubscribe(channel)) => sink.unsubscribe(channel).await,
-                        None => Ok(()),
+                        Some(Command::Subscribe(channel)) => tokio::time::timeout(limit, sink.subscribe(channel)).await,
+                        Some(Command::Unsubscribe(channel)) => tokio::time::timeout(limit, sink.unsubscribe(channel)).await,
+                        None => Ok(Ok(())),
                     };
-                    change.map_err(engine_error)?;
+                    match change {
+                        Ok(changed) => changed.map_err(engine_error)?,
+                        Err(_) => return Err(engine_error("redis did not answer a (un)subscribe")),
+                    }
                 }
                 _ = keepalive.tick() => {
                     match tokio::time::timeout(self.config.connect_timeout, sink.ping::<redis::Value>()).await {
@@ -671,6 +696,12 @@ impl Subscriber {
                         Ok(Err(error)) => return Err(engine_error(error)),
                         Err(_) => return Err(engine_error("redis did not answer a ping")),
                     }
+                }
+                message = stream.next() => {
+                    let Some(message) = message else {
+                        return Err(engine_error("redis closed the pub/sub connection"));
+                    };
+                    self.inbound.deliver(&Bytes::copy_from_slice(message.get_payload_bytes()));
                 }
             }
         }
