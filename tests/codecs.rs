@@ -119,14 +119,8 @@ async fn msgpack_messages_travel_as_binary_frames_and_broadcast_encodes_once(bac
     let params = PackCommandParams::new("lobby");
     let (tx, mut rx) = connect(&server.base(), &params).await.unwrap();
     let (_other_tx, mut other_rx) = connect(&server.base(), &params).await.unwrap();
-    // A client's handshake completes before its connection task joins the room (under axum,
-    // the task starts after the 101 is handed to hyper): wait for both to be members.
-    within("both in the room", async {
-        while hub.subscribers(&params) < 2 {
-            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-        }
-    })
-    .await;
+    // No waiting: a connection is a member of its address's topic before its 101 is sent.
+    assert_eq!(hub.subscribers(&params), 2, "both are members once connected");
     tx.send(&PackCommand::Say { text: "hé".into() }).await.unwrap();
     for rx in [&mut rx, &mut other_rx] {
         let event = within("the broadcast", rx.next()).await.unwrap().unwrap();

@@ -343,8 +343,12 @@ where
             })?;
             let expires = *expiry.lock().unwrap_or_else(PoisonError::into_inner);
             let env = shared.env(remote_addr, slot, expires);
-            let session: Session =
-                Box::new(move |transport| Box::pin(task::run(transport, handler, params, address, data, env)));
+            let session: Session = {
+                // Registered now, before the 101 is written: a client that has its 101 is a
+                // member of its address's topic.
+                let registered = task::register(handler, params, address, data, env);
+                Box::new(move |transport| Box::pin(task::run(registered, transport)))
+            };
             Ok(session)
         })
     }

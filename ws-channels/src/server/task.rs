@@ -96,25 +96,35 @@ pub(crate) struct ConnEnv<S> {
     pub(crate) expires: Option<tokio::time::Instant>,
 }
 
-/// Runs one upgraded connection to its end.
-///
-/// A function returning an `async move` block, like the reader's and the writer's loops,
-/// rather than an `async fn`: an async fn moves its arguments into locals of its body, and the
-/// compiler keeps room for both for the connection's whole life.
-pub(crate) fn run<C, S, D, T>(
-    transport: T,
+/// A connection accepted but not yet upgraded: already a member of the hub (its own id and
+/// its address's topic), so that once the client has the 101 it receives everything published
+/// to its address. Dropping it without [`run`]ning it (the 101 could not be written, the upgrade
+/// failed) detaches it again and frees its limit slot.
+pub(crate) struct Registered<C: Channel, S, D> {
+    handler: Arc<Handler<C, S, D>>,
+    conn: Conn<C, S, D>,
+    registration: Registration,
+    config: Arc<Config>,
+    shutdown: watch::Receiver<bool>,
+    expires: Option<tokio::time::Instant>,
+    counters: Arc<Counters>,
+    span: tracing::Span,
+    started: tokio::time::Instant,
+}
+
+/// Registers an accepted connection with the hub, before its 101 is written.
+pub(crate) fn register<C, S, D>(
     handler: Arc<Handler<C, S, D>>,
     params: C::Params,
     // The params' `Display`, formatted once at the handshake.
     address: String,
     data: D,
     env: ConnEnv<S>,
-) -> impl Future<Output = ()>
+) -> Registered<C, S, D>
 where
     C: Channel,
     S: Send + Sync + 'static,
     D: Send + Sync + 'static,
-    T: MessageSink + MessageStream,
 {
     // Never the query string (tokens travel there): the channel, its address and the peer.
     let span = tracing::info_span!(
@@ -161,6 +171,42 @@ where
         },
         data,
     );
+    Registered {
+        handler,
+        conn,
+        registration,
+        config,
+        shutdown,
+        expires,
+        counters,
+        span,
+        started,
+    }
+}
+
+/// Runs one upgraded connection to its end.
+///
+/// A function returning an `async move` block, like the reader's and the writer's loops,
+/// rather than an `async fn`: an async fn moves its arguments into locals of its body, and the
+/// compiler keeps room for both for the connection's whole life.
+pub(crate) fn run<C, S, D, T>(registered: Registered<C, S, D>, transport: T) -> impl Future<Output = ()>
+where
+    C: Channel,
+    S: Send + Sync + 'static,
+    D: Send + Sync + 'static,
+    T: MessageSink + MessageStream,
+{
+    let Registered {
+        handler,
+        conn,
+        registration,
+        config,
+        shutdown,
+        expires,
+        counters,
+        span,
+        started,
+    } = registered;
     let (sink, stream) = transport.split();
     // Set up before the future is made, so it holds only what the connection keeps using.
     async move {
