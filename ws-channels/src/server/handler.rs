@@ -33,7 +33,7 @@ type LagFn<C, S, D> = Arc<dyn Fn(&Conn<C, S, D>, Lagged) + Send + Sync>;
 ///    [`authorize`](Self::authorize) checks the data against the path;
 /// 2. [`on_open`](Self::on_open) — after the upgrade, before the first message. (The
 ///    connection joined its address's topic already, before its 101 was written: a client
-///    whose handshake completed receives everything published to its address from then on.);
+///    whose handshake completed receives everything published to its address from then on);
 /// 3. [`on_message`](Self::on_message) — once per decoded, validated client message, one at a
 ///    time and in order; [`on_binary`](Self::on_binary) for binary frames;
 /// 4. [`on_error`](Self::on_error) — for every error on the connection (bad frames, limits,
