@@ -489,15 +489,11 @@ fn output_with_restarts(mut client: Command, name: &str, server: Running, addr: 
     output
 }
 
-/// The reconnecting `Connection` of the generated client, against the chat example across two
-/// restarts of its process, and against `ws` servers ending connections each way the rules name.
-#[test]
-fn the_typescript_connection_survives_a_server_restart() {
-    if !require(&[Component::Node]) {
-        return;
-    }
-    let node = node_project();
-    let out_dir = format!("build/reconnect-{}", std::process::id());
+/// Compiles the Node test project (`tsc -p tsconfig.json`) into a build directory of its own,
+/// `build/<name>-<pid>`, since other tests compile the same project at the same time; returns
+/// that directory, relative to the project.
+fn compile_node_project(node: &std::path::Path, name: &str) -> String {
+    let out_dir = format!("build/{name}-{}", std::process::id());
     let mut tsc = Command::new("node");
     tsc.args([
         "node_modules/typescript/bin/tsc",
@@ -506,8 +502,20 @@ fn the_typescript_connection_survives_a_server_restart() {
         "--outDir",
         &out_dir,
     ])
-    .current_dir(&node);
+    .current_dir(node);
     output_within(tsc, Duration::from_secs(120));
+    out_dir
+}
+
+/// The reconnecting `Connection` of the generated client, against the chat example across two
+/// restarts of its process, and against `ws` servers ending connections each way the rules name.
+#[test]
+fn the_typescript_connection_survives_a_server_restart() {
+    if !require(&[Component::Node]) {
+        return;
+    }
+    let node = node_project();
+    let out_dir = compile_node_project(&node, "reconnect");
     let (chat, addr) = start_server("chat");
     let mut client = Command::new("node");
     client
@@ -767,18 +775,7 @@ fn binary_channels_talk_to_the_generated_typescript_client() {
         return;
     }
     let node = node_project();
-    // A build directory of its own: other tests compile the same project at the same time.
-    let out_dir = format!("build/binary-{}", std::process::id());
-    let mut tsc = Command::new("node");
-    tsc.args([
-        "node_modules/typescript/bin/tsc",
-        "-p",
-        "tsconfig.json",
-        "--outDir",
-        &out_dir,
-    ])
-    .current_dir(&node);
-    output_within(tsc, Duration::from_secs(120));
+    let out_dir = compile_node_project(&node, "binary");
     let (_binary, addr) = start_server("binary");
     let mut client = Command::new("node");
     // The WHATWG WebSocket is behind a flag in Node 20 (and on by default from 22): the client
