@@ -1,7 +1,8 @@
 //! The servers compared, each with the same wire behaviour: JSON [`Chat`] text frames on any
-//! path (MessagePack binary frames for `ws-channels-msgpack`, see [`format`]); in [`Mode::Echo`] every message goes back to its sender, in [`Mode::Broadcast`] to
-//! every other connection. Every server runs on the same tokio runtime, and the hand-written
-//! ones use ws-channels' default buffer sizes, so the differences measured are the designs.
+//! path (MessagePack binary frames for `ws-channels-msgpack`, see [`format()`]); in
+//! [`Mode::Echo`] every message goes back to its sender, in [`Mode::Broadcast`] to every other
+//! connection. Every server runs on the same tokio runtime, and the hand-written ones use
+//! ws-channels' default buffer sizes, so the differences measured are the designs.
 
 use std::collections::HashMap;
 use std::future::ready;
