@@ -16,7 +16,7 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 use crate::proc::{self, Server};
 use crate::stats::percentile;
-use crate::wire::{Header, WARMUP, chat_json, now_us};
+use crate::wire::{Format, WARMUP, chat_json, frame_len, now_us};
 use crate::{BoxError, Result};
 
 /// The longest any single wait may take (a connection, a reply, a delivery).
@@ -44,6 +44,9 @@ pub struct Throughput {
     /// How busy the load generator was over the measured part: near 100 % (of its one core
     /// when pinned), it, not the server, set the rate.
     pub load_busy: f64,
+    /// Echo only: the mean bytes on the wire of one message as the server sends it (its
+    /// WebSocket frame: header and payload), over every reply checked.
+    pub wire_bytes: Option<f64>,
 }
 
 impl Throughput {
@@ -55,6 +58,7 @@ impl Throughput {
             rate: count as f64 / elapsed.as_secs_f64(),
             p50_us: percentile(&mut latencies, 50.0),
             p99_us: percentile(&mut latencies, 99.0),
+            wire_bytes: None,
         }
     }
 }
@@ -92,15 +96,6 @@ pub async fn connect_many(addr: SocketAddr, path: &str, n: usize, small_from: us
         .await
 }
 
-/// The checked fields of a text frame; `None` for pings and pongs.
-fn header(message: &Message) -> Result<Option<Header>> {
-    match message {
-        Message::Text(text) => Ok(Some(Header::parse(text)?)),
-        Message::Ping(_) | Message::Pong(_) => Ok(None),
-        other => Err(format!("unexpected frame {other:?}").into()),
-    }
-}
-
 /// The next frame, within [`WAIT`].
 async fn next(
     rx: &mut (impl futures_util::Stream<Item = Result<Message, impl Into<BoxError>>> + Unpin),
@@ -113,8 +108,15 @@ async fn next(
 }
 
 /// Echo: `conns` connections keep `window` messages in flight each for `duration`, then
-/// collect the replies still owed. Every reply must be the sender's next sequence number.
-pub async fn echo(server: &Server, conns: usize, window: usize, duration: Duration) -> Result<Throughput> {
+/// collect the replies still owed, every message in `format`. Every reply must be the
+/// sender's next sequence number.
+pub async fn echo(
+    server: &Server,
+    format: Format,
+    conns: usize,
+    window: usize,
+    duration: Duration,
+) -> Result<Throughput> {
     let clients = connect_many(server.addr, "/bench", conns, conns).await?;
     let (cpu, own_cpu) = (server.cpu_time()?, proc::own_cpu_time()?);
     let started = Instant::now();
@@ -122,26 +124,38 @@ pub async fn echo(server: &Server, conns: usize, window: usize, duration: Durati
     let tasks: Vec<_> = clients
         .into_iter()
         .enumerate()
-        .map(|(id, ws)| tokio::spawn(echo_client(id as u32, ws, window, deadline)))
+        .map(|(id, ws)| tokio::spawn(echo_client(id as u32, ws, format, window, deadline)))
         .collect();
-    let mut count = 0;
+    let (mut count, mut bytes) = (0, 0);
     let mut latencies = Vec::new();
     for task in tasks {
-        let (n, mut l) = task.await??;
-        count += n;
-        latencies.append(&mut l);
+        let echoed = task.await??;
+        count += echoed.received;
+        bytes += echoed.bytes;
+        latencies.extend(echoed.latencies);
     }
     let elapsed = started.elapsed();
     let (cpu, own_cpu) = (server.cpu_time()? - cpu, proc::own_cpu_time()? - own_cpu);
-    Ok(Throughput::new(count, elapsed, cpu, own_cpu, latencies))
+    Ok(Throughput {
+        wire_bytes: Some(bytes as f64 / count as f64),
+        ..Throughput::new(count, elapsed, cpu, own_cpu, latencies)
+    })
 }
 
-async fn echo_client(id: u32, ws: Client, window: usize, deadline: Instant) -> Result<(u64, Vec<u32>)> {
+/// What one echo client checked.
+struct Echoed {
+    received: u64,
+    /// The wire bytes of the replies' frames.
+    bytes: u64,
+    latencies: Vec<u32>,
+}
+
+async fn echo_client(id: u32, ws: Client, format: Format, window: usize, deadline: Instant) -> Result<Echoed> {
     let (mut tx, mut rx) = ws.split();
     let mut latencies = Vec::new();
-    let (mut sent, mut received) = (0_u64, 0_u64);
+    let (mut sent, mut received, mut bytes) = (0_u64, 0_u64, 0_u64);
     for _ in 0..window {
-        tx.feed(Message::text(chat_json(id, sent))).await?;
+        tx.feed(format.chat(id, sent)?).await?;
         sent += 1;
     }
     tx.flush().await?;
@@ -149,7 +163,7 @@ async fn echo_client(id: u32, ws: Client, window: usize, deadline: Instant) -> R
         let mut message = Some(next(&mut rx).await?);
         // Take every reply already here before flushing: the load generator batches too.
         while let Some(reply) = message.take() {
-            if let Some(h) = header(&reply)? {
+            if let Some(h) = format.header(&reply)? {
                 if (h.from, h.seq) != (id, received) {
                     return Err(format!(
                         "echo: client {id} expected seq {received}, got {} of client {}",
@@ -158,9 +172,10 @@ async fn echo_client(id: u32, ws: Client, window: usize, deadline: Instant) -> R
                     .into());
                 }
                 received += 1;
+                bytes += frame_len(reply.len()) as u64;
                 latencies.push(now_us().saturating_sub(h.ts) as u32);
                 if Instant::now() < deadline {
-                    tx.feed(Message::text(chat_json(id, sent))).await?;
+                    tx.feed(format.chat(id, sent)?).await?;
                     sent += 1;
                 }
             }
@@ -173,7 +188,11 @@ async fn echo_client(id: u32, ws: Client, window: usize, deadline: Instant) -> R
         tx.flush().await?;
     }
     let _ = tx.close().await;
-    Ok((received, latencies))
+    Ok(Echoed {
+        received,
+        bytes,
+        latencies,
+    })
 }
 
 /// How far the broadcast publisher may run ahead of the slowest reading subscriber: half the
@@ -292,7 +311,7 @@ async fn subscriber(
     let mut latencies = Vec::with_capacity(messages as usize);
     let mut expected = 0;
     while expected < messages {
-        let Some(h) = header(&next(&mut rx).await?)? else {
+        let Some(h) = Format::Json.header(&next(&mut rx).await?)? else {
             continue;
         };
         if h.from == WARMUP {
@@ -317,7 +336,7 @@ async fn connect_checked(addr: SocketAddr) -> Result<Client> {
     let mut ws = connect(addr, "/bench", false).await?;
     ws.send(Message::text(chat_json(1, 0))).await?;
     loop {
-        if let Some(h) = header(&next(&mut ws).await?)? {
+        if let Some(h) = Format::Json.header(&next(&mut ws).await?)? {
             if (h.from, h.seq) != (1, 0) {
                 return Err(format!("idle: echo of (1, 0) came back as ({}, {})", h.from, h.seq).into());
             }
@@ -367,6 +386,6 @@ pub async fn accept(addr: SocketAddr, conns: usize) -> Result<f64> {
     let elapsed = started.elapsed();
     let mut last = clients.into_iter().last().ok_or("accept: no connection")?;
     last.send(Message::text(chat_json(7, 0))).await?;
-    while header(&next(&mut last).await?)?.is_none() {}
+    while Format::Json.header(&next(&mut last).await?)?.is_none() {}
     Ok(conns as f64 / elapsed.as_secs_f64())
 }

@@ -1,7 +1,8 @@
 //! The servers compared, each with the same wire behaviour: JSON [`Chat`] text frames on any
-//! path; in [`Mode::Echo`] every message goes back to its sender, in [`Mode::Broadcast`] to
-//! every other connection. Every server runs on the same tokio runtime, and the hand-written
-//! ones use ws-channels' default buffer sizes, so the differences measured are the designs.
+//! path (MessagePack binary frames for `ws-channels-msgpack`, see [`format()`]); in
+//! [`Mode::Echo`] every message goes back to its sender, in [`Mode::Broadcast`] to every other
+//! connection. Every server runs on the same tokio runtime, and the hand-written ones use
+//! ws-channels' default buffer sizes, so the differences measured are the designs.
 
 use std::collections::HashMap;
 use std::future::ready;
@@ -17,7 +18,7 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{self, Message, Utf8Bytes};
 
 use crate::Result;
-use crate::wire::{Chat, RoomChat};
+use crate::wire::{Chat, Format, PackChat, RoomChat};
 
 /// What a server does with each message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,10 +51,14 @@ impl Mode {
 }
 
 /// The Rust servers, by name, with what they are.
-pub const RUST_SERVERS: [(&str, &str); 5] = [
+pub const RUST_SERVERS: [(&str, &str); 6] = [
     (
         "ws-channels",
         "ws-channels as a user writes it: #[channel(\"bench\")], conn.send / broadcast_others, pings off, outbound queue 256",
+    ),
+    (
+        MSGPACK,
+        "the same echo with the channel declared `codec = msgpack`: the same struct as MessagePack binary frames (echo only)",
     ),
     (
         "ws-channels-redis",
@@ -74,6 +79,17 @@ pub const RUST_SERVERS: [(&str, &str); 5] = [
     ),
 ];
 
+/// The ws-channels server whose bench channel is declared `codec = msgpack`.
+pub const MSGPACK: &str = "ws-channels-msgpack";
+
+/// The format server `name` speaks.
+pub fn format(name: &str) -> Format {
+    match name {
+        MSGPACK => Format::MsgPack,
+        _ => Format::Json,
+    }
+}
+
 /// The bound of every hand-written per-connection queue: ws-channels' outbound queue in this
 /// suite. A full queue disconnects the slow reader, like ws-channels' default lag policy.
 pub const QUEUE: usize = 256;
@@ -91,6 +107,7 @@ pub fn run(name: &str, mode: Mode, redis: Option<String>) -> Result<()> {
                 let url = redis.ok_or("ws-channels-redis needs a Redis URL")?;
                 ws_channels_server(listener, mode, Some(url)).await
             }
+            (MSGPACK, Mode::Echo) => ws_channels_msgpack_echo(listener).await,
             ("typed-forward", Mode::Echo) => accept_loop(listener, typed_forward_echo).await,
             ("typed-queue", Mode::Echo) => accept_loop(listener, typed_queue_echo).await,
             ("raw-bytes", Mode::Echo) => accept_loop(listener, raw_bytes_echo).await,
@@ -104,10 +121,15 @@ pub fn run(name: &str, mode: Mode, redis: Option<String>) -> Result<()> {
     })
 }
 
+/// ws-channels with the two settings the results state.
+fn ws_channels_settings() -> ws_channels::Server {
+    ws_channels::Server::new().ping_interval(None).outbound_queue(QUEUE)
+}
+
 /// ws-channels written as a user would, with the two settings the results state; with `redis`,
 /// the Redis backplane attached.
 async fn ws_channels_server(listener: TcpListener, mode: Mode, redis: Option<String>) -> Result<()> {
-    let server = ws_channels::Server::new().ping_interval(None).outbound_queue(QUEUE);
+    let server = ws_channels_settings();
     if let Some(url) = redis {
         let config = ws_channels::RedisConfig::new(url).prefix("bench");
         ws_channels::RedisBackplane::connect(&server.hub(), config).await?;
@@ -132,6 +154,19 @@ async fn ws_channels_server(listener: TcpListener, mode: Mode, redis: Option<Str
             })
         }),
     };
+    server.serve(listener).await?;
+    Ok(())
+}
+
+/// [`ws_channels_server`]'s echo on the `codec = msgpack` channel: only the codec differs.
+async fn ws_channels_msgpack_echo(listener: TcpListener) -> Result<()> {
+    let server = ws_channels_settings();
+    let server = PackChat::register(server, |h| {
+        h.on_message(|conn, PackChat(message)| async move {
+            conn.send(&message).await?;
+            Ok(())
+        })
+    });
     server.serve(listener).await?;
     Ok(())
 }

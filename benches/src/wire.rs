@@ -1,10 +1,14 @@
-//! What every server speaks: the benchmark's chat message as JSON text frames.
+//! What every server speaks: the benchmark's chat message as JSON text frames, or as
+//! MessagePack binary frames on the MessagePack server ([`Format`]).
 
 use std::sync::OnceLock;
 use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
+use tokio_tungstenite::tungstenite::Message;
 use ws_channels::channel;
+
+use crate::Result;
 
 /// The benchmark's chat message, about 96 bytes of JSON. `from` and `seq` let the load
 /// generator check that every message arrives once and in order; `ts` (µs on the load
@@ -23,6 +27,14 @@ pub struct Chat {
     /// The payload, padded so the whole message is about 96 bytes.
     pub text: String,
 }
+
+/// The same [`Chat`] on a channel declared `codec = msgpack`: MessagePack binary frames both
+/// ways, a map with the field names (what `rmp_serde::to_vec_named` writes). One struct under
+/// both codecs, so the two echoes carry identical data.
+#[channel("bench", server = Chat, codec = msgpack)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct PackChat(pub Chat);
 
 /// The same message on a channel with a room in its address, for the soak test's 100 rooms.
 #[channel("soak/<room>")]
@@ -62,6 +74,60 @@ pub fn chat_json(from: u32, seq: u64) -> String {
 }
 
 const TEXT: &str = "the quick brown fox jumps over";
+
+/// The MessagePack of message `seq` from client `from`, stamped now: the [`Chat`] that
+/// [`chat_json`] writes, as the `codec = msgpack` channel encodes it.
+pub fn chat_msgpack(from: u32, seq: u64) -> Result<Vec<u8>> {
+    let chat = Chat {
+        from,
+        seq,
+        ts: now_us(),
+        room: "lobby".to_owned(),
+        text: TEXT.to_owned(),
+    };
+    Ok(rmp_serde::to_vec_named(&chat)?)
+}
+
+/// How the load generator's clients encode the chat message and read the replies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// JSON text frames, what every server but one speaks.
+    Json,
+    /// MessagePack binary frames, what `ws-channels-msgpack` speaks.
+    MsgPack,
+}
+
+impl Format {
+    /// Message `seq` from client `from`, stamped now, as a frame of this format.
+    pub fn chat(self, from: u32, seq: u64) -> Result<Message> {
+        Ok(match self {
+            Self::Json => Message::text(chat_json(from, seq)),
+            Self::MsgPack => Message::binary(chat_msgpack(from, seq)?),
+        })
+    }
+
+    /// The checked fields of a frame of this format; `None` for pings and pongs. A frame of
+    /// the other kind is an error: a server answers in the format it was sent.
+    pub fn header(self, frame: &Message) -> Result<Option<Header>> {
+        match (self, frame) {
+            (Self::Json, Message::Text(text)) => Ok(Some(Header::parse(text)?)),
+            (Self::MsgPack, Message::Binary(bytes)) => Ok(Some(rmp_serde::from_slice(bytes)?)),
+            (_, Message::Ping(_) | Message::Pong(_)) => Ok(None),
+            (_, other) => Err(format!("unexpected frame {other:?} ({self:?} expected)").into()),
+        }
+    }
+}
+
+/// The bytes on the wire of a server's (unmasked) frame carrying `payload` bytes: its header
+/// (2 bytes, 2 or 8 more past 125 or 65 535 bytes, RFC 6455 §5.2) and the payload.
+pub fn frame_len(payload: usize) -> usize {
+    let extended = match payload {
+        0..=125 => 0,
+        126..=65_535 => 2,
+        _ => 8,
+    };
+    2 + extended + payload
+}
 
 impl Header {
     /// Reads the checked fields by scanning for their keys (every server writes them as
@@ -105,6 +171,36 @@ mod tests {
         assert_eq!((header.from, header.seq, header.ts), (7, 42, chat.ts));
         let spaced = r#"{ "from": 7, "seq": 42, "ts": 1 }"#;
         assert_eq!(Header::parse(spaced).expect("falls back").seq, 42);
+    }
+
+    #[test]
+    fn the_msgpack_frame_is_the_chat_struct_and_its_header_reads_back() {
+        let bytes = chat_msgpack(7, 42).expect("encodes");
+        let chat: Chat = rmp_serde::from_slice(&bytes).expect("valid MessagePack");
+        assert_eq!(
+            (chat.from, chat.seq, chat.room.as_str(), chat.text.as_str()),
+            (7, 42, "lobby", TEXT)
+        );
+        // The channel's own codec decodes it, as the server will.
+        let pack: PackChat = rmp_serde::from_slice(&bytes).expect("decodes as the channel's message");
+        assert_eq!(rmp_serde::to_vec_named(&pack).expect("encodes"), bytes);
+        let frame = Format::MsgPack.chat(7, 42).expect("encodes");
+        let header = Format::MsgPack.header(&frame).expect("reads").expect("a data frame");
+        assert_eq!((header.from, header.seq), (7, 42));
+        assert!(Format::Json.header(&frame).is_err(), "a binary frame is not JSON");
+        assert!(
+            Format::MsgPack
+                .header(&Format::Json.chat(7, 42).expect("encodes"))
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn frame_lengths_follow_rfc_6455() {
+        assert_eq!(frame_len(96), 98);
+        assert_eq!(frame_len(125), 127);
+        assert_eq!(frame_len(126), 130);
+        assert_eq!(frame_len(65_536), 65_546);
     }
 
     #[test]

@@ -35,6 +35,18 @@ fn every_scenario_runs_against_every_server() {
             "no echo row for {server}"
         );
     }
+    // MessagePack next to JSON, both echoes checked message by message, each with its size.
+    for server in ["ws-channels", "ws-channels-msgpack"] {
+        let row = stdout
+            .lines()
+            .find(|l| l.starts_with(&format!("| echo-msgpack | {server} |")))
+            .unwrap_or_else(|| panic!("no echo-msgpack row for {server}"));
+        assert!(row.contains(" B |"), "no bytes on the wire for {server}: {row}");
+    }
+    assert!(
+        stdout.contains("echo-msgpack: MessagePack over JSON:"),
+        "no MessagePack/JSON ratio"
+    );
     for scenario in ["broadcast-20 ", "broadcast-50-silent", "idle", "accept"] {
         for server in ["ws-channels", "typed-forward"] {
             assert!(

@@ -13,7 +13,9 @@
 //! cargo run -p ws-channels-benches --bin bench -- --smoke
 //! ```
 //!
-//! Scenarios: `echo`, `broadcast-1000`, `broadcast-5000`, `broadcast-1000-silent`,
+//! Scenarios: `echo`, `echo-msgpack` (ws-channels' echo with JSON text frames and with its
+//! channel declared `codec = msgpack`, the same struct as MessagePack binary frames: rates, CPU
+//! and bytes on the wire per message, MessagePack over JSON), `broadcast-1000`, `broadcast-5000`, `broadcast-1000-silent`,
 //! `broadcast-5000-silent` (10 % of the subscribers never read), `broadcast` (those four),
 //! `idle`, `accept`, `cross-node-latency-10` (one message a millisecond to 10 subscribers:
 //! delivery latency), `cross-node-1000` (a broadcast blast to 1 000), `cross-node` (those two);
@@ -62,6 +64,8 @@ const CROSS: &str = "cross-node";
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Scenario {
     Echo,
+    /// ws-channels' echo under each codec.
+    EchoMsgPack,
     Broadcast {
         subscribers: usize,
         silent: bool,
@@ -79,6 +83,7 @@ impl Scenario {
     fn name(self) -> String {
         match self {
             Self::Echo => "echo".into(),
+            Self::EchoMsgPack => "echo-msgpack".into(),
             Self::Broadcast {
                 subscribers,
                 silent: false,
@@ -112,6 +117,8 @@ impl Scenario {
     fn servers(self) -> &'static [&'static str] {
         match self {
             Self::Echo => &[FLOOR, "typed-queue", "raw-bytes", "ws-channels", NODE],
+            // JSON first: the ratios are MessagePack over it.
+            Self::EchoMsgPack => &["ws-channels", servers::MSGPACK],
             // Against ws-channels' own local delivery: the floor and Node have no backplane.
             Self::CrossNode { .. } => &["ws-channels", REDIS, CROSS],
             _ => &[FLOOR, "ws-channels", NODE],
@@ -120,7 +127,7 @@ impl Scenario {
 
     fn unit(self) -> &'static str {
         match self {
-            Self::Echo => "msg/s",
+            Self::Echo | Self::EchoMsgPack => "msg/s",
             Self::Broadcast { .. } | Self::CrossNode { .. } => "deliveries/s",
             Self::Idle => "KiB/conn",
             Self::Accept => "conn/s",
@@ -249,7 +256,7 @@ fn parse_args() -> Result<Args> {
         .map(|(subscribers, silent)| Scenario::Broadcast { subscribers, silent });
     let [paced, blast] = args.sizes.cross_subscribers;
     let cross = [(paced, true), (blast, false)].map(|(subscribers, paced)| Scenario::CrossNode { subscribers, paced });
-    let all: Vec<Scenario> = [Scenario::Echo]
+    let all: Vec<Scenario> = [Scenario::Echo, Scenario::EchoMsgPack]
         .into_iter()
         .chain(broadcasts)
         .chain([Scenario::Idle, Scenario::Accept])
@@ -294,6 +301,8 @@ struct Sample {
     load_busy: Option<f64>,
     /// Messages or deliveries checked.
     count: Option<u64>,
+    /// Echo: bytes on the wire of one message as the server sends it.
+    wire_bytes: Option<f64>,
 }
 
 #[derive(Debug, Default)]
@@ -436,6 +445,7 @@ fn measure(
         cpu_ns: Some(t.cpu_ns),
         load_busy: Some(t.load_busy),
         count: Some(t.count),
+        wire_bytes: t.wire_bytes,
     };
     let plain = |value| Sample {
         value,
@@ -444,15 +454,23 @@ fn measure(
         cpu_ns: None,
         load_busy: None,
         count: None,
+        wire_bytes: None,
     };
     // A bound on the whole measurement, over the bounds on each wait.
     let bound = sizes.echo_time + PACE * sizes.cross_messages as u32 * 2 + Duration::from_secs(120);
     runtime.block_on(async {
         let measured = async {
             Ok(match scenario {
-                Scenario::Echo => {
-                    throughput(load::echo(&running, sizes.echo_conns, sizes.echo_window, sizes.echo_time).await?)
-                }
+                Scenario::Echo | Scenario::EchoMsgPack => throughput(
+                    load::echo(
+                        &running,
+                        servers::format(server),
+                        sizes.echo_conns,
+                        sizes.echo_window,
+                        sizes.echo_time,
+                    )
+                    .await?,
+                ),
                 Scenario::Broadcast { subscribers, silent } => {
                     let silent = if silent { subscribers / 10 } else { 0 };
                     throughput(load::broadcast(&running, subscribers, silent, sizes.broadcast_messages).await?)
@@ -485,6 +503,9 @@ fn describe(scenario: Scenario, sample: &Sample) -> String {
     }
     if let Some(ns) = sample.cpu_ns {
         let _ = write!(line, "  server CPU {ns:.0} ns/msg");
+    }
+    if let Some(bytes) = sample.wire_bytes {
+        let _ = write!(line, "  {bytes:.0} B/msg on the wire");
     }
     if let Some(busy) = sample.load_busy {
         let _ = write!(line, "  load generator busy {:.0} %", busy * 100.0);
@@ -541,7 +562,8 @@ fn report(args: &Args, results: &Results, pin_note: &str, skipped: &[String]) ->
          part, per message or delivery; other load on a shared machine moves it far less than the \
          wall-clock rates, so the targets below cross-check each ratio with it. The load generator has one \
          core too: \"load gen busy\" is its CPU time over wall-clock time; near 100 % it, not the server, set \
-         the rate, fast servers' rates converge, and CPU/msg still tells them apart.\n",
+         the rate, fast servers' rates converge, and CPU/msg still tells them apart. Wire B/msg (echo): \
+         the mean size of one message's WebSocket frame as the server sends it, header and payload.\n",
         sizes.echo_conns,
         sizes.echo_window,
         sizes.echo_time,
@@ -572,9 +594,9 @@ fn report(args: &Args, results: &Results, pin_note: &str, skipped: &[String]) ->
     );
     let _ = writeln!(
         out,
-        "| scenario | server | median | spread | p50 | p99 | server CPU/msg | load gen busy | × {FLOOR} | × node |"
+        "| scenario | server | median | spread | p50 | p99 | server CPU/msg | wire B/msg | load gen busy | × {FLOOR} | × node |"
     );
-    let _ = writeln!(out, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+    let _ = writeln!(out, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     // Rows in the order of each scenario's server list, the floor first.
     let rows = results.iter().map(|(key, cell)| {
         let rank = key.0.servers().iter().position(|s| *s == key.1);
@@ -602,7 +624,7 @@ fn report(args: &Args, results: &Results, pin_note: &str, skipped: &[String]) ->
         };
         let _ = writeln!(
             out,
-            "| {} | {server} | {shown} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {server} | {shown} | {} | {} | {} | {} | {} | {} | {} | {} |",
             scenario.name(),
             if cell.samples.len() > 1 {
                 format!("{:.0} %", spread(&cell.values()) * 100.0)
@@ -612,6 +634,7 @@ fn report(args: &Args, results: &Results, pin_note: &str, skipped: &[String]) ->
             median_of(|s| s.p50_us).unwrap_or_default(),
             median_of(|s| s.p99_us).unwrap_or_default(),
             cpu_per_message(cell).map_or(String::new(), |ns| format!("{ns:.0} ns")),
+            median_of_raw(cell, |s| s.wire_bytes).map_or(String::new(), |b| format!("{b:.0} B")),
             median_of_raw(cell, |s| s.load_busy).map_or(String::new(), |b| format!("{:.0} %", b * 100.0)),
             if server == FLOOR {
                 String::new()
@@ -729,6 +752,25 @@ fn targets(results: &Results) -> Vec<String> {
                 lines.push(format!("{line} — {server}, for reference"));
             }
         }
+    }
+    // MessagePack over JSON, the same ws-channels echo: for reference, no target.
+    let pack = |server: &str| get(Scenario::EchoMsgPack, server).filter(|cell| !cell.samples.is_empty());
+    if let (Some(json), Some(msgpack)) = (pack("ws-channels"), pack(servers::MSGPACK)) {
+        let over =
+            |figure: fn(&Sample) -> Option<f64>| match (median_of_raw(msgpack, figure), median_of_raw(json, figure)) {
+                (Some(m), Some(j)) => format!("{:.2}×", m / j),
+                _ => "?".to_owned(),
+            };
+        let bytes = |cell| median_of_raw(cell, |s| s.wire_bytes).map_or("?".to_owned(), |b| format!("{b:.0} B"));
+        lines.push(format!(
+            "echo-msgpack: MessagePack over JSON: {} the msg/s, {} the server CPU per message, {} the bytes on the \
+             wire per message ({} vs {}), for reference",
+            over(|s| Some(s.value)),
+            over(|s| s.cpu_ns),
+            over(|s| s.wire_bytes),
+            bytes(msgpack),
+            bytes(json),
+        ));
     }
     for &scenario in &scenarios {
         let Scenario::CrossNode { paced, .. } = scenario else {
