@@ -522,7 +522,7 @@ fn the_typescript_connection_survives_a_server_restart() {
         .arg(format!("{out_dir}/tests/node/reconnect_client.js"))
         .arg(&addr)
         .current_dir(&node);
-    let out = output_with_restarts(client, "chat", chat, &addr, Duration::from_secs(60));
+    let out = output_with_restarts(client, "chat", chat, &addr, Duration::from_secs(120));
     let _ = std::fs::remove_dir_all(node.join(&out_dir));
     assert_eq!(out.matches("restart server").count(), 2, "{out}");
     assert!(out.contains("reconnect client: all checks passed"), "{out}");

@@ -23,7 +23,7 @@ if (!base) throw new Error("usage: reconnect_client.js ws://chat");
 setTimeout(() => {
   console.error("timed out");
   process.exit(1);
-}, 40_000).unref();
+}, 90_000).unref();
 
 const stdin = createInterface({ input: process.stdin });
 const lines = stdin[Symbol.asyncIterator]();
@@ -57,7 +57,7 @@ class Recorder {
 
   /** Resolves once `done` holds, checked after each report. */
   async until(what: string, done: () => boolean): Promise<void> {
-    const deadline = Date.now() + 15_000;
+    const deadline = Date.now() + 30_000;
     while (!done()) {
       if (Date.now() > deadline) throw new Error(`never happened: ${what}\nstates: ${JSON.stringify(this.states)}`);
       await new Promise<void>((resolve) => {
