@@ -5,6 +5,7 @@
 
 pub mod load;
 pub mod proc;
+pub mod raw;
 pub mod results;
 pub mod servers;
 pub mod stats;

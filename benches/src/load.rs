@@ -15,8 +15,9 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 use crate::proc::{self, Server};
+use crate::raw::Subscriber;
 use crate::stats::percentile;
-use crate::wire::{Format, WARMUP, chat_json, frame_len, now_us};
+use crate::wire::{Format, Header, WARMUP, chat_json, frame_len, now_us};
 use crate::{BoxError, Result};
 
 /// The longest any single wait may take (a connection, a reply, a delivery).
@@ -222,7 +223,11 @@ pub async fn broadcast_across(
 ) -> Result<Throughput> {
     let addr = server.addr;
     let readers = subscribers - silent;
-    let mut clients = connect_many(addr, "/bench", subscribers, readers).await?;
+    let mut clients: Vec<Subscriber> = futures_util::stream::iter(0..subscribers)
+        .map(|i| Subscriber::connect(addr, "/bench", i >= readers))
+        .buffered(CONNECTING)
+        .try_collect()
+        .await?;
     // Held open to the end, never read.
     let silent_clients = clients.split_off(readers);
     let (mut publisher, _publisher_rx) = connect(publish_at, "/bench", false).await?.split();
@@ -300,20 +305,17 @@ fn slowest(progress: &[AtomicU64]) -> u64 {
 }
 
 async fn subscriber(
-    ws: Client,
+    mut ws: Subscriber,
     messages: u64,
     ready: Arc<AtomicUsize>,
     progress: Arc<[AtomicU64]>,
     index: usize,
 ) -> Result<(Instant, Vec<u32>)> {
-    let (_tx, mut rx) = ws.split();
     let mut warm = false;
     let mut latencies = Vec::with_capacity(messages as usize);
     let mut expected = 0;
     while expected < messages {
-        let Some(h) = Format::Json.header(&next(&mut rx).await?)? else {
-            continue;
-        };
+        let h = Header::parse(ws.next_text().await?)?;
         if h.from == WARMUP {
             if !warm {
                 warm = true;
