@@ -12,9 +12,9 @@ use std::collections::VecDeque;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::task::{Context, Poll, Wake, Waker};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::task::{Context, Poll, Wake, Waker, ready};
 
 use futures_util::future::poll_fn;
 use futures_util::task::AtomicWaker;
@@ -207,13 +207,14 @@ where
         span,
         started,
     } = registered;
-    let (sink, stream) = transport.split();
+    let transport = SharedTransport(Mutex::new(transport));
     // Set up before the future is made, so it holds only what the connection keeps using.
     async move {
         let info = {
             let reader = Reader::new(&handler, conn.clone(), &config, &registration.outbox, expires);
-            let reader = std::pin::pin!(reader.read_loop(WokenStream::new(stream), shutdown));
-            let writer = std::pin::pin!(write_loop(sink, &registration.outbox, &counters, C::NAME));
+            let stream = WokenStream::new(ReadHalf(&transport));
+            let reader = std::pin::pin!(reader.read_loop(stream, shutdown));
+            let writer = std::pin::pin!(write_loop(&transport, &registration.outbox, &counters, C::NAME));
             drive(reader, writer, &registration.outbox, &config)
                 .instrument(span.clone())
                 .await
@@ -398,31 +399,63 @@ impl Drop for Registration {
     }
 }
 
+/// The transport of a connection, shared by its reader and its writer. Both run in the one
+/// connection task and each takes the transport for one poll at a time, never across an
+/// `await`: the lock is never contended, and a writer waiting for the socket never keeps the
+/// reader from reading. (`StreamExt::split` would do the same with a lock per frame written
+/// and an allocation per connection; here the writer takes the lock once per poll of a batch.)
+struct SharedTransport<T>(Mutex<T>);
+
+impl<T> SharedTransport<T> {
+    fn lock(&self) -> MutexGuard<'_, T> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// The reader's side of a [`SharedTransport`].
+struct ReadHalf<'a, T>(&'a SharedTransport<T>);
+
+impl<T: MessageStream> Stream for ReadHalf<'_, T> {
+    type Item = Result<WsMessage, WsError>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.0.lock().poll_next_unpin(cx)
+    }
+}
+
+/// Writes `frames` and flushes, in one poll when the socket takes it all; on `Pending`, what
+/// was not yet handed to the sink stays in `frames`.
+fn poll_write<T: MessageSink>(
+    transport: &SharedTransport<T>,
+    frames: &mut VecDeque<WsMessage>,
+    cx: &mut Context<'_>,
+) -> Poll<Result<(), WsError>> {
+    let mut sink = transport.lock();
+    while !frames.is_empty() {
+        ready!(sink.poll_ready_unpin(cx))?;
+        if let Some(frame) = frames.pop_front() {
+            sink.start_send_unpin(frame)?;
+        }
+    }
+    sink.poll_flush_unpin(cx)
+}
+
 /// Writes queued frames in batches (one flush, usually one syscall, per batch), then the close
 /// frame once the connection is closing and the queue is drained. If writing fails the
 /// connection is closed: later sends fail and the reader stops waiting.
 // Not an `async fn`, on purpose: see `run`.
 #[expect(clippy::manual_async_fn, reason = "an async fn keeps room for its arguments twice")]
-fn write_loop<'a, W>(
-    mut sink: W,
+fn write_loop<'a, T: MessageSink>(
+    transport: &'a SharedTransport<T>,
     outbox: &'a OutboxReceiver,
     counters: &'a Counters,
     channel: &'static str,
-) -> impl Future<Output = ()> + 'a
-where
-    W: Sink<WsMessage, Error = WsError> + Unpin + 'a,
-{
+) -> impl Future<Output = ()> + 'a {
     async move {
         let mut batch = VecDeque::new();
         while outbox.next_batch(&mut batch).await {
             let written = batch.len() as u64;
-            let mut result = Ok(());
-            while let Some(frame) = batch.pop_front() {
-                if result.is_ok() {
-                    result = sink.feed(frame).await;
-                }
-            }
-            if let Err(error) = result.and(sink.flush().await) {
+            if let Err(error) = poll_fn(|cx| poll_write(transport, &mut batch, cx)).await {
                 match error {
                     // The peer closed first (its close frame was read): nothing to report, the
                     // reader records that close.
@@ -438,10 +471,11 @@ where
             }
             counters.add(Count::MessagesOut, channel, written);
         }
-        if let Some(frame) = outbox.close_frame()
-            && sink.send(WsMessage::Close(Some(frame))).await.is_ok()
-        {
-            counters.add(Count::MessagesOut, channel, 1);
+        if let Some(frame) = outbox.close_frame() {
+            let mut close = VecDeque::from([WsMessage::Close(Some(frame))]);
+            if poll_fn(|cx| poll_write(transport, &mut close, cx)).await.is_ok() {
+                counters.add(Count::MessagesOut, channel, 1);
+            }
         }
     }
 }
