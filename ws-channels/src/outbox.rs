@@ -8,7 +8,8 @@
 //! outbox: later pushes fail.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::ops::{Deref, DerefMut};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll};
 
@@ -52,6 +53,7 @@ pub(crate) fn outbox(
 ) -> (OutboxSender, OutboxReceiver) {
     let shared = Arc::new(Shared {
         state: Mutex::default(),
+        pressure: AtomicUsize::new(0),
         capacity,
         policy,
         ready: AtomicWaker::new(),
@@ -66,6 +68,10 @@ pub(crate) fn outbox(
 
 struct Shared {
     state: Mutex<State>,
+    /// What the reader's loop looks at for every frame, kept up to date by every unlock of
+    /// `state` (see [`Locked`]) so it reads it without the lock: the queue's length shifted
+    /// left by one, and whether the connection is closing in the low bit.
+    pressure: AtomicUsize,
     capacity: usize,
     policy: LagPolicy,
     /// Wakes the writer: a frame was queued, or the connection is closing. One writer waits,
@@ -106,9 +112,42 @@ impl State {
     }
 }
 
+/// The locked state. Unlocking mirrors the queue's length and the closing flag into
+/// [`Shared::pressure`], so every change made under the lock is published, whichever path
+/// made it.
+struct Locked<'a> {
+    guard: MutexGuard<'a, State>,
+    pressure: &'a AtomicUsize,
+}
+
+impl Deref for Locked<'_> {
+    type Target = State;
+
+    fn deref(&self) -> &State {
+        &self.guard
+    }
+}
+
+impl DerefMut for Locked<'_> {
+    fn deref_mut(&mut self) -> &mut State {
+        &mut self.guard
+    }
+}
+
+impl Drop for Locked<'_> {
+    /// Runs before the guard's own drop, so still under the lock.
+    fn drop(&mut self) {
+        let pressure = self.guard.queue.len() << 1 | usize::from(self.guard.is_closing());
+        self.pressure.store(pressure, Ordering::Release);
+    }
+}
+
 impl Shared {
-    fn state(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    fn state(&self) -> Locked<'_> {
+        Locked {
+            guard: self.state.lock().unwrap_or_else(PoisonError::into_inner),
+            pressure: &self.pressure,
+        }
     }
 
     fn request_close(&self, code: CloseCode, reason: &str) -> bool {
@@ -266,11 +305,11 @@ impl OutboxReceiver {
         .await
     }
 
-    /// Whether the connection is closing, and how many messages wait to be written: one
-    /// look at the state for the reader's loop.
+    /// Whether the connection is closing, and how many messages wait to be written, without
+    /// the lock: the reader's loop looks for every frame.
     pub(crate) fn pressure(&self) -> (bool, usize) {
-        let state = self.shared.state();
-        (state.is_closing(), state.queue.len())
+        let pressure = self.shared.pressure.load(Ordering::Acquire);
+        (pressure & 1 == 1, pressure >> 1)
     }
 
     /// How many messages wait to be written.
@@ -438,6 +477,24 @@ mod tests {
         assert!(rx.poll_attention(&mut cx).is_pending(), "once");
         tx.request_close(CloseCode::Normal, "");
         assert!(rx.poll_attention(&mut cx).is_ready(), "and so does a close");
+    }
+
+    #[tokio::test]
+    async fn pressure_follows_every_change_to_the_queue_and_the_close() {
+        let (tx, rx) = new(2, LagPolicy::DropOldest);
+        assert_eq!(rx.pressure(), (false, 0));
+        tx.push(WsMessage::text("a"));
+        assert!(tx.offer(WsMessage::text("b")));
+        assert_eq!(rx.pressure(), (false, 2));
+        tx.push(WsMessage::text("c"));
+        assert_eq!(rx.pressure(), (false, 2), "dropping the oldest keeps the length");
+        assert_eq!(batch(&rx).await, ["b", "c"]);
+        assert_eq!(rx.pressure(), (false, 0));
+        tx.push(WsMessage::text("d"));
+        tx.request_close(CloseCode::Normal, "");
+        assert_eq!(rx.pressure(), (true, 1));
+        rx.end();
+        assert_eq!(rx.pressure(), (true, 0));
     }
 
     #[test]
