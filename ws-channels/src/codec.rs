@@ -75,10 +75,9 @@ impl Codec for Json {
 
 impl<M: Serialize + DeserializeOwned> Format<M> for Json {
     fn encode(message: &M) -> Result<WsMessage, CodecError> {
-        let bytes = encode_exact(|buf| serde_json::to_writer(buf, message)).map_err(CodecError::new)?;
-        // serde_json writes UTF-8; the check is a fast ASCII scan next to an allocation.
-        let text = String::from_utf8(bytes).map_err(CodecError::new)?;
-        Ok(WsMessage::Text(text.into()))
+        serde_json::to_string(message)
+            .map(|text| WsMessage::Text(text.into()))
+            .map_err(CodecError::new)
     }
 
     fn decode(frame: WsMessage) -> Result<M, FrameError> {
@@ -87,38 +86,6 @@ impl<M: Serialize + DeserializeOwned> Format<M> for Json {
             _ => Err(FrameError::Kind(FrameKind::Binary)),
         }
     }
-}
-
-/// Runs `write` into this thread's scratch buffer and returns what it wrote in a vector of
-/// exactly that length.
-///
-/// Why: a frame's bytes become a `Bytes`, which takes a vector whose length is its capacity
-/// as it is, but gives any other vector a second allocation (a shared header). Serializing
-/// straight into a fresh vector leaves it with spare capacity (serde_json starts at 128
-/// bytes and doubles), so every frame would cost two allocations and two frees; the copy out
-/// of a warm buffer costs one of each and a `memcpy`.
-fn encode_exact<E>(write: impl FnOnce(&mut Vec<u8>) -> Result<(), E>) -> Result<Vec<u8>, E> {
-    /// A buffer grown past this by one large message is let go rather than kept by the thread.
-    const KEPT: usize = 64 * 1024;
-    thread_local! {
-        static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
-    }
-    SCRATCH.with(|scratch| match scratch.try_borrow_mut() {
-        Ok(mut buf) => {
-            buf.clear();
-            let written = write(&mut buf).map(|()| buf.to_vec());
-            if buf.capacity() > KEPT {
-                *buf = Vec::new();
-            }
-            written
-        }
-        // A `Serialize` impl that encodes another frame while being encoded: rare enough for
-        // a vector of its own.
-        Err(_) => {
-            let mut buf = Vec::new();
-            write(&mut buf).map(|()| buf)
-        }
-    })
 }
 
 /// MessagePack binary frames (`rmp-serde`; structs as maps with their field names, so any
@@ -135,7 +102,7 @@ impl Codec for MsgPack {
 #[cfg(feature = "msgpack")]
 impl<M: Serialize + DeserializeOwned> Format<M> for MsgPack {
     fn encode(message: &M) -> Result<WsMessage, CodecError> {
-        encode_exact(|buf| rmp_serde::encode::write_named(buf, message))
+        rmp_serde::to_vec_named(message)
             .map(|bytes| WsMessage::Binary(bytes.into()))
             .map_err(CodecError::new)
     }
@@ -346,30 +313,6 @@ pub(crate) fn payload_len(frame: &WsMessage) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// Encodes another message while being encoded, as a `Serialize` impl may.
-    #[derive(Deserialize)]
-    struct Nested(String);
-
-    impl Serialize for Nested {
-        fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-            let inner = <Json as Format<String>>::encode(&self.0).map_err(serde::ser::Error::custom)?;
-            serializer.serialize_str(inner.to_text().map_err(serde::ser::Error::custom)?)
-        }
-    }
-
-    #[test]
-    fn json_frames_are_what_serde_json_writes_whatever_came_before() {
-        let big = "x".repeat(100_000);
-        // A large message (its scratch buffer is let go), then small ones, then one that
-        // encodes another inside its own encoding.
-        for text in [big, "héllo".to_owned(), String::new()] {
-            let frame = <Json as Format<String>>::encode(&text).unwrap();
-            assert_eq!(frame.to_text().unwrap(), serde_json::to_string(&text).unwrap());
-        }
-        let frame = <Json as Format<Nested>>::encode(&Nested("in".to_owned())).unwrap();
-        assert_eq!(frame.to_text().unwrap(), r#""\"in\"""#);
-    }
 
     #[test]
     fn raw_frames_pass_through_untouched() {
