@@ -322,6 +322,12 @@ impl OutboxReceiver {
         self.shared.state().is_closing()
     }
 
+    /// Whether nothing more may be written: the writer failed, the task ended, or the peer's
+    /// close frame was read.
+    pub(crate) fn is_ended(&self) -> bool {
+        self.shared.state().ended
+    }
+
     /// Ready when a close was requested or messages were dropped since it was last ready.
     pub(crate) fn poll_attention(&self, cx: &mut Context<'_>) -> Poll<()> {
         // Registered before the flag is read: a call after the read still wakes the reader.
@@ -347,7 +353,8 @@ impl OutboxReceiver {
         self.shared.request_close(code, reason)
     }
 
-    /// The writer failed: nothing more can be written, later sends fail.
+    /// Nothing more can be written (the writer failed, or the peer's close frame was read):
+    /// later sends fail.
     pub(crate) fn end(&self) {
         {
             let mut state = self.shared.state();

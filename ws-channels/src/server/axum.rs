@@ -18,6 +18,7 @@ use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::protocol::Role;
 
 use super::accept::Shared;
+use super::framing::Tap;
 use super::task::BoxedTransport;
 use super::{Reject, Server};
 
@@ -97,7 +98,8 @@ async fn upgrade<S: Send + Sync + 'static>(State(shared): State<Arc<Shared<S>>>,
                 return;
             }
         };
-        let socket = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config)).await;
+        let socket =
+            WebSocketStream::from_raw_socket(Tap::new(TokioIo::new(upgraded)), Role::Server, Some(config)).await;
         (accepted.session)(BoxedTransport::new(socket)).await;
     });
     into_axum(accepted.response)

@@ -8,6 +8,7 @@ mod accept;
 mod axum;
 mod config;
 mod conn;
+mod framing;
 mod guard;
 mod handler;
 mod handshake;
@@ -45,6 +46,7 @@ pub use testing::{TestClient, TestRequest, TestServer, TestSocket};
 
 use self::accept::{Route, Shared};
 use self::config::{Config, Origins};
+use self::framing::Tap;
 use self::lifecycle::Lifecycle;
 use self::limits::{ConnectionLimits, Pending, PendingHandshakes};
 use self::router::Router;
@@ -627,7 +629,7 @@ async fn handshake<S, IO>(
     mut tcp: IO,
     remote_addr: SocketAddr,
     deadline: Instant,
-) -> Option<(accept::Session, WebSocketStream<IO>)>
+) -> Option<(accept::Session, WebSocketStream<Tap<IO>>)>
 where
     S: Send + Sync + 'static,
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -650,7 +652,12 @@ where
         }
     };
     http1::write_response(&mut tcp, &accepted.response).await.ok()?;
-    let socket =
-        WebSocketStream::from_partially_read(tcp, head.leftover, Role::Server, Some(shared.config.websocket)).await;
+    let socket = WebSocketStream::from_partially_read(
+        Tap::new(tcp),
+        head.leftover,
+        Role::Server,
+        Some(shared.config.websocket),
+    )
+    .await;
     Some((accepted.session, socket))
 }

@@ -277,7 +277,12 @@ where
                 // code (a `Validate` or `ErrorReply` impl).
                 match guard::catch_sync(|| self.on_frame(frame, closing, bucket)) {
                     Ok(Step::Run(handler)) => return Flow::Run(handler),
-                    Ok(Step::PeerClosed(frame)) => *peer_close = Some(frame),
+                    Ok(Step::PeerClosed(frame)) => {
+                        *peer_close = Some(frame);
+                        // tungstenite has queued its close reply: no data frame may follow it
+                        // (the writer appends data frames itself, see `framing`).
+                        self.outbox.end();
+                    }
                     Ok(Step::Done) => {}
                     Err(panic) => {
                         self.report(&Error::HandlerPanicked(panic));

@@ -14,12 +14,14 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::task::{Context, Poll, Wake, Waker, ready};
+use std::task::{Context, Poll, Wake, Waker};
 
 use futures_util::future::poll_fn;
 use futures_util::task::AtomicWaker;
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::watch;
+use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::error::ProtocolError;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message as WsMessage};
@@ -38,11 +40,29 @@ use crate::metrics::{Count, Counters};
 use crate::outbox::{OutboxReceiver, outbox};
 use crate::transport::{MessageSink, MessageStream};
 
-/// A connection's transport, boxed so one type-erased session serves every front end (a
-/// tokio-tungstenite socket over TCP or an axum upgrade, an in-memory pair).
-pub(crate) trait Transport: MessageSink + MessageStream + Send + 'static {}
+use super::framing::{self, Tap};
 
-impl<T: MessageSink + MessageStream + Send + 'static> Transport for T {}
+/// A connection's transport, boxed so one type-erased session serves every front end (TCP,
+/// TLS, an axum upgrade, an in-memory pipe): a tokio-tungstenite socket over a [`Tap`], whose
+/// writer appends data frames itself (see `framing`).
+pub(crate) trait Transport: MessageSink + MessageStream + Send + 'static {
+    /// Writes `frames` in order and flushes (see [`framing::poll_write_frames`]).
+    fn poll_write_frames(
+        &mut self,
+        frames: &mut VecDeque<WsMessage>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<(), WsError>>;
+}
+
+impl<IO: AsyncRead + AsyncWrite + Unpin + Send + 'static> Transport for WebSocketStream<Tap<IO>> {
+    fn poll_write_frames(
+        &mut self,
+        frames: &mut VecDeque<WsMessage>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<(), WsError>> {
+        framing::poll_write_frames(self, frames, cx)
+    }
+}
 
 /// A boxed [`Transport`], itself a sink and stream of messages.
 pub(crate) struct BoxedTransport(Box<dyn Transport>);
@@ -189,12 +209,11 @@ where
 /// A function returning an `async move` block, like the reader's and the writer's loops,
 /// rather than an `async fn`: an async fn moves its arguments into locals of its body, and the
 /// compiler keeps room for both for the connection's whole life.
-pub(crate) fn run<C, S, D, T>(registered: Registered<C, S, D>, transport: T) -> impl Future<Output = ()>
+pub(crate) fn run<C, S, D>(registered: Registered<C, S, D>, transport: BoxedTransport) -> impl Future<Output = ()>
 where
     C: Channel,
     S: Send + Sync + 'static,
     D: Send + Sync + 'static,
-    T: MessageSink + MessageStream,
 {
     let Registered {
         handler,
@@ -423,21 +442,13 @@ impl<T: MessageStream> Stream for ReadHalf<'_, T> {
     }
 }
 
-/// Writes `frames` and flushes, in one poll when the socket takes it all; on `Pending`, what
-/// was not yet handed to the sink stays in `frames`.
-fn poll_write<T: MessageSink>(
-    transport: &SharedTransport<T>,
+/// Writes `frames` in order and flushes, the transport taken for this one poll.
+fn poll_write(
+    transport: &SharedTransport<BoxedTransport>,
     frames: &mut VecDeque<WsMessage>,
     cx: &mut Context<'_>,
 ) -> Poll<Result<(), WsError>> {
-    let mut sink = transport.lock();
-    while !frames.is_empty() {
-        ready!(sink.poll_ready_unpin(cx))?;
-        if let Some(frame) = frames.pop_front() {
-            sink.start_send_unpin(frame)?;
-        }
-    }
-    sink.poll_flush_unpin(cx)
+    transport.lock().0.poll_write_frames(frames, cx)
 }
 
 /// Writes queued frames in batches (one flush, usually one syscall, per batch), then the close
@@ -445,8 +456,8 @@ fn poll_write<T: MessageSink>(
 /// connection is closed: later sends fail and the reader stops waiting.
 // Not an `async fn`, on purpose: see `run`.
 #[expect(clippy::manual_async_fn, reason = "an async fn keeps room for its arguments twice")]
-fn write_loop<'a, T: MessageSink>(
-    transport: &'a SharedTransport<T>,
+fn write_loop<'a>(
+    transport: &'a SharedTransport<BoxedTransport>,
     outbox: &'a OutboxReceiver,
     counters: &'a Counters,
     channel: &'static str,
@@ -455,7 +466,12 @@ fn write_loop<'a, T: MessageSink>(
         let mut batch = VecDeque::new();
         while outbox.next_batch(&mut batch).await {
             let written = batch.len() as u64;
-            if let Err(error) = poll_fn(|cx| poll_write(transport, &mut batch, cx)).await {
+            // Checked at every poll: the peer's close frame may be read while a batch waits.
+            let wrote = poll_fn(|cx| match outbox.is_ended() {
+                true => Poll::Ready(Err(WsError::AlreadyClosed)),
+                false => poll_write(transport, &mut batch, cx),
+            });
+            if let Err(error) = wrote.await {
                 match error {
                     // The peer closed first (its close frame was read): nothing to report, the
                     // reader records that close.

@@ -1,0 +1,191 @@
+//! Writing a connection's data frames without tungstenite's per-frame write path.
+//!
+//! A server's data frame is the same bytes for every connection (servers do not mask, and no
+//! extension is negotiated): a two-to-ten-byte header and the payload. tungstenite builds a
+//! `Frame` for each message, checks it and formats it into its output buffer, which costs about
+//! as much as everything else the server does to deliver a small message. So the connection's
+//! writer appends data frames itself to a buffer under tungstenite, in [`Tap`], the I/O object
+//! the `WebSocketStream` wraps; tungstenite still writes control frames (pings, pongs, close)
+//! and owns every flush.
+//!
+//! Order on the wire is the order of the outbox: [`Tap`] writes its own bytes before any
+//! tungstenite hands it, and the writer flushes tungstenite before appending data frames after
+//! anything tungstenite holds (a control frame it was given, a pong it queued). The close frame
+//! comes after the last data frame (the outbox accepts nothing after a close), and once the
+//! peer's close frame is read the writer is not run again.
+
+use std::collections::VecDeque;
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+
+use futures_util::SinkExt;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::{Error as WsError, Message as WsMessage};
+
+/// A buffer grown past this (by one large message) is let go once written, rather than kept
+/// for the connection's life.
+const RETAIN: usize = 64 * 1024;
+
+/// A connection's I/O object with a buffer of data frames in front of its writes.
+#[derive(Debug)]
+pub(crate) struct Tap<IO> {
+    io: IO,
+    /// Data frames appended by the writer, not yet written.
+    out: Vec<u8>,
+    /// How much of `out` is written.
+    written: usize,
+}
+
+impl<IO> Tap<IO> {
+    pub(crate) fn new(io: IO) -> Self {
+        Self {
+            io,
+            out: Vec::new(),
+            written: 0,
+        }
+    }
+
+    /// Appends one unmasked data frame (final, no extension bits) carrying `payload`.
+    fn push_data_frame(&mut self, opcode: u8, payload: &[u8]) {
+        const FIN: u8 = 0x80;
+        let len = payload.len();
+        self.out.reserve(10 + len);
+        self.out.push(FIN | opcode);
+        match len {
+            0..=125 => self.out.push(len as u8),
+            126..=0xFFFF => {
+                self.out.push(126);
+                self.out.extend_from_slice(&(len as u16).to_be_bytes());
+            }
+            _ => {
+                self.out.push(127);
+                self.out.extend_from_slice(&(len as u64).to_be_bytes());
+            }
+        }
+        self.out.extend_from_slice(payload);
+    }
+}
+
+impl<IO: AsyncWrite + Unpin> Tap<IO> {
+    /// Writes what the writer appended.
+    fn poll_drain(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        while self.written < self.out.len() {
+            match ready!(Pin::new(&mut self.io).poll_write(cx, &self.out[self.written..]))? {
+                0 => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
+                n => self.written += n,
+            }
+        }
+        self.written = 0;
+        if self.out.capacity() > RETAIN {
+            self.out = Vec::new();
+        } else {
+            self.out.clear();
+        }
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl<IO: AsyncRead + Unpin> AsyncRead for Tap<IO> {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_read(cx, buf)
+    }
+}
+
+impl<IO: AsyncWrite + Unpin> AsyncWrite for Tap<IO> {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        ready!(self.poll_drain(cx))?;
+        Pin::new(&mut self.io).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        ready!(self.poll_drain(cx))?;
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        ready!(self.poll_drain(cx))?;
+        Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+}
+
+/// Writes `frames` in order and flushes, in one poll when the socket takes it all; on
+/// `Pending`, the frames not yet taken stay in `frames`. Data frames are appended to the
+/// [`Tap`] (flushed whenever it holds a write buffer's worth), control frames go through
+/// tungstenite and are flushed at once; every flush is tungstenite's, so its wakers see every
+/// wait for the socket.
+pub(crate) fn poll_write_frames<IO>(
+    socket: &mut WebSocketStream<Tap<IO>>,
+    frames: &mut VecDeque<WsMessage>,
+    cx: &mut Context<'_>,
+) -> Poll<Result<(), WsError>>
+where
+    IO: AsyncRead + AsyncWrite + Unpin,
+{
+    let limit = socket.get_config().write_buffer_size.max(1);
+    // What tungstenite holds (a pong it queued, a control frame a `Pending` left) goes first.
+    ready!(socket.poll_flush_unpin(cx))?;
+    while let Some(frame) = frames.front() {
+        let opcode = match frame {
+            WsMessage::Text(_) => 0x1,
+            WsMessage::Binary(_) => 0x2,
+            _ => {
+                ready!(socket.poll_ready_unpin(cx))?;
+                if let Some(frame) = frames.pop_front() {
+                    socket.start_send_unpin(frame)?;
+                }
+                ready!(socket.poll_flush_unpin(cx))?;
+                continue;
+            }
+        };
+        if socket.get_mut().out.len() >= limit {
+            ready!(socket.poll_flush_unpin(cx))?;
+        }
+        if let Some(frame) = frames.pop_front() {
+            socket.get_mut().push_data_frame(opcode, frame.into_data().as_ref());
+        }
+    }
+    socket.poll_flush_unpin(cx)
+}
+
+#[cfg(test)]
+mod tests {
+    use futures_util::StreamExt;
+    use tokio_tungstenite::tungstenite::protocol::Role;
+
+    use super::*;
+
+    /// Every payload length class (7-bit, 16-bit, 64-bit), text and binary, interleaved with
+    /// control frames, as a tungstenite client reads them; a write buffer of 1 KiB, so the
+    /// large frames also test flushing mid-batch.
+    #[tokio::test]
+    async fn a_client_reads_every_frame_the_writer_appends_in_order() {
+        let (server, client) = tokio::io::duplex(4 * 1024);
+        let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default().write_buffer_size(1024);
+        let mut server = WebSocketStream::from_raw_socket(Tap::new(server), Role::Server, Some(config)).await;
+        let mut client = WebSocketStream::from_raw_socket(client, Role::Client, None).await;
+        let sent = vec![
+            WsMessage::text(""),
+            WsMessage::text("é".repeat(62)),
+            WsMessage::Ping("p".into()),
+            WsMessage::binary(vec![7; 126]),
+            WsMessage::text("x".repeat(70_000)),
+            WsMessage::binary(vec![1; 65_535]),
+            WsMessage::text("last"),
+        ];
+        let mut frames: VecDeque<_> = sent.iter().cloned().collect();
+        let write = futures_util::future::poll_fn(|cx| poll_write_frames(&mut server, &mut frames, cx));
+        let read = async {
+            let mut got = Vec::new();
+            while got.len() < sent.len() {
+                got.push(client.next().await.expect("open").expect("a valid frame"));
+            }
+            got
+        };
+        let (written, got) = tokio::join!(write, read);
+        written.expect("written");
+        assert_eq!(got, sent);
+        assert!(server.get_ref().out.capacity() <= RETAIN, "a large buffer is let go");
+    }
+}
