@@ -55,6 +55,7 @@ ws_channels_tests::on_both_backends!(
     an_on_connect_that_does_not_decide_in_time_gets_408,
     a_handle_taken_early_sees_a_later_shutdown_timeout,
     callbacks_set_before_on_connect_still_run,
+    no_frame_follows_the_close_reply,
 );
 
 /// What a client says in a room.
@@ -457,6 +458,66 @@ async fn a_reader_that_never_reads_is_disconnected_without_delaying_others(backe
         lags.iter().any(|l| l.policy == LagPolicy::Disconnect && l.dropped >= 1),
         "{lags:?}"
     );
+}
+
+/// The server writes data frames itself (not through tungstenite, whose own check would refuse
+/// them after a close): a client that closes while the server is closing with messages still
+/// queued for it (its socket full) gets the close reply last, with no data frame after it.
+async fn no_frame_follows_the_close_reply(backend: Backend) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let server = feeds(LagLog::default());
+    let hub = server.hub();
+    let mut server = Served::start_on(backend, server).await;
+    let mut tcp = never_reading(&server, "/latest/ticks").await;
+    // More than loopback buffers hold: the server's writer stops with frames queued.
+    let padding = "x".repeat(PADDING);
+    for seq in 0..FLOOD {
+        let tick = Latest {
+            seq,
+            padding: padding.clone(),
+        };
+        let _ = hub.publish(&LatestParams::new("ticks"), &tick).await.unwrap();
+    }
+    // The server begins to close (1001) behind those frames; then the client closes too.
+    let serving = server.begin_shutdown();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let (mask, code) = ([1, 2, 3, 4], 1000u16.to_be_bytes());
+    tcp.write_all(&[0x88, 0x82, 1, 2, 3, 4, code[0] ^ mask[0], code[1] ^ mask[1]])
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut wire = Vec::new();
+    within("the server to end the connection", tcp.read_to_end(&mut wire))
+        .await
+        .unwrap();
+    within("the server to finish", serving).await.unwrap().unwrap();
+    // Walk the frames (nothing was published before the socket was taken raw, so its bytes
+    // start on a frame): data frames, then one close frame, then the end.
+    let (mut at, mut data, mut closed) = (0, 0, false);
+    while at < wire.len() {
+        assert!(!closed, "a frame after the close ({data} data frames before it)");
+        let (opcode, second) = (wire[at] & 0x0F, wire[at + 1]);
+        assert_eq!(second & 0x80, 0, "server frames are not masked");
+        let (header, len) = match second & 0x7F {
+            126 => (4, usize::from(u16::from_be_bytes([wire[at + 2], wire[at + 3]]))),
+            127 => (
+                10,
+                usize::try_from(u64::from_be_bytes(wire[at + 2..at + 10].try_into().unwrap())).unwrap(),
+            ),
+            len => (2, usize::from(len)),
+        };
+        match opcode {
+            0x1 => data += 1,
+            0x8 => closed = true,
+            other => panic!("unexpected opcode {other:#x}"),
+        }
+        at += header + len;
+    }
+    assert!(
+        closed,
+        "the stream ends with a close frame ({data} data frames before it)"
+    );
+    assert!(data > 0);
 }
 
 async fn drop_oldest_keeps_a_slow_reader_connected(backend: Backend) {

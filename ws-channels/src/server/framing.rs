@@ -10,9 +10,11 @@
 //!
 //! Order on the wire is the order of the outbox: [`Tap`] writes its own bytes before any
 //! tungstenite hands it, and the writer flushes tungstenite before appending data frames after
-//! anything tungstenite holds (a control frame it was given, a pong it queued). The close frame
-//! comes after the last data frame (the outbox accepts nothing after a close), and once the
-//! peer's close frame is read the writer is not run again.
+//! anything tungstenite holds (a control frame it was given, a pong it queued). No data frame
+//! follows a close frame: the outbox accepts nothing after the server's own close, and the
+//! [`Tap`] is only ever drained by tungstenite (writing its bytes or flushing), which refuses
+//! to once it has answered the peer's close (`no_frame_follows_the_close_reply` in the tests
+//! fails if the writer drains the tap itself).
 
 use std::collections::VecDeque;
 use std::io;

@@ -279,8 +279,8 @@ where
                     Ok(Step::Run(handler)) => return Flow::Run(handler),
                     Ok(Step::PeerClosed(frame)) => {
                         *peer_close = Some(frame);
-                        // tungstenite has queued its close reply: no data frame may follow it
-                        // (the writer appends data frames itself, see `framing`).
+                        // Nothing sent from now on could be delivered after tungstenite's close
+                        // reply: sends fail at once, and the writer stops at its next poll.
                         self.outbox.end();
                     }
                     Ok(Step::Done) => {}
