@@ -582,7 +582,7 @@ enum Acceptor {
 }
 
 /// One socket of the standalone server: its TLS handshake if any, its WebSocket handshake,
-/// then its connection.
+/// then its connection's start (the connection runs in a task of its own).
 async fn connection<S: Send + Sync + 'static>(
     shared: Arc<Shared<S>>,
     acceptor: Acceptor,
@@ -610,14 +610,13 @@ where
     S: Send + Sync + 'static,
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    // Boxed, so its state is freed once the connection runs: this task's own future is
-    // allocated once, for the connection's whole life.
-    let Some((session, socket)) = Box::pin(handshake(&shared, io, remote_addr, deadline)).await else {
+    let Some((session, socket)) = handshake(&shared, io, remote_addr, deadline).await else {
         return;
     };
     // The handshake is over: make room for the next.
     drop(pending);
-    session(BoxedTransport::new(socket)).await;
+    // The connection runs in a task of its own; this one, and its handshake state, end here.
+    session(BoxedTransport::new(socket));
 }
 
 /// Reads the request head, decides, and answers. A head that does not arrive within the
