@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, OnceLock, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use tokio_tungstenite::tungstenite::Message as WsMessage;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
 use super::backplane::{Backplane, BackplaneError};
 use crate::conn_id::ConnId;
@@ -170,6 +171,14 @@ impl Registry {
         let channel = member.channel;
         self.remove(channel, topic, id);
         true
+    }
+
+    /// Asks every connection to close; each one's first close request is the one that counts.
+    pub(crate) fn close_all(&self, code: CloseCode, reason: &str) {
+        let members = self.members.read().unwrap_or_else(PoisonError::into_inner);
+        for member in members.values() {
+            member.outbox.request_close(code, reason);
+        }
     }
 
     /// Forgets a connection and every subscription it had.

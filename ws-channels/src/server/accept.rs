@@ -131,7 +131,6 @@ impl<S: Send + Sync + 'static> Shared<S> {
             state: self.state.clone(),
             hub: self.hub.clone(),
             config: self.config.clone(),
-            shutdown: self.lifecycle.watch(),
             slot,
             expires,
         }

@@ -7,13 +7,21 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 use tokio::task::JoinSet;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+
+use crate::hub::Hub;
 
 /// The tasks of one server's connections, the signal that shuts them down, and how long a
 /// shutdown waits for them.
 #[derive(Debug)]
 pub(crate) struct Lifecycle {
     tasks: Mutex<JoinSet<()>>,
+    /// Set once a shutdown begins: handshakes are refused from then on, and the accept loop
+    /// stops.
     shutdown: watch::Sender<bool>,
+    /// The server's hub: every accepted connection is a member of it from its handshake on,
+    /// so a shutdown reaches each one through its outbox (no connection holds a watcher).
+    hub: Hub,
     /// Set once the shutdown is over (every connection ended, or the timeout dropped them):
     /// what every caller of `shutdown` waits for.
     drained: watch::Sender<bool>,
@@ -21,18 +29,17 @@ pub(crate) struct Lifecycle {
     timeout: Mutex<Duration>,
 }
 
-impl Default for Lifecycle {
-    fn default() -> Self {
+impl Lifecycle {
+    pub(crate) fn new(hub: Hub) -> Self {
         Self {
             tasks: Mutex::default(),
             shutdown: watch::Sender::new(false),
+            hub,
             drained: watch::Sender::new(false),
             timeout: Mutex::new(Duration::from_secs(10)),
         }
     }
-}
 
-impl Lifecycle {
     /// Runs a tracked task: a socket's handshake, or an upgraded connection.
     pub(crate) fn spawn(&self, task: impl Future<Output = ()> + Send + 'static) {
         let mut tasks = self.tasks.lock().unwrap_or_else(PoisonError::into_inner);
@@ -41,7 +48,7 @@ impl Lifecycle {
         tasks.spawn(task);
     }
 
-    /// What connection tasks watch to learn of a shutdown.
+    /// What the accept loop watches to learn of a shutdown.
     pub(crate) fn watch(&self) -> watch::Receiver<bool> {
         self.shutdown.subscribe()
     }
@@ -60,6 +67,9 @@ impl Lifecycle {
     pub(crate) async fn shutdown(self: &Arc<Self>) {
         let mut drained = self.drained.subscribe();
         if !self.shutdown.send_replace(true) {
+            // After the flag: a handshake registered too late to be reached here sees the flag
+            // once registered, and is refused.
+            self.hub.close_all(CloseCode::Away, "server shutting down");
             let lifecycle = self.clone();
             tokio::spawn(async move {
                 lifecycle.drain().await;
@@ -133,7 +143,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_shutdown_timeout_drops_tasks_started_during_the_drain() {
-        let lifecycle = Arc::new(Lifecycle::default());
+        let lifecycle = Arc::new(Lifecycle::new(Hub::default()));
         lifecycle.set_timeout(Duration::from_millis(300));
         let dropped = Arc::new(AtomicBool::new(false));
         // A handshake task that starts its connection's task while the drain waits for it,

@@ -212,12 +212,13 @@ impl Default for Server<()> {
 impl<S: Send + Sync + 'static> Server<S> {
     /// A server whose handlers share `state` (through `conn.state()` and `handshake.state()`).
     pub fn with_state(state: S) -> Self {
+        let hub = Hub::default();
         Self {
             router: Router::new(),
             channels: Vec::new(),
             state: Arc::new(state),
-            hub: Hub::default(),
-            lifecycle: Arc::default(),
+            lifecycle: Arc::new(Lifecycle::new(hub.clone())),
+            hub,
             config: Config::default(),
         }
     }

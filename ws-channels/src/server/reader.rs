@@ -12,7 +12,6 @@ use futures_util::FutureExt;
 use futures_util::StreamExt;
 use futures_util::future::BoxFuture;
 use futures_util::future::{CatchUnwind, poll_fn};
-use tokio::sync::watch;
 use tokio::time::{Instant, Sleep};
 use tokio_tungstenite::tungstenite::error::ProtocolError;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
@@ -92,11 +91,7 @@ where
     /// Reads until the connection has ended; returns how it ended.
     // Not an `async fn`, on purpose: see `task::run`.
     #[expect(clippy::manual_async_fn, reason = "an async fn keeps room for its arguments twice")]
-    pub(crate) fn read_loop(
-        self,
-        mut stream: impl MessageStream + 'a,
-        mut shutdown: watch::Receiver<bool>,
-    ) -> impl Future<Output = CloseInfo> + 'a {
+    pub(crate) fn read_loop(self, mut stream: impl MessageStream + 'a) -> impl Future<Output = CloseInfo> + 'a {
         async move {
             let mut peer_close: Option<CloseFrame> = None;
             // Boxed: most connections have no rate limit, and this future lives as long as they do.
@@ -108,10 +103,6 @@ where
             let mut timer: Option<Pin<Box<Sleep>>> = None;
             let mut armed: Option<Instant> = None;
 
-            // A shutdown that began during the handshake was already signalled.
-            if *shutdown.borrow_and_update() {
-                self.conn.close(CloseCode::Away, "server shutting down");
-            }
             // The handler running now, if any: polled as a branch of the loop below, so the
             // connection's timers, signals and close deadline keep running while it awaits.
             let mut running: Option<Running> = None;
@@ -141,7 +132,6 @@ where
                     }
                     armed = next;
                 }
-                let open = !clocks.is_closing();
                 tokio::select! {
                     // Handlers of a connection run one at a time, in order: no frame is read while
                     // one runs.
@@ -194,12 +184,9 @@ where
                             self.finish(finished.stopwatch, outcome);
                         }
                     }
-                    // A close was requested or messages were dropped: the loop's head and
-                    // `report_lag` look at which.
+                    // A close was requested (by a handler, the hub, a server shutdown) or messages
+                    // were dropped: the loop's head and `report_lag` look at which.
                     () = poll_fn(|cx| self.outbox.poll_attention(cx)) => self.report_lag(),
-                    Ok(()) = shutdown.changed(), if open => {
-                        self.conn.close(CloseCode::Away, "server shutting down");
-                    }
                     () = poll_fn(|cx| timer.as_mut().map_or(Poll::Pending, |timer| timer.as_mut().poll(cx))),
                         if armed.is_some() =>
                     {

@@ -19,7 +19,6 @@ use std::task::{Context, Poll, Wake, Waker};
 use futures_util::future::poll_fn;
 use futures_util::task::AtomicWaker;
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
-use tokio::sync::watch;
 use tokio_tungstenite::tungstenite::error::ProtocolError;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message as WsMessage};
@@ -89,7 +88,6 @@ pub(crate) struct ConnEnv<S> {
     pub(crate) state: Arc<S>,
     pub(crate) hub: Hub,
     pub(crate) config: Arc<Config>,
-    pub(crate) shutdown: watch::Receiver<bool>,
     /// The connection-limit slot taken at the handshake, freed when the connection ends.
     pub(crate) slot: Slot,
     /// When its credentials expire (`Handshake::expire_at`).
@@ -105,7 +103,6 @@ pub(crate) struct Registered<C: Channel, S, D> {
     conn: Conn<C, S, D>,
     registration: Registration,
     config: Arc<Config>,
-    shutdown: watch::Receiver<bool>,
     expires: Option<tokio::time::Instant>,
     counters: Arc<Counters>,
     span: tracing::Span,
@@ -142,7 +139,6 @@ where
         state,
         hub,
         config,
-        shutdown,
         slot,
         expires,
     } = env;
@@ -176,7 +172,6 @@ where
         conn,
         registration,
         config,
-        shutdown,
         expires,
         counters,
         span,
@@ -201,7 +196,6 @@ where
         conn,
         registration,
         config,
-        shutdown,
         expires,
         counters,
         span,
@@ -212,7 +206,7 @@ where
     async move {
         let info = {
             let reader = Reader::new(&handler, conn.clone(), &config, &registration.outbox, expires);
-            let reader = std::pin::pin!(reader.read_loop(WokenStream::new(stream), shutdown));
+            let reader = std::pin::pin!(reader.read_loop(WokenStream::new(stream)));
             let writer = std::pin::pin!(write_loop(sink, &registration.outbox, &counters, C::NAME));
             drive(reader, writer, &registration.outbox, &config)
                 .instrument(span.clone())
