@@ -201,16 +201,16 @@ where
         span,
         started,
     } = registered;
-    let (sink, stream) = transport.split();
-    // Set up before the future is made, so it holds only what the connection keeps using.
+    let (mut sink, stream) = transport.split();
+    let mut stream = WokenStream::new(stream);
+    // Set up before the future is made, so it holds only what the connection keeps using; the
+    // reader and the writer borrow what this future owns, rather than taking copies of it.
     async move {
         let info = {
-            let reader = Reader::new(&handler, conn.clone(), &config, &registration.outbox, expires);
-            let reader = std::pin::pin!(reader.read_loop(WokenStream::new(stream)));
-            let writer = std::pin::pin!(write_loop(sink, &registration.outbox, &counters, C::NAME));
-            drive(reader, writer, &registration.outbox, &config)
-                .instrument(span.clone())
-                .await
+            let reader = Reader::new(&handler, &conn, &config, &registration.outbox, expires);
+            let reader = std::pin::pin!(reader.read_loop(&mut stream));
+            let writer = std::pin::pin!(write_loop(&mut sink, &registration.outbox, &counters, C::NAME));
+            drive(reader, writer, &registration.outbox, &config, &span).await
         };
         // The peer is gone or the close handshake is over: nothing queued can be delivered now.
         drop(registration);
@@ -246,41 +246,54 @@ where
 /// Which goes first alternates from poll to poll: each may use up the task's cooperative budget
 /// (a writer kept busy by publishers, a reader by a fast client), and the other must still get
 /// its turn, or a reader starved by a busy writer would never read the peer's pongs.
-async fn drive(
-    mut reader: impl Future<Output = CloseInfo> + Unpin,
-    mut writer: impl Future<Output = ()> + Unpin,
-    outbox: &OutboxReceiver,
-    config: &Config,
-) -> CloseInfo {
-    let mut written = false;
-    let mut writer_first = true;
-    let reader_gate = Gate::new();
-    let info = poll_fn(|cx| {
-        let mut poll_writer = |cx: &mut Context<'_>| {
-            if !written {
-                written = Pin::new(&mut writer).poll(cx).is_ready();
+// Not an `async fn`, on purpose: see `run`.
+fn drive<'a>(
+    mut reader: impl Future<Output = CloseInfo> + Unpin + 'a,
+    mut writer: impl Future<Output = ()> + Unpin + 'a,
+    outbox: &'a OutboxReceiver,
+    config: &'a Config,
+    // Entered around every poll, as `Instrument` would, but borrowed: the task keeps one copy.
+    span: &'a tracing::Span,
+) -> impl Future<Output = CloseInfo> + 'a {
+    async move {
+        let mut written = false;
+        let mut writer_first = true;
+        let reader_gate = Gate::new();
+        let info = poll_fn(|cx| {
+            let _entered = span.enter();
+            let mut poll_writer = |cx: &mut Context<'_>| {
+                if !written {
+                    written = Pin::new(&mut writer).poll(cx).is_ready();
+                }
+            };
+            let mut poll_reader = |cx: &mut Context<'_>| match reader_gate.open(cx) {
+                true => Pin::new(&mut reader).poll(&mut reader_gate.context()),
+                false => Poll::Pending,
+            };
+            writer_first = !writer_first;
+            if !writer_first {
+                poll_writer(cx);
+                return poll_reader(cx);
             }
-        };
-        let mut poll_reader = |cx: &mut Context<'_>| match reader_gate.open(cx) {
-            true => Pin::new(&mut reader).poll(&mut reader_gate.context()),
-            false => Poll::Pending,
-        };
-        writer_first = !writer_first;
-        if !writer_first {
-            poll_writer(cx);
-            return poll_reader(cx);
+            let read = poll_reader(cx);
+            if read.is_pending() {
+                poll_writer(cx);
+            }
+            read
+        })
+        .await;
+        if !written && outbox.is_closing() {
+            // Boxed: a timer held in this future would take room in every connection's task for
+            // its whole life, and only a closing connection needs one, once.
+            let mut timeout = Box::pin(tokio::time::timeout(config.close_timeout, writer));
+            let _ = poll_fn(|cx| {
+                let _entered = span.enter();
+                timeout.as_mut().poll(cx)
+            })
+            .await;
         }
-        let read = poll_reader(cx);
-        if read.is_pending() {
-            poll_writer(cx);
-        }
-        read
-    })
-    .await;
-    if !written && outbox.is_closing() {
-        let _ = tokio::time::timeout(config.close_timeout, writer).await;
+        info
     }
-    info
 }
 
 /// Lets a part of the task (the reader, the stream) be polled only once it has
@@ -398,7 +411,7 @@ impl Drop for Registration {
 // Not an `async fn`, on purpose: see `run`.
 #[expect(clippy::manual_async_fn, reason = "an async fn keeps room for its arguments twice")]
 fn write_loop<'a, W>(
-    mut sink: W,
+    sink: &'a mut W,
     outbox: &'a OutboxReceiver,
     counters: &'a Counters,
     channel: &'static str,
@@ -410,13 +423,7 @@ where
         let mut batch = VecDeque::new();
         while outbox.next_batch(&mut batch).await {
             let written = batch.len() as u64;
-            let mut result = Ok(());
-            while let Some(frame) = batch.pop_front() {
-                if result.is_ok() {
-                    result = sink.feed(frame).await;
-                }
-            }
-            if let Err(error) = result.and(sink.flush().await) {
+            if let Err(error) = write_batch(sink, &mut batch).await {
                 match error {
                     // The peer closed first (its close frame was read): nothing to report, the
                     // reader records that close.
@@ -432,12 +439,54 @@ where
             }
             counters.add(Count::MessagesOut, channel, written);
         }
-        if let Some(frame) = outbox.close_frame()
-            && sink.send(WsMessage::Close(Some(frame))).await.is_ok()
-        {
+        // A `let … else`, not an `if let`: the frame looked up is not kept across the write.
+        let Some(frame) = outbox.close_frame() else {
+            return;
+        };
+        batch.push_back(WsMessage::Close(Some(frame)));
+        if write_batch(sink, &mut batch).await.is_ok() {
             counters.add(Count::MessagesOut, channel, 1);
         }
     }
+}
+
+/// Feeds every frame of `batch` into `sink`, then flushes once, and leaves `batch` empty. After
+/// a frame fails, the rest are dropped and the sink is still flushed; the first error is the
+/// result.
+///
+/// Frames go from the batch into the sink within one poll, never held across an await, so
+/// the writer's future has no room for one (as `SinkExt::feed` would keep).
+fn write_batch<'a, W>(
+    sink: &'a mut W,
+    batch: &'a mut VecDeque<WsMessage>,
+) -> impl Future<Output = Result<(), WsError>> + 'a
+where
+    W: Sink<WsMessage, Error = WsError> + Unpin,
+{
+    let mut failed = None;
+    poll_fn(move |cx| {
+        while failed.is_none()
+            && let Some(ready) = (!batch.is_empty()).then(|| sink.poll_ready_unpin(cx))
+        {
+            match ready {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Err(error)) => failed = Some(error),
+                Poll::Ready(Ok(())) => {
+                    if let Some(frame) = batch.pop_front()
+                        && let Err(error) = sink.start_send_unpin(frame)
+                    {
+                        failed = Some(error);
+                    }
+                }
+            }
+        }
+        batch.clear();
+        let flushed = std::task::ready!(sink.poll_flush_unpin(cx));
+        Poll::Ready(match failed.take() {
+            Some(error) => Err(error),
+            None => flushed,
+        })
+    })
 }
 
 #[cfg(test)]
