@@ -12,8 +12,8 @@ use std::collections::VecDeque;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll, Wake, Waker};
 
 use futures_util::future::poll_fn;
@@ -80,6 +80,52 @@ impl Stream for BoxedTransport {
     }
 }
 
+/// One transport, shared by the reader and the writer of its connection task:
+/// `&SharedTransport` is a stream and a sink. Both are polled by that one task, one at a time,
+/// so the lock is never contended; it only lets both borrow the transport. (`StreamExt::split`
+/// would allocate a shared lock, and its sink half keeps room for a message, in every
+/// connection's task.)
+struct SharedTransport<T>(Mutex<T>);
+
+impl<T> SharedTransport<T> {
+    fn new(transport: T) -> Self {
+        Self(Mutex::new(transport))
+    }
+
+    fn lock(&self) -> MutexGuard<'_, T> {
+        // A panic while polling the transport ends the task that holds it anyway.
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl<T: MessageStream> Stream for &SharedTransport<T> {
+    type Item = Result<WsMessage, WsError>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.lock().poll_next_unpin(cx)
+    }
+}
+
+impl<T: MessageSink> Sink<WsMessage> for &SharedTransport<T> {
+    type Error = WsError;
+
+    fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), WsError>> {
+        self.lock().poll_ready_unpin(cx)
+    }
+
+    fn start_send(self: Pin<&mut Self>, item: WsMessage) -> Result<(), WsError> {
+        self.lock().start_send_unpin(item)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), WsError>> {
+        self.lock().poll_flush_unpin(cx)
+    }
+
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), WsError>> {
+        self.lock().poll_close_unpin(cx)
+    }
+}
+
 /// Everything a connection task needs besides its handler, built once when its handshake is
 /// accepted.
 pub(crate) struct ConnEnv<S> {
@@ -100,11 +146,9 @@ pub(crate) struct ConnEnv<S> {
 /// failed) detaches it again and frees its limit slot.
 pub(crate) struct Registered<C: Channel, S, D> {
     handler: Arc<Handler<C, S, D>>,
-    conn: Conn<C, S, D>,
-    registration: Registration,
+    registration: Registration<C, S, D>,
     config: Arc<Config>,
     expires: Option<tokio::time::Instant>,
-    counters: Arc<Counters>,
     span: tracing::Span,
     started: tokio::time::Instant,
 }
@@ -147,14 +191,6 @@ where
     hub.attach::<C>(id, sender.clone());
     hub.join(id, &address);
     counters.opened(C::NAME);
-    let registration = Registration {
-        outbox: receiver,
-        hub: hub.clone(),
-        id,
-        channel: C::NAME,
-        counters: counters.clone(),
-        _slot: slot,
-    };
     let conn = Conn::new(
         ConnInner {
             id,
@@ -169,11 +205,13 @@ where
     );
     Registered {
         handler,
-        conn,
-        registration,
+        registration: Registration {
+            conn,
+            outbox: receiver,
+            _slot: slot,
+        },
         config,
         expires,
-        counters,
         span,
         started,
     }
@@ -193,26 +231,26 @@ where
 {
     let Registered {
         handler,
-        conn,
         registration,
         config,
         expires,
-        counters,
         span,
         started,
     } = registered;
-    let (mut sink, stream) = transport.split();
-    let mut stream = WokenStream::new(stream);
+    let transport = SharedTransport::new(transport);
     // Set up before the future is made, so it holds only what the connection keeps using; the
     // reader and the writer borrow what this future owns, rather than taking copies of it.
     async move {
         let info = {
-            let reader = Reader::new(&handler, &conn, &config, &registration.outbox, expires);
+            let Registration { conn, outbox, .. } = &registration;
+            let mut stream = WokenStream::new(&transport);
+            let reader = Reader::new(&handler, conn, &config, outbox, expires);
             let reader = std::pin::pin!(reader.read_loop(&mut stream));
-            let writer = std::pin::pin!(write_loop(&mut sink, &registration.outbox, &counters, C::NAME));
-            drive(reader, writer, &registration.outbox, &config, &span).await
+            let writer = std::pin::pin!(write_loop(&transport, outbox, conn.hub().counters(), C::NAME));
+            drive(reader, writer, outbox, &config, &span).await
         };
         // The peer is gone or the close handshake is over: nothing queued can be delivered now.
+        let conn = registration.conn.clone();
         drop(registration);
         tracing::info!(
             parent: &span,
@@ -388,20 +426,21 @@ impl<S: Stream + Unpin> Stream for WokenStream<S> {
 /// Undoes a connection's registration however its task ends: normally, by a panic, or dropped
 /// when a shutdown times out. Ends the outbox (later sends fail), leaves every topic and frees
 /// the connection-limit slot.
-struct Registration {
+///
+/// It also owns the connection's handle for the task (the hub and the id are the handle's), so
+/// the task keeps one copy of each.
+struct Registration<C: Channel, S, D> {
+    conn: Conn<C, S, D>,
     outbox: OutboxReceiver,
-    hub: Hub,
-    id: ConnId,
-    channel: &'static str,
-    counters: Arc<Counters>,
     _slot: Slot,
 }
 
-impl Drop for Registration {
+impl<C: Channel, S, D> Drop for Registration<C, S, D> {
     fn drop(&mut self) {
         self.outbox.end();
-        self.hub.detach(self.id);
-        self.counters.closed(self.channel);
+        let hub = self.conn.hub();
+        hub.detach(self.conn.id());
+        hub.counters().closed(C::NAME);
     }
 }
 
@@ -411,7 +450,7 @@ impl Drop for Registration {
 // Not an `async fn`, on purpose: see `run`.
 #[expect(clippy::manual_async_fn, reason = "an async fn keeps room for its arguments twice")]
 fn write_loop<'a, W>(
-    sink: &'a mut W,
+    mut sink: W,
     outbox: &'a OutboxReceiver,
     counters: &'a Counters,
     channel: &'static str,
@@ -423,7 +462,7 @@ where
         let mut batch = VecDeque::new();
         while outbox.next_batch(&mut batch).await {
             let written = batch.len() as u64;
-            if let Err(error) = write_batch(sink, &mut batch).await {
+            if let Err(error) = write_batch(&mut sink, &mut batch).await {
                 match error {
                     // The peer closed first (its close frame was read): nothing to report, the
                     // reader records that close.
@@ -444,7 +483,7 @@ where
             return;
         };
         batch.push_back(WsMessage::Close(Some(frame)));
-        if write_batch(sink, &mut batch).await.is_ok() {
+        if write_batch(&mut sink, &mut batch).await.is_ok() {
             counters.add(Count::MessagesOut, channel, 1);
         }
     }
