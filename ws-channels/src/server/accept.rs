@@ -325,7 +325,8 @@ where
         Box::pin(async move {
             let params = params?;
             // Counted from before `on_connect`, so concurrent handshakes cannot overshoot.
-            let address = params.to_string();
+            // One copy, shared by the connection's handle and its limit slot.
+            let address: Arc<str> = params.to_string().into();
             let slot = shared.limits.acquire(&address)?;
             let handshake = Handshake::new(params.clone(), request, remote_addr, shared.state.clone());
             let expiry = handshake.expiry();

@@ -158,7 +158,7 @@ pub(crate) fn register<C, S, D>(
     handler: Arc<Handler<C, S, D>>,
     params: C::Params,
     // The params' `Display`, formatted once at the handshake.
-    address: String,
+    address: Arc<str>,
     data: D,
     env: ConnEnv<S>,
 ) -> Registered<C, S, D>
