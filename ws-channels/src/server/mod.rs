@@ -611,7 +611,9 @@ where
     S: Send + Sync + 'static,
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let Some((session, socket)) = handshake(&shared, io, remote_addr, deadline).await else {
+    // Boxed: the task spawned for every accepted socket stays small, and spawning, polling and
+    // reaping it moves little (the handshake's state is a few KiB, needed only for a moment).
+    let Some((session, socket)) = Box::pin(handshake(&shared, io, remote_addr, deadline)).await else {
         return;
     };
     // The handshake is over: make room for the next.
