@@ -94,8 +94,9 @@ struct State {
     /// can drop it (a dropped ping would close a slow but live reader for "ping timeout").
     ping: bool,
     /// Set once, by the first close request: the connection is closing, and this is the frame
-    /// the writer sends after what is queued.
-    close: Option<CloseFrame>,
+    /// the writer sends after what is queued. Boxed: most of a connection's life it is `None`,
+    /// and every connection's outbox would otherwise keep room for one.
+    close: Option<Box<CloseFrame>>,
     /// The connection task has ended: nothing more will be written.
     ended: bool,
 }
@@ -119,7 +120,7 @@ impl Shared {
             if state.is_closing() {
                 return false;
             }
-            state.close = Some(close_frame(code, reason));
+            state.close = Some(Box::new(close_frame(code, reason)));
         }
         self.ready.wake();
         self.call_attention();
@@ -295,7 +296,7 @@ impl OutboxReceiver {
 
     /// The close frame the server sends (or sent), once a close was requested.
     pub(crate) fn close_frame(&self) -> Option<CloseFrame> {
-        self.shared.state().close.clone()
+        self.shared.state().close.as_deref().cloned()
     }
 
     /// How many messages were dropped since the last call.
