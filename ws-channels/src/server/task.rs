@@ -285,6 +285,7 @@ where
 /// (a writer kept busy by publishers, a reader by a fast client), and the other must still get
 /// its turn, or a reader starved by a busy writer would never read the peer's pongs.
 // Not an `async fn`, on purpose: see `run`.
+#[expect(clippy::manual_async_fn, reason = "an async fn keeps room for its arguments twice")]
 fn drive<'a>(
     mut reader: impl Future<Output = CloseInfo> + Unpin + 'a,
     mut writer: impl Future<Output = ()> + Unpin + 'a,
@@ -504,10 +505,8 @@ where
 {
     let mut failed = None;
     poll_fn(move |cx| {
-        while failed.is_none()
-            && let Some(ready) = (!batch.is_empty()).then(|| sink.poll_ready_unpin(cx))
-        {
-            match ready {
+        while failed.is_none() && !batch.is_empty() {
+            match sink.poll_ready_unpin(cx) {
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(Err(error)) => failed = Some(error),
                 Poll::Ready(Ok(())) => {
@@ -541,6 +540,58 @@ mod tests {
         fn wake(self: Arc<Self>) {
             self.0.fetch_add(1, Ordering::Relaxed);
         }
+    }
+
+    /// Takes frames until its `fail_at`th, which fails; counts flushes.
+    #[derive(Default)]
+    struct Recorder {
+        sent: Vec<WsMessage>,
+        fail_at: Option<usize>,
+        flushes: usize,
+    }
+
+    impl Sink<WsMessage> for Recorder {
+        type Error = WsError;
+
+        fn poll_ready(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Result<(), WsError>> {
+            Poll::Ready(Ok(()))
+        }
+
+        fn start_send(mut self: Pin<&mut Self>, item: WsMessage) -> Result<(), WsError> {
+            if self.fail_at == Some(self.sent.len()) {
+                return Err(WsError::AlreadyClosed);
+            }
+            self.sent.push(item);
+            Ok(())
+        }
+
+        fn poll_flush(mut self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Result<(), WsError>> {
+            self.flushes += 1;
+            Poll::Ready(Ok(()))
+        }
+
+        fn poll_close(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Result<(), WsError>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    #[tokio::test]
+    async fn a_batch_is_written_with_one_flush_and_a_failed_frame_drops_the_rest() {
+        let frames = || VecDeque::from(["a", "b", "c"].map(WsMessage::text));
+        let mut sink = Recorder::default();
+        let mut batch = frames();
+        assert!(write_batch(&mut sink, &mut batch).await.is_ok());
+        assert_eq!((sink.sent.len(), sink.flushes, batch.len()), (3, 1, 0));
+
+        let mut sink = Recorder {
+            fail_at: Some(1),
+            ..Recorder::default()
+        };
+        let mut batch = frames();
+        let result = write_batch(&mut sink, &mut batch).await;
+        assert!(matches!(result, Err(WsError::AlreadyClosed)), "{result:?}");
+        assert_eq!(sink.sent, [WsMessage::text("a")], "nothing after the failed frame");
+        assert_eq!((sink.flushes, batch.len()), (1, 0), "still flushed, the rest dropped");
     }
 
     #[test]
