@@ -56,6 +56,7 @@ ws_channels_tests::on_both_backends!(
     a_handle_taken_early_sees_a_later_shutdown_timeout,
     callbacks_set_before_on_connect_still_run,
     no_frame_follows_the_close_reply,
+    no_frame_follows_the_reply_to_an_empty_close,
 );
 
 /// What a client says in a room.
@@ -464,6 +465,16 @@ async fn a_reader_that_never_reads_is_disconnected_without_delaying_others(backe
 /// them after a close): a client that closes while the server is closing with messages still
 /// queued for it (its socket full) gets the close reply last, with no data frame after it.
 async fn no_frame_follows_the_close_reply(backend: Backend) {
+    let code = 1000u16.to_be_bytes();
+    close_while_the_server_closes(backend, &code, Some(1000)).await;
+}
+
+/// The same with a close frame that carries no status code (the reply carries none either).
+async fn no_frame_follows_the_reply_to_an_empty_close(backend: Backend) {
+    close_while_the_server_closes(backend, &[], None).await;
+}
+
+async fn close_while_the_server_closes(backend: Backend, close_payload: &[u8], reply_code: Option<u16>) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let server = feeds(LagLog::default());
     let hub = server.hub();
@@ -478,13 +489,15 @@ async fn no_frame_follows_the_close_reply(backend: Backend) {
         };
         let _ = hub.publish(&LatestParams::new("ticks"), &tick).await.unwrap();
     }
-    // The server begins to close (1001) behind those frames; then the client closes too.
+    // The server begins to close (1001) behind those frames; then the client closes too, with
+    // a masked close frame.
     let serving = server.begin_shutdown();
     tokio::time::sleep(Duration::from_millis(100)).await;
-    let (mask, code) = ([1, 2, 3, 4], 1000u16.to_be_bytes());
-    tcp.write_all(&[0x88, 0x82, 1, 2, 3, 4, code[0] ^ mask[0], code[1] ^ mask[1]])
-        .await
-        .unwrap();
+    let mask = [1, 2, 3, 4];
+    let mut close = vec![0x88, 0x80 | close_payload.len() as u8];
+    close.extend_from_slice(&mask);
+    close.extend(close_payload.iter().zip(mask.iter().cycle()).map(|(b, m)| b ^ m));
+    tcp.write_all(&close).await.unwrap();
     tokio::time::sleep(Duration::from_millis(100)).await;
     let mut wire = Vec::new();
     within("the server to end the connection", tcp.read_to_end(&mut wire))
@@ -492,11 +505,15 @@ async fn no_frame_follows_the_close_reply(backend: Backend) {
         .unwrap();
     within("the server to finish", serving).await.unwrap().unwrap();
     // Walk the frames (nothing was published before the socket was taken raw, so its bytes
-    // start on a frame): data frames, then one close frame, then the end.
-    let (mut at, mut data, mut closed) = (0, 0, false);
+    // start on a frame): whole data frames, then one close frame, then the end.
+    let (mut at, mut data, mut closed) = (0, 0, None);
     while at < wire.len() {
-        assert!(!closed, "a frame after the close ({data} data frames before it)");
-        let (opcode, second) = (wire[at] & 0x0F, wire[at + 1]);
+        assert!(
+            closed.is_none(),
+            "a frame after the close ({data} data frames before it)"
+        );
+        let (first, second) = (wire[at], wire[at + 1]);
+        assert_eq!(first & 0xF0, 0x80, "final, no reserved bits");
         assert_eq!(second & 0x80, 0, "server frames are not masked");
         let (header, len) = match second & 0x7F {
             126 => (4, usize::from(u16::from_be_bytes([wire[at + 2], wire[at + 3]]))),
@@ -506,16 +523,20 @@ async fn no_frame_follows_the_close_reply(backend: Backend) {
             ),
             len => (2, usize::from(len)),
         };
-        match opcode {
+        let payload = &wire[at + header..at + header + len];
+        match first & 0x0F {
             0x1 => data += 1,
-            0x8 => closed = true,
+            0x8 => closed = Some(payload.get(..2).map(|code| u16::from_be_bytes([code[0], code[1]]))),
             other => panic!("unexpected opcode {other:#x}"),
         }
         at += header + len;
     }
-    assert!(
+    assert_eq!(at, wire.len(), "the stream ends on a frame boundary");
+    // The reply to the client's close, not the server's own 1001, which waited behind the data.
+    assert_eq!(
         closed,
-        "the stream ends with a close frame ({data} data frames before it)"
+        Some(reply_code),
+        "the stream ends with the close reply ({data} data frames before it)"
     );
     assert!(data > 0);
 }

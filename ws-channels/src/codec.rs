@@ -75,13 +75,17 @@ impl Codec for Json {
 
 impl<M: Serialize + DeserializeOwned> Format<M> for Json {
     fn encode(message: &M) -> Result<WsMessage, CodecError> {
-        // Copied into a string of exactly its length: a `Bytes` takes that as it is, but gives
-        // a string with spare room (serde_json starts at 128 bytes) a second allocation, and
-        // frames are freed in batches, after they are written, where a small exact-size block
-        // is far cheaper to free than a larger one. The first string is freed at once.
-        serde_json::to_string(message)
-            .map(|text| WsMessage::Text(String::from(text.as_str()).into()))
-            .map_err(CodecError::new)
+        /// Up to this size a frame is copied into a string of exactly its length: a `Bytes`
+        /// takes that as it is, but gives a string with spare room (serde_json starts at 128
+        /// bytes) a second allocation, and frames are freed in batches, after they are written,
+        /// where a small exact-size block is far cheaper to free than a larger one. The first
+        /// string is freed at once; past this size the copy would cost more than it saves.
+        const EXACT: usize = 4 * 1024;
+        let text = serde_json::to_string(message).map_err(CodecError::new)?;
+        Ok(WsMessage::Text(match text.len() <= EXACT {
+            true => String::from(text.as_str()).into(),
+            false => text.into(),
+        }))
     }
 
     fn decode(frame: WsMessage) -> Result<M, FrameError> {

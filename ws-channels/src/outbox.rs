@@ -68,9 +68,10 @@ pub(crate) fn outbox(
 
 struct Shared {
     state: Mutex<State>,
-    /// What the reader's loop looks at for every frame, kept up to date by every unlock of
-    /// `state` (see [`Locked`]) so it reads it without the lock: the queue's length shifted
-    /// left by one, and whether the connection is closing in the low bit.
+    /// What the connection task looks at for every frame and every write, kept up to date by
+    /// every unlock of `state` (see [`Locked`]) so it reads it without the lock: the queue's
+    /// length shifted left by two, whether the outbox ended in bit 1, and whether the
+    /// connection is closing in bit 0.
     pressure: AtomicUsize,
     capacity: usize,
     policy: LagPolicy,
@@ -100,8 +101,9 @@ struct State {
     /// can drop it (a dropped ping would close a slow but live reader for "ping timeout").
     ping: bool,
     /// Set once, by the first close request: the connection is closing, and this is the frame
-    /// the writer sends after what is queued.
-    close: Option<CloseFrame>,
+    /// the writer sends after what is queued. Boxed: most of a connection's life it is `None`,
+    /// and every connection's outbox would otherwise keep room for one.
+    close: Option<Box<CloseFrame>>,
     /// The connection task has ended: nothing more will be written.
     ended: bool,
 }
@@ -112,7 +114,7 @@ impl State {
     }
 }
 
-/// The locked state. Unlocking mirrors the queue's length and the closing flag into
+/// The locked state. Unlocking mirrors the queue's length and the ended and closing flags into
 /// [`Shared::pressure`], so every change made under the lock is published, whichever path
 /// made it.
 struct Locked<'a> {
@@ -137,7 +139,8 @@ impl DerefMut for Locked<'_> {
 impl Drop for Locked<'_> {
     /// Runs before the guard's own drop, so still under the lock.
     fn drop(&mut self) {
-        let pressure = self.guard.queue.len() << 1 | usize::from(self.guard.is_closing());
+        let pressure =
+            self.guard.queue.len() << 2 | usize::from(self.guard.ended) << 1 | usize::from(self.guard.is_closing());
         self.pressure.store(pressure, Ordering::Release);
     }
 }
@@ -158,7 +161,7 @@ impl Shared {
             if state.is_closing() {
                 return false;
             }
-            state.close = Some(close_frame(code, reason));
+            state.close = Some(Box::new(close_frame(code, reason)));
         }
         self.ready.wake();
         self.call_attention();
@@ -309,7 +312,7 @@ impl OutboxReceiver {
     /// the lock: the reader's loop looks for every frame.
     pub(crate) fn pressure(&self) -> (bool, usize) {
         let pressure = self.shared.pressure.load(Ordering::Acquire);
-        (pressure & 1 == 1, pressure >> 1)
+        (pressure & 1 == 1, pressure >> 2)
     }
 
     /// How many messages wait to be written.
@@ -325,7 +328,7 @@ impl OutboxReceiver {
     /// Whether nothing more may be written: the writer failed, the task ended, or the peer's
     /// close frame was read.
     pub(crate) fn is_ended(&self) -> bool {
-        self.shared.state().ended
+        self.shared.pressure.load(Ordering::Acquire) & 2 == 2
     }
 
     /// Ready when a close was requested or messages were dropped since it was last ready.
@@ -340,7 +343,7 @@ impl OutboxReceiver {
 
     /// The close frame the server sends (or sent), once a close was requested.
     pub(crate) fn close_frame(&self) -> Option<CloseFrame> {
-        self.shared.state().close.clone()
+        self.shared.state().close.as_deref().cloned()
     }
 
     /// How many messages were dropped since the last call.
@@ -500,8 +503,10 @@ mod tests {
         tx.push(WsMessage::text("d"));
         tx.request_close(CloseCode::Normal, "");
         assert_eq!(rx.pressure(), (true, 1));
+        assert!(!rx.is_ended(), "closing is not ended: what is queued still goes out");
         rx.end();
         assert_eq!(rx.pressure(), (true, 0));
+        assert!(rx.is_ended());
     }
 
     #[test]

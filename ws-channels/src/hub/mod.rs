@@ -16,6 +16,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use tokio_tungstenite::tungstenite::Message as WsMessage;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
 pub use self::backplane::{Backplane, BackplaneError, Destination, EngineHealth, Envelope, Inbound};
 #[cfg(feature = "redis")]
@@ -467,6 +468,11 @@ impl Hub {
     /// Forgets a connection and every subscription it had.
     pub(crate) fn detach(&self, id: ConnId) {
         self.inner.registry.detach(id);
+    }
+
+    /// Asks every connection of this node to close (a server shutdown).
+    pub(crate) fn close_all(&self, code: CloseCode, reason: &str) {
+        self.inner.registry.close_all(code, reason);
     }
 }
 

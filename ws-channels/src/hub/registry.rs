@@ -7,13 +7,15 @@ use std::collections::HashMap;
 use std::sync::{Arc, OnceLock, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use tokio_tungstenite::tungstenite::Message as WsMessage;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
 use super::backplane::{Backplane, BackplaneError};
 use crate::conn_id::ConnId;
 use crate::outbox::OutboxSender;
 
-/// Topic name → its local subscribers.
-type Topics = HashMap<Box<str>, HashMap<ConnId, OutboxSender>>;
+/// Topic name → its local subscribers. The name is allocated once per topic: each member's
+/// list of joined topics shares it.
+type Topics = HashMap<Arc<str>, HashMap<ConnId, OutboxSender>>;
 
 #[derive(Default)]
 pub(crate) struct Registry {
@@ -32,7 +34,7 @@ struct Member {
     /// Its channel, so sends by id cannot reach another channel's client, and the channel
     /// of every topic it joins.
     channel: &'static str,
-    topics: Vec<Box<str>>,
+    topics: Vec<Arc<str>>,
 }
 
 impl Registry {
@@ -111,7 +113,7 @@ impl Registry {
             .flat_map(|(channel, names)| {
                 names
                     .iter()
-                    .map(|(name, members)| (*channel, name.clone(), members.len()))
+                    .map(|(name, members)| (*channel, Box::from(&**name), members.len()))
             })
             .collect()
     }
@@ -138,21 +140,29 @@ impl Registry {
         if member.topics.iter().any(|joined| **joined == *topic) {
             return false;
         }
-        member.topics.push(topic.into());
         let outbox = member.outbox.clone();
         let mut topics = self.topics_mut();
         let names = topics.entry(member.channel).or_default();
-        match names.get_mut(topic) {
-            Some(subscribers) => {
-                subscribers.insert(id, outbox);
-            }
+        let name = match names.get_key_value(topic) {
+            Some((name, _)) => name.clone(),
             None => {
-                names.insert(topic.into(), HashMap::from([(id, outbox)]));
+                let name: Arc<str> = topic.into();
+                names.insert(name.clone(), HashMap::new());
                 if let Some(engine) = self.engine.get() {
                     engine.subscribe(member.channel, topic);
                 }
+                name
             }
+        };
+        if let Some(subscribers) = names.get_mut(topic) {
+            subscribers.insert(id, outbox);
         }
+        // Most connections join only their own address: room for one, not the four a first
+        // push reserves; more joins grow the list as usual.
+        if member.topics.capacity() == 0 {
+            member.topics.reserve_exact(1);
+        }
+        member.topics.push(name);
         true
     }
 
@@ -170,6 +180,14 @@ impl Registry {
         let channel = member.channel;
         self.remove(channel, topic, id);
         true
+    }
+
+    /// Asks every connection to close; each one's first close request is the one that counts.
+    pub(crate) fn close_all(&self, code: CloseCode, reason: &str) {
+        let members = self.members.read().unwrap_or_else(PoisonError::into_inner);
+        for member in members.values() {
+            member.outbox.request_close(code, reason);
+        }
     }
 
     /// Forgets a connection and every subscription it had.

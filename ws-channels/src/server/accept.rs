@@ -35,8 +35,11 @@ pub(crate) struct Shared<S> {
     pub(crate) limits: Arc<ConnectionLimits>,
 }
 
-/// What runs an accepted connection once the front end has upgraded it.
-pub(crate) type Session = Box<dyn FnOnce(BoxedTransport) -> BoxFuture<'static, ()> + Send>;
+/// What starts an accepted connection once the front end has upgraded it: it spawns the
+/// connection's task, tracked by the server's lifecycle. A task of its own rather than a future
+/// awaited by the front end's task: the connection's whole state is then one allocation (the
+/// task), and the front end's handshake state is freed when its task ends.
+pub(crate) type Session = Box<dyn FnOnce(BoxedTransport) + Send>;
 
 /// An accepted handshake: the 101 to answer with, and the session to run after it.
 pub(crate) struct Accepted {
@@ -128,7 +131,6 @@ impl<S: Send + Sync + 'static> Shared<S> {
             state: self.state.clone(),
             hub: self.hub.clone(),
             config: self.config.clone(),
-            shutdown: self.lifecycle.watch(),
             slot,
             expires,
         }
@@ -323,7 +325,8 @@ where
         Box::pin(async move {
             let params = params?;
             // Counted from before `on_connect`, so concurrent handshakes cannot overshoot.
-            let address = params.to_string();
+            // One copy, shared by the connection's handle and its limit slot.
+            let address: Arc<str> = params.to_string().into();
             let slot = shared.limits.acquire(&address)?;
             let handshake = Handshake::new(params.clone(), request, remote_addr, shared.state.clone());
             let expiry = handshake.expiry();
@@ -347,7 +350,8 @@ where
                 // Registered now, before the 101 is written: a client that has its 101 is a
                 // member of its address's topic.
                 let registered = task::register(handler, params, address, data, env);
-                Box::new(move |transport| Box::pin(task::run(registered, transport)))
+                let lifecycle = shared.lifecycle.clone();
+                Box::new(move |transport| lifecycle.spawn(task::run(registered, transport)))
             };
             Ok(session)
         })

@@ -100,7 +100,7 @@ async fn upgrade<S: Send + Sync + 'static>(State(shared): State<Arc<Shared<S>>>,
         };
         let socket =
             WebSocketStream::from_raw_socket(Tap::new(TokioIo::new(upgraded)), Role::Server, Some(config)).await;
-        (accepted.session)(BoxedTransport::new(socket)).await;
+        (accepted.session)(BoxedTransport::new(socket));
     });
     into_axum(accepted.response)
 }

@@ -33,7 +33,11 @@ impl Default for Config {
         let config = Self {
             websocket: WebSocketConfig::default()
                 .read_buffer_size(DEFAULT_READ_BUFFER)
-                .write_buffer_size(DEFAULT_WRITE_BUFFER),
+                .write_buffer_size(DEFAULT_WRITE_BUFFER)
+                // tungstenite's buffer holds only control frames (the connection's writer frames
+                // data itself, see `framing`): a cap just over the flush threshold keeps pongs
+                // to a client that pings but never reads from piling up.
+                .max_write_buffer_size(DEFAULT_WRITE_BUFFER + FRAME_SLACK),
             max_message_size: DEFAULT_MAX_MESSAGE,
             outbound_queue: 128,
             handshake_timeout: Duration::from_secs(10),
@@ -51,9 +55,7 @@ impl Default for Config {
             max_connections_per_address: None,
             origins: Origins::SameHost,
         };
-        config
-            .with_max_message_size(DEFAULT_MAX_MESSAGE)
-            .with_max_outgoing(crate::hub::DEFAULT_MAX_OUTGOING)
+        config.with_max_message_size(DEFAULT_MAX_MESSAGE)
     }
 }
 
@@ -64,19 +66,6 @@ impl Config {
         let hard = max.saturating_mul(2);
         self.max_message_size = max;
         self.websocket = self.websocket.max_message_size(Some(hard)).max_frame_size(Some(hard));
-        self
-    }
-
-    /// Caps the protocol layer's write buffer at what the largest outgoing message needs: when
-    /// the writer feeds a frame the buffer holds at most `write_buffer_size` bytes (tungstenite
-    /// writes out past that, and flushes to empty after a blocked write), plus the frame and its
-    /// header. Without a cap, pongs to a client that pings but never reads would pile up
-    /// without bound; with it, tungstenite keeps one pending pong.
-    pub(crate) fn with_max_outgoing(mut self, max_outgoing: usize) -> Self {
-        let buffered = self.websocket.write_buffer_size;
-        self.websocket = self
-            .websocket
-            .max_write_buffer_size(max_outgoing.saturating_add(buffered).saturating_add(FRAME_SLACK));
         self
     }
 }
@@ -107,16 +96,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_write_buffer_is_bounded_by_the_largest_outgoing_message() {
-        let config = Config::default();
-        let cap = config.websocket.max_write_buffer_size;
-        assert!(cap < 2 * 1024 * 1024, "bounded: {cap}");
-        assert!(cap > crate::hub::DEFAULT_MAX_OUTGOING + config.websocket.write_buffer_size);
-        let raised = config
-            .with_max_outgoing(16 * 1024 * 1024)
-            .websocket
-            .max_write_buffer_size;
-        assert!(raised > 16 * 1024 * 1024);
+    fn the_protocol_write_buffer_is_capped_just_over_its_flush_threshold() {
+        let websocket = Config::default().websocket;
+        assert!(websocket.max_write_buffer_size > websocket.write_buffer_size);
+        assert!(websocket.max_write_buffer_size <= websocket.write_buffer_size + FRAME_SLACK);
     }
 }
 

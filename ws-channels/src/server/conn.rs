@@ -89,7 +89,7 @@ pub(crate) struct ConnInner<C: Channel, S> {
     pub(crate) id: ConnId,
     pub(crate) params: C::Params,
     /// The concrete address, the name of the topic every connection is subscribed to.
-    pub(crate) address: String,
+    pub(crate) address: Arc<str>,
     pub(crate) state: Arc<S>,
     pub(crate) remote_addr: Option<SocketAddr>,
     pub(crate) outbox: OutboxSender,

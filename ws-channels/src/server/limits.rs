@@ -195,7 +195,7 @@ impl Drop for Pending {
 pub(crate) struct ConnectionLimits {
     max_total: Option<usize>,
     max_per_address: Option<usize>,
-    counts: Mutex<Counts<String>>,
+    counts: Mutex<Counts<Arc<str>>>,
 }
 
 /// A total and a count per key, each key forgotten when its count reaches zero.
@@ -244,7 +244,8 @@ impl ConnectionLimits {
         }
     }
 
-    pub(crate) fn acquire(self: &Arc<Self>, address: &str) -> Result<Slot, Full> {
+    /// `address` is the connection's own (shared, not copied, by its slot).
+    pub(crate) fn acquire(self: &Arc<Self>, address: &Arc<str>) -> Result<Slot, Full> {
         let mut counts = self.counts.lock().unwrap_or_else(PoisonError::into_inner);
         if self.max_total.is_some_and(|max| counts.total >= max) {
             return Err(Full::Server);
@@ -254,10 +255,10 @@ impl ConnectionLimits {
             return Err(Full::Address);
         }
         counts.total += 1;
-        *counts.per_key.entry(address.to_owned()).or_default() += 1;
+        *counts.per_key.entry(address.clone()).or_default() += 1;
         Ok(Slot {
             limits: self.clone(),
-            address: address.to_owned(),
+            address: address.clone(),
         })
     }
 }
@@ -266,7 +267,7 @@ impl ConnectionLimits {
 #[derive(Debug)]
 pub(crate) struct Slot {
     limits: Arc<ConnectionLimits>,
-    address: String,
+    address: Arc<str>,
 }
 
 impl Drop for Slot {
@@ -349,12 +350,13 @@ mod tests {
     #[test]
     fn slots_count_globally_and_per_address_and_free_on_drop() {
         let limits = Arc::new(ConnectionLimits::new(Some(3), Some(2)));
-        let a1 = limits.acquire("a").unwrap();
-        let _a2 = limits.acquire("a").unwrap();
-        assert_eq!(limits.acquire("a").unwrap_err(), Full::Address);
-        let _b = limits.acquire("b").unwrap();
-        assert_eq!(limits.acquire("c").unwrap_err(), Full::Server);
+        let [a, b, c]: [Arc<str>; 3] = ["a".into(), "b".into(), "c".into()];
+        let a1 = limits.acquire(&a).unwrap();
+        let _a2 = limits.acquire(&a).unwrap();
+        assert_eq!(limits.acquire(&a).unwrap_err(), Full::Address);
+        let _b = limits.acquire(&b).unwrap();
+        assert_eq!(limits.acquire(&c).unwrap_err(), Full::Server);
         drop(a1);
-        assert!(limits.acquire("a").is_ok());
+        assert!(limits.acquire(&a).is_ok());
     }
 }

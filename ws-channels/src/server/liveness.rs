@@ -70,10 +70,6 @@ impl Clocks {
         }
     }
 
-    pub(crate) fn is_closing(&self) -> bool {
-        self.closing_deadline.is_some()
-    }
-
     /// When something is next due, if anything can be.
     pub(crate) fn next_deadline(&self) -> Option<Instant> {
         if self.closing_deadline.is_some() {

@@ -214,12 +214,13 @@ impl Default for Server<()> {
 impl<S: Send + Sync + 'static> Server<S> {
     /// A server whose handlers share `state` (through `conn.state()` and `handshake.state()`).
     pub fn with_state(state: S) -> Self {
+        let hub = Hub::default();
         Self {
             router: Router::new(),
             channels: Vec::new(),
             state: Arc::new(state),
-            hub: Hub::default(),
-            lifecycle: Arc::default(),
+            lifecycle: Arc::new(Lifecycle::new(hub.clone())),
+            hub,
             config: Config::default(),
         }
     }
@@ -558,7 +559,7 @@ impl<S: Send + Sync + 'static> Server<S> {
     }
 
     fn into_shared(self) -> Shared<S> {
-        let config = self.config.with_max_outgoing(self.hub.max_outgoing());
+        let config = self.config;
         Shared {
             limits: Arc::new(ConnectionLimits::new(
                 config.max_connections,
@@ -584,7 +585,7 @@ enum Acceptor {
 }
 
 /// One socket of the standalone server: its TLS handshake if any, its WebSocket handshake,
-/// then its connection.
+/// then its connection's start (the connection runs in a task of its own).
 async fn connection<S: Send + Sync + 'static>(
     shared: Arc<Shared<S>>,
     acceptor: Acceptor,
@@ -612,14 +613,15 @@ where
     S: Send + Sync + 'static,
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    // Boxed, so its state is freed once the connection runs: this task's own future is
-    // allocated once, for the connection's whole life.
+    // Boxed: the task spawned for every accepted socket stays small, and spawning, polling and
+    // reaping it moves little (the handshake's state is a few KiB, needed only for a moment).
     let Some((session, socket)) = Box::pin(handshake(&shared, io, remote_addr, deadline)).await else {
         return;
     };
     // The handshake is over: make room for the next.
     drop(pending);
-    session(BoxedTransport::new(socket)).await;
+    // The connection runs in a task of its own; this one, and its handshake state, end here.
+    session(BoxedTransport::new(socket));
 }
 
 /// Reads the request head, decides, and answers. A head that does not arrive within the

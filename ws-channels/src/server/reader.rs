@@ -12,7 +12,6 @@ use futures_util::FutureExt;
 use futures_util::StreamExt;
 use futures_util::future::BoxFuture;
 use futures_util::future::{CatchUnwind, poll_fn};
-use tokio::sync::watch;
 use tokio::time::{Instant, Sleep};
 use tokio_tungstenite::tungstenite::error::ProtocolError;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
@@ -56,12 +55,20 @@ enum Step {
     Done,
 }
 
+/// A close frame without a status code, as the peer's close is recorded (1005).
+fn no_status() -> CloseFrame {
+    CloseFrame {
+        code: CloseCode::Status,
+        reason: "".into(),
+    }
+}
+
 /// How many frames already read are handled in one turn of the read loop.
 const DRAIN: usize = 32;
 
 pub(crate) struct Reader<'a, C: Channel, S, D> {
     handler: &'a Handler<C, S, D>,
-    conn: Conn<C, S, D>,
+    conn: &'a Conn<C, S, D>,
     config: &'a Config,
     outbox: &'a OutboxReceiver,
     expires: Option<Instant>,
@@ -75,7 +82,7 @@ where
 {
     pub(crate) fn new(
         handler: &'a Handler<C, S, D>,
-        conn: Conn<C, S, D>,
+        conn: &'a Conn<C, S, D>,
         config: &'a Config,
         outbox: &'a OutboxReceiver,
         expires: Option<Instant>,
@@ -92,11 +99,7 @@ where
     /// Reads until the connection has ended; returns how it ended.
     // Not an `async fn`, on purpose: see `task::run`.
     #[expect(clippy::manual_async_fn, reason = "an async fn keeps room for its arguments twice")]
-    pub(crate) fn read_loop(
-        self,
-        mut stream: impl MessageStream + 'a,
-        mut shutdown: watch::Receiver<bool>,
-    ) -> impl Future<Output = CloseInfo> + 'a {
+    pub(crate) fn read_loop(self, stream: &'a mut (impl MessageStream + 'a)) -> impl Future<Output = CloseInfo> + 'a {
         async move {
             let mut peer_close: Option<CloseFrame> = None;
             // Boxed: most connections have no rate limit, and this future lives as long as they do.
@@ -108,10 +111,6 @@ where
             let mut timer: Option<Pin<Box<Sleep>>> = None;
             let mut armed: Option<Instant> = None;
 
-            // A shutdown that began during the handshake was already signalled.
-            if *shutdown.borrow_and_update() {
-                self.conn.close(CloseCode::Away, "server shutting down");
-            }
             // The handler running now, if any: polled as a branch of the loop below, so the
             // connection's timers, signals and close deadline keep running while it awaits.
             let mut running: Option<Running> = None;
@@ -141,64 +140,26 @@ where
                     }
                     armed = next;
                 }
-                let open = !clocks.is_closing();
-                tokio::select! {
+                // The branches other than the stream's do their work and go round again; a frame
+                // read leaves the `select!` (and its state) behind before it is handled, so what
+                // the loop below keeps across its awaits is only its own.
+                let mut item = tokio::select! {
                     // Handlers of a connection run one at a time, in order: no frame is read while
                     // one runs.
-                    item = stream.next(), if running.is_none() => {
-                        let mut item = item;
-                        let mut closing = closing;
-                        let mut handled = 0;
-                        loop {
-                            match self.on_item(item, closing, &mut clocks, bucket.as_deref_mut(), &mut peer_close) {
-                                Flow::Break => break 'read,
-                                Flow::Continue => {}
-                                Flow::Run(handler) => {
-                                    // Most handlers finish in their first poll: do that here, and
-                                    // leave only a waiting one to the loop.
-                                    let mut started = self.start(handler);
-                                    let first = poll_fn(|cx| Poll::Ready(std::pin::Pin::new(&mut started.future).poll(cx)));
-                                    match first.await {
-                                        Poll::Ready(outcome) => self.finish(started.stopwatch, outcome),
-                                        Poll::Pending => {
-                                            running = Some(started);
-                                            break;
-                                        }
-                                    }
-                                }
-                            }
-                            // Frames already read are handled here, without arming every other
-                            // branch again for each one; a bounded number, so timers and signals
-                            // still get their turn. Polled with this task's waker: a `Pending`
-                            // here leaves the stream ready to wake it.
-                            handled += 1;
-                            let queued;
-                            (closing, queued) = self.outbox.pressure();
-                            if handled == DRAIN || closing || queued >= self.config.outbound_queue.div_ceil(2) {
-                                break;
-                            }
-                            // Each frame counts against the task's cooperative budget, as a trip
-                            // through `select!` would: a client that keeps sending cannot keep
-                            // this task from letting the others (the ones its broadcasts woke) run.
-                            tokio::task::consume_budget().await;
-                            match poll_fn(|cx| Poll::Ready(stream.poll_next_unpin(cx))).await {
-                                Poll::Ready(next) => item = next,
-                                Poll::Pending => break,
-                            }
-                        }
-                    },
+                    item = stream.next(), if running.is_none() => item,
                     outcome = poll_fn(|cx| running.as_mut().map_or(Poll::Pending, |r| std::pin::Pin::new(&mut r.future).poll(cx))),
                         if running.is_some() =>
                     {
                         if let Some(finished) = running.take() {
                             self.finish(finished.stopwatch, outcome);
                         }
+                        continue;
                     }
-                    // A close was requested or messages were dropped: the loop's head and
-                    // `report_lag` look at which.
-                    () = poll_fn(|cx| self.outbox.poll_attention(cx)) => self.report_lag(),
-                    Ok(()) = shutdown.changed(), if open => {
-                        self.conn.close(CloseCode::Away, "server shutting down");
+                    // A close was requested (by a handler, the hub, a server shutdown) or messages
+                    // were dropped: the loop's head and `report_lag` look at which.
+                    () = poll_fn(|cx| self.outbox.poll_attention(cx)) => {
+                        self.report_lag();
+                        continue;
                     }
                     () = poll_fn(|cx| timer.as_mut().map_or(Poll::Pending, |timer| timer.as_mut().poll(cx))),
                         if armed.is_some() =>
@@ -216,6 +177,47 @@ where
                             Some(Due::CloseReply) => break,
                             None => {}
                         }
+                        continue;
+                    }
+                };
+                let mut closing = closing;
+                let mut handled = 0;
+                loop {
+                    match self.on_item(item, closing, &mut clocks, bucket.as_deref_mut(), &mut peer_close) {
+                        Flow::Break => break 'read,
+                        Flow::Continue => {}
+                        Flow::Run(handler) => running = Some(self.start(handler)),
+                    }
+                    if let Some(started) = running.as_mut() {
+                        // Most handlers finish in their first poll: do that here, and leave only a
+                        // waiting one to the loop.
+                        let first = poll_fn(|cx| Poll::Ready(std::pin::Pin::new(&mut started.future).poll(cx)));
+                        match first.await {
+                            Poll::Ready(outcome) => {
+                                if let Some(finished) = running.take() {
+                                    self.finish(finished.stopwatch, outcome);
+                                }
+                            }
+                            Poll::Pending => break,
+                        }
+                    }
+                    // Frames already read are handled here, without arming every other branch
+                    // again for each one; a bounded number, so timers and signals still get their
+                    // turn. Polled with this task's waker: a `Pending` here leaves the stream ready
+                    // to wake it.
+                    handled += 1;
+                    let queued;
+                    (closing, queued) = self.outbox.pressure();
+                    if handled == DRAIN || closing || queued >= self.config.outbound_queue.div_ceil(2) {
+                        break;
+                    }
+                    // Each frame counts against the task's cooperative budget, as a trip through
+                    // `select!` would: a client that keeps sending cannot keep this task from
+                    // letting the others (the ones its broadcasts woke) run.
+                    tokio::task::consume_budget().await;
+                    match poll_fn(|cx| Poll::Ready(stream.poll_next_unpin(cx))).await {
+                        Poll::Ready(next) => item = next,
+                        Poll::Pending => break,
                     }
                 }
             }
@@ -300,7 +302,7 @@ where
         if closing {
             // Closing: the peer's messages are no longer dispatched, only its close reply counts.
             return match frame {
-                WsMessage::Close(Some(frame)) => Step::PeerClosed(frame),
+                WsMessage::Close(frame) => Step::PeerClosed(frame.unwrap_or_else(no_status)),
                 _ => Step::Done,
             };
         }
@@ -340,10 +342,7 @@ where
                 }
             }
             Ok(Inbound::Control) => Step::Done,
-            Ok(Inbound::Close(frame)) => Step::PeerClosed(frame.unwrap_or(CloseFrame {
-                code: CloseCode::Status,
-                reason: "".into(),
-            })),
+            Ok(Inbound::Close(frame)) => Step::PeerClosed(frame.unwrap_or_else(no_status)),
             Err(error) => {
                 self.report(&error);
                 self.reject_frame(error);
@@ -438,14 +437,14 @@ where
             policy: C::LAG_POLICY,
         };
         match &self.handler.callbacks.on_lag {
-            Some(on_lag) => guard::observe(C::NAME, "on_lag", || on_lag(&self.conn, lagged)),
+            Some(on_lag) => guard::observe(C::NAME, "on_lag", || on_lag(self.conn, lagged)),
             None => tracing::debug!(channel = C::NAME, id = %self.conn.id(), dropped, "slow consumer"),
         }
     }
 
     fn report(&self, error: &Error) {
         match &self.handler.callbacks.on_error {
-            Some(on_error) => guard::observe(C::NAME, "on_error", || on_error(&self.conn, error)),
+            Some(on_error) => guard::observe(C::NAME, "on_error", || on_error(self.conn, error)),
             None => match error {
                 Error::Handler(_) | Error::HandlerPanicked(_) => {
                     tracing::warn!(channel = C::NAME, id = %self.conn.id(), error = %Report(error), "handler failed")

@@ -1,6 +1,6 @@
 //! The connection task: one task per connection drives both the reader (decode, limits,
 //! liveness, dispatch) and the writer (drain the outbox in batches, one flush per batch), over
-//! any transport that is a [`MessageSink`] and a [`MessageStream`].
+//! a tokio-tungstenite socket whose data frames the writer frames itself (`framing`).
 //!
 //! One task rather than a reader task and a writer task: a reply queued while handling a
 //! message is written by the same task as soon as reading would block, without waking a
@@ -18,9 +18,8 @@ use std::task::{Context, Poll, Wake, Waker};
 
 use futures_util::future::poll_fn;
 use futures_util::task::AtomicWaker;
-use futures_util::{Sink, SinkExt, Stream, StreamExt};
+use futures_util::{Stream, StreamExt};
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::watch;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::error::ProtocolError;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -38,14 +37,14 @@ use crate::conn_id::ConnId;
 use crate::hub::Hub;
 use crate::metrics::{Count, Counters};
 use crate::outbox::{OutboxReceiver, outbox};
-use crate::transport::{MessageSink, MessageStream};
+use crate::transport::MessageStream;
 
 use super::framing::{self, Tap};
 
 /// A connection's transport, boxed so one type-erased session serves every front end (TCP,
 /// TLS, an axum upgrade, an in-memory pipe): a tokio-tungstenite socket over a [`Tap`], whose
 /// writer appends data frames itself (see `framing`).
-pub(crate) trait Transport: MessageSink + MessageStream + Send + 'static {
+pub(crate) trait Transport: MessageStream + Send + 'static {
     /// Writes `frames` in order and flushes (see [`framing::poll_write_frames`]).
     fn poll_write_frames(
         &mut self,
@@ -64,32 +63,12 @@ impl<IO: AsyncRead + AsyncWrite + Unpin + Send + 'static> Transport for WebSocke
     }
 }
 
-/// A boxed [`Transport`], itself a sink and stream of messages.
+/// A boxed [`Transport`].
 pub(crate) struct BoxedTransport(Box<dyn Transport>);
 
 impl BoxedTransport {
     pub(crate) fn new(transport: impl Transport) -> Self {
         Self(Box::new(transport))
-    }
-}
-
-impl Sink<WsMessage> for BoxedTransport {
-    type Error = WsError;
-
-    fn poll_ready(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), WsError>> {
-        self.0.poll_ready_unpin(cx)
-    }
-
-    fn start_send(mut self: Pin<&mut Self>, item: WsMessage) -> Result<(), WsError> {
-        self.0.start_send_unpin(item)
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), WsError>> {
-        self.0.poll_flush_unpin(cx)
-    }
-
-    fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), WsError>> {
-        self.0.poll_close_unpin(cx)
     }
 }
 
@@ -101,6 +80,38 @@ impl Stream for BoxedTransport {
     }
 }
 
+/// One transport, shared by the reader and the writer of its connection task:
+/// `&SharedTransport` is the reader's stream, and the writer takes it for each poll of a batch.
+/// Both are polled by that one task, one at a time, never across an `await`, so the lock is
+/// never contended; it only lets both borrow the transport. (`StreamExt::split` would allocate
+/// a shared lock, take it for every frame written, and keep room for a message in its sink
+/// half, in every connection's task.)
+struct SharedTransport(Mutex<BoxedTransport>);
+
+impl SharedTransport {
+    fn new(transport: BoxedTransport) -> Self {
+        Self(Mutex::new(transport))
+    }
+
+    fn lock(&self) -> MutexGuard<'_, BoxedTransport> {
+        // A panic while polling the transport ends the task that holds it anyway.
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Writes `frames` in order and flushes, the transport taken for this one poll.
+    fn poll_write(&self, frames: &mut VecDeque<WsMessage>, cx: &mut Context<'_>) -> Poll<Result<(), WsError>> {
+        self.lock().0.poll_write_frames(frames, cx)
+    }
+}
+
+impl Stream for &SharedTransport {
+    type Item = Result<WsMessage, WsError>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.lock().poll_next_unpin(cx)
+    }
+}
+
 /// Everything a connection task needs besides its handler, built once when its handshake is
 /// accepted.
 pub(crate) struct ConnEnv<S> {
@@ -109,7 +120,6 @@ pub(crate) struct ConnEnv<S> {
     pub(crate) state: Arc<S>,
     pub(crate) hub: Hub,
     pub(crate) config: Arc<Config>,
-    pub(crate) shutdown: watch::Receiver<bool>,
     /// The connection-limit slot taken at the handshake, freed when the connection ends.
     pub(crate) slot: Slot,
     /// When its credentials expire (`Handshake::expire_at`).
@@ -122,12 +132,9 @@ pub(crate) struct ConnEnv<S> {
 /// failed) detaches it again and frees its limit slot.
 pub(crate) struct Registered<C: Channel, S, D> {
     handler: Arc<Handler<C, S, D>>,
-    conn: Conn<C, S, D>,
-    registration: Registration,
+    registration: Registration<C, S, D>,
     config: Arc<Config>,
-    shutdown: watch::Receiver<bool>,
     expires: Option<tokio::time::Instant>,
-    counters: Arc<Counters>,
     span: tracing::Span,
     started: tokio::time::Instant,
 }
@@ -137,7 +144,7 @@ pub(crate) fn register<C, S, D>(
     handler: Arc<Handler<C, S, D>>,
     params: C::Params,
     // The params' `Display`, formatted once at the handshake.
-    address: String,
+    address: Arc<str>,
     data: D,
     env: ConnEnv<S>,
 ) -> Registered<C, S, D>
@@ -162,7 +169,6 @@ where
         state,
         hub,
         config,
-        shutdown,
         slot,
         expires,
     } = env;
@@ -171,14 +177,6 @@ where
     hub.attach::<C>(id, sender.clone());
     hub.join(id, &address);
     counters.opened(C::NAME);
-    let registration = Registration {
-        outbox: receiver,
-        hub: hub.clone(),
-        id,
-        channel: C::NAME,
-        counters: counters.clone(),
-        _slot: slot,
-    };
     let conn = Conn::new(
         ConnInner {
             id,
@@ -193,12 +191,13 @@ where
     );
     Registered {
         handler,
-        conn,
-        registration,
+        registration: Registration {
+            conn,
+            outbox: receiver,
+            _slot: slot,
+        },
         config,
-        shutdown,
         expires,
-        counters,
         span,
         started,
     }
@@ -217,28 +216,28 @@ where
 {
     let Registered {
         handler,
-        conn,
         registration,
         config,
-        shutdown,
         expires,
-        counters,
         span,
         started,
     } = registered;
-    let transport = SharedTransport(Mutex::new(transport));
-    // Set up before the future is made, so it holds only what the connection keeps using.
+    let transport = SharedTransport::new(transport);
+    // Set up before the future is made, so it holds only what the connection keeps using; the
+    // reader and the writer borrow what this future owns, rather than taking copies of it.
     async move {
         let info = {
-            let reader = Reader::new(&handler, conn.clone(), &config, &registration.outbox, expires);
-            let stream = WokenStream::new(ReadHalf(&transport));
-            let reader = std::pin::pin!(reader.read_loop(stream, shutdown));
-            let writer = std::pin::pin!(write_loop(&transport, &registration.outbox, &counters, C::NAME));
-            drive(reader, writer, &registration.outbox, &config)
-                .instrument(span.clone())
-                .await
+            let Registration { conn, outbox, .. } = &registration;
+            let mut stream = WokenStream::new(&transport);
+            let reader = Reader::new(&handler, conn, &config, outbox, expires);
+            let reader = std::pin::pin!(reader.read_loop(&mut stream));
+            let writer = std::pin::pin!(write_loop(&transport, outbox, conn.hub().counters(), C::NAME));
+            drive(reader, writer, outbox, &config, &span).await
         };
-        // The peer is gone or the close handshake is over: nothing queued can be delivered now.
+        // The peer is gone or the close handshake is over: the socket closes now, before
+        // `on_close` runs (which may take its time), and nothing queued can be delivered.
+        drop(transport);
+        let conn = registration.conn.clone();
         drop(registration);
         tracing::info!(
             parent: &span,
@@ -272,41 +271,55 @@ where
 /// Which goes first alternates from poll to poll: each may use up the task's cooperative budget
 /// (a writer kept busy by publishers, a reader by a fast client), and the other must still get
 /// its turn, or a reader starved by a busy writer would never read the peer's pongs.
-async fn drive(
-    mut reader: impl Future<Output = CloseInfo> + Unpin,
-    mut writer: impl Future<Output = ()> + Unpin,
-    outbox: &OutboxReceiver,
-    config: &Config,
-) -> CloseInfo {
-    let mut written = false;
-    let mut writer_first = true;
-    let reader_gate = Gate::new();
-    let info = poll_fn(|cx| {
-        let mut poll_writer = |cx: &mut Context<'_>| {
-            if !written {
-                written = Pin::new(&mut writer).poll(cx).is_ready();
+// Not an `async fn`, on purpose: see `run`.
+#[expect(clippy::manual_async_fn, reason = "an async fn keeps room for its arguments twice")]
+fn drive<'a>(
+    mut reader: impl Future<Output = CloseInfo> + Unpin + 'a,
+    mut writer: impl Future<Output = ()> + Unpin + 'a,
+    outbox: &'a OutboxReceiver,
+    config: &'a Config,
+    // Entered around every poll, as `Instrument` would, but borrowed: the task keeps one copy.
+    span: &'a tracing::Span,
+) -> impl Future<Output = CloseInfo> + 'a {
+    async move {
+        let mut written = false;
+        let mut writer_first = true;
+        let reader_gate = Gate::new();
+        let info = poll_fn(|cx| {
+            let _entered = span.enter();
+            let mut poll_writer = |cx: &mut Context<'_>| {
+                if !written {
+                    written = Pin::new(&mut writer).poll(cx).is_ready();
+                }
+            };
+            let mut poll_reader = |cx: &mut Context<'_>| match reader_gate.open(cx) {
+                true => Pin::new(&mut reader).poll(&mut reader_gate.context()),
+                false => Poll::Pending,
+            };
+            writer_first = !writer_first;
+            if !writer_first {
+                poll_writer(cx);
+                return poll_reader(cx);
             }
-        };
-        let mut poll_reader = |cx: &mut Context<'_>| match reader_gate.open(cx) {
-            true => Pin::new(&mut reader).poll(&mut reader_gate.context()),
-            false => Poll::Pending,
-        };
-        writer_first = !writer_first;
-        if !writer_first {
-            poll_writer(cx);
-            return poll_reader(cx);
+            let read = poll_reader(cx);
+            if read.is_pending() {
+                poll_writer(cx);
+            }
+            read
+        })
+        .await;
+        if !written && outbox.is_closing() {
+            // Boxed: a timer held in this future would take room in every connection's task for
+            // its whole life, and only a closing connection needs one, once.
+            let mut timeout = Box::pin(tokio::time::timeout(config.close_timeout, writer));
+            let _ = poll_fn(|cx| {
+                let _entered = span.enter();
+                timeout.as_mut().poll(cx)
+            })
+            .await;
         }
-        let read = poll_reader(cx);
-        if read.is_pending() {
-            poll_writer(cx);
-        }
-        read
-    })
-    .await;
-    if !written && outbox.is_closing() {
-        let _ = tokio::time::timeout(config.close_timeout, writer).await;
+        info
     }
-    info
 }
 
 /// Lets a part of the task (the reader, the stream) be polled only once it has
@@ -401,54 +414,22 @@ impl<S: Stream + Unpin> Stream for WokenStream<S> {
 /// Undoes a connection's registration however its task ends: normally, by a panic, or dropped
 /// when a shutdown times out. Ends the outbox (later sends fail), leaves every topic and frees
 /// the connection-limit slot.
-struct Registration {
+///
+/// It also owns the connection's handle for the task (the hub and the id are the handle's), so
+/// the task keeps one copy of each.
+struct Registration<C: Channel, S, D> {
+    conn: Conn<C, S, D>,
     outbox: OutboxReceiver,
-    hub: Hub,
-    id: ConnId,
-    channel: &'static str,
-    counters: Arc<Counters>,
     _slot: Slot,
 }
 
-impl Drop for Registration {
+impl<C: Channel, S, D> Drop for Registration<C, S, D> {
     fn drop(&mut self) {
         self.outbox.end();
-        self.hub.detach(self.id);
-        self.counters.closed(self.channel);
+        let hub = self.conn.hub();
+        hub.detach(self.conn.id());
+        hub.counters().closed(C::NAME);
     }
-}
-
-/// The transport of a connection, shared by its reader and its writer. Both run in the one
-/// connection task and each takes the transport for one poll at a time, never across an
-/// `await`: the lock is never contended, and a writer waiting for the socket never keeps the
-/// reader from reading. (`StreamExt::split` would do the same with a lock per frame written
-/// and an allocation per connection; here the writer takes the lock once per poll of a batch.)
-struct SharedTransport<T>(Mutex<T>);
-
-impl<T> SharedTransport<T> {
-    fn lock(&self) -> MutexGuard<'_, T> {
-        self.0.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-}
-
-/// The reader's side of a [`SharedTransport`].
-struct ReadHalf<'a, T>(&'a SharedTransport<T>);
-
-impl<T: MessageStream> Stream for ReadHalf<'_, T> {
-    type Item = Result<WsMessage, WsError>;
-
-    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        self.0.lock().poll_next_unpin(cx)
-    }
-}
-
-/// Writes `frames` in order and flushes, the transport taken for this one poll.
-fn poll_write(
-    transport: &SharedTransport<BoxedTransport>,
-    frames: &mut VecDeque<WsMessage>,
-    cx: &mut Context<'_>,
-) -> Poll<Result<(), WsError>> {
-    transport.lock().0.poll_write_frames(frames, cx)
 }
 
 /// Writes queued frames in batches (one flush, usually one syscall, per batch), then the close
@@ -457,7 +438,7 @@ fn poll_write(
 // Not an `async fn`, on purpose: see `run`.
 #[expect(clippy::manual_async_fn, reason = "an async fn keeps room for its arguments twice")]
 fn write_loop<'a>(
-    transport: &'a SharedTransport<BoxedTransport>,
+    transport: &'a SharedTransport,
     outbox: &'a OutboxReceiver,
     counters: &'a Counters,
     channel: &'static str,
@@ -469,7 +450,7 @@ fn write_loop<'a>(
             // Checked at every poll: the peer's close frame may be read while a batch waits.
             let wrote = poll_fn(|cx| match outbox.is_ended() {
                 true => Poll::Ready(Err(WsError::AlreadyClosed)),
-                false => poll_write(transport, &mut batch, cx),
+                false => transport.poll_write(&mut batch, cx),
             });
             if let Err(error) = wrote.await {
                 match error {
@@ -487,11 +468,13 @@ fn write_loop<'a>(
             }
             counters.add(Count::MessagesOut, channel, written);
         }
-        if let Some(frame) = outbox.close_frame() {
-            let mut close = VecDeque::from([WsMessage::Close(Some(frame))]);
-            if poll_fn(|cx| poll_write(transport, &mut close, cx)).await.is_ok() {
-                counters.add(Count::MessagesOut, channel, 1);
-            }
+        // A `let … else`, not an `if let`: the frame looked up is not kept across the write.
+        let Some(frame) = outbox.close_frame() else {
+            return;
+        };
+        batch.push_back(WsMessage::Close(Some(frame)));
+        if poll_fn(|cx| transport.poll_write(&mut batch, cx)).await.is_ok() {
+            counters.add(Count::MessagesOut, channel, 1);
         }
     }
 }

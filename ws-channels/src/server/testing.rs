@@ -203,7 +203,7 @@ impl<S: Send + Sync + 'static, C: Channel> TestRequest<'_, S, C> {
         let config = shared.config.websocket;
         shared.lifecycle.spawn(async move {
             let socket = WebSocketStream::from_raw_socket(Tap::new(server), Role::Server, Some(config)).await;
-            (accepted.session)(BoxedTransport::new(socket)).await;
+            (accepted.session)(BoxedTransport::new(socket));
         });
         let socket = WebSocketStream::from_raw_socket(client, Role::Client, None).await;
         let (sink, stream) = socket.split();
