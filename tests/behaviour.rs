@@ -57,6 +57,7 @@ ws_channels_tests::on_both_backends!(
     callbacks_set_before_on_connect_still_run,
     no_frame_follows_the_close_reply,
     no_frame_follows_the_reply_to_an_empty_close,
+    the_socket_closes_before_on_close_runs,
 );
 
 /// What a client says in a room.
@@ -539,6 +540,36 @@ async fn close_while_the_server_closes(backend: Backend, close_payload: &[u8], r
         "the stream ends with the close reply ({data} data frames before it)"
     );
     assert!(data > 0);
+}
+
+/// `on_close` may take its time (a database write): the client's socket is closed first.
+async fn the_socket_closes_before_on_close_runs(backend: Backend) {
+    use tokio::io::AsyncReadExt;
+    type Gate = Arc<tokio::sync::Semaphore>;
+    let release = Gate::new(tokio::sync::Semaphore::new(0));
+    let server = RoomCommand::register(Server::with_state(release.clone()), |h| {
+        room_handler(h).on_close(|conn, _| async move {
+            let _ = conn.state().acquire().await;
+        })
+    });
+    let server = Served::start_on(backend, server).await;
+    let mut socket = raw_connect(&server, "/room/slow-close").await;
+    socket.close(None).await.unwrap();
+    let mut tcp = match socket.into_inner() {
+        tokio_tungstenite::MaybeTlsStream::Plain(tcp) => tcp,
+        _ => unreachable!("plain ws:// connection"),
+    };
+    // The close reply was read by `close`; what follows is the end of the stream, while
+    // `on_close` is still waiting.
+    let mut rest = Vec::new();
+    within(
+        "the server to close the socket while on_close waits",
+        tcp.read_to_end(&mut rest),
+    )
+    .await
+    .unwrap();
+    assert_eq!(release.available_permits(), 0, "on_close was still waiting");
+    release.add_permits(1);
 }
 
 async fn drop_oldest_keeps_a_slow_reader_connected(backend: Backend) {
