@@ -173,6 +173,23 @@ mod tests {
 
     use super::*;
 
+    /// RFC 6455 §5.2: the shortest length encoding, at each boundary.
+    #[test]
+    fn headers_use_the_shortest_length_encoding() {
+        for (len, header) in [
+            (0, vec![0x81, 0]),
+            (125, vec![0x81, 125]),
+            (126, vec![0x81, 126, 0, 126]),
+            (65_535, vec![0x81, 126, 0xFF, 0xFF]),
+            (65_536, vec![0x81, 127, 0, 0, 0, 0, 0, 1, 0, 0]),
+        ] {
+            let mut tap = Tap::new(());
+            tap.push_data_frame(0x1, &vec![b'x'; len]);
+            assert_eq!(tap.out[..header.len()], header, "length {len}");
+            assert_eq!(tap.out.len(), header.len() + len);
+        }
+    }
+
     /// Every payload length class (7-bit, 16-bit, 64-bit), text and binary, interleaved with
     /// control frames, as a tungstenite client reads them; a write buffer of 1 KiB, so the
     /// large frames also test flushing mid-batch.
