@@ -19,6 +19,7 @@ mod liveness;
 mod reader;
 mod response;
 mod router;
+mod running;
 mod task;
 mod testing;
 

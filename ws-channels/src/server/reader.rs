@@ -4,14 +4,11 @@
 use crate::metrics::{Count, Stopwatch};
 
 use std::future::Future;
-use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::task::Poll;
 
-use futures_util::FutureExt;
 use futures_util::StreamExt;
-use futures_util::future::BoxFuture;
-use futures_util::future::{CatchUnwind, poll_fn};
+use futures_util::future::poll_fn;
 use tokio::time::{Instant, Sleep};
 use tokio_tungstenite::tungstenite::error::ProtocolError;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
@@ -21,34 +18,29 @@ use tokio_tungstenite::tungstenite::{Error as WsError, Message as WsMessage};
 use super::config::Config;
 use super::conn::{CloseInfo, Conn, Lagged};
 use super::guard;
-use super::handler::Handler;
+use super::handler::{Handler, MessageArgs};
 use super::limits::{RateLimitAction, TokenBucket};
 use super::liveness::{Clocks, Due};
+use super::running::{Outcome, Running};
 use crate::channel::Channel;
 use crate::codec::{self, Inbound};
-use crate::error::{Error, HandlerResult, Report};
+use crate::error::{Error, Report};
 use crate::outbox::OutboxReceiver;
 use crate::transport::MessageStream;
-
-/// A handler the reader is running, and when it started (for the `metrics` feature).
-struct Running {
-    future: CatchUnwind<AssertUnwindSafe<BoxFuture<'static, HandlerResult>>>,
-    stopwatch: Stopwatch,
-}
 
 /// What the reader does after one item of the stream.
 enum Flow {
     Continue,
     /// The connection is over.
     Break,
-    /// Run this handler before reading on.
-    Run(BoxFuture<'static, HandlerResult>),
+    /// A handler started: run it to its end before reading on.
+    Started,
 }
 
 /// What a frame asks of the reader.
 enum Step {
-    /// Run (and await) a handler.
-    Run(BoxFuture<'static, HandlerResult>),
+    /// A handler started: run (and await) it.
+    Started,
     /// The peer's close frame.
     PeerClosed(CloseFrame),
     /// Nothing more.
@@ -113,11 +105,14 @@ where
 
             // The handler running now, if any: polled as a branch of the loop below, so the
             // connection's timers, signals and close deadline keep running while it awaits.
-            let mut running: Option<Running> = None;
+            let mut running: Running<MessageArgs<C, S, D>> = Running::default();
+            // When it started, for the `metrics` feature.
+            let mut stopwatch = None;
             if let Some(on_open) = &self.handler.callbacks.on_open {
                 // Called inside the guarded future, so a panic in its synchronous part is caught.
                 let (on_open, conn) = (on_open.clone(), self.conn.clone());
-                running = Some(self.start(Box::pin(async move { on_open(conn).await })));
+                running.start_other(Box::pin(async move { on_open(conn).await }));
+                stopwatch = Some(self.started());
             }
 
             'read: loop {
@@ -146,13 +141,9 @@ where
                 let mut item = tokio::select! {
                     // Handlers of a connection run one at a time, in order: no frame is read while
                     // one runs.
-                    item = stream.next(), if running.is_none() => item,
-                    outcome = poll_fn(|cx| running.as_mut().map_or(Poll::Pending, |r| std::pin::Pin::new(&mut r.future).poll(cx))),
-                        if running.is_some() =>
-                    {
-                        if let Some(finished) = running.take() {
-                            self.finish(finished.stopwatch, outcome);
-                        }
+                    item = stream.next(), if !running.is_running() => item,
+                    outcome = poll_fn(|cx| running.poll(cx)), if running.is_running() => {
+                        self.finish(stopwatch.take(), outcome);
                         continue;
                     }
                     // A close was requested (by a handler, the hub, a server shutdown) or messages
@@ -169,8 +160,8 @@ where
                             Some(Due::Ping) => self.outbox.push_ping(),
                             // While a handler runs, nothing is read: the peer's pong and messages
                             // wait unread, so neither silence nor idleness can be told.
-                            Some(Due::PingTimeout) if running.is_some() => clocks.heard(false),
-                            Some(Due::Idle) if running.is_some() => clocks.heard(true),
+                            Some(Due::PingTimeout) if running.is_running() => clocks.heard(false),
+                            Some(Due::Idle) if running.is_running() => clocks.heard(true),
                             Some(Due::PingTimeout) => self.conn.close(CloseCode::Away, "ping timeout"),
                             Some(Due::Idle) => self.conn.close(CloseCode::Away, "idle timeout"),
                             Some(Due::Expired) => self.conn.close(crate::CLOSE_CREDENTIALS_EXPIRED, "credentials expired"),
@@ -183,22 +174,28 @@ where
                 let mut closing = closing;
                 let mut handled = 0;
                 loop {
-                    match self.on_item(item, closing, &mut clocks, bucket.as_deref_mut(), &mut peer_close) {
+                    let flow = self.on_item(
+                        item,
+                        closing,
+                        &mut clocks,
+                        bucket.as_deref_mut(),
+                        &mut peer_close,
+                        &mut running,
+                    );
+                    match flow {
                         Flow::Break => break 'read,
                         Flow::Continue => {}
-                        Flow::Run(handler) => running = Some(self.start(handler)),
-                    }
-                    if let Some(started) = running.as_mut() {
-                        // Most handlers finish in their first poll: do that here, and leave only a
-                        // waiting one to the loop.
-                        let first = poll_fn(|cx| Poll::Ready(std::pin::Pin::new(&mut started.future).poll(cx)));
-                        match first.await {
-                            Poll::Ready(outcome) => {
-                                if let Some(finished) = running.take() {
-                                    self.finish(finished.stopwatch, outcome);
+                        Flow::Started => {
+                            // Most handlers finish in their first poll: do that here, and leave
+                            // only a waiting one to the loop.
+                            let started = self.started();
+                            match poll_fn(|cx| Poll::Ready(running.poll(cx))).await {
+                                Poll::Ready(outcome) => self.finish(Some(started), outcome),
+                                Poll::Pending => {
+                                    stopwatch = Some(started);
+                                    break;
                                 }
                             }
-                            Poll::Pending => break,
                         }
                     }
                     // Frames already read are handled here, without arming every other branch
@@ -252,6 +249,7 @@ where
         clocks: &mut Clocks,
         bucket: Option<&mut TokenBucket>,
         peer_close: &mut Option<CloseFrame>,
+        running: &mut Running<MessageArgs<C, S, D>>,
     ) -> Flow {
         match item {
             None | Some(Err(WsError::ConnectionClosed | WsError::AlreadyClosed)) => Flow::Break,
@@ -277,8 +275,8 @@ where
                 clocks.heard(matches!(frame, WsMessage::Text(_) | WsMessage::Binary(_)));
                 // Handlers are guarded on their own; this catches panics in the channel's own
                 // code (a `Validate` or `ErrorReply` impl).
-                match guard::catch_sync(|| self.on_frame(frame, closing, bucket)) {
-                    Ok(Step::Run(handler)) => return Flow::Run(handler),
+                match guard::catch_sync(|| self.on_frame(frame, closing, bucket, running)) {
+                    Ok(Step::Started) => return Flow::Started,
                     Ok(Step::PeerClosed(frame)) => {
                         *peer_close = Some(frame);
                         // Nothing sent from now on could be delivered after tungstenite's close
@@ -298,7 +296,13 @@ where
 
     /// Decides what one frame means, without waiting: only a handler's future is awaited (by
     /// the caller), so no other state lives in the connection's future between frames.
-    fn on_frame(&self, frame: WsMessage, closing: bool, bucket: Option<&mut TokenBucket>) -> Step {
+    fn on_frame(
+        &self,
+        frame: WsMessage,
+        closing: bool,
+        bucket: Option<&mut TokenBucket>,
+        running: &mut Running<MessageArgs<C, S, D>>,
+    ) -> Step {
         if closing {
             // Closing: the peer's messages are no longer dispatched, only its close reply counts.
             return match frame {
@@ -331,13 +335,17 @@ where
             (&frame, &callbacks.on_binary, <C::Codec as crate::Codec>::BINARY)
         {
             self.count_in();
-            return Step::Run(on_binary(self.conn.clone(), bytes.clone()));
+            running.start_other(on_binary(self.conn.clone(), bytes.clone()));
+            return Step::Started;
         }
         match codec::decode::<C, C::ClientMessage>(frame, C::validate_client) {
             Ok(Inbound::Message(message)) => {
                 self.count_in();
                 match &callbacks.on_message {
-                    Some(on_message) => Step::Run(on_message(self.conn.clone(), message)),
+                    Some(make) => {
+                        running.start_message(|| make(), (self.conn.clone(), message));
+                        Step::Started
+                    }
                     None => Step::Done,
                 }
             }
@@ -406,18 +414,16 @@ where
         }
     }
 
-    /// Runs a handler future; an error or a panic closes this connection with 1011.
-    /// Starts a handler: the loop polls it, a panic in any poll caught.
-    fn start(&self, handler: BoxFuture<'static, HandlerResult>) -> Running {
-        Running {
-            future: AssertUnwindSafe(handler).catch_unwind(),
-            stopwatch: self.conn.hub().counters().handler_started(),
-        }
+    /// Times a handler that just started.
+    fn started(&self) -> Stopwatch {
+        self.conn.hub().counters().handler_started()
     }
 
     /// A handler finished: an error or a panic closes this connection with 1011.
-    fn finish(&self, stopwatch: Stopwatch, outcome: Result<HandlerResult, Box<dyn std::any::Any + Send>>) {
-        self.conn.hub().counters().handler_ran(C::NAME, stopwatch);
+    fn finish(&self, stopwatch: Option<Stopwatch>, outcome: Outcome) {
+        if let Some(stopwatch) = stopwatch {
+            self.conn.hub().counters().handler_ran(C::NAME, stopwatch);
+        }
         let error = match outcome {
             Ok(Ok(())) => return,
             Ok(Err(error)) => Error::Handler(error),
