@@ -11,6 +11,7 @@ use tokio_tungstenite::tungstenite::{Bytes, Message as WsMessage, Utf8Bytes};
 
 use crate::channel::{Channel, NoMessage};
 use crate::error::{CodecError, Error, ValidationError};
+use crate::outbox::Frame;
 
 /// A wire format: its name and its messages' content type. The formats themselves are
 /// [`Format`] implementations, one per message type a codec can carry.
@@ -32,6 +33,16 @@ pub trait Codec: Send + Sync + 'static {
 pub trait Format<M>: Codec {
     /// The frame carrying `message`.
     fn encode(message: &M) -> Result<WsMessage, CodecError>;
+
+    /// Appends the payload of the frame carrying `message` to `bytes` and says which kind of
+    /// frame that is (a text payload must be UTF-8), or `Ok(None)`, with `bytes` untouched,
+    /// when this codec only makes whole frames with [`encode`](Self::encode): that is the
+    /// default. A connection's own sends are encoded this way, into one buffer of its own,
+    /// rather than into an allocation each. On an error, what was appended is discarded.
+    fn encode_to(message: &M, bytes: &mut Vec<u8>) -> Result<Option<FrameKind>, CodecError> {
+        let _ = (message, bytes);
+        Ok(None)
+    }
     /// The message a text or binary frame carries.
     fn decode(frame: WsMessage) -> Result<M, FrameError>;
 }
@@ -88,6 +99,12 @@ impl<M: Serialize + DeserializeOwned> Format<M> for Json {
         }))
     }
 
+    fn encode_to(message: &M, bytes: &mut Vec<u8>) -> Result<Option<FrameKind>, CodecError> {
+        // serde_json writes UTF-8.
+        serde_json::to_writer(bytes, message).map_err(CodecError::new)?;
+        Ok(Some(FrameKind::Text))
+    }
+
     fn decode(frame: WsMessage) -> Result<M, FrameError> {
         match frame {
             WsMessage::Text(text) => serde_json::from_str(&text).map_err(|e| FrameError::Codec(CodecError::new(e))),
@@ -113,6 +130,11 @@ impl<M: Serialize + DeserializeOwned> Format<M> for MsgPack {
         rmp_serde::to_vec_named(message)
             .map(|bytes| WsMessage::Binary(bytes.into()))
             .map_err(CodecError::new)
+    }
+
+    fn encode_to(message: &M, bytes: &mut Vec<u8>) -> Result<Option<FrameKind>, CodecError> {
+        rmp_serde::encode::write_named(bytes, message).map_err(CodecError::new)?;
+        Ok(Some(FrameKind::Binary))
     }
 
     fn decode(frame: WsMessage) -> Result<M, FrameError> {
@@ -270,14 +292,58 @@ where
     C: Channel,
     C::Codec: Format<M>,
 {
+    validated::<C, M>(message, validate)?;
+    <C::Codec as Format<M>>::encode(message).map_err(|source| encode_error::<C>(source))
+}
+
+/// Checks a message with the channel's validation hook.
+pub(crate) fn validated<C: Channel, M>(
+    message: &M,
+    validate: fn(&M) -> Result<(), ValidationError>,
+) -> Result<(), Error> {
     validate(message).map_err(|source| Error::Validation {
         channel: C::NAME,
         source,
-    })?;
-    <C::Codec as Format<M>>::encode(message).map_err(|source| Error::Encode {
+    })
+}
+
+fn encode_error<C: Channel>(source: CodecError) -> Error {
+    Error::Encode {
         channel: C::NAME,
         source,
-    })
+    }
+}
+
+/// Encodes an already validated message for an outbox: its payload appended to `bytes` (see
+/// [`Format::encode_to`]), or a frame of its own where the codec makes only whole frames.
+/// Refuses a payload over `max` bytes.
+pub(crate) fn encode_to<C, M>(message: &M, bytes: &mut Vec<u8>, max: usize) -> Result<Frame, Error>
+where
+    C: Channel,
+    C::Codec: Format<M>,
+{
+    /// Room made in an empty buffer before encoding (serde writes a message in many small
+    /// pieces, which would grow it step by step): enough for a burst of small replies, and
+    /// under 1 KiB, which allocators serve from their fast per-thread caches.
+    const FIRST: usize = 1000;
+    let at = bytes.len();
+    if bytes.capacity() == 0 {
+        bytes.reserve(FIRST);
+    }
+    let (len, frame) = match <C::Codec as Format<M>>::encode_to(message, bytes).map_err(encode_error::<C>)? {
+        Some(kind) => {
+            let len = bytes.len() - at;
+            (len, Frame::Encoded { at, len, kind })
+        }
+        None => {
+            let frame = <C::Codec as Format<M>>::encode(message).map_err(encode_error::<C>)?;
+            (payload_len(&frame), Frame::Message(frame))
+        }
+    };
+    match len > max {
+        true => Err(Error::OutgoingTooLarge { size: len, max }),
+        false => Ok(frame),
+    }
 }
 
 /// Decodes and validates one frame.
@@ -327,6 +393,39 @@ mod tests {
         for raw in [Raw::text("héllo"), Raw::binary(vec![0, 159, 146, 150])] {
             let frame = <Passthrough as Format<Raw>>::encode(&raw).unwrap();
             assert_eq!(<Passthrough as Format<Raw>>::decode(frame).unwrap(), raw);
+        }
+    }
+
+    /// A connection's own sends: the payload appended after what the buffer holds, the same
+    /// bytes `encode` makes; codecs that only make whole frames say so and append nothing.
+    #[test]
+    fn encode_to_appends_what_encode_frames() {
+        let mut bytes = b"queued".to_vec();
+        let message = "héllo \"there\"".to_owned();
+        assert_eq!(
+            <Json as Format<String>>::encode_to(&message, &mut bytes).unwrap(),
+            Some(FrameKind::Text)
+        );
+        let frame = <Json as Format<String>>::encode(&message).unwrap();
+        assert_eq!(bytes[..6], *b"queued");
+        assert_eq!(bytes[6..], *frame.into_data());
+        let mut untouched = Vec::new();
+        assert_eq!(
+            <Passthrough as Format<Raw>>::encode_to(&Raw::text("x"), &mut untouched).unwrap(),
+            None
+        );
+        assert!(untouched.is_empty());
+        #[cfg(feature = "msgpack")]
+        {
+            let mut packed = Vec::new();
+            assert_eq!(
+                <MsgPack as Format<String>>::encode_to(&message, &mut packed).unwrap(),
+                Some(FrameKind::Binary)
+            );
+            assert_eq!(
+                packed,
+                *<MsgPack as Format<String>>::encode(&message).unwrap().into_data()
+            );
         }
     }
 

@@ -8,6 +8,7 @@
 //! outbox: later pushes fail.
 
 use std::collections::VecDeque;
+use std::convert::Infallible;
 use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -20,6 +21,7 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{Bytes, Message as WsMessage};
 
 use crate::channel::LagPolicy;
+use crate::codec::FrameKind;
 use crate::metrics::{Count, Counters};
 use crate::transport::close_frame;
 
@@ -41,6 +43,84 @@ impl Pushed {
     /// Whether the message will be written.
     pub(crate) fn delivered(self) -> bool {
         matches!(self, Self::Queued | Self::DroppedOldest)
+    }
+}
+
+/// A frame waiting in an outbox.
+#[derive(Debug)]
+pub(crate) enum Frame {
+    /// A frame of its own: a broadcast's shared bytes, an error reply, a control frame.
+    Message(WsMessage),
+    /// A data frame whose payload a send encoded straight into the outbox's bytes: `len` of
+    /// them at `at` (see [`Batch::payload`]). A connection's replies cost no allocation each.
+    Encoded { at: usize, len: usize, kind: FrameKind },
+}
+
+/// What the writer takes from the outbox at once: frames, and the bytes of the encoded ones.
+#[derive(Debug, Default)]
+pub(crate) struct Batch {
+    pub(crate) frames: VecDeque<Frame>,
+    bytes: Vec<u8>,
+}
+
+impl Batch {
+    /// The payload of an [`Encoded`](Frame::Encoded) frame of this batch.
+    pub(crate) fn payload(&self, at: usize, len: usize) -> &[u8] {
+        &self.bytes[at..at + len]
+    }
+
+    /// Queues one more frame of its own (the writer's close frame).
+    pub(crate) fn push_message(&mut self, message: WsMessage) {
+        self.frames.push_back(Frame::Message(message));
+    }
+
+    /// Takes what `state` holds, swapping buffers when this batch is done with its own, so
+    /// a busy connection's two byte buffers go back and forth without allocating.
+    fn take(&mut self, state: &mut State) {
+        if self.frames.is_empty() {
+            self.bytes.clear();
+            std::mem::swap(&mut state.queue, &mut self.frames);
+            std::mem::swap(&mut state.bytes, &mut self.bytes);
+            return;
+        }
+        // Frames not yet written stay first; the new ones' payloads move after this batch's.
+        let base = self.bytes.len();
+        self.bytes.extend_from_slice(&state.bytes);
+        state.bytes.clear();
+        self.frames.extend(state.queue.drain(..).map(|frame| match frame {
+            Frame::Encoded { at, len, kind } => Frame::Encoded {
+                at: at + base,
+                len,
+                kind,
+            },
+            message => message,
+        }));
+    }
+
+    /// Appends an encoded frame, as a send to the outbox does.
+    #[cfg(test)]
+    pub(crate) fn push_payload(&mut self, kind: FrameKind, payload: &[u8]) {
+        let at = self.bytes.len();
+        self.bytes.extend_from_slice(payload);
+        self.frames.push_back(Frame::Encoded {
+            at,
+            len: payload.len(),
+            kind,
+        });
+    }
+
+    /// The frames as text, for tests: a control frame by its kind.
+    #[cfg(test)]
+    pub(crate) fn texts(&self) -> Vec<String> {
+        self.frames
+            .iter()
+            .map(|frame| match frame {
+                Frame::Message(WsMessage::Text(text)) => text.to_string(),
+                Frame::Message(WsMessage::Ping(_)) => "<ping>".to_owned(),
+                Frame::Message(_) => "<other>".to_owned(),
+                Frame::Encoded { at, len, .. } => String::from_utf8_lossy(self.payload(*at, *len)).into_owned(),
+            })
+            .collect()
     }
 }
 
@@ -96,7 +176,10 @@ struct Shared {
 /// before the close is always written before the close frame.
 #[derive(Default)]
 struct State {
-    queue: VecDeque<WsMessage>,
+    queue: VecDeque<Frame>,
+    /// The payloads of the queue's encoded frames (bytes of frames dropped under the lag
+    /// policy stay until the writer takes the batch). Let go while the connection is idle.
+    bytes: Vec<u8>,
     /// A ping (with no payload) waiting to go out. Kept apart from the queue so no lag policy
     /// can drop it (a dropped ping would close a slow but live reader for "ping timeout").
     ping: bool,
@@ -188,30 +271,48 @@ pub(crate) struct OutboxSender {
 impl OutboxSender {
     /// Queues a frame under the lag policy.
     pub(crate) fn push(&self, message: WsMessage) -> Pushed {
+        match self.push_encoded(|_| Ok::<_, Infallible>(Frame::Message(message))) {
+            Ok(pushed) => pushed,
+            Err(never) => match never {},
+        }
+    }
+
+    /// Queues the frame `encode` makes under the lag policy: it runs under the outbox's lock,
+    /// only once the frame will be queued, and may append its payload to the outbox's bytes
+    /// (what it appended is discarded if it fails).
+    pub(crate) fn push_encoded<E>(&self, encode: impl FnOnce(&mut Vec<u8>) -> Result<Frame, E>) -> Result<Pushed, E> {
         let shared = &*self.shared;
-        let outcome = {
+        let (outcome, was_empty) = {
             let mut state = shared.state();
             if state.is_closing() {
-                return Pushed::Closed;
+                return Ok(Pushed::Closed);
             }
-            shared.counters.queue_depth(shared.channel, state.queue.len());
-            if state.queue.len() < shared.capacity {
-                state.queue.push_back(message);
-                Pushed::Queued
-            } else {
-                match shared.policy {
-                    LagPolicy::DropOldest => {
-                        state.queue.pop_front();
-                        state.queue.push_back(message);
-                        Pushed::DroppedOldest
-                    }
-                    LagPolicy::DropNew => Pushed::DroppedNew,
-                    LagPolicy::Disconnect => Pushed::Disconnected,
+            let queued = state.queue.len();
+            shared.counters.queue_depth(shared.channel, queued);
+            let outcome = match (queued < shared.capacity, shared.policy) {
+                (true, _) => Pushed::Queued,
+                (false, LagPolicy::DropOldest) => Pushed::DroppedOldest,
+                (false, LagPolicy::DropNew) => Pushed::DroppedNew,
+                (false, LagPolicy::Disconnect) => Pushed::Disconnected,
+            };
+            if outcome.delivered() {
+                let State { queue, bytes, .. } = &mut *state;
+                let at = bytes.len();
+                let frame = encode(bytes).inspect_err(|_| bytes.truncate(at))?;
+                if outcome == Pushed::DroppedOldest {
+                    queue.pop_front();
                 }
+                queue.push_back(frame);
             }
+            (outcome, queued == 0)
         };
         match outcome {
-            Pushed::Queued => shared.ready.wake(),
+            // The writer waits only on an empty queue: the push that fills it wakes it.
+            Pushed::Queued => {
+                if was_empty {
+                    shared.ready.wake();
+                }
+            }
             Pushed::DroppedOldest | Pushed::DroppedNew => {
                 if outcome == Pushed::DroppedOldest {
                     shared.ready.wake();
@@ -228,7 +329,7 @@ impl OutboxSender {
             }
             Pushed::Closed => {}
         }
-        outcome
+        Ok(outcome)
     }
 
     /// Queues a frame only if there is room, whatever the lag policy: for the runtime's error
@@ -240,7 +341,7 @@ impl OutboxSender {
             if state.is_closing() || state.queue.len() >= self.shared.capacity {
                 return false;
             }
-            state.queue.push_back(message);
+            state.queue.push_back(Frame::Message(message));
         }
         self.shared.ready.wake();
         true
@@ -281,26 +382,25 @@ impl OutboxReceiver {
     ///
     /// An empty `batch` trades places with the queue rather than taking a copy of it: the
     /// writer's emptied buffer becomes the queue, and the two buffers take turns.
-    pub(crate) async fn next_batch(&self, batch: &mut VecDeque<WsMessage>) -> bool {
+    pub(crate) async fn next_batch(&self, batch: &mut Batch) -> bool {
         poll_fn(|cx| {
             let mut state = self.shared.state();
             if state.ended {
                 return Poll::Ready(false);
             }
-            if batch.is_empty() {
-                std::mem::swap(&mut state.queue, batch);
-            } else {
-                batch.extend(state.queue.drain(..));
-            }
+            batch.take(&mut state);
             if std::mem::take(&mut state.ping) {
-                batch.push_front(WsMessage::Ping(Bytes::new()));
+                batch.frames.push_front(Frame::Message(WsMessage::Ping(Bytes::new())));
             }
-            if !batch.is_empty() {
+            if !batch.frames.is_empty() {
                 return Poll::Ready(true);
             }
             if state.close.is_some() {
                 return Poll::Ready(false);
             }
+            // Idle: neither end keeps a byte buffer.
+            batch.bytes = Vec::new();
+            state.bytes = Vec::new();
             // Under the lock: whoever queues next sees this waker.
             self.shared.ready.register(cx.waker());
             Poll::Pending
@@ -363,6 +463,7 @@ impl OutboxReceiver {
             let mut state = self.shared.state();
             state.ended = true;
             state.queue.clear();
+            state.bytes = Vec::new();
             state.ping = false;
         }
         self.shared.ready.wake();
@@ -386,17 +487,24 @@ mod tests {
         outbox("T", capacity, policy, Arc::default())
     }
 
-    fn texts<'a>(batch: impl IntoIterator<Item = &'a WsMessage>) -> Vec<String> {
-        batch
-            .into_iter()
-            .map(|m| m.to_text().unwrap_or("<binary>").to_owned())
-            .collect()
+    async fn batch(rx: &OutboxReceiver) -> Vec<String> {
+        let mut batch = Batch::default();
+        rx.next_batch(&mut batch).await;
+        batch.texts()
     }
 
-    async fn batch(rx: &OutboxReceiver) -> Vec<String> {
-        let mut batch = VecDeque::new();
-        rx.next_batch(&mut batch).await;
-        texts(&batch)
+    /// Encodes `text` into the outbox, as a connection's own send does.
+    fn send(tx: &OutboxSender, text: &str) -> Pushed {
+        let encoded = tx.push_encoded(|bytes| {
+            let at = bytes.len();
+            bytes.extend_from_slice(text.as_bytes());
+            Ok::<_, Infallible>(Frame::Encoded {
+                at,
+                len: text.len(),
+                kind: FrameKind::Text,
+            })
+        });
+        encoded.unwrap_or_else(|never| match never {})
     }
 
     #[tokio::test]
@@ -406,10 +514,7 @@ mod tests {
         for m in ["a", "b", "c"] {
             tx.push(WsMessage::text(m));
         }
-        let mut frames = VecDeque::new();
-        rx.next_batch(&mut frames).await;
-        assert!(frames[0].is_ping(), "the ping goes first");
-        assert_eq!(texts(frames.range(1..)), ["b", "c"]);
+        assert_eq!(batch(&rx).await, ["<ping>", "b", "c"], "the ping goes first");
         assert_eq!(rx.take_lagged(), 1);
         assert_eq!(tx.shared.counters.dropped.load(Ordering::Relaxed), 1);
     }
@@ -441,7 +546,7 @@ mod tests {
         assert!(!tx.request_close(CloseCode::Away, ""), "only the first close counts");
         assert_eq!(tx.push(WsMessage::text("late")), Pushed::Closed);
         assert_eq!(batch(&rx).await, ["a", "b"]);
-        let mut rest = VecDeque::new();
+        let mut rest = Batch::default();
         assert!(!rx.next_batch(&mut rest).await, "then the writer sends the close frame");
     }
 
@@ -452,9 +557,9 @@ mod tests {
         rx.end();
         assert_eq!(tx.push(WsMessage::text("b")), Pushed::Closed);
         assert!(tx.is_closing());
-        let mut rest = VecDeque::new();
+        let mut rest = Batch::default();
         assert!(!rx.next_batch(&mut rest).await);
-        assert!(rest.is_empty());
+        assert!(rest.frames.is_empty());
         drop(rx);
         assert_eq!(
             tx.push(WsMessage::text("c")),
@@ -507,6 +612,64 @@ mod tests {
         rx.end();
         assert_eq!(rx.pressure(), (true, 0));
         assert!(rx.is_ended());
+    }
+
+    #[tokio::test]
+    async fn encoded_and_shared_frames_keep_their_order_and_payloads_under_drop_oldest() {
+        let (tx, rx) = new(3, LagPolicy::DropOldest);
+        send(&tx, "a");
+        tx.push(WsMessage::text("shared"));
+        send(&tx, "bb");
+        assert_eq!(send(&tx, "ccc"), Pushed::DroppedOldest, "drops the encoded `a`");
+        assert_eq!(batch(&rx).await, ["shared", "bb", "ccc"]);
+    }
+
+    #[tokio::test]
+    async fn a_failed_encode_queues_nothing_and_a_full_queue_does_not_encode() {
+        let (tx, rx) = new(2, LagPolicy::DropNew);
+        send(&tx, "a");
+        let failed = tx.push_encoded(|bytes| {
+            bytes.extend_from_slice(b"half a messa");
+            Err("serde failed")
+        });
+        assert_eq!(failed.unwrap_err(), "serde failed");
+        send(&tx, "b");
+        let full = tx.push_encoded(|_| -> Result<Frame, Infallible> { unreachable!("not encoded") });
+        assert_eq!(full.unwrap(), Pushed::DroppedNew);
+        assert_eq!(batch(&rx).await, ["a", "b"], "the failed bytes are gone");
+    }
+
+    #[tokio::test]
+    async fn frames_taken_while_a_batch_is_unwritten_follow_it() {
+        let (tx, rx) = new(8, LagPolicy::DropNew);
+        send(&tx, "one");
+        let mut writing = Batch::default();
+        rx.next_batch(&mut writing).await;
+        // The writer is still writing `one` when more arrive.
+        send(&tx, "two");
+        tx.push(WsMessage::text("three"));
+        send(&tx, "four");
+        rx.next_batch(&mut writing).await;
+        assert_eq!(writing.texts(), ["one", "two", "three", "four"]);
+    }
+
+    #[test]
+    fn an_idle_connection_keeps_no_byte_buffer() {
+        fn poll_batch(rx: &OutboxReceiver, batch: &mut Batch) -> Poll<bool> {
+            let next = std::pin::pin!(rx.next_batch(batch));
+            next.poll(&mut Context::from_waker(std::task::Waker::noop()))
+        }
+        let (tx, rx) = new(8, LagPolicy::DropNew);
+        let mut writing = Batch::default();
+        for text in ["a", "b"] {
+            send(&tx, text);
+            assert_eq!(poll_batch(&rx, &mut writing), Poll::Ready(true));
+            writing.frames.clear(); // written
+        }
+        assert!(writing.bytes.capacity() > 0, "a busy connection keeps its buffers");
+        assert!(poll_batch(&rx, &mut writing).is_pending());
+        assert_eq!(writing.bytes.capacity(), 0);
+        assert_eq!(tx.shared.state().bytes.capacity(), 0);
     }
 
     #[test]

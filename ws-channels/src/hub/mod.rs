@@ -27,7 +27,7 @@ use crate::codec;
 use crate::conn_id::{self, ConnId};
 use crate::error::Error;
 use crate::metrics::{Counters, EngineCount, Metrics};
-use crate::outbox::OutboxSender;
+use crate::outbox::{OutboxSender, Pushed};
 
 /// A place messages of channel `C` are published to: one of its concrete addresses
 /// (`chat/lobby`), or a name of your choosing (`Topic::named("announcements")`).
@@ -431,6 +431,18 @@ impl Hub {
         self.check_outgoing(codec::encode::<C, _>(message, C::validate_server)?)
     }
 
+    /// Validates `message` and queues it in one connection's outbox, encoded into the outbox's
+    /// own bytes (under its lock, only if the lag policy lets it in).
+    pub(crate) fn send_to_outbox<C: Channel>(
+        &self,
+        outbox: &OutboxSender,
+        message: &C::ServerMessage,
+    ) -> Result<Pushed, Error> {
+        codec::validated::<C, _>(message, C::validate_server)?;
+        let max = self.max_outgoing();
+        outbox.push_encoded(|bytes| codec::encode_to::<C, _>(message, bytes, max))
+    }
+
     /// Refuses a frame larger than the outgoing limit.
     pub(crate) fn check_outgoing(&self, frame: WsMessage) -> Result<WsMessage, Error> {
         let (size, max) = (codec::payload_len(&frame), self.max_outgoing());
@@ -538,9 +550,9 @@ mod tests {
     }
 
     async fn texts(rx: &OutboxReceiver) -> Vec<String> {
-        let mut batch = std::collections::VecDeque::new();
+        let mut batch = crate::outbox::Batch::default();
         rx.next_batch(&mut batch).await;
-        batch.iter().map(|m| m.to_text().unwrap().to_owned()).collect()
+        batch.texts()
     }
 
     fn said(text: &str) -> Room {

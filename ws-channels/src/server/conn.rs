@@ -165,7 +165,7 @@ impl<C: Channel, S, D> Conn<C, S, D> {
     /// [lag policy](crate::LagPolicy); this never waits for the client. Fails with
     /// [`Error::Closed`] once the connection is closing.
     pub async fn send(&self, message: &C::ServerMessage) -> Result<(), Error> {
-        self.queue(self.inner.hub.encode::<C>(message)?)
+        sent(self.inner.hub.send_to_outbox::<C>(&self.inner.outbox, message)?)
     }
 
     /// Sends side-band bytes to this connection as one binary frame (an image, a file chunk),
@@ -177,13 +177,9 @@ impl<C: Channel, S, D> Conn<C, S, D> {
         self.queue(self.inner.hub.check_outgoing(WsMessage::Binary(bytes.into()))?)
     }
 
-    /// Queues a checked frame under the lag policy. The push refuses a closing connection
-    /// (checking before encoding would only save work for a connection that is going away).
+    /// Queues a checked frame under the lag policy.
     fn queue(&self, frame: WsMessage) -> Result<(), Error> {
-        match self.inner.outbox.push(frame) {
-            Pushed::Closed | Pushed::Disconnected => Err(Error::closed(None)),
-            Pushed::Queued | Pushed::DroppedOldest | Pushed::DroppedNew => Ok(()),
-        }
+        sent(self.inner.outbox.push(frame))
     }
 
     /// Queues one of the runtime's error replies if there is room (see `OutboxSender::offer`);
@@ -242,5 +238,14 @@ impl<C: Channel, S, D: fmt::Debug> fmt::Debug for Conn<C, S, D> {
             .field("data", &self.data)
             .field("remote_addr", &self.inner.remote_addr)
             .finish_non_exhaustive()
+    }
+}
+
+/// A send's outcome: an error once the connection is closing (or closed for lagging); a message
+/// the lag policy dropped is not an error of the sender's.
+fn sent(pushed: Pushed) -> Result<(), Error> {
+    match pushed {
+        Pushed::Closed | Pushed::Disconnected => Err(Error::closed(None)),
+        Pushed::Queued | Pushed::DroppedOldest | Pushed::DroppedNew => Ok(()),
     }
 }

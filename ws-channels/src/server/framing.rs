@@ -16,7 +16,6 @@
 //! ever drained by tungstenite (writing its bytes or flushing), which refuses to once it has
 //! answered the peer's close.
 
-use std::collections::VecDeque;
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
@@ -25,6 +24,9 @@ use futures_util::SinkExt;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message as WsMessage};
+
+use crate::codec::FrameKind;
+use crate::outbox::{Batch, Frame};
 
 /// A buffer grown past this (by a large message, or a burst) is let go once written, rather
 /// than kept for the connection's life: twice the default flush threshold.
@@ -119,22 +121,31 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for Tap<IO> {
 /// wait for the socket.
 pub(crate) fn poll_write_frames<IO>(
     socket: &mut WebSocketStream<Tap<IO>>,
-    frames: &mut VecDeque<WsMessage>,
+    batch: &mut Batch,
     cx: &mut Context<'_>,
 ) -> Poll<Result<(), WsError>>
 where
     IO: AsyncRead + AsyncWrite + Unpin,
 {
+    const TEXT: u8 = 0x1;
+    const BINARY: u8 = 0x2;
     let limit = socket.get_config().write_buffer_size.max(1);
     // What tungstenite holds (a pong it queued, a control frame a `Pending` left) goes first.
     ready!(poll_flush(socket, cx))?;
-    while let Some(frame) = frames.front() {
-        let opcode = match frame {
-            WsMessage::Text(_) => 0x1,
-            WsMessage::Binary(_) => 0x2,
-            _ => {
+    while let Some(frame) = batch.frames.front() {
+        let (opcode, payload) = match frame {
+            Frame::Message(WsMessage::Text(text)) => (TEXT, text.as_bytes()),
+            Frame::Message(WsMessage::Binary(bytes)) => (BINARY, &bytes[..]),
+            Frame::Encoded { at, len, kind } => {
+                let opcode = match kind {
+                    FrameKind::Text => TEXT,
+                    FrameKind::Binary => BINARY,
+                };
+                (opcode, batch.payload(*at, *len))
+            }
+            Frame::Message(_) => {
                 ready!(socket.poll_ready_unpin(cx))?;
-                if let Some(frame) = frames.pop_front() {
+                if let Some(Frame::Message(frame)) = batch.frames.pop_front() {
                     socket.start_send_unpin(frame)?;
                 }
                 ready!(poll_flush(socket, cx))?;
@@ -144,9 +155,8 @@ where
         if socket.get_ref().out.len() >= limit {
             ready!(poll_flush(socket, cx))?;
         }
-        if let Some(frame) = frames.pop_front() {
-            socket.get_mut().push_data_frame(opcode, frame.into_data().as_ref());
-        }
+        socket.get_mut().push_data_frame(opcode, payload);
+        batch.frames.pop_front();
     }
     poll_flush(socket, cx)
 }
@@ -208,8 +218,16 @@ mod tests {
             WsMessage::binary(vec![1; 65_535]),
             WsMessage::text("last"),
         ];
-        let mut frames: VecDeque<_> = sent.iter().cloned().collect();
-        let write = futures_util::future::poll_fn(|cx| poll_write_frames(&mut server, &mut frames, cx));
+        // Every other data frame encoded into the batch's bytes, as a connection's own sends are.
+        let mut batch = Batch::default();
+        for (i, message) in sent.iter().enumerate() {
+            match message {
+                WsMessage::Text(text) if i % 2 == 0 => batch.push_payload(FrameKind::Text, text.as_bytes()),
+                WsMessage::Binary(bytes) if i % 2 == 0 => batch.push_payload(FrameKind::Binary, bytes),
+                _ => batch.push_message(message.clone()),
+            }
+        }
+        let write = futures_util::future::poll_fn(|cx| poll_write_frames(&mut server, &mut batch, cx));
         let read = async {
             let mut got = Vec::new();
             while got.len() < sent.len() {

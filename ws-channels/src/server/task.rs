@@ -8,7 +8,6 @@
 //! woken, so it still writes while a handler awaits; each half is polled only then (see
 //! [`drive`]).
 
-use std::collections::VecDeque;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -36,7 +35,7 @@ use crate::channel::Channel;
 use crate::conn_id::ConnId;
 use crate::hub::Hub;
 use crate::metrics::{Count, Counters};
-use crate::outbox::{OutboxReceiver, outbox};
+use crate::outbox::{Batch, OutboxReceiver, outbox};
 use crate::transport::MessageStream;
 
 use super::framing::{self, Tap};
@@ -46,20 +45,12 @@ use super::framing::{self, Tap};
 /// writer appends data frames itself (see `framing`).
 pub(crate) trait Transport: MessageStream + Send + 'static {
     /// Writes `frames` in order and flushes (see [`framing::poll_write_frames`]).
-    fn poll_write_frames(
-        &mut self,
-        frames: &mut VecDeque<WsMessage>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Result<(), WsError>>;
+    fn poll_write_frames(&mut self, batch: &mut Batch, cx: &mut Context<'_>) -> Poll<Result<(), WsError>>;
 }
 
 impl<IO: AsyncRead + AsyncWrite + Unpin + Send + 'static> Transport for WebSocketStream<Tap<IO>> {
-    fn poll_write_frames(
-        &mut self,
-        frames: &mut VecDeque<WsMessage>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Result<(), WsError>> {
-        framing::poll_write_frames(self, frames, cx)
+    fn poll_write_frames(&mut self, batch: &mut Batch, cx: &mut Context<'_>) -> Poll<Result<(), WsError>> {
+        framing::poll_write_frames(self, batch, cx)
     }
 }
 
@@ -99,8 +90,8 @@ impl SharedTransport {
     }
 
     /// Writes `frames` in order and flushes, the transport taken for this one poll.
-    fn poll_write(&self, frames: &mut VecDeque<WsMessage>, cx: &mut Context<'_>) -> Poll<Result<(), WsError>> {
-        self.lock().0.poll_write_frames(frames, cx)
+    fn poll_write(&self, batch: &mut Batch, cx: &mut Context<'_>) -> Poll<Result<(), WsError>> {
+        self.lock().0.poll_write_frames(batch, cx)
     }
 }
 
@@ -444,9 +435,9 @@ fn write_loop<'a>(
     channel: &'static str,
 ) -> impl Future<Output = ()> + 'a {
     async move {
-        let mut batch = VecDeque::new();
+        let mut batch = Batch::default();
         while outbox.next_batch(&mut batch).await {
-            let written = batch.len() as u64;
+            let written = batch.frames.len() as u64;
             // Checked at every poll: the peer's close frame may be read while a batch waits.
             let wrote = poll_fn(|cx| match outbox.is_ended() {
                 true => Poll::Ready(Err(WsError::AlreadyClosed)),
@@ -472,7 +463,7 @@ fn write_loop<'a>(
         let Some(frame) = outbox.close_frame() else {
             return;
         };
-        batch.push_back(WsMessage::Close(Some(frame)));
+        batch.push_message(WsMessage::Close(Some(frame)));
         if poll_fn(|cx| transport.poll_write(&mut batch, cx)).await.is_ok() {
             counters.add(Count::MessagesOut, channel, 1);
         }
