@@ -144,6 +144,8 @@ where
                     item = stream.next(), if !running.is_running() => item,
                     outcome = poll_fn(|cx| running.poll(cx)), if running.is_running() => {
                         self.finish(stopwatch.take(), outcome);
+                        // A handler that waited: the connection may well be idle now.
+                        running.release();
                         continue;
                     }
                     // A close was requested (by a handler, the hub, a server shutdown) or messages
@@ -214,7 +216,11 @@ where
                     tokio::task::consume_budget().await;
                     match poll_fn(|cx| Poll::Ready(stream.poll_next_unpin(cx))).await {
                         Poll::Ready(next) => item = next,
-                        Poll::Pending => break,
+                        Poll::Pending => {
+                            // Nothing more to read for now: an idle connection keeps no runner.
+                            running.release();
+                            break;
+                        }
                     }
                 }
             }

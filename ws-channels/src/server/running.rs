@@ -3,8 +3,9 @@
 //! A handler's future must live somewhere the reader can poll it again if it waits, and its
 //! type is the user's: a box. Boxing every message's future anew would cost every message an
 //! allocation and a free, though most handlers finish in their first poll. So a connection's
-//! message handler gets a [`Runner`] at its first message: one box holding the handler and
-//! room for one of its futures, where each message's future is made in place.
+//! message handler gets a [`Runner`] at the first message of a burst: one box holding the
+//! handler and room for one of its futures, where each message's future is made in place,
+//! let go once the connection has read all it was sent.
 
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
@@ -120,7 +121,7 @@ pub(crate) type Outcome = Result<HandlerResult, Box<dyn std::any::Any + Send>>;
 /// The handler a connection runs (at most one at a time, in order): its message handler in
 /// its runner, or one of the rarer ones (`on_open`, `on_binary`) boxed.
 pub(crate) struct Running<A> {
-    /// The message handler's runner, made at the connection's first message and kept.
+    /// The message handler's runner, made at the first message of a burst.
     message: Option<BoxRunner<A>>,
     /// A handler of another kind, running now.
     other: Option<BoxFuture<'static, HandlerResult>>,
@@ -144,6 +145,14 @@ impl<A> Running<A> {
     /// Starts a handler of another kind.
     pub(crate) fn start_other(&mut self, future: BoxFuture<'static, HandlerResult>) {
         self.other = Some(future);
+    }
+
+    /// Lets the message handler's runner go, unless it runs: an idle connection keeps none,
+    /// and a busy one makes it once per burst of messages.
+    pub(crate) fn release(&mut self) {
+        if self.message.as_ref().is_some_and(|runner| !runner.is_running()) {
+            self.message = None;
+        }
     }
 
     /// Whether a handler is running.
@@ -226,8 +235,13 @@ mod tests {
             assert!(!running.is_running());
         }
         assert_eq!(runs.load(Ordering::Relaxed), 3);
-        assert_eq!(made.load(Ordering::Relaxed), 1, "one runner for the connection");
+        assert_eq!(made.load(Ordering::Relaxed), 1, "one runner for the burst");
         assert!(poll(&mut running).is_pending(), "nothing runs");
+        running.release();
+        assert!(running.message.is_none(), "let go when idle");
+        running.start_message(make, 1);
+        assert!(matches!(poll(&mut running), Poll::Ready(Ok(Ok(())))));
+        assert_eq!(made.load(Ordering::Relaxed), 2);
     }
 
     #[test]
@@ -243,6 +257,7 @@ mod tests {
         })));
         assert!(poll(&mut running).is_pending());
         assert!(running.is_running());
+        running.release();
         assert!(matches!(poll(&mut running), Poll::Ready(Ok(Ok(())))));
         assert!(!running.is_running());
 
