@@ -393,12 +393,20 @@ impl<S: Stream + Unpin> Stream for WokenStream<S> {
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<S::Item>> {
         let this = &mut *self;
-        if !this.gate.open(cx) && this.waiting {
+        // A stream that last yielded an item is polled again without a look at the gate (a
+        // reader draining frames already read); the gate is opened, with the task's waker
+        // registered, before any `Pending` is returned.
+        if this.waiting && !this.gate.open(cx) {
             return Poll::Pending;
         }
-        let poll = this.inner.poll_next_unpin(&mut this.gate.context());
-        this.waiting = poll.is_pending();
-        poll
+        loop {
+            let poll = this.inner.poll_next_unpin(&mut this.gate.context());
+            this.waiting = poll.is_pending();
+            // Woken since it was polled (or before the first look): poll it again.
+            if poll.is_ready() || !this.gate.open(cx) {
+                return poll;
+            }
+        }
     }
 }
 
@@ -501,5 +509,34 @@ mod tests {
         gate.context().waker().wake_by_ref();
         gate.context().waker().wake_by_ref();
         assert!(gate.open(&cx));
+    }
+
+    #[test]
+    fn a_woken_stream_drains_without_the_gate_and_waits_behind_it() {
+        let task = Arc::new(Task(AtomicUsize::new(0)));
+        let waker = Waker::from(task.clone());
+        let mut cx = Context::from_waker(&waker);
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<u32>();
+        let mut stream = WokenStream::new(futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx)));
+        assert!(stream.poll_next_unpin(&mut cx).is_pending());
+        tx.send(1).unwrap();
+        tx.send(2).unwrap();
+        assert_eq!(task.0.load(Ordering::Relaxed), 1, "the item woke the task");
+        assert_eq!(stream.poll_next_unpin(&mut cx), Poll::Ready(Some(1)));
+        assert_eq!(
+            stream.poll_next_unpin(&mut cx),
+            Poll::Ready(Some(2)),
+            "drained without a wake"
+        );
+        assert!(stream.poll_next_unpin(&mut cx).is_pending());
+        assert!(
+            stream.poll_next_unpin(&mut cx).is_pending(),
+            "not polled again before a wake"
+        );
+        tx.send(3).unwrap();
+        assert_eq!(task.0.load(Ordering::Relaxed), 2);
+        assert_eq!(stream.poll_next_unpin(&mut cx), Poll::Ready(Some(3)));
+        drop(tx);
+        assert_eq!(stream.poll_next_unpin(&mut cx), Poll::Ready(None));
     }
 }
