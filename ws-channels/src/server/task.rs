@@ -362,6 +362,11 @@ impl Gate {
         self.flag.woken.swap(false, Ordering::AcqRel)
     }
 
+    /// Forgets the wakes so far: the part is about to be polled anyway.
+    fn clear(&self) {
+        self.flag.woken.store(false, Ordering::Relaxed);
+    }
+
     /// The context to poll the part with.
     fn context(&self) -> Context<'_> {
         Context::from_waker(&self.waker)
@@ -400,6 +405,8 @@ impl<S: Stream + Unpin> Stream for WokenStream<S> {
             return Poll::Pending;
         }
         loop {
+            // A wake from before this poll is stale once the stream has looked.
+            this.gate.clear();
             let poll = this.inner.poll_next_unpin(&mut this.gate.context());
             this.waiting = poll.is_pending();
             // Woken since it was polled (or before the first look): poll it again.
