@@ -1,16 +1,18 @@
 //! The macro's entry point and the items every channel gets: the params struct with its
 //! trait impls, and the `Channel` impl. The client's and the server's wrappers are rendered
 //! apart (`render_client`, `render_server`); all logic is in the runtime, reached through
-//! `#krate::__private`, so each channel costs the compiler a few one-line items.
+//! `#krate::__private`, so each channel costs the compiler a few one-line items. The output is
+//! written as source text (see `source`), its string literals with `{:?}`.
 
-use proc_macro2::TokenStream;
-use quote::{quote, quote_spanned};
+use proc_macro2::{Delimiter, TokenStream};
+use quote::{ToTokens, quote, quote_spanned};
 use syn::Item;
 
 use crate::ast::{Model, Shape};
 use crate::attr::{CodecArg, OnInvalid, OnLag, Spanned};
 use crate::ctxt::Ctxt;
 use crate::pattern::Segment;
+use crate::source::Source;
 use crate::{attr, check, fallback, render_client, render_server};
 
 /// The whole macro: parse, check, render. On error the item and the generated items are still
@@ -47,271 +49,270 @@ pub(crate) fn channel(args: TokenStream, input: TokenStream) -> TokenStream {
     }
 }
 
-/// Everything a channel generates.
+/// Everything a channel generates: the params struct and the inherent impls (outside the
+/// const, so diagnostics name `UserEventsParams::new` rather than a path through `_`), then
+/// every trait impl in one anonymous const that imports the runtime once as `__wsc`, so each
+/// of its paths is two segments. Each token costs the compiler work per channel.
 pub(crate) fn render(model: &Model) -> TokenStream {
-    let params = render_params(model);
-    let params_impls = render_params_impls(model);
-    let channel = render_channel(model);
+    let mut out = Source::new();
+    // The inherent impls' path to the runtime, as text.
+    let private = format!("{}::__private", model.krate.to_token_stream());
+    render_params_struct(model, &private, &mut out);
     // `skip_wrappers`: the type keeps its own `publish`, `subscribe` and `register`.
-    let wrappers = model.skip_wrappers.is_none().then(|| {
-        let client = render_client::render(model);
-        let server = render_server::render(model);
-        quote! { #client #server }
-    });
-    let krate = &model.krate;
-    quote! {
-        #params
-        #wrappers
-        const _: () = {
-            use #krate::__private as __wsc;
-            #params_impls
-            #channel
-        };
+    if model.skip_wrappers.is_none() {
+        out.push("impl ").tokens(&model.ident).group(Delimiter::Brace, |out| {
+            render_client::render(model, &private, out);
+            render_server::render(model, &private, out);
+        });
     }
+    out.push("const _: () = ")
+        .group(Delimiter::Brace, |out| {
+            out.push("use ").tokens(&model.krate).push("::__private as __wsc;");
+            render_params_impls(model, out);
+            render_channel(model, out);
+        })
+        .push(";");
+    out.finish()
 }
 
-fn render_params(model: &Model) -> TokenStream {
+/// The params struct and its inherent `new` and `url`.
+fn render_params_struct(model: &Model, private: &str, out: &mut Source) {
     let Model {
         ident,
         vis,
         params_ident,
-        krate,
         ..
     } = model;
     let template = model.template.value();
-    let fields = model.params.iter().map(|p| {
-        let (field, ty) = (&p.field, &p.ty);
-        let doc = format!("The `{}` parameter of `{template}`.", p.name);
-        quote! { #[doc = #doc] pub #field: #ty }
-    });
-    // `String` parameters take anything `Into<String>` (`&str`); typed ones take their type, so
-    // an integer literal infers (`new("u1", 7)`).
-    let args = model.params.iter().map(|p| {
-        let (field, ty) = (&p.field, &p.ty);
-        match p.defaulted {
-            true => quote! { #field: impl ::core::convert::Into<#ty> },
-            false => quote! { #field: #ty },
-        }
-    });
-    let inits = model.params.iter().map(|p| {
-        let field = &p.field;
-        match p.defaulted {
-            true => quote! { #field: ::core::convert::Into::into(#field) },
-            false => quote! { #field },
-        }
-    });
     let struct_doc = format!("The path parameters of the [`{ident}`] channel, `{template}`.");
+    out.write(format_args!("#[doc = {struct_doc:?}] #[derive(Debug, Clone)]"));
+    out.tokens(vis).push(" struct ").tokens(params_ident);
+    out.group(Delimiter::Brace, |out| {
+        for p in &model.params {
+            let doc = format!("The `{}` parameter of `{template}`.", p.name);
+            out.write(format_args!("#[doc = {doc:?}] pub {}: ", p.field));
+            out.tokens(&p.ty).push(",");
+        }
+    });
+
     let new_doc = format!("The parameters of one concrete `{template}` address.");
     let url_doc = format!(
         "The WebSocket URL of this `{template}` address under `base` (such as `ws://localhost:8080`), percent-encoding each parameter."
     );
-    let private = quote!(#krate::__private);
-    quote! {
-        #[doc = #struct_doc]
-        #[derive(Debug, Clone)]
-        #vis struct #params_ident {
-            #(#fields,)*
-        }
-
-        impl #params_ident {
-            #[doc = #new_doc]
-            pub fn new(#(#args),*) -> Self {
-                Self { #(#inits,)* }
+    out.push("impl ").tokens(params_ident).group(Delimiter::Brace, |out| {
+        out.write(format_args!("#[doc = {new_doc:?}] pub fn new"));
+        // `String` parameters take anything `Into<String>` (`&str`); typed ones take their
+        // type, so an integer literal infers (`new("u1", 7)`). The names keep the template's
+        // span: a wrong argument's note points there.
+        out.group(Delimiter::Parenthesis, |out| {
+            for p in &model.params {
+                out.tokens(&p.field);
+                match p.defaulted {
+                    true => out
+                        .write(format_args!(": impl {private}::Into<"))
+                        .tokens(&p.ty)
+                        .push(">,"),
+                    false => out.push(": ").tokens(&p.ty).push(","),
+                };
             }
-
-            #[doc = #url_doc]
-            pub fn url(&self, base: &::core::primitive::str) -> ::std::string::String {
-                #private::url(self, base)
-            }
-        }
-
-    }
+        });
+        let inits: String = model
+            .params
+            .iter()
+            .map(|p| match p.defaulted {
+                true => format!("{0}: {private}::Into::into({0}),", p.field),
+                false => format!("{},", p.field),
+            })
+            .collect();
+        out.write(format_args!(
+            "-> Self {{ Self {{ {inits} }} }}
+            #[doc = {url_doc:?}]
+            #[inline] pub fn url(&self, base: &{private}::str) -> {private}::String {{ {private}::url(self, base) }}"
+        ));
+    });
 }
 
-fn render_params_impls(model: &Model) -> TokenStream {
+/// The params' trait impls, inside the const (`__wsc` in scope).
+fn render_params_impls(model: &Model, out: &mut Source) {
     let Model {
         ident, params_ident, ..
     } = model;
     let address = model.address();
-    let segments = model.segments.iter().map(|s| match s {
-        Segment::Static(s) => quote!(__wsc::Segment::Static(#s)),
-        Segment::Param { name, .. } => quote!(__wsc::Segment::Param(#name)),
-    });
-    let parse_fields = model.params.iter().map(|p| {
-        let (field, ty, name) = (&p.field, &p.ty, &p.name);
-        let parse = quote_spanned!(model.template.span()=> __wsc::parse_param::<#ty>);
-        quote! { #field: #parse(<Self as __wsc::Params>::TEMPLATE.address(), #name, __values.next())? }
-    });
-    let from_values = if model.params.is_empty() {
-        quote! { let _ = values; ::core::result::Result::Ok(Self {}) }
-    } else {
-        quote! {
-            let mut __values = values.iter();
-            ::core::result::Result::Ok(Self { #(#parse_fields,)* })
-        }
-    };
-    let described: Vec<_> = model
-        .params
-        .iter()
-        .filter(|p| !p.description.is_empty())
-        .map(|p| {
-            let (name, description) = (&p.name, &p.description);
-            quote!((#name, #description))
-        })
-        .collect();
-    let param_descriptions = (!described.is_empty()).then(|| {
-        quote! {
-            const DESCRIPTIONS: &'static [(&'static ::core::primitive::str, &'static ::core::primitive::str)] =
-                &[#(#described),*];
-        }
-    });
-    let to_values = model.params.iter().map(|p| {
-        let field = &p.field;
-        let ty = &p.ty;
-        quote_spanned! {model.template.span()=> __wsc::format_param::<#ty>(&self.#field) }
-    });
-    quote! {
-        #[automatically_derived]
-        impl __wsc::Params for #params_ident {
-            type Channel = #ident;
-            const TEMPLATE: __wsc::Template = __wsc::Template::__new(#address, &[#(#segments),*]);
-            #param_descriptions
-
-            fn from_values(values: &[::std::string::String]) -> ::core::result::Result<Self, __wsc::ParamError> {
-                #from_values
+    out.push("#[automatically_derived] impl __wsc::Params for ")
+        .tokens(params_ident)
+        .group(Delimiter::Brace, |out| {
+            out.push("type Channel = ").tokens(ident).push(";");
+            let segments: String = model
+                .segments
+                .iter()
+                .map(|s| match s {
+                    Segment::Static(s) => format!("__wsc::Segment::Static({s:?}),"),
+                    Segment::Param { name, .. } => format!("__wsc::Segment::Param({name:?}),"),
+                })
+                .collect();
+            out.write(format_args!(
+                "const TEMPLATE: __wsc::Template = __wsc::Template::__new({address:?}, &[{segments}]);"
+            ));
+            let described: String = model
+                .params
+                .iter()
+                .filter(|p| !p.description.is_empty())
+                .map(|p| format!("({:?}, {:?}),", p.name, p.description))
+                .collect();
+            if !described.is_empty() {
+                out.write(format_args!(
+                    "const DESCRIPTIONS: &'static [(&'static __wsc::str, &'static __wsc::str)] = &[{described}];"
+                ));
             }
 
-            fn to_values(&self) -> ::std::vec::Vec<::std::string::String> {
-                ::std::vec![#(#to_values),*]
-            }
-        }
+            out.push("#[inline] fn from_values(values: &[__wsc::String]) -> __wsc::Result<Self, __wsc::ParamError>");
+            out.group(Delimiter::Brace, |out| {
+                if model.params.is_empty() {
+                    out.push("let _ = values; __wsc::Ok(Self {})");
+                    return;
+                }
+                // Values come in template order: the i-th parameter is `values.get(i)`. The
+                // address is the literal `TEMPLATE.address()` returns.
+                out.push("__wsc::Ok").group(Delimiter::Parenthesis, |out| {
+                    out.push("Self").group(Delimiter::Brace, |out| {
+                        for (i, p) in model.params.iter().enumerate() {
+                            let ty = &p.ty;
+                            out.write(format_args!("{}: ", p.field));
+                            out.tokens(&quote_spanned!(model.template.span()=> __wsc::parse_param::<#ty>));
+                            out.write(format_args!("({address:?}, {:?}, values.get({i}))?,", p.name));
+                        }
+                    });
+                });
+            });
 
-        #[automatically_derived]
-        impl ::core::cmp::PartialEq for #params_ident {
-            fn eq(&self, other: &Self) -> bool {
-                __wsc::Params::to_values(self) == __wsc::Params::to_values(other)
-            }
-        }
-
-        #[automatically_derived]
-        impl ::core::fmt::Display for #params_ident {
-            fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
-                __wsc::fmt_params(self, f)
-            }
-        }
-
-        #[automatically_derived]
-        impl ::core::str::FromStr for #params_ident {
-            type Err = __wsc::ParamError;
-
-            fn from_str(path: &::core::primitive::str) -> ::core::result::Result<Self, Self::Err> {
-                <Self as __wsc::Params>::from_path(path)
-            }
-        }
-    }
+            out.push("#[inline] fn to_values(&self) -> __wsc::Vec<__wsc::String>");
+            out.group(Delimiter::Brace, |out| {
+                if model.params.is_empty() {
+                    out.push("__wsc::Vec::new()");
+                    return;
+                }
+                out.push("__wsc::Vec::from").group(Delimiter::Parenthesis, |out| {
+                    out.group(Delimiter::Bracket, |out| {
+                        for p in &model.params {
+                            let (field, ty) = (&p.field, &p.ty);
+                            out.tokens(
+                                &quote_spanned!(model.template.span()=> __wsc::format_param::<#ty>(&self.#field)),
+                            );
+                            out.push(",");
+                        }
+                    });
+                });
+            });
+        });
+    out.push("#[automatically_derived] impl __wsc::PartialEq for ")
+        .tokens(params_ident)
+        .push("{ #[inline] fn eq(&self, other: &Self) -> bool { __wsc::params_eq(self, other) } }");
+    out.push("#[automatically_derived] impl __wsc::Display for ")
+        .tokens(params_ident)
+        .push(
+            "{ #[inline] fn fmt(&self, f: &mut __wsc::Formatter<'_>) -> __wsc::fmt::Result { __wsc::fmt_params(self, f) } }",
+        );
+    out.push("#[automatically_derived] impl __wsc::FromStr for ")
+        .tokens(params_ident)
+        .push(
+            "{
+                type Err = __wsc::ParamError;
+                #[inline] fn from_str(path: &__wsc::str) -> __wsc::Result<Self, Self::Err> { __wsc::Params::from_path(path) }
+            }",
+        );
 }
 
-fn render_channel(model: &Model) -> TokenStream {
+/// The `Channel` impl, inside the const.
+fn render_channel(model: &Model, out: &mut Source) {
     let Model {
         ident, params_ident, ..
     } = model;
-    let name = model.name();
-    let description = (!model.description.is_empty()).then(|| {
-        let text = &model.description;
-        quote! { const DESCRIPTION: &'static ::core::primitive::str = #text; }
-    });
     // A raw channel's annotated type only names it: its messages are raw frames.
     let message = match model.is_raw() {
         true => quote!(__wsc::Raw),
-        false => quote!(#ident),
+        false => ident.to_token_stream(),
     };
     let (shape, client, server) = match model.shape() {
-        Shape::Symmetric => (quote!(Symmetric), message.clone(), message),
+        Shape::Symmetric => ("Symmetric", message.clone(), message),
         // `server = …` on a raw channel is reported by `check`; the messages stay `Raw`, so
         // that mistake gives no second error.
-        Shape::Asymmetric(_) if model.is_raw() => (quote!(Symmetric), message.clone(), message),
-        Shape::Asymmetric(server) => (quote!(Asymmetric), message, quote!(#server)),
-        Shape::ServerOnly => (quote!(ServerOnly), quote!(__wsc::NoMessage), message),
+        Shape::Asymmetric(_) if model.is_raw() => ("Symmetric", message.clone(), message),
+        Shape::Asymmetric(server) => ("Asymmetric", message, server.to_token_stream()),
+        Shape::ServerOnly => ("ServerOnly", quote!(__wsc::NoMessage), message),
     };
     let codec = match model.codec.map(|codec| codec.value) {
-        None | Some(CodecArg::Json) => quote!(__wsc::Json),
-        Some(CodecArg::MsgPack) => quote!(__wsc::MsgPack),
-        Some(CodecArg::Raw) => quote!(__wsc::Passthrough),
+        None | Some(CodecArg::Json) => "Json",
+        Some(CodecArg::MsgPack) => "MsgPack",
+        Some(CodecArg::Raw) => "Passthrough",
     };
-    let validate = model.validate.map(|flag| {
-        let validate_trait = quote!(__wsc::Validate);
+    out.push("#[automatically_derived] impl __wsc::Channel for ")
+        .tokens(ident)
+        .group(Delimiter::Brace, |out| {
+            out.write(format_args!("const NAME: &'static __wsc::str = {:?};", model.name()));
+            if !model.description.is_empty() {
+                out.write(format_args!(
+                    "const DESCRIPTION: &'static __wsc::str = {:?};",
+                    model.description
+                ));
+            }
+            out.write(format_args!("const SHAPE: __wsc::Shape = __wsc::Shape::{shape};"));
+            out.push("type Params = ").tokens(params_ident).push(";");
+            out.push("type ClientMessage = ").tokens(&client).push(";");
+            out.push("type ServerMessage = ").tokens(&server).push(";");
+            out.write(format_args!("type Codec = __wsc::{codec};"));
+            if let Some(policy) = model.on_lag {
+                let variant = match policy.value {
+                    OnLag::Disconnect => "Disconnect",
+                    OnLag::DropOldest => "DropOldest",
+                    OnLag::DropNew => "DropNew",
+                };
+                out.write(format_args!(
+                    "const LAG_POLICY: __wsc::LagPolicy = __wsc::LagPolicy::{variant};"
+                ));
+            }
+            if let Some(flag) = model.validate {
+                render_validate(model, flag, out);
+            }
+            // `close` is the trait's default.
+            if let Some(Spanned {
+                value: OnInvalid::Reply,
+                span,
+            }) = model.on_invalid
+            {
+                let reply_trait = quote!(__wsc::ErrorReply);
+                // Spanned at `reply`, so a missing `ErrorReply` impl is reported there.
+                let reply = quote_spanned!(span=> <Self::ServerMessage as #reply_trait>::error_reply(error));
+                out.push("#[inline] fn on_invalid(error: &__wsc::Error) -> __wsc::Option<Self::ServerMessage>")
+                    .group(Delimiter::Brace, |out| {
+                        out.push("__wsc::Some").group(Delimiter::Parenthesis, |out| {
+                            out.tokens(&reply);
+                        });
+                    });
+            }
+        });
+    if !matches!(model.shape(), Shape::ServerOnly) {
+        out.push("#[automatically_derived] impl __wsc::ClientSends for ")
+            .tokens(ident)
+            .push("{}");
+    }
+}
+
+/// `validate`: each side's messages are checked with `Validate`.
+fn render_validate(model: &Model, flag: proc_macro2::Span, out: &mut Source) {
+    let validate_trait = quote!(__wsc::Validate);
+    let mut side = |name: &str, message: TokenStream| {
+        out.write(format_args!(
+            "#[inline] fn validate_{name}(message: &{message}) -> __wsc::Result<(), __wsc::ValidationError>"
+        ));
         // Spanned at the `validate` argument, so a missing impl is reported there; the trait
         // path is interpolated unspanned so `unused_qualifications` never fires on it.
-        let check = |ty: TokenStream| quote_spanned!(flag=> <#ty as #validate_trait>::validate(message));
-        let validate_server = check(quote!(Self::ServerMessage));
-        let validate_client = match model.shape() {
-            Shape::ServerOnly => None,
-            _ => {
-                let check = check(quote!(Self::ClientMessage));
-                Some(quote! {
-                    fn validate_client(message: &Self::ClientMessage) -> ::core::result::Result<(), __wsc::ValidationError> {
-                        #check
-                    }
-                })
-            }
-        };
-        quote! {
-            #validate_client
-            fn validate_server(message: &Self::ServerMessage) -> ::core::result::Result<(), __wsc::ValidationError> {
-                #validate_server
-            }
-        }
-    });
-    let on_invalid = match model.on_invalid {
-        Some(Spanned {
-            value: OnInvalid::Reply,
-            span,
-        }) => {
-            let reply_trait = quote!(__wsc::ErrorReply);
-            // Spanned at `reply`, so a missing `ErrorReply` impl is reported there.
-            let reply = quote_spanned!(span=> <Self::ServerMessage as #reply_trait>::error_reply(error));
-            Some(quote! {
-                fn on_invalid(error: &__wsc::Error) -> ::core::option::Option<Self::ServerMessage> {
-                    ::core::option::Option::Some(#reply)
-                }
-            })
-        }
-        // `close` is the trait's default.
-        Some(Spanned {
-            value: OnInvalid::Close,
-            ..
-        })
-        | None => None,
+        let check = quote_spanned!(flag=> <#message as #validate_trait>::validate(message));
+        out.group(Delimiter::Brace, |out| {
+            out.tokens(&check);
+        });
     };
-    let lag_policy = model.on_lag.map(|policy| {
-        let variant = match policy.value {
-            OnLag::Disconnect => quote!(Disconnect),
-            OnLag::DropOldest => quote!(DropOldest),
-            OnLag::DropNew => quote!(DropNew),
-        };
-        quote! { const LAG_POLICY: __wsc::LagPolicy = __wsc::LagPolicy::#variant; }
-    });
-    let client_sends = match model.shape() {
-        Shape::ServerOnly => None,
-        _ => Some(quote! {
-            #[automatically_derived]
-            impl __wsc::ClientSends for #ident {}
-        }),
-    };
-    quote! {
-        #[automatically_derived]
-        impl __wsc::Channel for #ident {
-            const NAME: &'static ::core::primitive::str = #name;
-            #description
-            const SHAPE: __wsc::Shape = __wsc::Shape::#shape;
-            type Params = #params_ident;
-            type ClientMessage = #client;
-            type ServerMessage = #server;
-            type Codec = #codec;
-            #lag_policy
-            #validate
-            #on_invalid
-        }
-        #client_sends
+    if !matches!(model.shape(), Shape::ServerOnly) {
+        side("client", quote!(Self::ClientMessage));
     }
+    side("server", quote!(Self::ServerMessage));
 }

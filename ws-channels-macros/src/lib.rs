@@ -3,8 +3,9 @@
 //! An implementation detail: depend on `ws-channels`, which re-exports the macro and documents
 //! it. The stages are one file each: `attr` (typed arguments) → `ast` (model) → `check`
 //! (rules across arguments) → `expand` (entry point, shared items), which hands the wrappers
-//! to `render_client` and `render_server`, and on error to `fallback`. `pattern` holds the
-//! template grammar, `ctxt` collects errors.
+//! to `render_client` and `render_server`, and on error to `fallback`; all of them write through
+//! `source` (source text, lexed once). `pattern` holds the template grammar, `ctxt` collects
+//! errors.
 
 mod ast;
 mod attr;
@@ -17,6 +18,7 @@ mod render_client;
 mod render_server;
 #[cfg(test)]
 mod snapshots;
+mod source;
 
 use proc_macro::TokenStream;
 

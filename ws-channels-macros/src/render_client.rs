@@ -1,45 +1,35 @@
 //! The client's wrappers: inherent `publish` (not on `server_only` channels) and `subscribe`,
-//! each a one-line call to the runtime's generic function.
-
-use proc_macro2::TokenStream;
-use quote::quote;
+//! each a one-line call to the runtime's generic function. Written as functions of the one
+//! inherent impl `expand` opens; `private` is the path to the runtime's `__private`.
 
 use crate::ast::{Model, Shape};
+use crate::source::Source;
 
-pub(crate) fn render(model: &Model) -> TokenStream {
-    let Model { ident, krate, .. } = model;
-    let private = quote!(#krate::__private);
+pub(crate) fn render(model: &Model, private: &str, out: &mut Source) {
     let template = model.template.value();
-    let publish = match model.shape() {
-        Shape::ServerOnly => None,
-        Shape::Symmetric | Shape::Asymmetric(_) => {
-            let doc = format!(
-                "Client: sends `message` on `{template}` over an already-connected WebSocket (any `MessageSink`, such as a tokio-tungstenite stream)."
-            );
-            // Not an `async fn`: that would give each channel a state machine of its own around
-            // the runtime's; returning the runtime's future costs the compiler nothing more.
-            Some(quote! {
-                #[doc = #doc]
-                pub fn publish<'__a, W: #private::MessageSink + ?::core::marker::Sized>(
-                    sink: &'__a mut W,
-                    message: &'__a <Self as #private::Channel>::ClientMessage,
-                ) -> impl ::core::future::Future<Output = ::core::result::Result<(), #private::Error>> + '__a {
-                    #private::publish::<Self, W>(sink, message)
-                }
-            })
-        }
-    };
+    if !matches!(model.shape(), Shape::ServerOnly) {
+        let doc = format!(
+            "Client: sends `message` on `{template}` over an already-connected WebSocket (any `MessageSink`, such as a tokio-tungstenite stream)."
+        );
+        // Not an `async fn`: that would give each channel a state machine of its own around
+        // the runtime's; returning the runtime's future costs the compiler nothing more.
+        out.write(format_args!(
+            "#[doc = {doc:?}]
+            pub fn publish<'__a, W: {private}::MessageSink + ?{private}::Sized>(
+                sink: &'__a mut W,
+                message: &'__a <Self as {private}::Channel>::ClientMessage,
+            ) -> impl {private}::Future<Output = {private}::Result<(), {private}::Error>> + '__a {{
+                {private}::publish::<Self, W>(sink, message)
+            }}"
+        ));
+    }
     let subscribe_doc = format!(
         "Client: the typed messages the server sends on `{template}`; a frame that does not decode or validate is one `Err` item and the stream goes on."
     );
-    quote! {
-        impl #ident {
-            #publish
-
-            #[doc = #subscribe_doc]
-            pub fn subscribe<R: #private::MessageStream>(stream: R) -> #private::Subscription<Self, R> {
-                #private::subscribe::<Self, R>(stream)
-            }
-        }
-    }
+    out.write(format_args!(
+        "#[doc = {subscribe_doc:?}]
+        pub fn subscribe<R: {private}::MessageStream>(stream: R) -> {private}::Subscription<Self, R> {{
+            {private}::subscribe::<Self, R>(stream)
+        }}"
+    ));
 }

@@ -1,30 +1,26 @@
-//! The server's wrapper: inherent `register`, a one-line call to the runtime.
-
-use proc_macro2::TokenStream;
-use quote::quote;
+//! The server's wrapper: inherent `register`, a one-line call to the runtime. Written as a
+//! function of the one inherent impl `expand` opens; `private` is the path to the runtime's
+//! `__private`.
 
 use crate::ast::Model;
+use crate::source::Source;
 
-pub(crate) fn render(model: &Model) -> TokenStream {
-    let Model { ident, krate, .. } = model;
-    let private = quote!(#krate::__private);
+pub(crate) fn render(model: &Model, private: &str, out: &mut Source) {
     let template = model.template.value();
     let register_doc = format!(
         "Server: handles `{template}` on `server`; `configure` sets the handler's callbacks (`on_connect`, `on_message`, …)."
     );
-    quote! {
-        impl #ident {
-            #[doc = #register_doc]
-            pub fn register<S, D>(
-                server: #private::Server<S>,
-                configure: impl ::core::ops::FnOnce(#private::Handler<Self, S>) -> #private::Handler<Self, S, D>,
-            ) -> #private::Server<S>
-            where
-                S: ::core::marker::Send + ::core::marker::Sync + 'static,
-                D: ::core::marker::Send + ::core::marker::Sync + 'static,
-            {
-                #private::register(server, configure)
-            }
-        }
-    }
+    out.write(format_args!(
+        "#[doc = {register_doc:?}]
+        pub fn register<S, D>(
+            server: {private}::Server<S>,
+            configure: impl {private}::FnOnce({private}::Handler<Self, S>) -> {private}::Handler<Self, S, D>,
+        ) -> {private}::Server<S>
+        where
+            S: {private}::Send + {private}::Sync + 'static,
+            D: {private}::Send + {private}::Sync + 'static,
+        {{
+            {private}::register(server, configure)
+        }}"
+    ));
 }

@@ -192,7 +192,22 @@ pub const CLOSE_CREDENTIALS_EXPIRED: CloseCode = CloseCode::Library(4001);
 /// Not public API: what generated code reaches through `ws_channels::__private`.
 #[doc(hidden)]
 pub mod __private {
-    use std::fmt;
+    // The std items generated code names, so each is a two-segment path (`__wsc::String`) in
+    // the expansion rather than a fully qualified one (`::std::string::String`, four segments):
+    // every token of every channel costs the compiler, and these paths are most of them. Still
+    // immune to the caller's shadowing, like any absolute path.
+    pub use core::cmp::PartialEq;
+    pub use core::future::Future;
+    pub use core::marker::{Send, Sized, Sync};
+    pub use core::ops::FnOnce;
+    pub use core::option::Option::{self, Some};
+    pub use core::primitive::str;
+    pub use core::result::Result::{self, Ok};
+    pub use std::convert::Into;
+    pub use std::fmt::{self, Display, Formatter};
+    pub use std::str::FromStr;
+    pub use std::string::String;
+    pub use std::vec::Vec;
 
     pub use crate::channel::{Channel, ClientSends, ErrorReply, LagPolicy, NoMessage, ParamValue, Params, Shape};
     pub use crate::client::{Subscription, publish, subscribe};
@@ -225,6 +240,12 @@ pub mod __private {
     /// `FromStr` is reported once, by `parse_param`.
     pub fn format_param<T: fmt::Display + ?Sized>(value: &T) -> String {
         value.to_string()
+    }
+
+    /// `PartialEq` for generated params: the same address (parameter types need not be
+    /// `PartialEq`, only `Display`).
+    pub fn params_eq<P: Params>(a: &P, b: &P) -> bool {
+        a.to_values() == b.to_values()
     }
 
     /// `Display` for generated params: the concrete address.

@@ -19,13 +19,19 @@ pub struct UserEventsParams {
 }
 impl UserEventsParams {
     ///The parameters of one concrete `user//events/<userId` address.
-    pub fn new(user_id: impl ::core::convert::Into<::std::string::String>) -> Self {
+    pub fn new(
+        user_id: impl ::ws_channels::__private::Into<::std::string::String>,
+    ) -> Self {
         Self {
-            user_id: ::core::convert::Into::into(user_id),
+            user_id: ::ws_channels::__private::Into::into(user_id),
         }
     }
     ///The WebSocket URL of this `user//events/<userId` address under `base` (such as `ws://localhost:8080`), percent-encoding each parameter.
-    pub fn url(&self, base: &::core::primitive::str) -> ::std::string::String {
+    #[inline]
+    pub fn url(
+        &self,
+        base: &::ws_channels::__private::str,
+    ) -> ::ws_channels::__private::String {
         ::ws_channels::__private::url(self, base)
     }
 }
@@ -33,12 +39,12 @@ impl UserEvents {
     ///Client: sends `message` on `user//events/<userId` over an already-connected WebSocket (any `MessageSink`, such as a tokio-tungstenite stream).
     pub fn publish<
         '__a,
-        W: ::ws_channels::__private::MessageSink + ?::core::marker::Sized,
+        W: ::ws_channels::__private::MessageSink + ?::ws_channels::__private::Sized,
     >(
         sink: &'__a mut W,
         message: &'__a <Self as ::ws_channels::__private::Channel>::ClientMessage,
-    ) -> impl ::core::future::Future<
-        Output = ::core::result::Result<(), ::ws_channels::__private::Error>,
+    ) -> impl ::ws_channels::__private::Future<
+        Output = ::ws_channels::__private::Result<(), ::ws_channels::__private::Error>,
     > + '__a {
         ::ws_channels::__private::publish::<Self, W>(sink, message)
     }
@@ -48,18 +54,16 @@ impl UserEvents {
     ) -> ::ws_channels::__private::Subscription<Self, R> {
         ::ws_channels::__private::subscribe::<Self, R>(stream)
     }
-}
-impl UserEvents {
     ///Server: handles `user//events/<userId` on `server`; `configure` sets the handler's callbacks (`on_connect`, `on_message`, …).
     pub fn register<S, D>(
         server: ::ws_channels::__private::Server<S>,
-        configure: impl ::core::ops::FnOnce(
+        configure: impl ::ws_channels::__private::FnOnce(
             ::ws_channels::__private::Handler<Self, S>,
         ) -> ::ws_channels::__private::Handler<Self, S, D>,
     ) -> ::ws_channels::__private::Server<S>
     where
-        S: ::core::marker::Send + ::core::marker::Sync + 'static,
-        D: ::core::marker::Send + ::core::marker::Sync + 'static,
+        S: ::ws_channels::__private::Send + ::ws_channels::__private::Sync + 'static,
+        D: ::ws_channels::__private::Send + ::ws_channels::__private::Sync + 'static,
     {
         ::ws_channels::__private::register(server, configure)
     }
@@ -77,48 +81,48 @@ const _: () = {
                 __wsc::Segment::Param("userId"),
             ],
         );
+        #[inline]
         fn from_values(
-            values: &[::std::string::String],
-        ) -> ::core::result::Result<Self, __wsc::ParamError> {
-            let mut __values = values.iter();
-            ::core::result::Result::Ok(Self {
+            values: &[__wsc::String],
+        ) -> __wsc::Result<Self, __wsc::ParamError> {
+            __wsc::Ok(Self {
                 user_id: __wsc::parse_param::<
                     ::std::string::String,
-                >(
-                    <Self as __wsc::Params>::TEMPLATE.address(),
-                    "userId",
-                    __values.next(),
-                )?,
+                >("user/events/{userId}", "userId", values.get(0))?,
             })
         }
-        fn to_values(&self) -> ::std::vec::Vec<::std::string::String> {
-            ::std::vec![__wsc::format_param:: < ::std::string::String > (& self.user_id)]
+        #[inline]
+        fn to_values(&self) -> __wsc::Vec<__wsc::String> {
+            __wsc::Vec::from([
+                __wsc::format_param::<::std::string::String>(&self.user_id),
+            ])
         }
     }
     #[automatically_derived]
-    impl ::core::cmp::PartialEq for UserEventsParams {
+    impl __wsc::PartialEq for UserEventsParams {
+        #[inline]
         fn eq(&self, other: &Self) -> bool {
-            __wsc::Params::to_values(self) == __wsc::Params::to_values(other)
+            __wsc::params_eq(self, other)
         }
     }
     #[automatically_derived]
-    impl ::core::fmt::Display for UserEventsParams {
-        fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    impl __wsc::Display for UserEventsParams {
+        #[inline]
+        fn fmt(&self, f: &mut __wsc::Formatter<'_>) -> __wsc::fmt::Result {
             __wsc::fmt_params(self, f)
         }
     }
     #[automatically_derived]
-    impl ::core::str::FromStr for UserEventsParams {
+    impl __wsc::FromStr for UserEventsParams {
         type Err = __wsc::ParamError;
-        fn from_str(
-            path: &::core::primitive::str,
-        ) -> ::core::result::Result<Self, Self::Err> {
-            <Self as __wsc::Params>::from_path(path)
+        #[inline]
+        fn from_str(path: &__wsc::str) -> __wsc::Result<Self, Self::Err> {
+            __wsc::Params::from_path(path)
         }
     }
     #[automatically_derived]
     impl __wsc::Channel for UserEvents {
-        const NAME: &'static ::core::primitive::str = "UserEvents";
+        const NAME: &'static __wsc::str = "UserEvents";
         const SHAPE: __wsc::Shape = __wsc::Shape::Asymmetric;
         type Params = UserEventsParams;
         type ClientMessage = UserEvents;

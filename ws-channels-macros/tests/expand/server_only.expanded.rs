@@ -14,7 +14,11 @@ impl NotificationParams {
         Self { user_id }
     }
     ///The WebSocket URL of this `notifications/<userId: u64>` address under `base` (such as `ws://localhost:8080`), percent-encoding each parameter.
-    pub fn url(&self, base: &::core::primitive::str) -> ::std::string::String {
+    #[inline]
+    pub fn url(
+        &self,
+        base: &::ws_channels::__private::str,
+    ) -> ::ws_channels::__private::String {
         ::ws_channels::__private::url(self, base)
     }
 }
@@ -25,18 +29,16 @@ impl Notification {
     ) -> ::ws_channels::__private::Subscription<Self, R> {
         ::ws_channels::__private::subscribe::<Self, R>(stream)
     }
-}
-impl Notification {
     ///Server: handles `notifications/<userId: u64>` on `server`; `configure` sets the handler's callbacks (`on_connect`, `on_message`, …).
     pub fn register<S, D>(
         server: ::ws_channels::__private::Server<S>,
-        configure: impl ::core::ops::FnOnce(
+        configure: impl ::ws_channels::__private::FnOnce(
             ::ws_channels::__private::Handler<Self, S>,
         ) -> ::ws_channels::__private::Handler<Self, S, D>,
     ) -> ::ws_channels::__private::Server<S>
     where
-        S: ::core::marker::Send + ::core::marker::Sync + 'static,
-        D: ::core::marker::Send + ::core::marker::Sync + 'static,
+        S: ::ws_channels::__private::Send + ::ws_channels::__private::Sync + 'static,
+        D: ::ws_channels::__private::Send + ::ws_channels::__private::Sync + 'static,
     {
         ::ws_channels::__private::register(server, configure)
     }
@@ -50,48 +52,46 @@ const _: () = {
             "notifications/{userId}",
             &[__wsc::Segment::Static("notifications"), __wsc::Segment::Param("userId")],
         );
+        #[inline]
         fn from_values(
-            values: &[::std::string::String],
-        ) -> ::core::result::Result<Self, __wsc::ParamError> {
-            let mut __values = values.iter();
-            ::core::result::Result::Ok(Self {
+            values: &[__wsc::String],
+        ) -> __wsc::Result<Self, __wsc::ParamError> {
+            __wsc::Ok(Self {
                 user_id: __wsc::parse_param::<
                     u64,
-                >(
-                    <Self as __wsc::Params>::TEMPLATE.address(),
-                    "userId",
-                    __values.next(),
-                )?,
+                >("notifications/{userId}", "userId", values.get(0))?,
             })
         }
-        fn to_values(&self) -> ::std::vec::Vec<::std::string::String> {
-            ::std::vec![__wsc::format_param:: < u64 > (& self.user_id)]
+        #[inline]
+        fn to_values(&self) -> __wsc::Vec<__wsc::String> {
+            __wsc::Vec::from([__wsc::format_param::<u64>(&self.user_id)])
         }
     }
     #[automatically_derived]
-    impl ::core::cmp::PartialEq for NotificationParams {
+    impl __wsc::PartialEq for NotificationParams {
+        #[inline]
         fn eq(&self, other: &Self) -> bool {
-            __wsc::Params::to_values(self) == __wsc::Params::to_values(other)
+            __wsc::params_eq(self, other)
         }
     }
     #[automatically_derived]
-    impl ::core::fmt::Display for NotificationParams {
-        fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    impl __wsc::Display for NotificationParams {
+        #[inline]
+        fn fmt(&self, f: &mut __wsc::Formatter<'_>) -> __wsc::fmt::Result {
             __wsc::fmt_params(self, f)
         }
     }
     #[automatically_derived]
-    impl ::core::str::FromStr for NotificationParams {
+    impl __wsc::FromStr for NotificationParams {
         type Err = __wsc::ParamError;
-        fn from_str(
-            path: &::core::primitive::str,
-        ) -> ::core::result::Result<Self, Self::Err> {
-            <Self as __wsc::Params>::from_path(path)
+        #[inline]
+        fn from_str(path: &__wsc::str) -> __wsc::Result<Self, Self::Err> {
+            __wsc::Params::from_path(path)
         }
     }
     #[automatically_derived]
     impl __wsc::Channel for Notification {
-        const NAME: &'static ::core::primitive::str = "Notification";
+        const NAME: &'static __wsc::str = "Notification";
         const SHAPE: __wsc::Shape = __wsc::Shape::ServerOnly;
         type Params = NotificationParams;
         type ClientMessage = __wsc::NoMessage;

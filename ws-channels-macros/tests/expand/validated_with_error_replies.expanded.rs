@@ -13,16 +13,20 @@ pub(crate) struct OrderCommandParams {
 impl OrderCommandParams {
     ///The parameters of one concrete `orders/{orderId}/<line: u32>` address.
     pub fn new(
-        order_id: impl ::core::convert::Into<::std::string::String>,
+        order_id: impl ::ws_channels::__private::Into<::std::string::String>,
         line: u32,
     ) -> Self {
         Self {
-            order_id: ::core::convert::Into::into(order_id),
+            order_id: ::ws_channels::__private::Into::into(order_id),
             line,
         }
     }
     ///The WebSocket URL of this `orders/{orderId}/<line: u32>` address under `base` (such as `ws://localhost:8080`), percent-encoding each parameter.
-    pub fn url(&self, base: &::core::primitive::str) -> ::std::string::String {
+    #[inline]
+    pub fn url(
+        &self,
+        base: &::ws_channels::__private::str,
+    ) -> ::ws_channels::__private::String {
         ::ws_channels::__private::url(self, base)
     }
 }
@@ -30,12 +34,12 @@ impl OrderCommand {
     ///Client: sends `message` on `orders/{orderId}/<line: u32>` over an already-connected WebSocket (any `MessageSink`, such as a tokio-tungstenite stream).
     pub fn publish<
         '__a,
-        W: ::ws_channels::__private::MessageSink + ?::core::marker::Sized,
+        W: ::ws_channels::__private::MessageSink + ?::ws_channels::__private::Sized,
     >(
         sink: &'__a mut W,
         message: &'__a <Self as ::ws_channels::__private::Channel>::ClientMessage,
-    ) -> impl ::core::future::Future<
-        Output = ::core::result::Result<(), ::ws_channels::__private::Error>,
+    ) -> impl ::ws_channels::__private::Future<
+        Output = ::ws_channels::__private::Result<(), ::ws_channels::__private::Error>,
     > + '__a {
         ::ws_channels::__private::publish::<Self, W>(sink, message)
     }
@@ -45,18 +49,16 @@ impl OrderCommand {
     ) -> ::ws_channels::__private::Subscription<Self, R> {
         ::ws_channels::__private::subscribe::<Self, R>(stream)
     }
-}
-impl OrderCommand {
     ///Server: handles `orders/{orderId}/<line: u32>` on `server`; `configure` sets the handler's callbacks (`on_connect`, `on_message`, …).
     pub fn register<S, D>(
         server: ::ws_channels::__private::Server<S>,
-        configure: impl ::core::ops::FnOnce(
+        configure: impl ::ws_channels::__private::FnOnce(
             ::ws_channels::__private::Handler<Self, S>,
         ) -> ::ws_channels::__private::Handler<Self, S, D>,
     ) -> ::ws_channels::__private::Server<S>
     where
-        S: ::core::marker::Send + ::core::marker::Sync + 'static,
-        D: ::core::marker::Send + ::core::marker::Sync + 'static,
+        S: ::ws_channels::__private::Send + ::ws_channels::__private::Sync + 'static,
+        D: ::ws_channels::__private::Send + ::ws_channels::__private::Sync + 'static,
     {
         ::ws_channels::__private::register(server, configure)
     }
@@ -74,76 +76,73 @@ const _: () = {
                 __wsc::Segment::Param("line"),
             ],
         );
+        #[inline]
         fn from_values(
-            values: &[::std::string::String],
-        ) -> ::core::result::Result<Self, __wsc::ParamError> {
-            let mut __values = values.iter();
-            ::core::result::Result::Ok(Self {
+            values: &[__wsc::String],
+        ) -> __wsc::Result<Self, __wsc::ParamError> {
+            __wsc::Ok(Self {
                 order_id: __wsc::parse_param::<
                     ::std::string::String,
-                >(
-                    <Self as __wsc::Params>::TEMPLATE.address(),
-                    "orderId",
-                    __values.next(),
-                )?,
+                >("orders/{orderId}/{line}", "orderId", values.get(0))?,
                 line: __wsc::parse_param::<
                     u32,
-                >(<Self as __wsc::Params>::TEMPLATE.address(), "line", __values.next())?,
+                >("orders/{orderId}/{line}", "line", values.get(1))?,
             })
         }
-        fn to_values(&self) -> ::std::vec::Vec<::std::string::String> {
-            ::std::vec![
-                __wsc::format_param:: < ::std::string::String > (& self.order_id),
-                __wsc::format_param:: < u32 > (& self.line)
-            ]
+        #[inline]
+        fn to_values(&self) -> __wsc::Vec<__wsc::String> {
+            __wsc::Vec::from([
+                __wsc::format_param::<::std::string::String>(&self.order_id),
+                __wsc::format_param::<u32>(&self.line),
+            ])
         }
     }
     #[automatically_derived]
-    impl ::core::cmp::PartialEq for OrderCommandParams {
+    impl __wsc::PartialEq for OrderCommandParams {
+        #[inline]
         fn eq(&self, other: &Self) -> bool {
-            __wsc::Params::to_values(self) == __wsc::Params::to_values(other)
+            __wsc::params_eq(self, other)
         }
     }
     #[automatically_derived]
-    impl ::core::fmt::Display for OrderCommandParams {
-        fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    impl __wsc::Display for OrderCommandParams {
+        #[inline]
+        fn fmt(&self, f: &mut __wsc::Formatter<'_>) -> __wsc::fmt::Result {
             __wsc::fmt_params(self, f)
         }
     }
     #[automatically_derived]
-    impl ::core::str::FromStr for OrderCommandParams {
+    impl __wsc::FromStr for OrderCommandParams {
         type Err = __wsc::ParamError;
-        fn from_str(
-            path: &::core::primitive::str,
-        ) -> ::core::result::Result<Self, Self::Err> {
-            <Self as __wsc::Params>::from_path(path)
+        #[inline]
+        fn from_str(path: &__wsc::str) -> __wsc::Result<Self, Self::Err> {
+            __wsc::Params::from_path(path)
         }
     }
     #[automatically_derived]
     impl __wsc::Channel for OrderCommand {
-        const NAME: &'static ::core::primitive::str = "orders";
+        const NAME: &'static __wsc::str = "orders";
         const SHAPE: __wsc::Shape = __wsc::Shape::Asymmetric;
         type Params = OrderCommandParams;
         type ClientMessage = OrderCommand;
         type ServerMessage = OrderEvent;
         type Codec = __wsc::Json;
         const LAG_POLICY: __wsc::LagPolicy = __wsc::LagPolicy::DropOldest;
+        #[inline]
         fn validate_client(
             message: &Self::ClientMessage,
-        ) -> ::core::result::Result<(), __wsc::ValidationError> {
+        ) -> __wsc::Result<(), __wsc::ValidationError> {
             <Self::ClientMessage as __wsc::Validate>::validate(message)
         }
+        #[inline]
         fn validate_server(
             message: &Self::ServerMessage,
-        ) -> ::core::result::Result<(), __wsc::ValidationError> {
+        ) -> __wsc::Result<(), __wsc::ValidationError> {
             <Self::ServerMessage as __wsc::Validate>::validate(message)
         }
-        fn on_invalid(
-            error: &__wsc::Error,
-        ) -> ::core::option::Option<Self::ServerMessage> {
-            ::core::option::Option::Some(
-                <Self::ServerMessage as __wsc::ErrorReply>::error_reply(error),
-            )
+        #[inline]
+        fn on_invalid(error: &__wsc::Error) -> __wsc::Option<Self::ServerMessage> {
+            __wsc::Some(<Self::ServerMessage as __wsc::ErrorReply>::error_reply(error))
         }
     }
     #[automatically_derived]
