@@ -130,9 +130,33 @@ pub fn frame_len(payload: usize) -> usize {
 }
 
 impl Header {
-    /// Reads the checked fields by scanning for their keys (every server writes them as
-    /// compact JSON), falling back to a full parse.
+    /// Reads the checked fields in one pass where they lead the object in order, as every
+    /// server writes them (compact JSON, struct order); else by scanning for their keys;
+    /// else with a full parse. Broadcast subscribers read millions of these on the load
+    /// generator's one core: it must cost far less than any server spends sending one.
     pub fn parse(text: &str) -> Result<Self, serde_json::Error> {
+        /// The number after `key` at the start of `rest`, and what follows it.
+        fn leading<'a>(rest: &'a [u8], key: &[u8]) -> Option<(u64, &'a [u8])> {
+            let rest = rest.strip_prefix(key)?;
+            let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+            if digits == 0 || digits > 19 {
+                return None;
+            }
+            let value = rest[..digits].iter().fold(0, |n: u64, d| n * 10 + u64::from(d - b'0'));
+            Some((value, &rest[digits..]))
+        }
+        let in_order = leading(text.as_bytes(), b"{\"from\":").and_then(|(from, rest)| {
+            let (seq, rest) = leading(rest, b",\"seq\":")?;
+            let (ts, _) = leading(rest, b",\"ts\":")?;
+            Some(Self {
+                from: u32::try_from(from).ok()?,
+                seq,
+                ts,
+            })
+        });
+        if let Some(header) = in_order {
+            return Ok(header);
+        }
         fn field(text: &str, key: &str) -> Option<u64> {
             let start = text.find(key)? + key.len();
             let digits = text[start..].bytes().take_while(u8::is_ascii_digit).count();
@@ -171,6 +195,13 @@ mod tests {
         assert_eq!((header.from, header.seq, header.ts), (7, 42, chat.ts));
         let spaced = r#"{ "from": 7, "seq": 42, "ts": 1 }"#;
         assert_eq!(Header::parse(spaced).expect("falls back").seq, 42);
+        let reordered = r#"{"seq":42,"from":7,"ts":1}"#;
+        let header = Header::parse(reordered).expect("scans");
+        assert_eq!((header.from, header.seq, header.ts), (7, 42, 1));
+        let max = format!(r#"{{"from":{},"seq":{},"ts":0}}"#, u32::MAX, u64::MAX);
+        let header = Header::parse(&max).expect("parses");
+        assert_eq!((header.from, header.seq), (u32::MAX, u64::MAX));
+        assert!(Header::parse(r#"{"from":7,"seq":"x","ts":1}"#).is_err());
     }
 
     #[test]
