@@ -35,10 +35,21 @@ pub trait Format<M>: Codec {
     fn encode(message: &M) -> Result<WsMessage, CodecError>;
 
     /// Appends the payload of the frame carrying `message` to `bytes` and says which kind of
-    /// frame that is (a text payload must be UTF-8), or `Ok(None)`, with `bytes` untouched,
-    /// when this codec only makes whole frames with [`encode`](Self::encode): that is the
-    /// default. A connection's own sends are encoded this way, into one buffer of its own,
-    /// rather than into an allocation each. On an error, what was appended is discarded.
+    /// frame that is, or `Ok(None)`, with `bytes` untouched, when this codec only makes whole
+    /// frames with [`encode`](Self::encode): that is the default.
+    ///
+    /// A connection's own sends ([`Conn::send`](crate::Conn::send)) are encoded this way, into
+    /// one buffer of the connection's, rather than into an allocation each; broadcasts use
+    /// `encode`. So an implementation must:
+    /// - only append: `bytes` already holds other queued messages (a change to them is an
+    ///   [`Error::Encode`] for this send);
+    /// - append exactly the payload `encode` would frame, and valid UTF-8 for a text frame
+    ///   (a client closes a connection that sends invalid text with 1007);
+    /// - not send to the same connection: it runs under that connection's outbox lock (so do
+    ///   the message's `Serialize` impl), which would deadlock, and which holds up everyone
+    ///   publishing to the connection meanwhile.
+    ///
+    /// On an error, the caller discards what was appended.
     fn encode_to(message: &M, bytes: &mut Vec<u8>) -> Result<Option<FrameKind>, CodecError> {
         let _ = (message, bytes);
         Ok(None)
@@ -332,7 +343,15 @@ where
     }
     let (len, frame) = match <C::Codec as Format<M>>::encode_to(message, bytes).map_err(encode_error::<C>)? {
         Some(kind) => {
-            let len = bytes.len() - at;
+            let Some(len) = bytes.len().checked_sub(at) else {
+                return Err(encode_error::<C>(CodecError::new(
+                    "the codec changed bytes it did not append",
+                )));
+            };
+            debug_assert!(
+                kind == FrameKind::Binary || std::str::from_utf8(&bytes[at..]).is_ok(),
+                "a codec's text payload must be UTF-8"
+            );
             (len, Frame::Encoded { at, len, kind })
         }
         None => {

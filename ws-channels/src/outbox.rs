@@ -155,7 +155,8 @@ struct Shared {
     pressure: AtomicUsize,
     capacity: usize,
     policy: LagPolicy,
-    /// Wakes the writer: a frame was queued, or the connection is closing. One writer waits,
+    /// Wakes the writer: the queue is no longer empty (or its oldest frame was replaced), a
+    /// ping is due, or the connection is closing. One writer waits,
     /// registered under the state's lock when it found nothing to write, so a waker slot is
     /// enough (no list of waiters, no second lock).
     ready: AtomicWaker,
@@ -194,6 +195,26 @@ struct State {
 impl State {
     fn is_closing(&self) -> bool {
         self.close.is_some() || self.ended
+    }
+
+    /// Drops the oldest queued frame (`LagPolicy::DropOldest`). The bytes before the end of
+    /// an encoded one belong to no queued frame any more (payloads are in queue order): once
+    /// they are half the buffer they are cut off, so a reader that stopped reading cannot make
+    /// the buffer grow past twice what its queue holds.
+    fn drop_oldest(&mut self) {
+        let Some(Frame::Encoded { at, len, .. }) = self.queue.pop_front() else {
+            return;
+        };
+        let dead = at + len;
+        if dead < self.bytes.len() / 2 {
+            return;
+        }
+        self.bytes.drain(..dead);
+        for frame in &mut self.queue {
+            if let Frame::Encoded { at, .. } = frame {
+                *at -= dead;
+            }
+        }
     }
 }
 
@@ -296,13 +317,12 @@ impl OutboxSender {
                 (false, LagPolicy::Disconnect) => Pushed::Disconnected,
             };
             if outcome.delivered() {
-                let State { queue, bytes, .. } = &mut *state;
-                let at = bytes.len();
-                let frame = encode(bytes).inspect_err(|_| bytes.truncate(at))?;
+                let at = state.bytes.len();
+                let frame = encode(&mut state.bytes).inspect_err(|_| state.bytes.truncate(at))?;
+                state.queue.push_back(frame);
                 if outcome == Pushed::DroppedOldest {
-                    queue.pop_front();
+                    state.drop_oldest();
                 }
-                queue.push_back(frame);
             }
             (outcome, queued == 0)
         };
@@ -622,6 +642,20 @@ mod tests {
         send(&tx, "bb");
         assert_eq!(send(&tx, "ccc"), Pushed::DroppedOldest, "drops the encoded `a`");
         assert_eq!(batch(&rx).await, ["shared", "bb", "ccc"]);
+    }
+
+    #[tokio::test]
+    async fn a_reader_that_stopped_reading_cannot_grow_the_buffer_under_drop_oldest() {
+        let (tx, rx) = new(4, LagPolicy::DropOldest);
+        let text = "x".repeat(100);
+        for _ in 0..10_000 {
+            send(&tx, &text);
+        }
+        let held = tx.shared.state().bytes.len();
+        assert!(held <= 2 * 4 * 100, "{held} bytes held for 4 queued messages");
+        tx.push(WsMessage::text("shared"));
+        send(&tx, "last");
+        assert_eq!(batch(&rx).await, [text.as_str(), text.as_str(), "shared", "last"]);
     }
 
     #[tokio::test]

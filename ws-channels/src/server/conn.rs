@@ -164,6 +164,10 @@ impl<C: Channel, S, D> Conn<C, S, D> {
     /// then queued for the connection's writer task under the channel's
     /// [lag policy](crate::LagPolicy); this never waits for the client. Fails with
     /// [`Error::Closed`] once the connection is closing.
+    ///
+    /// It is serialized straight into the connection's outgoing buffer, and only once the lag
+    /// policy lets it in: on a full queue a `DropNew` channel drops it unserialized (`Ok`),
+    /// and a `Disconnect` channel closes the connection (`Err(Closed)`) whatever the message.
     pub async fn send(&self, message: &C::ServerMessage) -> Result<(), Error> {
         sent(self.inner.hub.send_to_outbox::<C>(&self.inner.outbox, message)?)
     }

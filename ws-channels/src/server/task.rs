@@ -362,9 +362,16 @@ impl Gate {
         self.flag.woken.swap(false, Ordering::AcqRel)
     }
 
-    /// Forgets the wakes so far: the part is about to be polled anyway.
+    /// Forgets the wakes so far: the part is about to be polled anyway. A swap, not a store:
+    /// it must not be ordered after what that poll reads, or it could erase a wake that
+    /// poll did not see.
     fn clear(&self) {
-        self.flag.woken.store(false, Ordering::Relaxed);
+        self.flag.woken.swap(false, Ordering::AcqRel);
+    }
+
+    /// Lets the part through at its next look, as a wake would.
+    fn reopen(&self) {
+        self.flag.woken.store(true, Ordering::Release);
     }
 
     /// The context to poll the part with.
@@ -373,7 +380,8 @@ impl Gate {
     }
 }
 
-/// A stream polled again only once it has woken: the reader is also woken for its handler,
+/// A stream polled again only once it has woken, or right after it yielded an item (the
+/// reader draining frames already read): the reader is also woken for its handler,
 /// its timers and its signals, and polling a WebSocket stream that has nothing to read is not
 /// free (tungstenite prepares its read buffer, zeroing up to its size, before every read).
 pub(crate) struct WokenStream<S> {
@@ -404,16 +412,17 @@ impl<S: Stream + Unpin> Stream for WokenStream<S> {
         if this.waiting && !this.gate.open(cx) {
             return Poll::Pending;
         }
-        loop {
-            // A wake from before this poll is stale once the stream has looked.
-            this.gate.clear();
-            let poll = this.inner.poll_next_unpin(&mut this.gate.context());
-            this.waiting = poll.is_pending();
-            // Woken since it was polled (or before the first look): poll it again.
-            if poll.is_ready() || !this.gate.open(cx) {
-                return poll;
-            }
+        // A wake from before this poll is stale once the stream has looked.
+        this.gate.clear();
+        let poll = this.inner.poll_next_unpin(&mut this.gate.context());
+        this.waiting = poll.is_pending();
+        if poll.is_pending() && this.gate.open(cx) {
+            // Woken while it was polled: come back for it, after the task's other work (a
+            // stream that wakes itself as it returns `Pending` cannot spin this poll).
+            this.gate.reopen();
+            cx.waker().wake_by_ref();
         }
+        poll
     }
 }
 
