@@ -363,10 +363,12 @@ impl Gate {
     }
 
     /// Forgets the wakes so far: the part is about to be polled anyway. A swap, not a store:
-    /// it must not be ordered after what that poll reads, or it could erase a wake that
-    /// poll did not see.
+    /// it must not be ordered after what that poll reads, or it could erase a wake that poll
+    /// did not see. Only when there is a wake to forget, which the cheap look tells.
     fn clear(&self) {
-        self.flag.woken.swap(false, Ordering::AcqRel);
+        if self.flag.woken.load(Ordering::Relaxed) {
+            self.flag.woken.swap(false, Ordering::AcqRel);
+        }
     }
 
     /// Lets the part through at its next look, as a wake would.
