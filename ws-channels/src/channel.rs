@@ -80,7 +80,7 @@ pub enum Shape {
 /// What a server does with a message for a connection whose outbound queue is full.
 ///
 /// Each connection has a bounded queue (see [`Server::outbound_queue`](crate::Server::outbound_queue))
-/// drained by its own writer task, so a slow reader never delays the publisher or anyone else;
+/// drained by the connection's own writer, so a slow reader never delays the publisher or anyone else;
 /// this policy decides what the slow reader loses. Every drop or disconnect is reported to
 /// `on_lag` and counted in [`Metrics`](crate::Metrics).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
