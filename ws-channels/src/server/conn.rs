@@ -161,7 +161,7 @@ impl<C: Channel, S, D> Conn<C, S, D> {
     /// Sends a server message to this connection.
     ///
     /// The message is validated (for channels declared with `validate`) and serialized here,
-    /// then queued for the connection's writer task under the channel's
+    /// then queued for the connection's writer under the channel's
     /// [lag policy](crate::LagPolicy); this never waits for the client. Fails with
     /// [`Error::Closed`] once the connection is closing.
     ///
