@@ -327,8 +327,7 @@ fn encode_error<C: Channel>(source: CodecError) -> Error {
 
 /// Encodes an already validated message for an outbox: its payload appended to `bytes` (see
 /// [`Format::encode_to`]), or a frame of its own where the codec makes only whole frames.
-/// Refuses a payload over `max` bytes.
-pub(crate) fn encode_to<C, M>(message: &M, bytes: &mut Vec<u8>, max: usize) -> Result<Frame, Error>
+pub(crate) fn encode_to<C, M>(message: &M, bytes: &mut Vec<u8>) -> Result<Frame, Error>
 where
     C: Channel,
     C::Codec: Format<M>,
@@ -341,7 +340,7 @@ where
     if bytes.capacity() == 0 {
         bytes.reserve(FIRST);
     }
-    let (len, frame) = match <C::Codec as Format<M>>::encode_to(message, bytes).map_err(encode_error::<C>)? {
+    match <C::Codec as Format<M>>::encode_to(message, bytes).map_err(encode_error::<C>)? {
         Some(kind) => {
             let Some(len) = bytes.len().checked_sub(at) else {
                 return Err(encode_error::<C>(CodecError::new(
@@ -352,16 +351,11 @@ where
                 kind == FrameKind::Binary || std::str::from_utf8(&bytes[at..]).is_ok(),
                 "a codec's text payload must be UTF-8"
             );
-            (len, Frame::Encoded { at, len, kind })
+            Ok(Frame::Encoded { at, len, kind })
         }
-        None => {
-            let frame = <C::Codec as Format<M>>::encode(message).map_err(encode_error::<C>)?;
-            (payload_len(&frame), Frame::Message(frame))
-        }
-    };
-    match len > max {
-        true => Err(Error::OutgoingTooLarge { size: len, max }),
-        false => Ok(frame),
+        None => <C::Codec as Format<M>>::encode(message)
+            .map(Frame::Message)
+            .map_err(encode_error::<C>),
     }
 }
 

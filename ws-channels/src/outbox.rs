@@ -56,6 +56,16 @@ pub(crate) enum Frame {
     Encoded { at: usize, len: usize, kind: FrameKind },
 }
 
+impl Frame {
+    /// The size of the frame's payload.
+    pub(crate) fn payload_len(&self) -> usize {
+        match self {
+            Self::Message(message) => crate::codec::payload_len(message),
+            Self::Encoded { len, .. } => *len,
+        }
+    }
+}
+
 /// What the writer takes from the outbox at once: frames, and the bytes of the encoded ones.
 #[derive(Debug, Default)]
 pub(crate) struct Batch {

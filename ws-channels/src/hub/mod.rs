@@ -439,16 +439,25 @@ impl Hub {
         message: &C::ServerMessage,
     ) -> Result<Pushed, Error> {
         codec::validated::<C, _>(message, C::validate_server)?;
-        let max = self.max_outgoing();
-        outbox.push_encoded(|bytes| codec::encode_to::<C, _>(message, bytes, max))
+        outbox.push_encoded(|bytes| {
+            let frame = codec::encode_to::<C, _>(message, bytes)?;
+            self.check_size(frame.payload_len())?;
+            Ok(frame)
+        })
     }
 
     /// Refuses a frame larger than the outgoing limit.
     pub(crate) fn check_outgoing(&self, frame: WsMessage) -> Result<WsMessage, Error> {
-        let (size, max) = (codec::payload_len(&frame), self.max_outgoing());
+        self.check_size(codec::payload_len(&frame))?;
+        Ok(frame)
+    }
+
+    /// Refuses a payload of `size` bytes if it is over the outgoing limit.
+    fn check_size(&self, size: usize) -> Result<(), Error> {
+        let max = self.max_outgoing();
         match size > max {
             true => Err(Error::OutgoingTooLarge { size, max }),
-            false => Ok(frame),
+            false => Ok(()),
         }
     }
 
