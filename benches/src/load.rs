@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use futures_util::{FutureExt, SinkExt, StreamExt, TryStreamExt};
+use futures_util::{SinkExt, StreamExt, TryStreamExt};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::time::timeout;
 use tokio_tungstenite::WebSocketStream;
@@ -15,7 +15,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 use crate::proc::{self, Server};
-use crate::raw::Subscriber;
+use crate::raw::{Data, RawClient};
 use crate::stats::percentile;
 use crate::wire::{Format, Header, WARMUP, chat_json, frame_len, now_us};
 use crate::{BoxError, Result};
@@ -118,7 +118,11 @@ pub async fn echo(
     window: usize,
     duration: Duration,
 ) -> Result<Throughput> {
-    let clients = connect_many(server.addr, "/bench", conns, conns).await?;
+    let clients: Vec<RawClient> = futures_util::stream::iter(0..conns)
+        .map(|_| RawClient::connect(server.addr, "/bench", false))
+        .buffered(CONNECTING)
+        .try_collect()
+        .await?;
     let (cpu, own_cpu) = (server.cpu_time()?, proc::own_cpu_time()?);
     let started = Instant::now();
     let deadline = started + duration;
@@ -151,44 +155,42 @@ struct Echoed {
     latencies: Vec<u32>,
 }
 
-async fn echo_client(id: u32, ws: Client, format: Format, window: usize, deadline: Instant) -> Result<Echoed> {
-    let (mut tx, mut rx) = ws.split();
+async fn echo_client(id: u32, mut ws: RawClient, format: Format, window: usize, deadline: Instant) -> Result<Echoed> {
     let mut latencies = Vec::new();
     let (mut sent, mut received, mut bytes) = (0_u64, 0_u64, 0_u64);
     for _ in 0..window {
-        tx.feed(format.chat(id, sent)?).await?;
+        ws.send(format.binary(), |out| format.write_chat(id, sent, out))?;
         sent += 1;
     }
-    tx.flush().await?;
+    ws.flush().await?;
     while received < sent {
-        let mut message = Some(next(&mut rx).await?);
-        // Take every reply already here before flushing: the load generator batches too.
-        while let Some(reply) = message.take() {
-            if let Some(h) = format.header(&reply)? {
-                if (h.from, h.seq) != (id, received) {
-                    return Err(format!(
-                        "echo: client {id} expected seq {received}, got {} of client {}",
-                        h.seq, h.from
-                    )
-                    .into());
-                }
-                received += 1;
-                bytes += frame_len(reply.len()) as u64;
-                latencies.push(now_us().saturating_sub(h.ts) as u32);
-                if Instant::now() < deadline {
-                    tx.feed(format.chat(id, sent)?).await?;
-                    sent += 1;
-                }
-            }
-            message = match rx.next().now_or_never() {
-                Some(Some(reply)) => Some(reply?),
-                Some(None) => return Err("echo: the server closed the connection".into()),
-                None => None,
+        let mut reply = Some(ws.next_data().await?);
+        // Take every reply already here before writing: the load generator batches too.
+        while let Some(data) = reply.take() {
+            let len = match data {
+                Data::Text(text) => text.len(),
+                Data::Binary(bytes) => bytes.len(),
             };
+            let h = format.header_of(data)?;
+            if (h.from, h.seq) != (id, received) {
+                return Err(format!(
+                    "echo: client {id} expected seq {received}, got {} of client {}",
+                    h.seq, h.from
+                )
+                .into());
+            }
+            received += 1;
+            bytes += frame_len(len) as u64;
+            latencies.push(now_us().saturating_sub(h.ts) as u32);
+            if Instant::now() < deadline {
+                ws.send(format.binary(), |out| format.write_chat(id, sent, out))?;
+                sent += 1;
+            }
+            reply = ws.buffered_data()?;
         }
-        tx.flush().await?;
+        ws.flush().await?;
     }
-    let _ = tx.close().await;
+    let _ = ws.close().await;
     Ok(Echoed {
         received,
         bytes,
@@ -223,8 +225,8 @@ pub async fn broadcast_across(
 ) -> Result<Throughput> {
     let addr = server.addr;
     let readers = subscribers - silent;
-    let mut clients: Vec<Subscriber> = futures_util::stream::iter(0..subscribers)
-        .map(|i| Subscriber::connect(addr, "/bench", i >= readers))
+    let mut clients: Vec<RawClient> = futures_util::stream::iter(0..subscribers)
+        .map(|i| RawClient::connect(addr, "/bench", i >= readers))
         .buffered(CONNECTING)
         .try_collect()
         .await?;
@@ -305,7 +307,7 @@ fn slowest(progress: &[AtomicU64]) -> u64 {
 }
 
 async fn subscriber(
-    mut ws: Subscriber,
+    mut ws: RawClient,
     messages: u64,
     ready: Arc<AtomicUsize>,
     progress: Arc<[AtomicU64]>,

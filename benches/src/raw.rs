@@ -1,14 +1,17 @@
-//! A receive-only WebSocket client parsed by hand, for the broadcast subscribers.
+//! A WebSocket client parsed and framed by hand, for the clients that set the load
+//! generator's pace: the broadcast subscribers and the echo clients.
 //!
 //! Why not tokio-tungstenite, as everywhere else in the load generator: a broadcast makes the
-//! load generator read as many frames as the server writes, on one core of its own, so its
-//! cost per frame must stay well below any server's, or it, not the server, sets the rate (the
-//! results' "load gen busy" column). A general client pays per frame for what these
-//! subscribers never need: a read buffer zeroed before every read, a `Message` and its
-//! allocation, a timer armed around every frame. This one reads into spare capacity, parses the
-//! frames already read in place and arms one timer per wait for the socket. It checks what it
-//! skips: a frame that is masked, fragmented, reserved-bit or over-long is an error, so a server
-//! cannot be measured on frames a real client would refuse.
+//! load generator read as many frames as the server writes, and an echo as many as it writes
+//! and reads, on one core of its own, so its cost per frame must stay well below any server's,
+//! or it, not the server, sets the rate (the results' "load gen busy" column). A general client
+//! pays per frame for what these clients never need: a read buffer zeroed before every read, a
+//! `Message` and its allocation, a timer armed around every frame, a lock shared by the halves
+//! of a split stream. This one reads into spare capacity, parses the frames already read in
+//! place, arms one timer per wait for the socket, and writes the frames it queued with one
+//! write. It checks what it skips: a frame that is masked, fragmented, reserved-bit or
+//! over-long is an error, so a server cannot be measured on frames a real client would refuse.
+//! What it sends is masked, as RFC 6455 requires of a client (§5.3).
 
 use std::net::SocketAddr;
 
@@ -25,12 +28,26 @@ const READ: usize = 8 * 1024;
 /// The largest frame accepted (the benchmark's messages are about 100 bytes).
 const MAX_FRAME: usize = 1 << 20;
 
-/// A client connection that only receives.
-pub struct Subscriber {
+/// A client connection.
+pub struct RawClient {
     tcp: TcpStream,
     buf: Vec<u8>,
     /// Where the next unparsed frame starts in `buf`.
     pos: usize,
+    /// Frames queued by [`send`](Self::send), written by [`flush`](Self::flush).
+    out: Vec<u8>,
+    /// The next masking key's source (xorshift): keys vary from frame to frame, as a client's
+    /// must, without a random-number generator's cost.
+    mask: u64,
+}
+
+/// A data frame's payload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Data<'a> {
+    /// A text frame's.
+    Text(&'a str),
+    /// A binary frame's.
+    Binary(&'a [u8]),
 }
 
 /// A frame's opcode and its payload's place in the buffer.
@@ -40,9 +57,9 @@ struct Frame {
     end: usize,
 }
 
-impl Subscriber {
+impl RawClient {
     /// Opens a WebSocket to `path` on `addr` with its own HTTP/1.1 upgrade; a
-    /// `small_receive_buffer` (4 KiB) makes a subscriber that never reads push back on the
+    /// `small_receive_buffer` (4 KiB) makes a client that never reads push back on the
     /// server soon, as a stalled phone would.
     pub async fn connect(addr: SocketAddr, path: &str, small_receive_buffer: bool) -> Result<Self> {
         let open = async {
@@ -87,30 +104,41 @@ impl Subscriber {
                 return Err("the upgrade response lacks the right Sec-WebSocket-Accept".into());
             }
             // Frames the server sent right after its 101 stay in the buffer.
-            Ok(Self {
-                tcp,
-                buf,
-                pos: head_end,
-            })
+            Ok(Self::from_parts(tcp, buf, head_end))
         };
         timeout(WAIT, open)
             .await
             .map_err(|_| format!("connecting to {path} took over {WAIT:?}"))?
     }
 
-    /// The next text frame's payload, each wait for the socket within [`WAIT`]. Pings and
-    /// pongs are skipped (the servers measured send none); a close frame or the end of the
-    /// stream is an error, as are binary and malformed frames.
+    fn from_parts(tcp: TcpStream, buf: Vec<u8>, pos: usize) -> Self {
+        // Seeded by the socket's port, so connections mask differently; never zero.
+        let port = tcp.local_addr().map_or(0, |addr| addr.port());
+        Self {
+            tcp,
+            buf,
+            pos,
+            out: Vec::new(),
+            mask: 0x9E37_79B9_7F4A_7C15 ^ u64::from(port),
+        }
+    }
+
+    /// The next text frame's payload, waiting for it as [`next_data`](Self::next_data) does;
+    /// any other data frame is an error.
     pub async fn next_text(&mut self) -> Result<&str> {
+        match self.next_data().await? {
+            Data::Text(text) => Ok(text),
+            Data::Binary(_) => Err("unexpected binary frame".into()),
+        }
+    }
+
+    /// The next data frame's payload, each wait for the socket within [`WAIT`]. Pings and
+    /// pongs are skipped (the servers measured send none); a close frame or the end of the
+    /// stream is an error, as are malformed frames.
+    pub async fn next_data(&mut self) -> Result<Data<'_>> {
         let frame = loop {
-            if let Some(frame) = self.parse()? {
-                self.pos = frame.end;
-                match frame.opcode {
-                    0x1 => break frame,
-                    0x9 | 0xA => continue,
-                    0x8 => return Err("the server closed the connection".into()),
-                    opcode => return Err(format!("unexpected frame, opcode {opcode:#x}").into()),
-                }
+            if let Some(frame) = self.next_buffered()? {
+                break frame;
             }
             // Keep the partial frame, drop what was parsed, then read after it.
             self.buf.drain(..self.pos);
@@ -122,7 +150,107 @@ impl Subscriber {
                 Ok(read) => read?,
             };
         };
-        Ok(std::str::from_utf8(&self.buf[frame.start..frame.end])?)
+        self.data(&frame)
+    }
+
+    /// The next data frame's payload if all of it was already read: never waits.
+    pub fn buffered_data(&mut self) -> Result<Option<Data<'_>>> {
+        match self.next_buffered()? {
+            Some(frame) => self.data(&frame).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Queues `payload` as one masked frame (`binary` or text) for the next
+    /// [`flush`](Self::flush); `write` appends the payload to the buffer it is given.
+    pub fn send(&mut self, binary: bool, write: impl FnOnce(&mut Vec<u8>) -> Result<()>) -> Result<()> {
+        self.queue(if binary { 0x2 } else { 0x1 }, write)
+    }
+
+    /// Sends a close frame (1000, normal closure) with what is still queued; what the server
+    /// answers is not waited for.
+    pub async fn close(mut self) -> Result<()> {
+        self.queue(0x8, |out| {
+            out.extend_from_slice(&1000_u16.to_be_bytes());
+            Ok(())
+        })?;
+        self.flush().await
+    }
+
+    /// Queues one masked frame of `opcode`.
+    fn queue(&mut self, opcode: u8, write: impl FnOnce(&mut Vec<u8>) -> Result<()>) -> Result<()> {
+        // The payload goes after room for the longest header (14 bytes), then the header is
+        // written right before it and the gap closed: one copy of the payload at most.
+        let at = self.out.len();
+        self.out.resize(at + 14, 0);
+        write(&mut self.out)?;
+        let len = self.out.len() - at - 14;
+        // xorshift64: a new key per frame.
+        self.mask ^= self.mask << 13;
+        self.mask ^= self.mask >> 7;
+        self.mask ^= self.mask << 17;
+        let key = (self.mask as u32).to_ne_bytes();
+        let mut header = [0_u8; 14];
+        header[0] = 0x80 | opcode;
+        let mut n = match len {
+            0..=125 => {
+                header[1] = 0x80 | len as u8;
+                2
+            }
+            126..=65_535 => {
+                header[1] = 0x80 | 126;
+                header[2..4].copy_from_slice(&(len as u16).to_be_bytes());
+                4
+            }
+            _ => {
+                header[1] = 0x80 | 127;
+                header[2..10].copy_from_slice(&(len as u64).to_be_bytes());
+                10
+            }
+        };
+        header[n..n + 4].copy_from_slice(&key);
+        n += 4;
+        let payload = &mut self.out[at + 14..];
+        for (i, byte) in payload.iter_mut().enumerate() {
+            *byte ^= key[i & 3];
+        }
+        self.out[at + 14 - n..at + 14].copy_from_slice(&header[..n]);
+        self.out.drain(at..at + 14 - n);
+        Ok(())
+    }
+
+    /// Writes the frames queued so far, within [`WAIT`].
+    pub async fn flush(&mut self) -> Result<()> {
+        if self.out.is_empty() {
+            return Ok(());
+        }
+        timeout(WAIT, self.tcp.write_all(&self.out))
+            .await
+            .map_err(|_| format!("writing took over {WAIT:?}"))??;
+        self.out.clear();
+        Ok(())
+    }
+
+    /// The next data frame already read, skipping pings and pongs.
+    fn next_buffered(&mut self) -> Result<Option<Frame>> {
+        while let Some(frame) = self.parse()? {
+            self.pos = frame.end;
+            match frame.opcode {
+                0x1 | 0x2 => return Ok(Some(frame)),
+                0x9 | 0xA => continue,
+                0x8 => return Err("the server closed the connection".into()),
+                opcode => return Err(format!("unexpected frame, opcode {opcode:#x}").into()),
+            }
+        }
+        Ok(None)
+    }
+
+    fn data(&self, frame: &Frame) -> Result<Data<'_>> {
+        let payload = &self.buf[frame.start..frame.end];
+        Ok(match frame.opcode {
+            0x1 => Data::Text(std::str::from_utf8(payload)?),
+            _ => Data::Binary(payload),
+        })
     }
 
     /// The frame at `pos`, if all of it was read (RFC 6455 §5.2).
@@ -165,12 +293,8 @@ impl Subscriber {
 mod tests {
     use super::*;
 
-    fn subscriber_with(bytes: &[u8], tcp: TcpStream) -> Subscriber {
-        Subscriber {
-            tcp,
-            buf: bytes.to_vec(),
-            pos: 0,
-        }
+    fn client_with(bytes: &[u8], tcp: TcpStream) -> RawClient {
+        RawClient::from_parts(tcp, bytes.to_vec(), 0)
     }
 
     /// A connected pair of loopback sockets.
@@ -188,7 +312,7 @@ mod tests {
         let text = "x".repeat(200);
         let mut wire = vec![0x89, 0x00, 0x81, 126, 0, 200];
         wire.extend_from_slice(text.as_bytes());
-        let mut sub = subscriber_with(&wire[..50], client);
+        let mut sub = client_with(&wire[..50], client);
         server.write_all(&wire[50..]).await.expect("writes");
         assert_eq!(sub.next_text().await.expect("a text frame"), text);
 
@@ -196,12 +320,52 @@ mod tests {
             (&[0x01, 0x01, b'a'][..], "fragmented"),
             (&[0xC1, 0x01, b'a'][..], "reserved-bit"),
             (&[0x81, 0x81, 0, 0, 0, 0, b'a'][..], "masked"),
-            (&[0x82, 0x01, 0][..], "opcode"),
+            (&[0x83, 0x01, 0][..], "opcode"),
+            (&[0x82, 0x01, 0][..], "binary"),
             (&[0x88, 0x00][..], "closed"),
         ] {
             let (client, _server) = pair().await;
-            let error = subscriber_with(bytes, client).next_text().await.expect_err("refused");
+            let error = client_with(bytes, client).next_text().await.expect_err("refused");
             assert!(error.to_string().contains(what), "{what}: {error}");
         }
+    }
+
+    #[tokio::test]
+    async fn queued_frames_are_masked_and_read_back_by_a_real_server() {
+        use futures_util::StreamExt;
+        use tokio_tungstenite::WebSocketStream;
+        use tokio_tungstenite::tungstenite::Message;
+        use tokio_tungstenite::tungstenite::protocol::Role;
+
+        let (client, server) = pair().await;
+        let mut client = client_with(&[], client);
+        let mut server = WebSocketStream::from_raw_socket(server, Role::Server, None).await;
+        // One frame of each length class, text and binary, written with one flush.
+        let payloads = ["a".repeat(5), "b".repeat(300), "c".repeat(70_000)];
+        for (i, payload) in payloads.iter().enumerate() {
+            let binary = i == 1;
+            client
+                .send(binary, |out| {
+                    out.extend_from_slice(payload.as_bytes());
+                    Ok(())
+                })
+                .expect("queues");
+        }
+        let (flushed, received) = tokio::join!(client.flush(), async {
+            let mut received = Vec::new();
+            for _ in 0..payloads.len() {
+                received.push(server.next().await.expect("a frame").expect("a valid frame"));
+            }
+            received
+        });
+        flushed.expect("flushes");
+        assert_eq!(
+            received,
+            vec![
+                Message::text(payloads[0].clone()),
+                Message::binary(payloads[1].clone().into_bytes()),
+                Message::text(payloads[2].clone()),
+            ]
+        );
     }
 }

@@ -9,6 +9,7 @@ use tokio_tungstenite::tungstenite::Message;
 use ws_channels::channel;
 
 use crate::Result;
+use crate::raw::Data;
 
 /// The benchmark's chat message, about 96 bytes of JSON. `from` and `seq` let the load
 /// generator check that every message arrives once and in order; `ts` (µs on the load
@@ -69,8 +70,20 @@ pub struct Header {
 /// The JSON text of message `seq` from client `from`, stamped now: exactly what serde writes
 /// for a [`Chat`] (a test checks), formatted directly to keep the load generator cheap.
 pub fn chat_json(from: u32, seq: u64) -> String {
+    let mut out = Vec::with_capacity(100);
+    write_chat_json(from, seq, &mut out);
+    String::from_utf8(out).expect("formatted from UTF-8")
+}
+
+/// Appends [`chat_json`]'s text to `out`.
+pub fn write_chat_json(from: u32, seq: u64, out: &mut Vec<u8>) {
+    use std::io::Write as _;
     let ts = now_us();
-    format!(r#"{{"from":{from},"seq":{seq},"ts":{ts},"room":"lobby","text":"{TEXT}"}}"#)
+    // Writing to a `Vec` cannot fail.
+    let _ = write!(
+        out,
+        r#"{{"from":{from},"seq":{seq},"ts":{ts},"room":"lobby","text":"{TEXT}"}}"#
+    );
 }
 
 const TEXT: &str = "the quick brown fox jumps over";
@@ -78,6 +91,13 @@ const TEXT: &str = "the quick brown fox jumps over";
 /// The MessagePack of message `seq` from client `from`, stamped now: the [`Chat`] that
 /// [`chat_json`] writes, as the `codec = msgpack` channel encodes it.
 pub fn chat_msgpack(from: u32, seq: u64) -> Result<Vec<u8>> {
+    let mut out = Vec::new();
+    write_chat_msgpack(from, seq, &mut out)?;
+    Ok(out)
+}
+
+/// Appends [`chat_msgpack`]'s bytes to `out`.
+pub fn write_chat_msgpack(from: u32, seq: u64, out: &mut Vec<u8>) -> Result<()> {
     let chat = Chat {
         from,
         seq,
@@ -85,7 +105,7 @@ pub fn chat_msgpack(from: u32, seq: u64) -> Result<Vec<u8>> {
         room: "lobby".to_owned(),
         text: TEXT.to_owned(),
     };
-    Ok(rmp_serde::to_vec_named(&chat)?)
+    Ok(rmp_serde::encode::write_named(out, &chat)?)
 }
 
 /// How the load generator's clients encode the chat message and read the replies.
@@ -104,6 +124,32 @@ impl Format {
             Self::Json => Message::text(chat_json(from, seq)),
             Self::MsgPack => Message::binary(chat_msgpack(from, seq)?),
         })
+    }
+
+    /// Appends the payload of message `seq` from client `from`, stamped now, to `out`; whether
+    /// it goes in a binary frame is [`binary`](Self::binary).
+    pub fn write_chat(self, from: u32, seq: u64, out: &mut Vec<u8>) -> Result<()> {
+        match self {
+            Self::Json => {
+                write_chat_json(from, seq, out);
+                Ok(())
+            }
+            Self::MsgPack => write_chat_msgpack(from, seq, out),
+        }
+    }
+
+    /// Whether this format's frames are binary (else text).
+    pub fn binary(self) -> bool {
+        self == Self::MsgPack
+    }
+
+    /// The checked fields of a data frame's payload (see [`header`](Self::header)).
+    pub fn header_of(self, data: Data<'_>) -> Result<Header> {
+        match (self, data) {
+            (Self::Json, Data::Text(text)) => Ok(Header::parse(text)?),
+            (Self::MsgPack, Data::Binary(bytes)) => Ok(rmp_serde::from_slice(bytes)?),
+            (_, other) => Err(format!("unexpected frame {other:?} ({self:?} expected)").into()),
+        }
     }
 
     /// The checked fields of a frame of this format; `None` for pings and pongs. A frame of
