@@ -562,8 +562,8 @@ fn report(args: &Args, results: &Results, pin_note: &str, skipped: &[String]) ->
          part, per message or delivery; other load on a shared machine moves it far less than the \
          wall-clock rates, so the targets below cross-check each ratio with it. The load generator has one \
          core too: \"load gen busy\" is its CPU time over wall-clock time; near 100 % it, not the server, set \
-         the rate, fast servers' rates converge, and CPU/msg still tells them apart (so broadcast \
-         subscribers parse their frames by hand, which costs far less per frame than any server spends \
+         the rate, fast servers' rates converge, and CPU/msg still tells them apart (so echo clients and broadcast \
+         subscribers frame and parse by hand, which costs far less per frame than any server spends \
          writing it: `benches/src/raw.rs`). Wire B/msg (echo): \
          the mean size of one message's WebSocket frame as the server sends it, header and payload.\n",
         sizes.echo_conns,
