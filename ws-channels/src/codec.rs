@@ -11,7 +11,7 @@ use tokio_tungstenite::tungstenite::{Bytes, Message as WsMessage, Utf8Bytes};
 
 use crate::channel::{Channel, NoMessage};
 use crate::error::{CodecError, Error, ValidationError};
-use crate::outbox::Frame;
+use crate::outbox::Queueing;
 
 /// A wire format: its name and its messages' content type. The formats themselves are
 /// [`Format`] implementations, one per message type a codec can carry.
@@ -325,9 +325,14 @@ fn encode_error<C: Channel>(source: CodecError) -> Error {
     }
 }
 
-/// Encodes an already validated message for an outbox: its payload appended to `bytes` (see
-/// [`Format::encode_to`]), or a frame of its own where the codec makes only whole frames.
-pub(crate) fn encode_to<C, M>(message: &M, bytes: &mut Vec<u8>) -> Result<Frame, Error>
+/// Encodes an already validated message into an outbox: its payload appended to the outbox's
+/// bytes (see [`Format::encode_to`]), or a frame of its own where the codec makes only whole
+/// frames. `check` sees the payload's size before the frame is queued.
+pub(crate) fn encode_to<C, M>(
+    message: &M,
+    queueing: &mut Queueing<'_>,
+    check: impl FnOnce(usize) -> Result<(), Error>,
+) -> Result<(), Error>
 where
     C: Channel,
     C::Codec: Format<M>,
@@ -336,6 +341,7 @@ where
     /// pieces, which would grow it step by step): enough for a burst of small replies, and
     /// under 1 KiB, which allocators serve from their fast per-thread caches.
     const FIRST: usize = 1000;
+    let bytes = queueing.bytes();
     let at = bytes.len();
     if bytes.capacity() == 0 {
         bytes.reserve(FIRST);
@@ -351,12 +357,16 @@ where
                 kind == FrameKind::Binary || std::str::from_utf8(&bytes[at..]).is_ok(),
                 "a codec's text payload must be UTF-8"
             );
-            Ok(Frame::Encoded { at, len, kind })
+            check(len)?;
+            queueing.encoded(at, kind);
         }
-        None => <C::Codec as Format<M>>::encode(message)
-            .map(Frame::Message)
-            .map_err(encode_error::<C>),
+        None => {
+            let frame = <C::Codec as Format<M>>::encode(message).map_err(encode_error::<C>)?;
+            check(payload_len(&frame))?;
+            queueing.whole(frame);
+        }
     }
+    Ok(())
 }
 
 /// Decodes and validates one frame.

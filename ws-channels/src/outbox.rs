@@ -56,16 +56,6 @@ pub(crate) enum Frame {
     Encoded { at: usize, len: usize, kind: FrameKind },
 }
 
-impl Frame {
-    /// The size of the frame's payload.
-    pub(crate) fn payload_len(&self) -> usize {
-        match self {
-            Self::Message(message) => crate::codec::payload_len(message),
-            Self::Encoded { len, .. } => *len,
-        }
-    }
-}
-
 /// What the writer takes from the outbox at once: frames, and the bytes of the encoded ones.
 #[derive(Debug, Default)]
 pub(crate) struct Batch {
@@ -131,6 +121,32 @@ impl Batch {
                 Frame::Encoded { at, len, .. } => String::from_utf8_lossy(self.payload(*at, *len)).into_owned(),
             })
             .collect()
+    }
+}
+
+/// A send's frame on its way into the queue, under the outbox's lock (see
+/// [`OutboxSender::push_encoded`]).
+pub(crate) struct Queueing<'a> {
+    state: &'a mut State,
+}
+
+impl Queueing<'_> {
+    /// The outbox's bytes, to append a payload to: only append.
+    pub(crate) fn bytes(&mut self) -> &mut Vec<u8> {
+        &mut self.state.bytes
+    }
+
+    /// Queues a data frame of `kind` whose payload is what was appended to the bytes since
+    /// their length was `at`. The frame is made in its slot of the queue: nothing returns it
+    /// through the encoder's closure, so it is not copied from place to place on the way.
+    pub(crate) fn encoded(&mut self, at: usize, kind: FrameKind) {
+        let len = self.state.bytes.len() - at;
+        self.state.queue.push_back(Frame::Encoded { at, len, kind });
+    }
+
+    /// Queues a frame of its own.
+    pub(crate) fn whole(&mut self, message: WsMessage) {
+        self.state.queue.push_back(Frame::Message(message));
     }
 }
 
@@ -302,16 +318,33 @@ pub(crate) struct OutboxSender {
 impl OutboxSender {
     /// Queues a frame under the lag policy.
     pub(crate) fn push(&self, message: WsMessage) -> Pushed {
-        match self.push_encoded(|_| Ok::<_, Infallible>(Frame::Message(message))) {
-            Ok(pushed) => pushed,
-            Err(never) => match never {},
-        }
+        let queued = self.push_with(|state| {
+            state.queue.push_back(Frame::Message(message));
+            Ok::<_, Infallible>(())
+        });
+        queued.unwrap_or_else(|never| match never {})
     }
 
     /// Queues the frame `encode` makes under the lag policy: it runs under the outbox's lock,
-    /// only once the frame will be queued, and may append its payload to the outbox's bytes
-    /// (what it appended is discarded if it fails).
-    pub(crate) fn push_encoded<E>(&self, encode: impl FnOnce(&mut Vec<u8>) -> Result<Frame, E>) -> Result<Pushed, E> {
+    /// only once the frame will be queued, and queues it through [`Queueing`] (appending its
+    /// payload to the outbox's bytes, or whole); if it fails, what it appended is discarded
+    /// and nothing is queued.
+    pub(crate) fn push_encoded<E>(&self, encode: impl FnOnce(&mut Queueing<'_>) -> Result<(), E>) -> Result<Pushed, E> {
+        self.push_with(|state| {
+            let at = state.bytes.len();
+            let queued = state.queue.len();
+            let encoded = encode(&mut Queueing { state });
+            if encoded.is_err() {
+                state.bytes.truncate(at);
+                state.queue.truncate(queued);
+            }
+            encoded
+        })
+    }
+
+    /// Applies the lag policy, and queues a frame with `queue` (under the lock) if the policy
+    /// admits one.
+    fn push_with<E>(&self, queue: impl FnOnce(&mut State) -> Result<(), E>) -> Result<Pushed, E> {
         let shared = &*self.shared;
         let (outcome, was_empty) = {
             let mut state = shared.state();
@@ -327,9 +360,7 @@ impl OutboxSender {
                 (false, LagPolicy::Disconnect) => Pushed::Disconnected,
             };
             if outcome.delivered() {
-                let at = state.bytes.len();
-                let frame = encode(&mut state.bytes).inspect_err(|_| state.bytes.truncate(at))?;
-                state.queue.push_back(frame);
+                queue(&mut state)?;
                 if outcome == Pushed::DroppedOldest {
                     state.drop_oldest();
                 }
@@ -525,14 +556,11 @@ mod tests {
 
     /// Encodes `text` into the outbox, as a connection's own send does.
     fn send(tx: &OutboxSender, text: &str) -> Pushed {
-        let encoded = tx.push_encoded(|bytes| {
-            let at = bytes.len();
-            bytes.extend_from_slice(text.as_bytes());
-            Ok::<_, Infallible>(Frame::Encoded {
-                at,
-                len: text.len(),
-                kind: FrameKind::Text,
-            })
+        let encoded = tx.push_encoded(|queueing| {
+            let at = queueing.bytes().len();
+            queueing.bytes().extend_from_slice(text.as_bytes());
+            queueing.encoded(at, FrameKind::Text);
+            Ok::<_, Infallible>(())
         });
         encoded.unwrap_or_else(|never| match never {})
     }
@@ -672,13 +700,13 @@ mod tests {
     async fn a_failed_encode_queues_nothing_and_a_full_queue_does_not_encode() {
         let (tx, rx) = new(2, LagPolicy::DropNew);
         send(&tx, "a");
-        let failed = tx.push_encoded(|bytes| {
-            bytes.extend_from_slice(b"half a messa");
+        let failed = tx.push_encoded(|queueing| {
+            queueing.bytes().extend_from_slice(b"half a messa");
             Err("serde failed")
         });
         assert_eq!(failed.unwrap_err(), "serde failed");
         send(&tx, "b");
-        let full = tx.push_encoded(|_| -> Result<Frame, Infallible> { unreachable!("not encoded") });
+        let full = tx.push_encoded(|_| -> Result<(), Infallible> { unreachable!("not encoded") });
         assert_eq!(full.unwrap(), Pushed::DroppedNew);
         assert_eq!(batch(&rx).await, ["a", "b"], "the failed bytes are gone");
     }

@@ -439,11 +439,7 @@ impl Hub {
         message: &C::ServerMessage,
     ) -> Result<Pushed, Error> {
         codec::validated::<C, _>(message, C::validate_server)?;
-        outbox.push_encoded(|bytes| {
-            let frame = codec::encode_to::<C, _>(message, bytes)?;
-            self.check_size(frame.payload_len())?;
-            Ok(frame)
-        })
+        outbox.push_encoded(|queueing| codec::encode_to::<C, _>(message, queueing, |size| self.check_size(size)))
     }
 
     /// Refuses a frame larger than the outgoing limit.
