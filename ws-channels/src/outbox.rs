@@ -12,7 +12,7 @@ use std::convert::Infallible;
 use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 
 use futures_util::future::poll_fn;
 use futures_util::task::AtomicWaker;
@@ -493,11 +493,25 @@ impl OutboxReceiver {
     }
 
     /// Ready when a close was requested or messages were dropped since it was last ready.
-    pub(crate) fn poll_attention(&self, cx: &mut Context<'_>) -> Poll<()> {
+    ///
+    /// The one task that waits keeps `registered`, the waker it last left here: the reader
+    /// looks at every turn of its loop (for every frame), and registering costs two atomic
+    /// read-modify-writes, so it registers only after a wake (which takes the waker) or with
+    /// another waker. Sound because every wake sets the flag before it takes the waker: while
+    /// the flag is unset, the waker left here is still here.
+    pub(crate) fn poll_attention(&self, cx: &mut Context<'_>, registered: &mut Option<Waker>) -> Poll<()> {
         // Registered before the flag is read: a call after the read still wakes the reader.
-        self.shared.attention.register(cx.waker());
-        match self.shared.attention_due.swap(false, Ordering::AcqRel) {
-            true => Poll::Ready(()),
+        if !registered.as_ref().is_some_and(|waker| waker.will_wake(cx.waker())) {
+            self.shared.attention.register(cx.waker());
+            *registered = Some(cx.waker().clone());
+        }
+        let due = &self.shared.attention_due;
+        match due.load(Ordering::Relaxed) && due.swap(false, Ordering::AcqRel) {
+            true => {
+                // The wake that set the flag takes (or took) the waker.
+                *registered = None;
+                Poll::Ready(())
+            }
             false => Poll::Pending,
         }
     }
@@ -635,21 +649,57 @@ mod tests {
         assert_eq!(rx.queued(), 1);
     }
 
+    /// Counts its wakes.
+    struct Wakes(std::sync::atomic::AtomicUsize);
+
+    impl std::task::Wake for Wakes {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
     #[test]
     fn attention_is_kept_until_the_reader_looks_and_then_cleared() {
         let (tx, rx) = new(1, LagPolicy::DropNew);
-        let mut cx = Context::from_waker(std::task::Waker::noop());
-        assert!(rx.poll_attention(&mut cx).is_pending());
+        let wakes = Arc::new(Wakes(Default::default()));
+        let waker = Waker::from(wakes.clone());
+        let mut cx = Context::from_waker(&waker);
+        let mut registered = None;
+        let woken = || wakes.0.load(Ordering::Relaxed);
+        assert!(rx.poll_attention(&mut cx, &mut registered).is_pending());
         tx.push(WsMessage::text("a"));
         assert!(
-            rx.poll_attention(&mut cx).is_pending(),
+            rx.poll_attention(&mut cx, &mut registered).is_pending(),
             "a queued message is the writer's business"
         );
+        assert_eq!(woken(), 0);
         tx.push(WsMessage::text("b"));
-        assert!(rx.poll_attention(&mut cx).is_ready(), "a dropped one calls the reader");
-        assert!(rx.poll_attention(&mut cx).is_pending(), "once");
+        assert_eq!(
+            woken(),
+            1,
+            "a dropped one wakes the reader, registered once for both looks"
+        );
+        assert!(rx.poll_attention(&mut cx, &mut registered).is_ready(), "and calls it");
+        assert!(rx.poll_attention(&mut cx, &mut registered).is_pending(), "once");
         tx.request_close(CloseCode::Normal, "");
-        assert!(rx.poll_attention(&mut cx).is_ready(), "and so does a close");
+        assert_eq!(woken(), 2, "the waker taken by the first wake was registered again");
+        assert!(
+            rx.poll_attention(&mut cx, &mut registered).is_ready(),
+            "and so does a close"
+        );
+
+        // Another task's waker is registered in its place.
+        let (tx, rx) = new(1, LagPolicy::DropNew);
+        let mut registered = None;
+        assert!(rx.poll_attention(&mut cx, &mut registered).is_pending());
+        let other = Arc::new(Wakes(Default::default()));
+        let other_waker = Waker::from(other.clone());
+        assert!(
+            rx.poll_attention(&mut Context::from_waker(&other_waker), &mut registered)
+                .is_pending()
+        );
+        tx.request_close(CloseCode::Normal, "");
+        assert_eq!((woken(), other.0.load(Ordering::Relaxed)), (2, 1));
     }
 
     #[tokio::test]

@@ -79,8 +79,15 @@ pub struct Lagged {
 /// # Ok(()) }
 /// ```
 pub struct Conn<C: Channel, S = (), D = ()> {
+    /// One shared pointer, so a handle costs one reference count to clone and drop: every
+    /// message's handler gets a clone.
+    handle: Arc<Handle<C, S, D>>,
+}
+
+/// What a [`Conn`] points to: the connection, and the data `on_connect` attached to it.
+struct Handle<C: Channel, S, D> {
     inner: Arc<ConnInner<C, S>>,
-    data: Arc<D>,
+    data: D,
 }
 
 /// Everything about a connection but its data, so callbacks written before `on_connect` can
@@ -99,8 +106,7 @@ pub(crate) struct ConnInner<C: Channel, S> {
 impl<C: Channel, S, D> Clone for Conn<C, S, D> {
     fn clone(&self) -> Self {
         Self {
-            inner: self.inner.clone(),
-            data: self.data.clone(),
+            handle: self.handle.clone(),
         }
     }
 }
@@ -108,54 +114,62 @@ impl<C: Channel, S, D> Clone for Conn<C, S, D> {
 impl<C: Channel, S, D> Conn<C, S, D> {
     pub(crate) fn new(inner: ConnInner<C, S>, data: D) -> Self {
         Self {
-            inner: Arc::new(inner),
-            data: Arc::new(data),
+            handle: Arc::new(Handle {
+                inner: Arc::new(inner),
+                data,
+            }),
         }
     }
 
     /// The same connection, seen by a callback that does not know its data.
     pub(crate) fn without_data(&self) -> Conn<C, S> {
         Conn {
-            inner: self.inner.clone(),
-            data: Arc::new(()),
+            handle: Arc::new(Handle {
+                inner: self.handle.inner.clone(),
+                data: (),
+            }),
         }
+    }
+
+    fn inner(&self) -> &ConnInner<C, S> {
+        &self.handle.inner
     }
 }
 
 impl<C: Channel, S, D> Conn<C, S, D> {
     /// The connection's id.
     pub fn id(&self) -> ConnId {
-        self.inner.id
+        self.inner().id
     }
 
     /// The typed path parameters it connected with.
     pub fn params(&self) -> &C::Params {
-        &self.inner.params
+        &self.inner().params
     }
 
     /// The concrete address it connected to (`chat/lobby`), percent-encoded.
     pub fn address(&self) -> &str {
-        &self.inner.address
+        &self.inner().address
     }
 
     /// The data `on_connect` returned.
     pub fn data(&self) -> &D {
-        &self.data
+        &self.handle.data
     }
 
     /// The server's shared state.
     pub fn state(&self) -> &S {
-        &self.inner.state
+        &self.inner().state
     }
 
     /// The peer's socket address, when the transport has one.
     pub fn remote_addr(&self) -> Option<SocketAddr> {
-        self.inner.remote_addr
+        self.inner().remote_addr
     }
 
     /// The server's hub, to publish anywhere.
     pub fn hub(&self) -> &Hub {
-        &self.inner.hub
+        &self.inner().hub
     }
 
     /// Sends a server message to this connection.
@@ -169,7 +183,7 @@ impl<C: Channel, S, D> Conn<C, S, D> {
     /// policy lets it in: on a full queue a `DropNew` channel drops it unserialized (`Ok`),
     /// and a `Disconnect` channel closes the connection (`Err(Closed)`) whatever the message.
     pub async fn send(&self, message: &C::ServerMessage) -> Result<(), Error> {
-        sent(self.inner.hub.send_to_outbox::<C>(&self.inner.outbox, message)?)
+        sent(self.inner().hub.send_to_outbox::<C>(&self.inner().outbox, message)?)
     }
 
     /// Sends side-band bytes to this connection as one binary frame (an image, a file chunk),
@@ -178,18 +192,18 @@ impl<C: Channel, S, D> Conn<C, S, D> {
     /// the channel's lag policy like any message. On a MessagePack or raw channel, typed
     /// messages are binary frames too: the client tells them apart only by content.
     pub async fn send_binary(&self, bytes: impl Into<Bytes>) -> Result<(), Error> {
-        self.queue(self.inner.hub.check_outgoing(WsMessage::Binary(bytes.into()))?)
+        self.queue(self.inner().hub.check_outgoing(WsMessage::Binary(bytes.into()))?)
     }
 
     /// Queues a checked frame under the lag policy.
     fn queue(&self, frame: WsMessage) -> Result<(), Error> {
-        sent(self.inner.outbox.push(frame))
+        sent(self.inner().outbox.push(frame))
     }
 
     /// Queues one of the runtime's error replies if there is room (see `OutboxSender::offer`);
     /// `Ok(false)` when it was dropped.
     pub(crate) fn offer_reply(&self, message: &C::ServerMessage) -> Result<bool, Error> {
-        Ok(self.inner.outbox.offer(self.inner.hub.encode::<C>(message)?))
+        Ok(self.inner().outbox.offer(self.inner().hub.encode::<C>(message)?))
     }
 
     /// Sends a message to everyone on this connection's address, this connection included,
@@ -197,39 +211,39 @@ impl<C: Channel, S, D> Conn<C, S, D> {
     /// this node queued it and whether the engine took it for the others. Only an encoding
     /// failure is an `Err`, so `?` here never closes the sender because the engine is away.
     pub async fn broadcast(&self, message: &C::ServerMessage) -> Result<Published, Error> {
-        self.inner.hub.publish_to::<C>(&self.inner.address, message, None)
+        self.inner().hub.publish_to::<C>(&self.inner().address, message, None)
     }
 
     /// Sends a message to everyone on this connection's address except this connection, on
     /// every node.
     pub async fn broadcast_others(&self, message: &C::ServerMessage) -> Result<Published, Error> {
-        self.inner
+        self.inner()
             .hub
-            .publish_to::<C>(&self.inner.address, message, Some(self.id()))
+            .publish_to::<C>(&self.inner().address, message, Some(self.id()))
     }
 
     /// Subscribes this connection to another topic of its channel (another room, a named
     /// topic); `false` if it already was. Subscriptions end with the connection.
     pub fn join(&self, topic: impl IntoTopic<C>) -> bool {
-        topic.with_name(|name| self.inner.hub.join(self.id(), name))
+        topic.with_name(|name| self.inner().hub.join(self.id(), name))
     }
 
     /// Unsubscribes this connection from a topic; `false` if it was not subscribed. A
     /// connection can leave even its own address.
     pub fn leave(&self, topic: impl IntoTopic<C>) -> bool {
-        topic.with_name(|name| self.inner.hub.leave(self.id(), name))
+        topic.with_name(|name| self.inner().hub.leave(self.id(), name))
     }
 
     /// Closes the connection with a code and reason (truncated to the 123 bytes a close frame
     /// holds). Messages already queued are delivered first; later sends fail. Only the first
     /// close counts.
     pub fn close(&self, code: CloseCode, reason: &str) {
-        self.inner.outbox.request_close(code, reason);
+        self.inner().outbox.request_close(code, reason);
     }
 
     /// Whether the connection is closing (a handler's `close`, an error, a limit, a shutdown).
     pub fn is_closing(&self) -> bool {
-        self.inner.outbox.is_closing()
+        self.inner().outbox.is_closing()
     }
 }
 
@@ -238,9 +252,9 @@ impl<C: Channel, S, D: fmt::Debug> fmt::Debug for Conn<C, S, D> {
         f.debug_struct("Conn")
             .field("id", &self.id())
             .field("channel", &C::NAME)
-            .field("address", &self.inner.address)
-            .field("data", &self.data)
-            .field("remote_addr", &self.inner.remote_addr)
+            .field("address", &self.inner().address)
+            .field("data", &self.handle.data)
+            .field("remote_addr", &self.inner().remote_addr)
             .finish_non_exhaustive()
     }
 }

@@ -6,7 +6,7 @@ use crate::metrics::{Count, Stopwatch};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::task::Poll;
+use std::task::{Poll, Waker};
 
 use futures_util::StreamExt;
 use futures_util::future::poll_fn;
@@ -109,6 +109,8 @@ where
             // Made when first needed: a connection with no clock running holds none.
             let mut timer: Option<Pin<Box<Sleep>>> = None;
             let mut armed: Option<Instant> = None;
+            // The waker the outbox holds to call this loop's attention (see `poll_attention`).
+            let mut attention_waker: Option<Waker> = None;
 
             // The handler running now, if any: polled as a branch of the loop below, so the
             // connection's timers, signals and close deadline keep running while it awaits.
@@ -158,7 +160,7 @@ where
                     }
                     // A close was requested (by a handler, the hub, a server shutdown) or messages
                     // were dropped: the loop's head and `report_lag` look at which.
-                    () = poll_fn(|cx| self.outbox.poll_attention(cx)) => {
+                    () = poll_fn(|cx| self.outbox.poll_attention(cx, &mut attention_waker)) => {
                         self.report_lag();
                         continue;
                     }
