@@ -163,7 +163,7 @@ pub(crate) fn outbox(
         capacity,
         policy,
         ready: AtomicWaker::new(),
-        attention: AtomicWaker::new(),
+        attention: Mutex::new(None),
         attention_due: AtomicBool::new(false),
         lagged: AtomicU64::new(0),
         channel,
@@ -186,9 +186,11 @@ struct Shared {
     /// registered under the state's lock when it found nothing to write, so a waker slot is
     /// enough (no list of waiters, no second lock).
     ready: AtomicWaker,
-    /// Wakes the reader (the one task that waits on it): a close was requested, or messages
-    /// were dropped.
-    attention: AtomicWaker,
+    /// The reader's waker (the one task that waits on it), woken when a close was requested or
+    /// messages were dropped. A wake leaves it here, unlike an `AtomicWaker`'s: the reader
+    /// registers only when its waker changes, and a wake that took the waker after the reader
+    /// looked could otherwise leave the slot empty while the reader thinks it registered.
+    attention: Mutex<Option<Waker>>,
     /// Set with every wake of `attention`, taken by the reader: a wake it was not waiting
     /// for is not lost.
     attention_due: AtomicBool,
@@ -299,8 +301,14 @@ impl Shared {
     }
 
     fn call_attention(&self) {
-        self.attention_due.store(true, Ordering::Release);
-        self.attention.wake();
+        // Only the call that sets the flag wakes: until the reader takes it, it will look.
+        if self.attention_due.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let waker = self.attention.lock().unwrap_or_else(PoisonError::into_inner).clone();
+        if let Some(waker) = waker {
+            waker.wake();
+        }
     }
 
     fn report_lag(&self) {
@@ -502,16 +510,13 @@ impl OutboxReceiver {
     pub(crate) fn poll_attention(&self, cx: &mut Context<'_>, registered: &mut Option<Waker>) -> Poll<()> {
         // Registered before the flag is read: a call after the read still wakes the reader.
         if !registered.as_ref().is_some_and(|waker| waker.will_wake(cx.waker())) {
-            self.shared.attention.register(cx.waker());
-            *registered = Some(cx.waker().clone());
+            let waker = cx.waker().clone();
+            *self.shared.attention.lock().unwrap_or_else(PoisonError::into_inner) = Some(waker.clone());
+            *registered = Some(waker);
         }
         let due = &self.shared.attention_due;
         match due.load(Ordering::Relaxed) && due.swap(false, Ordering::AcqRel) {
-            true => {
-                // The wake that set the flag takes (or took) the waker.
-                *registered = None;
-                Poll::Ready(())
-            }
+            true => Poll::Ready(()),
             false => Poll::Pending,
         }
     }
@@ -700,6 +705,34 @@ mod tests {
         );
         tx.request_close(CloseCode::Normal, "");
         assert_eq!((woken(), other.0.load(Ordering::Relaxed)), (2, 1));
+    }
+
+    /// Another thread's `call_attention` preempted between its store and its wake.
+    #[test]
+    fn a_wake_that_took_the_waker_late_does_not_lose_the_next_one() {
+        let (tx, rx) = new(1, LagPolicy::DropNew);
+        let wakes = Arc::new(Wakes(Default::default()));
+        let waker = Waker::from(wakes.clone());
+        let mut cx = Context::from_waker(&waker);
+        let mut registered = None;
+        let woken = || wakes.0.load(Ordering::Relaxed);
+        assert!(rx.poll_attention(&mut cx, &mut registered).is_pending());
+        // Thread A, first half of call_attention.
+        tx.shared.attention_due.store(true, Ordering::Release);
+        // The reader is polled for a frame meanwhile: it takes the flag, then registers again.
+        assert!(rx.poll_attention(&mut cx, &mut registered).is_ready());
+        assert!(rx.poll_attention(&mut cx, &mut registered).is_pending());
+        // Thread A, second half: its wake comes late (an `AtomicWaker` would take the waker the
+        // reader just registered).
+        if let Some(late) = tx.shared.attention.lock().unwrap().clone() {
+            late.wake();
+        }
+        assert_eq!(woken(), 1);
+        // The reader is polled for that (spurious) wake: nothing due, it does not register.
+        assert!(rx.poll_attention(&mut cx, &mut registered).is_pending());
+        // Thread B asks for a close: the reader must be woken.
+        tx.request_close(CloseCode::Normal, "");
+        assert_eq!(woken(), 2, "the close's wake was lost");
     }
 
     #[tokio::test]
