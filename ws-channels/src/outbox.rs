@@ -503,10 +503,9 @@ impl OutboxReceiver {
     /// Ready when a close was requested or messages were dropped since it was last ready.
     ///
     /// The one task that waits keeps `registered`, the waker it last left here: the reader
-    /// looks at every turn of its loop (for every frame), and registering costs two atomic
-    /// read-modify-writes, so it registers only after a wake (which takes the waker) or with
-    /// another waker. Sound because every wake sets the flag before it takes the waker: while
-    /// the flag is unset, the waker left here is still here.
+    /// looks at every turn of its loop (for every frame), so it takes the lock to register
+    /// only with another waker. Sound because a wake leaves the waker in its slot: the waker
+    /// left here stays here until the reader replaces it.
     pub(crate) fn poll_attention(&self, cx: &mut Context<'_>, registered: &mut Option<Waker>) -> Poll<()> {
         // Registered before the flag is read: a call after the read still wakes the reader.
         if !registered.as_ref().is_some_and(|waker| waker.will_wake(cx.waker())) {
