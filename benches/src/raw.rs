@@ -36,8 +36,9 @@ pub struct RawClient {
     pos: usize,
     /// Frames queued by [`send`](Self::send), written by [`flush`](Self::flush).
     out: Vec<u8>,
-    /// The next masking key's source (xorshift): keys vary from frame to frame, as a client's
-    /// must, without a random-number generator's cost.
+    /// The next masking key's source: xorshift, so keys vary from frame to frame, though
+    /// not unpredictably as RFC 6455 §5.3 asks of a browser (which no server can check), and
+    /// without a random-number generator's cost.
     mask: u64,
 }
 
@@ -183,7 +184,10 @@ impl RawClient {
         // written right before it and the gap closed: one copy of the payload at most.
         let at = self.out.len();
         self.out.resize(at + 14, 0);
-        write(&mut self.out)?;
+        if let Err(error) = write(&mut self.out) {
+            self.out.truncate(at);
+            return Err(error);
+        }
         let len = self.out.len() - at - 14;
         // xorshift64: a new key per frame.
         self.mask ^= self.mask << 13;
@@ -342,6 +346,12 @@ mod tests {
         let mut server = WebSocketStream::from_raw_socket(server, Role::Server, None).await;
         // One frame of each length class, text and binary, written with one flush.
         let payloads = ["a".repeat(5), "b".repeat(300), "c".repeat(70_000)];
+        // A payload that failed to encode leaves nothing behind.
+        let failed = client.send(false, |out| {
+            out.extend_from_slice(b"half");
+            Err("failed".into())
+        });
+        assert!(failed.is_err());
         for (i, payload) in payloads.iter().enumerate() {
             let binary = i == 1;
             client
@@ -367,5 +377,20 @@ mod tests {
                 Message::text(payloads[2].clone()),
             ]
         );
+
+        // Two replies in one write: the second is taken from the buffer, without a read.
+        use futures_util::SinkExt;
+        server.feed(Message::text("one")).await.expect("queues");
+        server.feed(Message::binary(vec![2])).await.expect("queues");
+        server.flush().await.expect("writes");
+        assert_eq!(client.next_data().await.expect("a frame"), Data::Text("one"));
+        assert_eq!(client.buffered_data().expect("parses"), Some(Data::Binary(&[2])));
+        assert_eq!(client.buffered_data().expect("parses"), None, "nothing more was read");
+
+        client.close().await.expect("closes");
+        match server.next().await.expect("a frame").expect("a valid frame") {
+            Message::Close(Some(frame)) => assert_eq!(u16::from(frame.code), 1000),
+            other => panic!("expected a close frame, got {other:?}"),
+        }
     }
 }

@@ -120,9 +120,11 @@ pub enum Format {
 impl Format {
     /// Message `seq` from client `from`, stamped now, as a frame of this format.
     pub fn chat(self, from: u32, seq: u64) -> Result<Message> {
-        Ok(match self {
-            Self::Json => Message::text(chat_json(from, seq)),
-            Self::MsgPack => Message::binary(chat_msgpack(from, seq)?),
+        let mut payload = Vec::new();
+        self.write_chat(from, seq, &mut payload)?;
+        Ok(match self.binary() {
+            true => Message::binary(payload),
+            false => Message::text(String::from_utf8(payload)?),
         })
     }
 
@@ -155,12 +157,13 @@ impl Format {
     /// The checked fields of a frame of this format; `None` for pings and pongs. A frame of
     /// the other kind is an error: a server answers in the format it was sent.
     pub fn header(self, frame: &Message) -> Result<Option<Header>> {
-        match (self, frame) {
-            (Self::Json, Message::Text(text)) => Ok(Some(Header::parse(text)?)),
-            (Self::MsgPack, Message::Binary(bytes)) => Ok(Some(rmp_serde::from_slice(bytes)?)),
-            (_, Message::Ping(_) | Message::Pong(_)) => Ok(None),
-            (_, other) => Err(format!("unexpected frame {other:?} ({self:?} expected)").into()),
-        }
+        let data = match frame {
+            Message::Text(text) => Data::Text(text.as_str()),
+            Message::Binary(bytes) => Data::Binary(bytes),
+            Message::Ping(_) | Message::Pong(_) => return Ok(None),
+            other => return Err(format!("unexpected frame {other:?} ({self:?} expected)").into()),
+        };
+        self.header_of(data).map(Some)
     }
 }
 

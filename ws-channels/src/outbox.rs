@@ -137,8 +137,9 @@ impl Queueing<'_> {
     }
 
     /// Queues a data frame of `kind` whose payload is what was appended to the bytes since
-    /// their length was `at`. The frame is made in its slot of the queue: nothing returns it
-    /// through the encoder's closure, so it is not copied from place to place on the way.
+    /// their length was `at`. Made here rather than returned through the encoder's closure,
+    /// so the optimiser can build it in its slot of the queue (returned, it was copied through
+    /// four stack slots, each copy stalling on store forwarding).
     pub(crate) fn encoded(&mut self, at: usize, kind: FrameKind) {
         let len = self.state.bytes.len() - at;
         self.state.queue.push_back(Frame::Encoded { at, len, kind });
@@ -342,9 +343,14 @@ impl OutboxSender {
             let at = state.bytes.len();
             let queued = state.queue.len();
             let encoded = encode(&mut Queueing { state });
-            if encoded.is_err() {
-                state.bytes.truncate(at);
-                state.queue.truncate(queued);
+            match encoded {
+                Ok(()) => debug_assert_eq!(state.queue.len(), queued + 1, "a push queues one frame"),
+                Err(_) => {
+                    // Back to the length it had, even from a codec that wrongly cut it short:
+                    // the earlier frames' payloads must stay in bounds.
+                    state.bytes.resize(at, 0);
+                    state.queue.truncate(queued);
+                }
             }
             encoded
         })
@@ -791,6 +797,35 @@ mod tests {
         let full = tx.push_encoded(|_| -> Result<(), Infallible> { unreachable!("not encoded") });
         assert_eq!(full.unwrap(), Pushed::DroppedNew);
         assert_eq!(batch(&rx).await, ["a", "b"], "the failed bytes are gone");
+    }
+
+    #[tokio::test]
+    async fn a_failed_encode_undoes_what_it_queued_and_drops_nothing_under_drop_oldest() {
+        let (tx, rx) = new(2, LagPolicy::DropOldest);
+        send(&tx, "a");
+        send(&tx, "b");
+        // Queued, then failed (a size check after the encode, say).
+        let failed = tx.push_encoded(|queueing| {
+            let at = queueing.bytes().len();
+            queueing.bytes().extend_from_slice(b"too big");
+            queueing.encoded(at, FrameKind::Text);
+            Err("too big")
+        });
+        assert_eq!(failed.unwrap_err(), "too big");
+        // A codec that wrongly cut the bytes short: earlier payloads keep their length.
+        let cut = tx.push_encoded(|queueing| {
+            queueing.bytes().truncate(1);
+            Err("changed bytes it did not append")
+        });
+        assert!(cut.is_err());
+        assert_eq!(rx.take_lagged(), 0, "nothing was dropped");
+        assert_eq!(
+            batch(&rx).await.len(),
+            2,
+            "the oldest stays, and the batch is in bounds"
+        );
+        send(&tx, "c");
+        assert_eq!(batch(&rx).await, ["c"]);
     }
 
     #[tokio::test]

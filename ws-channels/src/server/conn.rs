@@ -79,8 +79,8 @@ pub struct Lagged {
 /// # Ok(()) }
 /// ```
 pub struct Conn<C: Channel, S = (), D = ()> {
-    /// One shared pointer, so a handle costs one reference count to clone and drop: every
-    /// message's handler gets a clone.
+    /// One shared pointer, so a handle costs one reference count to clone and drop: the
+    /// message handler gets a clone for every message.
     handle: Arc<Handle<C, S, D>>,
 }
 
