@@ -14,11 +14,9 @@ use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio::time::Instant;
-use tokio_tungstenite::WebSocketStream;
-use tokio_tungstenite::tungstenite::protocol::Role;
 
 use super::accept::Shared;
-use super::framing::Tap;
+use super::socket::Socket;
 use super::task::BoxedTransport;
 use super::{Reject, Server};
 
@@ -98,8 +96,7 @@ async fn upgrade<S: Send + Sync + 'static>(State(shared): State<Arc<Shared<S>>>,
                 return;
             }
         };
-        let socket =
-            WebSocketStream::from_raw_socket(Tap::new(TokioIo::new(upgraded)), Role::Server, Some(config)).await;
+        let socket = Socket::server(TokioIo::new(upgraded), Vec::new(), config);
         (accepted.session)(BoxedTransport::new(socket));
     });
     into_axum(accepted.response)

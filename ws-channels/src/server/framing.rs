@@ -20,11 +20,10 @@ use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
-use futures_util::SinkExt;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message as WsMessage};
 
+use super::socket::Socket;
 use crate::codec::FrameKind;
 use crate::outbox::{Batch, Frame};
 
@@ -52,7 +51,7 @@ impl<IO> Tap<IO> {
     }
 
     /// Appends one unmasked data frame (final, no extension bits) carrying `payload`.
-    fn push_data_frame(&mut self, opcode: u8, payload: &[u8]) {
+    pub(super) fn push_data_frame(&mut self, opcode: u8, payload: &[u8]) {
         const FIN: u8 = 0x80;
         let len = payload.len();
         self.out.reserve(10 + len);
@@ -120,7 +119,7 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for Tap<IO> {
 /// tungstenite and are flushed at once; every flush is tungstenite's, so its wakers see every
 /// wait for the socket.
 pub(crate) fn poll_write_frames<IO>(
-    socket: &mut WebSocketStream<Tap<IO>>,
+    socket: &mut Socket<IO>,
     batch: &mut Batch,
     cx: &mut Context<'_>,
 ) -> Poll<Result<(), WsError>>
@@ -129,7 +128,7 @@ where
 {
     const TEXT: u8 = 0x1;
     const BINARY: u8 = 0x2;
-    let limit = socket.get_config().write_buffer_size.max(1);
+    let limit = socket.config().write_buffer_size.max(1);
     // What tungstenite holds (a pong it queued, a control frame a `Pending` left) goes first.
     ready!(poll_flush(socket, cx))?;
     while let Some(frame) = batch.frames.front() {
@@ -144,33 +143,31 @@ where
                 (opcode, batch.payload(*at, *len))
             }
             Frame::Message(_) => {
-                ready!(socket.poll_ready_unpin(cx))?;
                 if let Some(Frame::Message(frame)) = batch.frames.pop_front() {
-                    socket.start_send_unpin(frame)?;
+                    socket.send(frame)?;
                 }
                 ready!(poll_flush(socket, cx))?;
                 continue;
             }
         };
-        if socket.get_ref().out.len() >= limit {
+        if socket.tap().out.len() >= limit {
             ready!(poll_flush(socket, cx))?;
         }
-        socket.get_mut().push_data_frame(opcode, payload);
+        socket.tap_mut().push_data_frame(opcode, payload);
         batch.frames.pop_front();
     }
     poll_flush(socket, cx)
 }
 
 /// tungstenite's flush, which drains the [`Tap`] too. Once tungstenite has answered the peer's
-/// close it refuses to flush, and tokio-tungstenite reports that as a completed flush: what the
-/// tap still holds then will never be written, which is an error here, so the frames are not
-/// counted as sent.
-fn poll_flush<IO>(socket: &mut WebSocketStream<Tap<IO>>, cx: &mut Context<'_>) -> Poll<Result<(), WsError>>
+/// close it refuses to flush, and that completes the flush: what the tap still holds then will
+/// never be written, which is an error here, so the frames are not counted as sent.
+fn poll_flush<IO>(socket: &mut Socket<IO>, cx: &mut Context<'_>) -> Poll<Result<(), WsError>>
 where
     IO: AsyncRead + AsyncWrite + Unpin,
 {
-    ready!(socket.poll_flush_unpin(cx))?;
-    match socket.get_ref().out.is_empty() {
+    ready!(socket.poll_flush(cx))?;
+    match socket.tap().out.is_empty() {
         true => Poll::Ready(Ok(())),
         false => Poll::Ready(Err(WsError::AlreadyClosed)),
     }
@@ -207,8 +204,8 @@ mod tests {
     async fn a_client_reads_every_frame_the_writer_appends_in_order() {
         let (server, client) = tokio::io::duplex(4 * 1024);
         let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default().write_buffer_size(1024);
-        let mut server = WebSocketStream::from_raw_socket(Tap::new(server), Role::Server, Some(config)).await;
-        let mut client = WebSocketStream::from_raw_socket(client, Role::Client, None).await;
+        let mut server = Socket::server(server, Vec::new(), config);
+        let mut client = tokio_tungstenite::WebSocketStream::from_raw_socket(client, Role::Client, None).await;
         let sent = vec![
             WsMessage::text(""),
             WsMessage::text("é".repeat(62)),
@@ -238,6 +235,6 @@ mod tests {
         let (written, got) = tokio::join!(write, read);
         written.expect("written");
         assert_eq!(got, sent);
-        assert!(server.get_ref().out.capacity() <= RETAIN, "a large buffer is let go");
+        assert!(server.tap().out.capacity() <= RETAIN, "a large buffer is let go");
     }
 }

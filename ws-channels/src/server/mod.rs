@@ -20,6 +20,7 @@ mod reader;
 mod response;
 mod router;
 mod running;
+mod socket;
 mod task;
 mod testing;
 
@@ -31,8 +32,6 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream, ToSocketAddrs};
 use tokio::time::Instant;
-use tokio_tungstenite::WebSocketStream;
-use tokio_tungstenite::tungstenite::protocol::Role;
 
 #[cfg(feature = "axum")]
 pub use axum::{ServeApp, serve_app};
@@ -47,10 +46,10 @@ pub use testing::{TestClient, TestRequest, TestServer, TestSocket};
 
 use self::accept::{Route, Shared};
 use self::config::{Config, Origins};
-use self::framing::Tap;
 use self::lifecycle::Lifecycle;
 use self::limits::{ConnectionLimits, Pending, PendingHandshakes};
 use self::router::Router;
+use self::socket::Socket;
 use self::task::BoxedTransport;
 use crate::channel::{Channel, Params};
 use crate::error::Error;
@@ -632,7 +631,7 @@ async fn handshake<S, IO>(
     mut tcp: IO,
     remote_addr: SocketAddr,
     deadline: Instant,
-) -> Option<(accept::Session, WebSocketStream<Tap<IO>>)>
+) -> Option<(accept::Session, Socket<IO>)>
 where
     S: Send + Sync + 'static,
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -655,12 +654,6 @@ where
         }
     };
     http1::write_response(&mut tcp, &accepted.response).await.ok()?;
-    let socket = WebSocketStream::from_partially_read(
-        Tap::new(tcp),
-        head.leftover,
-        Role::Server,
-        Some(shared.config.websocket),
-    )
-    .await;
+    let socket = Socket::server(tcp, head.leftover, shared.config.websocket);
     Some((accepted.session, socket))
 }

@@ -19,7 +19,6 @@ use futures_util::future::poll_fn;
 use futures_util::task::AtomicWaker;
 use futures_util::{Stream, StreamExt};
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::error::ProtocolError;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message as WsMessage};
@@ -38,17 +37,18 @@ use crate::metrics::{Count, Counters};
 use crate::outbox::{Batch, OutboxReceiver, outbox};
 use crate::transport::MessageStream;
 
-use super::framing::{self, Tap};
+use super::framing;
+use super::socket::Socket;
 
 /// A connection's transport, boxed so one type-erased session serves every front end (TCP,
-/// TLS, an axum upgrade, an in-memory pipe): a tokio-tungstenite socket over a [`Tap`], whose
-/// writer appends data frames itself (see `framing`).
+/// TLS, an axum upgrade, an in-memory pipe): a [`Socket`], whose writer appends data frames
+/// itself (see `framing`).
 pub(crate) trait Transport: MessageStream + Send + 'static {
     /// Writes `frames` in order and flushes (see [`framing::poll_write_frames`]).
     fn poll_write_frames(&mut self, batch: &mut Batch, cx: &mut Context<'_>) -> Poll<Result<(), WsError>>;
 }
 
-impl<IO: AsyncRead + AsyncWrite + Unpin + Send + 'static> Transport for WebSocketStream<Tap<IO>> {
+impl<IO: AsyncRead + AsyncWrite + Unpin + Send + 'static> Transport for Socket<IO> {
     fn poll_write_frames(&mut self, batch: &mut Batch, cx: &mut Context<'_>) -> Poll<Result<(), WsError>> {
         framing::poll_write_frames(self, batch, cx)
     }

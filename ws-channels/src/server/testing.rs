@@ -17,7 +17,7 @@ use tokio_tungstenite::tungstenite::Message as WsMessage;
 use tokio_tungstenite::tungstenite::protocol::Role;
 
 use super::accept::Shared;
-use super::framing::Tap;
+use super::socket::Socket;
 use super::task::BoxedTransport;
 use super::{Server, ServerHandle};
 use crate::channel::{Channel, Params};
@@ -202,7 +202,7 @@ impl<S: Send + Sync + 'static, C: Channel> TestRequest<'_, S, C> {
         let (client, server) = tokio::io::duplex(PIPE);
         let config = shared.config.websocket;
         shared.lifecycle.spawn(async move {
-            let socket = WebSocketStream::from_raw_socket(Tap::new(server), Role::Server, Some(config)).await;
+            let socket = Socket::server(server, Vec::new(), config);
             (accepted.session)(BoxedTransport::new(socket));
         });
         let socket = WebSocketStream::from_raw_socket(client, Role::Client, None).await;
