@@ -5,8 +5,8 @@
 //! `Frame` for each message, checks it and formats it into its output buffer, which costs about
 //! as much as everything else the server does to deliver a small message. So the connection's
 //! writer appends data frames itself to a buffer under tungstenite, in [`Tap`], the I/O object
-//! the `WebSocketStream` wraps; tungstenite still writes control frames (pings, pongs, close)
-//! and owns every flush.
+//! the connection's [`Socket`] wraps; tungstenite still writes control frames (pings, pongs,
+//! close) and owns every flush.
 //!
 //! Order on the wire is the order of the outbox: [`Tap`] writes its own bytes before any
 //! tungstenite hands it, and the writer flushes tungstenite before appending data frames after

@@ -1,6 +1,7 @@
 //! The connection task: one task per connection drives both the reader (decode, limits,
 //! liveness, dispatch) and the writer (drain the outbox in batches, one flush per batch), over
-//! a tokio-tungstenite socket whose data frames the writer frames itself (`framing`).
+//! a tungstenite socket of its own (`socket`) whose data frames the writer frames itself
+//! (`framing`).
 //!
 //! One task rather than a reader task and a writer task: a reply queued while handling a
 //! message is written by the same task as soon as reading would block, without waking a
