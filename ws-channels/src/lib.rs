@@ -123,6 +123,8 @@ mod spec;
 mod subprotocol;
 mod transport;
 mod validate;
+#[cfg(test)]
+mod wake_count;
 
 pub use channel::{Channel, ClientSends, ErrorReply, LagPolicy, Message, NoMessage, ParamValue, Params, Shape};
 pub use client::{

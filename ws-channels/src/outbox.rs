@@ -567,6 +567,7 @@ impl Drop for OutboxReceiver {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::wake_count::WakeCount;
 
     fn new(capacity: usize, policy: LagPolicy) -> (OutboxSender, OutboxReceiver) {
         outbox("T", capacity, policy, Arc::default())
@@ -659,23 +660,13 @@ mod tests {
         assert_eq!(rx.queued(), 1);
     }
 
-    /// Counts its wakes.
-    struct Wakes(std::sync::atomic::AtomicUsize);
-
-    impl std::task::Wake for Wakes {
-        fn wake(self: Arc<Self>) {
-            self.0.fetch_add(1, Ordering::Relaxed);
-        }
-    }
-
     #[test]
     fn attention_is_kept_until_the_reader_looks_and_then_cleared() {
         let (tx, rx) = new(1, LagPolicy::DropNew);
-        let wakes = Arc::new(Wakes(Default::default()));
-        let waker = Waker::from(wakes.clone());
+        let (wakes, waker) = WakeCount::new();
         let mut cx = Context::from_waker(&waker);
         let mut registered = None;
-        let woken = || wakes.0.load(Ordering::Relaxed);
+        let woken = || wakes.get();
         assert!(rx.poll_attention(&mut cx, &mut registered).is_pending());
         tx.push(WsMessage::text("a"));
         assert!(
@@ -692,7 +683,7 @@ mod tests {
         assert!(rx.poll_attention(&mut cx, &mut registered).is_ready(), "and calls it");
         assert!(rx.poll_attention(&mut cx, &mut registered).is_pending(), "once");
         tx.request_close(CloseCode::Normal, "");
-        assert_eq!(woken(), 2, "the waker taken by the first wake was registered again");
+        assert_eq!(woken(), 2, "the waker stays registered after a wake");
         assert!(
             rx.poll_attention(&mut cx, &mut registered).is_ready(),
             "and so does a close"
@@ -702,25 +693,23 @@ mod tests {
         let (tx, rx) = new(1, LagPolicy::DropNew);
         let mut registered = None;
         assert!(rx.poll_attention(&mut cx, &mut registered).is_pending());
-        let other = Arc::new(Wakes(Default::default()));
-        let other_waker = Waker::from(other.clone());
+        let (other, other_waker) = WakeCount::new();
         assert!(
             rx.poll_attention(&mut Context::from_waker(&other_waker), &mut registered)
                 .is_pending()
         );
         tx.request_close(CloseCode::Normal, "");
-        assert_eq!((woken(), other.0.load(Ordering::Relaxed)), (2, 1));
+        assert_eq!((woken(), other.get()), (2, 1));
     }
 
     /// Another thread's `call_attention` preempted between its store and its wake.
     #[test]
     fn a_wake_that_took_the_waker_late_does_not_lose_the_next_one() {
         let (tx, rx) = new(1, LagPolicy::DropNew);
-        let wakes = Arc::new(Wakes(Default::default()));
-        let waker = Waker::from(wakes.clone());
+        let (wakes, waker) = WakeCount::new();
         let mut cx = Context::from_waker(&waker);
         let mut registered = None;
-        let woken = || wakes.0.load(Ordering::Relaxed);
+        let woken = || wakes.get();
         assert!(rx.poll_attention(&mut cx, &mut registered).is_pending());
         // Thread A, first half of call_attention.
         tx.shared.attention_due.store(true, Ordering::Release);

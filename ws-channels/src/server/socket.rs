@@ -176,24 +176,12 @@ impl<IO: AsyncWrite + Unpin> Write for Io<IO> {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    use std::task::Wake;
-
     use futures_util::{SinkExt, StreamExt};
     use tokio::io::AsyncWriteExt;
     use tokio_tungstenite::WebSocketStream;
 
     use super::*;
-
-    /// Counts its wakes.
-    struct Wakes(AtomicUsize);
-
-    impl Wake for Wakes {
-        fn wake(self: Arc<Self>) {
-            self.0.fetch_add(1, Ordering::Relaxed);
-        }
-    }
+    use crate::wake_count::WakeCount;
 
     fn pair(capacity: usize) -> (Socket<tokio::io::DuplexStream>, tokio::io::DuplexStream) {
         let (server, client) = tokio::io::duplex(capacity);
@@ -245,11 +233,7 @@ mod tests {
     #[tokio::test]
     async fn each_side_is_woken_by_its_own_waker_and_a_waker_is_kept_until_another_comes() {
         let (mut socket, mut client) = pair(64);
-        let (reader, writer) = (
-            Arc::new(Wakes(AtomicUsize::new(0))),
-            Arc::new(Wakes(AtomicUsize::new(0))),
-        );
-        let (read_waker, write_waker) = (Waker::from(reader.clone()), Waker::from(writer.clone()));
+        let ((reader, read_waker), (writer, write_waker)) = (WakeCount::new(), WakeCount::new());
         assert!(
             socket
                 .poll_next_unpin(&mut Context::from_waker(&read_waker))
@@ -259,15 +243,12 @@ mod tests {
         socket.tap_mut().push_data_frame(0x2, &[0; 100]);
         assert!(socket.poll_flush(&mut Context::from_waker(&write_waker)).is_pending());
         client.write_all(&[0x81, 0x80, 0, 0, 0, 0]).await.expect("writes");
-        assert_eq!(
-            (reader.0.load(Ordering::Relaxed), writer.0.load(Ordering::Relaxed)),
-            (1, 0)
-        );
+        assert_eq!((reader.get(), writer.get()), (1, 0));
         let mut drained = vec![0; 128];
         tokio::io::AsyncReadExt::read(&mut client, &mut drained)
             .await
             .expect("reads");
-        assert_eq!(writer.0.load(Ordering::Relaxed), 1, "the writer's waker");
+        assert_eq!(writer.get(), 1, "the writer's waker");
         // Polled with the same waker again: still woken (it was kept, not dropped).
         assert!(socket.poll_next_unpin(&mut Context::from_waker(&read_waker)).is_ready());
         assert!(
@@ -276,6 +257,6 @@ mod tests {
                 .is_pending()
         );
         client.write_all(&[0x81, 0x80, 0, 0, 0, 0]).await.expect("writes");
-        assert_eq!(reader.0.load(Ordering::Relaxed), 2);
+        assert_eq!(reader.get(), 2);
     }
 }

@@ -499,29 +499,18 @@ fn write_loop<'a>(
 
 #[cfg(test)]
 mod tests {
-    use std::sync::atomic::AtomicUsize;
-
     use super::*;
-
-    /// Counts the task's wake-ups.
-    struct Task(AtomicUsize);
-
-    impl Wake for Task {
-        fn wake(self: Arc<Self>) {
-            self.0.fetch_add(1, Ordering::Relaxed);
-        }
-    }
+    use crate::wake_count::WakeCount;
 
     #[test]
     fn a_gate_lets_a_part_through_once_per_wake_and_passes_wakes_on() {
-        let task = Arc::new(Task(AtomicUsize::new(0)));
-        let waker = Waker::from(task.clone());
+        let (task, waker) = WakeCount::new();
         let cx = Context::from_waker(&waker);
         let gate = Gate::new();
         assert!(gate.open(&cx), "the first poll goes through");
         assert!(!gate.open(&cx), "not again before a wake");
         gate.context().waker().wake_by_ref();
-        assert_eq!(task.0.load(Ordering::Relaxed), 1, "the task is woken");
+        assert_eq!(task.get(), 1, "the task is woken");
         assert!(gate.open(&cx), "and the part is let through");
         assert!(!gate.open(&cx));
         // A wake before the task registered again still opens the gate.
@@ -532,15 +521,14 @@ mod tests {
 
     #[test]
     fn a_woken_stream_drains_without_the_gate_and_waits_behind_it() {
-        let task = Arc::new(Task(AtomicUsize::new(0)));
-        let waker = Waker::from(task.clone());
+        let (task, waker) = WakeCount::new();
         let mut cx = Context::from_waker(&waker);
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<u32>();
         let mut stream = WokenStream::new(futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx)));
         assert!(stream.poll_next_unpin(&mut cx).is_pending());
         tx.send(1).unwrap();
         tx.send(2).unwrap();
-        assert_eq!(task.0.load(Ordering::Relaxed), 1, "the item woke the task");
+        assert_eq!(task.get(), 1, "the item woke the task");
         assert_eq!(stream.poll_next_unpin(&mut cx), Poll::Ready(Some(1)));
         assert_eq!(
             stream.poll_next_unpin(&mut cx),
@@ -553,7 +541,7 @@ mod tests {
             "not polled again before a wake"
         );
         tx.send(3).unwrap();
-        assert_eq!(task.0.load(Ordering::Relaxed), 2);
+        assert_eq!(task.get(), 2);
         assert_eq!(stream.poll_next_unpin(&mut cx), Poll::Ready(Some(3)));
         drop(tx);
         assert_eq!(stream.poll_next_unpin(&mut cx), Poll::Ready(None));
