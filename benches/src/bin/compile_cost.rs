@@ -14,10 +14,14 @@
 //! ```text
 //! cargo run --release -p ws-channels-benches --bin compile_cost                 # 5 rounds
 //! cargo run --release -p ws-channels-benches --bin compile_cost -- --rounds 3 --out benches/RESULTS.md
+//! cargo run --release -p ws-channels-benches --bin compile_cost -- --rounds 1 --instructions
 //! ```
 //!
 //! Options: `--rounds N` (5), `--channels N` (100), `--out FILE` (write the "Compile cost"
-//! section of a results file), `--keep` (leave the generated crates), `--max-minutes M` (30).
+//! section of a results file), `--keep` (leave the generated crates), `--max-minutes M` (30),
+//! `--instructions` (also count the instructions of each crate's rustc in one more
+//! `cargo check` after a touch, under `valgrind --tool=callgrind`: the same count whatever else
+//! the machine runs, where times move by several percent; adds minutes).
 //! Runs `cargo --offline` with a copy of the workspace's lock file, so the versions are the
 //! workspace's and nothing is fetched.
 
@@ -38,6 +42,7 @@ struct Args {
     out: Option<PathBuf>,
     keep: bool,
     max_minutes: u64,
+    instructions: bool,
 }
 
 fn parse_args() -> Result<Args> {
@@ -47,6 +52,7 @@ fn parse_args() -> Result<Args> {
         out: None,
         keep: false,
         max_minutes: 30,
+        instructions: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -56,6 +62,7 @@ fn parse_args() -> Result<Args> {
             "--channels" => args.channels = value()?.parse()?,
             "--out" => args.out = Some(value()?.into()),
             "--keep" => args.keep = true,
+            "--instructions" => args.instructions = true,
             "--max-minutes" => args.max_minutes = value()?.parse()?,
             other => return Err(format!("unknown argument {other} (see the header of compile_cost.rs)").into()),
         }
@@ -147,12 +154,68 @@ fn run(args: &Args, workspace: &Path, dir: &Path) -> Result<()> {
             );
         }
     }
+    if args.instructions {
+        let [with, without] = instructions(dir, &target)?;
+        let _ = writeln!(
+            section,
+            "| `cargo check`, rustc instructions (callgrind) | {:.0} M | {:.0} M | **{:.3}×** |",
+            with as f64 / 1e6,
+            without as f64 / 1e6,
+            with as f64 / without as f64
+        );
+    }
     println!("\n{section}");
     if let Some(out) = &args.out {
         ws_channels_benches::results::write_compile(out, &section)?;
         eprintln!("written to {}", out.display());
     }
     Ok(())
+}
+
+/// The instructions rustc runs for each crate's `cargo check` after a touch, counted by
+/// callgrind: cargo runs the crate's rustc through a wrapper (`RUSTC_WORKSPACE_WRAPPER`), which
+/// runs it under valgrind only when asked, so a first, uncounted check with the same wrapper
+/// leaves the incremental state a counted rebuild starts from, as a timed one does.
+fn instructions(dir: &Path, target: &Path) -> Result<[u64; 2]> {
+    let wrapper = dir.join("callgrind-rustc.sh");
+    fs::write(
+        &wrapper,
+        "#!/bin/sh
+# cargo runs the crate's rustc through this (RUSTC_WORKSPACE_WRAPPER).
+         if [ -n \"$CALLGRIND_OUT\" ]; then
+           exec valgrind --tool=callgrind --callgrind-out-file=\"$CALLGRIND_OUT\" \"$@\"
+fi
+exec \"$@\"
+",
+    )?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(&wrapper, fs::Permissions::from_mode(0o755))?;
+    }
+    let mut counts = [0; 2];
+    for (i, name) in CRATES.into_iter().enumerate() {
+        let crate_dir = dir.join(name);
+        let out = dir.join(format!("callgrind.{name}"));
+        eprintln!("cargo check {name}: counting rustc's instructions under callgrind (minutes)");
+        for counted in [false, true] {
+            touch(&crate_dir.join("src/lib.rs"))?;
+            let mut command = cargo_command("check", &crate_dir, target);
+            command.env("RUSTC_WORKSPACE_WRAPPER", &wrapper);
+            if counted {
+                command.env("CALLGRIND_OUT", &out);
+            }
+            run_cargo(command, "check", &crate_dir)?;
+        }
+        let profile = fs::read_to_string(&out)?;
+        counts[i] = profile
+            .lines()
+            .find_map(|line| line.strip_prefix("summary:").or_else(|| line.strip_prefix("totals:")))
+            .and_then(|total| total.split_whitespace().next()?.parse().ok())
+            .ok_or_else(|| format!("no instruction total in {}", out.display()))?;
+        eprintln!("cargo check {name}: {} instructions", counts[i]);
+    }
+    Ok(counts)
 }
 
 /// Writes a crate of `channels` channel types.
@@ -230,9 +293,18 @@ struct Timing {
 /// Runs `cargo COMMAND` in `dir` and times it.
 fn cargo(command: &str, dir: &Path, target: &Path) -> Result<Timing> {
     let cpu = proc::children_cpu_time()?;
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let started = Instant::now();
-    let output = Command::new(cargo)
+    run_cargo(cargo_command(command, dir, target), command, dir)?;
+    let wall = started.elapsed();
+    let cpu = proc::children_cpu_time()? - cpu;
+    Ok(Timing { wall, cpu })
+}
+
+/// `cargo COMMAND` in `dir`, with the environment a user would have.
+fn cargo_command(command: &str, dir: &Path, target: &Path) -> Command {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut cargo = Command::new(cargo);
+    cargo
         .args([command, "--offline", "--quiet"])
         .current_dir(dir)
         .env("CARGO_TARGET_DIR", target)
@@ -241,10 +313,13 @@ fn cargo(command: &str, dir: &Path, target: &Path) -> Result<Timing> {
         .env_remove("RUSTFLAGS")
         .env_remove("CARGO_ENCODED_RUSTFLAGS")
         .env_remove("CARGO_BUILD_TARGET_DIR")
-        .stdout(Stdio::null())
-        .output()?;
-    let wall = started.elapsed();
-    let cpu = proc::children_cpu_time()? - cpu;
+        .stdout(Stdio::null());
+    cargo
+}
+
+/// Runs a cargo command to its end; its error output if it fails.
+fn run_cargo(mut cargo: Command, command: &str, dir: &Path) -> Result<()> {
+    let output = cargo.output()?;
     if !output.status.success() {
         return Err(format!(
             "cargo {command} failed in {}:\n{}",
@@ -253,7 +328,7 @@ fn cargo(command: &str, dir: &Path, target: &Path) -> Result<Timing> {
         )
         .into());
     }
-    Ok(Timing { wall, cpu })
+    Ok(())
 }
 
 fn output_of(program: &str, args: &[&str]) -> String {
