@@ -38,8 +38,13 @@ impl Source {
     }
 
     /// Appends formatted source text: `out.write(format_args!("const N: &str = {name:?};"))`.
+    ///
+    /// Formatted by `fmt::format` into a string of its own, then appended once: `write!` into
+    /// `self.text` would append each piece (and each run of a `{:?}` string) through `String`'s
+    /// `fmt::Write`, which is compiled into this crate, unoptimized in a debug build, while
+    /// `fmt::format` runs the standard library's optimized copy.
     pub(crate) fn write(&mut self, text: fmt::Arguments<'_>) -> &mut Self {
-        fmt::Write::write_fmt(&mut self.text, text).expect("a String takes any text");
+        self.text.push_str(&fmt::format(text));
         self
     }
 
