@@ -8,7 +8,7 @@ use proc_macro2::{Delimiter, TokenStream};
 use quote::{ToTokens, quote, quote_spanned};
 use syn::Item;
 
-use crate::ast::{Model, Shape};
+use crate::ast::{Annotated, Model, Shape};
 use crate::attr::{CodecArg, OnInvalid, OnLag, Spanned};
 use crate::ctxt::Ctxt;
 use crate::pattern::Segment;
@@ -18,16 +18,26 @@ use crate::{attr, check, fallback, render_client, render_server};
 /// The whole macro: parse, check, render. On error the item and the generated items are still
 /// emitted beside the errors (see `fallback`), so one mistake gives one error.
 pub(crate) fn channel(args: TokenStream, input: TokenStream) -> TokenStream {
-    let item: Item = match syn::parse2(input.clone()) {
-        Ok(item) => item,
-        Err(error) => {
-            let error = error.to_compile_error();
-            return quote! { #input #error };
-        }
+    // A plain struct or enum is read from its tokens; anything else is parsed by `syn`.
+    let scanned = Annotated::scan(&input);
+    let parsed: Option<Item> = match scanned {
+        Some(_) => None,
+        None => match syn::parse2(input.clone()) {
+            Ok(item) => Some(item),
+            Err(error) => {
+                let error = error.to_compile_error();
+                return quote! { #input #error };
+            }
+        },
     };
     let cx = Ctxt::default();
     let args = attr::parse(args, &cx);
-    let model = Model::from_ast(&cx, &item, args);
+    let annotated = match (scanned, &parsed) {
+        (Some(scanned), _) => Some(scanned),
+        (None, Some(item)) => Annotated::parsed(&cx, item),
+        (None, None) => None,
+    };
+    let model = annotated.map(|annotated| Model::from_ast(&cx, &annotated, args));
     if let Some(model) = &model {
         check::check(&cx, model);
     }
