@@ -503,3 +503,81 @@ fn respan(tokens: TokenStream, span: Span) -> TokenStream {
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use quote::quote;
+
+    use super::*;
+
+    /// The token walk reads what `syn` reads: the same name, visibility and doc comments.
+    fn assert_scan_matches_syn(input: TokenStream, fields: &[&str]) {
+        let scanned = Annotated::scan(&input).unwrap_or_else(|| panic!("not read from tokens: {input}"));
+        let item: Item = syn::parse2(input.clone()).expect("a valid item");
+        let cx = Ctxt::default();
+        let parsed = Annotated::parsed(&cx, &item).expect("a struct or an enum");
+        assert_eq!(scanned.ident, parsed.ident);
+        assert_eq!(scanned.vis.to_string(), parsed.vis.to_string());
+        assert_eq!(scanned.description(), parsed.description());
+        for field in fields {
+            let field = Ident::new(field, Span::call_site());
+            assert_eq!(scanned.field_doc(&field), parsed.field_doc(&field), "field {field}");
+        }
+        assert!(cx.check().is_ok());
+    }
+
+    #[test]
+    fn plain_items_are_read_from_tokens() {
+        assert_scan_matches_syn(
+            quote! {
+                /// A struct.
+                ///   Two lines.
+                #[derive(Serialize)]
+                #[doc = "three"]
+                pub(crate) struct S {
+                    /// Generic arguments with a comma.
+                    pub map: HashMap<String, Vec<u8>>,
+                    /// A function type.
+                    pub(crate) f: fn(u8, u16) -> Option<u32>,
+                    #[serde(default)]
+                    /// After another attribute.
+                    user_id: u64,
+                    #[doc(hidden)]
+                    hidden: (),
+                    r#type: String,
+                }
+            },
+            &["map", "f", "user_id", "hidden", "type", "missing"],
+        );
+        assert_scan_matches_syn(
+            quote! {
+                enum E {
+                    /// Unit.
+                    A,
+                    B(u8, String),
+                    C {
+                        /// In a variant.
+                        room: String,
+                    },
+                    D { room: String, other: Result<u8, ()> }
+                }
+            },
+            &["room", "other"],
+        );
+        assert_scan_matches_syn(quote! { pub struct Unit; }, &[]);
+        assert_scan_matches_syn(quote! { pub struct Tuple(pub u8, String); }, &[]);
+    }
+
+    #[test]
+    fn anything_else_goes_through_syn() {
+        for input in [
+            quote! { struct G<T> { t: T } },
+            quote! { struct W where u8: Copy { t: u8 } },
+            quote! { enum D { A = 1, B } },
+            quote! { union U { a: u8 } },
+            quote! { fn f() {} },
+        ] {
+            assert!(Annotated::scan(&input).is_none(), "{input}");
+        }
+    }
+}
