@@ -11,14 +11,15 @@ pub(crate) fn render(model: &Model, private: &str, out: &mut Source) {
         let doc = format!(
             "Client: sends `message` on `{template}` over an already-connected WebSocket (any `MessageSink`, such as a tokio-tungstenite stream)."
         );
-        // Not an `async fn`: that would give each channel a state machine of its own around
-        // the runtime's; returning the runtime's future costs the compiler nothing more.
+        // Not an `async fn`, nor an `impl Future`: that would give each channel a state
+        // machine, or an opaque type, of its own; the runtime's named future costs the
+        // compiler least.
         out.write(format_args!(
             "#[doc = {doc:?}]
             pub fn publish<'__a, W: {private}::MessageSink + ?{private}::Sized>(
                 sink: &'__a mut W,
-                message: &'__a <Self as {private}::Channel>::ClientMessage,
-            ) -> impl {private}::Future<Output = {private}::Result<(), {private}::Error>> + '__a {{
+                message: &<Self as {private}::Channel>::ClientMessage,
+            ) -> {private}::Publish<'__a, W> {{
                 {private}::publish::<Self, W>(sink, message)
             }}"
         ));

@@ -128,8 +128,8 @@ mod wake_count;
 
 pub use channel::{Channel, ClientSends, ErrorReply, LagPolicy, Message, NoMessage, ParamValue, Params, Shape};
 pub use client::{
-    Client, ClientBuilder, ClientSocket, ConnectionState, Event, Events, Publisher, Reconnect, Subscription, connect,
-    publish, subscribe,
+    Client, ClientBuilder, ClientSocket, ConnectionState, Event, Events, Publish, Publisher, Reconnect, Subscription,
+    connect, publish, subscribe,
 };
 pub use codec::{Codec, Format, FrameError, FrameKind, Json, MsgPack, Passthrough, Raw};
 pub use conn_id::{ConnId, ParseConnIdError};
@@ -199,7 +199,6 @@ pub mod __private {
     // every token of every channel costs the compiler, and these paths are most of them. Still
     // immune to the caller's shadowing, like any absolute path.
     pub use core::cmp::PartialEq;
-    pub use core::future::Future;
     pub use core::marker::{Send, Sized, Sync};
     pub use core::ops::FnOnce;
     pub use core::option::Option::{self, Some};
@@ -212,7 +211,7 @@ pub mod __private {
     pub use std::vec::Vec;
 
     pub use crate::channel::{Channel, ClientSends, ErrorReply, LagPolicy, NoMessage, ParamValue, Params, Shape};
-    pub use crate::client::{Subscription, publish, subscribe};
+    pub use crate::client::{Publish, Subscription, publish, subscribe};
     pub use crate::codec::{Json, MsgPack, Passthrough, Raw};
     pub use crate::error::{Error, ParamError, ValidationError};
     pub use crate::pattern::{Segment, Template};

@@ -35,10 +35,8 @@ impl ChatCommand {
         W: ::ws_channels::__private::MessageSink + ?::ws_channels::__private::Sized,
     >(
         sink: &'__a mut W,
-        message: &'__a <Self as ::ws_channels::__private::Channel>::ClientMessage,
-    ) -> impl ::ws_channels::__private::Future<
-        Output = ::ws_channels::__private::Result<(), ::ws_channels::__private::Error>,
-    > + '__a {
+        message: &<Self as ::ws_channels::__private::Channel>::ClientMessage,
+    ) -> ::ws_channels::__private::Publish<'__a, W> {
         ::ws_channels::__private::publish::<Self, W>(sink, message)
     }
     ///Client: the typed messages the server sends on `chat/<room>`; a frame that does not decode or validate is one `Err` item and the stream goes on.

@@ -14,7 +14,7 @@ use std::marker::PhantomData;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
-use futures_util::{SinkExt, Stream, StreamExt};
+use futures_util::{FutureExt, SinkExt, Stream, StreamExt};
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message as WsMessage};
@@ -56,14 +56,46 @@ use crate::transport::{MessageSink, MessageStream};
 /// assert_eq!(replies.next().await.expect("a reply")?, Echo { text: "hi".into() });
 /// # Ok(()) }
 /// ```
-pub async fn publish<C, W>(sink: &mut W, message: &C::ClientMessage) -> Result<(), Error>
+///
+/// The message is validated and encoded when `publish` is called; the future sends the frame.
+pub fn publish<'a, C, W>(sink: &'a mut W, message: &C::ClientMessage) -> Publish<'a, W>
 where
     C: ClientSends,
     W: MessageSink + ?Sized,
 {
-    let frame = codec::encode::<C, _>(message, C::validate_client)?;
-    sink.send(frame).await?;
-    Ok(())
+    Publish {
+        sending: codec::encode::<C, _>(message, C::validate_client)
+            .map(|frame| sink.send(frame))
+            .map_err(Some),
+    }
+}
+
+/// The future [`publish`] (and every channel's `publish`) returns: a frame on its way into a
+/// sink. Named rather than an `impl Future`, which costs the compiler more for every channel.
+#[must_use = "futures do nothing unless polled"]
+pub struct Publish<'a, W: MessageSink + ?Sized> {
+    /// Sending the encoded frame, or why there is none (taken when reported).
+    sending: Result<futures_util::sink::Send<'a, W, WsMessage>, Option<Error>>,
+}
+
+impl<W: MessageSink + ?Sized> std::future::Future for Publish<'_, W> {
+    type Output = Result<(), Error>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match &mut self.get_mut().sending {
+            Ok(send) => send.poll_unpin(cx).map_err(Error::from),
+            // Reported once; polled again after that, it has nothing more to say.
+            Err(error) => error.take().map_or(Poll::Pending, |error| Poll::Ready(Err(error))),
+        }
+    }
+}
+
+impl<W: MessageSink + ?Sized> std::fmt::Debug for Publish<'_, W> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Publish")
+            .field("encoded", &self.sending.is_ok())
+            .finish_non_exhaustive()
+    }
 }
 
 /// Turns an already-connected WebSocket's incoming side into a stream of typed server messages.
@@ -210,5 +242,48 @@ impl<C: Channel, W: MessageSink> Publisher<C, W> {
     /// Gives back the underlying sink.
     pub fn into_inner(self) -> W {
         self.sink
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Validate, ValidationError, channel};
+
+    #[channel("checked", validate)]
+    #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+    struct Checked {
+        n: u32,
+    }
+
+    impl Validate for Checked {
+        fn validate(&self) -> Result<(), ValidationError> {
+            match self.n {
+                0..10 => Ok(()),
+                _ => Err(ValidationError::new("too big")),
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn publish_sends_the_encoded_frame_or_reports_why_not_once() {
+        let mut sent = Vec::new();
+        let mut sink = futures_util::sink::unfold(&mut sent, |sent, frame: WsMessage| {
+            sent.push(frame);
+            std::future::ready(Ok::<_, WsError>(sent))
+        });
+        Checked::publish(&mut sink, &Checked { n: 1 }).await.expect("sent");
+        // Encoded when called: the message may go before the future is polled.
+        let mut publishing = Checked::publish(&mut sink, &Checked { n: 12 });
+        let waker = std::task::Waker::noop();
+        let mut cx = Context::from_waker(waker);
+        assert!(matches!(
+            Pin::new(&mut publishing).poll(&mut cx),
+            Poll::Ready(Err(Error::Validation { .. }))
+        ));
+        assert!(Pin::new(&mut publishing).poll(&mut cx).is_pending(), "reported once");
+        drop(publishing);
+        drop(sink);
+        assert_eq!(sent, [WsMessage::text(r#"{"n":1}"#)], "only the valid message went out");
     }
 }
