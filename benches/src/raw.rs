@@ -19,6 +19,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::time::timeout;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+use tokio_tungstenite::tungstenite::protocol::frame::FrameHeader;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::{Control, Data as DataCode, OpCode};
 
 use crate::Result;
 use crate::load::WAIT;
@@ -165,13 +167,14 @@ impl RawClient {
     /// Queues `payload` as one masked frame (`binary` or text) for the next
     /// [`flush`](Self::flush); `write` appends the payload to the buffer it is given.
     pub fn send(&mut self, binary: bool, write: impl FnOnce(&mut Vec<u8>) -> Result<()>) -> Result<()> {
-        self.queue(if binary { 0x2 } else { 0x1 }, write)
+        let data = if binary { DataCode::Binary } else { DataCode::Text };
+        self.queue(OpCode::Data(data), write)
     }
 
     /// Sends a close frame (1000, normal closure) with what is still queued; what the server
     /// answers is not waited for.
     pub async fn close(mut self) -> Result<()> {
-        self.queue(0x8, |out| {
+        self.queue(OpCode::Control(Control::Close), |out| {
             out.extend_from_slice(&1000_u16.to_be_bytes());
             Ok(())
         })?;
@@ -179,9 +182,9 @@ impl RawClient {
     }
 
     /// Queues one masked frame of `opcode`.
-    fn queue(&mut self, opcode: u8, write: impl FnOnce(&mut Vec<u8>) -> Result<()>) -> Result<()> {
-        // The payload goes after room for the longest header (14 bytes), then the header is
-        // written right before it and the gap closed: one copy of the payload at most.
+    fn queue(&mut self, opcode: OpCode, write: impl FnOnce(&mut Vec<u8>) -> Result<()>) -> Result<()> {
+        // The payload goes after room for the longest header (14 bytes), then tungstenite's
+        // header is written right before it and the gap closed: one copy of the payload at most.
         let at = self.out.len();
         self.out.resize(at + 14, 0);
         if let Err(error) = write(&mut self.out) {
@@ -194,31 +197,16 @@ impl RawClient {
         self.mask ^= self.mask >> 7;
         self.mask ^= self.mask << 17;
         let key = (self.mask as u32).to_ne_bytes();
-        let mut header = [0_u8; 14];
-        header[0] = 0x80 | opcode;
-        let mut n = match len {
-            0..=125 => {
-                header[1] = 0x80 | len as u8;
-                2
-            }
-            126..=65_535 => {
-                header[1] = 0x80 | 126;
-                header[2..4].copy_from_slice(&(len as u16).to_be_bytes());
-                4
-            }
-            _ => {
-                header[1] = 0x80 | 127;
-                header[2..10].copy_from_slice(&(len as u64).to_be_bytes());
-                10
-            }
+        let header = FrameHeader {
+            opcode,
+            mask: Some(key),
+            ..FrameHeader::default()
         };
-        header[n..n + 4].copy_from_slice(&key);
-        n += 4;
-        let payload = &mut self.out[at + 14..];
-        for (i, byte) in payload.iter_mut().enumerate() {
+        let n = header.len(len as u64);
+        header.format(len as u64, &mut &mut self.out[at + 14 - n..at + 14])?;
+        for (i, byte) in self.out[at + 14..].iter_mut().enumerate() {
             *byte ^= key[i & 3];
         }
-        self.out[at + 14 - n..at + 14].copy_from_slice(&header[..n]);
         self.out.drain(at..at + 14 - n);
         Ok(())
     }

@@ -70,20 +70,41 @@ pub struct Header {
 /// The JSON text of message `seq` from client `from`, stamped now: exactly what serde writes
 /// for a [`Chat`] (a test checks), formatted directly to keep the load generator cheap.
 pub fn chat_json(from: u32, seq: u64) -> String {
-    let mut out = Vec::with_capacity(100);
-    write_chat_json(from, seq, &mut out);
-    String::from_utf8(out).expect("formatted from UTF-8")
+    ChatJson::now(from, seq).to_string()
 }
 
 /// Appends [`chat_json`]'s text to `out`.
 pub fn write_chat_json(from: u32, seq: u64, out: &mut Vec<u8>) {
     use std::io::Write as _;
-    let ts = now_us();
     // Writing to a `Vec` cannot fail.
-    let _ = write!(
-        out,
-        r#"{{"from":{from},"seq":{seq},"ts":{ts},"room":"lobby","text":"{TEXT}"}}"#
-    );
+    let _ = write!(out, "{}", ChatJson::now(from, seq));
+}
+
+/// The JSON of one chat message, formatted where it is written.
+struct ChatJson {
+    from: u32,
+    seq: u64,
+    ts: u64,
+}
+
+impl ChatJson {
+    fn now(from: u32, seq: u64) -> Self {
+        Self {
+            from,
+            seq,
+            ts: now_us(),
+        }
+    }
+}
+
+impl std::fmt::Display for ChatJson {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let Self { from, seq, ts } = self;
+        write!(
+            f,
+            r#"{{"from":{from},"seq":{seq},"ts":{ts},"room":"lobby","text":"{TEXT}"}}"#
+        )
+    }
 }
 
 const TEXT: &str = "the quick brown fox jumps over";

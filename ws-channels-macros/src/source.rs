@@ -16,8 +16,10 @@ use proc_macro2::{Delimiter, Group, TokenStream};
 use quote::ToTokens;
 
 pub(crate) struct Source {
-    /// The output, then each open group, innermost last: what is finished so far.
-    frames: Vec<(Delimiter, TokenStream)>,
+    /// What is finished outside every group.
+    output: TokenStream,
+    /// Each open group, innermost last, with what is finished inside it.
+    groups: Vec<(Delimiter, TokenStream)>,
     /// Text written since the last splice, not lexed yet. Complete tokens: string literals
     /// are written with `{:?}` (a valid, escaped literal), delimiters balance within it.
     text: String,
@@ -26,7 +28,8 @@ pub(crate) struct Source {
 impl Source {
     pub(crate) fn new() -> Self {
         Self {
-            frames: vec![(Delimiter::None, TokenStream::new())],
+            output: TokenStream::new(),
+            groups: Vec::new(),
             text: String::new(),
         }
     }
@@ -59,21 +62,26 @@ impl Source {
     /// inside braces cannot be part of a stretch of text that opens the braces).
     pub(crate) fn group(&mut self, delimiter: Delimiter, write: impl FnOnce(&mut Self)) -> &mut Self {
         self.lex();
-        self.frames.push((delimiter, TokenStream::new()));
+        self.groups.push((delimiter, TokenStream::new()));
         write(self);
         self.lex();
-        let (delimiter, stream) = self.frames.pop().expect("the group's own frame");
-        Group::new(delimiter, stream).to_tokens(self.current());
+        // The group pushed above: `write` closes only the groups it opens.
+        if let Some((delimiter, stream)) = self.groups.pop() {
+            Group::new(delimiter, stream).to_tokens(self.current());
+        }
         self
     }
 
     pub(crate) fn finish(mut self) -> TokenStream {
         self.lex();
-        self.frames.pop().expect("the output frame").1
+        self.output
     }
 
     fn current(&mut self) -> &mut TokenStream {
-        &mut self.frames.last_mut().expect("the output frame").1
+        match self.groups.last_mut() {
+            Some((_, stream)) => stream,
+            None => &mut self.output,
+        }
     }
 
     fn lex(&mut self) {
