@@ -660,73 +660,88 @@ mod tests {
         assert_eq!(rx.queued(), 1);
     }
 
+    /// A reader looking at its outbox's attention, as the connection's read loop does.
+    struct Looking {
+        wakes: Arc<WakeCount>,
+        waker: Waker,
+        registered: Option<Waker>,
+    }
+
+    impl Looking {
+        fn new() -> Self {
+            let (wakes, waker) = WakeCount::new();
+            Self {
+                wakes,
+                waker,
+                registered: None,
+            }
+        }
+
+        fn look(&mut self, rx: &OutboxReceiver) -> Poll<()> {
+            rx.poll_attention(&mut Context::from_waker(&self.waker), &mut self.registered)
+        }
+
+        fn woken(&self) -> usize {
+            self.wakes.get()
+        }
+    }
+
     #[test]
     fn attention_is_kept_until_the_reader_looks_and_then_cleared() {
         let (tx, rx) = new(1, LagPolicy::DropNew);
-        let (wakes, waker) = WakeCount::new();
-        let mut cx = Context::from_waker(&waker);
-        let mut registered = None;
-        let woken = || wakes.get();
-        assert!(rx.poll_attention(&mut cx, &mut registered).is_pending());
+        let mut reader = Looking::new();
+        assert!(reader.look(&rx).is_pending());
         tx.push(WsMessage::text("a"));
         assert!(
-            rx.poll_attention(&mut cx, &mut registered).is_pending(),
+            reader.look(&rx).is_pending(),
             "a queued message is the writer's business"
         );
-        assert_eq!(woken(), 0);
+        assert_eq!(reader.woken(), 0);
         tx.push(WsMessage::text("b"));
         assert_eq!(
-            woken(),
+            reader.woken(),
             1,
             "a dropped one wakes the reader, registered once for both looks"
         );
-        assert!(rx.poll_attention(&mut cx, &mut registered).is_ready(), "and calls it");
-        assert!(rx.poll_attention(&mut cx, &mut registered).is_pending(), "once");
+        assert!(reader.look(&rx).is_ready(), "and calls it");
+        assert!(reader.look(&rx).is_pending(), "once");
         tx.request_close(CloseCode::Normal, "");
-        assert_eq!(woken(), 2, "the waker stays registered after a wake");
-        assert!(
-            rx.poll_attention(&mut cx, &mut registered).is_ready(),
-            "and so does a close"
-        );
+        assert_eq!(reader.woken(), 2, "the waker stays registered after a wake");
+        assert!(reader.look(&rx).is_ready(), "and so does a close");
 
         // Another task's waker is registered in its place.
         let (tx, rx) = new(1, LagPolicy::DropNew);
-        let mut registered = None;
-        assert!(rx.poll_attention(&mut cx, &mut registered).is_pending());
+        let mut reader = Looking::new();
+        assert!(reader.look(&rx).is_pending());
         let (other, other_waker) = WakeCount::new();
-        assert!(
-            rx.poll_attention(&mut Context::from_waker(&other_waker), &mut registered)
-                .is_pending()
-        );
+        reader.waker = other_waker;
+        assert!(reader.look(&rx).is_pending());
         tx.request_close(CloseCode::Normal, "");
-        assert_eq!((woken(), other.get()), (2, 1));
+        assert_eq!((reader.woken(), other.get()), (0, 1));
     }
 
     /// Another thread's `call_attention` preempted between its store and its wake.
     #[test]
     fn a_wake_that_took_the_waker_late_does_not_lose_the_next_one() {
         let (tx, rx) = new(1, LagPolicy::DropNew);
-        let (wakes, waker) = WakeCount::new();
-        let mut cx = Context::from_waker(&waker);
-        let mut registered = None;
-        let woken = || wakes.get();
-        assert!(rx.poll_attention(&mut cx, &mut registered).is_pending());
+        let mut reader = Looking::new();
+        assert!(reader.look(&rx).is_pending());
         // Thread A, first half of call_attention.
         tx.shared.attention_due.store(true, Ordering::Release);
         // The reader is polled for a frame meanwhile: it takes the flag, then registers again.
-        assert!(rx.poll_attention(&mut cx, &mut registered).is_ready());
-        assert!(rx.poll_attention(&mut cx, &mut registered).is_pending());
+        assert!(reader.look(&rx).is_ready());
+        assert!(reader.look(&rx).is_pending());
         // Thread A, second half: its wake comes late (an `AtomicWaker` would take the waker the
         // reader just registered).
         if let Some(late) = tx.shared.attention.lock().unwrap().clone() {
             late.wake();
         }
-        assert_eq!(woken(), 1);
+        assert_eq!(reader.woken(), 1);
         // The reader is polled for that (spurious) wake: nothing due, it does not register.
-        assert!(rx.poll_attention(&mut cx, &mut registered).is_pending());
+        assert!(reader.look(&rx).is_pending());
         // Thread B asks for a close: the reader must be woken.
         tx.request_close(CloseCode::Normal, "");
-        assert_eq!(woken(), 2, "the close's wake was lost");
+        assert_eq!(reader.woken(), 2, "the close's wake was lost");
     }
 
     #[tokio::test]
