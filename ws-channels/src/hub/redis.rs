@@ -18,7 +18,7 @@ use futures_util::StreamExt;
 use futures_util::future::BoxFuture;
 use redis::AsyncConnectionConfig;
 use redis::aio::{MultiplexedConnection, PubSubSink, PubSubStream};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Bytes;
 
@@ -422,6 +422,12 @@ struct Link {
     down: AtomicU8,
     /// Since when the engine is down.
     outage: Mutex<Option<Instant>>,
+    /// How many times the subscriber's connection was lost. The subscriber, always reading,
+    /// sees Redis go away at once; a request on the publisher's connection to the same server
+    /// may instead wait for its response timeout, and the engine would look up again (the
+    /// subscriber back) while the publisher still holds the dead connection and the messages
+    /// queued behind it. So the publisher watches this and reconnects too.
+    subscriber_losses: watch::Sender<u64>,
 }
 
 const PUBLISHER: u8 = 1;
@@ -442,6 +448,9 @@ impl Link {
     }
 
     fn went_down(&self, side: u8, error: &dyn fmt::Display) {
+        if side == SUBSCRIBER {
+            self.subscriber_losses.send_modify(|losses| *losses += 1);
+        }
         let mut outage = self.outage.lock().unwrap_or_else(PoisonError::into_inner);
         let before = self.down.fetch_or(side, Ordering::AcqRel);
         if before == 0 {
@@ -488,8 +497,14 @@ struct Publisher {
 impl Publisher {
     async fn run(mut self, mut connection: MultiplexedConnection, mut queue: mpsc::Receiver<Outgoing>) {
         let mut batch = Vec::with_capacity(256);
+        // Losses of the subscriber's connection from now on (see `Link::subscriber_losses`).
+        let mut subscriber_losses = self.link.subscriber_losses.subscribe();
         loop {
-            if let Err(error) = self.serve(&mut connection, &mut queue, &mut batch).await {
+            let served = tokio::select! {
+                served = self.serve(&mut connection, &mut queue, &mut batch) => served.map_err(|error| error.to_string()),
+                Ok(()) = subscriber_losses.changed() => Err("the subscriber lost its connection to redis".to_owned()),
+            };
+            if let Err(error) = served {
                 *self.queries.lock().unwrap_or_else(PoisonError::into_inner) = None;
                 self.link.went_down(PUBLISHER, &error);
                 // What was taken and not confirmed, and what queued before the link was seen
@@ -504,6 +519,8 @@ impl Publisher {
                     return;
                 };
                 connection = reconnected;
+                // A loss of the subscriber's during this outage is not one of this connection's.
+                subscriber_losses.borrow_and_update();
                 // The hash may have expired while down: write it all again.
                 self.written.clear();
                 *self.queries.lock().unwrap_or_else(PoisonError::into_inner) = Some(connection.clone());
