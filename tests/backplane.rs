@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use ws_channels::{
     BackplaneError, ConnId, EngineHealth, Event, Events, Hub, RedisBackplane, RedisConfig, Sent, Server, channel,
 };
-use ws_channels_tests::{Component, RedisServer, Served, require, within};
+use ws_channels_tests::{Component, FaultyProxy, RedisServer, Served, require, within};
 
 /// What a client says in a room.
 #[channel("room/<name>", server = RoomEvent)]
@@ -63,6 +63,14 @@ fn rooms() -> Server {
     })
 }
 
+/// The suite's backplane settings: quick counts and reconnections.
+fn config(url: &str, prefix: &str) -> RedisConfig {
+    RedisConfig::new(url)
+        .prefix(prefix)
+        .count_interval(Duration::from_millis(50))
+        .reconnect_backoff(Duration::from_millis(20), Duration::from_millis(200))
+}
+
 /// One node: a server on its own loopback port, its hub attached to Redis.
 struct Node {
     hub: Hub,
@@ -71,12 +79,12 @@ struct Node {
 
 impl Node {
     async fn start(redis: &RedisServer, prefix: &str) -> Self {
+        Self::attached(config(&redis.url(), prefix)).await
+    }
+
+    async fn attached(config: RedisConfig) -> Self {
         let server = rooms();
         let hub = server.hub();
-        let config = RedisConfig::new(redis.url())
-            .prefix(prefix)
-            .count_interval(Duration::from_millis(50))
-            .reconnect_backoff(Duration::from_millis(20), Duration::from_millis(200));
         within("attach the backplane", RedisBackplane::connect(&hub, config))
             .await
             .expect("redis reachable");
@@ -427,6 +435,44 @@ async fn delivery_resumes_after_redis_restarts_and_the_outage_is_reported() {
     assert!(metrics.backplane_reconnects >= 1, "{metrics:?}");
     assert!(metrics.backplane_outage_ms > 0, "{metrics:?}");
     assert!(metrics.backplane_refused >= 1, "{metrics:?}");
+}
+
+/// A partition that leaves a node's publishing connection open but silent and closes its
+/// subscribing one. The subscriber reconnects at once; the publisher, waiting on a request
+/// the silent connection never answers (for up to the response timeout, a minute here),
+/// must give that connection up with it, or the node reports the engine up again while
+/// everything it publishes queues behind the dead connection and is lost.
+#[tokio::test]
+async fn a_publisher_on_a_silent_connection_reconnects_with_its_subscriber() {
+    needs_redis!();
+    let redis = RedisServer::start().await;
+    let proxy = FaultyProxy::start(redis.port()).await;
+    let mut admin = redis_connection(&redis).await;
+    let one = Node::attached(config(&proxy.redis_url(), "t9").connect_timeout(Duration::from_secs(60))).await;
+    let two = Node::start(&redis, "t9").await;
+    let mut ann = one.join("r").await;
+    let mut bob = two.join("r").await;
+    settled(&mut admin, "t9", "r", 2).await;
+    ann.say(RoomCommand::Say { text: "before".into() }).await;
+    assert_eq!(bob.next().await, said(ann.id, "before"));
+    assert_eq!(ann.next().await, said(ann.id, "before"));
+
+    proxy.stall();
+    assert_eq!(proxy.close_those_that_sent(b"SUBSCRIBE"), 1, "node one's subscriber");
+    eventually("node one reconnected", async || {
+        let metrics = one.hub.metrics().snapshot();
+        metrics.backplane_reconnects >= 1 && one.hub.engine_health() == EngineHealth::Up
+    })
+    .await;
+    // Node one's new subscriber, and node two's, which never left.
+    settled(&mut admin, "t9", "r", 2).await;
+    ann.say(RoomCommand::Say { text: "after".into() }).await;
+    assert_eq!(ann.next().await, said(ann.id, "after"));
+    assert_eq!(
+        bob.next().await,
+        said(ann.id, "after"),
+        "published through a new connection, not queued behind the silent one"
+    );
 }
 
 #[tokio::test]

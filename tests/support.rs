@@ -4,6 +4,7 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use futures_util::StreamExt;
@@ -339,9 +340,9 @@ pub fn require(components: &[Component]) -> bool {
 
 /// [`Component::probe`], once per component per test process.
 fn probe_once(component: Component) -> Result<(), String> {
-    static PROBED: std::sync::Mutex<std::collections::BTreeMap<Component, Result<(), String>>> =
-        std::sync::Mutex::new(std::collections::BTreeMap::new());
-    let mut probed = PROBED.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    static PROBED: Mutex<std::collections::BTreeMap<Component, Result<(), String>>> =
+        Mutex::new(std::collections::BTreeMap::new());
+    let mut probed = lock(&PROBED);
     probed.entry(component).or_insert_with(|| component.probe()).clone()
 }
 
@@ -393,6 +394,11 @@ impl RedisServer {
         let mut server = Self { port, child: None };
         server.restart().await;
         server
+    }
+
+    /// Its loopback port.
+    pub fn port(&self) -> u16 {
+        self.port
     }
 
     /// `redis://127.0.0.1:PORT`
@@ -449,4 +455,149 @@ impl Drop for RedisServer {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// A TCP proxy on a free loopback port in front of another loopback port, able to fail its
+/// connections the ways a network does: [`stall`](Self::stall) makes every connection it
+/// carries forward nothing more while both of its sockets stay open (a partition: no FIN or
+/// RST crosses, so a client waits for its own timeouts), and
+/// [`close_those_that_sent`](Self::close_those_that_sent) closes the ones whose client sent
+/// some bytes (a Redis `SUBSCRIBE`, say). Connections made afterwards are forwarded as usual.
+/// Stops everything it runs when dropped.
+pub struct FaultyProxy {
+    port: u16,
+    links: Arc<Mutex<Vec<ProxyLink>>>,
+    accepting: JoinHandle<()>,
+}
+
+/// One proxied connection: what its client sent first, and its pump's controls.
+struct ProxyLink {
+    /// The client's first bytes (up to 4 KiB): enough to tell a connection's role.
+    sent: Arc<Mutex<Vec<u8>>>,
+    control: tokio::sync::watch::Sender<LinkState>,
+    pump: JoinHandle<()>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum LinkState {
+    Forwarding,
+    Stalled,
+    Closed,
+}
+
+impl FaultyProxy {
+    /// Starts forwarding connections to `127.0.0.1:target`.
+    pub async fn start(target: u16) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind the proxy");
+        let port = listener.local_addr().expect("the proxy's address").port();
+        let links = Arc::new(Mutex::new(Vec::new()));
+        let accepting = tokio::spawn({
+            let links = links.clone();
+            async move {
+                while let Ok((client, _)) = listener.accept().await {
+                    let Ok(server) = TcpStream::connect(("127.0.0.1", target)).await else {
+                        continue;
+                    };
+                    let sent = Arc::new(Mutex::new(Vec::new()));
+                    let (control, state) = tokio::sync::watch::channel(LinkState::Forwarding);
+                    let pump = tokio::spawn(pump(client, server, sent.clone(), state));
+                    lock(&links).push(ProxyLink { sent, control, pump });
+                }
+            }
+        });
+        Self { port, links, accepting }
+    }
+
+    /// `redis://127.0.0.1:PORT`: the proxy's address as a Redis URL.
+    pub fn redis_url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Every connection carried so far forwards nothing more; its sockets stay open.
+    pub fn stall(&self) {
+        for link in lock(&self.links).iter() {
+            link.control.send_if_modified(|state| {
+                let stall = *state == LinkState::Forwarding;
+                if stall {
+                    *state = LinkState::Stalled;
+                }
+                stall
+            });
+        }
+    }
+
+    /// Closes the connections whose client's first bytes contain `bytes`; returns how many.
+    pub fn close_those_that_sent(&self, bytes: &[u8]) -> usize {
+        let links = lock(&self.links);
+        let mut closed = 0;
+        for link in links.iter() {
+            if lock(&link.sent).windows(bytes.len()).any(|window| window == bytes) {
+                link.control.send_replace(LinkState::Closed);
+                closed += 1;
+            }
+        }
+        closed
+    }
+}
+
+impl Drop for FaultyProxy {
+    fn drop(&mut self) {
+        self.accepting.abort();
+        for link in lock(&self.links).drain(..) {
+            link.pump.abort();
+        }
+    }
+}
+
+/// Copies bytes both ways while the link forwards; a stalled link reads nothing more (its
+/// sockets stay open until it is closed or the proxy dropped).
+async fn pump(
+    mut client: TcpStream,
+    mut server: TcpStream,
+    sent: Arc<Mutex<Vec<u8>>>,
+    mut state: tokio::sync::watch::Receiver<LinkState>,
+) {
+    let (mut up, mut down) = ([0_u8; 4096], [0_u8; 4096]);
+    loop {
+        let current = *state.borrow_and_update();
+        match current {
+            LinkState::Forwarding => {}
+            LinkState::Closed => return,
+            LinkState::Stalled => {
+                if state.changed().await.is_err() {
+                    return;
+                }
+                continue;
+            }
+        }
+        tokio::select! {
+            read = client.read(&mut up) => {
+                let Ok(n @ 1..) = read else { return };
+                {
+                    let mut sent = lock(&sent);
+                    let keep = n.min(4096 - sent.len().min(4096));
+                    sent.extend_from_slice(&up[..keep]);
+                }
+                if server.write_all(&up[..n]).await.is_err() {
+                    return;
+                }
+            }
+            read = server.read(&mut down) => {
+                let Ok(n @ 1..) = read else { return };
+                if client.write_all(&down[..n]).await.is_err() {
+                    return;
+                }
+            }
+            changed = state.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// Locks `mutex`, whether or not a panicking test thread poisoned it.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
