@@ -293,8 +293,12 @@ impl<S: Send + Sync + 'static> Server<S> {
         self
     }
 
-    /// The size of each connection's read buffer. Default: 4 KiB (memory per idle connection
-    /// is dominated by it; tungstenite's own default is 128 KiB).
+    /// How many bytes one read of a connection's socket asks for. Default: 4 KiB. The buffer
+    /// is held only while a connection has read bytes not yet parsed into frames, and let go
+    /// when a read finds nothing more: an idle connection holds none, whatever this size, and
+    /// a busy one reuses one buffer read after read. (tungstenite's own default is a 128 KiB
+    /// buffer, held for the connection's life.) A message larger than this takes several
+    /// reads, each a system call.
     pub fn read_buffer_size(mut self, bytes: usize) -> Self {
         self.config.websocket = self.config.websocket.read_buffer_size(bytes);
         self

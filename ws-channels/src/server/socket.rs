@@ -33,14 +33,19 @@ pub(crate) struct Socket<IO> {
 impl<IO: AsyncRead + AsyncWrite + Unpin> Socket<IO> {
     /// The server side of an upgraded connection; `read` is what was read past the upgrade
     /// request (the client's first frames, if it did not wait for the 101).
+    ///
+    /// `config.read_buffer_size` is how much one read of the socket asks for (into the
+    /// [`Inbox`]); tungstenite itself takes [`PROTOCOL_CHUNK`] bytes at a time from there.
     pub(crate) fn server(io: IO, read: Vec<u8>, config: WebSocketConfig) -> Self {
         let io = Io {
             tap: Tap::new(io),
             wakers: [Waker::noop().clone(), Waker::noop().clone()],
             side: Side::Read,
+            inbox: Inbox::new(config.read_buffer_size),
         };
+        let protocol = config.read_buffer_size(PROTOCOL_CHUNK);
         Self {
-            ws: WebSocket::from_partially_read(io, read, Role::Server, Some(config)),
+            ws: WebSocket::from_partially_read(io, read, Role::Server, Some(protocol)),
             ended: false,
         }
     }
@@ -121,6 +126,14 @@ enum Side {
     Write = 1,
 }
 
+/// The bytes tungstenite takes from the I/O at a time. tungstenite keeps a frame buffer of its
+/// read size for the connection's whole life, and reads the socket no more than that at a
+/// time: at the server's read buffer size (4 KiB), most of an idle connection's memory. So
+/// the socket is read into the connection's [`Inbox`] instead, which holds memory only while
+/// the connection has something to read, and tungstenite's own buffer stays this small
+/// (larger frames still grow it while they are read, as before).
+const PROTOCOL_CHUNK: usize = 512;
+
 /// The I/O as tungstenite sees it: `std::io` reads and writes, each a poll of the async I/O
 /// with the waker of the side running, and `WouldBlock` for `Pending`.
 struct Io<IO> {
@@ -128,6 +141,32 @@ struct Io<IO> {
     /// The last waker each side polled with.
     wakers: [Waker; 2],
     side: Side,
+    inbox: Inbox,
+}
+
+/// What one read of the socket brought and tungstenite has not taken yet. Its buffer is
+/// allocated by a read and let go when a read finds nothing to read: a busy connection
+/// reuses one buffer read after read, an idle one holds none.
+struct Inbox {
+    /// `size` bytes once allocated (zeroed once, then overwritten by each read), or none.
+    bytes: Vec<u8>,
+    /// How many of `bytes` the last read filled.
+    filled: usize,
+    /// How many of those tungstenite has taken.
+    taken: usize,
+    /// How much one read asks for: the server's read buffer size.
+    size: usize,
+}
+
+impl Inbox {
+    fn new(size: usize) -> Self {
+        Self {
+            bytes: Vec::new(),
+            filled: 0,
+            taken: 0,
+            size: size.max(1),
+        }
+    }
 }
 
 impl<IO> Io<IO> {
@@ -158,9 +197,30 @@ impl<IO> Io<IO> {
 
 impl<IO: AsyncRead + Unpin> Read for Io<IO> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let mut buf = ReadBuf::new(buf);
-        self.poll(|tap, cx| tap.poll_read(cx, &mut buf))?;
-        Ok(buf.filled().len())
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        if self.inbox.taken == self.inbox.filled {
+            // Taken out while the socket is polled (which borrows `self`).
+            let mut bytes = std::mem::take(&mut self.inbox.bytes);
+            bytes.resize(self.inbox.size, 0);
+            let mut read = ReadBuf::new(&mut bytes);
+            // Nothing to read (`WouldBlock`) or an error: the buffer is dropped here.
+            self.poll(|tap, cx| tap.poll_read(cx, &mut read))?;
+            let filled = read.filled().len();
+            if filled == 0 {
+                return Ok(0);
+            }
+            self.inbox.bytes = bytes;
+            self.inbox.filled = filled;
+            self.inbox.taken = 0;
+        }
+        let inbox = &mut self.inbox;
+        let available = &inbox.bytes[inbox.taken..inbox.filled];
+        let n = available.len().min(buf.len());
+        buf[..n].copy_from_slice(&available[..n]);
+        inbox.taken += n;
+        Ok(n)
     }
 }
 
@@ -258,5 +318,77 @@ mod tests {
         );
         client.write_all(&[0x81, 0x80, 0, 0, 0, 0]).await.expect("writes");
         assert_eq!(reader.get(), 2);
+    }
+
+    /// A masked client frame (mask zero: the payload as is).
+    fn client_frame(opcode: u8, payload: &[u8]) -> Vec<u8> {
+        let mut frame = vec![0x80 | opcode];
+        match payload.len() {
+            len @ 0..=125 => frame.push(0x80 | len as u8),
+            len @ 126..=0xFFFF => {
+                frame.push(0x80 | 126);
+                frame.extend_from_slice(&(len as u16).to_be_bytes());
+            }
+            len => {
+                frame.push(0x80 | 127);
+                frame.extend_from_slice(&(len as u64).to_be_bytes());
+            }
+        }
+        frame.extend_from_slice(&[0; 4]);
+        frame.extend_from_slice(payload);
+        frame
+    }
+
+    #[tokio::test]
+    async fn frames_across_reads_of_the_socket_and_of_tungstenite_arrive_whole_and_in_order() {
+        let (server, mut client) = tokio::io::duplex(1 << 20);
+        // A 1 000-byte read buffer: frames straddle the socket's reads and tungstenite's
+        // 512-byte takes; one frame is larger than both.
+        let config = WebSocketConfig::default().read_buffer_size(1000);
+        let mut socket = Socket::server(server, Vec::new(), config);
+        let payloads: Vec<Vec<u8>> = (0..200_u32)
+            .map(|i| {
+                let len = if i == 77 { 20_000 } else { (i as usize * 37) % 300 };
+                (0..len).map(|b| (b as u32 + i) as u8).collect()
+            })
+            .collect();
+        let wire: Vec<u8> = payloads.iter().flat_map(|p| client_frame(0x2, p)).collect();
+        client.write_all(&wire).await.expect("writes");
+        for (i, payload) in payloads.iter().enumerate() {
+            assert_eq!(
+                socket.next().await.expect("a frame").expect("valid"),
+                WsMessage::binary(payload.clone()),
+                "frame {i}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn an_idle_connection_holds_no_read_buffer_and_a_busy_one_reads_into_the_same_one() {
+        let (server, mut client) = tokio::io::duplex(1 << 16);
+        // Reads of 64 bytes: three 40-byte frames take two reads and a bit.
+        let config = WebSocketConfig::default().read_buffer_size(64);
+        let mut socket = Socket::server(server, Vec::new(), config);
+        let (_, waker) = WakeCount::new();
+        let mut cx = Context::from_waker(&waker);
+        let inbox = |socket: &Socket<tokio::io::DuplexStream>| {
+            let bytes = &socket.ws.get_ref().inbox.bytes;
+            (bytes.capacity(), bytes.as_ptr())
+        };
+        assert!(socket.poll_next_unpin(&mut cx).is_pending());
+        assert_eq!(inbox(&socket).0, 0, "nothing read yet, nothing held");
+
+        let frames: Vec<u8> = (0..3).flat_map(|_| client_frame(0x1, &[b'x'; 34])).collect();
+        client.write_all(&frames).await.expect("writes");
+        assert!(matches!(socket.poll_next_unpin(&mut cx), Poll::Ready(Some(Ok(_)))));
+        let (held, first) = inbox(&socket);
+        assert!(held >= 64, "the read's bytes are held until taken");
+        for _ in 0..2 {
+            assert!(matches!(socket.poll_next_unpin(&mut cx), Poll::Ready(Some(Ok(_)))));
+            assert_eq!(inbox(&socket), (held, first), "read after read into one buffer");
+        }
+        // Drained, and a read finds nothing: let go.
+        assert!(socket.poll_next_unpin(&mut cx).is_pending());
+        assert_eq!(inbox(&socket).0, 0, "idle again, nothing held");
     }
 }
