@@ -463,7 +463,8 @@ impl Drop for RedisServer {
 /// RST crosses, so a client waits for its own timeouts), and
 /// [`close_those_that_sent`](Self::close_those_that_sent) closes the ones whose client sent
 /// some bytes (a Redis `SUBSCRIBE`, say). Connections made afterwards are forwarded as usual.
-/// Stops everything it runs when dropped.
+/// Stops everything it runs when dropped (on a current-thread runtime, as `#[tokio::test]`'s:
+/// there no connection can be accepted while it is dropped).
 pub struct FaultyProxy {
     port: u16,
     links: Arc<Mutex<Vec<ProxyLink>>>,
@@ -495,12 +496,11 @@ impl FaultyProxy {
             let links = links.clone();
             async move {
                 while let Ok((client, _)) = listener.accept().await {
-                    let Ok(server) = TcpStream::connect(("127.0.0.1", target)).await else {
-                        continue;
-                    };
+                    // Registered before it connects onwards: a fault injected meanwhile
+                    // applies to it too.
                     let sent = Arc::new(Mutex::new(Vec::new()));
                     let (control, state) = tokio::sync::watch::channel(LinkState::Forwarding);
-                    let pump = tokio::spawn(pump(client, server, sent.clone(), state));
+                    let pump = tokio::spawn(pump(client, target, sent.clone(), state));
                     lock(&links).push(ProxyLink { sent, control, pump });
                 }
             }
@@ -526,7 +526,8 @@ impl FaultyProxy {
         }
     }
 
-    /// Closes the connections whose client's first bytes contain `bytes`; returns how many.
+    /// Closes the connections whose client's first 4 KiB contain `bytes` (note that
+    /// `SUBSCRIBE` is also in `PSUBSCRIBE` and `UNSUBSCRIBE`); returns how many.
     pub fn close_those_that_sent(&self, bytes: &[u8]) -> usize {
         let links = lock(&self.links);
         let mut closed = 0;
@@ -553,10 +554,13 @@ impl Drop for FaultyProxy {
 /// sockets stay open until it is closed or the proxy dropped).
 async fn pump(
     mut client: TcpStream,
-    mut server: TcpStream,
+    target: u16,
     sent: Arc<Mutex<Vec<u8>>>,
     mut state: tokio::sync::watch::Receiver<LinkState>,
 ) {
+    let Ok(mut server) = TcpStream::connect(("127.0.0.1", target)).await else {
+        return;
+    };
     let (mut up, mut down) = ([0_u8; 4096], [0_u8; 4096]);
     loop {
         let current = *state.borrow_and_update();

@@ -241,6 +241,8 @@ impl RedisBackplane {
         let (commands, commands_rx) = mpsc::unbounded_channel();
         let link = Arc::new(Link::default());
         let queries = Arc::new(Mutex::new(Some(publisher.clone())));
+        // Before the subscriber runs: the publisher sees every loss of its connection.
+        let subscriber_losses = link.subscriber_losses.subscribe();
         let engine = Self {
             shared: Arc::new(Shared {
                 config: config.clone(),
@@ -261,7 +263,7 @@ impl RedisBackplane {
                 queries,
                 written: HashMap::new(),
             }
-            .run(publisher, outgoing_rx),
+            .run(publisher, outgoing_rx, subscriber_losses),
         );
         tokio::spawn(
             Subscriber {
@@ -448,11 +450,18 @@ impl Link {
     }
 
     fn went_down(&self, side: u8, error: &dyn fmt::Display) {
-        if side == SUBSCRIBER {
-            self.subscriber_losses.send_modify(|losses| *losses += 1);
-        }
+        // The subscriber's loss takes the publisher down with it (it gives its connection up
+        // too, see `subscriber_losses`): the engine is up again only once both reconnected,
+        // whichever of their tasks runs first.
+        let sides = match side {
+            SUBSCRIBER => {
+                self.subscriber_losses.send_modify(|losses| *losses += 1);
+                SUBSCRIBER | PUBLISHER
+            }
+            side => side,
+        };
         let mut outage = self.outage.lock().unwrap_or_else(PoisonError::into_inner);
-        let before = self.down.fetch_or(side, Ordering::AcqRel);
+        let before = self.down.fetch_or(sides, Ordering::AcqRel);
         if before == 0 {
             *outage = Some(Instant::now());
             tracing::warn!(%error, "redis backplane down: delivering on this node only, reconnecting");
@@ -495,10 +504,15 @@ struct Publisher {
 }
 
 impl Publisher {
-    async fn run(mut self, mut connection: MultiplexedConnection, mut queue: mpsc::Receiver<Outgoing>) {
+    /// `subscriber_losses`: the losses of the subscriber's connection since `connection` was
+    /// made (see `Link::subscriber_losses`).
+    async fn run(
+        mut self,
+        mut connection: MultiplexedConnection,
+        mut queue: mpsc::Receiver<Outgoing>,
+        mut subscriber_losses: watch::Receiver<u64>,
+    ) {
         let mut batch = Vec::with_capacity(256);
-        // Losses of the subscriber's connection from now on (see `Link::subscriber_losses`).
-        let mut subscriber_losses = self.link.subscriber_losses.subscribe();
         loop {
             let served = tokio::select! {
                 served = self.serve(&mut connection, &mut queue, &mut batch) => served.map_err(|error| error.to_string()),
@@ -722,5 +736,32 @@ impl Subscriber {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Server;
+
+    #[test]
+    fn the_engine_is_up_again_only_once_both_connections_reconnected_after_the_subscriber_lost_its() {
+        let hub = Server::new().hub();
+        let inbound = hub.inbound();
+        let link = Link::default();
+        let losses = link.subscriber_losses.subscribe();
+        link.went_down(SUBSCRIBER, &"reset");
+        assert!(losses.has_changed().unwrap_or(false), "the publisher is told");
+        // The subscriber reconnects before the publisher's task has even run.
+        link.came_up(SUBSCRIBER, &inbound);
+        assert!(!link.is_up(), "the publisher still holds its old connection");
+        link.went_down(PUBLISHER, &"the subscriber lost its connection");
+        link.came_up(PUBLISHER, &inbound);
+        assert!(link.is_up());
+        assert_eq!(
+            hub.metrics().snapshot().backplane_reconnects,
+            1,
+            "one outage, one reconnection"
+        );
     }
 }

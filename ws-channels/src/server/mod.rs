@@ -293,12 +293,13 @@ impl<S: Send + Sync + 'static> Server<S> {
         self
     }
 
-    /// How many bytes one read of a connection's socket asks for. Default: 4 KiB. The buffer
-    /// is held only while a connection has read bytes not yet parsed into frames, and let go
-    /// when a read finds nothing more: an idle connection holds none, whatever this size, and
-    /// a busy one reuses one buffer read after read. (tungstenite's own default is a 128 KiB
-    /// buffer, held for the connection's life.) A message larger than this takes several
-    /// reads, each a system call.
+    /// How many bytes one read of a connection's socket asks for. Default: 4 KiB. A
+    /// connection holds this buffer from a read of its socket until a later read finds
+    /// nothing more (so also while a handler awaits between the two): an idle connection holds
+    /// none, whatever this size, and a busy one reuses one buffer read after read.
+    /// (tungstenite's own default is a 128 KiB buffer held for the connection's life; here the
+    /// frame buffer it keeps is 512 bytes, and grows to the largest frame received.) A message
+    /// larger than this takes several reads, each a system call.
     pub fn read_buffer_size(mut self, bytes: usize) -> Self {
         self.config.websocket = self.config.websocket.read_buffer_size(bytes);
         self
