@@ -70,8 +70,8 @@ impl Config {
     }
 }
 
-/// 4 KiB per read of a socket (tungstenite's default is 128 KiB); held only while a connection
-/// has bytes to parse (see `socket::Inbox`).
+/// 4 KiB per read of a socket (tungstenite's default is 128 KiB); a connection holds it from a
+/// read until a read finds nothing more (see `socket::Inbox`).
 const DEFAULT_READ_BUFFER: usize = 4 * 1024;
 const DEFAULT_WRITE_BUFFER: usize = 8 * 1024;
 /// Room for a frame header (at most 14 bytes) and a control frame (at most 127 bytes).

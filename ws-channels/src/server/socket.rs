@@ -242,6 +242,8 @@ mod tests {
     use futures_util::{SinkExt, StreamExt};
     use tokio::io::AsyncWriteExt;
     use tokio_tungstenite::WebSocketStream;
+    use tokio_tungstenite::tungstenite::protocol::frame::FrameHeader;
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
 
     use super::*;
     use crate::wake_count::WakeCount;
@@ -323,21 +325,15 @@ mod tests {
         assert_eq!(reader.get(), 2);
     }
 
-    /// A masked client frame (mask zero: the payload as is).
-    fn client_frame(opcode: u8, payload: &[u8]) -> Vec<u8> {
-        let mut frame = vec![0x80 | opcode];
-        match payload.len() {
-            len @ 0..=125 => frame.push(0x80 | len as u8),
-            len @ 126..=0xFFFF => {
-                frame.push(0x80 | 126);
-                frame.extend_from_slice(&(len as u16).to_be_bytes());
-            }
-            len => {
-                frame.push(0x80 | 127);
-                frame.extend_from_slice(&(len as u64).to_be_bytes());
-            }
-        }
-        frame.extend_from_slice(&[0; 4]);
+    /// A masked client frame (mask zero: the payload as is), framed by tungstenite.
+    fn client_frame(opcode: OpCode, payload: &[u8]) -> Vec<u8> {
+        let header = FrameHeader {
+            opcode,
+            mask: Some([0; 4]),
+            ..FrameHeader::default()
+        };
+        let mut frame = Vec::new();
+        header.format(payload.len() as u64, &mut frame).expect("a Vec takes it");
         frame.extend_from_slice(payload);
         frame
     }
@@ -355,7 +351,10 @@ mod tests {
                 (0..len).map(|b| (b as u32 + i) as u8).collect()
             })
             .collect();
-        let wire: Vec<u8> = payloads.iter().flat_map(|p| client_frame(0x2, p)).collect();
+        let wire: Vec<u8> = payloads
+            .iter()
+            .flat_map(|p| client_frame(OpCode::Data(Data::Binary), p))
+            .collect();
         client.write_all(&wire).await.expect("writes");
         for (i, payload) in payloads.iter().enumerate() {
             assert_eq!(
@@ -378,7 +377,9 @@ mod tests {
         assert!(socket.poll_next_unpin(&mut cx).is_pending());
         assert_eq!(inbox(&socket), 0, "nothing read yet, nothing held");
 
-        let frames: Vec<u8> = (0..3).flat_map(|_| client_frame(0x1, &[b'x'; 34])).collect();
+        let frames: Vec<u8> = (0..3)
+            .flat_map(|_| client_frame(OpCode::Data(Data::Text), &[b'x'; 34]))
+            .collect();
         client.write_all(&frames).await.expect("writes");
         for _ in 0..3 {
             assert!(matches!(socket.poll_next_unpin(&mut cx), Poll::Ready(Some(Ok(_)))));
