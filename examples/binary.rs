@@ -29,7 +29,7 @@
 //! ```
 
 use serde::{Deserialize, Serialize};
-use ws_channels::{AsyncApi, Server, channel};
+use ws_channels::{AsyncApi, Channel, Server, channel};
 
 /// What a sensor sends.
 #[channel("sensors/<device>", server = SensorEvent, codec = msgpack, name = "sensors")]

@@ -10,7 +10,7 @@
 //! - `ws://127.0.0.1:8080/raw`: send any text or binary message (up to 16 MiB); it comes back
 //!   byte for byte, through the same routing, connection task and writer queue, never decoded.
 
-use ws_channels::{Server, channel};
+use ws_channels::{Channel, Server, channel};
 
 /// Any JSON value.
 #[channel("echo")]

@@ -31,7 +31,7 @@
 
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
-use ws_channels::{AsyncApi, Event, Server, channel};
+use ws_channels::{AsyncApi, Channel, Event, Server, channel};
 
 /// A user signed up.
 #[channel("user/events/<userId>", name = "userEvents")]

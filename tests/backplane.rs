@@ -8,7 +8,8 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use ws_channels::{
-    BackplaneError, ConnId, EngineHealth, Event, Events, Hub, RedisBackplane, RedisConfig, Sent, Server, channel,
+    BackplaneError, Channel, ConnId, EngineHealth, Event, Events, Hub, RedisBackplane, RedisConfig, Sent, Server,
+    channel,
 };
 use ws_channels_tests::{Component, FaultyProxy, RedisServer, Served, require, within};
 

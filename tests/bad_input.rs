@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use ws_channels::tungstenite::Message;
-use ws_channels::{CloseCode, CloseInfo, Server, channel};
+use ws_channels::{Channel, CloseCode, CloseInfo, Server, channel};
 use ws_channels_tests::{Backend, Served, next_text, raw_connect, raw_http, within};
 
 ws_channels_tests::on_both_backends!(

@@ -15,8 +15,8 @@ use serde::{Deserialize, Serialize};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use ws_channels::tungstenite::Message;
 use ws_channels::{
-    CloseCode, ConnId, Error, ErrorReply, Handler, LagPolicy, Lagged, RateLimit, RateLimitAction, Reject, Report, Sent,
-    Server, TokenSource, Topic, channel,
+    Channel, CloseCode, ConnId, Error, ErrorReply, Handler, LagPolicy, Lagged, RateLimit, RateLimitAction, Reject,
+    Report, Sent, Server, TokenSource, Topic, channel,
 };
 use ws_channels_tests::{
     Backend, Encodings, Served, handshake_status, next_text, raw_connect, raw_http, read_until_close, within,

@@ -18,8 +18,8 @@ use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use ws_channels::http::{HeaderMap, HeaderValue, header};
 use ws_channels::{
-    Client, CloseCode, ConnectionState, Error, Event, ParamError, Reconnect, Reject, Server, TlsConnector, channel,
-    connect,
+    Channel, Client, CloseCode, ConnectionState, Error, Event, ParamError, Reconnect, Reject, Server, TlsConnector,
+    channel, connect,
 };
 use ws_channels_tests::{Backend, Served, handshake_status, within};
 

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use futures_util::{SinkExt, StreamExt};
 use serde::{Deserialize, Serialize};
 use ws_channels::tungstenite::Message;
-use ws_channels::{CloseCode, Error, ErrorReply, Event, Raw, Report, Server, channel, connect};
+use ws_channels::{Channel, CloseCode, Error, ErrorReply, Event, Raw, Report, Server, channel, connect};
 use ws_channels_tests::{Backend, Encodings, Served, raw_connect, read_until_close, within};
 
 ws_channels_tests::on_both_backends!(

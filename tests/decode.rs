@@ -4,8 +4,8 @@
 use futures_util::StreamExt;
 use proptest::prelude::*;
 use serde::{Deserialize, Serialize};
-use ws_channels::channel;
 use ws_channels::tungstenite::{Error as WsError, Message};
+use ws_channels::{Channel, channel};
 
 /// A tagged enum: the shape most channels use.
 #[channel("fuzz/<id>")]

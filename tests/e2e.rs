@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 use ws_channels::tungstenite::Message;
 use ws_channels::{
-    Client, CloseCode, ConnectionState, Error, ErrorReply, Event, Params, Reject, Report, Server, Validate,
+    Channel, Client, CloseCode, ConnectionState, Error, ErrorReply, Event, Params, Reject, Report, Server, Validate,
     ValidationError, channel, connect,
 };
 use ws_channels_tests::{Served, handshake_status, next_text, raw_connect, raw_http, read_until_close, within};

@@ -70,7 +70,7 @@ fn runtime() -> tokio::runtime::Runtime {
 /// `examples/user_events.rs`.
 mod user_events {
     use serde::{Deserialize, Serialize};
-    use ws_channels::{Server, channel};
+    use ws_channels::{Channel, Server, channel};
 
     /// A user signed up.
     #[channel("user/events/<userId>", name = "userEvents")]
@@ -97,7 +97,7 @@ mod user_events {
 
 /// `examples/echo.rs`.
 mod echo {
-    use ws_channels::{Server, channel};
+    use ws_channels::{Channel, Server, channel};
 
     /// Any JSON value.
     #[channel("echo")]
@@ -117,7 +117,7 @@ mod echo {
 
 /// `examples/bench/common.rs`.
 mod bench {
-    use ws_channels::{Server, channel};
+    use ws_channels::{Channel, Server, channel};
 
     /// A message of a realistic shape, echoed typed: decoded, then encoded again.
     #[channel("echo")]
@@ -143,7 +143,9 @@ mod chat {
     use std::time::{SystemTime, UNIX_EPOCH};
 
     use serde::{Deserialize, Serialize};
-    use ws_channels::{Error, ErrorReply, Handshake, RateLimit, RateLimitAction, Reject, Server, TokenSource, channel};
+    use ws_channels::{
+        Channel, Error, ErrorReply, Handshake, RateLimit, RateLimitAction, Reject, Server, TokenSource, channel,
+    };
 
     /// What a client sends in a room.
     #[channel("chat/<room>", server = ChatEvent, on_invalid = reply, name = "chat")]
@@ -255,7 +257,7 @@ mod contract {
     use std::collections::{BTreeMap, HashMap};
 
     use serde::{Deserialize, Serialize};
-    use ws_channels::{Server, channel};
+    use ws_channels::{Channel, Server, channel};
 
     #[derive(Debug, Serialize, Deserialize)]
     pub(crate) struct Page<T> {

@@ -7,7 +7,7 @@
 use futures_util::StreamExt;
 use metrics_util::debugging::{DebugValue, DebuggingRecorder};
 use serde::{Deserialize, Serialize};
-use ws_channels::{Server, TestServer, channel};
+use ws_channels::{Channel, Server, TestServer, channel};
 use ws_channels_tests::within;
 
 /// Echoes.

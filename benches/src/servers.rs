@@ -16,6 +16,7 @@ use tokio::sync::mpsc;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{self, Message, Utf8Bytes};
+use ws_channels::Channel;
 
 use crate::Result;
 use crate::wire::{Chat, Format, PackChat, RoomChat};

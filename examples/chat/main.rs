@@ -49,8 +49,8 @@ use axum::response::Html;
 use axum::routing::get;
 use serde::{Deserialize, Serialize};
 use ws_channels::{
-    AsyncApi, BackplaneError, Error, ErrorReply, Handshake, Hub, Published, RateLimit, RateLimitAction, RedisBackplane,
-    RedisConfig, Reject, Report, Server, TokenSource, channel,
+    AsyncApi, BackplaneError, Channel, Error, ErrorReply, Handshake, Hub, Published, RateLimit, RateLimitAction,
+    RedisBackplane, RedisConfig, Reject, Report, Server, TokenSource, channel,
 };
 
 /// What a client sends in a room.

@@ -37,8 +37,6 @@ pub(crate) struct Model {
     pub(crate) codec: Option<Spanned<CodecArg>>,
     /// `name = "…"` as written.
     pub(crate) name: Option<LitStr>,
-    /// The `skip_wrappers` flag: no inherent `publish`, `subscribe` or `register`.
-    pub(crate) skip_wrappers: Option<Span>,
     /// The annotated type's doc comment: the channel's description in exported documents.
     pub(crate) description: String,
     pub(crate) krate: syn::Path,
@@ -104,7 +102,6 @@ impl Model {
             on_lag: args.on_lag,
             codec: args.codec,
             name: args.name,
-            skip_wrappers: args.skip_wrappers,
             krate: args.krate.unwrap_or_else(|| syn::parse_quote!(::ws_channels)),
         }
     }

@@ -17,7 +17,6 @@ const KNOWN: &[&str] = &[
     "on_lag",
     "codec",
     "name",
-    "skip_wrappers",
     "crate",
 ];
 
@@ -87,7 +86,6 @@ pub(crate) struct Args {
     pub(crate) on_lag: Option<Spanned<OnLag>>,
     pub(crate) codec: Option<Spanned<CodecArg>>,
     pub(crate) name: Option<LitStr>,
-    pub(crate) skip_wrappers: Option<Span>,
     pub(crate) krate: Option<syn::Path>,
 }
 
@@ -141,7 +139,6 @@ fn parse_args(input: ParseStream<'_>, args: &mut Args, cx: &Ctxt) -> syn::Result
                 })?;
                 set(cx, &key, &mut args.name, lit);
             }
-            "skip_wrappers" => set(cx, &key, &mut args.skip_wrappers, flag(cx, input, &key, has_value)?),
             "crate" => {
                 let lit: Option<LitStr> = expect_value(
                     input,

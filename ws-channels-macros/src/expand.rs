@@ -1,8 +1,8 @@
 //! The macro's entry point and the items every channel gets: the params struct with its
-//! trait impls, and the `Channel` impl. The client's and the server's wrappers are rendered
-//! apart (`render_client`, `render_server`); all logic is in the runtime, reached through
-//! `#krate::__private`, so each channel costs the compiler a few one-line items. The output is
-//! written as source text (see `source`), its string literals with `{:?}`.
+//! trait impls, and the `Channel` impl. All logic is in the runtime, reached through
+//! `#krate::__private`, so each channel costs the compiler a few one-line items; the typed
+//! `publish`, `subscribe` and `register` are the `Channel` trait's provided functions. The
+//! output is written as source text (see `source`), its string literals with `{:?}`.
 
 use proc_macro2::{Delimiter, TokenStream};
 use quote::{ToTokens, quote, quote_spanned};
@@ -13,7 +13,7 @@ use crate::attr::{CodecArg, OnInvalid, OnLag, Spanned};
 use crate::ctxt::Ctxt;
 use crate::pattern::Segment;
 use crate::source::Source;
-use crate::{attr, check, fallback, render_client, render_server};
+use crate::{attr, check, fallback};
 
 /// The whole macro: parse, check, render. On error the item and the generated items are still
 /// emitted beside the errors (see `fallback`), so one mistake gives one error.
@@ -59,22 +59,17 @@ pub(crate) fn channel(args: TokenStream, input: TokenStream) -> TokenStream {
     }
 }
 
-/// Everything a channel generates: the params struct and the inherent impls (outside the
+/// Everything a channel generates: the params struct and its inherent impl (outside the
 /// const, so diagnostics name `UserEventsParams::new` rather than a path through `_`), then
 /// every trait impl in one anonymous const that imports the runtime once as `__wsc`, so each
-/// of its paths is two segments. Each token costs the compiler work per channel.
+/// of its paths is two segments. Each item costs the compiler work per channel, which is why
+/// `publish`, `subscribe` and `register` are provided methods of `Channel` rather than
+/// generated here: generic wrappers were the largest part of a channel's build time.
 pub(crate) fn render(model: &Model) -> TokenStream {
     let mut out = Source::new();
-    // The inherent impls' path to the runtime, as text.
+    // The inherent impl's path to the runtime, as text.
     let private = format!("{}::__private", model.krate.to_token_stream());
     render_params_struct(model, &private, &mut out);
-    // `skip_wrappers`: the type keeps its own `publish`, `subscribe` and `register`.
-    if model.skip_wrappers.is_none() {
-        out.push("impl ").tokens(&model.ident).group(Delimiter::Brace, |out| {
-            render_client::render(model, &private, out);
-            render_server::render(model, &private, out);
-        });
-    }
     out.push("const _: () = ")
         .group(Delimiter::Brace, |out| {
             out.push("use ").tokens(&model.krate).push("::__private as __wsc;");

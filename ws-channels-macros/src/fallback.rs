@@ -1,7 +1,7 @@
 //! What the macro emits beside its errors (thiserror's `fallback.rs`).
 //!
-//! Code elsewhere names the params struct and calls the wrappers; if a broken declaration
-//! generated nothing, every such use would add an error ("cannot find type
+//! Code elsewhere names the params struct and calls the channel's functions; if a broken
+//! declaration generated nothing, every such use would add an error ("cannot find type
 //! `UserEventsParams`", "no function named `register`") to the one mistake. So the fallback
 //! renders the same items as a valid declaration, from the model's best guess (the template's
 //! good segments, the arguments that parsed). Their bodies are the same one-line calls into the

@@ -2,10 +2,9 @@
 //!
 //! An implementation detail: depend on `ws-channels`, which re-exports the macro and documents
 //! it. The stages are one file each: `attr` (typed arguments) → `ast` (model) → `check`
-//! (rules across arguments) → `expand` (entry point, shared items), which hands the wrappers
-//! to `render_client` and `render_server`, and on error to `fallback`; all of them write through
-//! `source` (source text, lexed once). `pattern` holds the template grammar, `ctxt` collects
-//! errors.
+//! (rules across arguments) → `expand` (entry point and everything a channel generates), which
+//! on error hands over to `fallback`; both write through `source` (source text, lexed once).
+//! `pattern` holds the template grammar, `ctxt` collects errors.
 
 mod ast;
 mod attr;
@@ -14,8 +13,6 @@ mod ctxt;
 mod expand;
 mod fallback;
 mod pattern;
-mod render_client;
-mod render_server;
 #[cfg(test)]
 mod snapshots;
 mod source;

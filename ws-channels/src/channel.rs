@@ -6,14 +6,26 @@ use std::str::FromStr;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use crate::client::{Publish, Subscription};
 use crate::codec::Format;
 use crate::error::{Error, ParamError, ValidationError};
 use crate::pattern::Template;
+use crate::server::{Handler, Server};
+use crate::transport::{MessageSink, MessageStream};
 
 /// A typed WebSocket channel: an address template plus the messages each side sends.
 ///
 /// Implemented by `#[channel]`; see the [macro's documentation](macro@crate::channel) for the
 /// three shapes (symmetric, asymmetric, server-only) and what each generates.
+///
+/// The typed functions a channel is used through are this trait's: [`publish`](Channel::publish)
+/// and [`subscribe`](Channel::subscribe) on the client, [`register`](Channel::register) on the
+/// server, called on the channel's type (`ChatCommand::register(server, |h| …)`) with the trait
+/// in scope: `use ws_channels::Channel` (or `use ws_channels::Channel as _` beside a type of
+/// your own named `Channel`). They are the trait's rather than generated for every channel, so
+/// a crate of many channels compiles faster, and a type may have functions of its own with
+/// these names: those take precedence, and `<T as Channel>::publish` still reaches the
+/// channel's.
 pub trait Channel: Sized + Send + Sync + 'static {
     /// The channel's name (the Rust type's name unless `name = "…"` overrides it).
     const NAME: &'static str;
@@ -63,6 +75,83 @@ pub trait Channel: Sized + Send + Sync + 'static {
     fn on_invalid(error: &Error) -> Option<Self::ServerMessage> {
         let _ = error;
         None
+    }
+
+    /// Client: sends `message` on this channel over an already-connected WebSocket (any
+    /// [`MessageSink`], such as a tokio-tungstenite stream or a [`ClientSocket`](crate::ClientSocket)).
+    /// Not on `server_only` channels: publishing there does not compile.
+    ///
+    /// The message is validated and encoded when `publish` is called; the returned future sends
+    /// the frame. The same as [`publish::<Self, _>`](crate::publish).
+    ///
+    /// ```
+    /// use ws_channels::{Channel, ClientSocket, Error, channel};
+    ///
+    /// #[channel("chat/<room>")]
+    /// #[derive(Debug, serde::Serialize, serde::Deserialize)]
+    /// struct Chat { text: String }
+    ///
+    /// async fn say(socket: &mut ClientSocket) -> Result<(), Error> {
+    ///     Chat::publish(socket, &Chat { text: "hi".into() }).await
+    /// }
+    /// ```
+    fn publish<'a, W>(sink: &'a mut W, message: &Self::ClientMessage) -> Publish<'a, W>
+    where
+        Self: ClientSends,
+        W: MessageSink + ?Sized,
+    {
+        crate::client::publish::<Self, W>(sink, message)
+    }
+
+    /// Client: the typed messages the server sends on this channel, from any stream of
+    /// WebSocket messages ([`MessageStream`]). A frame that does not decode or validate is one
+    /// `Err` item and the stream goes on. The same as [`subscribe::<Self, _>`](crate::subscribe).
+    ///
+    /// ```
+    /// use futures_util::StreamExt;
+    /// use ws_channels::tungstenite::{Error as WsError, Message};
+    /// use ws_channels::{Channel, channel};
+    ///
+    /// #[channel("ticks/<feed>", server_only)]
+    /// #[derive(Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+    /// struct Tick { n: u32 }
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let frames = futures_util::stream::iter([Ok::<_, WsError>(Message::text(r#"{"n":1}"#))]);
+    /// let mut ticks = Tick::subscribe(frames);
+    /// assert_eq!(ticks.next().await.expect("one frame").ok(), Some(Tick { n: 1 }));
+    /// # }
+    /// ```
+    fn subscribe<R: MessageStream>(stream: R) -> Subscription<Self, R> {
+        crate::client::subscribe::<Self, R>(stream)
+    }
+
+    /// Server: handles this channel on `server`; `configure` sets the handler's callbacks
+    /// ([`on_connect`](Handler::on_connect), [`on_message`](Handler::on_message), …). The
+    /// same as `server.register(configure(Handler::new()))`.
+    ///
+    /// ```
+    /// use ws_channels::{Channel, Server, channel};
+    ///
+    /// #[channel("echo/<room>")]
+    /// #[derive(Debug, serde::Serialize, serde::Deserialize)]
+    /// struct Echo { text: String }
+    ///
+    /// let server = Echo::register(Server::new(), |h| {
+    ///     h.on_message(|conn, msg| async move {
+    ///         conn.send(&msg).await?;
+    ///         Ok(())
+    ///     })
+    /// });
+    /// # drop(server);
+    /// ```
+    fn register<S, D>(server: Server<S>, configure: impl FnOnce(Handler<Self, S>) -> Handler<Self, S, D>) -> Server<S>
+    where
+        S: Send + Sync + 'static,
+        D: Send + Sync + 'static,
+    {
+        server.register(configure(Handler::new()))
     }
 }
 

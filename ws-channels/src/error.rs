@@ -27,7 +27,7 @@ pub type HandlerResult = Result<(), BoxError>;
 /// ```
 /// use futures_util::{FutureExt, StreamExt, stream};
 /// use ws_channels::tungstenite::Message;
-/// use ws_channels::{Report, channel};
+/// use ws_channels::{Channel, Report, channel};
 ///
 /// #[channel("chat/<room>", name = "chat")]
 /// #[derive(Debug, serde::Serialize, serde::Deserialize)]

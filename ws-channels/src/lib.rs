@@ -4,7 +4,7 @@
 //!
 //! ```no_run
 //! use serde::{Deserialize, Serialize};
-//! use ws_channels::{Server, channel};
+//! use ws_channels::{Channel, Server, channel};
 //!
 //! /// A user signed up.
 //! #[channel("user/events/<userId>")]
@@ -199,8 +199,6 @@ pub mod __private {
     // every token of every channel costs the compiler, and these paths are most of them. Still
     // immune to the caller's shadowing, like any absolute path.
     pub use core::cmp::PartialEq;
-    pub use core::marker::{Send, Sized, Sync};
-    pub use core::ops::FnOnce;
     pub use core::option::Option::{self, Some};
     pub use core::primitive::str;
     pub use core::result::Result::{self, Ok};
@@ -211,12 +209,9 @@ pub mod __private {
     pub use std::vec::Vec;
 
     pub use crate::channel::{Channel, ClientSends, ErrorReply, LagPolicy, NoMessage, ParamValue, Params, Shape};
-    pub use crate::client::{Publish, Subscription, publish, subscribe};
     pub use crate::codec::{Json, MsgPack, Passthrough, Raw};
     pub use crate::error::{Error, ParamError, ValidationError};
     pub use crate::pattern::{Segment, Template};
-    pub use crate::server::{Handler, Server};
-    pub use crate::transport::{MessageSink, MessageStream};
     pub use crate::validate::Validate;
 
     /// Parses one matched, decoded parameter value as its declared type.
@@ -258,15 +253,5 @@ pub mod __private {
     /// server matches; `Params::to_url` reports it instead).
     pub fn url<P: Params>(params: &P, base: &str) -> String {
         crate::pattern::join_url(base, &P::TEMPLATE.render(&params.to_values()))
-    }
-
-    /// The generated `register`: build a handler, attach it.
-    pub fn register<C, S, D>(server: Server<S>, configure: impl FnOnce(Handler<C, S>) -> Handler<C, S, D>) -> Server<S>
-    where
-        C: Channel,
-        S: Send + Sync + 'static,
-        D: Send + Sync + 'static,
-    {
-        server.register(configure(Handler::new()))
     }
 }

@@ -176,7 +176,7 @@ impl Counters {
 ///
 /// ```
 /// use futures_util::StreamExt;
-/// use ws_channels::{Server, TestServer, channel};
+/// use ws_channels::{Channel, Server, TestServer, channel};
 ///
 /// #[channel("echo/<room>")]
 /// #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]

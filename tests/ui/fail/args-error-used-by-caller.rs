@@ -1,6 +1,6 @@
 // A misspelt argument in a channel that other code uses: the argument error is the only error; the rest is generated from the arguments that parsed.
 use serde::{Deserialize, Serialize};
-use ws_channels::{Server, channel};
+use ws_channels::{Channel, Server, channel};
 
 #[channel("chat/<room>", server = ChatEvent, on_lag = drop_oldest, validat)]
 #[derive(Debug, Serialize, Deserialize)]

@@ -1,6 +1,6 @@
 // A client publishing the server's message type on an asymmetric channel.
 use serde::{Deserialize, Serialize};
-use ws_channels::{ClientSocket, Error, channel};
+use ws_channels::{Channel, ClientSocket, Error, channel};
 
 #[channel("chat/<room>", server = ChatEvent)]
 #[derive(Serialize, Deserialize)]

@@ -1,6 +1,6 @@
 // A server handler sending the client's message type on an asymmetric channel.
 use serde::{Deserialize, Serialize};
-use ws_channels::{Server, channel};
+use ws_channels::{Channel, Server, channel};
 
 #[channel("chat/<room>", server = ChatEvent)]
 #[derive(Serialize, Deserialize)]

@@ -1,6 +1,6 @@
 // A server `on_message` handler on a `server_only` channel, where clients send nothing.
 use serde::{Deserialize, Serialize};
-use ws_channels::{Server, channel};
+use ws_channels::{Channel, Server, channel};
 
 #[channel("notify/<userId>", server_only)]
 #[derive(Serialize, Deserialize)]

@@ -1,6 +1,6 @@
 // A template error in a channel that other code uses: the template error is the only error (no "no function named `register`", no "cannot find type `UserEventsParams`").
 use serde::{Deserialize, Serialize};
-use ws_channels::{ClientSocket, Error, Server, channel};
+use ws_channels::{Channel, ClientSocket, Error, Server, channel};
 
 #[channel("user/events/<userId")]
 #[derive(Debug, Serialize, Deserialize)]

@@ -1,5 +1,5 @@
 //! Every codec declares and registers; a raw channel's messages are `Raw` both ways.
-use ws_channels::{Raw, Server, channel};
+use ws_channels::{Channel, Raw, Server, channel};
 
 #[channel("json/<id>", codec = json)]
 #[derive(serde::Serialize, serde::Deserialize)]

@@ -1,6 +1,7 @@
 // `crate = "wsc"` when the runtime is imported under another name.
 use serde::{Deserialize, Serialize};
 use ws_channels as wsc;
+use wsc::Channel as _;
 
 #[wsc::channel("user/events/<userId>", crate = "wsc")]
 #[derive(Serialize, Deserialize)]

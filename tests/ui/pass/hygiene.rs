@@ -88,6 +88,8 @@ pub mod shadowed {
     }
 }
 
+use ::ws_channels::Channel as _;
+
 fn main() {
     let params = shadowed::UserEventsParams::new("u1", 2u64);
     assert_eq!(params.to_string(), "user/events/u1/2");

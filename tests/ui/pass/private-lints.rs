@@ -11,7 +11,7 @@
 
 mod inner {
     use serde::{Deserialize, Serialize};
-    use ws_channels::{Server, channel};
+    use ws_channels::{Channel, Server, channel};
 
     #[channel("user/<userId>")]
     #[derive(Serialize, Deserialize)]

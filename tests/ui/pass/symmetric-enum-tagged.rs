@@ -1,6 +1,6 @@
 // A symmetric channel on an internally tagged enum.
 use serde::{Deserialize, Serialize};
-use ws_channels::{ClientSocket, Error, Server, channel};
+use ws_channels::{Channel, ClientSocket, Error, Server, channel};
 
 #[channel("rooms/<room>")]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -28,37 +28,6 @@ impl ChatCommandParams {
         ::ws_channels::__private::url(self, base)
     }
 }
-impl ChatCommand {
-    ///Client: sends `message` on `chat/<room>` over an already-connected WebSocket (any `MessageSink`, such as a tokio-tungstenite stream).
-    pub fn publish<
-        '__a,
-        W: ::ws_channels::__private::MessageSink + ?::ws_channels::__private::Sized,
-    >(
-        sink: &'__a mut W,
-        message: &<Self as ::ws_channels::__private::Channel>::ClientMessage,
-    ) -> ::ws_channels::__private::Publish<'__a, W> {
-        ::ws_channels::__private::publish::<Self, W>(sink, message)
-    }
-    ///Client: the typed messages the server sends on `chat/<room>`; a frame that does not decode or validate is one `Err` item and the stream goes on.
-    pub fn subscribe<R: ::ws_channels::__private::MessageStream>(
-        stream: R,
-    ) -> ::ws_channels::__private::Subscription<Self, R> {
-        ::ws_channels::__private::subscribe::<Self, R>(stream)
-    }
-    ///Server: handles `chat/<room>` on `server`; `configure` sets the handler's callbacks (`on_connect`, `on_message`, …).
-    pub fn register<S, D>(
-        server: ::ws_channels::__private::Server<S>,
-        configure: impl ::ws_channels::__private::FnOnce(
-            ::ws_channels::__private::Handler<Self, S>,
-        ) -> ::ws_channels::__private::Handler<Self, S, D>,
-    ) -> ::ws_channels::__private::Server<S>
-    where
-        S: ::ws_channels::__private::Send + ::ws_channels::__private::Sync + 'static,
-        D: ::ws_channels::__private::Send + ::ws_channels::__private::Sync + 'static,
-    {
-        ::ws_channels::__private::register(server, configure)
-    }
-}
 const _: () = {
     use ::ws_channels::__private as __wsc;
     #[automatically_derived]

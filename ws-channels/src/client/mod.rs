@@ -32,7 +32,7 @@ use crate::transport::{MessageSink, MessageStream};
 ///
 /// ```
 /// use futures_util::StreamExt;
-/// use ws_channels::{Server, TestServer, channel, publish, subscribe};
+/// use ws_channels::{Channel, Server, TestServer, channel, publish, subscribe};
 ///
 /// #[channel("echo/<room>")]
 /// #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]

@@ -36,7 +36,7 @@ use crate::outbox::{OutboxSender, Pushed};
 ///
 /// ```
 /// use futures_util::StreamExt;
-/// use ws_channels::{Server, TestServer, Topic, channel};
+/// use ws_channels::{Channel, Server, TestServer, Topic, channel};
 ///
 /// #[channel("chat/<room>")]
 /// #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
@@ -214,7 +214,7 @@ pub enum Sent {
 ///
 /// ```
 /// use futures_util::StreamExt;
-/// use ws_channels::{Server, TestServer, channel};
+/// use ws_channels::{Channel, Server, TestServer, channel};
 ///
 /// /// Scores, pushed by the server.
 /// #[channel("scores/<game>", server_only)]

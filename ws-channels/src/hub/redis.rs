@@ -186,7 +186,7 @@ fn count_field(channel: &str, topic: &str) -> String {
 /// nodes published successfully): the outage time is the measure of that gap.
 ///
 /// ```no_run
-/// use ws_channels::{RedisBackplane, RedisConfig, Server};
+/// use ws_channels::{Channel, RedisBackplane, RedisConfig, Server};
 /// # #[ws_channels::channel("chat/<room>")]
 /// # #[derive(serde::Serialize, serde::Deserialize)]
 /// # struct Chat;

@@ -29,7 +29,7 @@ impl<S: Send + Sync + 'static> Server<S> {
     /// # #[derive(serde::Serialize, serde::Deserialize)]
     /// # struct Chat;
     /// use axum::routing::get;
-    /// use ws_channels::Server;
+    /// use ws_channels::{Channel, Server};
     ///
     /// # async fn run() -> std::io::Result<()> {
     /// let server = Chat::register(Server::new(), |h| h);
@@ -134,7 +134,7 @@ pub struct ServeApp {
 /// # #[derive(serde::Serialize, serde::Deserialize)]
 /// # struct Chat;
 /// use axum::routing::get;
-/// use ws_channels::Server;
+/// use ws_channels::{Channel, Server};
 ///
 /// # async fn run() -> std::io::Result<()> {
 /// let server = Chat::register(Server::new(), |h| h);

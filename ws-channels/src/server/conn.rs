@@ -42,7 +42,7 @@ pub struct Lagged {
 ///
 /// ```
 /// use futures_util::StreamExt;
-/// use ws_channels::{CloseCode, Server, TestServer, channel};
+/// use ws_channels::{Channel, CloseCode, Server, TestServer, channel};
 ///
 /// #[channel("chat/<room>")]
 /// #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]

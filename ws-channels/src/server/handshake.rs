@@ -18,7 +18,7 @@ use crate::channel::Channel;
 ///
 /// ```
 /// use futures_util::StreamExt;
-/// use ws_channels::{Error, Reject, Server, TestServer, channel};
+/// use ws_channels::{Channel, Error, Reject, Server, TestServer, channel};
 ///
 /// #[channel("rooms/<room>")]
 /// #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
@@ -187,7 +187,7 @@ impl<C: Channel, S> fmt::Debug for Handshake<C, S> {
 /// and [`Handshake::token`]. An empty value counts as none.
 ///
 /// ```
-/// use ws_channels::{Error, Reject, Server, TestServer, TokenSource, channel};
+/// use ws_channels::{Channel, Error, Reject, Server, TestServer, TokenSource, channel};
 ///
 /// #[channel("rooms/<room>")]
 /// #[derive(serde::Serialize, serde::Deserialize)]

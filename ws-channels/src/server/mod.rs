@@ -64,7 +64,7 @@ use crate::metrics::Metrics;
 ///
 /// ```no_run
 /// use std::time::Duration;
-/// use ws_channels::{RateLimit, Server};
+/// use ws_channels::{Channel, RateLimit, Server};
 /// # #[ws_channels::channel("chat/<room>")]
 /// # #[derive(serde::Serialize, serde::Deserialize)]
 /// # struct Chat;
@@ -87,7 +87,7 @@ use crate::metrics::Metrics;
 /// Limits refuse at the handshake, before the upgrade; here one connection per address:
 ///
 /// ```
-/// use ws_channels::{Error, Server, TestServer};
+/// use ws_channels::{Channel, Error, Server, TestServer};
 /// # #[ws_channels::channel("chat/<room>")]
 /// # #[derive(serde::Serialize, serde::Deserialize)]
 /// # struct Chat;
@@ -109,7 +109,7 @@ use crate::metrics::Metrics;
 ///
 /// ```
 /// use futures_util::StreamExt;
-/// use ws_channels::{CloseCode, Server, TestServer};
+/// use ws_channels::{Channel, CloseCode, Server, TestServer};
 /// # #[ws_channels::channel("chat/<room>")]
 /// # #[derive(serde::Serialize, serde::Deserialize)]
 /// # struct Chat;
@@ -245,7 +245,7 @@ impl<S: Send + Sync + 'static> Server<S> {
 
     /// Attaches a handler to its channel's address template.
     ///
-    /// Generated `register` functions (`UserEvents::register(server, |h| …)`) call this.
+    /// [`Channel::register`] (`UserEvents::register(server, |h| …)`) calls this.
     ///
     /// # Panics
     ///
@@ -482,7 +482,7 @@ impl<S: Send + Sync + 'static> Server<S> {
     /// # #[derive(serde::Serialize, serde::Deserialize)]
     /// # struct Chat;
     /// use std::sync::Arc;
-    /// use ws_channels::Server;
+    /// use ws_channels::{Channel, Server};
     ///
     /// # async fn run(certs: Vec<rustls::pki_types::CertificateDer<'static>>, key: rustls::pki_types::PrivateKeyDer<'static>) -> Result<(), Box<dyn std::error::Error>> {
     /// let tls = rustls::ServerConfig::builder().with_no_client_auth().with_single_cert(certs, key)?;

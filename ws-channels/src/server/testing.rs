@@ -48,7 +48,7 @@ const PIPE: usize = 64 * 1024;
 /// ```
 /// use futures_util::StreamExt;
 /// use serde::{Deserialize, Serialize};
-/// use ws_channels::{Server, TestServer, channel};
+/// use ws_channels::{Channel, Server, TestServer, channel};
 ///
 /// /// Echoes what it hears, shouted.
 /// #[channel("shout/<room>")]

@@ -1,6 +1,7 @@
-// A client calling `publish` on a `server_only` channel, which has none.
+// A client calling `Channel::publish` on a `server_only` channel: the first error says why; the
+// second follows from it (a `server_only` channel's client message type is `NoMessage`).
 use serde::{Deserialize, Serialize};
-use ws_channels::{ClientSocket, Error, channel};
+use ws_channels::{Channel, ClientSocket, Error, channel};
 
 #[channel("notify/<userId>", server_only)]
 #[derive(Serialize, Deserialize)]
