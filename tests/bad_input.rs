@@ -32,6 +32,8 @@ ws_channels_tests::on_both_backends!(
     a_slow_consumers_close_frame_never_reaches_it,
     a_1_mb_header_is_refused_with_431,
     incomplete_upgrades_and_garbage_are_refused,
+    an_http_1_0_upgrade_is_refused_before_any_hook,
+    bad_percent_encoding_is_refused_with_400,
 );
 
 /// The largest message the test server reads (the protocol layer reads up to twice that).
@@ -439,5 +441,71 @@ async fn incomplete_upgrades_and_garbage_are_refused(backend: Backend) {
         let (got, response) = raw_http(server.addr, &request).await;
         assert_eq!(got, status, "{what} on {backend:?}: {response}");
     }
+    still_served(&server).await;
+}
+
+/// RFC 6455 §4.1: the handshake is an HTTP/1.1 request. An HTTP/1.0 one (or one whose key is
+/// not the base64 of 16 bytes, §4.2.1) is refused with 400 before `on_connect` runs, on both
+/// front ends; it is counted as a refusal, never as a connection.
+async fn an_http_1_0_upgrade_is_refused_before_any_hook(backend: Backend) {
+    let hooks = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = hooks.clone();
+    let server = Echo::register(Server::new(), move |h| {
+        let counted = counted.clone();
+        h.on_connect(move |_| {
+            counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            async { Ok(()) }
+        })
+        .on_message(|conn, msg| async move {
+            conn.send(&msg).await?;
+            Ok(())
+        })
+    });
+    let metrics = server.metrics();
+    let server = Served::start_on(backend, server).await;
+    // `close` lets hyper end the connection after a refusal, as the standalone server does.
+    let upgrade = "Upgrade: websocket\r\nConnection: Upgrade, close\r\nSec-WebSocket-Version: 13\r\n";
+    let cases = [
+        (
+            "HTTP/1.0",
+            format!("GET /echo/r HTTP/1.0\r\nHost: x\r\n{upgrade}Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"),
+        ),
+        (
+            "a key of 15 bytes",
+            format!("GET /echo/r HTTP/1.1\r\nHost: x\r\n{upgrade}Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25j\r\n\r\n"),
+        ),
+        (
+            "a key that is not base64",
+            format!("GET /echo/r HTTP/1.1\r\nHost: x\r\n{upgrade}Sec-WebSocket-Key: not*base64*at*all*here==\r\n\r\n"),
+        ),
+    ];
+    for (what, request) in cases {
+        let (status, response) = raw_http(server.addr, &request).await;
+        assert_eq!(status, 400, "{what} on {backend:?}: {response}");
+    }
+    assert_eq!(hooks.load(std::sync::atomic::Ordering::SeqCst), 0, "no hook ran");
+    let counted = metrics.snapshot();
+    assert_eq!(counted.connections_total, 0, "{counted:?}");
+    assert_eq!(counted.handshakes_rejected, 3, "{counted:?}");
+    still_served(&server).await;
+    assert_eq!(
+        hooks.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "an HTTP/1.1 upgrade runs it"
+    );
+}
+
+/// A `%` not followed by two hex digits is not percent-encoding: refused with 400 on both
+/// front ends, so `/echo/%zz` cannot be a second spelling of `/echo/%25zz`'s topic.
+async fn bad_percent_encoding_is_refused_with_400(backend: Backend) {
+    let (server, _) = start(backend).await;
+    for path in ["/echo/%zz", "/echo/a%", "/echo/a%2", "/echo/%%41"] {
+        assert_eq!(
+            ws_channels_tests::handshake_status(&server, path).await,
+            400,
+            "{path} on {backend:?}"
+        );
+    }
+    assert_eq!(ws_channels_tests::handshake_status(&server, "/echo/%25zz").await, 101);
     still_served(&server).await;
 }

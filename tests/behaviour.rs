@@ -893,6 +893,23 @@ async fn origins_outside_the_allow_list_get_403(backend: Backend) {
     );
 }
 
+#[test]
+fn an_allowed_origin_that_is_no_origin_stops_the_server_from_being_built() {
+    for bad in [
+        "example.com",
+        "https://example.com/app",
+        "https://user@example.com",
+        "null",
+    ] {
+        let built = std::panic::catch_unwind(|| Server::new().allowed_origins([bad]));
+        let panic = built.err().unwrap_or_else(|| panic!("`{bad}` was accepted"));
+        let message = panic.downcast_ref::<String>().cloned().unwrap_or_default();
+        assert!(message.contains(&format!("`{bad}` is not an origin")), "{message}");
+    }
+    // What a list may hold: scheme, host, port, a trailing slash.
+    let _ = Server::new().allowed_origins(["https://example.com", "http://[::1]:8080/", "HTTPS://Example.com:8443"]);
+}
+
 async fn cross_site_pages_are_refused_by_default(backend: Backend) {
     let served = Served::start_on(backend, rooms(Server::new())).await;
     let same_host = format!("http://{}", served.addr);
@@ -1143,6 +1160,7 @@ async fn a_shutdown_during_on_connect_refuses_the_connection(backend: Backend) {
             Ok(())
         }))
     });
+    let metrics = server.metrics();
     let mut server = Served::start_on(backend, server).await;
     let base = server.base();
     let connecting = tokio::spawn(async move {
@@ -1165,6 +1183,17 @@ async fn a_shutdown_during_on_connect_refuses_the_connection(backend: Backend) {
         "refused or closed by the shutdown, got {outcome}"
     );
     within("the server to finish", serving).await.unwrap().unwrap();
+    // Refused after `on_connect` accepted it: a refusal, never also a connection (it was
+    // registered for its 101, but never opened).
+    let counted = metrics.snapshot();
+    if outcome == 503 {
+        assert_eq!(
+            (counted.connections_total, counted.handshakes_rejected),
+            (0, 1),
+            "{counted:?}"
+        );
+    }
+    assert_eq!(counted.connections_open, 0, "{counted:?}");
     assert!(
         started.elapsed() < Duration::from_secs(5),
         "the shutdown did not wait for a missed connection"

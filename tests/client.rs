@@ -663,6 +663,61 @@ async fn an_unreachable_server_times_out_or_is_refused() {
 }
 
 #[tokio::test]
+async fn a_credentials_hook_that_hangs_is_bounded_by_the_connect_timeout() {
+    // The server would accept at once: only the hook can hold the attempt.
+    let server = Served::start(room_server()).await;
+    let builder = Client::builder(&server.base(), &SayParams::new("x"))
+        .connect_timeout(Duration::from_millis(200))
+        .credentials(|| std::future::pending());
+    let started = tokio::time::Instant::now();
+    assert!(matches!(
+        within("a hanging hook", builder.connect()).await,
+        Err(Error::ConnectTimeout(_))
+    ));
+    assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
+
+    // While reconnecting too: a hook that hangs on the second attempt costs that attempt, and
+    // the next one (with a hook that answers) connects.
+    let calls = Arc::new(AtomicU32::new(0));
+    let counted = calls.clone();
+    let (states, mut observed) = recorder();
+    let (client, _events) = Client::builder(&server.base(), &SayParams::new("x"))
+        .connect_timeout(Duration::from_millis(200))
+        .reconnect(fast_retries())
+        .on_state(states)
+        .credentials(move || {
+            let call = counted.fetch_add(1, Ordering::SeqCst);
+            async move {
+                if call == 1 {
+                    std::future::pending::<()>().await;
+                }
+                let mut headers = HeaderMap::new();
+                headers.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer ok-hook"));
+                Ok(headers)
+            }
+        })
+        .connect()
+        .await
+        .unwrap();
+    client.send(&Say { text: "restart".into() }).await.unwrap();
+    let mut timed_out = false;
+    loop {
+        match next_state(&mut observed, "a timed-out attempt, then open").await {
+            ConnectionState::Reconnecting { error, .. } if matches!(*error, Error::ConnectTimeout(_)) => {
+                timed_out = true
+            }
+            ConnectionState::Open if timed_out => break,
+            _ => {}
+        }
+    }
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        3,
+        "first connect, the hung attempt, the next"
+    );
+}
+
+#[tokio::test]
 async fn dot_segments_are_refused_by_the_client_and_answered_400_by_both_servers() {
     for value in [".", ".."] {
         match connect("ws://127.0.0.1:1", &SayParams::new(value)).await {

@@ -114,6 +114,7 @@ mod codec;
 mod conn_id;
 mod error;
 mod hub;
+mod log;
 mod metrics;
 mod outbox;
 mod pattern;

@@ -148,14 +148,33 @@ impl Template {
     }
 }
 
-/// Decodes one matched path segment.
+/// Decodes one matched path segment. A `%` not followed by two hex digits is refused rather
+/// than kept as it is (which `percent_decode_str` would do): kept, `%zz` would decode to the same
+/// value as `%25zz`, two addresses for one topic.
 fn decode_value(template: &'static str, name: &'static str, raw: &str) -> Result<String, ParamError> {
+    if !is_well_formed(raw) {
+        return Err(ParamError::InvalidEncoding { template, name });
+    }
     let value = percent_decode_str(raw)
         .decode_utf8()
         .map(Cow::into_owned)
         .map_err(|_| ParamError::InvalidEncoding { template, name })?;
     check_not_dots(template, name, &value)?;
     Ok(value)
+}
+
+/// Whether every `%` in `raw` starts a `%XX` triplet (RFC 3986 §2.1).
+fn is_well_formed(raw: &str) -> bool {
+    let bytes = raw.as_bytes();
+    let mut at = 0;
+    while let Some(found) = bytes[at..].iter().position(|&b| b == b'%') {
+        let start = at + found;
+        match bytes.get(start + 1..start + 3) {
+            Some([high, low]) if high.is_ascii_hexdigit() && low.is_ascii_hexdigit() => at = start + 3,
+            _ => return false,
+        }
+    }
+    true
 }
 
 /// `.` and `..` cannot travel in a URL path (see [`PARAM_VALUE`]).
@@ -231,6 +250,24 @@ mod tests {
     }
 
     #[test]
+    fn a_percent_without_two_hex_digits_is_refused() {
+        // Kept as they were, these would share a topic with their `%25` spellings.
+        for path in [
+            "/user/events/%zz/x",
+            "/user/events/a%/x",
+            "/user/events/a%2/x",
+            "/user/events/x/%%41",
+        ] {
+            assert!(
+                matches!(TWO.match_path(path), Err(ParamError::InvalidEncoding { .. })),
+                "{path}: {:?}",
+                TWO.match_path(path)
+            );
+        }
+        assert_eq!(TWO.match_path("/user/events/%25zz/%41").unwrap(), ["%zz", "A"]);
+    }
+
+    #[test]
     fn a_path_of_another_shape_is_no_match_even_with_a_bad_escape() {
         // Found by tests/fuzz.rs: these were `InvalidEncoding`, decoded before the shape was
         // known, so a path of no channel's shape was reported as a bad parameter of this one.
@@ -294,6 +331,24 @@ mod tests {
         assert_eq!(join_url("ws://h:1", "a/b"), "ws://h:1/a/b");
     }
 
+    /// RFC 3986 §2.1 decoding: `%XX` is a byte, any other `%` makes the input invalid, and
+    /// the bytes must be UTF-8.
+    fn strict_decode(raw: &str) -> Option<String> {
+        let mut bytes = Vec::new();
+        let mut rest = raw.as_bytes();
+        while let Some((&first, tail)) = rest.split_first() {
+            if first == b'%' {
+                let hex = tail.get(..2).filter(|hex| hex.iter().all(u8::is_ascii_hexdigit))?;
+                bytes.push(u8::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok()?);
+                rest = &tail[2..];
+            } else {
+                bytes.push(first);
+                rest = tail;
+            }
+        }
+        String::from_utf8(bytes).ok()
+    }
+
     fn leak_template(segments: Vec<(bool, String)>) -> Template {
         let segments: Vec<Segment> = segments
             .into_iter()
@@ -336,6 +391,33 @@ mod tests {
             // The router sees the same path with a leading slash.
             let slashed = format!("/{path}");
             prop_assert_eq!(template.match_path(&slashed).unwrap(), values.to_vec());
+        }
+
+        /// No two accepted paths share a topic unless they decode to the same values: what
+        /// is accepted is exactly RFC 3986 percent-encoding, decoded as a strict decoder
+        /// (written here, independently) decodes it, and its topic (the values encoded again)
+        /// decodes back to the same values.
+        #[test]
+        fn accepted_paths_decode_strictly_and_their_topic_is_theirs(
+            segment in "([a-z]|%|[0-9A-Fa-f]|z|é|%25|%2[fF]|%[0-9A-F]{2}){0,8}",
+        ) {
+            let path = format!("/user/events/{segment}/x");
+            let strict = strict_decode(&segment);
+            match TWO.match_path(&path) {
+                Ok(values) => {
+                    prop_assert_eq!(Some(values[0].clone()), strict.clone());
+                    let topic = TWO.format(&values).unwrap();
+                    prop_assert_eq!(TWO.match_path(&topic).unwrap(), values);
+                }
+                Err(ParamError::InvalidEncoding { .. }) => prop_assert!(
+                    strict.is_none(),
+                    "{} refused, though it decodes to {:?}", segment, strict
+                ),
+                Err(other) => prop_assert!(
+                    segment.is_empty() || matches!(strict.as_deref(), Some("." | "..")),
+                    "{}: {:?}", segment, other
+                ),
+            }
         }
 
         /// Matching arbitrary input never panics.

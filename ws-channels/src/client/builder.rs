@@ -5,30 +5,17 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::future::BoxFuture;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
-use tokio::net::TcpStream;
+use tokio_tungstenite::Connector;
 use tokio_tungstenite::tungstenite::Error as WsError;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::error::{ProtocolError, SubProtocolError};
-use tokio_tungstenite::tungstenite::handshake::client::Request;
-use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
 
-use super::driver::{self, Client, Events};
+use super::driver::{self, Client, Events, Settings};
+use super::opener::{CredentialsHook, Opener};
 use super::reconnect::{ConnectionState, Reconnect};
 use crate::channel::{Channel, Params};
 use crate::codec::Codec;
 use crate::error::{BoxError, Error};
-
-/// The socket type a client opens (plain TCP or TLS).
-pub type ClientSocket = WebSocketStream<MaybeTlsStream<TcpStream>>;
-
-/// What the credentials hook returns: headers to set on one attempt.
-pub(crate) type CredentialsHook = Arc<dyn Fn() -> BoxFuture<'static, Result<HeaderMap, BoxError>> + Send + Sync>;
-
-/// What observes every state change.
-pub(crate) type StateHook = Arc<dyn Fn(&ConnectionState) + Send + Sync>;
 
 /// Query values are encoded like path parameters: everything but RFC 3986 unreserved characters.
 const QUERY_VALUE: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
@@ -118,10 +105,8 @@ pub struct ClientBuilder<C> {
     connect_timeout: Duration,
     connector: Option<Connector>,
     credentials: Option<CredentialsHook>,
-    pub(super) on_state: Option<StateHook>,
-    pub(super) reconnect: Option<Reconnect>,
-    pub(super) send_queue: usize,
-    pub(super) receive_buffer: usize,
+    /// What the connection's driver keeps (reconnection, queues, the state hook).
+    settings: Settings,
     _channel: PhantomData<fn() -> C>,
 }
 
@@ -148,10 +133,7 @@ impl<C: Channel> ClientBuilder<C> {
             connect_timeout: Duration::from_secs(10),
             connector: None,
             credentials: None,
-            on_state: None,
-            reconnect: None,
-            send_queue: 64,
-            receive_buffer: 256,
+            settings: Settings::default(),
             _channel: PhantomData,
         }
     }
@@ -217,8 +199,9 @@ impl<C: Channel> ClientBuilder<C> {
         self
     }
 
-    /// How long one attempt may take, TCP connect, TLS and WebSocket handshakes together; past
-    /// it the attempt fails with [`Error::ConnectTimeout`]. Default: 10 s.
+    /// How long one attempt may take, the [credentials hook](Self::credentials), TCP connect,
+    /// TLS and WebSocket handshakes together; past it the attempt fails with
+    /// [`Error::ConnectTimeout`] (and a reconnecting client tries again). Default: 10 s.
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
         self.connect_timeout = timeout;
         self
@@ -242,7 +225,7 @@ impl<C: Channel> ClientBuilder<C> {
     /// end is final. The first attempt ([`connect`](Self::connect)) is not retried: its error
     /// is returned.
     pub fn reconnect(mut self, policy: Reconnect) -> Self {
-        self.reconnect = Some(policy);
+        self.settings.reconnect = Some(policy);
         self
     }
 
@@ -277,7 +260,7 @@ impl<C: Channel> ClientBuilder<C> {
     /// Calls `observe` with every state the connection goes through, in order, from the
     /// background task (keep it quick: it runs between reads).
     pub fn on_state(mut self, observe: impl Fn(&ConnectionState) + Send + Sync + 'static) -> Self {
-        self.on_state = Some(Arc::new(observe));
+        self.settings.on_state = Some(Arc::new(observe));
         self
     }
 
@@ -286,7 +269,7 @@ impl<C: Channel> ClientBuilder<C> {
     /// returns [`Error::Closed`]. Queued messages are sent, in order, once the connection
     /// (re)opens. Default: 64.
     pub fn send_queue(mut self, messages: usize) -> Self {
-        self.send_queue = messages.max(1);
+        self.settings.send_queue = messages.max(1);
         self
     }
 
@@ -296,7 +279,7 @@ impl<C: Channel> ClientBuilder<C> {
     /// connection) while [`Client::send`] and [`Client::close`] keep working; nothing is
     /// dropped. Dropping [`Events`] instead discards what arrives. Default: 256.
     pub fn receive_buffer(mut self, messages: usize) -> Self {
-        self.receive_buffer = messages.max(1);
+        self.settings.receive_buffer = messages.max(1);
         self
     }
 
@@ -304,12 +287,11 @@ impl<C: Channel> ClientBuilder<C> {
     /// task that drives it.
     pub async fn connect(mut self) -> Result<(Client<C>, Events<C>), Error> {
         let mut opener = self.opener()?;
-        let on_state = self.on_state.take();
-        if let Some(observe) = &on_state {
+        if let Some(observe) = &self.settings.on_state {
             observe(&ConnectionState::Connecting);
         }
         let socket = opener.open().await?;
-        Ok(driver::start(self, opener, on_state, socket))
+        Ok(driver::start(self.settings, opener, socket))
     }
 
     fn opener(&mut self) -> Result<Opener, Error> {
@@ -329,90 +311,15 @@ impl<C: Channel> ClientBuilder<C> {
             offers.push(crate::subprotocol::offer(<C::Codec as Codec>::NAME, C::NAME));
         }
         offers.append(&mut self.subprotocols);
-        Ok(Opener {
+        Ok(Opener::new(
             url,
-            headers: std::mem::take(&mut self.headers),
+            std::mem::take(&mut self.headers),
             offers,
-            connect_timeout: self.connect_timeout,
-            connector: self.connector.take(),
-            credentials: self.credentials.take(),
-        })
+            self.connect_timeout,
+            self.connector.take(),
+            self.credentials.take(),
+        ))
     }
-}
-
-/// Everything needed to open the connection again: owned by the connection's driver.
-pub(crate) struct Opener {
-    url: String,
-    headers: HeaderMap,
-    /// The subprotocols offered; emptied once a server answered none.
-    offers: Vec<String>,
-    connect_timeout: Duration,
-    connector: Option<Connector>,
-    credentials: Option<CredentialsHook>,
-}
-
-impl Opener {
-    /// One attempt, bounded by the connect timeout.
-    pub(crate) async fn open(&mut self) -> Result<ClientSocket, Error> {
-        let mut headers = self.headers.clone();
-        if let Some(hook) = &self.credentials {
-            let fresh = hook().await.map_err(Error::Credentials)?;
-            // Every value the hook gave a name replaces that name's values (a multi-valued
-            // header keeps all of them).
-            for name in fresh.keys() {
-                headers.remove(name);
-            }
-            for (name, value) in fresh.iter() {
-                headers.append(name, value.clone());
-            }
-        }
-        let timeout = self.connect_timeout;
-        let attempt = async {
-            match self.handshake(&headers).await {
-                // tungstenite fails a handshake whose answer names no subprotocol when one was
-                // offered (RFC 6455 lets the client decide). A server that does not speak the
-                // grammar is one we still talk to: ask again without offers, and remember.
-                Err(WsError::Protocol(ProtocolError::SecWebSocketSubProtocolError(
-                    SubProtocolError::NoSubProtocol,
-                ))) => {
-                    self.offers.clear();
-                    self.handshake(&headers).await
-                }
-                other => other,
-            }
-        };
-        match tokio::time::timeout(timeout, attempt).await {
-            Ok(Ok(socket)) => Ok(socket),
-            Ok(Err(error)) => Err(error.into()),
-            Err(_) => Err(Error::ConnectTimeout(timeout)),
-        }
-    }
-
-    async fn handshake(&self, headers: &HeaderMap) -> Result<ClientSocket, WsError> {
-        let mut request = self.url.as_str().into_client_request()?;
-        request.headers_mut().extend(headers.clone());
-        if !self.offers.is_empty() {
-            let offers = HeaderValue::try_from(self.offers.join(", ")).map_err(http::Error::from)?;
-            request.headers_mut().insert(header::SEC_WEBSOCKET_PROTOCOL, offers);
-        }
-        tcp_handshake(request, self.connector.clone()).await
-    }
-}
-
-/// Connects and shakes hands, through `connector` for `wss://` (or the TLS feature's default).
-#[cfg(any(feature = "rustls", feature = "rustls-native-roots", feature = "native-tls"))]
-async fn tcp_handshake(request: Request, connector: Option<Connector>) -> Result<ClientSocket, WsError> {
-    let (socket, _response) = tokio_tungstenite::connect_async_tls_with_config(request, None, true, connector).await?;
-    Ok(socket)
-}
-
-/// Connects and shakes hands. Without a TLS feature there is no connector to use (`tls` is
-/// not there to set one), and a `wss://` URL fails with tungstenite's "TLS support not
-/// compiled in".
-#[cfg(not(any(feature = "rustls", feature = "rustls-native-roots", feature = "native-tls")))]
-async fn tcp_handshake(request: Request, _connector: Option<Connector>) -> Result<ClientSocket, WsError> {
-    let (socket, _response) = tokio_tungstenite::connect_async_with_config(request, None, true).await?;
-    Ok(socket)
 }
 
 /// Whether `name=value` is one cookie pair (RFC 6265 §4.1.1: a token, and a value of

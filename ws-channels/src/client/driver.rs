@@ -19,8 +19,8 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{Bytes, Error as WsError, Message as WsMessage};
 
-use super::builder::{ClientBuilder, ClientSocket, Opener, StateHook};
-use super::reconnect::{ConnectionState, End, Reconnect};
+use super::opener::{ClientSocket, Opener};
+use super::reconnect::{ConnectionState, End, Reconnect, StateHook};
 use crate::channel::{Channel, ClientSends};
 use crate::codec::{self, Codec, Inbound};
 use crate::error::Error;
@@ -30,11 +30,11 @@ use crate::error::Error;
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The sending half of a client connection ([`connect`](crate::connect),
-/// [`ClientBuilder::connect`]), typed to the channel's client messages. Clones share the
+/// [`ClientBuilder::connect`](crate::ClientBuilder::connect)), typed to the channel's client messages. Clones share the
 /// connection.
 ///
 /// Sending queues the encoded message for the background task, which writes it; while the
-/// connection is reconnecting, up to [`send_queue`](ClientBuilder::send_queue) messages wait
+/// connection is reconnecting, up to [`send_queue`](crate::ClientBuilder::send_queue) messages wait
 /// and are sent once it reopens. `send` fails with [`Error::Closed`] (the close code and
 /// reason when a close frame gave them) once the connection has ended for good, or when the
 /// queue is full while reconnecting. A message handed to a connection that then breaks may be
@@ -246,21 +246,37 @@ enum Delivery {
     Reconnected { attempt: u32 },
 }
 
+/// What the driver keeps of a [`ClientBuilder`](super::ClientBuilder)'s settings (the rest
+/// is the [`Opener`]'s).
+pub(super) struct Settings {
+    pub(super) reconnect: Option<Reconnect>,
+    pub(super) on_state: Option<StateHook>,
+    pub(super) send_queue: usize,
+    pub(super) receive_buffer: usize,
+}
+
+impl Default for Settings {
+    /// No reconnection, no state hook, 64 messages to send and 256 received.
+    fn default() -> Self {
+        Self {
+            reconnect: None,
+            on_state: None,
+            send_queue: 64,
+            receive_buffer: 256,
+        }
+    }
+}
+
 /// Starts the task for an opened socket.
-pub(super) fn start<C: Channel>(
-    builder: ClientBuilder<C>,
-    opener: Opener,
-    on_state: Option<StateHook>,
-    socket: ClientSocket,
-) -> (Client<C>, Events<C>) {
-    let (frames_tx, frames) = mpsc::channel(builder.send_queue);
+pub(super) fn start<C: Channel>(settings: Settings, opener: Opener, socket: ClientSocket) -> (Client<C>, Events<C>) {
+    let (frames_tx, frames) = mpsc::channel(settings.send_queue);
     let (close_tx, close) = mpsc::channel(1);
-    let (deliveries_tx, deliveries) = mpsc::channel(builder.receive_buffer);
+    let (deliveries_tx, deliveries) = mpsc::channel(settings.receive_buffer);
     let (state_tx, state) = watch::channel(ConnectionState::Open);
     let task = Task {
         opener,
-        reconnect: builder.reconnect,
-        on_state,
+        reconnect: settings.reconnect,
+        on_state: settings.on_state,
         frames,
         close,
         deliveries: deliveries_tx,

@@ -4,10 +4,12 @@
 
 mod builder;
 mod driver;
+mod opener;
 mod reconnect;
 
-pub use builder::{ClientBuilder, ClientSocket, connect};
+pub use builder::{ClientBuilder, connect};
 pub use driver::{Client, Event, Events};
+pub use opener::ClientSocket;
 pub use reconnect::{ConnectionState, Reconnect};
 
 use std::marker::PhantomData;

@@ -11,6 +11,9 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
 use crate::error::Error;
 
+/// What observes every state change ([`ClientBuilder::on_state`](super::ClientBuilder::on_state)).
+pub(crate) type StateHook = Arc<dyn Fn(&ConnectionState) + Send + Sync>;
+
 /// Opt-in reconnection for a [`ClientBuilder`](crate::ClientBuilder): exponential backoff with
 /// full jitter, a maximum delay, and an optional attempt limit.
 ///

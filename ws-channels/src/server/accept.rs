@@ -8,10 +8,10 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, PoisonError};
 
 use futures_util::future::BoxFuture;
-use http::{Method, StatusCode, header};
+use http::{Method, header};
 use tokio::time::Instant;
 
-use super::config::{Config, Origins, ProxyHeader};
+use super::config::{Config, Origin, Origins, ProxyHeader};
 use super::guard;
 use super::handler::Handler;
 use super::handshake::Handshake;
@@ -23,6 +23,7 @@ use super::task::{self, BoxedTransport, ConnEnv};
 use crate::channel::{Channel, Params};
 use crate::codec::Codec;
 use crate::hub::Hub;
+use crate::log::Escaped;
 use crate::subprotocol::{self, Choice};
 
 /// What every connection of one server shares, whichever front end accepted it.
@@ -66,7 +67,8 @@ impl<S: Send + Sync + 'static> Shared<S> {
     /// Counts and logs a refused handshake.
     pub(crate) fn refused(&self, remote_addr: Option<SocketAddr>, reject: &Reject) {
         self.hub.counters().refused(reject.status());
-        tracing::debug!(?remote_addr, %reject, "handshake refused");
+        // The reason may quote the request (a parameter's value, a malformed head).
+        tracing::debug!(?remote_addr, reject = %Escaped(reject), "handshake refused");
     }
 
     async fn decide_now(
@@ -109,7 +111,7 @@ impl<S: Send + Sync + 'static> Shared<S> {
             (Origins::Any, _) => true,
             // `null` (a sandboxed page, a file) and anything unparsable is no allowed origin.
             (_, None) => false,
-            (Origins::List(allowed), Some(origin)) => allowed.iter().any(|a| Origin::parse(a) == Some(origin.clone())),
+            (Origins::List(allowed), Some(origin)) => allowed.contains(&origin),
             (Origins::SameHost, Some(origin)) => request
                 .headers
                 .get(header::HOST)
@@ -119,7 +121,7 @@ impl<S: Send + Sync + 'static> Shared<S> {
         };
         match allowed {
             true => Ok(()),
-            false => Err(Reject::forbidden("origin not allowed")),
+            false => Err(Reject::origin_not_allowed()),
         }
     }
 
@@ -134,45 +136,6 @@ impl<S: Send + Sync + 'static> Shared<S> {
             slot,
             expires,
         }
-    }
-}
-
-/// An origin as RFC 6454 compares them: scheme and host without regard to case, the port
-/// explicit (a scheme's default when none is written), no path.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Origin {
-    scheme: String,
-    host: String,
-    port: u16,
-}
-
-impl Origin {
-    fn parse(origin: &str) -> Option<Self> {
-        let (scheme, rest) = origin.split_once("://")?;
-        let scheme = scheme.to_ascii_lowercase();
-        // An allow-list entry may be written with a trailing `/`; an origin has no path.
-        let authority = rest.strip_suffix('/').unwrap_or(rest);
-        if authority.is_empty() || authority.contains(['/', '?', '#', '@']) {
-            return None;
-        }
-        let (host, port) = match authority.rsplit_once(':') {
-            // `[::1]:8080`, `example.com:8080`; not the colons inside `[::1]`.
-            Some((host, port)) if !port.contains(']') => (host, Some(port.parse().ok()?)),
-            _ => (authority, None),
-        };
-        let port = match port {
-            Some(port) => port,
-            None => match scheme.as_str() {
-                "http" | "ws" => 80,
-                "https" | "wss" => 443,
-                _ => return None,
-            },
-        };
-        Some(Self {
-            scheme,
-            host: host.to_ascii_lowercase(),
-            port,
-        })
     }
 }
 
@@ -243,9 +206,7 @@ fn check_subprotocol(
     match subprotocol::choose(offers, codec, name) {
         Choice::None => Ok(None),
         Choice::Accept(offer) => Ok(Some(offer.to_owned())),
-        Choice::Mismatch => Err(Reject::bad_request(format!(
-            "this address is channel `{name}` ({codec}), not the one the client expects (Sec-WebSocket-Protocol)"
-        ))),
+        Choice::Mismatch => Err(Reject::subprotocol_mismatch(name, codec)),
     }
 }
 
@@ -258,29 +219,34 @@ fn check_upgrade(request: &http::request::Parts) -> Result<String, Reject> {
         })
     };
     if request.method != Method::GET {
-        return Err(Reject::new(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "WebSocket upgrades use GET",
-        ));
+        return Err(Reject::method_not_get());
+    }
+    // Only HTTP/1.1 has the upgrade mechanism (an HTTP/1.0 server may not even switch
+    // protocols: hyper refuses to hand the socket over), so refuse before any hook runs.
+    if request.version != http::Version::HTTP_11 {
+        return Err(Reject::not_http11());
     }
     if !has_token(header::UPGRADE, "websocket") || !has_token(header::CONNECTION, "upgrade") {
-        return Err(Reject::new(
-            StatusCode::UPGRADE_REQUIRED,
-            "this address only speaks WebSocket",
-        ));
+        return Err(Reject::not_an_upgrade());
     }
     if request.headers.get(header::SEC_WEBSOCKET_VERSION).map(|v| v.as_bytes()) != Some(b"13") {
-        return Err(Reject::new(
-            StatusCode::UPGRADE_REQUIRED,
-            "unsupported WebSocket version (13 required)",
-        ));
+        return Err(Reject::unsupported_version());
     }
-    request
+    let key = request
         .headers
         .get(header::SEC_WEBSOCKET_KEY)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned)
-        .ok_or_else(|| Reject::bad_request("missing Sec-WebSocket-Key"))
+        .ok_or_else(Reject::missing_key)?;
+    match is_websocket_key(key.as_bytes()) {
+        true => Ok(String::from_utf8_lossy(key.as_bytes()).into_owned()),
+        false => Err(Reject::invalid_key()),
+    }
+}
+
+/// RFC 6455 §4.2.1: the key "MUST be a nonce consisting of a randomly selected 16-byte value
+/// that has been base64-encoded", which is 22 characters of the base64 alphabet and `==`.
+fn is_websocket_key(key: &[u8]) -> bool {
+    let is_base64 = |b: &u8| b.is_ascii_alphanumeric() || *b == b'+' || *b == b'/';
+    key.len() == 24 && key[..22].iter().all(is_base64) && key[22..] == *b"=="
 }
 
 /// One registered channel, with its types erased: the per-channel part of the decision.
@@ -319,7 +285,7 @@ where
         let params = C::Params::TEMPLATE
             .decode_values(raw_values)
             .and_then(|values| C::Params::from_values(&values))
-            .map_err(|error| Reject::bad_request(error.to_string()));
+            .map_err(|error| Reject::bad_param(&error));
         let handler = self.clone();
         let shared = shared.clone();
         Box::pin(async move {
@@ -341,8 +307,8 @@ where
             })
             .await;
             let data = decided.unwrap_or_else(|panic| {
-                tracing::warn!(channel = C::NAME, panic, "on_connect or authorize panicked");
-                Err(Reject::new(StatusCode::INTERNAL_SERVER_ERROR, "internal error"))
+                tracing::warn!(channel = C::NAME, panic = %Escaped(panic), "on_connect or authorize panicked");
+                Err(Reject::handler_panicked())
             })?;
             let expires = *expiry.lock().unwrap_or_else(PoisonError::into_inner);
             let env = shared.env(remote_addr, slot, expires);
@@ -413,32 +379,6 @@ mod tests {
         );
         let unknown = headers(&[("forwarded", "for=unknown")]);
         assert_eq!(client_addr(&forwarded, &unknown, Some(proxy)), Some(proxy));
-    }
-
-    #[test]
-    fn origins_compare_by_scheme_host_and_port() {
-        let parse = |o: &str| Origin::parse(o);
-        assert_eq!(parse("https://Example.COM"), parse("https://example.com:443"));
-        assert_eq!(
-            parse("https://example.com/"),
-            parse("https://example.com"),
-            "a list entry's slash"
-        );
-        assert_ne!(parse("https://example.com"), parse("http://example.com"));
-        assert_ne!(parse("https://example.com"), parse("https://example.com:8443"));
-        assert_eq!(
-            parse("http://[::1]:8080").map(|o| (o.host, o.port)),
-            Some(("[::1]".into(), 8080))
-        );
-        for bad in [
-            "null",
-            "example.com",
-            "https://",
-            "https://a.com/path",
-            "https://u@a.com",
-        ] {
-            assert_eq!(parse(bad), None, "{bad}");
-        }
     }
 
     #[test]

@@ -80,8 +80,12 @@ async fn upgrade<S: Send + Sync + 'static>(State(shared): State<Arc<Shared<S>>>,
         Ok(accepted) => accepted,
         Err(reject) => return into_axum(reject.to_response()),
     };
+    // hyper hands over every HTTP/1.1 request that asks to upgrade, and the decision refused
+    // every other (HTTP/1.0 among them, before any hook ran); this is for a stack that still
+    // cannot, and the accepted connection is dropped unopened.
     let Some(on_upgrade) = on_upgrade else {
-        let reject = Reject::new(http::StatusCode::INTERNAL_SERVER_ERROR, "connection not upgradable");
+        let reject = Reject::not_upgradable();
+        shared.refused(remote_addr, &reject);
         return into_axum(reject.to_response());
     };
     let config = shared.config.websocket;
@@ -187,15 +191,14 @@ impl ServeApp {
         let (stop, stopping) = tokio::sync::watch::channel(false);
         let mut connections = tokio::task::JoinSet::new();
         let mut signal = std::pin::pin!(signal);
+        let mut accept_warnings = crate::log::accept_throttle();
         loop {
             let (tcp, remote_addr) = tokio::select! {
                 () = &mut signal => break,
                 accepted = self.listener.accept() => match accepted {
                     Ok(accepted) => accepted,
                     Err(error) => {
-                        // Out of file descriptors and similar: back off instead of spinning.
-                        tracing::warn!(%error, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        crate::log::accept_failed(&mut accept_warnings, &error).await;
                         continue;
                     }
                 },

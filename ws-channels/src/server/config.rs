@@ -86,15 +86,80 @@ pub(crate) enum Origins {
     /// another site cannot ride a user's cookies into a connection.
     SameHost,
     /// These origins (`https://example.com`), compared as RFC 6454 says: scheme and host
-    /// without regard to case.
-    List(Vec<String>),
+    /// without regard to case. Parsed once, when the list is set.
+    List(Vec<Origin>),
     /// Any origin.
     Any,
+}
+
+/// An origin as RFC 6454 compares them: scheme and host without regard to case, the port
+/// explicit (a scheme's default when none is written), no path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Origin {
+    pub(crate) scheme: String,
+    host: String,
+    port: u16,
+}
+
+impl Origin {
+    pub(crate) fn parse(origin: &str) -> Option<Self> {
+        let (scheme, rest) = origin.split_once("://")?;
+        let scheme = scheme.to_ascii_lowercase();
+        // An allow-list entry may be written with a trailing `/`; an origin has no path.
+        let authority = rest.strip_suffix('/').unwrap_or(rest);
+        if authority.is_empty() || authority.contains(['/', '?', '#', '@']) {
+            return None;
+        }
+        let (host, port) = match authority.rsplit_once(':') {
+            // `[::1]:8080`, `example.com:8080`; not the colons inside `[::1]`.
+            Some((host, port)) if !port.contains(']') => (host, Some(port.parse().ok()?)),
+            _ => (authority, None),
+        };
+        let port = match port {
+            Some(port) => port,
+            None => match scheme.as_str() {
+                "http" | "ws" => 80,
+                "https" | "wss" => 443,
+                _ => return None,
+            },
+        };
+        Some(Self {
+            scheme,
+            host: host.to_ascii_lowercase(),
+            port,
+        })
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn origins_compare_by_scheme_host_and_port() {
+        let parse = |o: &str| Origin::parse(o);
+        assert_eq!(parse("https://Example.COM"), parse("https://example.com:443"));
+        assert_eq!(
+            parse("https://example.com/"),
+            parse("https://example.com"),
+            "a list entry's slash"
+        );
+        assert_ne!(parse("https://example.com"), parse("http://example.com"));
+        assert_ne!(parse("https://example.com"), parse("https://example.com:8443"));
+        assert_eq!(
+            parse("http://[::1]:8080").map(|o| (o.host, o.port)),
+            Some(("[::1]".into(), 8080))
+        );
+        for bad in [
+            "null",
+            "example.com",
+            "https://",
+            "https://a.com/path",
+            "https://u@a.com",
+        ] {
+            assert_eq!(parse(bad), None, "{bad}");
+        }
+    }
 
     #[test]
     fn the_protocol_write_buffer_is_capped_just_over_its_flush_threshold() {

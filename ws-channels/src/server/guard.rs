@@ -28,7 +28,7 @@ pub(crate) fn observe(channel: &'static str, callback: &'static str, run: impl F
         tracing::warn!(
             channel,
             callback,
-            panic = panic_message(panic.as_ref()),
+            panic = %crate::log::Escaped(panic_message(panic.as_ref())),
             "callback panicked"
         );
     }

@@ -45,29 +45,31 @@ pub(crate) async fn read_request_head<IO: AsyncRead + Unpin>(io: &mut IO) -> Res
             }
             Ok(httparse::Status::Partial) if buf.len() < MAX_REQUEST_HEAD => continue,
             Ok(httparse::Status::Partial) | Err(httparse::Error::TooManyHeaders) => {
-                return Err(Reject::new(
-                    StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-                    "request head too large",
-                ));
+                return Err(Reject::head_too_large());
             }
             Err(error) => {
-                return Err(Reject::bad_request(format!("malformed HTTP request: {error}")));
+                return Err(Reject::malformed_request(error));
             }
         }
     }
 }
 
 fn to_parts(request: &httparse::Request<'_, '_>) -> Result<http::request::Parts, Reject> {
+    let version = match request.version {
+        Some(1) => http::Version::HTTP_11,
+        _ => http::Version::HTTP_10,
+    };
     let mut builder = http::Request::builder()
         .method(request.method.unwrap_or("GET"))
-        .uri(request.path.unwrap_or("/"));
+        .uri(request.path.unwrap_or("/"))
+        .version(version);
     for header in request.headers.iter() {
         builder = builder.header(header.name, header.value);
     }
     builder
         .body(())
         .map(|r| r.into_parts().0)
-        .map_err(|e| Reject::bad_request(format!("malformed HTTP request: {e}")))
+        .map_err(Reject::malformed_request)
 }
 
 /// Writes `response`. A refusal carries its body and ends the connection; a 101 hands the

@@ -45,7 +45,7 @@ pub use response::Reject;
 pub use testing::{TestClient, TestRequest, TestServer, TestSocket};
 
 use self::accept::{Route, Shared};
-use self::config::{Config, Origins};
+use self::config::{Config, Origin, Origins};
 use self::lifecycle::Lifecycle;
 use self::limits::{ConnectionLimits, Pending, PendingHandshakes};
 use self::router::Router;
@@ -132,7 +132,8 @@ use crate::metrics::Metrics;
 /// | request | outcome |
 /// |---|---|
 /// | path matches no template | HTTP 404 before the upgrade |
-/// | not a WebSocket upgrade | HTTP 426 (405 for a method other than GET; 400 without `Sec-WebSocket-Key`; 426 for a version other than 13) |
+/// | not a WebSocket upgrade | HTTP 426 (405 for a method other than GET; 400 for HTTP/1.0, or without a `Sec-WebSocket-Key` that is the base64 of 16 bytes; 426 for a version other than 13) |
+/// | a parameter not percent-encoded as RFC 3986 says (`%zz`) | HTTP 400 |
 /// | a browser `Origin` from another host, or not in [`allowed_origins`](Self::allowed_origins) | HTTP 403 |
 /// | a parameter does not parse as its type | HTTP 400, the reason in the body |
 /// | over [`max_connections`](Self::max_connections) or [`max_connections_per_address`](Self::max_connections_per_address), or the server is shutting down | HTTP 503 |
@@ -285,9 +286,13 @@ impl<S: Send + Sync + 'static> Server<S> {
 
     /// The largest message the server sends, in bytes: a larger one is refused with
     /// [`Error::OutgoingTooLarge`](crate::Error::OutgoingTooLarge) by `send`, `broadcast` and
-    /// the hub, and nothing is queued. It also bounds each connection's write buffer, so a
-    /// client that never reads cannot grow the server's memory (not even with pings, whose
-    /// pongs would otherwise pile up). Default: 1 MiB.
+    /// the hub, and nothing is queued. Default: 1 MiB.
+    ///
+    /// A connection's memory for writing is bounded apart from this: at most
+    /// [`outbound_queue`](Self::outbound_queue) messages wait for its writer, the writer
+    /// buffers at most 8 KiB of frames plus the one being added before it writes them, and
+    /// control frames waiting to be written (pongs to a client that pings but never reads)
+    /// are capped at 9 KiB.
     pub fn max_outgoing_message_size(self, bytes: usize) -> Self {
         self.hub.set_max_outgoing(bytes);
         self
@@ -345,8 +350,28 @@ impl<S: Send + Sync + 'static> Server<S> {
     /// must equal the `Host` header), as Phoenix's `check_origin` does. Browsers send cookies
     /// with a cross-site WebSocket handshake, so without this check a page on any site could
     /// open a connection as your logged-in user (cross-site WebSocket hijacking).
-    pub fn allowed_origins<I: IntoIterator<Item = O>, O: Into<String>>(mut self, origins: I) -> Self {
-        self.config.origins = Origins::List(origins.into_iter().map(Into::into).collect());
+    ///
+    /// # Panics
+    ///
+    /// When an entry is not an origin (`"example.com"` without its scheme, a path, a user):
+    /// such an entry could never match, and every browser would get 403 with no other word.
+    /// A configuration mistake, caught when the server is built rather than at the first
+    /// browser's handshake.
+    ///
+    /// ```should_panic
+    /// // Panics: "allowed origin `example.com` is not an origin (scheme://host[:port])"
+    /// let server = ws_channels::Server::new().allowed_origins(["example.com"]);
+    /// ```
+    pub fn allowed_origins<I: IntoIterator<Item = O>, O: AsRef<str>>(mut self, origins: I) -> Self {
+        let parsed = origins
+            .into_iter()
+            .map(|origin| {
+                let origin = origin.as_ref();
+                Origin::parse(origin)
+                    .unwrap_or_else(|| panic!("allowed origin `{origin}` is not an origin (scheme://host[:port])"))
+            })
+            .collect();
+        self.config.origins = Origins::List(parsed);
         self
     }
 
@@ -529,6 +554,7 @@ impl<S: Send + Sync + 'static> Server<S> {
         let mut signal = std::pin::pin!(signal);
         // `ServerHandle::shutdown` ends the loop too, so the listener is released.
         let mut shutdown = shared.lifecycle.watch();
+        let mut accept_warnings = crate::log::accept_throttle();
         loop {
             tokio::select! {
                 () = &mut signal => break,
@@ -550,11 +576,7 @@ impl<S: Send + Sync + 'static> Server<S> {
                         let _ = tcp.set_nodelay(true);
                         shared.lifecycle.spawn(connection(shared.clone(), acceptor.clone(), tcp, remote_addr, pending));
                     }
-                    Err(error) => {
-                        // Out of file descriptors and similar: back off instead of spinning.
-                        tracing::warn!(%error, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                    }
+                    Err(error) => crate::log::accept_failed(&mut accept_warnings, &error).await,
                 },
             }
         }

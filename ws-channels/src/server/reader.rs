@@ -26,6 +26,7 @@ use super::running::{Outcome, Running};
 use crate::channel::Channel;
 use crate::codec::{self, Inbound};
 use crate::error::{Error, Report};
+use crate::log::Escaped;
 use crate::outbox::OutboxReceiver;
 use crate::transport::MessageStream;
 
@@ -480,10 +481,10 @@ where
             Some(on_error) => guard::observe(C::NAME, "on_error", || on_error(self.conn, error)),
             None => match error {
                 Error::Handler(_) | Error::HandlerPanicked(_) => {
-                    tracing::warn!(channel = C::NAME, id = %self.conn.id(), error = %Report(error), "handler failed")
+                    tracing::warn!(channel = C::NAME, id = %self.conn.id(), error = %Escaped(Report(error)), "handler failed")
                 }
                 _ => {
-                    tracing::debug!(channel = C::NAME, id = %self.conn.id(), error = %Report(error), "connection error")
+                    tracing::debug!(channel = C::NAME, id = %self.conn.id(), error = %Escaped(Report(error)), "connection error")
                 }
             },
         }

@@ -60,16 +60,92 @@ impl Reject {
         &self.reason
     }
 
-    pub(crate) fn not_found() -> Self {
-        Self::new(StatusCode::NOT_FOUND, "no channel at this address")
-    }
+    // Every refusal the server itself makes, named once, in the order of the decision (the
+    // server's documentation has them as a table).
 
+    /// The server is shutting down.
     pub(crate) fn shutting_down() -> Self {
         Self::new(StatusCode::SERVICE_UNAVAILABLE, "shutting down")
     }
 
+    /// The path matches no channel.
+    pub(crate) fn not_found() -> Self {
+        Self::new(StatusCode::NOT_FOUND, "no channel at this address")
+    }
+
+    /// A method other than GET.
+    pub(crate) fn method_not_get() -> Self {
+        Self::new(StatusCode::METHOD_NOT_ALLOWED, "WebSocket upgrades use GET")
+    }
+
+    /// HTTP/1.0 (or anything but HTTP/1.1), which has no upgrade.
+    pub(crate) fn not_http11() -> Self {
+        Self::bad_request("WebSocket upgrades need HTTP/1.1")
+    }
+
+    /// No `Upgrade: websocket` and `Connection: upgrade`.
+    pub(crate) fn not_an_upgrade() -> Self {
+        Self::new(StatusCode::UPGRADE_REQUIRED, "this address only speaks WebSocket")
+    }
+
+    /// A `Sec-WebSocket-Version` other than 13.
+    pub(crate) fn unsupported_version() -> Self {
+        Self::new(
+            StatusCode::UPGRADE_REQUIRED,
+            "unsupported WebSocket version (13 required)",
+        )
+    }
+
+    /// No `Sec-WebSocket-Key`.
+    pub(crate) fn missing_key() -> Self {
+        Self::bad_request("missing Sec-WebSocket-Key")
+    }
+
+    /// A `Sec-WebSocket-Key` that is not the base64 of 16 bytes.
+    pub(crate) fn invalid_key() -> Self {
+        Self::bad_request("Sec-WebSocket-Key is not the base64 of 16 bytes")
+    }
+
+    /// A browser page of an origin not allowed.
+    pub(crate) fn origin_not_allowed() -> Self {
+        Self::forbidden("origin not allowed")
+    }
+
+    /// A typed client that expects another channel or codec at this address.
+    pub(crate) fn subprotocol_mismatch(name: &str, codec: &str) -> Self {
+        Self::bad_request(format!(
+            "this address is channel `{name}` ({codec}), not the one the client expects (Sec-WebSocket-Protocol)"
+        ))
+    }
+
+    /// A parameter that does not parse (its error says which and why).
+    pub(crate) fn bad_param(error: &crate::error::ParamError) -> Self {
+        Self::bad_request(error.to_string())
+    }
+
+    /// `on_connect` or `authorize` panicked.
+    pub(crate) fn handler_panicked() -> Self {
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
+    }
+
+    /// No decision within the handshake timeout.
     pub(crate) fn timeout() -> Self {
         Self::new(StatusCode::REQUEST_TIMEOUT, "handshake timeout")
+    }
+
+    /// The HTTP stack cannot hand this request's connection over (axum).
+    pub(crate) fn not_upgradable() -> Self {
+        Self::bad_request("this connection cannot be upgraded")
+    }
+
+    /// A request head over the standalone server's limits.
+    pub(crate) fn head_too_large() -> Self {
+        Self::new(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, "request head too large")
+    }
+
+    /// Bytes that are not an HTTP request.
+    pub(crate) fn malformed_request(error: impl fmt::Display) -> Self {
+        Self::bad_request(format!("malformed HTTP request: {error}"))
     }
 
     /// The response a client gets: the reason as a plain-text body; a 426 also names the

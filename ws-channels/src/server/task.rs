@@ -34,6 +34,7 @@ use super::reader::Reader;
 use crate::channel::Channel;
 use crate::conn_id::ConnId;
 use crate::hub::Hub;
+use crate::log::Escaped;
 use crate::metrics::{Count, Counters};
 use crate::outbox::{Batch, OutboxReceiver, outbox};
 use crate::transport::MessageStream;
@@ -128,7 +129,6 @@ pub(crate) struct Registered<C: Channel, S, D> {
     config: Arc<Config>,
     expires: Option<tokio::time::Instant>,
     span: tracing::Span,
-    started: tokio::time::Instant,
 }
 
 /// Registers an accepted connection with the hub, before its 101 is written.
@@ -153,8 +153,6 @@ where
         id = %env.id,
         remote_addr = ?env.remote_addr,
     );
-    let started = tokio::time::Instant::now();
-    tracing::info!(parent: &span, "connection opened");
     let ConnEnv {
         id,
         remote_addr,
@@ -165,10 +163,9 @@ where
         expires,
     } = env;
     let counters = hub.counters().clone();
-    let (sender, receiver) = outbox(C::NAME, config.outbound_queue, C::LAG_POLICY, counters.clone());
+    let (sender, receiver) = outbox(C::NAME, config.outbound_queue, C::LAG_POLICY, counters);
     hub.attach::<C>(id, sender.clone());
     hub.join(id, &address);
-    counters.opened(C::NAME);
     let conn = Conn::new(
         ConnInner {
             id,
@@ -187,11 +184,11 @@ where
             conn,
             outbox: receiver,
             _slot: slot,
+            opened: false,
         },
         config,
         expires,
         span,
-        started,
     }
 }
 
@@ -208,12 +205,17 @@ where
 {
     let Registered {
         handler,
-        registration,
+        mut registration,
         config,
         expires,
         span,
-        started,
     } = registered;
+    // Opened only now, with the 101 written and the socket handed over: a handshake refused
+    // after its registration (a shutdown that began during `on_connect`, a 101 that could not
+    // be written) counts as a refusal alone, never as a connection.
+    registration.open();
+    tracing::info!(parent: &span, "connection opened");
+    let started = tokio::time::Instant::now();
     let transport = SharedTransport::new(transport);
     // Set up before the future is made, so it holds only what the connection keeps using; the
     // reader and the writer borrow what this future owns, rather than taking copies of it.
@@ -234,7 +236,9 @@ where
         tracing::info!(
             parent: &span,
             code = u16::from(info.code),
-            reason = %info.reason,
+            // The peer chose the reason: escaped, or a `\n` or an ESC in it would forge log
+            // lines and reach the operator's terminal.
+            reason = %Escaped(&info.reason),
             by_server = info.by_server,
             duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
             "connection closed"
@@ -246,7 +250,7 @@ where
                 .instrument(span)
                 .await
             {
-                tracing::warn!(channel = C::NAME, id = %conn.id(), panic, "on_close panicked");
+                tracing::warn!(channel = C::NAME, id = %conn.id(), panic = %Escaped(panic), "on_close panicked");
             }
         }
     }
@@ -439,6 +443,15 @@ struct Registration<C: Channel, S, D> {
     conn: Conn<C, S, D>,
     outbox: OutboxReceiver,
     _slot: Slot,
+    /// Counted as an open connection (its task began), so to be counted as closed.
+    opened: bool,
+}
+
+impl<C: Channel, S, D> Registration<C, S, D> {
+    fn open(&mut self) {
+        self.opened = true;
+        self.conn.hub().counters().opened(C::NAME);
+    }
 }
 
 impl<C: Channel, S, D> Drop for Registration<C, S, D> {
@@ -446,7 +459,9 @@ impl<C: Channel, S, D> Drop for Registration<C, S, D> {
         self.outbox.end();
         let hub = self.conn.hub();
         hub.detach(self.conn.id());
-        hub.counters().closed(C::NAME);
+        if self.opened {
+            hub.counters().closed(C::NAME);
+        }
     }
 }
 
