@@ -74,27 +74,17 @@ impl Batch {
         self.frames.push_back(Frame::Message(message));
     }
 
-    /// Takes what `state` holds, swapping buffers when this batch is done with its own, so
-    /// a busy connection's two byte buffers go back and forth without allocating.
+    /// Takes what `state` holds, swapping buffers, so a busy connection's two byte buffers go
+    /// back and forth without allocating.
+    ///
+    /// The batch is empty here: the connection's writer asks for the next batch only once it
+    /// wrote the last one whole, and ends when writing fails. (There used to be a branch that
+    /// merged new frames after unwritten ones; nothing could reach it.)
     fn take(&mut self, state: &mut State) {
-        if self.frames.is_empty() {
-            self.bytes.clear();
-            std::mem::swap(&mut state.queue, &mut self.frames);
-            std::mem::swap(&mut state.bytes, &mut self.bytes);
-            return;
-        }
-        // Frames not yet written stay first; the new ones' payloads move after this batch's.
-        let base = self.bytes.len();
-        self.bytes.extend_from_slice(&state.bytes);
-        state.bytes.clear();
-        self.frames.extend(state.queue.drain(..).map(|frame| match frame {
-            Frame::Encoded { at, len, kind } => Frame::Encoded {
-                at: at + base,
-                len,
-                kind,
-            },
-            message => message,
-        }));
+        debug_assert!(self.frames.is_empty(), "a batch is taken only once written");
+        self.bytes.clear();
+        std::mem::swap(&mut state.queue, &mut self.frames);
+        std::mem::swap(&mut state.bytes, &mut self.bytes);
     }
 
     /// Appends an encoded frame, as a send to the outbox does.
