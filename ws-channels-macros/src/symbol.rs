@@ -1,5 +1,40 @@
 //! The words the macro reads or must avoid, each written once (serde_derive's `symbol.rs`).
 
+/// An argument of `#[channel(…)]` after the template.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Arg {
+    Server,
+    ServerOnly,
+    Validate,
+    OnInvalid,
+    OnLag,
+    Codec,
+    Name,
+    Crate,
+}
+
+/// Every argument after the template as written, in the order the documentation lists them:
+/// the allow-list a key is looked up in and the list an unknown key's message offers. A new
+/// argument is one entry here; the parser's exhaustive match on `Arg` then asks for its branch,
+/// and a variant left out of this table is never constructed, which the build warns about.
+pub(crate) const ARGUMENTS: &[(&str, Arg)] = &[
+    ("server", Arg::Server),
+    ("server_only", Arg::ServerOnly),
+    ("validate", Arg::Validate),
+    ("on_invalid", Arg::OnInvalid),
+    ("on_lag", Arg::OnLag),
+    ("codec", Arg::Codec),
+    ("name", Arg::Name),
+    ("crate", Arg::Crate),
+];
+
+impl Arg {
+    /// The argument a key names, if any.
+    pub(crate) fn from_name(name: &str) -> Option<Self> {
+        ARGUMENTS.iter().find(|(known, _)| *known == name).map(|&(_, arg)| arg)
+    }
+}
+
 /// The words `syn` does not accept as an identifier: a mirror of syn's `accept_as_ident`, which
 /// is private. A parameter named after one of them becomes a raw identifier (`type` →
 /// `r#type`).
@@ -22,6 +57,20 @@ pub(crate) const NOT_RAW: &[&str] = &["self", "super", "crate", "_"];
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_argument_has_one_name() {
+        for (i, (name, arg)) in ARGUMENTS.iter().enumerate() {
+            assert_eq!(Arg::from_name(name), Some(*arg), "`{name}`");
+            assert!(
+                ARGUMENTS[i + 1..]
+                    .iter()
+                    .all(|(other, again)| other != name && again != arg),
+                "`{name}` is listed twice"
+            );
+        }
+        assert_eq!(Arg::from_name("bogus"), None);
+    }
 
     /// The Rust reference's keywords, every edition: strict, reserved, weak.
     const STRICT: &[&str] = &[
