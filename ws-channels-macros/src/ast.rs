@@ -107,6 +107,12 @@ impl Model {
         }
     }
 
+    /// Whether the annotated type has generic parameters or a `where` clause, which a channel
+    /// cannot: `check` reports it, and `fallback` renders nothing for such a type.
+    pub(crate) fn is_generic(&self) -> bool {
+        !self.generics.params.is_empty() || self.generics.where_clause.is_some()
+    }
+
     /// Whether messages are raw frames (`ws_channels::Raw`) rather than the annotated type.
     pub(crate) fn is_raw(&self) -> bool {
         self.codec.is_some_and(|codec| codec.value == CodecArg::Raw)
