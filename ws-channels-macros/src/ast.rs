@@ -11,6 +11,7 @@ use syn::{Ident, Item, LitStr, Type};
 use crate::attr::{Args, CodecArg, OnInvalid, OnLag, Spanned};
 use crate::ctxt::Ctxt;
 use crate::pattern::{self, Segment};
+use crate::symbol;
 
 pub(crate) struct Model {
     /// The annotated message type.
@@ -106,6 +107,12 @@ impl Model {
         }
     }
 
+    /// Whether the annotated type has generic parameters or a `where` clause, which a channel
+    /// cannot: `check` reports it, and `fallback` renders nothing for such a type.
+    pub(crate) fn is_generic(&self) -> bool {
+        !self.generics.params.is_empty() || self.generics.where_clause.is_some()
+    }
+
     /// Whether messages are raw frames (`ws_channels::Raw`) rather than the annotated type.
     pub(crate) fn is_raw(&self) -> bool {
         self.codec.is_some_and(|codec| codec.value == CodecArg::Raw)
@@ -139,7 +146,7 @@ fn param(cx: &Ctxt, template: &LitStr, name: &str, ty: Option<&str>, item: &Anno
     // parameters. Anything else is parsed by `syn`, as before.
     let field = match plain_ident(&snake) {
         Some(true) => Ident::new(&snake, span),
-        _ if matches!(snake.as_str(), "self" | "super" | "crate" | "_") => {
+        _ if symbol::NOT_RAW.contains(&snake.as_str()) => {
             cx.error_spanned_by(template, format!("parameter name `{name}` cannot be a field name"));
             return None;
         }
@@ -200,16 +207,8 @@ fn plain_ident(text: &str) -> Option<bool> {
     let mut chars = text.chars();
     let word = chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
-    word.then(|| !KEYWORDS.contains(&text))
+    word.then(|| !symbol::KEYWORDS.contains(&text))
 }
-
-/// The words `syn` does not accept as an identifier (its `accept_as_ident`).
-const KEYWORDS: &[&str] = &[
-    "_", "abstract", "as", "async", "await", "become", "box", "break", "const", "continue", "crate", "do", "dyn",
-    "else", "enum", "extern", "false", "final", "fn", "for", "if", "impl", "in", "let", "loop", "macro", "match",
-    "mod", "move", "mut", "override", "priv", "pub", "ref", "return", "Self", "self", "static", "struct", "super",
-    "trait", "true", "try", "type", "typeof", "unsafe", "unsized", "use", "virtual", "where", "while", "yield",
-];
 
 /// What the model needs of the annotated item: its name, visibility and generics, and the doc
 /// comments that become descriptions.

@@ -1,5 +1,5 @@
-//! The `#[channel(…)]` arguments, parsed through one allow-list into typed values that keep
-//! the span of what the user wrote.
+//! The `#[channel(…)]` arguments, parsed through one allow-list (`symbol::ARGUMENTS`) into
+//! typed values that keep the span of what the user wrote.
 
 use proc_macro2::{Span, TokenStream};
 use syn::ext::IdentExt;
@@ -7,18 +7,7 @@ use syn::parse::{ParseStream, Parser};
 use syn::{Ident, LitStr, Token, Type};
 
 use crate::ctxt::Ctxt;
-
-/// Every argument after the template, in the order the documentation lists them.
-const KNOWN: &[&str] = &[
-    "server",
-    "server_only",
-    "validate",
-    "on_invalid",
-    "on_lag",
-    "codec",
-    "name",
-    "crate",
-];
+use crate::symbol::{ARGUMENTS, Arg};
 
 /// A value and the span of the tokens it was parsed from, for diagnostics.
 #[derive(Clone, Copy)]
@@ -123,23 +112,38 @@ fn parse_args(input: ParseStream<'_>, args: &mut Args, cx: &Ctxt) -> syn::Result
             input.parse::<Token![=]>()?;
         }
         let name = key.to_string();
-        match name.as_str() {
-            "server" => {
+        let Some(arg) = Arg::from_name(&name) else {
+            cx.error_spanned_by(
+                &key,
+                format!(
+                    "unknown `channel` argument `{name}`, expected one of: {}",
+                    ARGUMENTS
+                        .iter()
+                        .map(|(known, _)| format!("`{known}`"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            );
+            skip_value(input, has_value)?;
+            continue;
+        };
+        match arg {
+            Arg::Server => {
                 let ty = expect_value(input, &key, has_value, "a type: `server = ChatEvent`", |i| i.parse())?;
                 set(cx, &key, &mut args.server, ty);
             }
-            "server_only" => set(cx, &key, &mut args.server_only, flag(cx, input, &key, has_value)?),
-            "validate" => set(cx, &key, &mut args.validate, flag(cx, input, &key, has_value)?),
-            "on_invalid" => set(cx, &key, &mut args.on_invalid, policy(cx, input, &key, has_value)?),
-            "on_lag" => set(cx, &key, &mut args.on_lag, policy(cx, input, &key, has_value)?),
-            "codec" => set(cx, &key, &mut args.codec, policy(cx, input, &key, has_value)?),
-            "name" => {
+            Arg::ServerOnly => set(cx, &key, &mut args.server_only, flag(cx, input, &key, has_value)?),
+            Arg::Validate => set(cx, &key, &mut args.validate, flag(cx, input, &key, has_value)?),
+            Arg::OnInvalid => set(cx, &key, &mut args.on_invalid, policy(cx, input, &key, has_value)?),
+            Arg::OnLag => set(cx, &key, &mut args.on_lag, policy(cx, input, &key, has_value)?),
+            Arg::Codec => set(cx, &key, &mut args.codec, policy(cx, input, &key, has_value)?),
+            Arg::Name => {
                 let lit = expect_value(input, &key, has_value, "a string: `name = \"userEvents\"`", |i| {
                     i.parse()
                 })?;
                 set(cx, &key, &mut args.name, lit);
             }
-            "crate" => {
+            Arg::Crate => {
                 let lit: Option<LitStr> = expect_value(
                     input,
                     &key,
@@ -161,16 +165,6 @@ fn parse_args(input: ParseStream<'_>, args: &mut Args, cx: &Ctxt) -> syn::Result
                     }
                 });
                 set(cx, &key, &mut args.krate, path);
-            }
-            _ => {
-                cx.error_spanned_by(
-                    &key,
-                    format!(
-                        "unknown `channel` argument `{name}`, expected one of: {}",
-                        KNOWN.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ")
-                    ),
-                );
-                skip_value(input, has_value)?;
             }
         }
     }

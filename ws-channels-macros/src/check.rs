@@ -37,10 +37,9 @@ fn check_raw(cx: &Ctxt, model: &Model) {
 
 /// A channel's wire format must be one concrete type, known to the router and the exports.
 fn check_no_generics(cx: &Ctxt, model: &Model) {
-    let generics = &model.generics;
-    if !generics.params.is_empty() || generics.where_clause.is_some() {
+    if model.is_generic() {
         cx.error_spanned_by(
-            generics,
+            &model.generics,
             "`#[channel]` does not support generic types: a channel's messages must be one concrete type",
         );
     }

@@ -15,7 +15,7 @@ use crate::expand;
 pub(crate) fn render(model: &Model) -> TokenStream {
     // Impls for a generic type would need generic parameters the macro does not support: they
     // would only add errors about what the user was already told.
-    if !model.generics.params.is_empty() || model.generics.where_clause.is_some() {
+    if model.is_generic() {
         return TokenStream::new();
     }
     expand::render(model)

@@ -4,7 +4,8 @@
 //! it. The stages are one file each: `attr` (typed arguments) → `ast` (model) → `check`
 //! (rules across arguments) → `expand` (entry point and everything a channel generates), which
 //! on error hands over to `fallback`; both write through `source` (source text, lexed once).
-//! `pattern` holds the template grammar, `ctxt` collects errors.
+//! `pattern` holds the template grammar, `symbol` the words the macro reads or avoids, `ctxt`
+//! collects errors.
 
 mod ast;
 mod attr;
@@ -16,6 +17,7 @@ mod pattern;
 #[cfg(test)]
 mod snapshots;
 mod source;
+mod symbol;
 
 use proc_macro::TokenStream;
 

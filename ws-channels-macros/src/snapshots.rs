@@ -113,16 +113,31 @@ fn fallback_after_errors() {
     );
 }
 
-/// Generic types get no fallback: impls without the generics would be errors of their own.
+/// Generic types get no fallback: impls without the generics would be errors of their own. A
+/// `where` clause alone counts as generic too.
 #[test]
 fn no_fallback_for_generic_types() {
-    let expanded = crate::expand::channel(
-        quote!("user/<userId>"),
-        quote!(
-            struct Generic<T>(T);
+    for (item, params) in [
+        (
+            quote!(
+                struct Generic<T>(T);
+            ),
+            "GenericParams",
         ),
-    )
-    .to_string();
-    assert_eq!(expanded.matches("compile_error").count(), 1, "{expanded}");
-    assert!(!expanded.contains("GenericParams"), "{expanded}");
+        (
+            quote!(
+                struct Bounded
+                where
+                    u8: Copy,
+                {
+                    t: u8,
+                }
+            ),
+            "BoundedParams",
+        ),
+    ] {
+        let expanded = crate::expand::channel(quote!("user/<userId>"), item).to_string();
+        assert_eq!(expanded.matches("compile_error").count(), 1, "{expanded}");
+        assert!(!expanded.contains(params), "{expanded}");
+    }
 }
