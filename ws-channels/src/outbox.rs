@@ -822,20 +822,6 @@ mod tests {
         assert_eq!(batch(&rx).await, ["c"]);
     }
 
-    #[tokio::test]
-    async fn frames_taken_while_a_batch_is_unwritten_follow_it() {
-        let (tx, rx) = new(8, LagPolicy::DropNew);
-        send(&tx, "one");
-        let mut writing = Batch::default();
-        rx.next_batch(&mut writing).await;
-        // The writer is still writing `one` when more arrive.
-        send(&tx, "two");
-        tx.push(WsMessage::text("three"));
-        send(&tx, "four");
-        rx.next_batch(&mut writing).await;
-        assert_eq!(writing.texts(), ["one", "two", "three", "four"]);
-    }
-
     #[test]
     fn an_idle_connection_keeps_no_byte_buffer() {
         fn poll_batch(rx: &OutboxReceiver, batch: &mut Batch) -> Poll<bool> {
