@@ -39,6 +39,7 @@
 //! cargo run --example chat -- --client ws://127.0.0.1:8080 --room lobby --name bot
 //! ```
 
+mod escape;
 mod terminal;
 
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -140,6 +141,11 @@ async fn identify(handshake: Handshake<ChatCommand>) -> Result<User, Reject> {
     let name = name.trim().to_owned();
     if name.is_empty() || name.chars().count() > 32 {
         return Err(Reject::bad_request("the name must be 1 to 32 characters"));
+    }
+    // A name is shown to everyone: one that would act on their terminal (ESC, a newline that
+    // forges a line, a bidirectional override) is nobody's name.
+    if name.chars().any(escape::is_unprintable) {
+        return Err(Reject::bad_request("the name must not contain control characters"));
     }
     Ok(User { name })
 }
