@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
 use ws_channels::ClientSocket;
-use ws_channels_tests::within;
+use ws_channels_tests::{read_until_close, within};
 
 /// The example's own escaping, compiled into this test as it is into the example.
 #[path = "../examples/chat/escape.rs"]
@@ -273,4 +273,25 @@ async fn the_terminal_client_prints_others_control_characters_escaped() {
         said,
         r"<mallory> \u{1b}]52;c;cHduZWQ=\u{7}\u{1b}]0;owned\u{7}\u{1b}[2Jhi\n<alice> my password is hunter2\r\u{9b}31m\u{202e}olleh"
     );
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn sigterm_closes_every_connection_with_1001_and_exits_0() {
+    let (mut server, addr, _logs) = start_chat(&[]).await;
+    let mut ann = join(addr, "ann").await;
+    let terminated = Command::new("kill")
+        .args(["-TERM", &server.0.id().to_string()])
+        .status()
+        .expect("run kill");
+    assert!(terminated.success(), "kill -TERM: {terminated}");
+    let (_, close) = read_until_close(&mut ann).await;
+    let code = close.map(|frame| u16::from(frame.code));
+    assert_eq!(
+        code,
+        Some(1001),
+        "ann's close frame (none: the process died without one)"
+    );
+    let status = exit_status(&mut server).await;
+    assert!(status.success(), "exit status {status}");
 }

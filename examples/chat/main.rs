@@ -32,6 +32,9 @@
 //! per connection opened and closed). `cargo run --example chat -- --typescript` prints its
 //! TypeScript client (checked in as `examples/chat/chat.ts`).
 //!
+//! Ctrl-C, or SIGTERM on Unix (`kill`, systemd, a container runtime), stops it gracefully:
+//! every connection is closed with 1001 (going away), then the process exits with status 0.
+//!
 //! The terminal client (`terminal.rs`): prints the room's events, says each line of input,
 //! reconnects by itself when the server restarts.
 //!
@@ -256,6 +259,36 @@ fn asyncapi() -> AsyncApi {
         .channel::<ChatCommand>()
 }
 
+/// Resolves when the process is asked to stop: Ctrl-C (SIGINT) or, on Unix, SIGTERM, which is
+/// what `kill`, systemd and container runtimes send. Either ends the server gracefully: every
+/// connection is closed with 1001 (going away) and its `on_close` runs (it publishes `left`).
+///
+/// The listeners are installed when this is called, not when it is first polled: from then on
+/// neither signal takes the default, abrupt way out.
+#[cfg(unix)]
+fn stop_signal() -> std::io::Result<impl Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut terminate = signal(SignalKind::terminate())?;
+    Ok(async move {
+        tokio::select! {
+            _ = interrupt.recv() => {}
+            _ = terminate.recv() => {}
+        }
+    })
+}
+
+/// Resolves on Ctrl-C (there is no SIGTERM to wait for off Unix).
+#[cfg(not(unix))]
+fn stop_signal() -> std::io::Result<impl Future<Output = ()>> {
+    Ok(async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            // No handler could be installed: serve until killed rather than stop at once.
+            std::future::pending::<()>().await;
+        }
+    })
+}
+
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     if std::env::args().nth(1).as_deref() == Some("--client") {
@@ -315,13 +348,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let listener = tokio::net::TcpListener::bind(addr.as_deref().unwrap_or("127.0.0.1:8080")).await?;
     let local = listener.local_addr()?;
+    let stop = stop_signal()?;
     println!("listening on ws://{local}");
     // The page is what a person opens; the ws:// line is for WebSocket clients.
     println!("chat page at http://{local}/ (open it in two tabs)");
     // serve_app bounds slow request heads (slowloris), which axum::serve does not.
     ws_channels::serve_app(listener, app)
         .with_graceful_shutdown(async move {
-            let _ = tokio::signal::ctrl_c().await;
+            stop.await;
             shutdown.shutdown().await;
         })
         .await?;
