@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
 use ws_channels::ClientSocket;
-use ws_channels_tests::{read_until_close, within};
+use ws_channels_tests::{Component, RedisServer, raw_http, read_until_close, require, within};
 
 /// The example's own escaping, compiled into this test as it is into the example.
 #[path = "../examples/chat/escape.rs"]
@@ -294,4 +294,43 @@ async fn sigterm_closes_every_connection_with_1001_and_exits_0() {
     );
     let status = exit_status(&mut server).await;
     assert!(status.success(), "exit status {status}");
+}
+
+#[tokio::test]
+async fn room_counts_during_a_redis_outage_log_no_line_per_request() {
+    if !require(&[Component::Redis]) {
+        return;
+    }
+    let mut redis = RedisServer::start().await;
+    let (_server, addr, mut logs) = start_chat(&["--redis", &redis.url()]).await;
+    let ann = join(addr, "ann").await;
+    let get = |path: &str| format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    let mut seen = Vec::new();
+
+    redis.kill();
+    line_with(&mut logs, "redis backplane down", &mut seen).await;
+    within("the node to report itself not ready", async {
+        while raw_http(addr, &get("/ready")).await.0 != 503 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    const REQUESTS: usize = 20;
+    for _ in 0..REQUESTS {
+        let (status, response) = raw_http(addr, &get("/rooms/lobby")).await;
+        assert_eq!(status, 200, "{response}");
+        assert!(response.ends_with(r#"{"room":"lobby","users":1}"#), "{response}");
+    }
+    // Each line is written before its response is sent; a marker line, logged after them all,
+    // shows every earlier line has been read.
+    drop(ann);
+    line_with(&mut logs, "connection closed", &mut seen).await;
+    let per_request = seen
+        .iter()
+        .filter(|line| String::from_utf8_lossy(line).contains("counting this node's users only"))
+        .count();
+    assert!(
+        per_request <= 1,
+        "{per_request} warnings for {REQUESTS} requests: the hub already said the backplane is down"
+    );
 }
