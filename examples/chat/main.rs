@@ -32,6 +32,9 @@
 //! per connection opened and closed). `cargo run --example chat -- --typescript` prints its
 //! TypeScript client (checked in as `examples/chat/chat.ts`).
 //!
+//! Ctrl-C, or SIGTERM on Unix (`kill`, systemd, a container runtime), stops it gracefully:
+//! every connection is closed with 1001 (going away), then the process exits with status 0.
+//!
 //! The terminal client (`terminal.rs`): prints the room's events, says each line of input,
 //! reconnects by itself when the server restarts.
 //!
@@ -39,6 +42,7 @@
 //! cargo run --example chat -- --client ws://127.0.0.1:8080 --room lobby --name bot
 //! ```
 
+mod escape;
 mod terminal;
 
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -141,6 +145,11 @@ async fn identify(handshake: Handshake<ChatCommand>) -> Result<User, Reject> {
     if name.is_empty() || name.chars().count() > 32 {
         return Err(Reject::bad_request("the name must be 1 to 32 characters"));
     }
+    // A name is shown to everyone: one that would act on their terminal (ESC, a newline that
+    // forges a line, a bidirectional override) is nobody's name.
+    if name.chars().any(escape::is_unprintable) {
+        return Err(Reject::bad_request("the name must not contain control characters"));
+    }
     Ok(User { name })
 }
 
@@ -210,8 +219,17 @@ struct RoomInfo {
 }
 
 /// Counts every node's users (with `--redis`); this node's alone while Redis is away.
+///
+/// The hub owns the outage: it logs once when the backplane goes down and once when it is
+/// back, so while it reports the engine down this answers from the local count without a
+/// line per request. Only a failure the hub did not announce (the engine up, the query failed)
+/// is logged here.
 async fn room_info(State(hub): State<Hub>, Path(room): Path<String>) -> axum::Json<RoomInfo> {
     let params = ChatCommandParams::new(room.as_str());
+    if !hub.engine_health().is_up() {
+        let users = hub.subscribers(&params);
+        return axum::Json(RoomInfo { room, users });
+    }
     let users = match hub.cluster_subscribers(&params).await {
         Ok(users) => users,
         Err(error) => {
@@ -248,6 +266,36 @@ fn asyncapi() -> AsyncApi {
         .description("Rooms where people chat, typed end to end by ws-channels")
         .server("local", "localhost:8080", "ws")
         .channel::<ChatCommand>()
+}
+
+/// Resolves when the process is asked to stop: Ctrl-C (SIGINT) or, on Unix, SIGTERM, which is
+/// what `kill`, systemd and container runtimes send. Either ends the server gracefully: every
+/// connection is closed with 1001 (going away) and its `on_close` runs (it publishes `left`).
+///
+/// The listeners are installed when this is called, not when it is first polled: from then on
+/// neither signal takes the default, abrupt way out.
+#[cfg(unix)]
+fn stop_signal() -> std::io::Result<impl Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut terminate = signal(SignalKind::terminate())?;
+    Ok(async move {
+        tokio::select! {
+            _ = interrupt.recv() => {}
+            _ = terminate.recv() => {}
+        }
+    })
+}
+
+/// Resolves on Ctrl-C (there is no SIGTERM to wait for off Unix).
+#[cfg(not(unix))]
+fn stop_signal() -> std::io::Result<impl Future<Output = ()>> {
+    Ok(async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            // No handler could be installed: serve until killed rather than stop at once.
+            std::future::pending::<()>().await;
+        }
+    })
 }
 
 #[tokio::main]
@@ -309,13 +357,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let listener = tokio::net::TcpListener::bind(addr.as_deref().unwrap_or("127.0.0.1:8080")).await?;
     let local = listener.local_addr()?;
+    let stop = stop_signal()?;
     println!("listening on ws://{local}");
     // The page is what a person opens; the ws:// line is for WebSocket clients.
     println!("chat page at http://{local}/ (open it in two tabs)");
     // serve_app bounds slow request heads (slowloris), which axum::serve does not.
     ws_channels::serve_app(listener, app)
         .with_graceful_shutdown(async move {
-            let _ = tokio::signal::ctrl_c().await;
+            stop.await;
             shutdown.shutdown().await;
         })
         .await?;

@@ -7,6 +7,9 @@
 //! It prints every event of the room, says each line of standard input, authenticates with a
 //! token header (`Authorization: Bearer demo-token-<name>`), reconnects by itself when the
 //! server restarts (and says so), and exits with status 0 at the end of its input.
+//!
+//! What others sent (names, text, close reasons, errors quoting them) is printed escaped
+//! (`escape.rs`): a peer cannot send this terminal control sequences or forge a line.
 
 use std::time::Duration;
 
@@ -14,6 +17,7 @@ use futures_util::StreamExt;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use ws_channels::{Client, ConnectionState, Event, Reconnect, Report};
 
+use crate::escape::Escaped;
 use crate::{ChatCommand, ChatCommandParams, ChatEvent, TOKEN_PREFIX};
 
 /// `--client <base> --room <room> --name <name>`, in any order after `--client`.
@@ -52,10 +56,10 @@ pub(crate) async fn run(args: impl Iterator<Item = String>) -> Result<(), Box<dy
             ConnectionState::Reconnecting { attempt, delay, error } => {
                 println!(
                     "* disconnected ({}); attempt {attempt} in {delay:.1?}",
-                    Report(&**error)
+                    Escaped(Report(&**error))
                 );
             }
-            ConnectionState::Closed { code, reason, .. } => println!("* closed ({code:?} {reason})"),
+            ConnectionState::Closed { code, reason, .. } => println!("* closed ({code:?} {})", Escaped(reason)),
             _ => {}
         })
         .connect()
@@ -70,8 +74,8 @@ pub(crate) async fn run(args: impl Iterator<Item = String>) -> Result<(), Box<dy
                     println!("* reconnected after {attempt} attempt(s); messages sent meanwhile may be missing")
                 }
                 Ok(Event::Binary(bytes)) => println!("* {} bytes", bytes.len()),
-                Ok(other) => println!("* {other:?}"),
-                Err(error) => println!("! {}", Report(&error)),
+                Ok(other) => println!("* {}", Escaped(format_args!("{other:?}"))),
+                Err(error) => println!("! {}", Escaped(Report(&error))),
             }
         }
     });
@@ -83,7 +87,7 @@ pub(crate) async fn run(args: impl Iterator<Item = String>) -> Result<(), Box<dy
             continue;
         }
         if let Err(error) = client.send(&ChatCommand::Say { text: text.to_owned() }).await {
-            println!("! not sent: {}", Report(&error));
+            println!("! not sent: {}", Escaped(Report(&error)));
         }
     }
     // End of input: close, let the printer drain what arrived, and leave with status 0.
@@ -92,12 +96,13 @@ pub(crate) async fn run(args: impl Iterator<Item = String>) -> Result<(), Box<dy
     Ok(())
 }
 
+/// Prints an event, every string in it escaped: all of them come from the server and others.
 fn print_event(event: &ChatEvent) {
     match event {
-        ChatEvent::Joined { user } => println!("* {user} joined"),
-        ChatEvent::Left { user } => println!("* {user} left"),
-        ChatEvent::Message { user, text, .. } => println!("<{user}> {text}"),
-        ChatEvent::Typing { user } => println!("* {user} is typing"),
-        ChatEvent::Error { message } => println!("! {message}"),
+        ChatEvent::Joined { user } => println!("* {} joined", Escaped(user)),
+        ChatEvent::Left { user } => println!("* {} left", Escaped(user)),
+        ChatEvent::Message { user, text, .. } => println!("<{}> {}", Escaped(user), Escaped(text)),
+        ChatEvent::Typing { user } => println!("* {} is typing", Escaped(user)),
+        ChatEvent::Error { message } => println!("! {}", Escaped(message)),
     }
 }
