@@ -1,5 +1,5 @@
 //! The chat example (`examples/chat/`) as its users meet it: its server and its terminal client
-//! run as real processes over loopback, and its terminal escaping is tested as a function.
+//! run as real processes over loopback.
 //!
 //! `cargo test --workspace` builds the example program before running these; a run narrowed
 //! with `-p ws-channels-tests --test chat_example` does not, so build it first
@@ -14,12 +14,6 @@ use std::time::Duration;
 use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
 use ws_channels::ClientSocket;
 use ws_channels_tests::{Component, RedisServer, raw_http, read_until_close, require, within};
-
-/// The example's own escaping, compiled into this test as it is into the example.
-#[path = "../examples/chat/escape.rs"]
-mod escape;
-
-use escape::Escaped;
 
 /// The chat example's program, built by `cargo test` next to this test's `deps/` directory.
 fn chat() -> Command {
@@ -153,40 +147,6 @@ async fn exit_status(process: &mut Running) -> std::process::ExitStatus {
         }
     })
     .await
-}
-
-#[test]
-fn escaping_shows_control_characters_as_text() {
-    let escaped = |text: &str| Escaped(text).to_string();
-    // OSC 52 (write the clipboard), a title change and a screen clear, ended by BEL or ST.
-    assert_eq!(
-        escaped("\u{1b}]52;c;cHduZWQ=\u{7}\u{1b}]0;owned\u{1b}\\\u{1b}[2J"),
-        r"\u{1b}]52;c;cHduZWQ=\u{7}\u{1b}]0;owned\u{1b}\\u{1b}[2J"
-    );
-    // A forged line: the newline and carriage return show, so nothing starts a line.
-    assert_eq!(escaped("hi\n<alice> my password is"), r"hi\n<alice> my password is");
-    assert_eq!(escaped("a\rb\tc"), r"a\rb\tc");
-    // C1 controls (CSI, NEL) and DEL, and the bidirectional overrides and isolates.
-    assert_eq!(escaped("\u{9b}2J\u{85}\u{7f}"), r"\u{9b}2J\u{85}\u{7f}");
-    assert_eq!(escaped("a\u{202e}b\u{2066}c\u{200f}"), r"a\u{202e}b\u{2066}c\u{200f}");
-    // Everything else passes untouched, other scripts and emoji included.
-    let plain = "Zoë says 你好 👋 (\"quoted\", 'single', back\\slash) 😀‍";
-    assert_eq!(escaped(plain), plain);
-    // Any `Display`, not only strings: the client prints errors through it too.
-    assert_eq!(Escaped(format_args!("{}!", "\u{1b}c")).to_string(), r"\u{1b}c!");
-}
-
-#[test]
-fn no_unprintable_character_survives_escaping() {
-    let every: String = (0..=0x3000u32).filter_map(char::from_u32).collect();
-    let escaped = Escaped(every.as_str()).to_string();
-    let left: Vec<char> = escaped.chars().filter(|&c| escape::is_unprintable(c)).collect();
-    assert!(left.is_empty(), "left raw: {left:?}");
-    for c in [
-        '\u{1b}', '\n', '\r', '\u{0}', '\u{7f}', '\u{80}', '\u{9f}', '\u{202a}', '\u{2069}',
-    ] {
-        assert!(escape::is_unprintable(c), "{c:?}");
-    }
 }
 
 #[tokio::test]

@@ -42,7 +42,6 @@
 //! cargo run --example chat -- --client ws://127.0.0.1:8080 --room lobby --name bot
 //! ```
 
-mod escape;
 mod terminal;
 
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -147,7 +146,7 @@ async fn identify(handshake: Handshake<ChatCommand>) -> Result<User, Reject> {
     }
     // A name is shown to everyone: one that would act on their terminal (ESC, a newline that
     // forges a line, a bidirectional override) is nobody's name.
-    if name.chars().any(escape::is_unprintable) {
+    if !Escaped(&name).is_plain() {
         return Err(Reject::bad_request("the name must not contain control characters"));
     }
     Ok(User { name })

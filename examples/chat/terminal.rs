@@ -9,7 +9,8 @@
 //! server restarts (and says so), and exits with status 0 at the end of its input.
 //!
 //! What others sent (names, text, close reasons, errors quoting them) is printed escaped
-//! (`escape.rs`): a peer cannot send this terminal control sequences or forge a line.
+//! ([`ws_channels::Escaped`]): a peer cannot send this terminal control sequences or forge a
+//! line.
 
 use std::time::Duration;
 
@@ -17,7 +18,6 @@ use futures_util::StreamExt;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use ws_channels::{Client, ConnectionState, Event, Reconnect, Report};
 
-use crate::escape::Escaped;
 use crate::{ChatCommand, ChatCommandParams, ChatEvent, TOKEN_PREFIX};
 
 /// `--client <base> --room <room> --name <name>`, in any order after `--client`.

@@ -141,6 +141,7 @@ pub use hub::{
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use hub::{RedisBackplane, RedisConfig};
+pub use log::Escaped;
 pub use metrics::{Metrics, MetricsSnapshot};
 pub use pattern::{Segment, Template};
 pub use server::{

@@ -1,4 +1,5 @@
-//! What the crate writes to its logs, made safe to write: peer input escaped ([`Escaped`]), and
+//! What the crate writes to its logs, made safe to write: peer input escaped ([`Escaped`], public,
+//! for applications to print and log other users' text the same way), and
 //! warnings that can repeat many times a second (an accept loop out of file descriptors)
 //! throttled, with a count of what was left out ([`Throttle`]).
 //!
@@ -9,12 +10,38 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-/// Text a peer chose (a close reason, a decode error quoting the frame, a refusal naming a
-/// parameter's value), formatted with its control characters escaped: a `\n` in it cannot start
-/// a forged log line, an ESC cannot reach an operator's terminal, a bidirectional override
-/// cannot reorder what is shown. Everything else is written as it is, so logs stay readable
-/// (`?` would also quote the text and escape its quotes).
-pub(crate) struct Escaped<T>(pub(crate) T);
+/// Text a peer chose, made safe to write to a log or a terminal: its control characters and
+/// invisible reordering marks shown as escapes, everything else as it is.
+///
+/// A terminal obeys the control characters it is given (ESC starts sequences that set the
+/// window title, clear the screen or write the clipboard), a newline starts a line that looks
+/// like any other (a forged log line, a forged `<alice>` in a chat), and bidirectional
+/// overrides reorder what follows. The server logs every field a peer can fill (close
+/// reasons, decode errors quoting a frame, refusals naming a parameter) through this; print
+/// or log other users' text through it too.
+///
+/// Escaped are every control character (C0 including tab, CR and LF, DEL, C1) as `\n`, `\r`,
+/// `\t` or `\u{…}`, and likewise the bidirectional marks, embeddings, overrides and isolates
+/// and the Unicode line and paragraph separators. (`{:?}` would escape the controls too, but
+/// quote the text and escape its quotes and backslashes.)
+///
+/// ```
+/// use ws_channels::Escaped;
+///
+/// let name = "alice\n<bob> I owe alice 100\u{1b}[2J";
+/// assert_eq!(Escaped(name).to_string(), r"alice\n<bob> I owe alice 100\u{1b}[2J");
+/// assert!(!Escaped(name).is_plain());
+/// assert!(Escaped("Zoë «ok»").is_plain());
+/// ```
+#[derive(Debug, Clone, Copy)]
+pub struct Escaped<T>(pub T);
+
+impl<T: AsRef<str>> Escaped<T> {
+    /// Whether the text has nothing to escape (an application's rule for names, say).
+    pub fn is_plain(&self) -> bool {
+        !self.0.as_ref().chars().any(needs_escape)
+    }
+}
 
 impl<T: fmt::Display> fmt::Display for Escaped<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -45,10 +72,15 @@ impl fmt::Write for Escaping<'_, '_> {
     }
 }
 
-/// C0 and C1 controls (ESC, newlines, …), DEL, and the bidirectional embeddings, overrides
-/// and isolates (U+202A–U+202E, U+2066–U+2069).
+/// See [`Escaped`]: C0, DEL and C1 controls; the bidirectional marks (U+061C, U+200E, U+200F),
+/// embeddings and overrides (U+202A–U+202E) and isolates (U+2066–U+2069); the line and
+/// paragraph separators (U+2028, U+2029).
 fn needs_escape(c: char) -> bool {
-    c.is_control() || matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+    c.is_control()
+        || matches!(
+            c,
+            '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{2028}' | '\u{2029}'
+        )
 }
 
 /// Lets a repeated warning through at most once per interval, and counts the ones held back
@@ -109,13 +141,37 @@ mod tests {
     use super::*;
 
     #[test]
-    fn control_characters_are_escaped_and_the_rest_kept() {
-        let forged = "bye\nINFO connection opened\r\t\u{1b}]52;c;ZXZpbA==\u{7}\u{9b}2J \u{202E}évil\u{7f}";
+    fn escaping_shows_control_characters_as_text() {
+        let escaped = |text: &str| Escaped(text).to_string();
+        // OSC 52 (write the clipboard), a title change and a screen clear, ended by BEL or ST.
         assert_eq!(
-            Escaped(forged).to_string(),
-            "bye\\nINFO connection opened\\r\\t\\u{1b}]52;c;ZXZpbA==\\u{7}\\u{9b}2J \\u{202e}évil\\u{7f}"
+            escaped("\u{1b}]52;c;cHduZWQ=\u{7}\u{1b}]0;owned\u{1b}\\\u{1b}[2J"),
+            r"\u{1b}]52;c;cHduZWQ=\u{7}\u{1b}]0;owned\u{1b}\\u{1b}[2J"
         );
-        assert_eq!(Escaped("plain «text»").to_string(), "plain «text»");
+        // A forged line: the newline and carriage return show, so nothing starts a line.
+        assert_eq!(escaped("hi\n<alice> my password is"), r"hi\n<alice> my password is");
+        assert_eq!(escaped("a\rb\tc"), r"a\rb\tc");
+        // C1 controls (CSI, NEL) and DEL, and the bidirectional overrides and isolates.
+        assert_eq!(escaped("\u{9b}2J\u{85}\u{7f}"), r"\u{9b}2J\u{85}\u{7f}");
+        assert_eq!(escaped("a\u{202e}b\u{2066}c\u{200f}"), r"a\u{202e}b\u{2066}c\u{200f}");
+        // Everything else passes untouched, other scripts and emoji included.
+        let plain = "Zoë says 你好 👋 (\"quoted\", 'single', back\\slash) 😀‍";
+        assert_eq!(escaped(plain), plain);
+        // Any `Display`, not only strings: the client prints errors through it too.
+        assert_eq!(Escaped(format_args!("{}!", "\u{1b}c")).to_string(), r"\u{1b}c!");
+    }
+
+    #[test]
+    fn no_unprintable_character_survives_escaping() {
+        let every: String = (0..=0x3000u32).filter_map(char::from_u32).collect();
+        let escaped = Escaped(every.as_str()).to_string();
+        let left: Vec<char> = escaped.chars().filter(|&c| needs_escape(c)).collect();
+        assert!(left.is_empty(), "left raw: {left:?}");
+        for c in [
+            '\u{1b}', '\n', '\r', '\u{0}', '\u{7f}', '\u{80}', '\u{9f}', '\u{202a}', '\u{2069}',
+        ] {
+            assert!(needs_escape(c), "{c:?}");
+        }
     }
 
     #[test]
