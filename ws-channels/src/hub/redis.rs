@@ -22,8 +22,8 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Bytes;
 
-use super::Hub;
-use super::backplane::{Backplane, BackplaneError, Destination, EngineHealth, Envelope, Inbound};
+use super::backplane::{Backplane, BackplaneError, Destination, EngineHealth, Envelope};
+use super::{Hub, Inbound};
 
 /// How a [`RedisBackplane`] connects, names its keys and recovers.
 ///
