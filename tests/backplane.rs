@@ -688,3 +688,54 @@ async fn heavy_topic_churn_neither_delays_messages_nor_leaves_stray_subscription
     })
     .await;
 }
+
+/// A node whose server shuts down gracefully stops being counted by the others at once: it
+/// deletes its members hash and leaves the node set, rather than leaving them to expire.
+#[tokio::test]
+async fn a_graceful_shutdown_removes_the_nodes_member_counts_at_once() {
+    needs_redis!();
+    let redis = RedisServer::start().await;
+    let mut admin = redis_connection(&redis).await;
+    // A TTL far beyond the test: only the deletion can make the hash go.
+    let long_lived = || config(&redis.url(), "t11").node_ttl(Duration::from_secs(600));
+    let mut leaving = Node::attached(long_lived()).await;
+    let staying = Node::attached(long_lived()).await;
+    let mut ann = leaving.join("counted").await;
+    let room = RoomCommandParams::new("counted");
+    eventually("the other node counts ann", async || {
+        staying.hub.cluster_subscribers(&room).await.unwrap() == 1
+    })
+    .await;
+    let node = format!("{:016x}", leaving.hub.node_id());
+    let key = format!("t11:members:{node}");
+    let exists = async |admin: &mut redis::aio::MultiplexedConnection| -> (bool, bool) {
+        let hash: bool = redis::cmd("EXISTS").arg(&key).query_async(admin).await.unwrap();
+        let listed: bool = redis::cmd("SISMEMBER")
+            .arg("t11:nodes")
+            .arg(&node)
+            .query_async(admin)
+            .await
+            .unwrap();
+        (hash, listed)
+    };
+    assert_eq!(exists(&mut admin).await, (true, true));
+
+    // Ann reads on, so she answers the close and the shutdown does not wait for its timeout.
+    let started = Instant::now();
+    let server = leaving.served.begin_shutdown();
+    let closed = async { while within("ann's close", ann.rx.next()).await.is_some() {} };
+    let (ended, ()) = tokio::join!(within("the shutdown", server), closed);
+    ended.unwrap().unwrap();
+    // Removed by the time the shutdown returns: no count interval, no TTL involved.
+    assert_eq!(
+        exists(&mut admin).await,
+        (false, false),
+        "after {:?}",
+        started.elapsed()
+    );
+    assert_eq!(staying.hub.cluster_subscribers(&room).await.unwrap(), 0);
+    // And not written again by the node's engine, which lives on with its hub.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(exists(&mut admin).await, (false, false));
+    assert_eq!(leaving.hub.engine_health(), EngineHealth::Up);
+}

@@ -53,6 +53,18 @@ pub trait Backplane: Send + Sync + 'static {
 
     /// Whether the engine is connected.
     fn health(&self) -> EngineHealth;
+
+    /// This node is leaving the cluster: its server's graceful shutdown is over, so every
+    /// connection has closed. The engine removes at once what it keeps for this node where the
+    /// other nodes read it (the Redis engine deletes the node's member counts, which the
+    /// others would otherwise count until they expire), and does not write it again. It may
+    /// go on carrying messages: the hub can still publish from a task that outlives the server.
+    ///
+    /// The server waits for it at most 2 s: an engine that cannot reach its store must not hold
+    /// a shutdown up. Provided: does nothing.
+    fn shutdown(&self) -> BoxFuture<'_, ()> {
+        Box::pin(std::future::ready(()))
+    }
 }
 
 /// Whether a hub's engine is connected: what a readiness route serves

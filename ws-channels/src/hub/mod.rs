@@ -494,6 +494,21 @@ impl Hub {
     pub(crate) fn close_all(&self, code: CloseCode, reason: &str) {
         self.inner.registry.close_all(code, reason);
     }
+
+    /// The server's graceful shutdown is over: tells the engine, if any, that this node leaves
+    /// the cluster ([`Backplane::shutdown`]), and waits for it at most [`ENGINE_SHUTDOWN`].
+    pub(crate) async fn server_stopped(&self) {
+        let Some(engine) = self.inner.registry.engine() else {
+            return;
+        };
+        if tokio::time::timeout(ENGINE_SHUTDOWN, engine.shutdown()).await.is_err() {
+            // Whatever it keeps for this node expires there by itself.
+            tracing::warn!(
+                timeout_ms = ENGINE_SHUTDOWN.as_millis(),
+                "the backplane did not finish its shutdown in time"
+            );
+        }
+    }
 }
 
 /// How an engine reaches the hub it serves: hands it envelopes from other nodes, and reports
@@ -577,6 +592,10 @@ impl fmt::Debug for Inbound {
             .finish()
     }
 }
+
+/// How long a server's shutdown waits for its engine's [`Backplane::shutdown`]: long enough for
+/// a round trip to a store under load, short enough not to hold a deploy up.
+const ENGINE_SHUTDOWN: Duration = Duration::from_secs(2);
 
 /// The default largest outgoing message: 1 MiB.
 pub(crate) const DEFAULT_MAX_OUTGOING: usize = 1024 * 1024;

@@ -24,7 +24,7 @@ use futures_util::future::BoxFuture;
 use futures_util::{FutureExt, StreamExt};
 use redis::AsyncConnectionConfig;
 use redis::aio::{MultiplexedConnection, PubSubSink, PubSubStream};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Bytes;
 
@@ -39,8 +39,8 @@ use super::{Hub, Inbound};
 /// |---|---|
 /// | `P:topic:<channel NAME>:<topic>` | the pub/sub channel of a topic; a node subscribes only while it has local subscribers |
 /// | `P:node:<node id, 16 hex digits>` | the pub/sub channel of one node, for direct sends to its connections |
-/// | `P:members:<node id>` | a hash: this node's subscriber count per topic, expiring [`node_ttl`](Self::node_ttl) after the node's last write |
-/// | `P:nodes` | a set of node ids that wrote counts |
+/// | `P:members:<node id>` | a hash: this node's subscriber count per topic, expiring [`node_ttl`](Self::node_ttl) after the node's last write, deleted when its server shuts down gracefully |
+/// | `P:nodes` | a set of node ids that wrote counts (a node leaves it when its server shuts down gracefully) |
 ///
 /// Two apps with different prefixes share one Redis without seeing each other.
 #[derive(Debug, Clone)]
@@ -178,7 +178,10 @@ fn count_field(channel: &str, topic: &str) -> String {
 ///   [count interval](RedisConfig::count_interval) (1 s) when they changed, refreshing the
 ///   hash's expiry; [`Hub::cluster_subscribers`] adds the other nodes' hashes. They are at
 ///   most a count interval plus a round trip stale, and a dead node is counted until its hash
-///   expires ([node TTL](RedisConfig::node_ttl), 15 s).
+///   expires ([node TTL](RedisConfig::node_ttl), 15 s). A node whose server shuts down
+///   gracefully ([`ServerHandle::shutdown`](crate::ServerHandle::shutdown), or the end of
+///   `serve_with_shutdown`) deletes its hash once its connections have closed: the others stop
+///   counting it at once.
 ///
 /// **Failures.** [`connect`](Self::connect) fails with a clear error when Redis cannot be
 /// reached at start-up (no retry: a misconfigured URL should stop a deploy). Once running, a
@@ -221,6 +224,9 @@ struct Shared {
     /// Wakes the subscriber task when `subscriptions` has work. One pending wake is enough
     /// (capacity 1); the channel closing (this engine dropped with its hub) stops the task.
     poke: mpsc::Sender<()>,
+    /// Asks the publisher, which writes this node's member counts, to remove them for good;
+    /// it answers once they are gone.
+    leave: mpsc::Sender<oneshot::Sender<()>>,
     link: Arc<Link>,
     /// The publisher's connection, for member count queries; `None` while down.
     queries: Arc<Mutex<Option<MultiplexedConnection>>>,
@@ -250,6 +256,7 @@ impl RedisBackplane {
         let subscriber = connect_subscriber(&client, &config, &subscriptions).await?;
         let (outgoing, outgoing_rx) = mpsc::channel(config.queue);
         let (poke, pokes) = mpsc::channel(1);
+        let (leave, leaving) = mpsc::channel(1);
         let link = Arc::new(Link::default());
         let queries = Arc::new(Mutex::new(Some(publisher.clone())));
         // Before the subscriber runs: the publisher sees every loss of its connection.
@@ -260,6 +267,7 @@ impl RedisBackplane {
                 outgoing,
                 subscriptions: subscriptions.clone(),
                 poke,
+                leave,
                 link: link.clone(),
                 queries: queries.clone(),
                 node,
@@ -274,8 +282,9 @@ impl RedisBackplane {
                 link: link.clone(),
                 queries,
                 written: HashMap::new(),
+                left: false,
             }
-            .run(publisher, outgoing_rx, subscriber_losses),
+            .run(publisher, outgoing_rx, subscriber_losses, leaving),
         );
         tokio::spawn(
             Subscriber {
@@ -381,6 +390,19 @@ impl Backplane for RedisBackplane {
 
     fn health(&self) -> EngineHealth {
         self.shared.link.health()
+    }
+
+    /// Deletes this node's member counts and takes it out of the node set, through the
+    /// publisher (the one writer of both, so no count write can land after the deletion), and
+    /// stops writing them. Messages are still carried.
+    fn shutdown(&self) -> BoxFuture<'_, ()> {
+        Box::pin(async move {
+            let (done, removed) = oneshot::channel();
+            // Fails only once the publisher has stopped, its hub gone.
+            if self.shared.leave.send(done).await.is_ok() {
+                let _ = removed.await;
+            }
+        })
     }
 }
 
@@ -660,21 +682,26 @@ struct Publisher {
     queries: Arc<Mutex<Option<MultiplexedConnection>>>,
     /// The counts as last written to Redis: only changes are written.
     written: HashMap<String, usize>,
+    /// Set when the node left the cluster (its server shut down): its counts are removed, and
+    /// no longer written.
+    left: bool,
 }
 
 impl Publisher {
     /// `subscriber_losses`: the losses of the subscriber's connection since `connection` was
-    /// made (see `Link::subscriber_losses`).
+    /// made (see `Link::subscriber_losses`). `leaving`: requests to remove this node's counts
+    /// (see `Shared::leave`).
     async fn run(
         mut self,
         mut connection: MultiplexedConnection,
         mut queue: mpsc::Receiver<Outgoing>,
         mut subscriber_losses: watch::Receiver<u64>,
+        mut leaving: mpsc::Receiver<oneshot::Sender<()>>,
     ) {
         let mut batch = Vec::with_capacity(256);
         loop {
             let served = tokio::select! {
-                served = self.serve(&mut connection, &mut queue, &mut batch) => served.map_err(|error| error.to_string()),
+                served = self.serve(&mut connection, &mut queue, &mut batch, &mut leaving) => served.map_err(|error| error.to_string()),
                 Ok(()) = subscriber_losses.changed() => Err("the subscriber lost its connection to redis".to_owned()),
             };
             if let Err(error) = served {
@@ -710,11 +737,21 @@ impl Publisher {
         connection: &mut MultiplexedConnection,
         queue: &mut mpsc::Receiver<Outgoing>,
         batch: &mut Vec<Outgoing>,
+        leaving: &mut mpsc::Receiver<oneshot::Sender<()>>,
     ) -> Result<(), redis::RedisError> {
+        // A removal the last connection failed to make (this one is new).
+        if self.left {
+            self.remove_counts(connection).await?;
+        }
         let mut counts = tokio::time::interval(self.config.count_interval);
         counts.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
+                Some(done) = leaving.recv() => {
+                    self.left = true;
+                    self.remove_counts(connection).await?;
+                    let _ = done.send(());
+                }
                 taken = queue.recv_many(batch, 1024) => {
                     if taken == 0 {
                         return Ok(());
@@ -726,7 +763,7 @@ impl Publisher {
                     pipe.query_async::<()>(connection).await?;
                     batch.clear();
                 }
-                _ = counts.tick() => {
+                _ = counts.tick(), if !self.left => {
                     if !self.inbound.is_open() {
                         return Ok(());
                     }
@@ -773,6 +810,24 @@ impl Publisher {
             .ignore();
         pipe.query_async::<()>(connection).await?;
         self.written = now;
+        Ok(())
+    }
+
+    /// Deletes this node's counts and takes it out of the node set: the other nodes stop
+    /// counting its members at once instead of when the hash expires.
+    async fn remove_counts(&mut self, connection: &mut MultiplexedConnection) -> Result<(), redis::RedisError> {
+        let node = self.inbound.node_id();
+        let mut pipe = redis::pipe();
+        pipe.atomic()
+            .cmd("DEL")
+            .arg(self.config.members_key(node))
+            .ignore()
+            .cmd("SREM")
+            .arg(self.config.nodes_key())
+            .arg(format!("{node:016x}"))
+            .ignore();
+        pipe.query_async::<()>(connection).await?;
+        self.written.clear();
         Ok(())
     }
 
