@@ -2,14 +2,15 @@
 //! process, sharing a `redis-server` each test starts for itself on a free loopback port.
 //! Needs `redis-server` on `PATH` (skipped with a notice otherwise, failed under CI).
 
-use std::collections::BTreeMap;
-use std::time::Duration;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use ws_channels::{
     BackplaneError, Channel, ConnId, EngineHealth, Event, Events, Hub, RedisBackplane, RedisConfig, Sent, Server,
-    channel,
+    Topic, channel,
 };
 use ws_channels_tests::{Component, FaultyProxy, RedisServer, Served, require, within};
 
@@ -18,18 +19,51 @@ use ws_channels_tests::{Component, FaultyProxy, RedisServer, Served, require, wi
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 enum RoomCommand {
-    Say { text: String },
-    SayOthers { text: String },
-    Whisper { to: ConnId, text: String },
+    Say {
+        text: String,
+    },
+    SayOthers {
+        text: String,
+    },
+    Whisper {
+        to: ConnId,
+        text: String,
+    },
+    /// Joins `topics` topics (`churn/<round>/<n>`) and leaves them again, for each of
+    /// `rounds` rounds; the last round leaves only the odd ones. Answered with `Churned`.
+    Churn {
+        rounds: u32,
+        topics: u32,
+    },
 }
 
 /// What the room tells its members.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 enum RoomEvent {
-    Welcome { id: ConnId },
-    Said { from: ConnId, text: String },
-    Seq { node: usize, seq: u64 },
+    Welcome {
+        id: ConnId,
+    },
+    Said {
+        from: ConnId,
+        text: String,
+    },
+    Seq {
+        node: usize,
+        seq: u64,
+    },
+    /// Sent at `micros` (see `micros`), to measure how long it took to arrive.
+    Stamped {
+        seq: u64,
+        micros: u64,
+    },
+    Churned,
+}
+
+/// Microseconds since the test process first asked: a clock every node of a test shares.
+fn micros() -> u64 {
+    static START: OnceLock<Instant> = OnceLock::new();
+    u64::try_from(START.get_or_init(Instant::now).elapsed().as_micros()).expect("in range")
 }
 
 fn rooms() -> Server {
@@ -57,6 +91,25 @@ fn rooms() -> Server {
                         Sent::Delivered | Sent::Forwarded => {}
                         other => return Err(format!("whisper to {to}: {other:?}").into()),
                     }
+                }
+                RoomCommand::Churn { rounds, topics } => {
+                    for round in 0..rounds {
+                        let topic = |n: u32| Topic::<RoomCommand>::named(format!("churn/{round}/{n}"));
+                        for n in 0..topics {
+                            conn.join(topic(n));
+                            // As a busy server would run its other connections meanwhile.
+                            if n % 100 == 0 {
+                                tokio::task::yield_now().await;
+                            }
+                        }
+                        for n in (0..topics).filter(|n| round + 1 < rounds || n % 2 == 1) {
+                            conn.leave(topic(n));
+                            if n % 100 == 0 {
+                                tokio::task::yield_now().await;
+                            }
+                        }
+                    }
+                    conn.send(&RoomEvent::Churned).await?;
                 }
             }
             Ok(())
@@ -520,4 +573,169 @@ async fn an_envelope_of_an_unknown_version_is_skipped_and_counted() {
         said(ann.id, "still fine"),
         "nothing else reached the client"
     );
+}
+
+/// The Redis channels with subscribers under `prefix`, as Redis sees them.
+async fn channels(redis: &mut redis::aio::MultiplexedConnection, prefix: &str) -> BTreeSet<String> {
+    redis::cmd("PUBSUB")
+        .arg("CHANNELS")
+        .arg(format!("{prefix}:*"))
+        .query_async(redis)
+        .await
+        .expect("PUBSUB CHANNELS")
+}
+
+/// Thousands of topics come and go on one node while another node streams messages to it:
+/// every message arrives, in order and promptly (the subscriber reads between batched rounds
+/// of (un)subscriptions instead of working through one command per change first), and once
+/// the churn stops Redis has the node subscribed to exactly the topics it needs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn heavy_topic_churn_neither_delays_messages_nor_leaves_stray_subscriptions() {
+    needs_redis!();
+    const MESSAGES: u64 = 3000;
+    const ROUNDS: u32 = 200;
+    const TOPICS: u32 = 200;
+    // Far above a loaded machine's scheduling delays, far below the seconds one round trip
+    // per change took.
+    const LATENCY_BOUND: Duration = Duration::from_secs(1);
+    let redis = RedisServer::start().await;
+    let mut admin = redis_connection(&redis).await;
+    let (sender, churning) = (Node::start(&redis, "t10").await, Node::start(&redis, "t10").await);
+    let mut bob = churning.join("steady").await;
+    let mut cat = churning.join("churner").await;
+    settled(&mut admin, "t10", "steady", 1).await;
+
+    // A message a millisecond from the other node, for about three seconds.
+    let hub = sender.hub.clone();
+    let stream = tokio::spawn(async move {
+        let steady = RoomCommandParams::new("steady");
+        let mut tick = tokio::time::interval(Duration::from_millis(1));
+        for seq in 0..MESSAGES {
+            tick.tick().await;
+            let stamped = RoomEvent::Stamped { seq, micros: micros() };
+            hub.publish(&steady, &stamped)
+                .await
+                .unwrap()
+                .engine
+                .expect("the engine took it");
+        }
+    });
+    // The churn starts once the stream flows, and bob reads all along.
+    let churned = async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let started = Instant::now();
+        cat.say(RoomCommand::Churn {
+            rounds: ROUNDS,
+            topics: TOPICS,
+        })
+        .await;
+        assert_eq!(cat.next().await, RoomEvent::Churned);
+        started.elapsed()
+    };
+    let received = async {
+        let mut worst = Duration::ZERO;
+        for expected in 0..MESSAGES {
+            match bob.next().await {
+                RoomEvent::Stamped { seq, micros: sent } => {
+                    assert_eq!(seq, expected, "lost, twice or out of order");
+                    worst = worst.max(Duration::from_micros(micros() - sent));
+                }
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        worst
+    };
+    let (churned, worst) = tokio::join!(churned, received);
+    within("the stream", stream).await.unwrap();
+    let changes = 2 * u64::from(ROUNDS) * u64::from(TOPICS) - u64::from(TOPICS / 2);
+    eprintln!(
+        "{changes} topic changes in {churned:?} ({:.0}/s) while {MESSAGES} messages arrived, the slowest in {worst:?}",
+        changes as f64 / churned.as_secs_f64()
+    );
+    assert!(
+        worst < LATENCY_BOUND,
+        "a message took {worst:?} to arrive during the churn"
+    );
+
+    // What the nodes need: their own channels, bob's and cat's rooms, the even churn topics.
+    let node = |hub: &Hub| format!("t10:node:{:016x}", hub.node_id());
+    let room = |name: &str| format!("t10:topic:RoomCommand:room/{name}");
+    let base: BTreeSet<String> = [node(&sender.hub), node(&churning.hub), room("steady")].into();
+    let mut needed = base.clone();
+    needed.insert(room("churner"));
+    let last = ROUNDS - 1;
+    needed.extend(
+        (0..TOPICS)
+            .step_by(2)
+            .map(|n| format!("t10:topic:RoomCommand:churn/{last}/{n}")),
+    );
+    eventually("redis has exactly the needed subscriptions", async || {
+        channels(&mut admin, "t10").await == needed
+    })
+    .await;
+    assert_eq!(
+        numsub(&mut admin, &format!("t10:topic:RoomCommand:churn/{last}/0")).await,
+        1
+    );
+    assert_eq!(
+        numsub(&mut admin, &format!("t10:topic:RoomCommand:churn/{last}/1")).await,
+        0
+    );
+    // Cat leaving unsubscribes the node from every topic cat was the last member of.
+    drop(cat);
+    eventually("the churned topics are unsubscribed", async || {
+        channels(&mut admin, "t10").await == base
+    })
+    .await;
+}
+
+/// A node whose server shuts down gracefully stops being counted by the others at once: it
+/// deletes its members hash and leaves the node set, rather than leaving them to expire.
+#[tokio::test]
+async fn a_graceful_shutdown_removes_the_nodes_member_counts_at_once() {
+    needs_redis!();
+    let redis = RedisServer::start().await;
+    let mut admin = redis_connection(&redis).await;
+    // A TTL far beyond the test: only the deletion can make the hash go.
+    let long_lived = || config(&redis.url(), "t11").node_ttl(Duration::from_secs(600));
+    let mut leaving = Node::attached(long_lived()).await;
+    let staying = Node::attached(long_lived()).await;
+    let mut ann = leaving.join("counted").await;
+    let room = RoomCommandParams::new("counted");
+    eventually("the other node counts ann", async || {
+        staying.hub.cluster_subscribers(&room).await.unwrap() == 1
+    })
+    .await;
+    let node = format!("{:016x}", leaving.hub.node_id());
+    let key = format!("t11:members:{node}");
+    let exists = async |admin: &mut redis::aio::MultiplexedConnection| -> (bool, bool) {
+        let hash: bool = redis::cmd("EXISTS").arg(&key).query_async(admin).await.unwrap();
+        let listed: bool = redis::cmd("SISMEMBER")
+            .arg("t11:nodes")
+            .arg(&node)
+            .query_async(admin)
+            .await
+            .unwrap();
+        (hash, listed)
+    };
+    assert_eq!(exists(&mut admin).await, (true, true));
+
+    // Ann reads on, so she answers the close and the shutdown does not wait for its timeout.
+    let started = Instant::now();
+    let server = leaving.served.begin_shutdown();
+    let closed = async { while within("ann's close", ann.rx.next()).await.is_some() {} };
+    let (ended, ()) = tokio::join!(within("the shutdown", server), closed);
+    ended.unwrap().unwrap();
+    // Removed by the time the shutdown returns: no count interval, no TTL involved.
+    assert_eq!(
+        exists(&mut admin).await,
+        (false, false),
+        "after {:?}",
+        started.elapsed()
+    );
+    assert_eq!(staying.hub.cluster_subscribers(&room).await.unwrap(), 0);
+    // And not written again by the node's engine, which lives on with its hub.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(exists(&mut admin).await, (false, false));
+    assert_eq!(leaving.hub.engine_health(), EngineHealth::Up);
 }

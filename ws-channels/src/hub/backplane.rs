@@ -1,18 +1,16 @@
-//! The [`Backplane`] trait an engine implements to carry messages between nodes, the
-//! [`Envelope`] it carries (one already-encoded frame and a small header, in a versioned wire
-//! format), and [`Inbound`], through which the engine hands envelopes from other nodes to this
-//! node's registry.
+//! What an engine sees of the hub: the [`Backplane`] trait it implements to carry messages
+//! between nodes, and the [`Envelope`] it carries (one already-encoded frame and a small
+//! header, in a versioned wire format), with the decoding a receiving node does. Nothing here
+//! reaches into the hub: the [`Inbound`](super::Inbound) handle through which an engine hands
+//! envelopes back to its node lives with the hub it delivers into.
 
 use std::fmt;
-use std::sync::Weak;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use futures_util::future::BoxFuture;
 use tokio_tungstenite::tungstenite::{Bytes, Message as WsMessage, Utf8Bytes};
 
-use super::HubInner;
 use crate::conn_id::ConnId;
-use crate::metrics::EngineCount;
 
 /// An engine that carries messages between the nodes of a cluster (a Redis server, a message
 /// bus), attached to a [`Hub`](crate::Hub) with
@@ -22,7 +20,7 @@ use crate::metrics::EngineCount;
 /// The hub always delivers to its own subscribers first, then hands the engine one
 /// [`Envelope`] per message: the frame already encoded, never decoded again on the way. The
 /// engine carries it to every other node that has subscribers to its topic (or to the node of
-/// its target connection), where it calls [`Inbound::deliver`].
+/// its target connection), where it calls [`Inbound::deliver`](super::Inbound::deliver).
 ///
 /// The hub tells the engine which topics this node needs: [`subscribe`](Self::subscribe) when
 /// a topic gets its first local subscriber, [`unsubscribe`](Self::unsubscribe) when it loses
@@ -55,6 +53,18 @@ pub trait Backplane: Send + Sync + 'static {
 
     /// Whether the engine is connected.
     fn health(&self) -> EngineHealth;
+
+    /// This node is leaving the cluster: its server's graceful shutdown is over, so every
+    /// connection has closed. The engine removes at once what it keeps for this node where the
+    /// other nodes read it (the Redis engine deletes the node's member counts, which the
+    /// others would otherwise count until they expire), and does not write it again. It may
+    /// go on carrying messages: the hub can still publish from a task that outlives the server.
+    ///
+    /// The server waits for it at most 2 s: an engine that cannot reach its store must not hold
+    /// a shutdown up. Provided: does nothing.
+    fn shutdown(&self) -> BoxFuture<'_, ()> {
+        Box::pin(std::future::ready(()))
+    }
 }
 
 /// Whether a hub's engine is connected: what a readiness route serves
@@ -347,88 +357,6 @@ impl<'a> Reader<'a> {
 
     fn str(&mut self, n: usize) -> Result<&'a str, EnvelopeError> {
         std::str::from_utf8(self.take(n)?).map_err(|_| EnvelopeError::Malformed("name is not UTF-8"))
-    }
-}
-
-/// How an engine reaches the hub it serves: hands it envelopes from other nodes, and reports
-/// what happened to the link (for the hub's [counters](crate::MetricsSnapshot)). Holds the hub
-/// weakly: once every handle to the hub is gone, [`is_open`](Self::is_open) turns false and
-/// the engine should stop.
-#[derive(Clone)]
-pub struct Inbound {
-    pub(super) hub: Weak<HubInner>,
-    pub(super) node: u64,
-}
-
-impl Inbound {
-    /// This node's id: the engine subscribes to the direct sends for it, and skips its own
-    /// envelopes if they come back.
-    pub fn node_id(&self) -> u64 {
-        self.node
-    }
-
-    /// Whether the hub is still alive.
-    pub fn is_open(&self) -> bool {
-        self.hub.strong_count() > 0
-    }
-
-    /// Delivers an envelope (its wire form) that arrived from the engine to this node's
-    /// subscribers, or its target connection, without decoding the message. Returns how many
-    /// connections queued it. An envelope this node sent itself is ignored; one of an unknown
-    /// version, or malformed, is skipped, counted and logged.
-    pub fn deliver(&self, wire: &Bytes) -> usize {
-        let Some(hub) = self.hub.upgrade() else {
-            return 0;
-        };
-        let received = match decode(wire) {
-            Ok(received) => received,
-            Err(error) => {
-                hub.counters.engine(EngineCount::Skipped, 1);
-                tracing::warn!(%error, bytes = wire.len(), "skipped an envelope from the backplane");
-                return 0;
-            }
-        };
-        if received.origin == self.node {
-            return 0;
-        }
-        hub.counters.engine(EngineCount::In, 1);
-        let registry = &hub.registry;
-        match received.target {
-            Some(target) => usize::from(registry.send_to(target, received.channel, received.frame)),
-            None => registry.fan_out(received.channel, received.topic, &received.frame, received.except),
-        }
-    }
-
-    /// Every topic with subscribers on this node: `(channel NAME, topic, local subscribers)`,
-    /// what an engine publishes as this node's member counts.
-    pub fn subscriber_counts(&self) -> Vec<(&'static str, Box<str>, usize)> {
-        self.hub.upgrade().map(|hub| hub.registry.counts()).unwrap_or_default()
-    }
-
-    /// The engine lost its connection; `lost` messages it had taken were not delivered to
-    /// the other nodes.
-    pub fn disconnected(&self, lost: u64) {
-        if let Some(hub) = self.hub.upgrade() {
-            hub.counters.engine(EngineCount::Lost, lost);
-        }
-    }
-
-    /// The engine reconnected after being down for `outage`.
-    pub fn reconnected(&self, outage: Duration) {
-        if let Some(hub) = self.hub.upgrade() {
-            hub.counters.engine(EngineCount::Reconnects, 1);
-            let ms = u64::try_from(outage.as_millis()).unwrap_or(u64::MAX);
-            hub.counters.engine(EngineCount::OutageMs, ms);
-        }
-    }
-}
-
-impl fmt::Debug for Inbound {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Inbound")
-            .field("node", &format_args!("{:016x}", self.node))
-            .field("open", &self.is_open())
-            .finish()
     }
 }
 

@@ -3,7 +3,8 @@
 //! Three concepts: the local `registry` (who is subscribed to what, with each member's outbox
 //! sender), the `backplane` trait an engine implements to carry encoded messages to other
 //! nodes, and the [`Hub`] facade here, which encodes, delivers locally, then hands the bytes to
-//! the engine. The Redis engine is in `redis` (feature `redis`).
+//! the engine; [`Inbound`], the way back from the engine, is here too, because it delivers into
+//! the hub's own state. The Redis engine is in `redis` (feature `redis`).
 
 mod backplane;
 #[cfg(feature = "redis")]
@@ -13,12 +14,14 @@ mod registry;
 use std::fmt;
 use std::marker::PhantomData;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::time::Duration;
 
-use tokio_tungstenite::tungstenite::Message as WsMessage;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::{Bytes, Message as WsMessage};
 
-pub use self::backplane::{Backplane, BackplaneError, Destination, EngineHealth, Envelope, Inbound};
+use self::backplane::decode;
+pub use self::backplane::{Backplane, BackplaneError, Destination, EngineHealth, Envelope};
 #[cfg(feature = "redis")]
 pub use self::redis::{RedisBackplane, RedisConfig};
 use self::registry::Registry;
@@ -491,7 +494,108 @@ impl Hub {
     pub(crate) fn close_all(&self, code: CloseCode, reason: &str) {
         self.inner.registry.close_all(code, reason);
     }
+
+    /// The server's graceful shutdown is over: tells the engine, if any, that this node leaves
+    /// the cluster ([`Backplane::shutdown`]), and waits for it at most [`ENGINE_SHUTDOWN`].
+    pub(crate) async fn server_stopped(&self) {
+        let Some(engine) = self.inner.registry.engine() else {
+            return;
+        };
+        if tokio::time::timeout(ENGINE_SHUTDOWN, engine.shutdown()).await.is_err() {
+            // Whatever it keeps for this node expires there by itself.
+            tracing::warn!(
+                timeout_ms = ENGINE_SHUTDOWN.as_millis(),
+                "the backplane did not finish its shutdown in time"
+            );
+        }
+    }
 }
+
+/// How an engine reaches the hub it serves: hands it envelopes from other nodes, and reports
+/// what happened to the link (for the hub's [counters](crate::MetricsSnapshot)). Holds the hub
+/// weakly: once every handle to the hub is gone, [`is_open`](Self::is_open) turns false and
+/// the engine should stop.
+#[derive(Clone)]
+pub struct Inbound {
+    pub(super) hub: Weak<HubInner>,
+    pub(super) node: u64,
+}
+
+impl Inbound {
+    /// This node's id: the engine subscribes to the direct sends for it, and skips its own
+    /// envelopes if they come back.
+    pub fn node_id(&self) -> u64 {
+        self.node
+    }
+
+    /// Whether the hub is still alive.
+    pub fn is_open(&self) -> bool {
+        self.hub.strong_count() > 0
+    }
+
+    /// Delivers an envelope (its wire form) that arrived from the engine to this node's
+    /// subscribers, or its target connection, without decoding the message. Returns how many
+    /// connections queued it. An envelope this node sent itself is ignored; one of an unknown
+    /// version, or malformed, is skipped, counted and logged.
+    pub fn deliver(&self, wire: &Bytes) -> usize {
+        let Some(hub) = self.hub.upgrade() else {
+            return 0;
+        };
+        let received = match decode(wire) {
+            Ok(received) => received,
+            Err(error) => {
+                hub.counters.engine(EngineCount::Skipped, 1);
+                tracing::warn!(%error, bytes = wire.len(), "skipped an envelope from the backplane");
+                return 0;
+            }
+        };
+        if received.origin == self.node {
+            return 0;
+        }
+        hub.counters.engine(EngineCount::In, 1);
+        let registry = &hub.registry;
+        match received.target {
+            Some(target) => usize::from(registry.send_to(target, received.channel, received.frame)),
+            None => registry.fan_out(received.channel, received.topic, &received.frame, received.except),
+        }
+    }
+
+    /// Every topic with subscribers on this node: `(channel NAME, topic, local subscribers)`,
+    /// what an engine publishes as this node's member counts.
+    pub fn subscriber_counts(&self) -> Vec<(&'static str, Box<str>, usize)> {
+        self.hub.upgrade().map(|hub| hub.registry.counts()).unwrap_or_default()
+    }
+
+    /// The engine lost its connection; `lost` messages it had taken were not delivered to
+    /// the other nodes.
+    pub fn disconnected(&self, lost: u64) {
+        if let Some(hub) = self.hub.upgrade() {
+            hub.counters.engine(EngineCount::Lost, lost);
+        }
+    }
+
+    /// The engine reconnected after being down for `outage`.
+    pub fn reconnected(&self, outage: Duration) {
+        if let Some(hub) = self.hub.upgrade() {
+            hub.counters.engine(EngineCount::Reconnects, 1);
+            let ms = u64::try_from(outage.as_millis()).unwrap_or(u64::MAX);
+            hub.counters.engine(EngineCount::OutageMs, ms);
+        }
+    }
+}
+
+impl fmt::Debug for Inbound {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Inbound")
+            .field("node", &format_args!("{:016x}", self.node))
+            .field("open", &self.is_open())
+            .finish()
+    }
+}
+
+/// How long a server's shutdown waits for its engine's [`Backplane::shutdown`]: long enough for
+/// a round trip to a store under load, short enough not to hold a deploy up.
+const ENGINE_SHUTDOWN: Duration = Duration::from_secs(2);
 
 /// The default largest outgoing message: 1 MiB.
 pub(crate) const DEFAULT_MAX_OUTGOING: usize = 1024 * 1024;

@@ -6,24 +6,30 @@
 //! this node's member counts) and the subscriber (the topics this node needs, and what
 //! arrives on them). Either losing its connection makes the engine down until both are back;
 //! each reconnects by itself with backoff and jitter.
+//!
+//! The hub's changes of the topics it needs do not queue commands: they change the set of
+//! channels this node wants ([`Subscriptions`]), and the subscriber brings its connection in
+//! line with it in batches, between bursts of messages, the same way after a reconnect (from
+//! nothing subscribed) as in steady state. However fast topics churn, the work and memory
+//! follow the topics, not the changes.
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::hash::{BuildHasher, Hasher};
 use std::sync::atomic::{AtomicU8, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use futures_util::StreamExt;
 use futures_util::future::BoxFuture;
+use futures_util::{FutureExt, StreamExt};
 use redis::AsyncConnectionConfig;
 use redis::aio::{MultiplexedConnection, PubSubSink, PubSubStream};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Bytes;
 
-use super::Hub;
-use super::backplane::{Backplane, BackplaneError, Destination, EngineHealth, Envelope, Inbound};
+use super::backplane::{Backplane, BackplaneError, Destination, EngineHealth, Envelope};
+use super::{Hub, Inbound};
 
 /// How a [`RedisBackplane`] connects, names its keys and recovers.
 ///
@@ -33,8 +39,8 @@ use super::backplane::{Backplane, BackplaneError, Destination, EngineHealth, Env
 /// |---|---|
 /// | `P:topic:<channel NAME>:<topic>` | the pub/sub channel of a topic; a node subscribes only while it has local subscribers |
 /// | `P:node:<node id, 16 hex digits>` | the pub/sub channel of one node, for direct sends to its connections |
-/// | `P:members:<node id>` | a hash: this node's subscriber count per topic, expiring [`node_ttl`](Self::node_ttl) after the node's last write |
-/// | `P:nodes` | a set of node ids that wrote counts |
+/// | `P:members:<node id>` | a hash: this node's subscriber count per topic, expiring [`node_ttl`](Self::node_ttl) after the node's last write, deleted when its server shuts down gracefully |
+/// | `P:nodes` | a set of node ids that wrote counts (a node leaves it when its server shuts down gracefully) |
 ///
 /// Two apps with different prefixes share one Redis without seeing each other.
 #[derive(Debug, Clone)]
@@ -164,12 +170,18 @@ fn count_field(channel: &str, topic: &str) -> String {
 ///   Receivers deliver the bytes without decoding them.
 /// - A node SUBSCRIBEs to a topic's channel when the topic gets its first local subscriber and
 ///   UNSUBSCRIBEs when it loses its last: a topic without subscribers on a node costs that
-///   node no traffic. Sends to a connection of another node go to that node's channel.
+///   node no traffic. These are batched (up to 512 channels a command) and sent between
+///   bursts of incoming messages, so topics coming and going by the thousand neither delay
+///   messages nor queue up: a topic that comes and goes before its turn costs nothing. Sends
+///   to a connection of another node go to that node's channel.
 /// - Member counts: each node writes its counts to a hash of its own every
 ///   [count interval](RedisConfig::count_interval) (1 s) when they changed, refreshing the
 ///   hash's expiry; [`Hub::cluster_subscribers`] adds the other nodes' hashes. They are at
 ///   most a count interval plus a round trip stale, and a dead node is counted until its hash
-///   expires ([node TTL](RedisConfig::node_ttl), 15 s).
+///   expires ([node TTL](RedisConfig::node_ttl), 15 s). A node whose server shuts down
+///   gracefully ([`ServerHandle::shutdown`](crate::ServerHandle::shutdown), or the end of
+///   `serve_with_shutdown`) deletes its hash once its connections have closed: the others stop
+///   counting it at once.
 ///
 /// **Failures.** [`connect`](Self::connect) fails with a clear error when Redis cannot be
 /// reached at start-up (no retry: a misconfigured URL should stop a deploy). Once running, a
@@ -207,7 +219,14 @@ pub struct RedisBackplane {
 struct Shared {
     config: Arc<RedisConfig>,
     outgoing: mpsc::Sender<Outgoing>,
-    commands: mpsc::UnboundedSender<Command>,
+    /// What the subscriber task carries out; shared with it.
+    subscriptions: Arc<Mutex<Subscriptions>>,
+    /// Wakes the subscriber task when `subscriptions` has work. One pending wake is enough
+    /// (capacity 1); the channel closing (this engine dropped with its hub) stops the task.
+    poke: mpsc::Sender<()>,
+    /// Asks the publisher, which writes this node's member counts, to remove them for good;
+    /// it answers once they are gone.
+    leave: mpsc::Sender<oneshot::Sender<()>>,
     link: Arc<Link>,
     /// The publisher's connection, for member count queries; `None` while down.
     queries: Arc<Mutex<Option<MultiplexedConnection>>>,
@@ -220,12 +239,6 @@ struct Outgoing {
     wire: Bytes,
 }
 
-/// A change of the topics this node needs.
-enum Command {
-    Subscribe(String),
-    Unsubscribe(String),
-}
-
 impl RedisBackplane {
     /// Connects to Redis and attaches the engine to `hub`, subscribing to the topics it
     /// already has. Fails if Redis cannot be reached (within the
@@ -236,9 +249,14 @@ impl RedisBackplane {
         let inbound = hub.inbound();
         let node = inbound.node_id();
         let publisher = connect_publisher(&client, &config).await?;
-        let subscriber = connect_subscriber(&client, &config, [config.node_channel(node)].iter()).await?;
+        // Its own channel first, for direct sends; the hub's topics once attached.
+        let mut wanted = Subscriptions::default();
+        wanted.want(config.node_channel(node));
+        let subscriptions = Arc::new(Mutex::new(wanted));
+        let subscriber = connect_subscriber(&client, &config, &subscriptions).await?;
         let (outgoing, outgoing_rx) = mpsc::channel(config.queue);
-        let (commands, commands_rx) = mpsc::unbounded_channel();
+        let (poke, pokes) = mpsc::channel(1);
+        let (leave, leaving) = mpsc::channel(1);
         let link = Arc::new(Link::default());
         let queries = Arc::new(Mutex::new(Some(publisher.clone())));
         // Before the subscriber runs: the publisher sees every loss of its connection.
@@ -247,7 +265,9 @@ impl RedisBackplane {
             shared: Arc::new(Shared {
                 config: config.clone(),
                 outgoing,
-                commands,
+                subscriptions: subscriptions.clone(),
+                poke,
+                leave,
                 link: link.clone(),
                 queries: queries.clone(),
                 node,
@@ -262,8 +282,9 @@ impl RedisBackplane {
                 link: link.clone(),
                 queries,
                 written: HashMap::new(),
+                left: false,
             }
-            .run(publisher, outgoing_rx, subscriber_losses),
+            .run(publisher, outgoing_rx, subscriber_losses, leaving),
         );
         tokio::spawn(
             Subscriber {
@@ -271,17 +292,22 @@ impl RedisBackplane {
                 config: config.clone(),
                 inbound,
                 link,
-                needed: HashSet::from([config.node_channel(node)]),
+                subscriptions,
             }
-            .run(subscriber, commands_rx),
+            .run(subscriber, pokes),
         );
         tracing::info!(node = %format_args!("{node:016x}"), prefix = %config.prefix, "redis backplane connected");
         Ok(engine)
     }
 
-    fn command(&self, command: Command) {
-        // Fails only once the subscriber task has stopped, when nothing needs topics anymore.
-        let _ = self.shared.commands.send(command);
+    /// Applies a change of the channels this node wants, and wakes the subscriber task if it
+    /// left work for it.
+    fn change(&self, change: impl FnOnce(&mut Subscriptions) -> bool) {
+        if change(&mut lock(&self.shared.subscriptions)) {
+            // Full: a wake is already pending, and one is enough. Closed: the subscriber task
+            // has stopped, once nothing needs topics anymore.
+            let _ = self.shared.poke.try_send(());
+        }
     }
 }
 
@@ -306,11 +332,11 @@ impl Backplane for RedisBackplane {
     }
 
     fn subscribe(&self, channel: &'static str, topic: &str) {
-        self.command(Command::Subscribe(self.shared.config.topic_channel(channel, topic)));
+        self.change(|wanted| wanted.want(self.shared.config.topic_channel(channel, topic)));
     }
 
     fn unsubscribe(&self, channel: &'static str, topic: &str) {
-        self.command(Command::Unsubscribe(self.shared.config.topic_channel(channel, topic)));
+        self.change(|wanted| wanted.unwant(&self.shared.config.topic_channel(channel, topic)));
     }
 
     fn remote_subscribers<'a>(
@@ -365,6 +391,19 @@ impl Backplane for RedisBackplane {
     fn health(&self) -> EngineHealth {
         self.shared.link.health()
     }
+
+    /// Deletes this node's member counts and takes it out of the node set, through the
+    /// publisher (the one writer of both, so no count write can land after the deletion), and
+    /// stops writing them. Messages are still carried.
+    fn shutdown(&self) -> BoxFuture<'_, ()> {
+        Box::pin(async move {
+            let (done, removed) = oneshot::channel();
+            // Fails only once the publisher has stopped, its hub gone.
+            if self.shared.leave.send(done).await.is_ok() {
+                let _ = removed.await;
+            }
+        })
+    }
 }
 
 impl fmt::Debug for RedisBackplane {
@@ -394,24 +433,166 @@ async fn connect_publisher(
         .map_err(engine_error)
 }
 
-/// A pub/sub connection, subscribed to `channels`.
-async fn connect_subscriber<'a>(
+/// A pub/sub connection, subscribed to every channel this node wanted when it was made (what
+/// changed meanwhile is the subscriber task's next rounds).
+async fn connect_subscriber(
     client: &redis::Client,
     config: &RedisConfig,
-    channels: impl Iterator<Item = &'a String>,
+    subscriptions: &Mutex<Subscriptions>,
 ) -> Result<(PubSubSink, PubSubStream), BackplaneError> {
     let connecting = async {
-        let (mut sink, stream) = client.get_async_pubsub().await?.split();
-        // One SUBSCRIBE per batch of channels, not per channel: a node may need thousands.
-        let channels: Vec<&String> = channels.collect();
-        for batch in channels.chunks(512) {
-            sink.subscribe(batch).await?;
+        let (mut sink, stream) = client.get_async_pubsub().await.map_err(engine_error)?.split();
+        // A new connection has no subscriptions: the same rounds as in steady state send them
+        // all. As many rounds as that takes, not until nothing is pending, so that churn
+        // meanwhile cannot keep the node down.
+        let rounds = {
+            let mut subscriptions = lock(subscriptions);
+            subscriptions.reset();
+            subscriptions.pending.len().div_ceil(BATCH)
+        };
+        for _ in 0..rounds {
+            reconcile(&mut sink, subscriptions, config.connect_timeout).await?;
         }
-        Ok::<_, redis::RedisError>((sink, stream))
+        Ok((sink, stream))
     };
     match tokio::time::timeout(config.connect_timeout, connecting).await {
-        Ok(connected) => connected.map_err(engine_error),
+        Ok(connected) => connected,
         Err(_) => Err(engine_error("timed out connecting to redis")),
+    }
+}
+
+/// How many channels one SUBSCRIBE or UNSUBSCRIBE names at most. One command per channel (a
+/// round trip each) would keep the subscriber from its messages while topics churn; one per
+/// batch is a round trip per few hundred changes, and small enough not to hold messages back.
+const BATCH: usize = 512;
+
+/// How many messages the subscriber delivers between two rounds of (un)subscriptions when both
+/// are waiting: neither holds the other back for long.
+const BURST: usize = 256;
+
+fn lock(subscriptions: &Mutex<Subscriptions>) -> MutexGuard<'_, Subscriptions> {
+    subscriptions.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The Redis channels this node wants, those its subscriber connection is subscribed to (as
+/// far as the commands sent on it go), and the difference, what is left to do: kept up to date
+/// by every change, so that a round finds its channels without comparing the two sets.
+///
+/// The hub's changes only touch this (a few hash operations, under the registry's lock); the
+/// subscriber task carries out the difference in rounds of at most [`BATCH`] channels, and a
+/// new connection starts from nothing subscribed ([`reset`](Self::reset)). Memory follows the
+/// topics, not the changes: a topic subscribed and unsubscribed any number of times before
+/// the task gets to it leaves nothing behind, and each set holds at most the channels this node
+/// wants plus those still to unsubscribe.
+#[derive(Debug, Default)]
+struct Subscriptions {
+    wanted: HashSet<Arc<str>>,
+    subscribed: HashSet<Arc<str>>,
+    /// `wanted` Δ `subscribed`: to subscribe if wanted, else to unsubscribe.
+    pending: HashSet<Arc<str>>,
+}
+
+/// One round: the channels to SUBSCRIBE, and those to UNSUBSCRIBE.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Round {
+    subscribe: Vec<Arc<str>>,
+    unsubscribe: Vec<Arc<str>>,
+}
+
+impl Subscriptions {
+    /// This node needs `channel`; `true` if that left work for the subscriber task.
+    fn want(&mut self, channel: String) -> bool {
+        if self.wanted.contains(channel.as_str()) {
+            return false;
+        }
+        let channel: Arc<str> = channel.into();
+        self.wanted.insert(channel.clone());
+        self.flip(channel)
+    }
+
+    /// This node no longer needs `channel`; `true` if that left work for the subscriber task.
+    fn unwant(&mut self, channel: &str) -> bool {
+        match self.wanted.take(channel) {
+            Some(channel) => self.flip(channel),
+            None => false,
+        }
+    }
+
+    /// `channel` entered or left `wanted`, so it entered or left the difference; `true` if it
+    /// is pending now.
+    fn flip(&mut self, channel: Arc<str>) -> bool {
+        if self.pending.remove(&channel) {
+            return false;
+        }
+        self.pending.insert(channel);
+        true
+    }
+
+    /// Takes up to `max` pending channels as one round, and counts them as done: the caller
+    /// sends the round, or gives its connection up (and the next one starts with `reset`).
+    fn next_round(&mut self, max: usize) -> Round {
+        let taken: Vec<Arc<str>> = self.pending.iter().take(max).cloned().collect();
+        let mut round = Round::default();
+        for channel in taken {
+            self.pending.remove(&channel);
+            if self.wanted.contains(&channel) {
+                self.subscribed.insert(channel.clone());
+                round.subscribe.push(channel);
+            } else {
+                self.subscribed.remove(&channel);
+                round.unsubscribe.push(channel);
+            }
+        }
+        // A burst of churn may have grown the sets far beyond what they hold now.
+        for set in [&mut self.wanted, &mut self.subscribed, &mut self.pending] {
+            if set.capacity() > 64 && set.len() < set.capacity() / 4 {
+                set.shrink_to(set.len() * 2);
+            }
+        }
+        round
+    }
+
+    /// A new connection, subscribed to nothing: everything wanted is pending.
+    fn reset(&mut self) {
+        self.subscribed.clear();
+        self.pending.clone_from(&self.wanted);
+    }
+}
+
+/// Sends one round of pending (un)subscriptions; `Ok(true)` if more are pending. Each command
+/// is bounded like the ping: a Redis that stopped answering (a partition) must not stall the
+/// subscriber while the engine is still reported up.
+async fn reconcile(
+    sink: &mut PubSubSink,
+    subscriptions: &Mutex<Subscriptions>,
+    limit: Duration,
+) -> Result<bool, BackplaneError> {
+    let (round, more) = {
+        let mut subscriptions = lock(subscriptions);
+        let round = subscriptions.next_round(BATCH);
+        (round, !subscriptions.pending.is_empty())
+    };
+    // Never with an empty list: a bare UNSUBSCRIBE would leave every channel.
+    if !round.subscribe.is_empty() {
+        let channels: Vec<&str> = round.subscribe.iter().map(|channel| &**channel).collect();
+        answered(limit, sink.subscribe(channels), "a subscribe").await?;
+    }
+    if !round.unsubscribe.is_empty() {
+        let channels: Vec<&str> = round.unsubscribe.iter().map(|channel| &**channel).collect();
+        answered(limit, sink.unsubscribe(channels), "an unsubscribe").await?;
+    }
+    Ok(more)
+}
+
+/// Awaits a command's answer for at most `limit`.
+async fn answered<T>(
+    limit: Duration,
+    command: impl Future<Output = redis::RedisResult<T>>,
+    what: &str,
+) -> Result<T, BackplaneError> {
+    match tokio::time::timeout(limit, command).await {
+        Ok(answer) => answer.map_err(engine_error),
+        Err(_) => Err(engine_error(format!("redis did not answer {what}"))),
     }
 }
 
@@ -501,21 +682,26 @@ struct Publisher {
     queries: Arc<Mutex<Option<MultiplexedConnection>>>,
     /// The counts as last written to Redis: only changes are written.
     written: HashMap<String, usize>,
+    /// Set when the node left the cluster (its server shut down): its counts are removed, and
+    /// no longer written.
+    left: bool,
 }
 
 impl Publisher {
     /// `subscriber_losses`: the losses of the subscriber's connection since `connection` was
-    /// made (see `Link::subscriber_losses`).
+    /// made (see `Link::subscriber_losses`). `leaving`: requests to remove this node's counts
+    /// (see `Shared::leave`).
     async fn run(
         mut self,
         mut connection: MultiplexedConnection,
         mut queue: mpsc::Receiver<Outgoing>,
         mut subscriber_losses: watch::Receiver<u64>,
+        mut leaving: mpsc::Receiver<oneshot::Sender<()>>,
     ) {
         let mut batch = Vec::with_capacity(256);
         loop {
             let served = tokio::select! {
-                served = self.serve(&mut connection, &mut queue, &mut batch) => served.map_err(|error| error.to_string()),
+                served = self.serve(&mut connection, &mut queue, &mut batch, &mut leaving) => served.map_err(|error| error.to_string()),
                 Ok(()) = subscriber_losses.changed() => Err("the subscriber lost its connection to redis".to_owned()),
             };
             if let Err(error) = served {
@@ -551,11 +737,21 @@ impl Publisher {
         connection: &mut MultiplexedConnection,
         queue: &mut mpsc::Receiver<Outgoing>,
         batch: &mut Vec<Outgoing>,
+        leaving: &mut mpsc::Receiver<oneshot::Sender<()>>,
     ) -> Result<(), redis::RedisError> {
+        // A removal the last connection failed to make (this one is new).
+        if self.left {
+            self.remove_counts(connection).await?;
+        }
         let mut counts = tokio::time::interval(self.config.count_interval);
         counts.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
+                Some(done) = leaving.recv() => {
+                    self.left = true;
+                    self.remove_counts(connection).await?;
+                    let _ = done.send(());
+                }
                 taken = queue.recv_many(batch, 1024) => {
                     if taken == 0 {
                         return Ok(());
@@ -567,7 +763,7 @@ impl Publisher {
                     pipe.query_async::<()>(connection).await?;
                     batch.clear();
                 }
-                _ = counts.tick() => {
+                _ = counts.tick(), if !self.left => {
                     if !self.inbound.is_open() {
                         return Ok(());
                     }
@@ -617,6 +813,24 @@ impl Publisher {
         Ok(())
     }
 
+    /// Deletes this node's counts and takes it out of the node set: the other nodes stop
+    /// counting its members at once instead of when the hash expires.
+    async fn remove_counts(&mut self, connection: &mut MultiplexedConnection) -> Result<(), redis::RedisError> {
+        let node = self.inbound.node_id();
+        let mut pipe = redis::pipe();
+        pipe.atomic()
+            .cmd("DEL")
+            .arg(self.config.members_key(node))
+            .ignore()
+            .cmd("SREM")
+            .arg(self.config.nodes_key())
+            .arg(format!("{node:016x}"))
+            .ignore();
+        pipe.query_async::<()>(connection).await?;
+        self.written.clear();
+        Ok(())
+    }
+
     /// Reconnects with backoff; `None` once the hub is gone.
     async fn reconnect(&self) -> Option<MultiplexedConnection> {
         for attempt in 0.. {
@@ -642,15 +856,15 @@ struct Subscriber {
     config: Arc<RedisConfig>,
     inbound: Inbound,
     link: Arc<Link>,
-    /// The Redis channels this node needs: its own, and its topics'.
-    needed: HashSet<String>,
+    /// The channels this node wants, and where this task's connection stands.
+    subscriptions: Arc<Mutex<Subscriptions>>,
 }
 
 impl Subscriber {
-    async fn run(mut self, connected: (PubSubSink, PubSubStream), mut commands: mpsc::UnboundedReceiver<Command>) {
+    async fn run(self, connected: (PubSubSink, PubSubStream), mut pokes: mpsc::Receiver<()>) {
         let (mut sink, mut stream) = connected;
         loop {
-            match self.serve(&mut sink, &mut stream, &mut commands).await {
+            match self.serve(&mut sink, &mut stream, &mut pokes).await {
                 Ok(()) => return,
                 Err(error) => self.link.went_down(SUBSCRIBER, &error),
             }
@@ -661,11 +875,8 @@ impl Subscriber {
                 if !self.inbound.is_open() {
                     return;
                 }
-                // Changes made while down are applied before subscribing again.
-                while let Ok(command) = commands.try_recv() {
-                    self.apply(command);
-                }
-                match connect_subscriber(&self.client, &self.config, self.needed.iter()).await {
+                // Changes made while down are in `subscriptions` already.
+                match connect_subscriber(&self.client, &self.config, &self.subscriptions).await {
                     Ok(connected) => break connected,
                     Err(error) => tracing::debug!(%error, attempt, "redis backplane: subscriber reconnect failed"),
                 }
@@ -674,68 +885,59 @@ impl Subscriber {
         }
     }
 
-    /// Records a change; returns the channel to (un)subscribe, if it is one.
-    fn apply(&mut self, command: Command) -> Option<Command> {
-        match command {
-            Command::Subscribe(channel) => self
-                .needed
-                .insert(channel.clone())
-                .then_some(Command::Subscribe(channel)),
-            Command::Unsubscribe(channel) => self.needed.remove(&channel).then_some(Command::Unsubscribe(channel)),
-        }
-    }
-
     /// Delivers and (un)subscribes until the connection fails (`Err`) or the engine is
     /// dropped (`Ok`).
     async fn serve(
-        &mut self,
+        &self,
         sink: &mut PubSubSink,
         stream: &mut PubSubStream,
-        commands: &mut mpsc::UnboundedReceiver<Command>,
+        pokes: &mut mpsc::Receiver<()>,
     ) -> Result<(), BackplaneError> {
         // A pub/sub connection only reads: without a ping now and then, a Redis that vanished
         // without closing the socket (a network partition) would never be noticed.
         let mut keepalive = tokio::time::interval(KEEPALIVE);
         keepalive.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
+            // A round of (un)subscriptions, if any is pending, after each burst of messages:
+            // under churn messages are still read between rounds, and under a flood of
+            // messages a new topic's SUBSCRIBE still goes out after at most a burst. Messages
+            // still in flight for a topic just unsubscribed find no local subscriber, which is
+            // harmless.
+            let more = reconcile(sink, &self.subscriptions, self.config.connect_timeout).await?;
             tokio::select! {
-                // Biased, commands and the keepalive first: a steady flood of messages must
-                // not hold back a new topic's SUBSCRIBE (its messages would be lost) nor the
-                // ping that notices a dead Redis. Messages still in flight for a topic just
-                // unsubscribed find no local subscriber, which is harmless.
+                // Biased, the keepalive first: a steady flood of messages must not hold back
+                // the ping that notices a dead Redis.
                 biased;
-                command = commands.recv() => {
-                    let Some(command) = command else {
-                        return Ok(());
-                    };
-                    // Bounded like the ping: a Redis that stopped answering (a partition) must
-                    // not stall the subscriber while the engine is still reported up.
-                    let limit = self.config.connect_timeout;
-                    let change = match self.apply(command) {
-                        Some(Command::Subscribe(channel)) => tokio::time::timeout(limit, sink.subscribe(channel)).await,
-                        Some(Command::Unsubscribe(channel)) => tokio::time::timeout(limit, sink.unsubscribe(channel)).await,
-                        None => Ok(Ok(())),
-                    };
-                    match change {
-                        Ok(changed) => changed.map_err(engine_error)?,
-                        Err(_) => return Err(engine_error("redis did not answer a (un)subscribe")),
-                    }
-                }
                 _ = keepalive.tick() => {
-                    match tokio::time::timeout(self.config.connect_timeout, sink.ping::<redis::Value>()).await {
-                        Ok(Ok(_)) => {}
-                        Ok(Err(error)) => return Err(engine_error(error)),
-                        Err(_) => return Err(engine_error("redis did not answer a ping")),
-                    }
+                    answered(self.config.connect_timeout, sink.ping::<redis::Value>(), "a ping").await?;
                 }
                 message = stream.next() => {
-                    let Some(message) = message else {
-                        return Err(engine_error("redis closed the pub/sub connection"));
-                    };
-                    self.inbound.deliver(&Bytes::copy_from_slice(message.get_payload_bytes()));
+                    self.deliver(message)?;
+                    for _ in 1..BURST {
+                        match stream.next().now_or_never() {
+                            Some(message) => self.deliver(message)?,
+                            None => break,
+                        }
+                    }
                 }
+                poked = pokes.recv(), if !more => {
+                    if poked.is_none() {
+                        return Ok(());
+                    }
+                }
+                () = std::future::ready(()), if more => {}
             }
         }
+    }
+
+    /// Delivers a message from the stream; `Err` if the stream ended (the connection closed).
+    fn deliver(&self, message: Option<redis::Msg>) -> Result<(), BackplaneError> {
+        let Some(message) = message else {
+            return Err(engine_error("redis closed the pub/sub connection"));
+        };
+        self.inbound
+            .deliver(&Bytes::copy_from_slice(message.get_payload_bytes()));
+        Ok(())
     }
 }
 
@@ -743,6 +945,109 @@ impl Subscriber {
 mod tests {
     use super::*;
     use crate::Server;
+
+    fn names(channels: &[Arc<str>]) -> Vec<&str> {
+        let mut names: Vec<&str> = channels.iter().map(|channel| &**channel).collect();
+        names.sort_unstable();
+        names
+    }
+
+    /// Takes rounds until nothing is pending: (subscribed, unsubscribed), sorted.
+    fn settle(subscriptions: &mut Subscriptions, max: usize) -> (Vec<String>, Vec<String>) {
+        let (mut subscribed, mut unsubscribed) = (Vec::new(), Vec::new());
+        while !subscriptions.pending.is_empty() {
+            let round = subscriptions.next_round(max);
+            assert!(round.subscribe.len() + round.unsubscribe.len() <= max, "{round:?}");
+            subscribed.extend(round.subscribe.iter().map(|channel| channel.to_string()));
+            unsubscribed.extend(round.unsubscribe.iter().map(|channel| channel.to_string()));
+        }
+        subscribed.sort_unstable();
+        unsubscribed.sort_unstable();
+        (subscribed, unsubscribed)
+    }
+
+    #[test]
+    fn a_round_subscribes_what_is_wanted_and_unsubscribes_what_no_longer_is() {
+        let mut subscriptions = Subscriptions::default();
+        assert!(subscriptions.want("a".into()), "work for the task");
+        assert!(subscriptions.want("b".into()));
+        assert!(!subscriptions.want("a".into()), "already wanted: nothing to do");
+        let round = subscriptions.next_round(BATCH);
+        assert_eq!(
+            (names(&round.subscribe), names(&round.unsubscribe)),
+            (vec!["a", "b"], vec![])
+        );
+        assert_eq!(subscriptions.next_round(BATCH), Round::default(), "nothing pending");
+
+        assert!(subscriptions.unwant("a"));
+        assert!(!subscriptions.unwant("never"), "not wanted: nothing to do");
+        assert!(subscriptions.want("c".into()));
+        let round = subscriptions.next_round(BATCH);
+        assert_eq!(
+            (names(&round.subscribe), names(&round.unsubscribe)),
+            (vec!["c"], vec!["a"])
+        );
+        let subscribed: HashSet<&str> = subscriptions.subscribed.iter().map(|channel| &**channel).collect();
+        assert_eq!(subscribed, HashSet::from(["b", "c"]));
+    }
+
+    #[test]
+    fn churn_before_a_round_costs_nothing_and_leaves_nothing_behind() {
+        let mut subscriptions = Subscriptions::default();
+        subscriptions.want("kept".into());
+        subscriptions.next_round(BATCH);
+        for _ in 0..1000 {
+            for n in 0..100 {
+                subscriptions.want(format!("churn/{n}"));
+            }
+            for n in 0..100 {
+                subscriptions.unwant(&format!("churn/{n}"));
+            }
+            // The one subscribed channel leaving and coming back is no change either.
+            subscriptions.unwant("kept");
+            subscriptions.want("kept".into());
+        }
+        assert!(subscriptions.pending.is_empty(), "{subscriptions:?}");
+        assert_eq!(subscriptions.next_round(BATCH), Round::default());
+        assert_eq!((subscriptions.wanted.len(), subscriptions.subscribed.len()), (1, 1));
+        assert!(
+            subscriptions.pending.capacity() <= 2 * 64,
+            "the churn's memory is given back: {}",
+            subscriptions.pending.capacity()
+        );
+    }
+
+    #[test]
+    fn a_change_after_its_channel_was_sent_is_sent_in_the_next_round() {
+        let mut subscriptions = Subscriptions::default();
+        subscriptions.want("a".into());
+        assert_eq!(names(&subscriptions.next_round(BATCH).subscribe), ["a"]);
+        // Unwanted while its SUBSCRIBE was in flight, then wanted again while the UNSUBSCRIBE was.
+        assert!(subscriptions.unwant("a"));
+        assert_eq!(names(&subscriptions.next_round(BATCH).unsubscribe), ["a"]);
+        assert!(subscriptions.want("a".into()));
+        assert_eq!(names(&subscriptions.next_round(BATCH).subscribe), ["a"]);
+    }
+
+    #[test]
+    fn rounds_are_bounded_and_a_new_connection_gets_everything_wanted_in_the_same_rounds() {
+        let mut subscriptions = Subscriptions::default();
+        let wanted: Vec<String> = (0..1300).map(|n| format!("t/{n:04}")).collect();
+        for channel in &wanted {
+            subscriptions.want(channel.clone());
+        }
+        let (subscribed, unsubscribed) = settle(&mut subscriptions, 512);
+        assert_eq!((subscribed.len(), unsubscribed.len()), (1300, 0));
+        assert_eq!(subscribed, wanted);
+        // Half leave while the connection is down; the new connection has nothing.
+        for channel in wanted.iter().step_by(2) {
+            subscriptions.unwant(channel);
+        }
+        subscriptions.reset();
+        let (subscribed, unsubscribed) = settle(&mut subscriptions, 512);
+        let left: Vec<String> = wanted.iter().skip(1).step_by(2).cloned().collect();
+        assert_eq!((subscribed, unsubscribed), (left, vec![]));
+    }
 
     #[test]
     fn the_engine_is_up_again_only_once_both_connections_reconnected_after_the_subscriber_lost_its() {

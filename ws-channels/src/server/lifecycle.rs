@@ -73,6 +73,8 @@ impl Lifecycle {
             let lifecycle = self.clone();
             tokio::spawn(async move {
                 lifecycle.drain().await;
+                // Every connection is gone: the other nodes can stop counting this node's.
+                lifecycle.hub.server_stopped().await;
                 lifecycle.drained.send_replace(true);
             });
         }
