@@ -215,7 +215,7 @@ async fn the_terminal_client_prints_others_control_characters_escaped() {
     let text = String::from_utf8(output.clone()).expect("the client prints UTF-8");
     let raw: Vec<char> = text
         .chars()
-        .filter(|&c| c != '\n' && escape::is_unprintable(c))
+        .filter(|&c| c != '\n' && !ws_channels::Escaped(c.to_string()).is_plain())
         .collect();
     assert!(
         raw.is_empty(),

@@ -52,8 +52,8 @@ use axum::response::Html;
 use axum::routing::get;
 use serde::{Deserialize, Serialize};
 use ws_channels::{
-    AsyncApi, BackplaneError, Channel, Error, ErrorReply, Handshake, Hub, Published, RateLimit, RateLimitAction,
-    RedisBackplane, RedisConfig, Reject, Report, Server, TokenSource, channel,
+    AsyncApi, BackplaneError, Channel, Error, ErrorReply, Escaped, Handshake, Hub, Published, RateLimit,
+    RateLimitAction, RedisBackplane, RedisConfig, Reject, Report, Server, TokenSource, channel,
 };
 
 /// What a client sends in a room.
@@ -202,11 +202,17 @@ fn chat_server() -> Server {
     })
 }
 
-/// Logs a message that reached this node only (the engine is away): the sender stays
-/// connected, and chats on with the people on this node.
+/// Logs a message that reached this node only: the sender stays connected, and chats on with
+/// the people on this node. While the engine is down every message is, and the hub has logged
+/// the outage (and will log its end) once: one line per message would only repeat it, as many
+/// times as people talk, so those go to debug.
 fn logged(published: Published) {
-    if let Err(error) = published.engine {
-        tracing::warn!(error = %Report(&error), local = published.local, "not forwarded to the other nodes");
+    match published.engine {
+        Ok(()) => {}
+        Err(BackplaneError::Down) => tracing::debug!(local = published.local, "not forwarded: the backplane is down"),
+        Err(error) => {
+            tracing::warn!(error = %Report(&error), local = published.local, "not forwarded to the other nodes")
+        }
     }
 }
 

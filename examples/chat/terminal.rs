@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use tokio::io::{AsyncBufReadExt, BufReader};
-use ws_channels::{Client, ConnectionState, Event, Reconnect, Report};
+use ws_channels::{Client, ConnectionState, Escaped, Event, Reconnect, Report};
 
 use crate::{ChatCommand, ChatCommandParams, ChatEvent, TOKEN_PREFIX};
 
