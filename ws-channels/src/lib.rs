@@ -186,6 +186,9 @@ pub mod guide {
 
     #[doc = include_str!("../docs/threat-model.md")]
     pub mod threat_model {}
+
+    #[doc = include_str!("../docs/logging.md")]
+    pub mod logging {}
 }
 
 /// The close code of a connection whose credentials expired ([`Handshake::expire_at`]): 4001,

@@ -3,7 +3,7 @@
 //! warnings that can repeat many times a second (an accept loop out of file descriptors)
 //! throttled, with a count of what was left out ([`Throttle`]).
 //!
-//! The volume per connection at each level is in the logging guide.
+//! The volume per connection at each level is in [`guide::logging`](crate::guide::logging).
 
 use std::fmt::{self, Write as _};
 use std::time::Duration;
