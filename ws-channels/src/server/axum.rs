@@ -17,7 +17,7 @@ use tokio::time::Instant;
 
 use super::accept::Shared;
 use super::socket::Socket;
-use super::task::BoxedTransport;
+use super::transport::BoxedTransport;
 use super::{Reject, Server};
 
 impl<S: Send + Sync + 'static> Server<S> {

@@ -35,7 +35,7 @@ impl Default for Config {
                 .read_buffer_size(DEFAULT_READ_BUFFER)
                 .write_buffer_size(DEFAULT_WRITE_BUFFER)
                 // tungstenite's buffer holds only control frames (the connection's writer frames
-                // data itself, see `framing`): a cap just over the flush threshold keeps pongs
+                // data itself, see `writer`): a cap just over the flush threshold keeps pongs
                 // to a client that pings but never reads from piling up.
                 .max_write_buffer_size(DEFAULT_WRITE_BUFFER + FRAME_SLACK),
             max_message_size: DEFAULT_MAX_MESSAGE,

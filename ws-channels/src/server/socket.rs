@@ -1,5 +1,6 @@
-//! A server connection's WebSocket: tungstenite's protocol over the connection's I/O (a
-//! [`Tap`]), polled by the connection's one task.
+//! A server connection's WebSocket, everything under and in tungstenite: tungstenite's
+//! protocol over the connection's I/O, polled by the connection's one task; the [`Inbox`] the
+//! socket is read into; and the [`Tap`], where the writer appends data frames.
 //!
 //! Why not tokio-tungstenite's `WebSocketStream`, which the client keeps using: its halves may
 //! be polled from two tasks, so every poll registers the caller's waker in two shared slots
@@ -13,14 +14,14 @@
 
 use std::io::{self, Read, Write};
 use std::pin::Pin;
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Poll, Waker, ready};
 
 use futures_util::Stream;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio_tungstenite::tungstenite::protocol::frame::FrameHeader;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{Error as WsError, Message as WsMessage, WebSocket};
-
-use super::framing::Tap;
 
 /// A server's WebSocket over `IO`.
 pub(crate) struct Socket<IO> {
@@ -237,13 +238,95 @@ impl<IO: AsyncWrite + Unpin> Write for Io<IO> {
     }
 }
 
+/// A buffer grown past this (by a large message, or a burst) is let go once written, rather
+/// than kept for the connection's life: twice the default flush threshold.
+pub(super) const RETAIN: usize = 16 * 1024;
+
+/// The longest header of an unmasked frame: two bytes and a 64-bit length.
+const MAX_HEADER: usize = 10;
+
+/// A connection's I/O object with a buffer of data frames in front of its writes: the
+/// connection's writer appends data frames here itself (see `writer`), tungstenite writes the
+/// control frames through it and owns every flush, which drains this buffer first.
+#[derive(Debug)]
+pub(crate) struct Tap<IO> {
+    io: IO,
+    /// Data frames appended by the writer, not yet written.
+    pub(super) out: Vec<u8>,
+    /// How much of `out` is written.
+    written: usize,
+}
+
+impl<IO> Tap<IO> {
+    fn new(io: IO) -> Self {
+        Self {
+            io,
+            out: Vec::new(),
+            written: 0,
+        }
+    }
+
+    /// Appends one unmasked data frame (final, no extension bits) carrying `payload`, its
+    /// header formatted by tungstenite (as every other frame header in the crate and its tests).
+    pub(super) fn push_data_frame(&mut self, data: Data, payload: &[u8]) {
+        let header = FrameHeader {
+            opcode: OpCode::Data(data),
+            ..FrameHeader::default()
+        };
+        self.out.reserve(MAX_HEADER + payload.len());
+        // Formatting into a `Vec` cannot fail.
+        let _ = header.format(payload.len() as u64, &mut self.out);
+        self.out.extend_from_slice(payload);
+    }
+}
+
+impl<IO: AsyncWrite + Unpin> Tap<IO> {
+    /// Writes what the writer appended.
+    fn poll_drain(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        while self.written < self.out.len() {
+            match ready!(Pin::new(&mut self.io).poll_write(cx, &self.out[self.written..]))? {
+                0 => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
+                n => self.written += n,
+            }
+        }
+        self.written = 0;
+        if self.out.capacity() > RETAIN {
+            self.out = Vec::new();
+        } else {
+            self.out.clear();
+        }
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl<IO: AsyncRead + Unpin> AsyncRead for Tap<IO> {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_read(cx, buf)
+    }
+}
+
+impl<IO: AsyncWrite + Unpin> AsyncWrite for Tap<IO> {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        ready!(self.poll_drain(cx))?;
+        Pin::new(&mut self.io).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        ready!(self.poll_drain(cx))?;
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        ready!(self.poll_drain(cx))?;
+        Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use futures_util::{SinkExt, StreamExt};
     use tokio::io::AsyncWriteExt;
     use tokio_tungstenite::WebSocketStream;
-    use tokio_tungstenite::tungstenite::protocol::frame::FrameHeader;
-    use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
 
     use super::*;
     use crate::wake_count::WakeCount;
@@ -305,7 +388,7 @@ mod tests {
                 .is_pending()
         );
         // More than the pipe holds: the flush waits for the peer to read.
-        socket.tap_mut().push_data_frame(0x2, &[0; 100]);
+        socket.tap_mut().push_data_frame(Data::Binary, &[0; 100]);
         assert!(socket.poll_flush(&mut Context::from_waker(&write_waker)).is_pending());
         client.write_all(&[0x81, 0x80, 0, 0, 0, 0]).await.expect("writes");
         assert_eq!((reader.get(), writer.get()), (1, 0));
@@ -388,5 +471,22 @@ mod tests {
         // Everything taken, and a read finds nothing: let go.
         assert!(socket.poll_next_unpin(&mut cx).is_pending());
         assert_eq!(inbox(&socket), 0, "idle again, nothing held");
+    }
+
+    /// RFC 6455 §5.2: the shortest length encoding, at each boundary.
+    #[test]
+    fn headers_use_the_shortest_length_encoding() {
+        for (len, header) in [
+            (0, vec![0x81, 0]),
+            (125, vec![0x81, 125]),
+            (126, vec![0x81, 126, 0, 126]),
+            (65_535, vec![0x81, 126, 0xFF, 0xFF]),
+            (65_536, vec![0x81, 127, 0, 0, 0, 0, 0, 1, 0, 0]),
+        ] {
+            let mut tap = Tap::new(());
+            tap.push_data_frame(Data::Text, &vec![b'x'; len]);
+            assert_eq!(tap.out[..header.len()], header, "length {len}");
+            assert_eq!(tap.out.len(), header.len() + len);
+        }
     }
 }

@@ -18,7 +18,7 @@ use tokio_tungstenite::tungstenite::protocol::Role;
 
 use super::accept::Shared;
 use super::socket::Socket;
-use super::task::BoxedTransport;
+use super::transport::BoxedTransport;
 use super::{Server, ServerHandle};
 use crate::channel::{Channel, Params};
 use crate::client::{Publisher, Subscription, subscribe};
