@@ -145,8 +145,8 @@ pub use log::Escaped;
 pub use metrics::{Metrics, MetricsSnapshot};
 pub use pattern::{Segment, Template};
 pub use server::{
-    CloseInfo, Conn, ExtractToken, Handler, Handshake, Lagged, ProxyHeader, RateLimit, RateLimitAction, Reject, Server,
-    ServerHandle, TestClient, TestRequest, TestServer, TestSocket, TokenSource,
+    Acceptor, CloseInfo, Conn, ExtractToken, Handler, Handshake, Lagged, ProxyHeader, RateLimit, RateLimitAction,
+    Reject, Server, ServerHandle, TestClient, TestRequest, TestServer, TestSocket, TokenSource,
 };
 #[cfg(feature = "axum")]
 #[cfg_attr(docsrs, doc(cfg(feature = "axum")))]

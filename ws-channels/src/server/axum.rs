@@ -15,7 +15,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio::time::Instant;
 
-use super::accept::Shared;
+use super::decision::Shared;
 use super::socket::Socket;
 use super::transport::BoxedTransport;
 use super::{Reject, Server};

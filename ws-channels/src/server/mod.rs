@@ -1,13 +1,19 @@
-//! The server: the [`Server`] builder and its standalone accept loop. The handshake decision
-//! is in `accept`, a connection's task in `task` (reading in `reader`, clocks in `liveness`),
-//! the handle handlers get in `conn`, and the front ends beside them (`http1` for the
-//! standalone server, `axum`, the in-memory `testing` server).
+//! The server. Start at `decision`: what every handshake gets, the same on every front end.
+//! Then:
+//! - the [`Server`] builder (here) and its configuration (`config`, `limits`, `router`);
+//! - the front ends, each of which reads a request, has it decided and hands the upgraded
+//!   socket over: `standalone` (the accept loop, over `http1`), `axum`, `upgraded` (a WebSocket
+//!   the application accepted itself) and the in-memory `testing` server;
+//! - a connection's task (`task`), which orchestrates its reader (`reader`, clocks in
+//!   `liveness`), its writer (`writer`) and the wake plumbing between them (`wake`), over its
+//!   transport (`transport`; the server's own socket is `socket`);
+//! - what handlers see: `Handshake` in `handshake`, `Conn` in `conn`, handlers in `handler`.
 
-mod accept;
 #[cfg(feature = "axum")]
 mod axum;
 mod config;
 mod conn;
+mod decision;
 mod guard;
 mod handler;
 mod handshake;
@@ -20,20 +26,19 @@ mod response;
 mod router;
 mod running;
 mod socket;
+mod standalone;
 mod task;
 mod testing;
 mod transport;
+mod upgraded;
 mod wake;
 mod writer;
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::{TcpListener, TcpStream, ToSocketAddrs};
-use tokio::time::Instant;
+use tokio::net::{TcpListener, ToSocketAddrs};
 
 #[cfg(feature = "axum")]
 pub use axum::{ServeApp, serve_app};
@@ -45,14 +50,14 @@ pub use lifecycle::ServerHandle;
 pub use limits::{RateLimit, RateLimitAction};
 pub use response::Reject;
 pub use testing::{TestClient, TestRequest, TestServer, TestSocket};
+pub use upgraded::Acceptor;
 
-use self::accept::{Route, Shared};
 use self::config::{Config, Origin, Origins};
+use self::decision::{Route, Shared};
 use self::lifecycle::Lifecycle;
-use self::limits::{ConnectionLimits, Pending, PendingHandshakes};
+use self::limits::ConnectionLimits;
 use self::router::Router;
-use self::socket::Socket;
-use self::transport::BoxedTransport;
+use self::standalone::Wire;
 use crate::channel::{Channel, Params};
 use crate::error::Error;
 use crate::hub::Hub;
@@ -495,7 +500,7 @@ impl<S: Send + Sync + 'static> Server<S> {
         listener: TcpListener,
         signal: impl Future<Output = ()> + Send,
     ) -> Result<(), Error> {
-        self.serve_on(listener, Acceptor::Plain, signal).await
+        self.serve_on(listener, Wire::Plain, signal).await
     }
 
     /// Serves `wss://` connections from `listener` until the process ends: each socket's TLS
@@ -534,55 +539,21 @@ impl<S: Send + Sync + 'static> Server<S> {
         tls: Arc<rustls::ServerConfig>,
         signal: impl Future<Output = ()> + Send,
     ) -> Result<(), Error> {
-        self.serve_on(listener, Acceptor::Rustls(tokio_rustls::TlsAcceptor::from(tls)), signal)
+        self.serve_on(listener, Wire::Rustls(tokio_rustls::TlsAcceptor::from(tls)), signal)
             .await
     }
 
     async fn serve_on(
         self,
         listener: TcpListener,
-        acceptor: Acceptor,
+        wire: Wire,
         signal: impl Future<Output = ()> + Send,
     ) -> Result<(), Error> {
         if self.router.is_empty() {
             tracing::warn!("serving with no channel registered: every request gets 404");
         }
         let handle = self.handle();
-        let shared = Arc::new(self.into_shared());
-        let handshakes = Arc::new(PendingHandshakes::new(
-            shared.config.max_pending_handshakes,
-            shared.config.max_pending_handshakes_per_ip,
-        ));
-        let mut signal = std::pin::pin!(signal);
-        // `ServerHandle::shutdown` ends the loop too, so the listener is released.
-        let mut shutdown = shared.lifecycle.watch();
-        let mut accept_warnings = crate::log::accept_throttle();
-        loop {
-            tokio::select! {
-                () = &mut signal => break,
-                // `wait_for`, not `changed`: a shutdown that began before serving counts too.
-                // (The guard `wait_for` returns is dropped inside, so the future stays `Send`.)
-                _ = async { shutdown.wait_for(|shutting_down| *shutting_down).await.map(|_| ()) } => break,
-                accepted = listener.accept() => match accepted {
-                    Ok((tcp, remote_addr)) => {
-                        // IPv4 peers of a dual-stack listener arrive IPv4-mapped.
-                        let ip = remote_addr.ip().to_canonical();
-                        let per_ip = limits::counted_per_ip(ip, &shared.config.trusted_proxies);
-                        let Some(pending) = handshakes.acquire(ip, per_ip) else {
-                            // Too many sockets mid-handshake (from this address, or in all):
-                            // drop this one rather than queue it.
-                            shared.hub.counters().refused(http::StatusCode::SERVICE_UNAVAILABLE);
-                            tracing::debug!(%remote_addr, "too many pending handshakes");
-                            continue;
-                        };
-                        let _ = tcp.set_nodelay(true);
-                        shared.lifecycle.spawn(connection(shared.clone(), acceptor.clone(), tcp, remote_addr, pending));
-                    }
-                    Err(error) => crate::log::accept_failed(&mut accept_warnings, &error).await,
-                },
-            }
-        }
-        drop(listener);
+        standalone::serve(Arc::new(self.into_shared()), listener, wire, signal).await;
         handle.shutdown().await;
         Ok(())
     }
@@ -601,88 +572,4 @@ impl<S: Send + Sync + 'static> Server<S> {
             config: Arc::new(config),
         }
     }
-}
-
-/// What the standalone server speaks on an accepted socket.
-#[derive(Clone)]
-enum Acceptor {
-    /// WebSocket over the TCP stream itself.
-    Plain,
-    /// WebSocket over TLS.
-    #[cfg(any(feature = "rustls", feature = "rustls-native-roots"))]
-    Rustls(tokio_rustls::TlsAcceptor),
-}
-
-/// One socket of the standalone server: its TLS handshake if any, its WebSocket handshake,
-/// then its connection's start (the connection runs in a task of its own).
-async fn connection<S: Send + Sync + 'static>(
-    shared: Arc<Shared<S>>,
-    acceptor: Acceptor,
-    tcp: TcpStream,
-    remote_addr: SocketAddr,
-    pending: Pending,
-) {
-    let deadline = Instant::now() + shared.config.handshake_timeout;
-    match acceptor {
-        Acceptor::Plain => upgrade(shared, tcp, remote_addr, pending, deadline).await,
-        #[cfg(any(feature = "rustls", feature = "rustls-native-roots"))]
-        Acceptor::Rustls(acceptor) => {
-            let Ok(Ok(tls)) = tokio::time::timeout_at(deadline, acceptor.accept(tcp)).await else {
-                // Not TLS, a failed TLS handshake, or too slow: nothing to answer in.
-                return;
-            };
-            upgrade(shared, tls, remote_addr, pending, deadline).await
-        }
-    }
-}
-
-/// The WebSocket handshake on an accepted stream, then the connection.
-async fn upgrade<S, IO>(shared: Arc<Shared<S>>, io: IO, remote_addr: SocketAddr, pending: Pending, deadline: Instant)
-where
-    S: Send + Sync + 'static,
-    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
-    // Boxed: the task spawned for every accepted socket stays small, and spawning, polling and
-    // reaping it moves little (the handshake's state is a few KiB, needed only for a moment).
-    let Some((session, socket)) = Box::pin(handshake(&shared, io, remote_addr, deadline)).await else {
-        return;
-    };
-    // The handshake is over: make room for the next.
-    drop(pending);
-    // The connection runs in a task of its own; this one, and its handshake state, end here.
-    session(BoxedTransport::new(socket));
-}
-
-/// Reads the request head, decides, and answers. A head that does not arrive within the
-/// handshake timeout drops the socket; a decision that does not come by then answers 408.
-async fn handshake<S, IO>(
-    shared: &Arc<Shared<S>>,
-    mut tcp: IO,
-    remote_addr: SocketAddr,
-    deadline: Instant,
-) -> Option<(accept::Session, Socket<IO>)>
-where
-    S: Send + Sync + 'static,
-    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
-    let head = match tokio::time::timeout_at(deadline, http1::read_request_head(&mut tcp)).await {
-        Ok(Ok(Some(head))) => head,
-        // The peer left, or was too slow to say anything.
-        Ok(Ok(None)) | Err(_) => return None,
-        Ok(Err(reject)) => {
-            shared.refused(Some(remote_addr), &reject);
-            let _ = http1::write_response(&mut tcp, &reject.to_response()).await;
-            return None;
-        }
-    };
-    let accepted = match shared.decide(head.parts, Some(remote_addr), deadline).await {
-        Ok(accepted) => accepted,
-        Err(reject) => {
-            let _ = http1::write_response(&mut tcp, &reject.to_response()).await;
-            return None;
-        }
-    };
-    http1::write_response(&mut tcp, &accepted.response).await.ok()?;
-    let socket = Socket::server(tcp, head.leftover, shared.config.websocket);
-    Some((accepted.session, socket))
 }

@@ -5,6 +5,7 @@ use std::fmt;
 
 use http::{HeaderValue, Response, StatusCode, header};
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
 use super::limits::Full;
 
@@ -134,6 +135,7 @@ impl Reject {
     }
 
     /// The HTTP stack cannot hand this request's connection over (axum).
+    #[cfg(feature = "axum")]
     pub(crate) fn not_upgradable() -> Self {
         Self::bad_request("this connection cannot be upgraded")
     }
@@ -146,6 +148,17 @@ impl Reject {
     /// Bytes that are not an HTTP request.
     pub(crate) fn malformed_request(error: impl fmt::Display) -> Self {
         Self::bad_request(format!("malformed HTTP request: {error}"))
+    }
+
+    /// The close code that says the same as this refusal, for a socket refused after its
+    /// upgrade (see [`Acceptor::serve_socket`](crate::Acceptor::serve_socket)): 1013 for a
+    /// refusal worth retrying (408, 503), 1011 for another server error, 1008 for the rest.
+    pub(crate) fn close_code(&self) -> CloseCode {
+        match self.status {
+            StatusCode::REQUEST_TIMEOUT | StatusCode::SERVICE_UNAVAILABLE => CloseCode::Again,
+            status if status.is_server_error() => CloseCode::Error,
+            _ => CloseCode::Policy,
+        }
     }
 
     /// The response a client gets: the reason as a plain-text body; a 426 also names the

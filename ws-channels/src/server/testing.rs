@@ -16,7 +16,7 @@ use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 use tokio_tungstenite::tungstenite::protocol::Role;
 
-use super::accept::Shared;
+use super::decision::Shared;
 use super::socket::Socket;
 use super::transport::BoxedTransport;
 use super::{Server, ServerHandle};

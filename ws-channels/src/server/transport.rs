@@ -4,11 +4,12 @@ use std::pin::Pin;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll};
 
-use futures_util::{Stream, StreamExt};
-use tokio_tungstenite::tungstenite::{Error as WsError, Message as WsMessage};
+use futures_util::{SinkExt, Stream, StreamExt};
+use tokio_tungstenite::tungstenite::{Bytes, Error as WsError, Message as WsMessage, Utf8Bytes};
 
-use crate::outbox::Batch;
-use crate::transport::MessageStream;
+use crate::codec::FrameKind;
+use crate::outbox::{Batch, Frame};
+use crate::transport::{MessageSink, MessageStream};
 
 /// A connection's transport, boxed so one type-erased session serves every front end (TCP,
 /// TLS, an axum upgrade, an in-memory pipe, a WebSocket of the application's own): the
@@ -66,5 +67,44 @@ impl Stream for &SharedTransport {
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         self.lock().poll_next_unpin(cx)
+    }
+}
+
+/// A WebSocket the application accepted itself (any `Sink` and `Stream` of tungstenite
+/// messages, such as a tokio-tungstenite `WebSocketStream`), as a connection's transport: each
+/// frame is sent as a message of its own, through the sink's own framing. (The server's own
+/// socket writes the frames' bytes directly instead; that is the fast path, this the open one.)
+pub(super) struct Upgraded<T>(pub(super) T);
+
+impl<T: MessageStream> Stream for Upgraded<T> {
+    type Item = Result<WsMessage, WsError>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.0.poll_next_unpin(cx)
+    }
+}
+
+impl<T: MessageSink + MessageStream + Send + 'static> Transport for Upgraded<T> {
+    fn poll_write_frames(&mut self, batch: &mut Batch, cx: &mut Context<'_>) -> Poll<Result<(), WsError>> {
+        while !batch.frames.is_empty() {
+            std::task::ready!(self.0.poll_ready_unpin(cx))?;
+            let message = match batch.frames.pop_front() {
+                Some(Frame::Message(message)) => message,
+                Some(Frame::Encoded { at, len, kind }) => {
+                    let payload = Bytes::copy_from_slice(batch.payload(at, len));
+                    match kind {
+                        // A codec's text payload is UTF-8 (checked where it is encoded).
+                        FrameKind::Text => WsMessage::Text(
+                            Utf8Bytes::try_from(payload)
+                                .map_err(|_| WsError::Utf8("a text payload that is not UTF-8".to_owned()))?,
+                        ),
+                        FrameKind::Binary => WsMessage::Binary(payload),
+                    }
+                }
+                None => break,
+            };
+            self.0.start_send_unpin(message)?;
+        }
+        self.0.poll_flush_unpin(cx)
     }
 }

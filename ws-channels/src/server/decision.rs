@@ -1,5 +1,5 @@
-//! The handshake decision, the same for every front end (the standalone server, axum, the
-//! in-memory test server). It reads top to bottom in [`Shared::decide`]: shutdown → route (404)
+//! The handshake decision, the same for every front end (the standalone server, axum, a
+//! WebSocket the application accepted, the in-memory test server). It reads top to bottom in [`Shared::decide`]: shutdown → route (404)
 //! → upgrade headers (405/426/400) → origin (403) → parameters (400) → connection limits (503)
 //! → `on_connect` and `authorize` (401/403/…, 500 on a panic) → accepted, with the session that
 //! runs the connection once the front end has upgraded it.
