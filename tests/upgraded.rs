@@ -59,6 +59,7 @@ async fn serve(acceptor: Acceptor) -> SocketAddr {
             let acceptor = acceptor.clone();
             tokio::spawn(async move {
                 let mut head = None;
+                #[expect(clippy::result_large_err, reason = "the signature is tokio-tungstenite's callback's")]
                 let keep = |request: &Request, response: Response| {
                     head = Some((request.uri().clone(), request.headers().clone()));
                     Ok(response)

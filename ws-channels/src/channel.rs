@@ -1,4 +1,9 @@
 //! The traits the `#[channel]` macro implements: [`Channel`] and [`Params`].
+//!
+//! The one module that imports upward: [`Channel`]'s provided functions (`publish`,
+//! `subscribe`, `register`) name the client's, the server's and the codec's types in their
+//! signatures, which is what makes `Chat::register(server, …)` one call. Every other arrow
+//! between the crate's modules points down (the tests folder's `layers.rs` checks it).
 
 use std::fmt::{Debug, Display};
 use std::str::FromStr;

@@ -11,7 +11,6 @@ use tokio_tungstenite::tungstenite::{Bytes, Message as WsMessage, Utf8Bytes};
 
 use crate::channel::{Channel, NoMessage};
 use crate::error::{CodecError, Error, ValidationError};
-use crate::outbox::Queueing;
 
 /// A wire format: its name and its messages' content type. The formats themselves are
 /// [`Format`] implementations, one per message type a codec can carry.
@@ -318,55 +317,11 @@ pub(crate) fn validated<C: Channel, M>(
     })
 }
 
-fn encode_error<C: Channel>(source: CodecError) -> Error {
+pub(crate) fn encode_error<C: Channel>(source: CodecError) -> Error {
     Error::Encode {
         channel: C::NAME,
         source,
     }
-}
-
-/// Encodes an already validated message into an outbox: its payload appended to the outbox's
-/// bytes (see [`Format::encode_to`]), or a frame of its own where the codec makes only whole
-/// frames. `check` sees the payload's size before the frame is queued.
-pub(crate) fn encode_to<C, M>(
-    message: &M,
-    queueing: &mut Queueing<'_>,
-    check: impl FnOnce(usize) -> Result<(), Error>,
-) -> Result<(), Error>
-where
-    C: Channel,
-    C::Codec: Format<M>,
-{
-    /// Room made in an empty buffer before encoding (serde writes a message in many small
-    /// pieces, which would grow it step by step): enough for a burst of small replies, and
-    /// under 1 KiB, which allocators serve from their fast per-thread caches.
-    const FIRST: usize = 1000;
-    let bytes = queueing.bytes();
-    let at = bytes.len();
-    if bytes.capacity() == 0 {
-        bytes.reserve(FIRST);
-    }
-    match <C::Codec as Format<M>>::encode_to(message, bytes).map_err(encode_error::<C>)? {
-        Some(kind) => {
-            let Some(len) = bytes.len().checked_sub(at) else {
-                return Err(encode_error::<C>(CodecError::new(
-                    "the codec changed bytes it did not append",
-                )));
-            };
-            debug_assert!(
-                kind == FrameKind::Binary || std::str::from_utf8(&bytes[at..]).is_ok(),
-                "a codec's text payload must be UTF-8"
-            );
-            check(len)?;
-            queueing.encoded(at, kind);
-        }
-        None => {
-            let frame = <C::Codec as Format<M>>::encode(message).map_err(encode_error::<C>)?;
-            check(payload_len(&frame))?;
-            queueing.whole(frame);
-        }
-    }
-    Ok(())
 }
 
 /// Decodes and validates one frame.

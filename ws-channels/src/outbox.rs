@@ -20,8 +20,9 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{Bytes, Message as WsMessage};
 
-use crate::channel::LagPolicy;
-use crate::codec::FrameKind;
+use crate::channel::{Channel, LagPolicy};
+use crate::codec::{self, FrameKind};
+use crate::error::Error;
 use crate::metrics::{Count, Counters};
 use crate::transport::close_frame;
 
@@ -552,6 +553,50 @@ impl Drop for OutboxReceiver {
     fn drop(&mut self) {
         self.end();
     }
+}
+
+/// Encodes an already validated message into an outbox: its payload appended to the outbox's
+/// bytes (see [`Format::encode_to`](crate::Format::encode_to)), or a frame of its own where the codec makes only whole
+/// frames. `check` sees the payload's size before the frame is queued.
+pub(crate) fn encode_to<C, M>(
+    message: &M,
+    queueing: &mut Queueing<'_>,
+    check: impl FnOnce(usize) -> Result<(), Error>,
+) -> Result<(), Error>
+where
+    C: Channel,
+    C::Codec: codec::Format<M>,
+{
+    /// Room made in an empty buffer before encoding (serde writes a message in many small
+    /// pieces, which would grow it step by step): enough for a burst of small replies, and
+    /// under 1 KiB, which allocators serve from their fast per-thread caches.
+    const FIRST: usize = 1000;
+    let bytes = queueing.bytes();
+    let at = bytes.len();
+    if bytes.capacity() == 0 {
+        bytes.reserve(FIRST);
+    }
+    match <C::Codec as codec::Format<M>>::encode_to(message, bytes).map_err(codec::encode_error::<C>)? {
+        Some(kind) => {
+            let Some(len) = bytes.len().checked_sub(at) else {
+                return Err(codec::encode_error::<C>(crate::error::CodecError::new(
+                    "the codec changed bytes it did not append",
+                )));
+            };
+            debug_assert!(
+                kind == FrameKind::Binary || std::str::from_utf8(&bytes[at..]).is_ok(),
+                "a codec's text payload must be UTF-8"
+            );
+            check(len)?;
+            queueing.encoded(at, kind);
+        }
+        None => {
+            let frame = <C::Codec as codec::Format<M>>::encode(message).map_err(codec::encode_error::<C>)?;
+            check(codec::payload_len(&frame))?;
+            queueing.whole(frame);
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -442,7 +442,8 @@ impl Hub {
         message: &C::ServerMessage,
     ) -> Result<Pushed, Error> {
         codec::validated::<C, _>(message, C::validate_server)?;
-        outbox.push_encoded(|queueing| codec::encode_to::<C, _>(message, queueing, |size| self.check_size(size)))
+        outbox
+            .push_encoded(|queueing| crate::outbox::encode_to::<C, _>(message, queueing, |size| self.check_size(size)))
     }
 
     /// Refuses a frame larger than the outgoing limit.
