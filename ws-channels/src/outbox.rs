@@ -351,13 +351,12 @@ impl OutboxSender {
     /// admits one.
     fn push_with<E>(&self, queue: impl FnOnce(&mut State) -> Result<(), E>) -> Result<Pushed, E> {
         let shared = &*self.shared;
-        let (outcome, was_empty) = {
+        let (outcome, queued) = {
             let mut state = shared.state();
             if state.is_closing() {
                 return Ok(Pushed::Closed);
             }
             let queued = state.queue.len();
-            shared.counters.queue_depth(shared.channel, queued);
             let outcome = match (queued < shared.capacity, shared.policy) {
                 (true, _) => Pushed::Queued,
                 (false, LagPolicy::DropOldest) => Pushed::DroppedOldest,
@@ -370,12 +369,15 @@ impl OutboxSender {
                     state.drop_oldest();
                 }
             }
-            (outcome, queued == 0)
+            (outcome, queued)
         };
+        // Recorded once the lock is released: a histogram (feature `metrics`) may take a while,
+        // and every publisher to this connection waits on the lock.
+        shared.counters.queue_depth(shared.channel, queued);
         match outcome {
             // The writer waits only on an empty queue: the push that fills it wakes it.
             Pushed::Queued => {
-                if was_empty {
+                if queued == 0 {
                     shared.ready.wake();
                 }
             }

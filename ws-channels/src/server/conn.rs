@@ -3,7 +3,7 @@
 
 use std::fmt;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{Bytes, Message as WsMessage};
@@ -88,6 +88,10 @@ pub struct Conn<C: Channel, S = (), D = ()> {
 struct Handle<C: Channel, S, D> {
     inner: Arc<ConnInner<C, S>>,
     data: D,
+    /// The same connection without its data, for callbacks written before `on_connect`
+    /// (see [`Conn::without_data`]): made at their first call, then shared, so such a
+    /// callback costs a reference count per message rather than an allocation.
+    without_data: OnceLock<Conn<C, S>>,
 }
 
 /// Everything about a connection but its data, so callbacks written before `on_connect` can
@@ -117,18 +121,24 @@ impl<C: Channel, S, D> Conn<C, S, D> {
             handle: Arc::new(Handle {
                 inner: Arc::new(inner),
                 data,
+                without_data: OnceLock::new(),
             }),
         }
     }
 
-    /// The same connection, seen by a callback that does not know its data.
+    /// The same connection, seen by a callback that does not know its data: one handle per
+    /// connection, made at the first call.
     pub(crate) fn without_data(&self) -> Conn<C, S> {
-        Conn {
-            handle: Arc::new(Handle {
-                inner: self.handle.inner.clone(),
-                data: (),
-            }),
-        }
+        self.handle
+            .without_data
+            .get_or_init(|| Conn {
+                handle: Arc::new(Handle {
+                    inner: self.handle.inner.clone(),
+                    data: (),
+                    without_data: OnceLock::new(),
+                }),
+            })
+            .clone()
     }
 
     fn inner(&self) -> &ConnInner<C, S> {
