@@ -144,7 +144,8 @@ mod chat {
 
     use serde::{Deserialize, Serialize};
     use ws_channels::{
-        Channel, Error, ErrorReply, Handshake, RateLimit, RateLimitAction, Reject, Server, TokenSource, channel,
+        Channel, Error, ErrorReply, Escaped, Handshake, RateLimit, RateLimitAction, Reject, Server, TokenSource,
+        channel,
     };
 
     /// What a client sends in a room.
@@ -200,6 +201,9 @@ mod chat {
         let name = name.trim().to_owned();
         if name.is_empty() || name.chars().count() > 32 {
             return Err(Reject::bad_request("the name must be 1 to 32 characters"));
+        }
+        if !Escaped(&name).is_plain() {
+            return Err(Reject::bad_request("the name must not contain control characters"));
         }
         Ok(User { name })
     }
