@@ -311,14 +311,14 @@ impl<C: Channel> ClientBuilder<C> {
             offers.push(crate::subprotocol::offer(<C::Codec as Codec>::NAME, C::NAME));
         }
         offers.append(&mut self.subprotocols);
-        Ok(Opener::new(
+        Ok(Opener {
             url,
-            std::mem::take(&mut self.headers),
+            headers: std::mem::take(&mut self.headers),
             offers,
-            self.connect_timeout,
-            self.connector.take(),
-            self.credentials.take(),
-        ))
+            connect_timeout: self.connect_timeout,
+            connector: self.connector.take(),
+            credentials: self.credentials.take(),
+        })
     }
 }
 

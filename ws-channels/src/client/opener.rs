@@ -23,35 +23,18 @@ pub type ClientSocket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 pub(crate) type CredentialsHook = Arc<dyn Fn() -> BoxFuture<'static, Result<HeaderMap, BoxError>> + Send + Sync>;
 
 /// Everything needed to open the connection again: owned by the connection's driver.
+/// Its fields are what the builder settled.
 pub(crate) struct Opener {
-    url: String,
-    headers: HeaderMap,
+    pub(super) url: String,
+    pub(super) headers: HeaderMap,
     /// The subprotocols offered; emptied once a server answered none.
-    offers: Vec<String>,
-    connect_timeout: Duration,
-    connector: Option<Connector>,
-    credentials: Option<CredentialsHook>,
+    pub(super) offers: Vec<String>,
+    pub(super) connect_timeout: Duration,
+    pub(super) connector: Option<Connector>,
+    pub(super) credentials: Option<CredentialsHook>,
 }
 
 impl Opener {
-    pub(crate) fn new(
-        url: String,
-        headers: HeaderMap,
-        offers: Vec<String>,
-        connect_timeout: Duration,
-        connector: Option<Connector>,
-        credentials: Option<CredentialsHook>,
-    ) -> Self {
-        Self {
-            url,
-            headers,
-            offers,
-            connect_timeout,
-            connector,
-            credentials,
-        }
-    }
-
     /// One attempt, bounded by the connect timeout: the credentials hook included, so a hook
     /// that hangs fails the attempt (and a reconnecting client tries again) rather than stall.
     pub(crate) async fn open(&mut self) -> Result<ClientSocket, Error> {
