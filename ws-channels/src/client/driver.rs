@@ -10,8 +10,9 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use futures_util::stream::SplitSink;
 use futures_util::{SinkExt, Stream, StreamExt};
-use tokio::sync::mpsc::error::TrySendError;
+use tokio::sync::mpsc::error::{SendError, TrySendError};
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::error::ProtocolError;
@@ -360,104 +361,46 @@ impl Task {
 
     /// Drives one open connection until it ends.
     async fn session(&mut self, socket: ClientSocket) -> End {
-        let (mut sink, mut stream) = socket.split();
-        let mut local: Option<(CloseFrame, Instant)> = None;
-        let mut peer: Option<(CloseFrame, Instant)> = None;
-        // Whether any `Client` is left to send or close.
-        let mut senders = true;
+        let (sink, mut stream) = socket.split();
+        // Apart from the session: a permit the `select!` yields borrows it, not the session.
+        let deliveries = &self.deliveries;
+        let mut session = Session {
+            sink,
+            frames: &mut self.frames,
+            deliveries,
+            pending: &mut self.pending,
+            local: None,
+            peer: None,
+            senders: true,
+        };
         loop {
-            let closing = local.is_some() || peer.is_some();
-            let give_up = [&local, &peer]
-                .into_iter()
-                .flatten()
-                .map(|(_, deadline)| *deadline)
-                .min();
+            let closing = session.closing();
+            let give_up = session.give_up();
             // While the application's buffer is full the socket is not read, so the server
             // feels the back-pressure (and applies its lag policy); sends, close requests and
             // deadlines are still served. Once closing, the socket is read to the end.
-            let reading = self.pending.is_empty() || closing;
-            tokio::select! {
-                read = stream.next(), if reading => match read {
-                    Some(Ok(WsMessage::Close(frame))) => {
-                        // Keep reading: tungstenite answers the close, then the stream ends.
-                        let frame = frame.unwrap_or(CloseFrame { code: CloseCode::Status, reason: "".into() });
-                        peer = Some((frame, Instant::now() + CLOSE_TIMEOUT));
-                    }
-                    Some(Ok(frame @ (WsMessage::Text(_) | WsMessage::Binary(_)))) => {
-                        let listened = match closing {
-                            // The connection is ending: what finds no room is dropped.
-                            true => !matches!(
-                                self.deliveries.try_send(Delivery::Frame(frame)),
-                                Err(TrySendError::Closed(_))
-                            ),
-                            false => Self::deliver(&self.deliveries, &mut self.pending, Delivery::Frame(frame)),
-                        };
-                        // Nobody left at either end: close.
-                        if !listened && !senders && !closing {
-                            local = Some(send_close(&mut sink, normal()).await);
-                        }
-                    }
-                    // Pings are answered by tungstenite as it reads.
-                    Some(Ok(_)) => {}
-                    Some(Err(WsError::ConnectionClosed | WsError::AlreadyClosed)) | None => break,
-                    Some(Err(error)) if peer.is_none() && local.is_none() => {
-                        // Before the connection fails, let an application that answers at once
-                        // send its replies to what was delivered, as a client reading and
-                        // answering in turn would have (best effort: one turn).
-                        if senders {
-                            tokio::task::yield_now().await;
-                            let _ = send_queued(&mut self.frames, &mut sink, false).await;
-                        }
-                        return End::Failed(Arc::new(error.into()));
-                    }
-                    Some(Err(_)) => break,
-                },
-                frame = self.frames.recv(), if senders && !closing => match frame {
-                    Some(frame) => {
-                        // With what else is queued, in one flush.
-                        let sent = match sink.feed(frame).await {
-                            Ok(()) => send_queued(&mut self.frames, &mut sink, true).await,
-                            Err(error) => Err(error),
-                        };
-                        if let Err(error) = sent {
-                            return End::Failed(Arc::new(error.into()));
-                        }
-                    }
-                    None => {
-                        senders = false;
-                        if self.deliveries.is_closed() {
-                            local = Some(send_close(&mut sink, normal()).await);
-                        }
-                    }
-                },
-                permit = self.deliveries.reserve(), if !self.pending.is_empty() => match (permit, self.pending.pop_front()) {
-                    (Ok(permit), Some(delivery)) => permit.send(delivery),
-                    (Ok(_), None) => {}
-                    // Nobody listens any more: what waited is discarded.
-                    (Err(_), _) => {
-                        self.pending.clear();
-                        if !senders && !closing {
-                            local = Some(send_close(&mut sink, normal()).await);
-                        }
-                    }
-                },
+            let reading = session.pending.is_empty() || closing;
+            let turn = tokio::select! {
+                read = stream.next(), if reading => session.on_read(read).await,
+                frame = session.frames.recv(), if session.senders && !closing => session.on_send(frame).await,
+                permit = deliveries.reserve(), if !session.pending.is_empty() => session.on_room(permit).await,
                 // `None`: every `Client` is gone, which the frames branch handles.
-                Some(frame) = self.close.recv(), if senders && local.is_none() => {
-                    local = Some(send_close(&mut sink, frame).await);
+                Some(frame) = self.close.recv(), if session.senders && session.local.is_none() => {
+                    session.close(frame).await;
+                    Turn::Continue
                 }
                 // The `Events` dropped after the last `Client`: nobody is left at either end.
-                () = self.deliveries.closed(), if !senders && !closing => {
-                    local = Some(send_close(&mut sink, normal()).await);
+                () = deliveries.closed(), if !session.senders && !closing => {
+                    session.close(normal()).await;
+                    Turn::Continue
                 }
-                () = sleep_until(give_up) => break,
+                () = sleep_until(give_up) => Turn::Over,
+            };
+            match turn {
+                Turn::Continue => {}
+                Turn::Over => return session.end(),
+                Turn::End(end) => return end,
             }
-        }
-        match (local, peer) {
-            (Some((frame, _)), _) => End::Local(frame),
-            (None, Some((frame, _))) => End::Closed(frame),
-            (None, None) => End::Failed(Arc::new(Error::WebSocket(WsError::Protocol(
-                ProtocolError::ResetWithoutClosingHandshake,
-            )))),
         }
     }
 
@@ -531,20 +474,157 @@ impl Task {
     }
 }
 
+/// One open connection, as `Task::session`'s loop keeps it from turn to turn, outside every
+/// branch of its `select!`: the socket's sending half, the task's queues it serves, and how
+/// far the closing handshake got. Each branch's work is a method.
+struct Session<'t> {
+    sink: SplitSink<ClientSocket, WsMessage>,
+    frames: &'t mut mpsc::Receiver<WsMessage>,
+    deliveries: &'t mpsc::Sender<Delivery>,
+    pending: &'t mut VecDeque<Delivery>,
+    /// The close frame this side sent, and when to stop waiting for the server's answer.
+    local: Option<(CloseFrame, Instant)>,
+    /// The server's close frame, and when to stop waiting for the end of the socket.
+    peer: Option<(CloseFrame, Instant)>,
+    /// Whether any `Client` is left to send or close.
+    senders: bool,
+}
+
+/// What a branch of the session's loop leaves it to do.
+enum Turn {
+    /// Go round again.
+    Continue,
+    /// The socket is done: the session ends as far as its closing handshake got.
+    Over,
+    /// The session ends with this.
+    End(End),
+}
+
+impl Session<'_> {
+    fn closing(&self) -> bool {
+        self.local.is_some() || self.peer.is_some()
+    }
+
+    /// When to stop waiting for the closing handshake, once it started.
+    fn give_up(&self) -> Option<Instant> {
+        [&self.local, &self.peer]
+            .into_iter()
+            .flatten()
+            .map(|(_, deadline)| *deadline)
+            .min()
+    }
+
+    /// What the socket yielded: the server's close frame, a message for the application, or
+    /// the end of the socket.
+    async fn on_read(&mut self, read: Option<Result<WsMessage, WsError>>) -> Turn {
+        let closing = self.closing();
+        match read {
+            Some(Ok(WsMessage::Close(frame))) => {
+                // Keep reading: tungstenite answers the close, then the stream ends.
+                let frame = frame.unwrap_or(CloseFrame {
+                    code: CloseCode::Status,
+                    reason: "".into(),
+                });
+                self.peer = Some((frame, Instant::now() + CLOSE_TIMEOUT));
+            }
+            Some(Ok(frame @ (WsMessage::Text(_) | WsMessage::Binary(_)))) => {
+                let listened = match closing {
+                    // The connection is ending: what finds no room is dropped.
+                    true => !matches!(
+                        self.deliveries.try_send(Delivery::Frame(frame)),
+                        Err(TrySendError::Closed(_))
+                    ),
+                    false => Task::deliver(self.deliveries, self.pending, Delivery::Frame(frame)),
+                };
+                // Nobody left at either end: close.
+                if !listened && !self.senders && !closing {
+                    self.close(normal()).await;
+                }
+            }
+            // Pings are answered by tungstenite as it reads.
+            Some(Ok(_)) => {}
+            Some(Err(WsError::ConnectionClosed | WsError::AlreadyClosed)) | None => return Turn::Over,
+            Some(Err(error)) if !closing => {
+                // Before the connection fails, let an application that answers at once send
+                // its replies to what was delivered, as a client reading and answering in turn
+                // would have (best effort: one turn).
+                if self.senders {
+                    tokio::task::yield_now().await;
+                    let _ = send_queued(self.frames, &mut self.sink, false).await;
+                }
+                return Turn::End(End::Failed(Arc::new(error.into())));
+            }
+            Some(Err(_)) => return Turn::Over,
+        }
+        Turn::Continue
+    }
+
+    /// A frame the application sent, written with what else is queued; or `None`: no
+    /// `Client` is left, and with nobody listening either the connection is closed.
+    async fn on_send(&mut self, frame: Option<WsMessage>) -> Turn {
+        match frame {
+            Some(frame) => {
+                // With what else is queued, in one flush.
+                let sent = match self.sink.feed(frame).await {
+                    Ok(()) => send_queued(self.frames, &mut self.sink, true).await,
+                    Err(error) => Err(error),
+                };
+                if let Err(error) = sent {
+                    return Turn::End(End::Failed(Arc::new(error.into())));
+                }
+            }
+            None => {
+                self.senders = false;
+                if self.deliveries.is_closed() {
+                    self.close(normal()).await;
+                }
+            }
+        }
+        Turn::Continue
+    }
+
+    /// Room in the application's buffer (`Err`: nobody listens any more): what waited
+    /// longest goes in.
+    async fn on_room(&mut self, permit: Result<mpsc::Permit<'_, Delivery>, SendError<()>>) -> Turn {
+        match (permit, self.pending.pop_front()) {
+            (Ok(permit), Some(delivery)) => permit.send(delivery),
+            (Ok(_), None) => {}
+            // Nobody listens any more: what waited is discarded.
+            (Err(_), _) => {
+                self.pending.clear();
+                if !self.senders && !self.closing() {
+                    self.close(normal()).await;
+                }
+            }
+        }
+        Turn::Continue
+    }
+
+    /// Starts the closing handshake: sends `frame`, and waits `CLOSE_TIMEOUT` at most for the
+    /// server's answer.
+    async fn close(&mut self, frame: CloseFrame) {
+        let _ = self.sink.send(WsMessage::Close(Some(frame.clone()))).await;
+        self.local = Some((frame, Instant::now() + CLOSE_TIMEOUT));
+    }
+
+    /// How the connection ended, once the socket is done: by the close this side sent, or
+    /// the server's, or without either.
+    fn end(self) -> End {
+        match (self.local, self.peer) {
+            (Some((frame, _)), _) => End::Local(frame),
+            (None, Some((frame, _))) => End::Closed(frame),
+            (None, None) => End::Failed(Arc::new(Error::WebSocket(WsError::Protocol(
+                ProtocolError::ResetWithoutClosingHandshake,
+            )))),
+        }
+    }
+}
+
 fn normal() -> CloseFrame {
     CloseFrame {
         code: CloseCode::Normal,
         reason: "".into(),
     }
-}
-
-/// Starts the closing handshake; returns the frame and the deadline for the peer's answer.
-async fn send_close<S: futures_util::Sink<WsMessage> + Unpin>(
-    sink: &mut S,
-    frame: CloseFrame,
-) -> (CloseFrame, Instant) {
-    let _ = sink.send(WsMessage::Close(Some(frame.clone()))).await;
-    (frame, Instant::now() + CLOSE_TIMEOUT)
 }
 
 /// Writes the frames already queued, without waiting for more, in one flush (also when `fed`

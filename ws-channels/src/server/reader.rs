@@ -4,6 +4,7 @@
 use crate::metrics::{Count, Stopwatch};
 
 use std::future::Future;
+use std::ops::ControlFlow;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Poll, Waker};
@@ -60,6 +61,47 @@ fn no_status() -> CloseFrame {
 /// How many frames already read are handled in one turn of the read loop.
 const DRAIN: usize = 32;
 
+/// What the read loop keeps from turn to turn, `A` being its message handler's arguments. It
+/// belongs to the loop, outside every branch of its `select!`: a branch that loses the race
+/// loses none of it.
+struct State<A> {
+    clocks: Clocks,
+    /// Boxed: most connections have no rate limit, and this future lives as long as they do.
+    bucket: Option<Box<TokenBucket>>,
+    /// One timer for whatever is due next (a ping, the idle limit, the close reply), reset
+    /// rather than recreated: pushing a deadline later does not touch the timer wheel. Made
+    /// when first needed: a connection with no clock running holds none.
+    timer: Option<Pin<Box<Sleep>>>,
+    /// The deadline `timer` is set to, until it fires.
+    armed: Option<Instant>,
+    /// The waker the outbox holds to call this loop's attention (see `poll_attention`).
+    attention_waker: Option<Waker>,
+    /// The handler running now, if any: polled as a branch of the loop, so the connection's
+    /// timers, signals and close deadline keep running while it awaits.
+    running: Running<A>,
+    /// When it started, for the `metrics` feature.
+    stopwatch: Option<Stopwatch>,
+    /// The peer's close frame, once read.
+    peer_close: Option<CloseFrame>,
+}
+
+impl<A> State<A> {
+    /// Sets the timer to what the clocks say is due next, if that changed.
+    #[inline]
+    fn arm(&mut self) {
+        let next = self.clocks.next_deadline();
+        if next != self.armed {
+            if let Some(deadline) = next {
+                match &mut self.timer {
+                    Some(timer) => timer.as_mut().reset(deadline),
+                    None => self.timer = Some(Box::pin(tokio::time::sleep_until(deadline))),
+                }
+            }
+            self.armed = next;
+        }
+    }
+}
+
 pub(crate) struct Reader<'a, C: Channel, S, D> {
     handler: &'a Handler<C, S, D>,
     conn: &'a Conn<C, S, D>,
@@ -101,173 +143,200 @@ where
     #[expect(clippy::manual_async_fn, reason = "an async fn keeps room for its arguments twice")]
     pub(crate) fn read_loop(self, stream: &'a mut (impl MessageStream + 'a)) -> impl Future<Output = CloseInfo> + 'a {
         async move {
-            let mut peer_close: Option<CloseFrame> = None;
-            // Boxed: most connections have no rate limit, and this future lives as long as they do.
-            let mut bucket = self.config.rate_limit.map(|limit| Box::new(TokenBucket::new(limit)));
-            let mut clocks = Clocks::new(self.config.liveness, self.expires);
-            // One timer for whatever is due next (a ping, the idle limit, the close reply), reset
-            // rather than recreated: pushing a deadline later does not touch the timer wheel.
-            // Made when first needed: a connection with no clock running holds none.
-            let mut timer: Option<Pin<Box<Sleep>>> = None;
-            let mut armed: Option<Instant> = None;
-            // The waker the outbox holds to call this loop's attention (see `poll_attention`).
-            let mut attention_waker: Option<Waker> = None;
-
-            // The handler running now, if any: polled as a branch of the loop below, so the
-            // connection's timers, signals and close deadline keep running while it awaits.
-            let mut running: Running<MessageArgs<C, S, D>> = Running::default();
-            // When it started, for the `metrics` feature.
-            let mut stopwatch = None;
-            if let Some(on_open) = &self.handler.callbacks.on_open {
-                // Called inside the guarded future, so a panic in its synchronous part is caught.
-                let (on_open, conn) = (on_open.clone(), self.conn.clone());
-                running.start_other(Box::pin(async move { on_open(conn).await }));
-                stopwatch = Some(self.started());
-            }
-
+            let mut state = self.open();
             'read: loop {
-                self.report_received();
-                let (closing, queued) = self.outbox.pressure();
+                let (closing, crowded) = self.look();
                 if closing {
-                    clocks.closing(self.config.close_timeout);
+                    state.clocks.closing(self.config.close_timeout);
                 }
                 // Replies to a burst pile up while this task reads: let the writer (which what was
                 // queued woke) drain them before they fill the queue.
-                if queued >= self.config.outbound_queue.div_ceil(2) {
+                if crowded {
                     tokio::task::yield_now().await;
                 }
-                let next = clocks.next_deadline();
-                if next != armed {
-                    if let Some(deadline) = next {
-                        match &mut timer {
-                            Some(timer) => timer.as_mut().reset(deadline),
-                            None => timer = Some(Box::pin(tokio::time::sleep_until(deadline))),
-                        }
-                    }
-                    armed = next;
-                }
+                state.arm();
                 // The branches other than the stream's do their work and go round again; a frame
                 // read leaves the `select!` (and its state) behind before it is handled, so what
-                // the loop below keeps across its awaits is only its own.
-                let mut item = tokio::select! {
+                // `read_on` keeps across its awaits is only its own.
+                let item = tokio::select! {
                     // Handlers of a connection run one at a time, in order: no frame is read while
                     // one runs.
-                    item = stream.next(), if !running.is_running() => item,
-                    outcome = poll_fn(|cx| running.poll(cx)), if running.is_running() => {
-                        self.finish(stopwatch.take(), outcome);
-                        // A handler that waited: the connection may well be idle now.
-                        running.release();
+                    item = stream.next(), if !state.running.is_running() => item,
+                    outcome = poll_fn(|cx| state.running.poll(cx)), if state.running.is_running() => {
+                        self.on_handler_end(&mut state, outcome);
                         continue;
                     }
                     // A close was requested (by a handler, the hub, a server shutdown) or messages
                     // were dropped: the loop's head and `report_lag` look at which.
-                    () = poll_fn(|cx| self.outbox.poll_attention(cx, &mut attention_waker)) => {
+                    () = poll_fn(|cx| self.outbox.poll_attention(cx, &mut state.attention_waker)) => {
                         self.report_lag();
                         continue;
                     }
-                    () = poll_fn(|cx| timer.as_mut().map_or(Poll::Pending, |timer| timer.as_mut().poll(cx))),
-                        if armed.is_some() =>
+                    () = poll_fn(|cx| state.timer.as_mut().map_or(Poll::Pending, |timer| timer.as_mut().poll(cx))),
+                        if state.armed.is_some() =>
                     {
-                        armed = None;
-                        match clocks.due(Instant::now()) {
-                            Some(Due::Ping) => self.outbox.push_ping(),
-                            // While a handler runs, nothing is read: the peer's pong and messages
-                            // wait unread, so neither silence nor idleness can be told.
-                            Some(Due::PingTimeout) if running.is_running() => clocks.heard(false),
-                            Some(Due::Idle) if running.is_running() => clocks.heard(true),
-                            Some(Due::PingTimeout) => self.conn.close(CloseCode::Away, "ping timeout"),
-                            Some(Due::Idle) => self.conn.close(CloseCode::Away, "idle timeout"),
-                            Some(Due::Expired) => self.conn.close(crate::CLOSE_CREDENTIALS_EXPIRED, "credentials expired"),
-                            Some(Due::CloseReply) => break,
-                            None => {}
+                        match self.on_tick(&mut state) {
+                            ControlFlow::Continue(()) => continue,
+                            ControlFlow::Break(()) => break,
                         }
-                        continue;
                     }
                 };
-                let mut closing = closing;
-                let mut handled = 0;
-                loop {
-                    let flow = self.on_item(
-                        item,
-                        closing,
-                        &mut clocks,
-                        bucket.as_deref_mut(),
-                        &mut peer_close,
-                        &mut running,
-                    );
-                    match flow {
-                        Flow::Break => break 'read,
-                        Flow::Continue => {}
-                        Flow::Started => {
-                            // Most handlers finish in their first poll: do that here, and leave
-                            // only a waiting one to the loop.
-                            let started = self.started();
-                            match poll_fn(|cx| Poll::Ready(running.poll(cx))).await {
-                                Poll::Ready(outcome) => self.finish(Some(started), outcome),
-                                Poll::Pending => {
-                                    stopwatch = Some(started);
-                                    break;
-                                }
+                let flow = self.on_item(item, closing, &mut state);
+                if let ControlFlow::Break(()) = self.read_on(flow, &mut state, stream).await {
+                    break 'read;
+                }
+            }
+            self.report_received();
+            self.close_info(state.peer_close)
+        }
+    }
+
+    /// The loop's state at the start, with `on_open` running if there is one.
+    fn open(&self) -> State<MessageArgs<C, S, D>> {
+        let mut state = State {
+            clocks: Clocks::new(self.config.liveness, self.expires),
+            bucket: self.config.rate_limit.map(|limit| Box::new(TokenBucket::new(limit))),
+            timer: None,
+            armed: None,
+            attention_waker: None,
+            running: Running::default(),
+            stopwatch: None,
+            peer_close: None,
+        };
+        if let Some(on_open) = &self.handler.callbacks.on_open {
+            // Called inside the guarded future, so a panic in its synchronous part is caught.
+            let (on_open, conn) = (on_open.clone(), self.conn.clone());
+            state.running.start_other(Box::pin(async move { on_open(conn).await }));
+            state.stopwatch = Some(self.started());
+        }
+        state
+    }
+
+    /// The head of each turn of the loop: tells the shared counters what was received, and
+    /// returns whether the connection is closing and whether the outbox is crowded.
+    #[inline]
+    fn look(&self) -> (bool, bool) {
+        self.report_received();
+        let (closing, queued) = self.outbox.pressure();
+        (closing, self.crowded(queued))
+    }
+
+    /// Whether `queued` messages are enough that the writer should drain them first.
+    #[inline]
+    fn crowded(&self, queued: usize) -> bool {
+        queued >= self.config.outbound_queue.div_ceil(2)
+    }
+
+    /// A handler that waited has ended.
+    fn on_handler_end(&self, state: &mut State<MessageArgs<C, S, D>>, outcome: Outcome) {
+        self.finish(state.stopwatch.take(), outcome);
+        // A handler that waited: the connection may well be idle now.
+        state.running.release();
+    }
+
+    /// The timer fired: does what the clocks say is due. Breaks when the peer's close reply
+    /// is overdue.
+    fn on_tick(&self, state: &mut State<MessageArgs<C, S, D>>) -> ControlFlow<()> {
+        state.armed = None;
+        match state.clocks.due(Instant::now()) {
+            Some(Due::Ping) => self.outbox.push_ping(),
+            // While a handler runs, nothing is read: the peer's pong and messages wait unread,
+            // so neither silence nor idleness can be told.
+            Some(Due::PingTimeout) if state.running.is_running() => state.clocks.heard(false),
+            Some(Due::Idle) if state.running.is_running() => state.clocks.heard(true),
+            Some(Due::PingTimeout) => self.conn.close(CloseCode::Away, "ping timeout"),
+            Some(Due::Idle) => self.conn.close(CloseCode::Away, "idle timeout"),
+            Some(Due::Expired) => self.conn.close(crate::CLOSE_CREDENTIALS_EXPIRED, "credentials expired"),
+            Some(Due::CloseReply) => return ControlFlow::Break(()),
+            None => {}
+        }
+        ControlFlow::Continue(())
+    }
+
+    /// After a frame (`flow`, as `on_item` handled it): runs the handler it started, then
+    /// handles the frames already read behind it, without arming every other branch of the
+    /// loop again for each one. Breaks when the connection is over.
+    // Not an `async fn`, on purpose: see `task::run`.
+    #[expect(clippy::manual_async_fn, reason = "an async fn keeps room for its arguments twice")]
+    fn read_on<'s, M: MessageStream>(
+        &'s self,
+        mut flow: Flow,
+        state: &'s mut State<MessageArgs<C, S, D>>,
+        stream: &'s mut M,
+    ) -> impl Future<Output = ControlFlow<()>> + 's {
+        async move {
+            let mut handled = 0;
+            loop {
+                match flow {
+                    Flow::Break => return ControlFlow::Break(()),
+                    Flow::Continue => {}
+                    Flow::Started => {
+                        // Most handlers finish in their first poll: do that here, and leave
+                        // only a waiting one to the loop.
+                        let started = self.started();
+                        match poll_fn(|cx| Poll::Ready(state.running.poll(cx))).await {
+                            Poll::Ready(outcome) => self.finish(Some(started), outcome),
+                            Poll::Pending => {
+                                state.stopwatch = Some(started);
+                                return ControlFlow::Continue(());
                             }
                         }
                     }
-                    // Frames already read are handled here, without arming every other branch
-                    // again for each one; a bounded number, so timers and signals still get their
-                    // turn. Polled with this task's waker: a `Pending` here leaves the stream ready
-                    // to wake it.
-                    handled += 1;
-                    let queued;
-                    (closing, queued) = self.outbox.pressure();
-                    if handled == DRAIN || closing || queued >= self.config.outbound_queue.div_ceil(2) {
-                        break;
-                    }
-                    // Each frame counts against the task's cooperative budget, as a trip through
-                    // `select!` would: a client that keeps sending cannot keep this task from
-                    // letting the others (the ones its broadcasts woke) run.
-                    tokio::task::consume_budget().await;
-                    match poll_fn(|cx| Poll::Ready(stream.poll_next_unpin(cx))).await {
-                        Poll::Ready(next) => item = next,
-                        Poll::Pending => {
-                            // Nothing more to read for now: an idle connection keeps no runner.
-                            running.release();
-                            break;
-                        }
+                }
+                // Frames already read are handled here, a bounded number, so timers and signals
+                // still get their turn. Polled with this task's waker: a `Pending` here leaves
+                // the stream ready to wake it.
+                handled += 1;
+                let (closing, queued) = self.outbox.pressure();
+                if handled == DRAIN || closing || self.crowded(queued) {
+                    return ControlFlow::Continue(());
+                }
+                // Each frame counts against the task's cooperative budget, as a trip through
+                // `select!` would: a client that keeps sending cannot keep this task from
+                // letting the others (the ones its broadcasts woke) run.
+                tokio::task::consume_budget().await;
+                match poll_fn(|cx| Poll::Ready(stream.poll_next_unpin(cx))).await {
+                    Poll::Ready(item) => flow = self.on_item(item, closing, state),
+                    Poll::Pending => {
+                        // Nothing more to read for now: an idle connection keeps no runner.
+                        state.running.release();
+                        return ControlFlow::Continue(());
                     }
                 }
-            }
-
-            self.report_received();
-            match (self.outbox.close_frame(), peer_close) {
-                (Some(frame), _) => CloseInfo {
-                    code: frame.code,
-                    reason: frame.reason.to_string(),
-                    by_server: true,
-                },
-                (None, Some(frame)) => CloseInfo {
-                    code: frame.code,
-                    reason: frame.reason.to_string(),
-                    by_server: false,
-                },
-                (None, None) => CloseInfo {
-                    code: CloseCode::Abnormal,
-                    reason: String::new(),
-                    by_server: false,
-                },
             }
         }
     }
 
-    /// Handles what the stream yielded: `Break` when the connection is over, `Run` with a
+    /// How the connection ended: the server's close if it sent one, else the peer's, else
+    /// abnormally (1006).
+    fn close_info(&self, peer_close: Option<CloseFrame>) -> CloseInfo {
+        match (self.outbox.close_frame(), peer_close) {
+            (Some(frame), _) => CloseInfo {
+                code: frame.code,
+                reason: frame.reason.to_string(),
+                by_server: true,
+            },
+            (None, Some(frame)) => CloseInfo {
+                code: frame.code,
+                reason: frame.reason.to_string(),
+                by_server: false,
+            },
+            (None, None) => CloseInfo {
+                code: CloseCode::Abnormal,
+                reason: String::new(),
+                by_server: false,
+            },
+        }
+    }
+
+    /// Handles what the stream yielded: `Break` when the connection is over, `Started` with a
     /// handler to run before the next frame.
     fn on_item(
         &self,
         item: Option<Result<WsMessage, WsError>>,
         // Whether the connection was closing when the loop last looked.
         closing: bool,
-        clocks: &mut Clocks,
-        bucket: Option<&mut TokenBucket>,
-        peer_close: &mut Option<CloseFrame>,
-        running: &mut Running<MessageArgs<C, S, D>>,
+        state: &mut State<MessageArgs<C, S, D>>,
     ) -> Flow {
         match item {
             None | Some(Err(WsError::ConnectionClosed | WsError::AlreadyClosed)) => Flow::Break,
@@ -290,13 +359,16 @@ where
                 Flow::Break
             }
             Some(Ok(frame)) => {
-                clocks.heard(matches!(frame, WsMessage::Text(_) | WsMessage::Binary(_)));
+                state
+                    .clocks
+                    .heard(matches!(frame, WsMessage::Text(_) | WsMessage::Binary(_)));
                 // Handlers are guarded on their own; this catches panics in the channel's own
                 // code (a `Validate` or `ErrorReply` impl).
+                let (bucket, running) = (state.bucket.as_deref_mut(), &mut state.running);
                 match guard::catch_sync(|| self.on_frame(frame, closing, bucket, running)) {
                     Ok(Step::Started) => return Flow::Started,
                     Ok(Step::PeerClosed(frame)) => {
-                        *peer_close = Some(frame);
+                        state.peer_close = Some(frame);
                         // Nothing sent from now on could be delivered after tungstenite's close
                         // reply: sends fail at once, and the writer stops at its next poll.
                         self.outbox.end();
@@ -314,6 +386,9 @@ where
 
     /// Decides what one frame means, without waiting: only a handler's future is awaited (by
     /// the caller), so no other state lives in the connection's future between frames.
+    // Inline: once per message, from its one caller; whether the compiler does so unasked
+    // changes with unrelated edits to the crate.
+    #[inline]
     fn on_frame(
         &self,
         frame: WsMessage,
