@@ -16,7 +16,9 @@ pub(crate) async fn catch<F: Future>(future: F) -> Result<F::Output, String> {
 }
 
 /// Runs synchronous user code (a channel's `Validate` or `ErrorReply` impl), catching a
-/// panic; `Err` carries the panic's message.
+/// panic; `Err` carries the panic's message. Inlined: it wraps every message's decode, and
+/// whether the compiler inlines it on its own changes with unrelated edits to the crate.
+#[inline]
 pub(crate) fn catch_sync<R>(run: impl FnOnce() -> R) -> Result<R, String> {
     std::panic::catch_unwind(AssertUnwindSafe(run)).map_err(|panic| panic_message(panic.as_ref()))
 }
