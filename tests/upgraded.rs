@@ -13,6 +13,7 @@ use std::time::Duration;
 use futures_util::{SinkExt, StreamExt};
 use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
+use ws_channels::http::header::SEC_WEBSOCKET_PROTOCOL;
 use ws_channels::tungstenite::Message;
 use ws_channels::tungstenite::handshake::server::{Request, Response};
 use ws_channels::{Acceptor, Channel, Event, Reject, Server, channel};
@@ -25,7 +26,7 @@ struct Say {
     text: String,
 }
 
-/// Whoever `?user=` names; `?user=` missing or `mallory` is refused.
+/// Whoever `?user=` names; `?user=` missing or `mallory` is refused, `panic` panics.
 struct User(String);
 
 fn rooms() -> Server {
@@ -35,6 +36,7 @@ fn rooms() -> Server {
     Say::register(server, |h| {
         h.on_connect(|handshake| async move {
             match handshake.query_param("user") {
+                Some(user) if user == "panic" => panic!("on_connect fails on purpose"),
                 Some(user) if user != "mallory" => Ok(User(user)),
                 _ => Err(Reject::unauthorized("who are you?")),
             }
@@ -60,11 +62,19 @@ async fn serve(acceptor: Acceptor) -> SocketAddr {
             tokio::spawn(async move {
                 let mut head = None;
                 #[expect(clippy::result_large_err, reason = "the signature is tokio-tungstenite's callback's")]
-                let keep = |request: &Request, response: Response| {
-                    head = Some((request.uri().clone(), request.headers().clone()));
-                    Ok(response)
+                let check = |request: &Request, mut response: Response| match acceptor.check(request) {
+                    Ok(protocol) => {
+                        if let Some(protocol) = protocol {
+                            response.headers_mut().insert(SEC_WEBSOCKET_PROTOCOL, protocol);
+                        }
+                        head = Some((request.uri().clone(), request.headers().clone()));
+                        Ok(response)
+                    }
+                    Err(reject) => Err(reject.to_response().map(Some)),
                 };
-                let Ok(socket) = tokio_tungstenite::accept_hdr_async(tcp, keep).await else {
+                let config = Some(acceptor.websocket_config());
+                let handshake = tokio_tungstenite::accept_hdr_async_with_config(tcp, check, config);
+                let Ok(Ok(socket)) = tokio::time::timeout(Duration::from_secs(10), handshake).await else {
                     return;
                 };
                 if let Some((uri, headers)) = head {
@@ -74,6 +84,20 @@ async fn serve(acceptor: Acceptor) -> SocketAddr {
         }
     });
     addr
+}
+
+/// The HTTP status a raw handshake to `path`, with `headers`, gets.
+async fn handshake_status(addr: SocketAddr, path: &str, headers: &[(&'static str, &str)]) -> u16 {
+    use ws_channels::tungstenite::client::IntoClientRequest;
+    let mut request = format!("ws://{addr}{path}").into_client_request().unwrap();
+    for (name, value) in headers {
+        request.headers_mut().insert(*name, value.parse().unwrap());
+    }
+    match within("handshake", tokio_tungstenite::connect_async(request)).await {
+        Ok((_, response)) => response.status().as_u16(),
+        Err(ws_channels::tungstenite::Error::Http(response)) => response.status().as_u16(),
+        Err(other) => panic!("{path}: {other}"),
+    }
 }
 
 /// The close code and reason a raw client gets at `path`.
@@ -90,7 +114,7 @@ async fn closed_with(addr: SocketAddr, path: &str) -> (u16, String) {
 #[tokio::test]
 async fn typed_clients_talk_through_a_server_of_ones_own() {
     let server = rooms();
-    let hub = server.hub();
+    let (hub, metrics) = (server.hub(), server.metrics());
     let addr = serve(server.into_acceptor()).await;
     let base = format!("ws://{addr}");
     let params = SayParams::new("lobby", 1);
@@ -114,6 +138,14 @@ async fn typed_clients_talk_through_a_server_of_ones_own() {
         .await
         .unwrap();
     assert_eq!(published.local, 2, "both members, on this one node");
+    // The subprotocol the typed clients offered was answered: one handshake each, no
+    // connection made and dropped first.
+    let counted = metrics.snapshot();
+    assert_eq!(
+        (counted.connections_total, counted.handshakes_rejected),
+        (2, 0),
+        "{counted:?}"
+    );
     match within("the hub's message", bob_events.next()).await.unwrap().unwrap() {
         Event::Message(say) => assert_eq!(say.text, "from the hub"),
         other => panic!("{other:?}"),
@@ -134,12 +166,29 @@ async fn refusals_after_the_upgrade_are_close_codes_and_counted() {
     let server = rooms();
     let metrics = server.metrics();
     let addr = serve(server.into_acceptor()).await;
+    // Before the upgrade, in the handshake callback: HTTP statuses.
+    assert_eq!(handshake_status(addr, "/nowhere?user=a", &[]).await, 404);
+    assert_eq!(
+        handshake_status(addr, "/room/lobby/1?user=a", &[("origin", "https://evil.example")]).await,
+        403
+    );
+    assert_eq!(
+        handshake_status(
+            addr,
+            "/room/lobby/1?user=a",
+            &[("sec-websocket-protocol", "wsc.v1.json.other")]
+        )
+        .await,
+        400,
+        "a typed client of another channel"
+    );
+    // After it: close codes.
     let cases = [
-        ("/nowhere?user=a", 1008, "no channel at this address"),
         ("/room/lobby/300?user=a", 1008, "seat"),
         ("/room/lobby/1", 1008, "who are you?"),
         ("/room/lobby/1?user=mallory", 1008, "who are you?"),
         ("/room/%zz/1?user=a", 1008, "percent-encoded"),
+        ("/room/lobby/1?user=panic", 1011, "internal error"),
     ];
     for (path, code, reason) in cases {
         let (got, said) = closed_with(addr, path).await;
@@ -157,7 +206,7 @@ async fn refusals_after_the_upgrade_are_close_codes_and_counted() {
     }
     assert_eq!(closed_with(addr, "/room/full/1?user=a").await.0, 1013);
     let counted = metrics.snapshot();
-    assert_eq!(counted.handshakes_rejected, 6, "{counted:?}");
+    assert_eq!(counted.handshakes_rejected, 9, "{counted:?}");
     assert_eq!(counted.connections_total, 2, "{counted:?}");
 }
 
@@ -175,5 +224,9 @@ async fn bad_input_and_shutdown_end_connections_as_on_every_front_end() {
     let (mut socket, _) = tokio_tungstenite::connect_async(url.as_str()).await.unwrap();
     let ((), (_, close)) = tokio::join!(handle.shutdown(), read_until_close(&mut socket));
     assert_eq!(close.map(|c| u16::from(c.code)), Some(1001));
-    assert_eq!(closed_with(addr, "/room/lobby/2?user=a").await.0, 1013, "shutting down");
+    assert_eq!(
+        handshake_status(addr, "/room/lobby/2?user=a", &[]).await,
+        503,
+        "shutting down"
+    );
 }

@@ -1,8 +1,11 @@
 //! The handshake decision, the same for every front end (the standalone server, axum, a
-//! WebSocket the application accepted, the in-memory test server). It reads top to bottom in [`Shared::decide`]: shutdown → route (404)
-//! → upgrade headers (405/426/400) → origin (403) → parameters (400) → connection limits (503)
-//! → `on_connect` and `authorize` (401/403/…, 500 on a panic) → accepted, with the session that
-//! runs the connection once the front end has upgraded it.
+//! WebSocket the application accepted, the in-memory test server). It reads top to bottom in
+//! [`Shared::decide`]: shutdown (503) → route (404) → upgrade headers (405/400/426) → origin
+//! (403) → subprotocol (400) → parameters (400) → connection limits (503) → `on_connect` and
+//! `authorize` (401/403/…, 500 on a panic) → shutdown again (503) → accepted, with the session
+//! that runs the connection once the front end has upgraded it. The steps before the
+//! parameters need no `await` ([`Shared::check`]), so a front end whose handshake callback is
+//! synchronous can take them first.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, PoisonError};
@@ -43,6 +46,12 @@ pub(crate) struct Shared<S> {
 /// task), and the front end's handshake state is freed when its task ends.
 pub(crate) type Session = Box<dyn FnOnce(BoxedTransport) + Send>;
 
+/// What [`Shared::check`] found: the key to answer, and the subprotocol to name.
+pub(crate) struct Checked {
+    pub(crate) key: String,
+    pub(crate) subprotocol: Option<String>,
+}
+
 /// An accepted handshake: the 101 to answer with, and the session to run after it.
 pub(crate) struct Accepted {
     pub(crate) response: http::Response<String>,
@@ -77,12 +86,9 @@ impl<S: Send + Sync + 'static> Shared<S> {
         request: http::request::Parts,
         remote_addr: Option<SocketAddr>,
     ) -> Result<Accepted, Reject> {
-        self.check_running()?;
+        let Checked { key, subprotocol } = self.check(&request)?;
         let request = Arc::new(request);
         let matched = self.router.at(request.uri.path()).ok_or_else(Reject::not_found)?;
-        let key = check_upgrade(&request)?;
-        self.check_origin(&request)?;
-        let subprotocol = check_subprotocol(&request, matched.route.channel())?;
         let session = matched
             .route
             .accept(self, request.clone(), &matched.values, remote_addr)
@@ -93,6 +99,17 @@ impl<S: Send + Sync + 'static> Shared<S> {
             response: super::response::switching_protocols(&key, subprotocol.as_deref()),
             session,
         })
+    }
+
+    /// The part of the decision that needs no `await`: shutdown, route, upgrade headers,
+    /// origin, subprotocol. Not counted here: the caller's refusal is.
+    pub(crate) fn check(&self, request: &http::request::Parts) -> Result<Checked, Reject> {
+        self.check_running()?;
+        let matched = self.router.at(request.uri.path()).ok_or_else(Reject::not_found)?;
+        let key = check_upgrade(request)?;
+        self.check_origin(request)?;
+        let subprotocol = check_subprotocol(request, matched.route.channel())?;
+        Ok(Checked { key, subprotocol })
     }
 
     fn check_running(&self) -> Result<(), Reject> {

@@ -152,18 +152,22 @@ impl Reject {
 
     /// The close code that says the same as this refusal, for a socket refused after its
     /// upgrade (see [`Acceptor::serve_socket`](crate::Acceptor::serve_socket)): 1013 for a
-    /// refusal worth retrying (408, 503), 1011 for another server error, 1008 for the rest.
+    /// refusal worth retrying (408, 429, 503, as a reconnecting client retries those
+    /// statuses), 1011 for another server error, 1008 for the rest.
     pub(crate) fn close_code(&self) -> CloseCode {
         match self.status {
-            StatusCode::REQUEST_TIMEOUT | StatusCode::SERVICE_UNAVAILABLE => CloseCode::Again,
+            StatusCode::REQUEST_TIMEOUT | StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE => {
+                CloseCode::Again
+            }
             status if status.is_server_error() => CloseCode::Error,
             _ => CloseCode::Policy,
         }
     }
 
     /// The response a client gets: the reason as a plain-text body; a 426 also names the
-    /// protocol to upgrade to (RFC 6455 §4.2.2).
-    pub(crate) fn to_response(&self) -> Response<String> {
+    /// protocol to upgrade to (RFC 6455 §4.2.2). For a front end of your own (see
+    /// [`Acceptor::check`](crate::Acceptor::check)).
+    pub fn to_response(&self) -> Response<String> {
         let mut response = Response::new(self.reason.clone());
         *response.status_mut() = self.status;
         let headers = response.headers_mut();

@@ -32,10 +32,15 @@ impl<S: Send + Sync + 'static> Server<S> {
 /// The registered channels of a [`Server`], for WebSockets accepted elsewhere
 /// ([`Server::into_acceptor`]). Clones share the server.
 ///
-/// A tokio-tungstenite server of your own, whose handshake callback keeps the request's
-/// address and headers for the decision:
+/// Two calls make a front end: [`check`](Self::check) in the upgrade's handshake callback
+/// (synchronous: the route, the upgrade headers, the origin and the subprotocol, refused with
+/// an HTTP status before the upgrade), then [`serve_socket`](Self::serve_socket) once upgraded
+/// (the parameters, the limits and `on_connect`, then the connection). A tokio-tungstenite
+/// server of your own:
 ///
 /// ```no_run
+/// use std::time::Duration;
+/// use ws_channels::http::header::SEC_WEBSOCKET_PROTOCOL;
 /// use ws_channels::tungstenite::handshake::server::{Request, Response};
 /// use ws_channels::{Channel, Server};
 /// # #[ws_channels::channel("chat/<room>")]
@@ -50,21 +55,35 @@ impl<S: Send + Sync + 'static> Server<S> {
 ///     let acceptor = acceptor.clone();
 ///     tokio::spawn(async move {
 ///         let mut head = None;
-///         let keep = |request: &Request, response: Response| {
-///             head = Some((request.uri().clone(), request.headers().clone()));
-///             Ok(response)
+///         let check = |request: &Request, mut response: Response| match acceptor.check(request) {
+///             Ok(protocol) => {
+///                 if let Some(protocol) = protocol {
+///                     response.headers_mut().insert(SEC_WEBSOCKET_PROTOCOL, protocol);
+///                 }
+///                 head = Some((request.uri().clone(), request.headers().clone()));
+///                 Ok(response)
+///             }
+///             // 404, 403, 400…: an HTTP answer, before the upgrade.
+///             Err(reject) => Err(reject.to_response().map(Some)),
 ///         };
-///         let Ok(socket) = tokio_tungstenite::accept_hdr_async(tcp, keep).await else {
+///         // The server's limits on message and frame sizes, and a bounded handshake.
+///         let config = Some(acceptor.websocket_config());
+///         let handshake = tokio_tungstenite::accept_hdr_async_with_config(tcp, check, config);
+///         let Ok(Ok(socket)) = tokio::time::timeout(Duration::from_secs(10), handshake).await else {
 ///             return;
 ///         };
 ///         if let Some((uri, headers)) = head {
-///             // Refused (an unknown address, `on_connect` said no): closed with a code.
+///             // Refused now (the limits, `on_connect`): closed with a code.
 ///             let _ = acceptor.serve_socket(&uri, &headers, Some(peer), socket).await;
 ///         }
 ///     });
 /// }
 /// # }
 /// ```
+///
+/// What your accept loop owns, which the standalone server does for its own sockets: a bound
+/// on the time to the upgrade (above: 10 s), and on the sockets in their handshake at once
+/// (the standalone server's [`max_pending_handshakes`](Server::max_pending_handshakes)).
 pub struct Acceptor<S = ()> {
     shared: Arc<Shared<S>>,
     handle: ServerHandle,
@@ -80,22 +99,61 @@ impl<S> Clone for Acceptor<S> {
 }
 
 impl<S: Send + Sync + 'static> Acceptor<S> {
+    /// The part of the decision an upgrade's handshake callback can take, before the 101: the
+    /// server is not shutting down (else 503), the path is a channel's (404), the request is
+    /// a WebSocket upgrade (405, 400, 426), its origin is allowed (403), and a typed client's
+    /// subprotocol offer is this channel's (400). `Ok` carries the subprotocol to name in the
+    /// 101 (`Sec-WebSocket-Protocol`), if any: without it a typed [`Client`](crate::Client)
+    /// refuses the 101 and connects again without offering one. A refusal is counted, and
+    /// [`Reject::to_response`] is the answer to send.
+    pub fn check<B>(&self, request: &http::Request<B>) -> Result<Option<http::HeaderValue>, Reject> {
+        let mut head = http::Request::new(());
+        *head.method_mut() = request.method().clone();
+        *head.uri_mut() = request.uri().clone();
+        *head.version_mut() = request.version();
+        *head.headers_mut() = request.headers().clone();
+        let (head, ()) = head.into_parts();
+        let checked = self
+            .shared
+            .check(&head)
+            .inspect_err(|reject| self.shared.refused(None, reject))?;
+        Ok(checked
+            .subprotocol
+            .and_then(|protocol| http::HeaderValue::from_str(&protocol).ok()))
+    }
+
+    /// The WebSocket settings of the server, for the upgrade your code makes
+    /// (tokio-tungstenite's defaults accept messages of 64 MiB): the read limits of
+    /// [`max_message_size`](Server::max_message_size) (a frame or message over twice it is
+    /// refused unread), and a write buffer bounded by a flush threshold plus one message of
+    /// [`max_outgoing_message_size`](Server::max_outgoing_message_size). (The server's own
+    /// sockets write data frames beside tungstenite's buffer; a socket of yours writes every
+    /// frame through it.)
+    pub fn websocket_config(&self) -> tokio_tungstenite::tungstenite::protocol::WebSocketConfig {
+        let config = self.shared.config.websocket;
+        // Room for one whole frame of the largest message over the flush threshold.
+        let bound = config
+            .write_buffer_size
+            .saturating_add(self.shared.hub.max_outgoing())
+            .saturating_add(16);
+        config.max_write_buffer_size(bound)
+    }
+
     /// Decides `socket`, already upgraded, as if its upgrade request (`uri`, with its path and
-    /// query, and `headers`) had come to the server from `remote_addr`; then runs its
-    /// connection in a task of its own, as every front end does, and returns at once.
+    /// query, and `headers`, as the client sent them: the decision checks the upgrade headers
+    /// too) had come to the server from `remote_addr`; then starts its connection in a task of
+    /// its own, as every front end does. Returns once decided (after `on_connect`), or once a
+    /// refused socket is closed.
     ///
-    /// The socket was upgraded before the decision, so a refusal cannot be an HTTP status: the
+    /// The socket was upgraded before this decision, so a refusal cannot be an HTTP status: the
     /// socket is closed with the close code that says the same, its reason as the reason
     /// (cut to 123 bytes), and the refusal is returned (and counted, like every refusal):
     ///
     /// | refusal | close code |
     /// |---|---|
-    /// | 408 (no decision within the handshake timeout), 503 (limits, shutting down) | 1013 (try again later: a reconnecting client retries) |
+    /// | 408 (no decision within the handshake timeout), 429, 503 (limits, shutting down) | 1013 (try again later: a reconnecting client retries) |
     /// | another 5xx (a panic in `on_connect`) | 1011 |
     /// | a 4xx (no such channel, a bad parameter, an origin, `on_connect`'s refusal) | 1008 (final) |
-    ///
-    /// The 101 your code sent named no subprotocol: a typed [`Client`](crate::Client), which
-    /// offers one, then connects again without it (it does so with any such server).
     pub async fn serve_socket<T>(
         &self,
         uri: &http::Uri,
