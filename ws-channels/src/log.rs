@@ -23,7 +23,9 @@ use tokio::time::Instant;
 /// Escaped are every control character (C0 including tab, CR and LF, DEL, C1) as `\n`, `\r`,
 /// `\t` or `\u{…}`, and likewise the bidirectional marks, embeddings, overrides and isolates
 /// and the Unicode line and paragraph separators. (`{:?}` would escape the controls too, but
-/// quote the text and escape its quotes and backslashes.)
+/// quote the text and escape its quotes and backslashes.) A backslash is written as it is, so
+/// a newline and the two characters `\n` look alike: the escapes are for reading, not for
+/// parsing back. Width and precision (`{:.64}`) are not applied.
 ///
 /// ```
 /// use ws_channels::Escaped;

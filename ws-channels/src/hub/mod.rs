@@ -29,6 +29,7 @@ use crate::channel::{Channel, Params};
 use crate::codec;
 use crate::conn_id::{self, ConnId};
 use crate::error::Error;
+use crate::log::Throttle;
 use crate::metrics::{Counters, EngineCount, Metrics};
 use crate::outbox::{OutboxSender, Pushed};
 
@@ -265,6 +266,9 @@ pub(crate) struct HubInner {
     /// the engine: two publishes racing on this node then reach every other node in the order
     /// they reached this one.
     publish_order: Mutex<()>,
+    /// Envelopes this node could not read are logged at most once per 10 s: a rolling deploy
+    /// that changes their version would otherwise log one line per message.
+    skipped_warnings: Mutex<Throttle>,
 }
 
 impl Default for HubInner {
@@ -276,6 +280,7 @@ impl Default for HubInner {
             counters: Arc::default(),
             max_outgoing: AtomicUsize::new(DEFAULT_MAX_OUTGOING),
             publish_order: Mutex::new(()),
+            skipped_warnings: Mutex::new(Throttle::new(Duration::from_secs(10))),
         }
     }
 }
@@ -518,8 +523,8 @@ impl Hub {
 /// the engine should stop.
 #[derive(Clone)]
 pub struct Inbound {
-    pub(super) hub: Weak<HubInner>,
-    pub(super) node: u64,
+    hub: Weak<HubInner>,
+    node: u64,
 }
 
 impl Inbound {
@@ -546,7 +551,15 @@ impl Inbound {
             Ok(received) => received,
             Err(error) => {
                 hub.counters.engine(EngineCount::Skipped, 1);
-                tracing::warn!(%error, bytes = wire.len(), "skipped an envelope from the backplane");
+                let now = tokio::time::Instant::now();
+                let allowed = hub
+                    .skipped_warnings
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .allow(now);
+                if let Some(suppressed) = allowed {
+                    tracing::warn!(%error, bytes = wire.len(), suppressed, "skipped an envelope from the backplane");
+                }
                 return 0;
             }
         };

@@ -93,21 +93,28 @@ pub(crate) enum Origins {
 }
 
 /// An origin as RFC 6454 compares them: scheme and host without regard to case, the port
-/// explicit (a scheme's default when none is written), no path.
+/// explicit (a scheme's default when none is written; none for a scheme without one, such as
+/// `tauri://localhost` or `chrome-extension://<id>`), no path.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Origin {
     pub(crate) scheme: String,
     host: String,
-    port: u16,
+    port: Option<u16>,
 }
 
 impl Origin {
     pub(crate) fn parse(origin: &str) -> Option<Self> {
         let (scheme, rest) = origin.split_once("://")?;
+        // RFC 3986 §3.1: a letter, then letters, digits, `+`, `-` and `.`.
+        let is_scheme = scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+            && scheme.chars().all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c));
+        if !is_scheme {
+            return None;
+        }
         let scheme = scheme.to_ascii_lowercase();
         // An allow-list entry may be written with a trailing `/`; an origin has no path.
         let authority = rest.strip_suffix('/').unwrap_or(rest);
-        if authority.is_empty() || authority.contains(['/', '?', '#', '@']) {
+        if authority.contains(['/', '?', '#', '@']) {
             return None;
         }
         let (host, port) = match authority.rsplit_once(':') {
@@ -115,14 +122,14 @@ impl Origin {
             Some((host, port)) if !port.contains(']') => (host, Some(port.parse().ok()?)),
             _ => (authority, None),
         };
-        let port = match port {
-            Some(port) => port,
-            None => match scheme.as_str() {
-                "http" | "ws" => 80,
-                "https" | "wss" => 443,
-                _ => return None,
-            },
-        };
+        if host.is_empty() {
+            return None;
+        }
+        let port = port.or(match scheme.as_str() {
+            "http" | "ws" => Some(80),
+            "https" | "wss" => Some(443),
+            _ => None,
+        });
         Some(Self {
             scheme,
             host: host.to_ascii_lowercase(),
@@ -148,12 +155,20 @@ mod tests {
         assert_ne!(parse("https://example.com"), parse("https://example.com:8443"));
         assert_eq!(
             parse("http://[::1]:8080").map(|o| (o.host, o.port)),
-            Some(("[::1]".into(), 8080))
+            Some(("[::1]".into(), Some(8080)))
         );
+        // Schemes without a default port: the port written, or none.
+        assert_eq!(parse("tauri://localhost").map(|o| o.port), Some(None));
+        assert_eq!(parse("TAURI://LocalHost"), parse("tauri://localhost"));
+        assert_ne!(parse("app://x"), parse("app://x:1"));
+        assert!(parse("chrome-extension://abcdefghijklmnop").is_some());
         for bad in [
             "null",
             "example.com",
             "https://",
+            "https://:8443",
+            "ht tp://a.com",
+            "1http://a.com",
             "https://a.com/path",
             "https://u@a.com",
         ] {

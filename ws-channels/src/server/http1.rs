@@ -1,5 +1,5 @@
 //! The standalone server's HTTP/1.1: reading an upgrade request's head from a raw socket and
-//! writing a response to it. What to answer is decided in `accept`.
+//! writing a response to it. What to answer is decided in `decision`.
 
 use http::{Response, StatusCode};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};

@@ -1,5 +1,5 @@
 //! Connection tasks and graceful shutdown, shared by every way of serving (the standalone
-//! accept loop, the axum integration).
+//! accept loop, the axum integration, the acceptor for sockets accepted elsewhere).
 
 use std::future::Future;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -112,8 +112,10 @@ impl Lifecycle {
 }
 
 /// Shuts a running server down gracefully from outside: get it with
-/// [`Server::handle`](crate::Server::handle) before serving. Needed with the axum integration,
-/// whose upgraded connections outlive axum's own graceful shutdown.
+/// [`Server::handle`](crate::Server::handle) before serving (or
+/// [`Acceptor::handle`](crate::Acceptor::handle)). Needed with the axum integration, whose
+/// upgraded connections outlive axum's own graceful shutdown, and with the acceptor, whose
+/// accept loop is yours.
 #[derive(Debug, Clone)]
 pub struct ServerHandle {
     pub(crate) lifecycle: Arc<Lifecycle>,

@@ -360,13 +360,14 @@ impl<S: Send + Sync + 'static> Server<S> {
     ///
     /// # Panics
     ///
-    /// When an entry is not an origin (`"example.com"` without its scheme, a path, a user):
+    /// When an entry is not an origin (`"example.com"` without its scheme, a path, a user, no
+    /// host; a scheme without a default port, such as `tauri://localhost`, is one):
     /// such an entry could never match, and every browser would get 403 with no other word.
     /// A configuration mistake, caught when the server is built rather than at the first
     /// browser's handshake.
     ///
     /// ```should_panic
-    /// // Panics: "allowed origin `example.com` is not an origin (scheme://host[:port])"
+    /// // Panics: "allowed origin `example.com` is not an origin (scheme://host[:port])".
     /// let server = ws_channels::Server::new().allowed_origins(["example.com"]);
     /// ```
     pub fn allowed_origins<I: IntoIterator<Item = O>, O: AsRef<str>>(mut self, origins: I) -> Self {

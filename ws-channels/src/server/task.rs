@@ -140,8 +140,9 @@ where
         span,
     } = registered;
     // Opened only now, with the 101 written and the socket handed over: a handshake refused
-    // after its registration (a shutdown that began during `on_connect`, a 101 that could not
-    // be written) counts as a refusal alone, never as a connection.
+    // after its registration (a shutdown that began during `on_connect`) counts as a refusal
+    // alone, and one whose 101 could not be written (the peer left) as nothing, never as a
+    // connection.
     registration.open();
     tracing::info!(parent: &span, "connection opened");
     let started = tokio::time::Instant::now();

@@ -93,7 +93,8 @@ impl<T: MessageSink + MessageStream + Send + 'static> Transport for Upgraded<T> 
                 Some(Frame::Encoded { at, len, kind }) => {
                     let payload = Bytes::copy_from_slice(batch.payload(at, len));
                     match kind {
-                        // A codec's text payload is UTF-8 (checked where it is encoded).
+                        // A codec's text payload is UTF-8 (a `Format`'s contract, checked in
+                        // debug builds where it is encoded); one that breaks it fails the write.
                         FrameKind::Text => WsMessage::Text(
                             Utf8Bytes::try_from(payload)
                                 .map_err(|_| WsError::Utf8("a text payload that is not UTF-8".to_owned()))?,

@@ -1,6 +1,6 @@
 //! A connection's writer: it drains the outbox in batches (one flush, usually one system call,
-//! per batch) and writes them on the connection's [`Socket`] without tungstenite's per-frame
-//! write path.
+//! per batch) onto the connection's transport; on the server's own [`Socket`], without
+//! tungstenite's per-frame write path.
 //!
 //! A server's data frame is the same bytes for every connection (servers do not mask, and no
 //! extension is negotiated): a two-to-ten-byte header and the payload. tungstenite builds a
@@ -35,7 +35,7 @@ use crate::outbox::{Batch, Frame, OutboxReceiver};
 /// Writes queued frames in batches (one flush, usually one syscall, per batch), then the close
 /// frame once the connection is closing and the queue is drained. If writing fails the
 /// connection is closed: later sends fail and the reader stops waiting.
-// Not an `async fn`, on purpose: see `run`.
+// Not an `async fn`, on purpose: see `task::run`.
 #[expect(clippy::manual_async_fn, reason = "an async fn keeps room for its arguments twice")]
 pub(super) fn write_loop<'a>(
     transport: &'a SharedTransport,
@@ -87,7 +87,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin + Send + 'static> Transport for Socket<I
 
 /// Writes `frames` in order and flushes, in one poll when the socket takes it all; on
 /// `Pending`, the frames not yet taken stay in `frames`. Data frames are appended to the
-/// [`Tap`] (flushed whenever it holds a write buffer's worth), control frames go through
+/// [`Tap`](super::socket::Tap) (flushed whenever it holds a write buffer's worth), control frames go through
 /// tungstenite and are flushed at once; every flush is tungstenite's, so its wakers see every
 /// wait for the socket.
 fn poll_write_frames<IO>(socket: &mut Socket<IO>, batch: &mut Batch, cx: &mut Context<'_>) -> Poll<Result<(), WsError>>
@@ -125,7 +125,7 @@ where
     poll_flush(socket, cx)
 }
 
-/// tungstenite's flush, which drains the [`Tap`] too. Once tungstenite has answered the peer's
+/// tungstenite's flush, which drains the [`Tap`](super::socket::Tap) too. Once tungstenite has answered the peer's
 /// close it refuses to flush, and that completes the flush: what the tap still holds then will
 /// never be written, which is an error here, so the frames are not counted as sent.
 fn poll_flush<IO>(socket: &mut Socket<IO>, cx: &mut Context<'_>) -> Poll<Result<(), WsError>>
