@@ -11,7 +11,9 @@
 //!
 //! - [`protocol`]: the JSON messages: commands a client sends, replies and pushes a server
 //!   sends, and the pre-encoded pieces that wrap an already-encoded frame into a `pub` push;
+//! - [`frame`]: a frame's `\n`-separated commands, and replies joined into frames;
 //! - [`codes`]: the error, disconnect and unsubscribe codes, and what the SDKs do with each.
 
 pub(crate) mod codes;
+pub(crate) mod frame;
 pub(crate) mod protocol;
