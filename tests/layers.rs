@@ -4,11 +4,14 @@
 //!   through `channel`: the `Channel` trait's provided functions (`publish`, `subscribe`,
 //!   `register`) name the server's, the client's and the codec's types in their signatures,
 //!   the one deliberate upward edge.
-//! - Inside each folder module (`server/`, `client/`, `hub/`, `spec/`), no two files import
-//!   each other, nor do longer circles form. A name a file takes from `super::` counts as an
-//!   import of the file that defines it, when `mod.rs` re-exports or imports it from there;
-//!   what `mod.rs` defines itself (the `Server` builder, the `Hub`) is the folder's root, which
-//!   its files extend (`impl Server` in a front end), so it is left out.
+//! - Inside each folder module (`server/`, `client/`, `hub/`, `spec/`, `session/`), no two
+//!   files import each other, nor do longer circles form. A name a file takes from `super::`
+//!   counts as an import of the file that defines it, when `mod.rs` re-exports or imports it
+//!   from there; what `mod.rs` defines itself (the `Server` builder, the `Hub`) is the
+//!   folder's root, which its files extend (`impl Server` in a front end), so it is left out.
+//!
+//! - `session/`, the sessions' wire layer, is tokio-free so a WebAssembly client can reuse it:
+//!   neither it nor any module it imports names tokio, `server`, `client` or `hub`.
 //!
 //! Imports are what a file's non-test code names as `crate::module…` or `super::module…`
 //! (grouped `{…}` forms included); comments and `#[cfg(test)] mod tests` are left out.
@@ -137,7 +140,7 @@ fn top_level_modules_form_no_circle_except_through_channel() {
 #[test]
 fn no_two_files_of_a_folder_module_import_each_other() {
     let src = src();
-    for folder in ["server", "client", "hub", "spec"] {
+    for folder in ["server", "client", "hub", "spec", "session"] {
         let dir = src.join(folder);
         let files = modules(&dir);
         // `pub use file::{A, B}` in mod.rs: `super::A` is file's.
@@ -187,6 +190,39 @@ fn no_two_files_of_a_folder_module_import_each_other() {
         if let Some(around) = circle(&graph) {
             panic!("the files of {folder}/ import in a circle: {}", around.join(" -> "));
         }
+    }
+}
+
+#[test]
+fn the_session_wire_layer_is_tokio_free() {
+    let src = src();
+    let top = modules(&src);
+    // `session` and every top-level module it reaches through `crate::` imports.
+    let mut reached = BTreeSet::from(["session".to_owned()]);
+    let mut todo = vec!["session".to_owned()];
+    while let Some(module) = todo.pop() {
+        for file in files_of(&src, &module) {
+            let code = code(&file);
+            let words: BTreeSet<&str> = code.split(|c: char| !(c.is_alphanumeric() || c == '_')).collect();
+            for runtime in ["tokio", "tokio_tungstenite", "tokio_rustls"] {
+                assert!(
+                    !words.contains(runtime),
+                    "{} names `{runtime}`, and `session` reaches it: the wire layer must stay tokio-free",
+                    file.display()
+                );
+            }
+            for name in names_after(&code, "crate::") {
+                if top.contains(&name) && reached.insert(name.clone()) {
+                    todo.push(name);
+                }
+            }
+        }
+    }
+    for forbidden in ["server", "client", "hub"] {
+        assert!(
+            !reached.contains(forbidden),
+            "`session` reaches `{forbidden}` through its imports: {reached:?}"
+        );
     }
 }
 

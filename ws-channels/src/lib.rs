@@ -119,6 +119,7 @@ mod metrics;
 mod outbox;
 mod pattern;
 mod server;
+mod session;
 #[cfg(feature = "asyncapi")]
 mod spec;
 mod subprotocol;
