@@ -443,8 +443,9 @@ fn channel_paths() -> Vec<(Template, FromPath)> {
     ]
 }
 
-/// Percent-decoding as RFC 3986 reads it, leniently: a `%` not followed by two hex digits is
-/// kept as it is (as WHATWG URL's percent-decode does). `None`: the bytes are not UTF-8.
+/// Percent-decoding as RFC 3986 reads it, strictly: a `%` not followed by two hex digits makes
+/// the segment invalid (kept as it is, `%zz` would be a second spelling of `%25zz`). `None`:
+/// not percent-encoding, or the bytes are not UTF-8.
 fn decode(segment: &str) -> Option<String> {
     let bytes = segment.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
@@ -460,6 +461,8 @@ fn decode(segment: &str) -> Option<String> {
                 out.push(u8::try_from(high * 16 + low).unwrap());
                 i += 3;
             }
+            // RFC 3986 §2.1: a `%` starts a triplet, or the segment is not percent-encoded.
+            (b'%', _, _) => return None,
             (byte, _, _) => {
                 out.push(byte);
                 i += 1;
@@ -718,6 +721,11 @@ fn very_long_paths_are_answered_quickly() {
         (
             "100 000 `%` signs",
             format!("/user/events/{}", "%".repeat(100_000)),
+            |r| matches!(r, Err(ParamError::InvalidEncoding { name: "userId", .. })),
+        ),
+        (
+            "100 000 `%25`",
+            format!("/user/events/{}", "%25".repeat(100_000)),
             |r| matches!(r, Ok(values) if values[0].len() == 100_000),
         ),
         (
