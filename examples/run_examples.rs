@@ -9,34 +9,13 @@
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use ws_channels_tests::{Component, require};
-
-/// `cargo test` builds the examples next to the test binary's `deps/` directory.
-fn example(name: &str) -> Command {
-    let deps = std::env::current_exe().expect("test binary path");
-    let dir: PathBuf = deps
-        .parent()
-        .and_then(|deps| deps.parent())
-        .expect("target profile dir")
-        .join("examples");
-    Command::new(dir.join(format!("{name}{}", std::env::consts::EXE_SUFFIX)))
-}
-
-/// A child process killed when the test ends, however it ends.
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use ws_channels_tests::{Component, Running, example, require};
 
 /// Starts a server example on port 0 and returns it with the address it printed.
 fn start_server(name: &str) -> (Running, String) {

@@ -7,42 +7,21 @@
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
 use ws_channels::ClientSocket;
-use ws_channels_tests::{Component, RedisServer, raw_http, read_until_close, require, within};
+use ws_channels_tests::{
+    Component, RedisServer, Running, example, handshake_status_at, raw_http, read_until_close, require, within,
+};
 
-/// The chat example's program, built by `cargo test` next to this test's `deps/` directory.
+/// The chat example's program, logging plain lines whatever the caller's settings: the tests
+/// read what the server logs.
 fn chat() -> Command {
-    let exe = std::env::current_exe().expect("test binary path");
-    let path = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("target profile dir")
-        .join("examples")
-        .join(format!("chat{}", std::env::consts::EXE_SUFFIX));
-    assert!(
-        path.is_file(),
-        "{} is missing: `cargo build -p ws-channels-examples --example chat` (`cargo test --workspace` builds it)",
-        path.display()
-    );
-    let mut command = Command::new(path);
-    // Plain lines whatever the caller's settings: the tests read what the server logs.
+    let mut command = example("chat");
     command.env("RUST_LOG", "info");
     command
-}
-
-/// A child process, killed when the test ends however it ends.
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 /// Forwards each line `from` writes (as bytes: what a terminal would be sent) until it ends.
@@ -110,16 +89,6 @@ async fn start_chat(args: &[&str]) -> (Running, SocketAddr, UnboundedReceiver<Ve
     (running, addr, logs)
 }
 
-/// The HTTP status the handshake to `path` gets (101 when it is accepted).
-async fn handshake_status(addr: SocketAddr, path: &str) -> u16 {
-    let url = format!("ws://{addr}{path}");
-    match within("handshake", tokio_tungstenite::connect_async(url.as_str())).await {
-        Ok((_, response)) => response.status().as_u16(),
-        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => response.status().as_u16(),
-        Err(other) => panic!("handshake to {url} failed without a status: {other}"),
-    }
-}
-
 async fn join(addr: SocketAddr, name: &str) -> ClientSocket {
     let url = format!("ws://{addr}/chat/lobby?name={name}");
     let (socket, _) = within("join the chat", tokio_tungstenite::connect_async(url.as_str()))
@@ -161,17 +130,20 @@ async fn a_name_with_a_control_character_is_refused_with_400() {
         "a%7Fb",
     ] {
         assert_eq!(
-            handshake_status(addr, &format!("/chat/lobby?name={name}")).await,
+            handshake_status_at(addr, &format!("/chat/lobby?name={name}"), &[]).await,
             400,
             "?name={name}"
         );
     }
     // The same rule for a name that comes with a token.
-    assert_eq!(handshake_status(addr, "/chat/lobby?token=demo-token-a%1Bb").await, 400);
+    assert_eq!(
+        handshake_status_at(addr, "/chat/lobby?token=demo-token-a%1Bb", &[]).await,
+        400
+    );
     // Whitespace around a name is trimmed, as before; other scripts are names.
     for name in ["ann", "%20ann%0A", "Zo%C3%AB"] {
         assert_eq!(
-            handshake_status(addr, &format!("/chat/lobby?name={name}")).await,
+            handshake_status_at(addr, &format!("/chat/lobby?name={name}"), &[]).await,
             101,
             "?name={name}"
         );

@@ -114,11 +114,54 @@ pub async fn raw_connect(server: &Served, path: &str) -> ClientSocket {
 
 /// The HTTP status a WebSocket handshake to `path` gets (101 when it is accepted).
 pub async fn handshake_status(server: &Served, path: &str) -> u16 {
-    let url = format!("{}{path}", server.base());
-    match within("handshake", tokio_tungstenite::connect_async(url.as_str())).await {
+    handshake_status_at(server.addr, path, &[]).await
+}
+
+/// The HTTP status a WebSocket handshake to `path` on `addr`, with `headers` added, gets (101
+/// when it is accepted): for servers other than a [`Served`] one (an example's process, a front
+/// end of a test's own).
+pub async fn handshake_status_at(addr: SocketAddr, path: &str, headers: &[(&'static str, &str)]) -> u16 {
+    use ws_channels::tungstenite::client::IntoClientRequest;
+    let url = format!("ws://{addr}{path}");
+    let mut request = url.as_str().into_client_request().expect("a request for the URL");
+    for (name, value) in headers {
+        request
+            .headers_mut()
+            .insert(*name, value.parse().expect("a header value"));
+    }
+    match within("handshake", tokio_tungstenite::connect_async(request)).await {
         Ok((_, response)) => response.status().as_u16(),
         Err(ws_channels::tungstenite::Error::Http(response)) => response.status().as_u16(),
         Err(other) => panic!("handshake to {url} failed without a status: {other}"),
+    }
+}
+
+/// An example program (`examples/`), as `cargo test` builds it: next to the test binary's
+/// `deps/` directory. Fails the test with the command that builds it when it is missing (a run
+/// narrowed to one test target does not build the examples).
+pub fn example(name: &str) -> std::process::Command {
+    let exe = std::env::current_exe().expect("test binary path");
+    let path = exe
+        .parent()
+        .and_then(std::path::Path::parent)
+        .expect("target profile dir")
+        .join("examples")
+        .join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        path.is_file(),
+        "{} is missing: `cargo build -p ws-channels-examples --examples` (`cargo test --workspace` builds it)",
+        path.display()
+    );
+    std::process::Command::new(path)
+}
+
+/// A child process, killed when the test ends however it ends.
+pub struct Running(pub std::process::Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
 }
 

@@ -17,7 +17,7 @@ use ws_channels::http::header::SEC_WEBSOCKET_PROTOCOL;
 use ws_channels::tungstenite::Message;
 use ws_channels::tungstenite::handshake::server::{Request, Response};
 use ws_channels::{Acceptor, Channel, Event, Reject, Server, channel};
-use ws_channels_tests::{next_text, read_until_close, within};
+use ws_channels_tests::{handshake_status_at, next_text, read_until_close, within};
 
 /// Said in a room, echoed to everyone there with the speaker's name.
 #[channel("room/<name>/<seat: u8>", name = "room")]
@@ -84,20 +84,6 @@ async fn serve(acceptor: Acceptor) -> SocketAddr {
         }
     });
     addr
-}
-
-/// The HTTP status a raw handshake to `path`, with `headers`, gets.
-async fn handshake_status(addr: SocketAddr, path: &str, headers: &[(&'static str, &str)]) -> u16 {
-    use ws_channels::tungstenite::client::IntoClientRequest;
-    let mut request = format!("ws://{addr}{path}").into_client_request().unwrap();
-    for (name, value) in headers {
-        request.headers_mut().insert(*name, value.parse().unwrap());
-    }
-    match within("handshake", tokio_tungstenite::connect_async(request)).await {
-        Ok((_, response)) => response.status().as_u16(),
-        Err(ws_channels::tungstenite::Error::Http(response)) => response.status().as_u16(),
-        Err(other) => panic!("{path}: {other}"),
-    }
 }
 
 /// The close code and reason a raw client gets at `path`.
@@ -167,13 +153,13 @@ async fn refusals_after_the_upgrade_are_close_codes_and_counted() {
     let metrics = server.metrics();
     let addr = serve(server.into_acceptor()).await;
     // Before the upgrade, in the handshake callback: HTTP statuses.
-    assert_eq!(handshake_status(addr, "/nowhere?user=a", &[]).await, 404);
+    assert_eq!(handshake_status_at(addr, "/nowhere?user=a", &[]).await, 404);
     assert_eq!(
-        handshake_status(addr, "/room/lobby/1?user=a", &[("origin", "https://evil.example")]).await,
+        handshake_status_at(addr, "/room/lobby/1?user=a", &[("origin", "https://evil.example")]).await,
         403
     );
     assert_eq!(
-        handshake_status(
+        handshake_status_at(
             addr,
             "/room/lobby/1?user=a",
             &[("sec-websocket-protocol", "wsc.v1.json.other")]
@@ -225,7 +211,7 @@ async fn bad_input_and_shutdown_end_connections_as_on_every_front_end() {
     let ((), (_, close)) = tokio::join!(handle.shutdown(), read_until_close(&mut socket));
     assert_eq!(close.map(|c| u16::from(c.code)), Some(1001));
     assert_eq!(
-        handshake_status(addr, "/room/lobby/2?user=a", &[]).await,
+        handshake_status_at(addr, "/room/lobby/2?user=a", &[]).await,
         503,
         "shutting down"
     );
