@@ -21,7 +21,7 @@ use super::handshake::Handshake;
 use super::lifecycle::Lifecycle;
 use super::limits::ConnectionLimits;
 use super::response::Reject;
-use super::router::Router;
+use super::router::{Matched, Router};
 use super::task::{self, ConnEnv};
 use super::transport::BoxedTransport;
 use crate::channel::{Channel, Params};
@@ -46,10 +46,12 @@ pub(crate) struct Shared<S> {
 /// task), and the front end's handshake state is freed when its task ends.
 pub(crate) type Session = Box<dyn FnOnce(BoxedTransport) + Send>;
 
-/// What [`Shared::check`] found: the key to answer, and the subprotocol to name.
-pub(crate) struct Checked {
+/// What [`Shared::check`] found: the key to answer, the subprotocol to name, and the channel
+/// the path matched (looked up once per handshake).
+pub(crate) struct Checked<'a, S> {
     pub(crate) key: String,
     pub(crate) subprotocol: Option<String>,
+    pub(crate) matched: Matched<'a, 'a, Box<dyn Route<S>>>,
 }
 
 /// An accepted handshake: the 101 to answer with, and the session to run after it.
@@ -86,9 +88,12 @@ impl<S: Send + Sync + 'static> Shared<S> {
         request: http::request::Parts,
         remote_addr: Option<SocketAddr>,
     ) -> Result<Accepted, Reject> {
-        let Checked { key, subprotocol } = self.check(&request)?;
         let request = Arc::new(request);
-        let matched = self.router.at(request.uri.path()).ok_or_else(Reject::not_found)?;
+        let Checked {
+            key,
+            subprotocol,
+            matched,
+        } = self.check(&request)?;
         let session = matched
             .route
             .accept(self, request.clone(), &matched.values, remote_addr)
@@ -103,13 +108,17 @@ impl<S: Send + Sync + 'static> Shared<S> {
 
     /// The part of the decision that needs no `await`: shutdown, route, upgrade headers,
     /// origin, subprotocol. Not counted here: the caller's refusal is.
-    pub(crate) fn check(&self, request: &http::request::Parts) -> Result<Checked, Reject> {
+    pub(crate) fn check<'a>(&'a self, request: &'a http::request::Parts) -> Result<Checked<'a, S>, Reject> {
         self.check_running()?;
         let matched = self.router.at(request.uri.path()).ok_or_else(Reject::not_found)?;
         let key = check_upgrade(request)?;
         self.check_origin(request)?;
         let subprotocol = check_subprotocol(request, matched.route.channel())?;
-        Ok(Checked { key, subprotocol })
+        Ok(Checked {
+            key,
+            subprotocol,
+            matched,
+        })
     }
 
     fn check_running(&self) -> Result<(), Reject> {

@@ -23,7 +23,6 @@ impl<S: Send + Sync + 'static> Server<S> {
     /// [`Acceptor::serve_socket`].
     pub fn into_acceptor(self) -> Acceptor<S> {
         Acceptor {
-            handle: self.handle(),
             shared: Arc::new(self.into_shared()),
         }
     }
@@ -86,14 +85,12 @@ impl<S: Send + Sync + 'static> Server<S> {
 /// (the standalone server's [`max_pending_handshakes`](Server::max_pending_handshakes)).
 pub struct Acceptor<S = ()> {
     shared: Arc<Shared<S>>,
-    handle: ServerHandle,
 }
 
 impl<S> Clone for Acceptor<S> {
     fn clone(&self) -> Self {
         Self {
             shared: self.shared.clone(),
-            handle: self.handle.clone(),
         }
     }
 }
@@ -189,7 +186,9 @@ impl<S: Send + Sync + 'static> Acceptor<S> {
 
     /// A handle to shut the server down gracefully: every connection is closed with 1001.
     pub fn handle(&self) -> ServerHandle {
-        self.handle.clone()
+        ServerHandle {
+            lifecycle: self.shared.lifecycle.clone(),
+        }
     }
 
     /// Closes a refused socket with the close code of its refusal, and waits (up to the close
