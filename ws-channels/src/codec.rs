@@ -338,6 +338,15 @@ where
         WsMessage::Ping(_) | WsMessage::Pong(_) | WsMessage::Frame(_) => return Ok(Inbound::Control),
         WsMessage::Text(_) | WsMessage::Binary(_) => {}
     }
+    decode_data::<C, M>(frame, validate).map(Inbound::Message)
+}
+
+/// Decodes and validates one data frame (text or binary: the caller has handled the others).
+pub(crate) fn decode_data<C, M>(frame: WsMessage, validate: fn(&M) -> Result<(), ValidationError>) -> Result<M, Error>
+where
+    C: Channel,
+    C::Codec: Format<M>,
+{
     let message = <C::Codec as Format<M>>::decode(frame).map_err(|error| match error {
         FrameError::Kind(FrameKind::Binary) => Error::UnexpectedBinary { channel: C::NAME },
         FrameError::Kind(FrameKind::Text) => Error::UnexpectedText { channel: C::NAME },
@@ -346,11 +355,8 @@ where
             source,
         },
     })?;
-    validate(&message).map_err(|source| Error::Validation {
-        channel: C::NAME,
-        source,
-    })?;
-    Ok(Inbound::Message(message))
+    validated::<C, M>(&message, validate)?;
+    Ok(message)
 }
 
 /// A frame's payload size.

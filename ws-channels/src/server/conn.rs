@@ -97,14 +97,27 @@ struct Handle<C: Channel, S, D> {
 /// Everything about a connection but its data, so callbacks written before `on_connect` can
 /// see the same connection without it.
 pub(crate) struct ConnInner<C: Channel, S> {
-    pub(crate) id: ConnId,
+    pub(crate) core: Core,
     pub(crate) params: C::Params,
+    pub(crate) state: Arc<S>,
+}
+
+/// The part of a connection that does not depend on its channel's types: what the connection
+/// task, compiled once for every channel, reads of it (see `bound`).
+pub(crate) struct Core {
+    pub(crate) id: ConnId,
     /// The concrete address, the name of the topic every connection is subscribed to.
     pub(crate) address: Arc<str>,
-    pub(crate) state: Arc<S>,
     pub(crate) remote_addr: Option<SocketAddr>,
     pub(crate) outbox: OutboxSender,
     pub(crate) hub: Hub,
+}
+
+impl Core {
+    /// Asks the connection to close (see [`Conn::close`]).
+    pub(crate) fn close(&self, code: CloseCode, reason: &str) {
+        self.outbox.request_close(code, reason);
+    }
 }
 
 impl<C: Channel, S, D> Clone for Conn<C, S, D> {
@@ -144,12 +157,17 @@ impl<C: Channel, S, D> Conn<C, S, D> {
     fn inner(&self) -> &ConnInner<C, S> {
         &self.handle.inner
     }
+
+    /// What the connection task reads of the connection.
+    pub(crate) fn core(&self) -> &Core {
+        &self.handle.inner.core
+    }
 }
 
 impl<C: Channel, S, D> Conn<C, S, D> {
     /// The connection's id.
     pub fn id(&self) -> ConnId {
-        self.inner().id
+        self.core().id
     }
 
     /// The typed path parameters it connected with.
@@ -159,7 +177,7 @@ impl<C: Channel, S, D> Conn<C, S, D> {
 
     /// The concrete address it connected to (`chat/lobby`), percent-encoded.
     pub fn address(&self) -> &str {
-        &self.inner().address
+        &self.core().address
     }
 
     /// The data `on_connect` returned.
@@ -174,12 +192,12 @@ impl<C: Channel, S, D> Conn<C, S, D> {
 
     /// The peer's socket address, when the transport has one.
     pub fn remote_addr(&self) -> Option<SocketAddr> {
-        self.inner().remote_addr
+        self.core().remote_addr
     }
 
     /// The server's hub, to publish anywhere.
     pub fn hub(&self) -> &Hub {
-        &self.inner().hub
+        &self.core().hub
     }
 
     /// Sends a server message to this connection.
@@ -193,7 +211,7 @@ impl<C: Channel, S, D> Conn<C, S, D> {
     /// policy lets it in: on a full queue a `DropNew` channel drops it unserialized (`Ok`),
     /// and a `Disconnect` channel closes the connection (`Err(Closed)`) whatever the message.
     pub async fn send(&self, message: &C::ServerMessage) -> Result<(), Error> {
-        sent(self.inner().hub.send_to_outbox::<C>(&self.inner().outbox, message)?)
+        sent(self.core().hub.send_to_outbox::<C>(&self.core().outbox, message)?)
     }
 
     /// Sends side-band bytes to this connection as one binary frame (an image, a file chunk),
@@ -202,18 +220,12 @@ impl<C: Channel, S, D> Conn<C, S, D> {
     /// the channel's lag policy like any message. On a MessagePack or raw channel, typed
     /// messages are binary frames too: the client tells them apart only by content.
     pub async fn send_binary(&self, bytes: impl Into<Bytes>) -> Result<(), Error> {
-        self.queue(self.inner().hub.check_outgoing(WsMessage::Binary(bytes.into()))?)
+        self.queue(self.core().hub.check_outgoing(WsMessage::Binary(bytes.into()))?)
     }
 
     /// Queues a checked frame under the lag policy.
     fn queue(&self, frame: WsMessage) -> Result<(), Error> {
-        sent(self.inner().outbox.push(frame))
-    }
-
-    /// Queues one of the runtime's error replies if there is room (see `OutboxSender::offer`);
-    /// `Ok(false)` when it was dropped.
-    pub(crate) fn offer_reply(&self, message: &C::ServerMessage) -> Result<bool, Error> {
-        Ok(self.inner().outbox.offer(self.inner().hub.encode::<C>(message)?))
+        sent(self.core().outbox.push(frame))
     }
 
     /// Sends a message to everyone on this connection's address, this connection included,
@@ -221,39 +233,38 @@ impl<C: Channel, S, D> Conn<C, S, D> {
     /// this node queued it and whether the engine took it for the others. Only an encoding
     /// failure is an `Err`, so `?` here never closes the sender because the engine is away.
     pub async fn broadcast(&self, message: &C::ServerMessage) -> Result<Published, Error> {
-        self.inner().hub.publish_to::<C>(&self.inner().address, message, None)
+        self.core().hub.publish_to::<C>(&self.core().address, message, None)
     }
 
     /// Sends a message to everyone on this connection's address except this connection, on
     /// every node.
     pub async fn broadcast_others(&self, message: &C::ServerMessage) -> Result<Published, Error> {
-        self.inner()
-            .hub
-            .publish_to::<C>(&self.inner().address, message, Some(self.id()))
+        let core = self.core();
+        core.hub.publish_to::<C>(&core.address, message, Some(core.id))
     }
 
     /// Subscribes this connection to another topic of its channel (another room, a named
     /// topic); `false` if it already was. Subscriptions end with the connection.
     pub fn join(&self, topic: impl IntoTopic<C>) -> bool {
-        topic.with_name(|name| self.inner().hub.join(self.id(), name))
+        topic.with_name(|name| self.core().hub.join(self.id(), name))
     }
 
     /// Unsubscribes this connection from a topic; `false` if it was not subscribed. A
     /// connection can leave even its own address.
     pub fn leave(&self, topic: impl IntoTopic<C>) -> bool {
-        topic.with_name(|name| self.inner().hub.leave(self.id(), name))
+        topic.with_name(|name| self.core().hub.leave(self.id(), name))
     }
 
     /// Closes the connection with a code and reason (truncated to the 123 bytes a close frame
     /// holds). Messages already queued are delivered first; later sends fail. Only the first
     /// close counts.
     pub fn close(&self, code: CloseCode, reason: &str) {
-        self.inner().outbox.request_close(code, reason);
+        self.core().close(code, reason);
     }
 
     /// Whether the connection is closing (a handler's `close`, an error, a limit, a shutdown).
     pub fn is_closing(&self) -> bool {
-        self.inner().outbox.is_closing()
+        self.core().outbox.is_closing()
     }
 }
 
@@ -262,9 +273,9 @@ impl<C: Channel, S, D: fmt::Debug> fmt::Debug for Conn<C, S, D> {
         f.debug_struct("Conn")
             .field("id", &self.id())
             .field("channel", &C::NAME)
-            .field("address", &self.inner().address)
+            .field("address", &self.core().address)
             .field("data", &self.handle.data)
-            .field("remote_addr", &self.inner().remote_addr)
+            .field("remote_addr", &self.core().remote_addr)
             .finish_non_exhaustive()
     }
 }

@@ -25,7 +25,7 @@ pub(crate) fn catch_sync<R>(run: impl FnOnce() -> R) -> Result<R, String> {
 
 /// Runs an observer (`on_error`, `on_lag`): it cannot change the outcome, so a panic is only
 /// logged.
-pub(crate) fn observe(channel: &'static str, callback: &'static str, run: impl FnOnce()) {
+pub(crate) fn observe(channel: &'static str, callback: &'static str, run: &mut dyn FnMut()) {
     if let Err(panic) = std::panic::catch_unwind(AssertUnwindSafe(run)) {
         tracing::warn!(
             channel,
@@ -54,6 +54,6 @@ mod tests {
         assert_eq!(catch(async { 1 }).await, Ok(1));
         let caught = catch(async { panic!("boom {}", 7) }).await;
         assert_eq!(caught, Err::<(), _>("boom 7".to_owned()));
-        observe("T", "on_error", || panic!("ignored"));
+        observe("T", "on_error", &mut || panic!("ignored"));
     }
 }

@@ -11,19 +11,18 @@ use tokio_tungstenite::tungstenite::Bytes;
 use super::conn::{CloseInfo, Conn, Lagged};
 use super::handshake::{Handshake, TokenSource};
 use super::response::Reject;
-use super::running::{self, BoxRunner, Mapped};
+use super::running::{self, BoxRunner};
 use crate::channel::{Channel, ClientSends};
+use crate::codec;
 use crate::error::{Error, HandlerResult};
 
 pub(crate) type ConnectFn<C, S, D> =
     Arc<dyn Fn(Handshake<C, S>) -> BoxFuture<'static, Result<D, Reject>> + Send + Sync>;
 pub(crate) type AuthorizeFn<C, D> = Arc<dyn Fn(&D, &<C as Channel>::Params) -> Result<(), Reject> + Send + Sync>;
 type OpenFn<C, S, D> = Arc<dyn Fn(Conn<C, S, D>) -> BoxFuture<'static, HandlerResult> + Send + Sync>;
-/// What `on_message` runs with: a connection's message.
-pub(crate) type MessageArgs<C, S, D> = (Conn<C, S, D>, <C as Channel>::ClientMessage);
 /// Makes a connection's runner of `on_message` (see `running`): its futures are made in place,
 /// not boxed one by one.
-type MessageFn<C, S, D> = Arc<dyn Fn() -> BoxRunner<MessageArgs<C, S, D>> + Send + Sync>;
+type MessageFn<C, S, D> = Arc<dyn Fn(Conn<C, S, D>) -> BoxRunner + Send + Sync>;
 type BinaryFn<C, S, D> = Arc<dyn Fn(Conn<C, S, D>, Bytes) -> BoxFuture<'static, HandlerResult> + Send + Sync>;
 type CloseFn<C, S, D> = Arc<dyn Fn(Conn<C, S, D>, CloseInfo) -> BoxFuture<'static, ()> + Send + Sync>;
 type ErrorFn<C, S, D> = Arc<dyn Fn(&Conn<C, S, D>, &Error) + Send + Sync>;
@@ -88,10 +87,9 @@ impl<C: Channel, S: Send + Sync + 'static> Callbacks<C, S, ()> {
             on_open: self
                 .on_open
                 .map(|f| -> OpenFn<C, S, D> { Arc::new(move |conn| f(conn.without_data())) }),
-            on_message: self.on_message.map(|make| -> MessageFn<C, S, D> {
-                let without_data = |(conn, message): MessageArgs<C, S, D>| (conn.without_data(), message);
-                Arc::new(move || Box::pin(Mapped::new(make(), without_data)))
-            }),
+            on_message: self
+                .on_message
+                .map(|make| -> MessageFn<C, S, D> { Arc::new(move |conn| make(conn.without_data())) }),
             on_binary: self
                 .on_binary
                 .map(|f| -> BinaryFn<C, S, D> { Arc::new(move |conn, bytes| f(conn.without_data(), bytes)) }),
@@ -257,8 +255,12 @@ impl<C: Channel, S: Send + Sync + 'static, D: Send + Sync + 'static> Handler<C, 
         F: Fn(Conn<C, S, D>, C::ClientMessage) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = HandlerResult> + Send + 'static,
     {
-        let on_message = Arc::new(move |(conn, message)| on_message(conn, message));
-        self.callbacks.on_message = Some(Arc::new(move || running::runner(on_message.clone())));
+        let on_message = Arc::new(on_message);
+        self.callbacks.on_message = Some(Arc::new(move |conn| {
+            running::runner(on_message.clone(), conn, |frame| {
+                codec::decode_data::<C, _>(frame, C::validate_client)
+            })
+        }));
         self
     }
 

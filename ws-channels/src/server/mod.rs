@@ -6,11 +6,13 @@
 //!   the application accepted itself) and the in-memory `testing` server;
 //! - a connection's task (`task`), which orchestrates its reader (`reader`, clocks in
 //!   `liveness`), its writer (`writer`) and the wake plumbing between them (`wake`), over its
-//!   transport (`transport`; the server's own socket is `socket`);
+//!   transport (`transport`; the server's own socket is `socket`); the task is compiled once,
+//!   and reaches its channel's types through the connection's binding (`bound`);
 //! - what handlers see: `Handshake` in `handshake`, `Conn` in `conn`, handlers in `handler`.
 
 #[cfg(feature = "axum")]
 mod axum;
+mod bound;
 mod config;
 mod conn;
 mod decision;

@@ -17,15 +17,14 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message as WsMessage};
 
+use super::bound::Binding;
 use super::config::Config;
-use super::conn::{CloseInfo, Conn, Lagged};
+use super::conn::{CloseInfo, Core};
 use super::guard;
-use super::handler::{Handler, MessageArgs};
 use super::limits::{RateLimitAction, TokenBucket};
 use super::liveness::{Clocks, Due};
 use super::running::{Outcome, Running};
-use crate::channel::Channel;
-use crate::codec::{self, Inbound};
+use crate::codec;
 use crate::error::{Error, Report};
 use crate::log::Escaped;
 use crate::outbox::OutboxReceiver;
@@ -61,10 +60,9 @@ fn no_status() -> CloseFrame {
 /// How many frames already read are handled in one turn of the read loop.
 const DRAIN: usize = 32;
 
-/// What the read loop keeps from turn to turn, `A` being its message handler's arguments. It
-/// belongs to the loop, outside every branch of its `select!`: a branch that loses the race
-/// loses none of it.
-struct State<A> {
+/// What the read loop keeps from turn to turn. It belongs to the loop, outside every branch of
+/// its `select!`: a branch that loses the race loses none of it.
+struct State {
     clocks: Clocks,
     /// Boxed: most connections have no rate limit, and this future lives as long as they do.
     bucket: Option<Box<TokenBucket>>,
@@ -78,14 +76,14 @@ struct State<A> {
     attention_waker: Option<Waker>,
     /// The handler running now, if any: polled as a branch of the loop, so the connection's
     /// timers, signals and close deadline keep running while it awaits.
-    running: Running<A>,
+    running: Running,
     /// When it started, for the `metrics` feature.
     stopwatch: Option<Stopwatch>,
     /// The peer's close frame, once read.
     peer_close: Option<CloseFrame>,
 }
 
-impl<A> State<A> {
+impl State {
     /// Sets the timer to what the clocks say is due next, if that changed.
     #[inline]
     fn arm(&mut self) {
@@ -102,9 +100,14 @@ impl<A> State<A> {
     }
 }
 
-pub(crate) struct Reader<'a, C: Channel, S, D> {
-    handler: &'a Handler<C, S, D>,
-    conn: &'a Conn<C, S, D>,
+/// The reading half of one connection, compiled once for every channel: it reaches the
+/// channel's types only through the connection's [`Binding`].
+pub(crate) struct Reader<'a> {
+    binding: &'a dyn Binding,
+    /// The binding's, asked for once.
+    core: &'a Core,
+    /// The channel's name, asked for once.
+    channel: &'static str,
     config: &'a Config,
     outbox: &'a OutboxReceiver,
     expires: Option<Instant>,
@@ -115,22 +118,17 @@ pub(crate) struct Reader<'a, C: Channel, S, D> {
     received: AtomicU64,
 }
 
-impl<'a, C, S, D> Reader<'a, C, S, D>
-where
-    C: Channel,
-    S: Send + Sync + 'static,
-    D: Send + Sync + 'static,
-{
+impl<'a> Reader<'a> {
     pub(crate) fn new(
-        handler: &'a Handler<C, S, D>,
-        conn: &'a Conn<C, S, D>,
+        binding: &'a dyn Binding,
         config: &'a Config,
         outbox: &'a OutboxReceiver,
         expires: Option<Instant>,
     ) -> Self {
         Self {
-            handler,
-            conn,
+            binding,
+            core: binding.core(),
+            channel: binding.channel(),
             config,
             outbox,
             expires,
@@ -192,7 +190,7 @@ where
     }
 
     /// The loop's state at the start, with `on_open` running if there is one.
-    fn open(&self) -> State<MessageArgs<C, S, D>> {
+    fn open(&self) -> State {
         let mut state = State {
             clocks: Clocks::new(self.config.liveness, self.expires),
             bucket: self.config.rate_limit.map(|limit| Box::new(TokenBucket::new(limit))),
@@ -203,10 +201,7 @@ where
             stopwatch: None,
             peer_close: None,
         };
-        if let Some(on_open) = &self.handler.callbacks.on_open {
-            // Called inside the guarded future, so a panic in its synchronous part is caught.
-            let (on_open, conn) = (on_open.clone(), self.conn.clone());
-            state.running.start_other(Box::pin(async move { on_open(conn).await }));
+        if self.binding.open(&mut state.running) {
             state.stopwatch = Some(self.started());
         }
         state
@@ -228,7 +223,7 @@ where
     }
 
     /// A handler that waited has ended.
-    fn on_handler_end(&self, state: &mut State<MessageArgs<C, S, D>>, outcome: Outcome) {
+    fn on_handler_end(&self, state: &mut State, outcome: Outcome) {
         self.finish(state.stopwatch.take(), outcome);
         // A handler that waited: the connection may well be idle now.
         state.running.release();
@@ -236,7 +231,7 @@ where
 
     /// The timer fired: does what the clocks say is due. Breaks when the peer's close reply
     /// is overdue.
-    fn on_tick(&self, state: &mut State<MessageArgs<C, S, D>>) -> ControlFlow<()> {
+    fn on_tick(&self, state: &mut State) -> ControlFlow<()> {
         state.armed = None;
         match state.clocks.due(Instant::now()) {
             Some(Due::Ping) => self.outbox.push_ping(),
@@ -244,9 +239,9 @@ where
             // so neither silence nor idleness can be told.
             Some(Due::PingTimeout) if state.running.is_running() => state.clocks.heard(false),
             Some(Due::Idle) if state.running.is_running() => state.clocks.heard(true),
-            Some(Due::PingTimeout) => self.conn.close(CloseCode::Away, "ping timeout"),
-            Some(Due::Idle) => self.conn.close(CloseCode::Away, "idle timeout"),
-            Some(Due::Expired) => self.conn.close(crate::CLOSE_CREDENTIALS_EXPIRED, "credentials expired"),
+            Some(Due::PingTimeout) => self.core.close(CloseCode::Away, "ping timeout"),
+            Some(Due::Idle) => self.core.close(CloseCode::Away, "idle timeout"),
+            Some(Due::Expired) => self.core.close(crate::CLOSE_CREDENTIALS_EXPIRED, "credentials expired"),
             Some(Due::CloseReply) => return ControlFlow::Break(()),
             None => {}
         }
@@ -261,7 +256,7 @@ where
     fn read_on<'s, M: MessageStream>(
         &'s self,
         mut flow: Flow,
-        state: &'s mut State<MessageArgs<C, S, D>>,
+        state: &'s mut State,
         stream: &'s mut M,
     ) -> impl Future<Output = ControlFlow<()>> + 's {
         async move {
@@ -336,13 +331,13 @@ where
         item: Option<Result<WsMessage, WsError>>,
         // Whether the connection was closing when the loop last looked.
         closing: bool,
-        state: &mut State<MessageArgs<C, S, D>>,
+        state: &mut State,
     ) -> Flow {
         match item {
             None | Some(Err(WsError::ConnectionClosed | WsError::AlreadyClosed)) => Flow::Break,
             Some(Err(WsError::Capacity(error))) => {
                 self.report(&Error::WebSocket(WsError::Capacity(error)));
-                self.conn.close(CloseCode::Size, "message too large");
+                self.core.close(CloseCode::Size, "message too large");
                 // The frame was not read to its end: the stream cannot be read further.
                 Flow::Break
             }
@@ -351,8 +346,8 @@ where
                 match &error {
                     // The peer vanished without a close: 1006, nobody to answer.
                     WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake) => {}
-                    WsError::Protocol(_) => self.conn.close(CloseCode::Protocol, "protocol error"),
-                    WsError::Utf8(_) => self.conn.close(CloseCode::Invalid, "invalid UTF-8"),
+                    WsError::Protocol(_) => self.core.close(CloseCode::Protocol, "protocol error"),
+                    WsError::Utf8(_) => self.core.close(CloseCode::Invalid, "invalid UTF-8"),
                     _ => {}
                 }
                 self.report(&Error::WebSocket(error));
@@ -376,7 +371,7 @@ where
                     Ok(Step::Done) => {}
                     Err(panic) => {
                         self.report(&Error::HandlerPanicked(panic));
-                        self.conn.close(CloseCode::Error, "internal error");
+                        self.core.close(CloseCode::Error, "internal error");
                     }
                 }
                 Flow::Continue
@@ -394,7 +389,7 @@ where
         frame: WsMessage,
         closing: bool,
         bucket: Option<&mut TokenBucket>,
-        running: &mut Running<MessageArgs<C, S, D>>,
+        running: &mut Running,
     ) -> Step {
         if closing {
             // Closing: the peer's messages are no longer dispatched, only its close reply counts.
@@ -421,29 +416,20 @@ where
             self.reject_frame(error);
             return Step::Done;
         }
-        let callbacks = &self.handler.callbacks;
-        // Binary frames are side-band bytes only where messages are text: on MessagePack and
-        // raw channels they are the messages.
-        if let (WsMessage::Binary(bytes), Some(on_binary), false) =
-            (&frame, &callbacks.on_binary, <C::Codec as crate::Codec>::BINARY)
-        {
-            self.count_in();
-            running.start_other(on_binary(self.conn.clone(), bytes.clone()));
-            return Step::Started;
+        match frame {
+            WsMessage::Text(_) | WsMessage::Binary(_) => {}
+            WsMessage::Close(frame) => return Step::PeerClosed(frame.unwrap_or_else(no_status)),
+            // Answered (pings) or checked (pongs) by the transport already.
+            WsMessage::Ping(_) | WsMessage::Pong(_) | WsMessage::Frame(_) => return Step::Done,
         }
-        match codec::decode::<C, C::ClientMessage>(frame, C::validate_client) {
-            Ok(Inbound::Message(message)) => {
+        match self.binding.dispatch(frame, running) {
+            Ok(started) => {
                 self.count_in();
-                match &callbacks.on_message {
-                    Some(make) => {
-                        running.start_message(|| make(), (self.conn.clone(), message));
-                        Step::Started
-                    }
-                    None => Step::Done,
+                match started {
+                    true => Step::Started,
+                    false => Step::Done,
                 }
             }
-            Ok(Inbound::Control) => Step::Done,
-            Ok(Inbound::Close(frame)) => Step::PeerClosed(frame.unwrap_or_else(no_status)),
             Err(error) => {
                 self.report(&error);
                 self.reject_frame(error);
@@ -462,22 +448,22 @@ where
         let received = self.received.load(Ordering::Relaxed);
         if received > 0 {
             self.received.store(0, Ordering::Relaxed);
-            self.conn.hub().counters().add(Count::MessagesIn, C::NAME, received);
+            self.core.hub.counters().add(Count::MessagesIn, self.channel, received);
         }
     }
 
     /// A message over the rate limit: close with 1013 (try again later), or drop it (with the channel's error
     /// reply, if it has one).
     fn rate_limited(&self, bucket: &mut TokenBucket, now: Instant) {
-        self.conn.hub().counters().add(Count::RateLimited, C::NAME, 1);
+        self.core.hub.counters().add(Count::RateLimited, self.channel, 1);
         self.report(&Error::RateLimited);
         let action = self.config.rate_limit.map(|limit| limit.action()).unwrap_or_default();
         match action {
-            RateLimitAction::Close => self.conn.close(CloseCode::Again, "rate limit exceeded"),
+            RateLimitAction::Close => self.core.close(CloseCode::Again, "rate limit exceeded"),
             RateLimitAction::Reply => {
-                if let Some(reply) = C::on_invalid(&Error::RateLimited) {
+                if let Some(reply) = self.binding.error_reply(&Error::RateLimited) {
                     match bucket.reply_due(now) {
-                        true => self.send_reply(&reply),
+                        true => self.send_reply(reply),
                         false => self.reply_dropped(),
                     }
                 }
@@ -486,15 +472,15 @@ where
     }
 
     fn reply_dropped(&self) {
-        let counters = self.conn.hub().counters();
-        counters.add(Count::ErrorRepliesDropped, C::NAME, 1);
+        let counters = self.core.hub.counters();
+        counters.add(Count::ErrorRepliesDropped, self.channel, 1);
     }
 
     /// The channel's invalid-input policy: reply with its error message, or close with 1007
     /// (undecodable), 1008 (failed validation) or 1009 (too large).
     fn reject_frame(&self, error: Error) {
-        if let Some(reply) = C::on_invalid(&error) {
-            self.send_reply(&reply);
+        if let Some(reply) = self.binding.error_reply(&error) {
+            self.send_reply(reply);
             return;
         }
         let code = match error {
@@ -504,13 +490,13 @@ where
             Error::UnexpectedBinary { .. } | Error::UnexpectedText { .. } => CloseCode::Unsupported,
             _ => CloseCode::Invalid,
         };
-        self.conn.close(code, &Report(&error).to_string());
+        self.core.close(code, &Report(&error).to_string());
     }
 
     /// Queues an error reply if the connection's queue has room: a reply never overflows (nor
     /// disconnects) the client it answers.
-    fn send_reply(&self, reply: &C::ServerMessage) {
-        match self.conn.offer_reply(reply) {
+    fn send_reply(&self, reply: Result<WsMessage, Error>) {
+        match reply.map(|frame| self.core.outbox.offer(frame)) {
             Ok(true) => {}
             Ok(false) => self.reply_dropped(),
             Err(error) => self.report(&error),
@@ -519,13 +505,13 @@ where
 
     /// Times a handler that just started.
     fn started(&self) -> Stopwatch {
-        self.conn.hub().counters().handler_started()
+        self.core.hub.counters().handler_started()
     }
 
     /// A handler finished: an error or a panic closes this connection with 1011.
     fn finish(&self, stopwatch: Option<Stopwatch>, outcome: Outcome) {
         if let Some(stopwatch) = stopwatch {
-            self.conn.hub().counters().handler_ran(C::NAME, stopwatch);
+            self.core.hub.counters().handler_ran(self.channel, stopwatch);
         }
         let error = match outcome {
             Ok(Ok(())) => return,
@@ -533,7 +519,7 @@ where
             Err(panic) => Error::HandlerPanicked(guard::panic_message(panic.as_ref())),
         };
         self.report(&error);
-        self.conn.close(CloseCode::Error, "internal error");
+        self.core.close(CloseCode::Error, "internal error");
     }
 
     fn report_lag(&self) {
@@ -541,27 +527,22 @@ where
         if dropped == 0 {
             return;
         }
-        let lagged = Lagged {
-            dropped,
-            policy: C::LAG_POLICY,
-        };
-        match &self.handler.callbacks.on_lag {
-            Some(on_lag) => guard::observe(C::NAME, "on_lag", || on_lag(self.conn, lagged)),
-            None => tracing::debug!(channel = C::NAME, id = %self.conn.id(), dropped, "slow consumer"),
+        if !self.binding.on_lag(dropped) {
+            tracing::debug!(channel = self.channel, id = %self.core.id, dropped, "slow consumer");
         }
     }
 
     fn report(&self, error: &Error) {
-        match &self.handler.callbacks.on_error {
-            Some(on_error) => guard::observe(C::NAME, "on_error", || on_error(self.conn, error)),
-            None => match error {
-                Error::Handler(_) | Error::HandlerPanicked(_) => {
-                    tracing::warn!(channel = C::NAME, id = %self.conn.id(), error = %Escaped(Report(error)), "handler failed")
-                }
-                _ => {
-                    tracing::debug!(channel = C::NAME, id = %self.conn.id(), error = %Escaped(Report(error)), "connection error")
-                }
-            },
+        if self.binding.on_error(error) {
+            return;
+        }
+        match error {
+            Error::Handler(_) | Error::HandlerPanicked(_) => {
+                tracing::warn!(channel = self.channel, id = %self.core.id, error = %Escaped(Report(error)), "handler failed")
+            }
+            _ => {
+                tracing::debug!(channel = self.channel, id = %self.core.id, error = %Escaped(Report(error)), "connection error")
+            }
         }
     }
 }

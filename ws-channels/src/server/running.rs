@@ -8,20 +8,27 @@
 //! let go once the connection has read all it was sent.
 
 use std::future::Future;
+use std::marker::PhantomData;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use futures_util::future::BoxFuture;
+use tokio_tungstenite::tungstenite::Message as WsMessage;
 
-use crate::error::HandlerResult;
+use crate::error::{Error, HandlerResult};
 
-/// Calls a handler with `A` and runs its future in place, one at a time, again and again.
-pub(crate) trait Runner<A>: Send {
-    /// Calls the handler and puts its future in place of the previous one (dropped if it had
-    /// not finished).
-    fn start(self: Pin<&mut Self>, args: A);
+/// Decodes a connection's messages and calls its message handler with each, running the
+/// handler's future in place, one at a time, again and again.
+///
+/// Not generic: the connection task that keeps one is compiled once for every channel; the
+/// message's type is the runner's own.
+pub(crate) trait Runner: Send {
+    /// Decodes and validates a data frame (text or binary), then calls the handler with the
+    /// message and puts its future in place of the previous one (dropped if it had not
+    /// finished). A frame that does not decode or validate starts nothing.
+    fn start(self: Pin<&mut Self>, frame: WsMessage) -> Result<(), Error>;
 
     /// Polls the future; once it is ready the place is empty again (`Pending` if empty).
     fn poll_run(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<HandlerResult>;
@@ -33,25 +40,34 @@ pub(crate) trait Runner<A>: Send {
 }
 
 /// A boxed [`Runner`], as a connection keeps one.
-pub(crate) type BoxRunner<A> = Pin<Box<dyn Runner<A>>>;
+pub(crate) type BoxRunner = Pin<Box<dyn Runner>>;
 
 pin_project_lite::pin_project! {
-    /// The [`Runner`] of a handler `G` (shared by every connection of the channel).
-    struct InPlace<G, Fut> {
+    /// The [`Runner`] of a handler `G` (shared by every connection of the channel) for one
+    /// connection `K`, decoding with `Dec` (the channel's decoding, a zero-sized function:
+    /// called statically, inside the one indirect call per message).
+    struct InPlace<K, M, Dec, G, Fut> {
         handler: Arc<G>,
+        conn: K,
+        decode: Dec,
         #[pin]
         future: Option<Fut>,
+        message: PhantomData<fn(M)>,
     }
 }
 
-impl<A, G, Fut> Runner<A> for InPlace<G, Fut>
+impl<K, M, Dec, G, Fut> Runner for InPlace<K, M, Dec, G, Fut>
 where
-    G: Fn(A) -> Fut + Send + Sync,
+    K: Clone + Send,
+    Dec: Fn(WsMessage) -> Result<M, Error> + Send,
+    G: Fn(K, M) -> Fut + Send + Sync,
     Fut: Future<Output = HandlerResult> + Send,
 {
-    fn start(self: Pin<&mut Self>, args: A) {
+    fn start(self: Pin<&mut Self>, frame: WsMessage) -> Result<(), Error> {
         let mut this = self.project();
-        this.future.set(Some((this.handler)(args)));
+        let message = (this.decode)(frame)?;
+        this.future.set(Some((this.handler)(this.conn.clone(), message)));
+        Ok(())
     }
 
     fn poll_run(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<HandlerResult> {
@@ -73,46 +89,23 @@ where
     }
 }
 
-/// Makes a runner for `handler`: called once per connection, at its first message.
-pub(crate) fn runner<A, G, Fut>(handler: Arc<G>) -> BoxRunner<A>
+/// Makes a runner of `handler` for the connection `conn`, decoding with `decode`: called once
+/// per burst of a connection's messages.
+pub(crate) fn runner<K, M, Dec, G, Fut>(handler: Arc<G>, conn: K, decode: Dec) -> BoxRunner
 where
-    A: 'static,
-    G: Fn(A) -> Fut + Send + Sync + 'static,
+    K: Clone + Send + 'static,
+    M: 'static,
+    Dec: Fn(WsMessage) -> Result<M, Error> + Send + 'static,
+    G: Fn(K, M) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = HandlerResult> + Send + 'static,
 {
-    Box::pin(InPlace { handler, future: None })
-}
-
-/// A runner whose handler takes other arguments: `map` turns this runner's into the inner's
-/// (a handler written before `on_connect` sees the connection without its data).
-pub(crate) struct Mapped<A, B> {
-    inner: BoxRunner<B>,
-    map: fn(A) -> B,
-}
-
-impl<A, B> Mapped<A, B> {
-    pub(crate) fn new(inner: BoxRunner<B>, map: fn(A) -> B) -> Self {
-        Self { inner, map }
-    }
-}
-
-impl<A: 'static, B: 'static> Runner<A> for Mapped<A, B> {
-    fn start(self: Pin<&mut Self>, args: A) {
-        let this = self.get_mut();
-        this.inner.as_mut().start((this.map)(args));
-    }
-
-    fn poll_run(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<HandlerResult> {
-        self.get_mut().inner.as_mut().poll_run(cx)
-    }
-
-    fn clear(self: Pin<&mut Self>) {
-        self.get_mut().inner.as_mut().clear();
-    }
-
-    fn is_running(&self) -> bool {
-        self.inner.is_running()
-    }
+    Box::pin(InPlace {
+        handler,
+        conn,
+        decode,
+        future: None,
+        message: PhantomData,
+    })
 }
 
 /// How a handler ended: its result, or the payload of its panic.
@@ -120,26 +113,19 @@ pub(crate) type Outcome = Result<HandlerResult, Box<dyn std::any::Any + Send>>;
 
 /// The handler a connection runs (at most one at a time, in order): its message handler in
 /// its runner, or one of the rarer ones (`on_open`, `on_binary`) boxed.
-pub(crate) struct Running<A> {
+#[derive(Default)]
+pub(crate) struct Running {
     /// The message handler's runner, made at the first message of a burst.
-    message: Option<BoxRunner<A>>,
+    message: Option<BoxRunner>,
     /// A handler of another kind, running now.
     other: Option<BoxFuture<'static, HandlerResult>>,
 }
 
-impl<A> Default for Running<A> {
-    fn default() -> Self {
-        Self {
-            message: None,
-            other: None,
-        }
-    }
-}
-
-impl<A> Running<A> {
-    /// Starts the message handler (`make` makes its runner, the first time).
-    pub(crate) fn start_message(&mut self, make: impl FnOnce() -> BoxRunner<A>, args: A) {
-        self.message.get_or_insert_with(make).as_mut().start(args);
+impl Running {
+    /// Starts the message handler on a data frame (`make` makes its runner, the first time):
+    /// `Err` if the frame does not decode or validate.
+    pub(crate) fn start_message(&mut self, make: impl FnOnce() -> BoxRunner, frame: WsMessage) -> Result<(), Error> {
+        self.message.get_or_insert_with(make).as_mut().start(frame)
     }
 
     /// Starts a handler of another kind.
@@ -199,22 +185,35 @@ mod tests {
 
     use super::*;
 
-    fn poll<A>(running: &mut Running<A>) -> Poll<Outcome> {
+    fn poll(running: &mut Running) -> Poll<Outcome> {
         running.poll(&mut Context::from_waker(Waker::noop()))
     }
 
-    fn counting(runs: &Arc<AtomicUsize>) -> BoxRunner<u32> {
+    /// A text frame holding a number.
+    fn frame(n: u32) -> WsMessage {
+        WsMessage::text(n.to_string())
+    }
+
+    /// Decodes a number, as a channel's decoding would its message.
+    fn number(frame: WsMessage) -> Result<u32, Error> {
+        let text = frame.into_text().map_err(|_| Error::closed(None))?;
+        text.parse().map_err(|_| Error::closed(None))
+    }
+
+    /// A runner adding each message to `runs`, for the connection `conn` (added too).
+    fn counting(runs: &Arc<AtomicUsize>, conn: u32) -> BoxRunner {
         let runs = runs.clone();
-        runner(Arc::new(move |n: u32| {
+        let handler = Arc::new(move |conn: u32, n: u32| {
             let runs = runs.clone();
             async move {
-                runs.fetch_add(n as usize, Ordering::Relaxed);
+                runs.fetch_add((conn + n) as usize, Ordering::Relaxed);
                 match n {
                     0 => Err("zero".into()),
                     _ => Ok(()),
                 }
             }
-        }))
+        });
+        runner(handler, conn, number)
     }
 
     #[test]
@@ -224,11 +223,11 @@ mod tests {
         let mut running = Running::default();
         let make = || {
             made.fetch_add(1, Ordering::Relaxed);
-            counting(&runs)
+            counting(&runs, 0)
         };
         assert!(!running.is_running());
         for n in [1, 2, 0] {
-            running.start_message(make, n);
+            running.start_message(make, frame(n)).expect("decodes");
             assert!(running.is_running());
             let outcome = poll(&mut running);
             assert!(matches!(outcome, Poll::Ready(Ok(ref result)) if result.is_ok() == (n != 0)));
@@ -239,14 +238,33 @@ mod tests {
         assert!(poll(&mut running).is_pending(), "nothing runs");
         running.release();
         assert!(running.message.is_none(), "let go when idle");
-        running.start_message(make, 1);
+        running.start_message(make, frame(1)).expect("decodes");
         assert!(matches!(poll(&mut running), Poll::Ready(Ok(Ok(())))));
         assert_eq!(made.load(Ordering::Relaxed), 2);
     }
 
     #[test]
+    fn the_runner_passes_its_connection_and_starts_nothing_on_a_bad_frame() {
+        let runs = Arc::new(AtomicUsize::new(0));
+        let mut running = Running::default();
+        running
+            .start_message(|| counting(&runs, 10), frame(3))
+            .expect("decodes");
+        assert!(matches!(poll(&mut running), Poll::Ready(Ok(Ok(())))));
+        assert_eq!(
+            runs.load(Ordering::Relaxed),
+            13,
+            "the handler saw the connection and the message"
+        );
+        let bad = running.start_message(|| unreachable!("kept"), WsMessage::text("x"));
+        assert!(bad.is_err());
+        assert!(!running.is_running(), "a bad frame starts nothing");
+        assert_eq!(runs.load(Ordering::Relaxed), 13);
+    }
+
+    #[test]
     fn a_waiting_handler_is_polled_again_and_a_panic_ends_it() {
-        let mut running = Running::<u32>::default();
+        let mut running = Running::default();
         let mut polls = 0;
         running.start_other(Box::pin(std::future::poll_fn(move |_| {
             polls += 1;
@@ -261,26 +279,23 @@ mod tests {
         assert!(matches!(poll(&mut running), Poll::Ready(Ok(Ok(())))));
         assert!(!running.is_running());
 
-        let boom = runner(Arc::new(|n: u32| async move {
-            assert!(n > 1, "boom");
-            Ok(())
-        }));
-        running.start_message(|| boom, 1);
+        let boom = runner(
+            Arc::new(|(), n: u32| async move {
+                assert!(n > 1, "boom");
+                Ok(())
+            }),
+            (),
+            number,
+        );
+        running.start_message(|| boom, frame(1)).expect("decodes");
         let Poll::Ready(Err(panic)) = poll(&mut running) else {
             panic!("the panic is caught")
         };
         assert_eq!(panic.downcast_ref::<&str>(), Some(&"boom"));
         assert!(!running.is_running());
-        running.start_message(|| unreachable!("kept"), 2);
+        running
+            .start_message(|| unreachable!("kept"), frame(2))
+            .expect("decodes");
         assert!(matches!(poll(&mut running), Poll::Ready(Ok(Ok(())))));
-    }
-
-    #[test]
-    fn mapped_runners_take_other_arguments() {
-        let runs = Arc::new(AtomicUsize::new(0));
-        let mut running = Running::default();
-        running.start_message(|| Box::pin(Mapped::new(counting(&runs), |n: u64| n as u32 * 2)), 3);
-        assert!(matches!(poll(&mut running), Poll::Ready(Ok(Ok(())))));
-        assert_eq!(runs.load(Ordering::Relaxed), 6);
     }
 }

@@ -19,8 +19,9 @@ use std::task::{Context, Poll};
 use futures_util::future::poll_fn;
 use tracing::Instrument;
 
+use super::bound::{Binding, Bound};
 use super::config::Config;
-use super::conn::{CloseInfo, Conn, ConnInner};
+use super::conn::{CloseInfo, Conn, ConnInner, Core};
 use super::guard;
 use super::handler::Handler;
 use super::limits::Slot;
@@ -52,15 +53,16 @@ pub(crate) struct ConnEnv<S> {
 /// its address's topic), so that once the client has the 101 it receives everything published
 /// to its address. Dropping it without [`run`]ning it (the 101 could not be written, the upgrade
 /// failed) detaches it again and frees its limit slot.
-pub(crate) struct Registered<C: Channel, S, D> {
-    handler: Arc<Handler<C, S, D>>,
-    registration: Registration<C, S, D>,
+pub(crate) struct Registered {
+    registration: Registration,
     config: Arc<Config>,
     expires: Option<tokio::time::Instant>,
     span: tracing::Span,
 }
 
-/// Registers an accepted connection with the hub, before its 101 is written.
+/// Registers an accepted connection with the hub, before its 101 is written. The one part of
+/// a connection's life that knows its channel's types: from here on the connection is its
+/// [`Binding`].
 pub(crate) fn register<C, S, D>(
     handler: Arc<Handler<C, S, D>>,
     params: C::Params,
@@ -68,20 +70,12 @@ pub(crate) fn register<C, S, D>(
     address: Arc<str>,
     data: D,
     env: ConnEnv<S>,
-) -> Registered<C, S, D>
+) -> Registered
 where
     C: Channel,
     S: Send + Sync + 'static,
     D: Send + Sync + 'static,
 {
-    // Never the query string (tokens travel there): the channel, its address and the peer.
-    let span = tracing::info_span!(
-        "ws_conn",
-        channel = C::NAME,
-        %address,
-        id = %env.id,
-        remote_addr = ?env.remote_addr,
-    );
     let ConnEnv {
         id,
         remote_addr,
@@ -95,23 +89,38 @@ where
     let (sender, receiver) = outbox(C::NAME, config.outbound_queue, C::LAG_POLICY, counters);
     hub.attach::<C>(id, sender.clone());
     hub.join(id, &address);
-    let conn = Conn::new(
-        ConnInner {
-            id,
-            params,
-            address,
-            state,
-            remote_addr,
-            outbox: sender,
-            hub,
-        },
-        data,
+    let core = Core {
+        id,
+        address,
+        remote_addr,
+        outbox: sender,
+        hub,
+    };
+    let conn = Conn::new(ConnInner { core, params, state }, data);
+    registered(Box::new(Bound::new(handler, conn)), receiver, slot, config, expires)
+}
+
+/// The registered connection, its types erased.
+fn registered(
+    binding: Box<dyn Binding>,
+    outbox: OutboxReceiver,
+    slot: Slot,
+    config: Arc<Config>,
+    expires: Option<tokio::time::Instant>,
+) -> Registered {
+    let core = binding.core();
+    // Never the query string (tokens travel there): the channel, its address and the peer.
+    let span = tracing::info_span!(
+        "ws_conn",
+        channel = binding.channel(),
+        address = %core.address,
+        id = %core.id,
+        remote_addr = ?core.remote_addr,
     );
     Registered {
-        handler,
         registration: Registration {
-            conn,
-            outbox: receiver,
+            binding,
+            outbox,
             _slot: slot,
             opened: false,
         },
@@ -126,14 +135,8 @@ where
 /// A function returning an `async move` block, like the reader's and the writer's loops,
 /// rather than an `async fn`: an async fn moves its arguments into locals of its body, and the
 /// compiler keeps room for both for the connection's whole life.
-pub(crate) fn run<C, S, D>(registered: Registered<C, S, D>, transport: BoxedTransport) -> impl Future<Output = ()>
-where
-    C: Channel,
-    S: Send + Sync + 'static,
-    D: Send + Sync + 'static,
-{
+pub(crate) fn run(registered: Registered, transport: BoxedTransport) -> impl Future<Output = ()> {
     let Registered {
-        handler,
         mut registration,
         config,
         expires,
@@ -151,18 +154,17 @@ where
     // reader and the writer borrow what this future owns, rather than taking copies of it.
     async move {
         let info = {
-            let Registration { conn, outbox, .. } = &registration;
+            let Registration { binding, outbox, .. } = &registration;
+            let (binding, channel) = (&**binding, binding.channel());
             let mut stream = WokenStream::new(&transport);
-            let reader = Reader::new(&handler, conn, &config, outbox, expires);
+            let reader = Reader::new(binding, &config, outbox, expires);
             let reader = std::pin::pin!(reader.read_loop(&mut stream));
-            let writer = std::pin::pin!(write_loop(&transport, outbox, conn.hub().counters(), C::NAME));
+            let writer = std::pin::pin!(write_loop(&transport, outbox, binding.core().hub.counters(), channel));
             drive(reader, writer, outbox, &config, &span).await
         };
         // The peer is gone or the close handshake is over: the socket closes now, before
         // `on_close` runs (which may take its time), and nothing queued can be delivered.
         drop(transport);
-        let conn = registration.conn.clone();
-        drop(registration);
         tracing::info!(
             parent: &span,
             code = u16::from(info.code),
@@ -173,14 +175,14 @@ where
             duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
             "connection closed"
         );
-        if let Some(on_close) = &handler.callbacks.on_close {
-            // Called inside the guarded future, so a panic in its synchronous part is caught.
-            let closing = conn.clone();
-            if let Err(panic) = guard::catch(async move { on_close(closing, info).await })
-                .instrument(span)
-                .await
-            {
-                tracing::warn!(channel = C::NAME, id = %conn.id(), panic = %Escaped(panic), "on_close panicked");
+        let (channel, id) = (registration.binding.channel(), registration.binding.core().id);
+        let on_close = registration.binding.on_close(info);
+        drop(registration);
+        if let Some(on_close) = on_close {
+            // Guarded from its first poll, where the callback is called, so a panic in its
+            // synchronous part is caught.
+            if let Err(panic) = guard::catch(on_close).instrument(span).await {
+                tracing::warn!(channel, %id, panic = %Escaped(panic), "on_close panicked");
             }
         }
     }
@@ -252,30 +254,30 @@ fn drive<'a>(
 /// when a shutdown times out. Ends the outbox (later sends fail), leaves every topic and frees
 /// the connection-limit slot.
 ///
-/// It also owns the connection's handle for the task (the hub and the id are the handle's), so
+/// It also owns the connection's binding for the task (the hub and the id are its core's), so
 /// the task keeps one copy of each.
-struct Registration<C: Channel, S, D> {
-    conn: Conn<C, S, D>,
+struct Registration {
+    binding: Box<dyn Binding>,
     outbox: OutboxReceiver,
     _slot: Slot,
     /// Counted as an open connection (its task began), so to be counted as closed.
     opened: bool,
 }
 
-impl<C: Channel, S, D> Registration<C, S, D> {
+impl Registration {
     fn open(&mut self) {
         self.opened = true;
-        self.conn.hub().counters().opened(C::NAME);
+        self.binding.core().hub.counters().opened(self.binding.channel());
     }
 }
 
-impl<C: Channel, S, D> Drop for Registration<C, S, D> {
+impl Drop for Registration {
     fn drop(&mut self) {
         self.outbox.end();
-        let hub = self.conn.hub();
-        hub.detach(self.conn.id());
+        let core = self.binding.core();
+        core.hub.detach(core.id);
         if self.opened {
-            hub.counters().closed(C::NAME);
+            core.hub.counters().closed(self.binding.channel());
         }
     }
 }
