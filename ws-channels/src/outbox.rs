@@ -6,6 +6,10 @@
 //! [`OutboxReceiver`] is owned by the connection task: it drains frames in batches, learns the
 //! close frame, and reports lag. Dropping the receiver (the task ended, however) ends the
 //! outbox: later pushes fail.
+//!
+//! A session's outbox (`session_outbox`) is the same queue under the same lock, shared by the
+//! session's subscriptions: each pushes into a slot of its own, bounded under its channel's lag
+//! policy, and the session's own replies join into frames as they are queued (see [`Slots`]).
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
