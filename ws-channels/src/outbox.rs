@@ -6,6 +6,10 @@
 //! [`OutboxReceiver`] is owned by the connection task: it drains frames in batches, learns the
 //! close frame, and reports lag. Dropping the receiver (the task ended, however) ends the
 //! outbox: later pushes fail.
+//!
+//! A session's outbox (`session_outbox`) is the same queue under the same lock, shared by the
+//! session's subscriptions: each pushes into a slot of its own, bounded under its channel's lag
+//! policy, and the session's own replies join into frames as they are queued (see [`Slots`]).
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
@@ -24,6 +28,7 @@ use crate::channel::{Channel, LagPolicy};
 use crate::codec::{self, FrameKind};
 use crate::error::Error;
 use crate::metrics::{Count, Counters};
+use crate::session::codes::DisconnectCode;
 use crate::transport::close_frame;
 
 /// What happened to one pushed message.
@@ -86,6 +91,9 @@ impl Batch {
         self.bytes.clear();
         std::mem::swap(&mut state.queue, &mut self.frames);
         std::mem::swap(&mut state.bytes, &mut self.bytes);
+        if let Some(slots) = state.session.as_deref_mut() {
+            slots.taken();
+        }
     }
 
     /// Appends an encoded frame, as a send to the outbox does.
@@ -149,8 +157,32 @@ pub(crate) fn outbox(
     policy: LagPolicy,
     counters: Arc<Counters>,
 ) -> (OutboxSender, OutboxReceiver) {
+    new_outbox(channel, capacity, policy, counters, State::default())
+}
+
+/// Creates a session's outbox: its subscriptions' pushes go into [slots](Slots), each bounded
+/// by `limits.per_slot` frames under its channel's lag policy, and everything queued by
+/// `limits.max_queued_bytes`; its own messages join into frames of at most `limits.max_frame`
+/// bytes.
+#[cfg_attr(not(test), expect(dead_code, reason = "used by the session endpoint, slice 3"))]
+pub(crate) fn session_outbox(limits: SessionLimits, counters: Arc<Counters>) -> (OutboxSender, OutboxReceiver) {
+    let state = State {
+        session: Some(Box::new(Slots::new(limits))),
+        ..State::default()
+    };
+    // A session has no lag policy of its own: each slot has its channel's.
+    new_outbox(SESSION, limits.per_slot, LagPolicy::Disconnect, counters, state)
+}
+
+fn new_outbox(
+    channel: &'static str,
+    capacity: usize,
+    policy: LagPolicy,
+    counters: Arc<Counters>,
+    state: State,
+) -> (OutboxSender, OutboxReceiver) {
     let shared = Arc::new(Shared {
-        state: Mutex::default(),
+        state: Mutex::new(state),
         pressure: AtomicUsize::new(0),
         capacity,
         policy,
@@ -210,6 +242,9 @@ struct State {
     close: Option<Box<CloseFrame>>,
     /// The connection task has ended: nothing more will be written.
     ended: bool,
+    /// A session's slots (`None` for a direct connection). Boxed: a direct connection's
+    /// outbox keeps room for a pointer only.
+    session: Option<Box<Slots>>,
 }
 
 impl State {
@@ -353,6 +388,7 @@ impl OutboxSender {
         let shared = &*self.shared;
         let (outcome, queued) = {
             let mut state = shared.state();
+            debug_assert!(state.session.is_none(), "a session's pushes go into its slots");
             if state.is_closing() {
                 return Ok(Pushed::Closed);
             }
@@ -406,6 +442,7 @@ impl OutboxSender {
     pub(crate) fn offer(&self, message: WsMessage) -> bool {
         {
             let mut state = self.shared.state();
+            debug_assert!(state.session.is_none(), "a session's replies are never dropped");
             if state.is_closing() || state.queue.len() >= self.shared.capacity {
                 return false;
             }
@@ -543,6 +580,9 @@ impl OutboxReceiver {
             state.queue.clear();
             state.bytes = Vec::new();
             state.ping = false;
+            if let Some(slots) = state.session.as_deref_mut() {
+                slots.ended();
+            }
         }
         self.shared.ready.wake();
         self.shared.call_attention();
@@ -554,6 +594,477 @@ impl Drop for OutboxReceiver {
     /// nothing queued can be delivered now, and later sends must fail.
     fn drop(&mut self) {
         self.end();
+    }
+}
+
+// A session's slots (`docs/design/sessions.md`, B3): one outbox per session, the same lock and
+// batch swap as a direct connection's, with each subscription's pushes bounded in a slot of
+// their own, so one slow channel cannot drop another's messages.
+
+/// The counters' label of a session's outbox as a whole (its queue depth, a close for its byte
+/// bound); its slots' drops and lag disconnects count under their channels.
+const SESSION: &str = "(session)";
+
+/// The owner of a queued frame that no slot owns: one of the session's own messages, or a push
+/// of a slot closed since.
+const NO_SLOT: u32 = u32::MAX;
+
+/// A session outbox's bounds (`docs/design/sessions.md`, B7).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct SessionLimits {
+    /// Pushes one subscription may have queued or held: the server's `outbound_queue`.
+    pub(crate) per_slot: usize,
+    /// Payload bytes the session may have queued, pushes held and replies included, before it
+    /// is closed with 3008 "slow".
+    pub(crate) max_queued_bytes: usize,
+    /// The largest frame the session's own messages are joined into: the largest outgoing
+    /// message.
+    pub(crate) max_frame: usize,
+}
+
+/// What a session's task learns of one slot's lag ([`OutboxReceiver::take_slot_lag`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct SlotLag {
+    pub(crate) slot: u32,
+    /// Pushes its lag policy dropped since the last report (for `on_lag`).
+    pub(crate) dropped: u64,
+    /// Its lag policy (`Disconnect`) ended it: the task unsubscribes it with 2500 and runs its
+    /// `on_lag` and `on_close`.
+    pub(crate) ended: bool,
+}
+
+/// A session's part of its outbox, under the outbox's lock.
+///
+/// In a session's queue a [`Frame::Encoded`] is always one of the session's own messages (see
+/// [`OutboxReceiver::push_reply`]), joined with the one before it when both fit in a frame
+/// (the SDK splits a frame at `\n`); a [`Frame::Message`] is always a subscription's push,
+/// whose bytes every session member of its topic shares, so it goes out as a frame of its own.
+/// Joining as replies are queued rather than as the writer writes them costs no copy (they
+/// are adjacent in the outbox's bytes already) and serves every transport alike.
+struct Slots {
+    /// By slot number; `None` for a number free to reuse.
+    slots: Vec<Option<Slot>>,
+    /// The slot of each frame of the queue, in the queue's order ([`NO_SLOT`] for the
+    /// session's own): what finds a slot's oldest frame for `DropOldest`. (A `Frame` cannot
+    /// carry it: the transports match on it.)
+    owners: VecDeque<u32>,
+    /// The payload bytes of every frame queued or held.
+    queued_bytes: usize,
+    limits: SessionLimits,
+}
+
+/// One subscription's share of its session's outbox.
+struct Slot {
+    /// Its channel, the counters' label.
+    channel: &'static str,
+    /// Its channel's lag policy, applied to this slot alone.
+    policy: LagPolicy,
+    /// Its pushes queued or held, against [`SessionLimits::per_slot`].
+    queued: usize,
+    /// Pushes held until its `subscribe` reply is queued (`Some` while the subscription is
+    /// pending), so that no `pub` precedes that reply and nothing published once the
+    /// subscription is registered is lost.
+    pending: Option<Vec<WsMessage>>,
+    /// It takes no more pushes: its lag policy ended it, or the session task is ending it.
+    ended: bool,
+    /// Pushes dropped since the last report.
+    dropped: u64,
+    /// Its lag policy ended it; not reported yet.
+    disconnected: bool,
+}
+
+/// What a push into a slot did, acted on once the lock is released.
+struct SlotPushed {
+    pushed: Pushed,
+    /// The slot's channel (the session's label if there is no such slot).
+    channel: &'static str,
+    /// The session went over its byte bound: it closes with 3008.
+    slow: bool,
+}
+
+impl Slots {
+    fn new(limits: SessionLimits) -> Self {
+        Self {
+            slots: Vec::new(),
+            owners: VecDeque::new(),
+            queued_bytes: 0,
+            limits,
+        }
+    }
+
+    /// A new pending slot, at the lowest free number.
+    fn open(&mut self, channel: &'static str, policy: LagPolicy) -> u32 {
+        let slot = Slot {
+            channel,
+            policy,
+            queued: 0,
+            pending: Some(Vec::new()),
+            ended: false,
+            dropped: 0,
+            disconnected: false,
+        };
+        let free = self.slots.iter().position(Option::is_none);
+        let number = free.unwrap_or(self.slots.len());
+        match free {
+            Some(free) => self.slots[free] = Some(slot),
+            None => self.slots.push(Some(slot)),
+        }
+        u32::try_from(number).unwrap_or(NO_SLOT)
+    }
+
+    fn slot(&mut self, number: u32) -> Option<&mut Slot> {
+        self.slots.get_mut(number as usize).and_then(Option::as_mut)
+    }
+
+    /// Puts `frame` in slot `number` under its lag policy and the session's byte bound: held
+    /// while the slot is pending, queued once it is live, refused once it ended.
+    fn push(&mut self, queue: &mut VecDeque<Frame>, number: u32, frame: WsMessage) -> SlotPushed {
+        let limits = self.limits;
+        let Some(slot) = self.slots.get_mut(number as usize).and_then(Option::as_mut) else {
+            return SlotPushed {
+                pushed: Pushed::Closed,
+                channel: SESSION,
+                slow: false,
+            };
+        };
+        let channel = slot.channel;
+        let outcome = |pushed| SlotPushed {
+            pushed,
+            channel,
+            slow: false,
+        };
+        if slot.ended {
+            return outcome(Pushed::Closed);
+        }
+        let mut pushed = Pushed::Queued;
+        if slot.queued >= limits.per_slot {
+            match slot.policy {
+                LagPolicy::DropNew => {
+                    slot.dropped += 1;
+                    return outcome(Pushed::DroppedNew);
+                }
+                LagPolicy::Disconnect => {
+                    self.queued_bytes -= slot.end();
+                    slot.disconnected = true;
+                    return outcome(Pushed::Disconnected);
+                }
+                LagPolicy::DropOldest => {
+                    self.queued_bytes -= slot.drop_oldest(number, queue, &mut self.owners);
+                    slot.dropped += 1;
+                    pushed = Pushed::DroppedOldest;
+                }
+            }
+        }
+        let len = codec::payload_len(&frame);
+        if self.queued_bytes + len > limits.max_queued_bytes {
+            return SlotPushed {
+                pushed: Pushed::Disconnected,
+                channel,
+                slow: true,
+            };
+        }
+        self.queued_bytes += len;
+        slot.queued += 1;
+        match &mut slot.pending {
+            Some(held) => held.push(frame),
+            None => {
+                queue.push_back(Frame::Message(frame));
+                self.owners.push_back(number);
+            }
+        }
+        outcome(pushed)
+    }
+
+    /// Encodes one of the session's own messages at the end of the queue: joined with a `\n`
+    /// to the frame before it if that is one of the session's own too and both fit in
+    /// `max_frame`, a frame of its own otherwise (a message larger than `max_frame` goes
+    /// alone: refusing it is the encoder's business). If `encode` fails, what it appended is
+    /// discarded and nothing is queued.
+    fn queue_own<E>(
+        &mut self,
+        queue: &mut VecDeque<Frame>,
+        bytes: &mut Vec<u8>,
+        encode: impl FnOnce(&mut Vec<u8>) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let end = bytes.len();
+        // Payloads are in queue order, so the last frame's payload ends the bytes (past a
+        // `\n` left by a message that did not fit behind it, the same).
+        let behind = match queue.back() {
+            Some(Frame::Encoded {
+                at,
+                len,
+                kind: FrameKind::Text,
+            }) if at + len == end => Some(*len),
+            _ => None,
+        };
+        if behind.is_some() {
+            bytes.push(b'\n');
+        }
+        let at = bytes.len();
+        let encoded = encode(bytes);
+        let len = match (encoded, bytes.len().checked_sub(at)) {
+            (Ok(()), Some(len)) => len,
+            (encoded, _) => {
+                // Back to the length it had, even from an encoder that wrongly cut it short:
+                // the earlier frames' payloads must stay in bounds.
+                bytes.resize(end, 0);
+                debug_assert!(encoded.is_err(), "an encoder cut the outbox's bytes short");
+                return encoded;
+            }
+        };
+        debug_assert!(
+            std::str::from_utf8(&bytes[at..]).is_ok_and(|json| !json.contains('\n')),
+            "a session's message is compact JSON: UTF-8 without a raw `\\n`"
+        );
+        match (behind, queue.back_mut()) {
+            (Some(before), Some(Frame::Encoded { len: joined, .. })) if before + 1 + len <= self.limits.max_frame => {
+                *joined += 1 + len;
+                self.queued_bytes += 1 + len;
+            }
+            _ => {
+                queue.push_back(Frame::Encoded {
+                    at,
+                    len,
+                    kind: FrameKind::Text,
+                });
+                self.owners.push_back(NO_SLOT);
+                self.queued_bytes += len;
+            }
+        }
+        Ok(())
+    }
+
+    /// Makes a pending slot live: its held pushes are queued, in order (behind its
+    /// `subscribe` reply, which the caller queued just before).
+    fn release(&mut self, queue: &mut VecDeque<Frame>, number: u32) {
+        let Some(held) = self.slot(number).and_then(|slot| slot.pending.take()) else {
+            return;
+        };
+        for frame in held {
+            queue.push_back(Frame::Message(frame));
+            self.owners.push_back(number);
+        }
+    }
+
+    /// Frees slot `number`: its held pushes are dropped, its queued ones still go out but
+    /// belong to no slot any more (so a subscription that reuses the number starts empty).
+    fn close(&mut self, number: u32) {
+        let Some(mut slot) = self.slots.get_mut(number as usize).and_then(Option::take) else {
+            return;
+        };
+        self.queued_bytes -= slot.end();
+        for owner in self.owners.iter_mut().filter(|owner| **owner == number) {
+            *owner = NO_SLOT;
+        }
+    }
+
+    fn take_lag(&mut self) -> Vec<SlotLag> {
+        let mut lags = Vec::new();
+        for (number, slot) in self.slots.iter_mut().enumerate() {
+            let Some(slot) = slot.as_mut().filter(|slot| slot.dropped > 0 || slot.disconnected) else {
+                continue;
+            };
+            lags.push(SlotLag {
+                slot: u32::try_from(number).unwrap_or(NO_SLOT),
+                dropped: std::mem::take(&mut slot.dropped),
+                ended: std::mem::take(&mut slot.disconnected),
+            });
+        }
+        lags
+    }
+
+    fn is_over(&self) -> bool {
+        self.queued_bytes > self.limits.max_queued_bytes
+    }
+
+    /// The writer took the queue: only held pushes are left.
+    fn taken(&mut self) {
+        self.owners.clear();
+        self.queued_bytes = 0;
+        for slot in self.slots.iter_mut().flatten() {
+            let held = slot.pending.as_deref().unwrap_or_default();
+            slot.queued = held.len();
+            self.queued_bytes += held.iter().map(codec::payload_len).sum::<usize>();
+        }
+    }
+
+    /// The outbox ended: nothing is queued or held any more.
+    fn ended(&mut self) {
+        self.owners.clear();
+        self.queued_bytes = 0;
+        for slot in self.slots.iter_mut().flatten() {
+            slot.end();
+        }
+    }
+}
+
+impl Slot {
+    /// Takes no more pushes, and drops the held ones; returns their bytes.
+    fn end(&mut self) -> usize {
+        self.ended = true;
+        let held = self.pending.take().unwrap_or_default();
+        self.queued -= held.len();
+        held.iter().map(codec::payload_len).sum()
+    }
+
+    /// Drops this slot's oldest push, held or queued (found by a scan of the queue: only a
+    /// full slot under `DropOldest` looks); returns its bytes.
+    fn drop_oldest(&mut self, number: u32, queue: &mut VecDeque<Frame>, owners: &mut VecDeque<u32>) -> usize {
+        let dropped = match &mut self.pending {
+            Some(held) => (!held.is_empty()).then(|| held.remove(0)),
+            None => owners.iter().position(|owner| *owner == number).and_then(|at| {
+                owners.remove(at);
+                match queue.remove(at) {
+                    Some(Frame::Message(frame)) => Some(frame),
+                    _ => None,
+                }
+            }),
+        };
+        dropped.map_or(0, |frame| {
+            self.queued -= 1;
+            codec::payload_len(&frame)
+        })
+    }
+}
+
+impl Shared {
+    /// Closes a session over its byte bound: 3008 "slow".
+    fn close_slow(&self) {
+        let slow = DisconnectCode::Slow;
+        if self.request_close(CloseCode::from(slow.code()), slow.reason()) {
+            self.counters.add(Count::LagDisconnects, SESSION, 1);
+        }
+    }
+}
+
+impl OutboxSender {
+    /// Pushes a subscription's message into its slot of its session's outbox (see [`Slots`]):
+    /// held while the subscription is pending, refused once it ended, under its channel's lag
+    /// policy when the slot is full (`Disconnect` ends the slot and calls the session task's
+    /// attention, see [`OutboxReceiver::take_slot_lag`]). A push that would take the session
+    /// over its byte bound closes the session with 3008 (`Disconnected`).
+    pub(crate) fn push_slot(&self, slot: u32, frame: WsMessage) -> Pushed {
+        let shared = &*self.shared;
+        let (outcome, was_empty, is_empty) = {
+            let mut state = shared.state();
+            if state.is_closing() {
+                return Pushed::Closed;
+            }
+            let State { queue, session, .. } = &mut *state;
+            let Some(slots) = session.as_deref_mut() else {
+                debug_assert!(false, "a slot of a direct connection's outbox");
+                return Pushed::Closed;
+            };
+            let was_empty = queue.is_empty();
+            (slots.push(queue, slot, frame), was_empty, queue.is_empty())
+        };
+        if was_empty && !is_empty {
+            shared.ready.wake();
+        }
+        match outcome.pushed {
+            _ if outcome.slow => shared.close_slow(),
+            Pushed::DroppedOldest | Pushed::DroppedNew => {
+                shared.counters.add(Count::Dropped, outcome.channel, 1);
+                shared.call_attention();
+            }
+            Pushed::Disconnected => {
+                shared.counters.add(Count::LagDisconnects, outcome.channel, 1);
+                shared.call_attention();
+            }
+            Pushed::Queued | Pushed::Closed => {}
+        }
+        outcome.pushed
+    }
+}
+
+impl OutboxReceiver {
+    /// Opens a pending slot for a subscription of `channel` (pushes are held until
+    /// [`release_slot`](Self::release_slot)); returns its number, the lowest free one.
+    ///
+    /// The number is what the registry routes the subscription's pushes to: it is reused only
+    /// after [`close_slot`](Self::close_slot), which must come after the registry dropped the
+    /// route.
+    #[cfg_attr(not(test), expect(dead_code, reason = "used by the session task, slice 3"))]
+    pub(crate) fn open_slot(&self, channel: &'static str, policy: LagPolicy) -> u32 {
+        let mut state = self.shared.state();
+        match state.session.as_deref_mut() {
+            Some(slots) => slots.open(channel, policy),
+            None => NO_SLOT,
+        }
+    }
+
+    /// Queues a pending slot's `subscribe` reply (what `encode` appends), then the pushes it
+    /// held, in order; the slot is live from then on. `false` (nothing encoded) when the
+    /// session is closing.
+    #[cfg_attr(not(test), expect(dead_code, reason = "used by the session task, slice 3"))]
+    pub(crate) fn release_slot<E>(
+        &self,
+        slot: u32,
+        encode: impl FnOnce(&mut Vec<u8>) -> Result<(), E>,
+    ) -> Result<bool, E> {
+        self.queue_own(Some(slot), encode)
+    }
+
+    /// Frees a slot (after the registry dropped its route): held pushes are dropped, queued
+    /// ones still go out, later pushes to the number are refused until it is opened again.
+    #[cfg_attr(not(test), expect(dead_code, reason = "used by the session task, slice 3"))]
+    pub(crate) fn close_slot(&self, slot: u32) {
+        let mut state = self.shared.state();
+        if let Some(slots) = state.session.as_deref_mut() {
+            slots.close(slot);
+        }
+    }
+
+    /// Queues one of the session's own messages (what `encode` appends: compact JSON): a
+    /// command's reply, the ping, an `unsubscribe` push. Never dropped, joined with the
+    /// session's own messages next to it into one frame when they fit, and counted toward
+    /// the byte bound (going over it closes the session with 3008, after this message).
+    /// `false` (nothing encoded) when the session is closing.
+    #[cfg_attr(not(test), expect(dead_code, reason = "used by the session task, slice 3"))]
+    pub(crate) fn push_reply<E>(&self, encode: impl FnOnce(&mut Vec<u8>) -> Result<(), E>) -> Result<bool, E> {
+        self.queue_own(None, encode)
+    }
+
+    fn queue_own<E>(
+        &self,
+        release: Option<u32>,
+        encode: impl FnOnce(&mut Vec<u8>) -> Result<(), E>,
+    ) -> Result<bool, E> {
+        let shared = &*self.shared;
+        let (was_empty, slow) = {
+            let mut state = shared.state();
+            if state.is_closing() {
+                return Ok(false);
+            }
+            let State {
+                queue, bytes, session, ..
+            } = &mut *state;
+            let Some(slots) = session.as_deref_mut() else {
+                debug_assert!(false, "a session's message in a direct connection's outbox");
+                return Ok(false);
+            };
+            let was_empty = queue.is_empty();
+            slots.queue_own(queue, bytes, encode)?;
+            if let Some(slot) = release {
+                slots.release(queue, slot);
+            }
+            (was_empty, slots.is_over())
+        };
+        if was_empty {
+            shared.ready.wake();
+        }
+        if slow {
+            shared.close_slow();
+        }
+        Ok(true)
+    }
+
+    /// The lag of every slot that dropped pushes or was ended by its lag policy since the
+    /// last call (the session task looks when its attention is called).
+    #[cfg_attr(not(test), expect(dead_code, reason = "used by the session task, slice 3"))]
+    pub(crate) fn take_slot_lag(&self) -> Vec<SlotLag> {
+        let mut state = self.shared.state();
+        state.session.as_deref_mut().map(Slots::take_lag).unwrap_or_default()
     }
 }
 
@@ -886,6 +1397,283 @@ mod tests {
         assert!(poll_batch(&rx, &mut writing).is_pending());
         assert_eq!(writing.bytes.capacity(), 0);
         assert_eq!(tx.shared.state().bytes.capacity(), 0);
+    }
+
+    // -- A session's slots.
+
+    fn session(per_slot: usize, max_queued_bytes: usize, max_frame: usize) -> (OutboxSender, OutboxReceiver) {
+        let limits = SessionLimits {
+            per_slot,
+            max_queued_bytes,
+            max_frame,
+        };
+        session_outbox(limits, Arc::default())
+    }
+
+    /// Queues one of the session's own messages, as its task does.
+    fn reply(rx: &OutboxReceiver, text: &str) -> bool {
+        let queued = rx.push_reply(|bytes| {
+            bytes.extend_from_slice(text.as_bytes());
+            Ok::<_, Infallible>(())
+        });
+        queued.unwrap_or_else(|never| match never {})
+    }
+
+    /// Makes a pending slot live behind its `subscribe` reply `text`.
+    fn release(rx: &OutboxReceiver, slot: u32, text: &str) -> bool {
+        let released = rx.release_slot(slot, |bytes| {
+            bytes.extend_from_slice(text.as_bytes());
+            Ok::<_, Infallible>(())
+        });
+        released.unwrap_or_else(|never| match never {})
+    }
+
+    fn push(tx: &OutboxSender, slot: u32, text: &str) -> Pushed {
+        tx.push_slot(slot, WsMessage::text(text))
+    }
+
+    fn queued_bytes(tx: &OutboxSender) -> usize {
+        tx.shared.state().session.as_ref().map_or(0, |slots| slots.queued_bytes)
+    }
+
+    #[tokio::test]
+    async fn a_pending_slot_holds_its_pushes_until_its_reply_and_releases_them_behind_it() {
+        let (tx, rx) = session(8, 1 << 20, 1 << 20);
+        let lobby = rx.open_slot("Room", LagPolicy::DropNew);
+        let other = rx.open_slot("Room", LagPolicy::DropNew);
+        assert_ne!(lobby, other);
+        assert!(release(&rx, other, r#"{"id":1,"subscribe":{}}"#));
+        assert_eq!(push(&tx, lobby, "p1"), Pushed::Queued, "held counts as queued");
+        assert_eq!(push(&tx, lobby, "p2"), Pushed::Queued);
+        assert_eq!(push(&tx, other, "o1"), Pushed::Queued);
+        assert_eq!(rx.queued(), 2, "the held pushes are not in the queue");
+        assert!(reply(&rx, r#"{"id":2,"publish":{}}"#));
+        assert!(release(&rx, lobby, r#"{"id":3,"subscribe":{}}"#));
+        assert_eq!(push(&tx, lobby, "p3"), Pushed::Queued);
+        assert_eq!(
+            batch(&rx).await,
+            [
+                r#"{"id":1,"subscribe":{}}"#,
+                "o1",
+                "{\"id\":2,\"publish\":{}}\n{\"id\":3,\"subscribe\":{}}",
+                "p1",
+                "p2",
+                "p3"
+            ]
+        );
+    }
+
+    #[test]
+    fn held_pushes_do_not_wake_the_writer_and_their_release_does() {
+        fn poll_batch(rx: &OutboxReceiver, waker: &Waker) -> Poll<bool> {
+            let mut batch = Batch::default();
+            let next = std::pin::pin!(rx.next_batch(&mut batch));
+            next.poll(&mut Context::from_waker(waker))
+        }
+        let (tx, rx) = session(8, 1 << 20, 1 << 20);
+        let (wakes, waker) = WakeCount::new();
+        let slot = rx.open_slot("Room", LagPolicy::DropNew);
+        assert!(poll_batch(&rx, &waker).is_pending());
+        push(&tx, slot, "held");
+        assert_eq!(wakes.get(), 0, "nothing to write yet");
+        release(&rx, slot, "{}");
+        assert_eq!(wakes.get(), 1);
+        assert!(poll_batch(&rx, &waker).is_ready());
+        assert!(poll_batch(&rx, &waker).is_pending());
+        push(&tx, slot, "live");
+        assert_eq!(wakes.get(), 2, "a live slot's push into an empty queue wakes it");
+    }
+
+    #[tokio::test]
+    async fn each_lag_policy_applies_to_its_own_slot_and_leaves_the_others_alone() {
+        let (tx, rx) = session(2, 1 << 20, 1 << 20);
+        let mut reader = Looking::new();
+        assert!(reader.look(&rx).is_pending());
+        let new = rx.open_slot("New", LagPolicy::DropNew);
+        let old = rx.open_slot("Old", LagPolicy::DropOldest);
+        let gone = rx.open_slot("Gone", LagPolicy::Disconnect);
+        let calm = rx.open_slot("Calm", LagPolicy::Disconnect);
+        for slot in [new, old, gone, calm] {
+            release(&rx, slot, "{}");
+        }
+        assert_eq!(batch(&rx).await, ["{}\n{}\n{}\n{}"]);
+        let mut outcomes = Vec::new();
+        for n in 0..3 {
+            for (slot, name) in [(new, "n"), (old, "o"), (gone, "g")] {
+                outcomes.push(push(&tx, slot, &format!("{name}{n}")));
+            }
+        }
+        use Pushed::*;
+        assert_eq!(
+            outcomes,
+            [
+                Queued,
+                Queued,
+                Queued,
+                Queued,
+                Queued,
+                Queued,
+                DroppedNew,
+                DroppedOldest,
+                Disconnected
+            ]
+        );
+        assert_eq!(push(&tx, gone, "g3"), Closed, "an ended slot takes nothing more");
+        assert_eq!(push(&tx, calm, "c0"), Queued, "another slot is not affected");
+        assert!(!tx.is_closing(), "and the session stays");
+        assert!(reader.look(&rx).is_ready(), "the drops call the task's attention");
+        assert_eq!(
+            rx.take_slot_lag(),
+            [
+                SlotLag {
+                    slot: new,
+                    dropped: 1,
+                    ended: false
+                },
+                SlotLag {
+                    slot: old,
+                    dropped: 1,
+                    ended: false
+                },
+                SlotLag {
+                    slot: gone,
+                    dropped: 0,
+                    ended: true
+                },
+            ]
+        );
+        assert_eq!(rx.take_slot_lag(), [], "each reported once");
+        let counters = &tx.shared.counters;
+        assert_eq!(counters.dropped.load(Ordering::Relaxed), 2);
+        assert_eq!(counters.lag_disconnects.load(Ordering::Relaxed), 1);
+        assert_eq!(
+            batch(&rx).await,
+            ["n0", "g0", "n1", "o1", "g1", "o2", "c0"],
+            "the ended slot's queued pushes still go out (its unsubscribe goes after them)"
+        );
+        assert_eq!(push(&tx, new, "n3"), Queued, "a written batch makes room in every slot");
+        assert_eq!(push(&tx, old, "o3"), Queued);
+    }
+
+    #[tokio::test]
+    async fn a_pending_slot_applies_its_policy_to_what_it_holds() {
+        let (tx, rx) = session(2, 1 << 20, 1 << 20);
+        let old = rx.open_slot("Old", LagPolicy::DropOldest);
+        let gone = rx.open_slot("Gone", LagPolicy::Disconnect);
+        for n in 1..=3 {
+            push(&tx, old, &format!("o{n}"));
+            push(&tx, gone, &format!("g{n}"));
+        }
+        assert_eq!(queued_bytes(&tx), 4, "o2, o3 held; g1, g2 dropped with their slot");
+        release(&rx, old, "A");
+        release(&rx, gone, "B");
+        assert_eq!(batch(&rx).await, ["A", "o2", "o3", "B"]);
+    }
+
+    #[tokio::test]
+    async fn the_byte_bound_closes_the_session_with_3008_and_replies_count_toward_it() {
+        let (tx, rx) = session(100, 10, 1 << 20);
+        let slot = rx.open_slot("Room", LagPolicy::DropOldest);
+        release(&rx, slot, "{}");
+        assert_eq!(push(&tx, slot, "abcd"), Pushed::Queued);
+        assert_eq!(batch(&rx).await, ["{}", "abcd"]);
+        assert_eq!(
+            push(&tx, slot, "abcdef"),
+            Pushed::Queued,
+            "a written batch frees its bytes"
+        );
+        assert_eq!(push(&tx, slot, "xyz"), Pushed::Queued);
+        assert_eq!(push(&tx, slot, "z"), Pushed::Queued, "10 bytes: at the bound");
+        assert_eq!(
+            push(&tx, slot, "z"),
+            Pushed::Disconnected,
+            "11 bytes: over, whatever the slot's policy"
+        );
+        let close = rx.close_frame().expect("closing");
+        assert_eq!((u16::from(close.code), close.reason.as_str()), (3008, "slow"));
+        assert_eq!(push(&tx, slot, "z"), Pushed::Closed);
+        assert_eq!(tx.shared.counters.lag_disconnects.load(Ordering::Relaxed), 1);
+        assert_eq!(batch(&rx).await, ["abcdef", "xyz", "z"]);
+
+        // A reply is never dropped: it is queued, and then the session closes.
+        let (_tx, rx) = session(100, 10, 1 << 20);
+        assert!(reply(&rx, "12345678"));
+        assert!(reply(&rx, "123"));
+        assert_eq!(rx.close_frame().map(|close| u16::from(close.code)), Some(3008));
+        assert!(!reply(&rx, "late"), "nothing after the close");
+        assert_eq!(batch(&rx).await, ["12345678\n123"]);
+    }
+
+    #[tokio::test]
+    async fn replies_join_up_to_the_frame_limit_and_pushes_stay_alone() {
+        let (tx, rx) = session(1, 1 << 20, 9);
+        let slot = rx.open_slot("Room", LagPolicy::DropNew);
+        assert!(release(&rx, slot, "aaaa"));
+        reply(&rx, "bbbb");
+        reply(&rx, "cccc");
+        push(&tx, slot, "push");
+        reply(&rx, "dddd");
+        reply(&rx, &"e".repeat(20));
+        reply(&rx, "ff");
+        let failed = rx.push_reply(|bytes| {
+            bytes.extend_from_slice(b"half a rep");
+            Err("serde failed")
+        });
+        assert_eq!(failed, Err("serde failed"));
+        reply(&rx, "gg");
+        for n in 0..20 {
+            assert!(reply(&rx, &n.to_string()), "replies are never dropped");
+        }
+        assert_eq!(
+            batch(&rx).await,
+            [
+                "aaaa\nbbbb",
+                "cccc",
+                "push",
+                "dddd",
+                "eeeeeeeeeeeeeeeeeeee",
+                "ff\ngg\n0\n1",
+                "2\n3\n4\n5\n6",
+                "7\n8\n9\n10",
+                "11\n12\n13",
+                "14\n15\n16",
+                "17\n18\n19"
+            ]
+        );
+        reply(&rx, "hh");
+        assert_eq!(batch(&rx).await, ["hh"], "a written frame is not joined to");
+    }
+
+    #[tokio::test]
+    async fn a_closed_slot_refuses_pushes_and_its_number_starts_empty_when_reused() {
+        let (tx, rx) = session(1, 1 << 20, 1 << 20);
+        let a = rx.open_slot("A", LagPolicy::DropOldest);
+        release(&rx, a, "r1");
+        assert_eq!(push(&tx, a, "a1"), Pushed::Queued);
+        rx.close_slot(a);
+        assert_eq!(push(&tx, a, "a2"), Pushed::Closed);
+        let b = rx.open_slot("B", LagPolicy::DropOldest);
+        assert_eq!(b, a, "the lowest free number");
+        assert_eq!(push(&tx, b, "b1"), Pushed::Queued, "pending, and empty");
+        release(&rx, b, "r2");
+        assert_eq!(push(&tx, b, "b2"), Pushed::DroppedOldest);
+        assert_eq!(
+            batch(&rx).await,
+            ["r1", "a1", "r2", "b2"],
+            "its own oldest dropped, not the closed slot's"
+        );
+    }
+
+    #[test]
+    fn an_ended_session_outbox_refuses_everything() {
+        let (tx, rx) = session(8, 1 << 20, 1 << 20);
+        let slot = rx.open_slot("Room", LagPolicy::DropNew);
+        push(&tx, slot, "held");
+        rx.end();
+        assert_eq!(push(&tx, slot, "a"), Pushed::Closed);
+        assert!(!reply(&rx, "{}"));
+        assert!(!release(&rx, slot, "{}"));
+        assert_eq!(queued_bytes(&tx), 0);
     }
 
     #[test]

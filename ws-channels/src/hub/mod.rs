@@ -491,6 +491,28 @@ impl Hub {
         self.inner.registry.leave(id, topic)
     }
 
+    /// Registers a session (for sends by id); its subscriptions join with
+    /// [`join_slot`](Self::join_slot).
+    #[cfg_attr(not(test), expect(dead_code, reason = "used by the session task, slice 3"))]
+    pub(crate) fn attach_session(&self, id: ConnId, outbox: OutboxSender) {
+        self.inner.registry.attach_session(id, outbox);
+    }
+
+    /// Subscribes a session to a topic of the channel named `channel` (its `NAME`: the
+    /// session task is not generic over channels), its pushes routed to `slot` of its outbox;
+    /// `false` if it already was (or is not attached as a session).
+    #[cfg_attr(not(test), expect(dead_code, reason = "used by the session task, slice 3"))]
+    pub(crate) fn join_slot(&self, id: ConnId, channel: &'static str, topic: &str, slot: u32) -> bool {
+        self.inner.registry.join_slot(id, channel, topic, slot)
+    }
+
+    /// Unsubscribes a session from a topic of the channel named `channel`; `false` if it was
+    /// not subscribed. Once this returns, no push reaches the subscription's slot.
+    #[cfg_attr(not(test), expect(dead_code, reason = "used by the session task, slice 3"))]
+    pub(crate) fn leave_slot(&self, id: ConnId, channel: &'static str, topic: &str) -> bool {
+        self.inner.registry.leave_slot(id, channel, topic)
+    }
+
     /// Forgets a connection and every subscription it had.
     pub(crate) fn detach(&self, id: ConnId) {
         self.inner.registry.detach(id);
@@ -623,7 +645,8 @@ mod tests {
 
     use super::*;
     use crate::channel::LagPolicy;
-    use crate::outbox::{OutboxReceiver, outbox};
+    use crate::outbox::{Batch, Frame, OutboxReceiver, SessionLimits, outbox, session_outbox};
+    use crate::session::protocol::{Publication, PushBody, Reply};
 
     #[crate::channel("room/<name>")]
     #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -833,5 +856,192 @@ mod tests {
         assert_eq!((counts.backplane_in, counts.backplane_skipped), (2, 1));
         assert_eq!(texts(&a_rx).await, [r#"{"text":"from there"}"#]);
         assert_eq!(texts(&b_rx).await, [r#"{"text":"from there"}"#]);
+    }
+
+    // -- Sessions' subscriptions.
+
+    #[crate::channel("desk/<name>")]
+    #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+    struct Desk {
+        text: String,
+    }
+
+    /// A session on `hub`, attached as the session task attaches one.
+    fn session_member(hub: &Hub) -> (ConnId, OutboxReceiver) {
+        let id = hub.next_conn_id();
+        let limits = SessionLimits {
+            per_slot: 8,
+            max_queued_bytes: 1 << 20,
+            max_frame: 1 << 16,
+        };
+        let (tx, rx) = session_outbox(limits, hub.counters().clone());
+        hub.attach_session(id, tx);
+        (id, rx)
+    }
+
+    /// Subscribes a session to a topic, live at once (its `subscribe` reply written).
+    fn subscribe(hub: &Hub, (id, rx): &(ConnId, OutboxReceiver), channel: &'static str, topic: &str) -> u32 {
+        let slot = rx.open_slot(channel, LagPolicy::DropNew);
+        assert!(hub.join_slot(*id, channel, topic, slot));
+        let released = rx.release_slot(slot, |reply| {
+            reply.extend_from_slice(b"{}");
+            Ok::<_, std::convert::Infallible>(())
+        });
+        assert_eq!(released, Ok(true));
+        assert_eq!(taken(rx).texts(), ["{}"]);
+        slot
+    }
+
+    /// What the writer would take now.
+    fn taken(rx: &OutboxReceiver) -> Batch {
+        let mut batch = Batch::default();
+        {
+            let next = std::pin::pin!(rx.next_batch(&mut batch));
+            let _ = std::future::Future::poll(next, &mut std::task::Context::from_waker(std::task::Waker::noop()));
+        }
+        batch
+    }
+
+    /// The one frame the writer would take now: its text, and where its bytes are.
+    fn only_frame(rx: &OutboxReceiver) -> (String, *const u8) {
+        let batch = taken(rx);
+        match batch.frames.iter().collect::<Vec<_>>()[..] {
+            [Frame::Message(WsMessage::Text(text))] => (text.to_string(), text.as_str().as_ptr()),
+            _ => panic!("not one shared text frame: {:?}", batch.texts()),
+        }
+    }
+
+    /// The `pub` push of `data` on `channel`, as serde encodes it.
+    fn pub_push(channel: &str, data: &str) -> String {
+        let publication = Publication {
+            data: Some(serde_json::value::RawValue::from_string(data.to_owned()).unwrap()),
+            ..Default::default()
+        };
+        Reply::push(channel, PushBody::Pub(publication)).encode().unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_publish_gives_direct_members_its_frame_and_session_members_one_shared_pub_push() {
+        let hub = Hub::default();
+        let (d1, d1_rx) = member(&hub);
+        let (d2, d2_rx) = member(&hub);
+        assert!(hub.join(d1, "room/x") && hub.join(d2, "room/x"));
+        let s1 = session_member(&hub);
+        let s2 = session_member(&hub);
+        subscribe(&hub, &s1, Room::NAME, "room/x");
+        subscribe(&hub, &s1, Room::NAME, "room/y");
+        subscribe(&hub, &s2, Room::NAME, "room/x");
+        let x = Topic::<Room>::named("room/x");
+        assert_eq!(hub.subscribers(&x), 4, "members of either kind");
+        assert_eq!(hub.publish(&x, &said("hi")).await.unwrap().local, 4);
+
+        let plain = r#"{"text":"hi"}"#;
+        let (d1_text, d1_bytes) = only_frame(&d1_rx);
+        let (d2_text, d2_bytes) = only_frame(&d2_rx);
+        assert_eq!((d1_text.as_str(), d2_text.as_str()), (plain, plain));
+        assert_eq!(d1_bytes, d2_bytes, "direct members share the frame, as before");
+        let (s1_text, s1_bytes) = only_frame(&s1.1);
+        let (s2_text, s2_bytes) = only_frame(&s2.1);
+        let serde = pub_push("room/x", plain);
+        assert_eq!((s1_text.as_str(), s2_text.as_str()), (serde.as_str(), serde.as_str()));
+        assert_eq!(s1_bytes, s2_bytes, "session members share one push");
+        assert_ne!(s1_bytes, d1_bytes);
+
+        let published = hub.publish_except(&x, s2.0, &said("bye")).await.unwrap();
+        assert_eq!(published.local, 3);
+        assert_eq!(only_frame(&s1.1).0, pub_push("room/x", r#"{"text":"bye"}"#));
+        assert!(taken(&s2.1).frames.is_empty(), "the excepted session");
+    }
+
+    #[tokio::test]
+    async fn a_send_by_id_to_a_session_reaches_each_of_its_subscriptions_of_the_channel() {
+        let hub = Hub::default();
+        let session = session_member(&hub);
+        subscribe(&hub, &session, Room::NAME, "room/a");
+        subscribe(&hub, &session, Desk::NAME, "desk/c");
+        subscribe(&hub, &session, Room::NAME, "room/b");
+        let sent = hub.send::<Room>(session.0, &said("one")).await.unwrap();
+        assert!(matches!(sent, Sent::Delivered));
+        let one = r#"{"text":"one"}"#;
+        assert_eq!(
+            taken(&session.1).texts(),
+            [pub_push("room/a", one), pub_push("room/b", one)],
+            "each on its own channel string, none on the other channel's"
+        );
+        let desk = hub.send::<Desk>(session.0, &Desk { text: "two".into() }).await.unwrap();
+        assert!(matches!(desk, Sent::Delivered));
+        assert_eq!(taken(&session.1).texts(), [pub_push("desk/c", r#"{"text":"two"}"#)]);
+
+        let (bare, _bare_rx) = session_member(&hub);
+        let none = hub.send::<Room>(bare, &said("x")).await.unwrap();
+        assert!(
+            matches!(none, Sent::NoConnection),
+            "a session without a subscription of it"
+        );
+        let (direct, _direct_rx) = member(&hub);
+        let other = hub.send::<Desk>(direct, &Desk { text: "x".into() }).await.unwrap();
+        assert!(
+            matches!(other, Sent::NoConnection),
+            "a direct connection of another channel"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_engine_hears_of_a_topics_first_and_last_member_of_either_kind() {
+        let hub = Hub::default();
+        let engine = Arc::new(Recording::default());
+        hub.attach_backplane(engine.clone()).unwrap();
+        let (direct, _direct_rx) = member(&hub);
+        let session = session_member(&hub);
+        assert!(hub.join(direct, "room/x"));
+        subscribe(&hub, &session, Room::NAME, "room/x");
+        subscribe(&hub, &session, Room::NAME, "room/y");
+        assert!(
+            !hub.join_slot(session.0, Room::NAME, "room/x", 7),
+            "one subscription per channel string"
+        );
+        assert!(!hub.join(session.0, "room/z"), "a session joins by subscribing");
+        assert!(
+            !hub.join_slot(direct, Room::NAME, "room/z", 0),
+            "a direct connection has no slots"
+        );
+        assert!(hub.leave(direct, "room/x"));
+        assert_eq!(hub.subscribers(Topic::<Room>::named("room/x")), 1);
+        assert!(hub.leave_slot(session.0, Room::NAME, "room/x"));
+        assert!(!hub.leave_slot(session.0, Room::NAME, "room/x"));
+        hub.detach(session.0);
+        assert_eq!(
+            *engine.calls.lock().unwrap(),
+            ["+Room room/x", "+Room room/y", "-Room room/x", "-Room room/y"]
+        );
+        assert_eq!(hub.inner.registry.topic_count(), 0);
+        let gone = hub.send::<Room>(session.0, &said("x")).await.unwrap();
+        assert!(matches!(gone, Sent::NoConnection), "detached");
+    }
+
+    #[tokio::test]
+    async fn envelopes_from_other_nodes_reach_session_members_as_pub_pushes() {
+        let (here, there) = (Hub::default(), Hub::default());
+        let session = session_member(&here);
+        subscribe(&here, &session, Room::NAME, "room/x");
+        let frame = there.encode::<Room>(&said("from there")).unwrap();
+        let inbound = here.inbound();
+        let published = Envelope::topic(there.node_id(), Room::NAME, "room/x", None, &frame);
+        assert_eq!(inbound.deliver(published.wire()), 1);
+        let direct = Envelope::direct(there.node_id(), Room::NAME, session.0, &frame);
+        assert_eq!(inbound.deliver(direct.wire()), 1);
+        let push = pub_push("room/x", r#"{"text":"from there"}"#);
+        assert_eq!(taken(&session.1).texts(), [push.clone(), push]);
+    }
+
+    #[test]
+    fn a_shutdown_closes_sessions_with_their_protocols_code() {
+        let hub = Hub::default();
+        let (_direct, direct_rx) = member(&hub);
+        let (_session, session_rx) = session_member(&hub);
+        hub.close_all(CloseCode::Away, "server shutting down");
+        assert_eq!(direct_rx.close_frame().unwrap().code, CloseCode::Away);
+        let close = session_rx.close_frame().unwrap();
+        assert_eq!((u16::from(close.code), close.reason.as_str()), (3001, "shutdown"));
     }
 }
