@@ -63,9 +63,7 @@ fn server(sessions: impl FnOnce(Sessions) -> Sessions) -> Server {
 const PATH: &str = "/connection/websocket";
 
 async fn send(socket: &mut ClientSocket, text: &str) {
-    within("send", socket.send(Message::Text(text.into())))
-        .await
-        .unwrap();
+    within("send", socket.send(Message::Text(text.into()))).await.unwrap();
 }
 
 async fn next_json(socket: &mut ClientSocket) -> Value {
@@ -83,7 +81,11 @@ async fn close_of(socket: &mut ClientSocket) -> (u16, String) {
 /// A session that sent `connect` with `token`, and the reply.
 async fn connected(served: &Served, token: &str) -> (ClientSocket, Value) {
     let mut socket = raw_connect(served, PATH).await;
-    send(&mut socket, &format!(r#"{{"connect":{{"token":"{token}","name":"js"}},"id":1}}"#)).await;
+    send(
+        &mut socket,
+        &format!(r#"{{"connect":{{"token":"{token}","name":"js"}},"id":1}}"#),
+    )
+    .await;
     let reply = next_json(&mut socket).await;
     (socket, reply)
 }
@@ -156,7 +158,10 @@ async fn refusals_map_to_their_codes(backend: Backend) {
     let (mut socket, _) = connected_or_closed(&served, "forbidden").await;
     assert_eq!(close_of(&mut socket).await, (3507, "permission denied".to_owned()));
     let (_, reply) = connected(&served, "expired").await;
-    assert_eq!(reply, json!({"id": 1, "error": {"code": 109, "message": "token expired"}}));
+    assert_eq!(
+        reply,
+        json!({"id": 1, "error": {"code": 109, "message": "token expired"}})
+    );
     let (_, reply) = connected(&served, "later").await;
     assert_eq!(
         reply,
@@ -197,7 +202,11 @@ async fn bad_input_closes_with_3501(backend: Backend) {
         let (texts, close) = read_until_close(&mut socket).await;
         assert!(texts.is_empty(), "{frame:?}: {texts:?}");
         let close = close.expect("a close frame");
-        assert_eq!((u16::from(close.code), close.reason.to_string()), bad_request, "{frame:?}");
+        assert_eq!(
+            (u16::from(close.code), close.reason.to_string()),
+            bad_request,
+            "{frame:?}"
+        );
     }
     // A second connect, and a binary frame, after a good one.
     let (mut socket, _) = connected(&served, "ann").await;
@@ -263,7 +272,10 @@ async fn protobuf_clients_are_closed_with_3506(backend: Backend) {
     })
     .await;
     assert!(status.starts_with("HTTP/1.1 101"), "{status}");
-    assert!(!status.to_ascii_lowercase().contains("sec-websocket-protocol"), "{status}");
+    assert!(
+        !status.to_ascii_lowercase().contains("sec-websocket-protocol"),
+        "{status}"
+    );
     assert_eq!(close[0], 0x88, "a close frame: {close:?}");
     assert_eq!(u16::from_be_bytes([close[2], close[3]]), 3506);
     assert_eq!(&close[4..], b"inappropriate protocol");

@@ -150,8 +150,8 @@ pub use metrics::{Metrics, MetricsSnapshot};
 pub use pattern::{Segment, Template};
 pub use server::{
     Acceptor, CloseInfo, Conn, ConnectRequest, DEFAULT_SESSIONS_PATH, ExtractToken, Handler, Handshake, Identity,
-    Lagged, ProxyHeader, RateLimit, RateLimitAction, Reject, Server, ServerHandle, SessionReject, Sessions,
-    TestClient, TestRequest, TestServer, TestSocket, TokenSource,
+    Lagged, ProxyHeader, RateLimit, RateLimitAction, Reject, Server, ServerHandle, SessionReject, Sessions, TestClient,
+    TestRequest, TestServer, TestSocket, TokenSource,
 };
 #[cfg(feature = "axum")]
 #[cfg_attr(docsrs, doc(cfg(feature = "axum")))]

@@ -153,7 +153,12 @@ impl<S: Send + Sync + 'static> Shared<S> {
     }
 
     /// The environment of an accepted connection, built once.
-    pub(crate) fn env(&self, remote_addr: Option<SocketAddr>, slot: super::limits::Slot, expires: Option<Instant>) -> ConnEnv<S> {
+    pub(crate) fn env(
+        &self,
+        remote_addr: Option<SocketAddr>,
+        slot: super::limits::Slot,
+        expires: Option<Instant>,
+    ) -> ConnEnv<S> {
         ConnEnv {
             id: self.hub.next_conn_id(),
             remote_addr,
@@ -219,7 +224,10 @@ fn parse_node(node: &str) -> Option<SocketAddr> {
 
 /// The subprotocol to answer with, as the route decides from what the client offered (every
 /// `Sec-WebSocket-Protocol` header, comma-separated, in order).
-fn check_subprotocol<S: 'static>(request: &http::request::Parts, route: &dyn Route<S>) -> Result<Option<String>, Reject> {
+fn check_subprotocol<S: 'static>(
+    request: &http::request::Parts,
+    route: &dyn Route<S>,
+) -> Result<Option<String>, Reject> {
     let offers: Vec<&str> = request
         .headers
         .get_all(header::SEC_WEBSOCKET_PROTOCOL)

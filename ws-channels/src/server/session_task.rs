@@ -239,9 +239,7 @@ enum Phase {
     /// Upgraded; waiting for `connect`.
     Fresh,
     /// `connect` was answered with a result.
-    Connected(
-        #[expect(dead_code, reason = "read by the subscriptions, the next slice of sessions")] SessionIdentity,
-    ),
+    Connected(#[expect(dead_code, reason = "read by the subscriptions, the next slice of sessions")] SessionIdentity),
     /// `connect` was answered with an error: the next command closes the session (3501).
     Unusable,
 }
@@ -278,7 +276,10 @@ impl Clocks {
         if self.closing_by.is_some() {
             return self.closing_by;
         }
-        [self.connect_by, self.next_ping, self.pong_by].into_iter().flatten().min()
+        [self.connect_by, self.next_ping, self.pong_by]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     fn due(&mut self, now: Instant, settings: &Settings) -> Option<Due> {
@@ -336,7 +337,10 @@ impl<'a> Reader<'a> {
             loop {
                 let (closing, queued) = self.outbox.pressure();
                 if closing {
-                    state.clocks.closing_by.get_or_insert(Instant::now() + self.config.close_timeout);
+                    state
+                        .clocks
+                        .closing_by
+                        .get_or_insert(Instant::now() + self.config.close_timeout);
                     state.queue.clear();
                     state.deciding = None;
                 } else if state.deciding.is_none() && !state.queue.is_empty() {

@@ -159,7 +159,10 @@ impl<S> Sessions<S> {
         let fixed = path[1..]
             .split('/')
             .all(|segment| !segment.is_empty() && !segment.contains(['<', '>', '{', '}']));
-        assert!(fixed, "sessions path `{path}` must be a fixed path such as `/connection/websocket`");
+        assert!(
+            fixed,
+            "sessions path `{path}` must be a fixed path such as `/connection/websocket`"
+        );
         Self {
             path,
             settings: Settings::default(),
@@ -294,7 +297,11 @@ impl<S> ConnectRequest<S> {
 
     /// The `data` the client sent with `connect`, as raw JSON; `None` when it sent none.
     pub fn raw_data(&self) -> Option<&str> {
-        self.connect.command.data.as_deref().map(serde_json::value::RawValue::get)
+        self.connect
+            .command
+            .data
+            .as_deref()
+            .map(serde_json::value::RawValue::get)
     }
 
     /// The `data` the client sent with `connect`, decoded as `T`; `Ok(None)` when it sent
