@@ -222,21 +222,25 @@ fn parse_node(node: &str) -> Option<SocketAddr> {
         .map(|addr| SocketAddr::new(addr.ip().to_canonical(), addr.port()))
 }
 
-/// The subprotocol to answer with, as the route decides from what the client offered (every
-/// `Sec-WebSocket-Protocol` header, comma-separated, in order).
+/// The subprotocol to answer with, as the route decides from what the client offered.
 fn check_subprotocol<S: 'static>(
     request: &http::request::Parts,
     route: &dyn Route<S>,
 ) -> Result<Option<String>, Reject> {
-    let offers: Vec<&str> = request
+    route.subprotocol(&subprotocol_offers(request))
+}
+
+/// The subprotocols a client offers: every `Sec-WebSocket-Protocol` header, comma-separated,
+/// in order.
+pub(crate) fn subprotocol_offers(request: &http::request::Parts) -> Vec<&str> {
+    request
         .headers
         .get_all(header::SEC_WEBSOCKET_PROTOCOL)
         .iter()
         .filter_map(|value| value.to_str().ok())
         .flat_map(|value| value.split(','))
         .map(str::trim)
-        .collect();
-    route.subprotocol(&offers)
+        .collect()
 }
 
 /// RFC 6455 §4.2.1: what a server must see before switching protocols. Returns the key.

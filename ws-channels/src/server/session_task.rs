@@ -34,7 +34,7 @@ use tokio_tungstenite::tungstenite::{Error as WsError, Message as WsMessage};
 
 use super::config::Config;
 use super::conn::{CloseInfo, Core};
-use super::decision::{Route, Session, Shared};
+use super::decision::{Route, Session, Shared, subprotocol_offers};
 use super::guard;
 use super::reader::{close_info, no_status};
 use super::response::Reject;
@@ -119,19 +119,19 @@ impl<S: Send + Sync + 'static> Route<S> for Endpoint {
 /// Whether the client asked for the protobuf format: the SDK's subprotocol (without the JSON
 /// one), or Centrifugo's `?format=protobuf`.
 fn wants_protobuf(request: &http::request::Parts) -> bool {
-    let offers: Vec<&str> = request
-        .headers
-        .get_all(http::header::SEC_WEBSOCKET_PROTOCOL)
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|value| value.split(','))
-        .map(str::trim)
-        .collect();
+    let offers = subprotocol_offers(request);
     let by_query = request
         .uri
         .query()
         .is_some_and(|query| query.split('&').any(|pair| pair == "format=protobuf"));
     !offers.contains(&JSON_SUBPROTOCOL) && (by_query || offers.contains(&PROTOBUF_SUBPROTOCOL))
+}
+
+/// How many replies a session's outbox holds: room for one frame's replies beyond the usual
+/// queue, so a client that sends a full frame gets every reply, and only one that does not
+/// read fills it (closed with 3008, see `Reader::send`).
+fn queue_capacity(config: &Config, settings: &Settings) -> usize {
+    config.outbound_queue + settings.max_commands_per_frame
 }
 
 /// What a session's [`Registration`] holds: its core (id, outbox sender, hub).
@@ -167,9 +167,7 @@ fn register<S: Send + Sync + 'static>(
         slot,
         expires: _,
     } = env;
-    // Room for one frame's replies beyond the usual queue: a client that sends a full frame
-    // gets every reply, and only one that does not read fills it (3008, see `Reader::reply`).
-    let capacity = config.outbound_queue + endpoint.settings.max_commands_per_frame;
+    let capacity = queue_capacity(&config, &endpoint.settings);
     let (sender, receiver) = outbox(LABEL, capacity, LagPolicy::Disconnect, hub.counters().clone());
     let core = Core {
         id,
@@ -662,8 +660,7 @@ impl<'a> Reader<'a> {
     /// read: closed with 3008, before the outbox's own lag policy (1013) would.
     fn send(&self, text: String) {
         let (_, queued) = self.outbox.pressure();
-        let capacity = self.config.outbound_queue + self.endpoint.settings.max_commands_per_frame;
-        if queued >= capacity {
+        if queued >= queue_capacity(self.config, &self.endpoint.settings) {
             self.close(DisconnectCode::Slow);
             return;
         }

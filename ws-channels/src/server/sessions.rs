@@ -84,6 +84,10 @@ pub const DEFAULT_SESSIONS_PATH: &str = "/connection/websocket";
 /// | `send` | ignored | — |
 /// | `ping` | `{"id":n,"ping":{}}` | — |
 ///
+/// Not yet: a server shutdown does not close sessions with 3001 "shutdown" (sessions are not
+/// members of the hub yet); a session still open when the shutdown starts is dropped when the
+/// [shutdown timeout](crate::Server::shutdown_timeout) passes.
+///
 /// The handshake itself is decided as a channel's is (origins, limits, shutdown), except that
 /// the only subprotocol answered is `centrifuge-json`, echoed when offered. WebSocket-level
 /// pings and the [idle timeout](crate::Server::idle_timeout) do not apply to sessions: the
