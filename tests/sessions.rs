@@ -153,9 +153,9 @@ async fn a_refused_connect_makes_the_session_unusable(backend: Backend) {
 
 async fn refusals_map_to_their_codes(backend: Backend) {
     let served = Served::start_on(backend, server(|s| s.command_timeout(Duration::from_millis(300)))).await;
-    let (mut socket, _) = connected_or_closed(&served, "invalid").await;
+    let mut socket = connecting(&served, "invalid").await;
     assert_eq!(close_of(&mut socket).await, (3500, "invalid token".to_owned()));
-    let (mut socket, _) = connected_or_closed(&served, "forbidden").await;
+    let mut socket = connecting(&served, "forbidden").await;
     assert_eq!(close_of(&mut socket).await, (3507, "permission denied".to_owned()));
     let (_, reply) = connected(&served, "expired").await;
     assert_eq!(
@@ -177,11 +177,11 @@ async fn refusals_map_to_their_codes(backend: Backend) {
     }
 }
 
-/// A session that sent `connect` with `token`, expecting no reply.
-async fn connected_or_closed(served: &Served, token: &str) -> (ClientSocket, ()) {
+/// A session that sent `connect` with `token`, its reply (if any) left unread.
+async fn connecting(served: &Served, token: &str) -> ClientSocket {
     let mut socket = raw_connect(served, PATH).await;
     send(&mut socket, &format!(r#"{{"connect":{{"token":"{token}"}},"id":1}}"#)).await;
-    (socket, ())
+    socket
 }
 
 async fn bad_input_closes_with_3501(backend: Backend) {
