@@ -56,6 +56,9 @@
 //!   connection when its credentials do, with [`CLOSE_CREDENTIALS_EXPIRED`] (4001).
 //! - [`guide::bad_input`] lists every kind of bad input, its outcome and its regression test;
 //!   [`guide::threat_model`] says what the library guarantees and what the application must do.
+//! - [`Sessions`] serve the Centrifugo client protocol (JSON) at one more path, so a
+//!   Centrifugo SDK connects to the server; its `authenticate` hook answers an [`Identity`]
+//!   or a [`SessionReject`]. (Subscriptions over a session come in a later release.)
 //! - [`TestServer`] runs a server's channels in memory, with the same checks and handlers: tests
 //!   (and most examples here) need no socket.
 //! - With the `axum` feature, `Server::into_router` mounts the same channels in an axum app,
@@ -146,8 +149,9 @@ pub use log::Escaped;
 pub use metrics::{Metrics, MetricsSnapshot};
 pub use pattern::{Segment, Template};
 pub use server::{
-    Acceptor, CloseInfo, Conn, ExtractToken, Handler, Handshake, Lagged, ProxyHeader, RateLimit, RateLimitAction,
-    Reject, Server, ServerHandle, TestClient, TestRequest, TestServer, TestSocket, TokenSource,
+    Acceptor, CloseInfo, Conn, ConnectRequest, DEFAULT_SESSIONS_PATH, ExtractToken, Handler, Handshake, Identity,
+    Lagged, ProxyHeader, RateLimit, RateLimitAction, Reject, Server, ServerHandle, SessionReject, Sessions, TestClient,
+    TestRequest, TestServer, TestSocket, TokenSource,
 };
 #[cfg(feature = "axum")]
 #[cfg_attr(docsrs, doc(cfg(feature = "axum")))]

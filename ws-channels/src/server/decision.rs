@@ -113,7 +113,7 @@ impl<S: Send + Sync + 'static> Shared<S> {
         let matched = self.router.at(request.uri.path()).ok_or_else(Reject::not_found)?;
         let key = check_upgrade(request)?;
         self.check_origin(request)?;
-        let subprotocol = check_subprotocol(request, matched.route.channel())?;
+        let subprotocol = check_subprotocol(request, &**matched.route)?;
         Ok(Checked {
             key,
             subprotocol,
@@ -153,7 +153,12 @@ impl<S: Send + Sync + 'static> Shared<S> {
     }
 
     /// The environment of an accepted connection, built once.
-    fn env(&self, remote_addr: Option<SocketAddr>, slot: super::limits::Slot, expires: Option<Instant>) -> ConnEnv<S> {
+    pub(crate) fn env(
+        &self,
+        remote_addr: Option<SocketAddr>,
+        slot: super::limits::Slot,
+        expires: Option<Instant>,
+    ) -> ConnEnv<S> {
         ConnEnv {
             id: self.hub.next_conn_id(),
             remote_addr,
@@ -217,24 +222,25 @@ fn parse_node(node: &str) -> Option<SocketAddr> {
         .map(|addr| SocketAddr::new(addr.ip().to_canonical(), addr.port()))
 }
 
-/// The subprotocol to answer with: a typed client names the codec and channel it expects (see
-/// `subprotocol`), and one that landed on another channel is refused with 400.
-fn check_subprotocol(
+/// The subprotocol to answer with, as the route decides from what the client offered.
+fn check_subprotocol<S: 'static>(
     request: &http::request::Parts,
-    (name, codec): (&'static str, &'static str),
+    route: &dyn Route<S>,
 ) -> Result<Option<String>, Reject> {
-    let offers = request
+    route.subprotocol(&subprotocol_offers(request))
+}
+
+/// The subprotocols a client offers: every `Sec-WebSocket-Protocol` header, comma-separated,
+/// in order.
+pub(crate) fn subprotocol_offers(request: &http::request::Parts) -> Vec<&str> {
+    request
         .headers
         .get_all(header::SEC_WEBSOCKET_PROTOCOL)
         .iter()
         .filter_map(|value| value.to_str().ok())
         .flat_map(|value| value.split(','))
-        .map(str::trim);
-    match subprotocol::choose(offers, codec, name) {
-        Choice::None => Ok(None),
-        Choice::Accept(offer) => Ok(Some(offer.to_owned())),
-        Choice::Mismatch => Err(Reject::subprotocol_mismatch(name, codec)),
-    }
+        .map(str::trim)
+        .collect()
 }
 
 /// RFC 6455 §4.2.1: what a server must see before switching protocols. Returns the key.
@@ -276,10 +282,12 @@ fn is_websocket_key(key: &[u8]) -> bool {
     key.len() == 24 && key[..22].iter().all(is_base64) && key[22..] == *b"=="
 }
 
-/// One registered channel, with its types erased: the per-channel part of the decision.
+/// What a path serves, with its types erased: a registered channel, or the sessions endpoint
+/// (`session_task`). The per-route part of the decision.
 pub(crate) trait Route<S>: Send + Sync + 'static {
-    /// The channel's name and its codec's name.
-    fn channel(&self) -> (&'static str, &'static str);
+    /// The subprotocol to answer with, from the client's `offers` (in order), or the refusal
+    /// of a client that expects something else at this path.
+    fn subprotocol(&self, offers: &[&str]) -> Result<Option<String>, Reject>;
 
     /// Parses the params (from the values the router matched), takes a connection-limit slot
     /// and runs `on_connect`; on success returns what runs the connection.
@@ -298,8 +306,15 @@ where
     S: Send + Sync + 'static,
     D: Send + Sync + 'static,
 {
-    fn channel(&self) -> (&'static str, &'static str) {
-        (C::NAME, <C::Codec as Codec>::NAME)
+    /// A typed client names the codec and channel it expects (see `subprotocol`), and one
+    /// that landed on another channel is refused with 400.
+    fn subprotocol(&self, offers: &[&str]) -> Result<Option<String>, Reject> {
+        let (name, codec) = (C::NAME, <C::Codec as Codec>::NAME);
+        match subprotocol::choose(offers.iter().copied(), codec, name) {
+            Choice::None => Ok(None),
+            Choice::Accept(offer) => Ok(Some(offer.to_owned())),
+            Choice::Mismatch => Err(Reject::subprotocol_mismatch(name, codec)),
+        }
     }
 
     fn accept(

@@ -8,7 +8,10 @@
 //!   `liveness`), its writer (`writer`) and the wake plumbing between them (`wake`), over its
 //!   transport (`transport`; the server's own socket is `socket`); the task is compiled once,
 //!   and reaches its channel's types through the connection's binding (`bound`);
-//! - what handlers see: `Handshake` in `handshake`, `Conn` in `conn`, handlers in `handler`.
+//! - what handlers see: `Handshake` in `handshake`, `Conn` in `conn`, handlers in `handler`;
+//! - sessions (the Centrifugo client protocol): the builder and its hook's types in
+//!   `sessions`, the endpoint's route and task in `session_task` (its wire layer is the
+//!   crate's `session` folder).
 
 #[cfg(feature = "axum")]
 mod axum;
@@ -27,6 +30,8 @@ mod reader;
 mod response;
 mod router;
 mod running;
+mod session_task;
+mod sessions;
 mod socket;
 mod standalone;
 mod task;
@@ -51,6 +56,7 @@ pub use handshake::{ExtractToken, Handshake, TokenSource};
 pub use lifecycle::ServerHandle;
 pub use limits::{RateLimit, RateLimitAction};
 pub use response::Reject;
+pub use sessions::{ConnectRequest, DEFAULT_SESSIONS_PATH, Identity, SessionReject, Sessions};
 pub use testing::{TestClient, TestRequest, TestServer, TestSocket};
 pub use upgraded::Acceptor;
 
@@ -64,6 +70,7 @@ use crate::channel::{Channel, Params};
 use crate::error::Error;
 use crate::hub::Hub;
 use crate::metrics::Metrics;
+use crate::pattern::{Segment, Template};
 
 /// A standalone WebSocket server for typed channels, on tokio-tungstenite.
 ///
@@ -280,6 +287,46 @@ impl<S: Send + Sync + 'static> Server<S> {
         self.channels.push((C::NAME, this));
         self.router
             .insert(C::Params::TEMPLATE, C::NAME, Box::new(Arc::new(handler)));
+        self
+    }
+
+    /// Mounts [`Sessions`] at their path (`/connection/websocket` by default): clients of the
+    /// Centrifugo protocol (any Centrifugo SDK) connect there, beside the channels, through
+    /// the same handshake checks (origins, connection limits, shutdown). See [`Sessions`] for
+    /// what a session does and every way it ends.
+    ///
+    /// # Panics
+    ///
+    /// When sessions are already mounted, when their path overlaps a channel's template, or
+    /// when their pong timeout is not shorter than their ping interval.
+    pub fn sessions(mut self, sessions: Sessions<S>) -> Self {
+        let Sessions {
+            path,
+            settings,
+            authenticator,
+            ..
+        } = sessions;
+        assert!(
+            settings.pong_timeout < settings.ping_interval,
+            "the sessions' pong timeout ({:?}) must be shorter than their ping interval ({:?})",
+            settings.pong_timeout,
+            settings.ping_interval,
+        );
+        // Their metrics label is a channel name: no channel may have it, nor other sessions.
+        if let Some((_, other)) = self.channels.iter().find(|(name, _)| *name == session_task::LABEL) {
+            panic!(
+                "cannot mount sessions at `{path}`: `{other}` already has the name `{}`",
+                session_task::LABEL
+            );
+        }
+        self.channels.push((session_task::LABEL, "sessions"));
+        let endpoint = session_task::Endpoint::new(settings, authenticator, &path);
+        // The router keeps templates for the server's life; a path is fixed, so its template
+        // is one static segment per part. Leaked once per server built.
+        let address: &'static str = Box::leak(path.trim_start_matches('/').to_owned().into_boxed_str());
+        let segments: Vec<Segment> = address.split('/').map(Segment::Static).collect();
+        let template = Template::__new(address, Box::leak(segments.into_boxed_slice()));
+        self.router.insert(template, session_task::LABEL, Box::new(endpoint));
         self
     }
 

@@ -50,10 +50,32 @@ enum Step {
 }
 
 /// A close frame without a status code, as the peer's close is recorded (1005).
-fn no_status() -> CloseFrame {
+pub(super) fn no_status() -> CloseFrame {
     CloseFrame {
         code: CloseCode::Status,
         reason: "".into(),
+    }
+}
+
+/// How a connection (or a session) ended: the server's close if it sent one, else the peer's,
+/// else abnormally (1006).
+pub(super) fn close_info(outbox: &OutboxReceiver, peer_close: Option<CloseFrame>) -> CloseInfo {
+    match (outbox.close_frame(), peer_close) {
+        (Some(frame), _) => CloseInfo {
+            code: frame.code,
+            reason: frame.reason.to_string(),
+            by_server: true,
+        },
+        (None, Some(frame)) => CloseInfo {
+            code: frame.code,
+            reason: frame.reason.to_string(),
+            by_server: false,
+        },
+        (None, None) => CloseInfo {
+            code: CloseCode::Abnormal,
+            reason: String::new(),
+            by_server: false,
+        },
     }
 }
 
@@ -185,7 +207,7 @@ impl<'a> Reader<'a> {
                 }
             }
             self.report_received();
-            self.close_info(state.peer_close)
+            close_info(self.outbox, state.peer_close)
         }
     }
 
@@ -299,28 +321,6 @@ impl<'a> Reader<'a> {
                     }
                 }
             }
-        }
-    }
-
-    /// How the connection ended: the server's close if it sent one, else the peer's, else
-    /// abnormally (1006).
-    fn close_info(&self, peer_close: Option<CloseFrame>) -> CloseInfo {
-        match (self.outbox.close_frame(), peer_close) {
-            (Some(frame), _) => CloseInfo {
-                code: frame.code,
-                reason: frame.reason.to_string(),
-                by_server: true,
-            },
-            (None, Some(frame)) => CloseInfo {
-                code: frame.code,
-                reason: frame.reason.to_string(),
-                by_server: false,
-            },
-            (None, None) => CloseInfo {
-                code: CloseCode::Abnormal,
-                reason: String::new(),
-                by_server: false,
-            },
         }
     }
 

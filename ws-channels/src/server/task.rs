@@ -54,7 +54,7 @@ pub(crate) struct ConnEnv<S> {
 /// to its address. Dropping it without [`run`]ning it (the 101 could not be written, the upgrade
 /// failed) detaches it again and frees its limit slot.
 pub(crate) struct Registered {
-    registration: Registration,
+    registration: Registration<dyn Binding>,
     config: Arc<Config>,
     expires: Option<tokio::time::Instant>,
     span: tracing::Span,
@@ -118,12 +118,7 @@ fn registered(
         remote_addr = ?core.remote_addr,
     );
     Registered {
-        registration: Registration {
-            binding,
-            outbox,
-            _slot: slot,
-            opened: false,
-        },
+        registration: Registration::new(binding, outbox, slot),
         config,
         expires,
         span,
@@ -201,7 +196,7 @@ pub(crate) fn run(registered: Registered, transport: BoxedTransport) -> impl Fut
 /// its turn, or a reader starved by a busy writer would never read the peer's pongs.
 // Not an `async fn`, on purpose: see `run`.
 #[expect(clippy::manual_async_fn, reason = "an async fn keeps room for its arguments twice")]
-fn drive<'a>(
+pub(crate) fn drive<'a>(
     mut reader: impl Future<Output = CloseInfo> + Unpin + 'a,
     mut writer: impl Future<Output = ()> + Unpin + 'a,
     outbox: &'a OutboxReceiver,
@@ -250,34 +245,58 @@ fn drive<'a>(
     }
 }
 
+/// What a [`Registration`] holds: a connection's binding, or a session.
+pub(crate) trait Registrant: Send + Sync {
+    /// The connection, as far as it does not depend on what it serves, and the label of its
+    /// metrics (its channel's name, or the sessions').
+    fn registered(&self) -> (&Core, &'static str);
+}
+
+impl Registrant for dyn Binding {
+    fn registered(&self) -> (&Core, &'static str) {
+        (self.core(), self.channel())
+    }
+}
+
 /// Undoes a connection's registration however its task ends: normally, by a panic, or dropped
 /// when a shutdown times out. Ends the outbox (later sends fail), leaves every topic and frees
-/// the connection-limit slot.
+/// the connection-limit slot. The same for a channel's connection and a session.
 ///
 /// It also owns the connection's binding for the task (the hub and the id are its core's), so
 /// the task keeps one copy of each.
-struct Registration {
-    binding: Box<dyn Binding>,
-    outbox: OutboxReceiver,
+pub(crate) struct Registration<B: ?Sized + Registrant> {
+    pub(crate) binding: Box<B>,
+    pub(crate) outbox: OutboxReceiver,
     _slot: Slot,
     /// Counted as an open connection (its task began), so to be counted as closed.
     opened: bool,
 }
 
-impl Registration {
-    fn open(&mut self) {
+impl<B: ?Sized + Registrant> Registration<B> {
+    pub(crate) fn new(binding: Box<B>, outbox: OutboxReceiver, slot: Slot) -> Self {
+        Self {
+            binding,
+            outbox,
+            _slot: slot,
+            opened: false,
+        }
+    }
+
+    /// Counts the connection as open: its task began.
+    pub(crate) fn open(&mut self) {
         self.opened = true;
-        self.binding.core().hub.counters().opened(self.binding.channel());
+        let (core, label) = self.binding.registered();
+        core.hub.counters().opened(label);
     }
 }
 
-impl Drop for Registration {
+impl<B: ?Sized + Registrant> Drop for Registration<B> {
     fn drop(&mut self) {
         self.outbox.end();
-        let core = self.binding.core();
+        let (core, label) = self.binding.registered();
         core.hub.detach(core.id);
         if self.opened {
-            core.hub.counters().closed(self.binding.channel());
+            core.hub.counters().closed(label);
         }
     }
 }

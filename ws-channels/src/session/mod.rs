@@ -1,7 +1,7 @@
 #![allow(
     dead_code,
-    reason = "the wire layer lands before its user: the session endpoint (the next slice) decodes \
-              commands and encodes replies with it"
+    reason = "the wire layer lands before all of its users: the endpoint uses the server's half, \
+              the session client (a later slice) the rest"
 )]
 //! Sessions: one WebSocket carrying many channel subscriptions over the Centrifugo client
 //! protocol v2, JSON format (the design is `docs/design/sessions.md`).

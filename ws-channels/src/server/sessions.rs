@@ -1,0 +1,555 @@
+//! The sessions endpoint's public face: the [`Sessions`] builder that `Server::sessions`
+//! mounts, the [`ConnectRequest`] its `authenticate` hook reads, and what the hook answers
+//! ([`Identity`] or [`SessionReject`]).
+//!
+//! The hook is the one part of a session typed by the application (its state `S`, its identity
+//! data `I`): it is erased here, once, into an [`Authenticator`], so the session task (in
+//! `session_task`) is compiled once for every server, whatever its state and identity types.
+
+use std::any::Any;
+use std::fmt;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use futures_util::future::BoxFuture;
+use http::HeaderMap;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::error::CodecError;
+use crate::session::frame::MAX_COMMANDS_PER_FRAME;
+use crate::session::protocol;
+
+/// The path sessions are served at unless [`Sessions::at`] says otherwise: Centrifugo's, which
+/// the SDKs' examples use.
+pub const DEFAULT_SESSIONS_PATH: &str = "/connection/websocket";
+
+/// Sessions: one WebSocket per client speaking the Centrifugo client protocol v2 (JSON
+/// format), so any Centrifugo SDK (`centrifuge` on npm) can talk to this server. Mount it with
+/// [`Server::sessions`](crate::Server::sessions); every front end (standalone, axum,
+/// [`Acceptor`](crate::Acceptor), [`TestServer`](crate::TestServer)) then serves it beside the
+/// channels.
+///
+/// This release serves the connection itself: `connect` (through the
+/// [`authenticate`](Self::authenticate) hook), the `ping` command and the protocol's
+/// application-level pings. Subscriptions to the server's channels come next: until then
+/// `subscribe`, `publish` and the other channel commands get the error reply 108
+/// "not available".
+///
+/// ```
+/// use std::time::Duration;
+/// use ws_channels::{Identity, Server, SessionReject, Sessions};
+///
+/// /// Who a session is, as the hook found out.
+/// struct User {
+///     name: String,
+/// }
+///
+/// let server = Server::new().sessions(
+///     Sessions::new() // at /connection/websocket
+///         .authenticate(|connect| async move {
+///             // A real application verifies a signed token here.
+///             let name = connect.token().trim().to_owned();
+///             if name.is_empty() {
+///                 return Err(SessionReject::unauthorized("a name is needed")); // reply 101: final
+///             }
+///             Ok(Identity::new(name.clone(), User { name }))
+///         })
+///         .ping_interval(Duration::from_secs(25)),
+/// );
+/// # drop(server);
+/// ```
+///
+/// A session's refusals and closes (the close frame carries Centrifugo's codes, never a
+/// `disconnect` push, as Centrifugo does over WebSocket):
+///
+/// | event | outcome | what the SDK does |
+/// |---|---|---|
+/// | the hook returns [`SessionReject::unauthorized`] | error reply 101 | stops (final) |
+/// | [`SessionReject::token_expired`] | error reply 109 | fetches a new token (`getToken`), reconnects |
+/// | [`SessionReject::temporary`], a panic in the hook, or no answer within [`command_timeout`](Self::command_timeout) | error reply 100, temporary | reconnects with backoff |
+/// | [`SessionReject::invalid_token`] | close 3500 "invalid token" | stops |
+/// | [`SessionReject::forbidden`] | close 3507 "permission denied" | stops |
+/// | [`Identity::expire_at`] already past | error reply 110 "expired" | stops |
+/// | any command after a connect error reply | close 3501 "bad request" | stops |
+/// | malformed JSON, not an object, a binary frame, a command before `connect`, a second `connect`, no known method, `id` 0 on a command that needs one, an empty line, more than [`max_commands_per_frame`](Self::max_commands_per_frame) commands in a frame | close 3501 "bad request" (nothing of that frame is handled) | stops |
+/// | a frame over [`max_message_size`](crate::Server::max_message_size) | close 1009 | stops |
+/// | no `connect` within [`connect_timeout`](Self::connect_timeout) | close 3502 "stale" | stops |
+/// | no pong (nor any command) within [`pong_timeout`](Self::pong_timeout) of a ping | close 3012 "no pong" | reconnects |
+/// | the client asked for the protobuf format (subprotocol `centrifuge-protobuf`, or `?format=protobuf`) | upgraded, then closed at once with 3506 "inappropriate protocol" (an HTTP refusal would make the SDK retry forever) | stops |
+/// | the session's queue is full (the client does not read) | close 3008 "slow" | reconnects |
+/// | `subscribe`, `unsubscribe`, `publish`, `history`, `presence`, `presence_stats`, `rpc`, `refresh`, `sub_refresh` | error reply 108 "not available" (this release) | — |
+/// | `send` | ignored | — |
+/// | `ping` | `{"id":n,"ping":{}}` | — |
+///
+/// Not yet: a server shutdown does not close sessions with 3001 "shutdown" (sessions are not
+/// members of the hub yet); a session still open when the shutdown starts is dropped when the
+/// [shutdown timeout](crate::Server::shutdown_timeout) passes.
+///
+/// The handshake itself is decided as a channel's is (origins, limits, shutdown), except that
+/// the only subprotocol answered is `centrifuge-json`, echoed when offered. WebSocket-level
+/// pings and the [idle timeout](crate::Server::idle_timeout) do not apply to sessions: the
+/// protocol's own pings replace them (a browser SDK cannot see WebSocket pings).
+#[must_use = "sessions do nothing until mounted with `Server::sessions`"]
+pub struct Sessions<S = ()> {
+    pub(crate) path: String,
+    pub(crate) settings: Settings,
+    pub(crate) authenticator: Option<Arc<dyn Authenticator>>,
+    /// The hook is written against the server's state type.
+    state: std::marker::PhantomData<fn(&S)>,
+}
+
+/// The knobs of [`Sessions`], each with the default its setter documents.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Settings {
+    pub(crate) ping_interval: Duration,
+    pub(crate) pong_timeout: Duration,
+    pub(crate) connect_timeout: Duration,
+    pub(crate) command_timeout: Duration,
+    pub(crate) max_commands_per_frame: usize,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        // Centrifugo's defaults (its `config.go` and `node.go`), but the command timeout,
+        // which is ours: below the SDK's 5 s call timeout.
+        Self {
+            ping_interval: Duration::from_secs(25),
+            pong_timeout: Duration::from_secs(10),
+            connect_timeout: Duration::from_secs(15),
+            command_timeout: Duration::from_secs(4),
+            max_commands_per_frame: MAX_COMMANDS_PER_FRAME,
+        }
+    }
+}
+
+impl Settings {
+    /// The ping interval in the connect reply's `ping`: whole seconds, as the protocol counts.
+    pub(crate) fn ping_seconds(&self) -> u32 {
+        u32::try_from(self.ping_interval.as_secs()).unwrap_or(u32::MAX)
+    }
+}
+
+impl<S> Default for Sessions<S> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<S> Sessions<S> {
+    /// Sessions at [`DEFAULT_SESSIONS_PATH`] (`/connection/websocket`), every `connect`
+    /// accepted with an anonymous identity until [`authenticate`](Self::authenticate) says
+    /// otherwise. `S` is the state of the [`Server`](crate::Server) they are mounted on.
+    pub fn new() -> Self {
+        Self::at(DEFAULT_SESSIONS_PATH)
+    }
+
+    /// Sessions at `path` (a static path such as `/connection/websocket`; a leading `/` is
+    /// added if missing).
+    ///
+    /// # Panics
+    ///
+    /// When `path` has an empty segment or a template parameter (`<…>`, `{…}`): the path is
+    /// fixed. (Mounting it where a channel's template also matches panics in
+    /// [`Server::sessions`](crate::Server::sessions), as two overlapping channels do.)
+    pub fn at(path: impl Into<String>) -> Self {
+        let path = path.into();
+        let path = match path.starts_with('/') {
+            true => path,
+            false => format!("/{path}"),
+        };
+        let fixed = path[1..]
+            .split('/')
+            .all(|segment| !segment.is_empty() && !segment.contains(['<', '>', '{', '}']));
+        assert!(
+            fixed,
+            "sessions path `{path}` must be a fixed path such as `/connection/websocket`"
+        );
+        Self {
+            path,
+            settings: Settings::default(),
+            authenticator: None,
+            state: std::marker::PhantomData,
+        }
+    }
+
+    /// Moves these sessions to `path` (see [`at`](Self::at)).
+    pub fn path(self, path: impl Into<String>) -> Self {
+        Self {
+            path: Sessions::<S>::at(path).path,
+            ..self
+        }
+    }
+
+    /// The hook every `connect` command goes through: it reads the client's token (and the
+    /// upgrade request, the server's state) and says who the session is, or refuses (see
+    /// [`SessionReject`] for what each refusal makes the SDK do).
+    ///
+    /// It runs under [`command_timeout`](Self::command_timeout); a panic or a timeout is a
+    /// temporary refusal (error 100, the SDK retries). The session handles nothing else while
+    /// it runs. Without a hook, every `connect` is accepted, with an empty user id.
+    pub fn authenticate<F, Fut, I>(self, hook: F) -> Sessions<S>
+    where
+        S: Send + Sync + 'static,
+        F: Fn(ConnectRequest<S>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<Identity<I>, SessionReject>> + Send + 'static,
+        I: Send + Sync + 'static,
+    {
+        Self {
+            authenticator: Some(Arc::new(Hook {
+                hook,
+                state: std::marker::PhantomData,
+            })),
+            ..self
+        }
+    }
+
+    /// How often the server pings an idle session (the protocol's `{}`, which the SDK answers
+    /// with `{}`), in whole seconds. Default: 25 s, as Centrifugo.
+    ///
+    /// # Panics
+    ///
+    /// When it is not a whole number of seconds, or zero.
+    pub fn ping_interval(mut self, interval: Duration) -> Self {
+        assert!(
+            interval.subsec_nanos() == 0 && interval.as_secs() > 0,
+            "the sessions' ping interval is a whole number of seconds (the protocol sends seconds), not {interval:?}"
+        );
+        self.settings.ping_interval = interval;
+        self
+    }
+
+    /// How long after a ping the session waits for its pong (or any command) before closing
+    /// with 3012 "no pong". Default: 10 s. Must be shorter than the
+    /// [ping interval](Self::ping_interval) (checked when mounted).
+    pub fn pong_timeout(mut self, timeout: Duration) -> Self {
+        self.settings.pong_timeout = timeout;
+        self
+    }
+
+    /// How long a new session has to send `connect` before it is closed with 3502 "stale".
+    /// Default: 15 s, as Centrifugo.
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.settings.connect_timeout = timeout;
+        self
+    }
+
+    /// How long the [`authenticate`](Self::authenticate) hook may take before the `connect`
+    /// is answered with error 100 (temporary: the SDK retries). Default: 4 s, under the SDK's
+    /// 5 s call timeout.
+    pub fn command_timeout(mut self, timeout: Duration) -> Self {
+        self.settings.command_timeout = timeout;
+        self
+    }
+
+    /// How many commands one frame may carry; a frame with more closes the session with 3501
+    /// and none of it is handled. Default: 256 (the SDK sends `connect` and every pending
+    /// `subscribe` in one frame when it reconnects).
+    ///
+    /// # Panics
+    ///
+    /// When zero.
+    pub fn max_commands_per_frame(mut self, commands: usize) -> Self {
+        assert!(commands > 0, "a frame must be allowed at least one command");
+        self.settings.max_commands_per_frame = commands;
+        self
+    }
+}
+
+impl<S> fmt::Debug for Sessions<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Sessions")
+            .field("path", &self.path)
+            .field("settings", &self.settings)
+            .field("authenticate", &self.authenticator.is_some())
+            .finish()
+    }
+}
+
+/// A `connect` command, as the [`authenticate`](Sessions::authenticate) hook reads it: what
+/// the client sent in it, the upgrade request of its WebSocket, and the server's state.
+pub struct ConnectRequest<S = ()> {
+    pub(crate) connect: ConnectParts,
+    state: Arc<S>,
+}
+
+/// A [`ConnectRequest`] without its state: what the session task hands the erased hook.
+pub(crate) struct ConnectParts {
+    pub(crate) command: protocol::ConnectRequest,
+    pub(crate) request: Arc<http::request::Parts>,
+    pub(crate) remote_addr: Option<SocketAddr>,
+}
+
+impl<S> ConnectRequest<S> {
+    /// The connect token (`token` of the SDK's options, or what its `getToken` returned);
+    /// empty when the client sent none.
+    pub fn token(&self) -> &str {
+        &self.connect.command.token
+    }
+
+    /// The client's name (`"js"` for centrifuge-js unless configured); empty when not sent.
+    pub fn name(&self) -> &str {
+        &self.connect.command.name
+    }
+
+    /// The client's version, as it reports it; empty when not sent.
+    pub fn version(&self) -> &str {
+        &self.connect.command.version
+    }
+
+    /// The `data` the client sent with `connect`, as raw JSON; `None` when it sent none.
+    pub fn raw_data(&self) -> Option<&str> {
+        self.connect
+            .command
+            .data
+            .as_deref()
+            .map(serde_json::value::RawValue::get)
+    }
+
+    /// The `data` the client sent with `connect`, decoded as `T`; `Ok(None)` when it sent
+    /// none, `Err` when it does not decode.
+    pub fn data<T: DeserializeOwned>(&self) -> Result<Option<T>, CodecError> {
+        self.raw_data()
+            .map(|raw| serde_json::from_str(raw).map_err(CodecError::new))
+            .transpose()
+    }
+
+    /// The headers of the WebSocket's upgrade request (a browser's cookies, for instance).
+    pub fn headers(&self) -> &HeaderMap {
+        &self.connect.request.headers
+    }
+
+    /// The upgrade request's URI (path and query).
+    pub fn uri(&self) -> &http::Uri {
+        &self.connect.request.uri
+    }
+
+    /// The client's address (behind a trusted proxy, the one it forwarded), when known.
+    pub fn remote_addr(&self) -> Option<SocketAddr> {
+        self.connect.remote_addr
+    }
+
+    /// The server's shared state.
+    pub fn state(&self) -> &S {
+        &self.state
+    }
+}
+
+impl<S> fmt::Debug for ConnectRequest<S> {
+    /// Never the token: debug output ends up in logs.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ConnectRequest")
+            .field("name", &self.name())
+            .field("version", &self.version())
+            .field("remote_addr", &self.remote_addr())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Who a session is, as the [`authenticate`](Sessions::authenticate) hook says: a user id
+/// (Centrifugo's `user`, shown to other clients in presence), the application's typed data
+/// `I`, and what the connect reply tells the client.
+pub struct Identity<I = ()> {
+    user: String,
+    data: I,
+    expire_at: Option<SystemTime>,
+    reply_data: Option<Result<protocol::Raw, String>>,
+}
+
+impl<I> Identity<I> {
+    /// The session of user `user` (may be empty, for an anonymous one), with the
+    /// application's `data` about it.
+    pub fn new(user: impl Into<String>, data: I) -> Self {
+        Self {
+            user: user.into(),
+            data,
+            expire_at: None,
+            reply_data: None,
+        }
+    }
+
+    /// When the session's credentials expire: the connect reply then says `expires` and the
+    /// seconds left (`ttl`). Enforcing the expiry (a refresh, else close 3005) comes with a
+    /// later release; a time already past refuses the connect with error 110 "expired".
+    pub fn expire_at(mut self, at: SystemTime) -> Self {
+        self.expire_at = Some(at);
+        self
+    }
+
+    /// `data` for the connect reply (the SDK's `connected` event shows it), encoded as JSON
+    /// now. If it does not encode, the connect is answered with error 100 and the error is
+    /// logged.
+    pub fn reply_data(mut self, data: &impl Serialize) -> Self {
+        let encoded = serde_json::to_string(data)
+            .and_then(serde_json::value::RawValue::from_string)
+            .map_err(|error| error.to_string());
+        self.reply_data = Some(encoded);
+        self
+    }
+
+    /// The user id.
+    pub fn user(&self) -> &str {
+        &self.user
+    }
+
+    /// The application's data about the session.
+    pub fn data(&self) -> &I {
+        &self.data
+    }
+}
+
+impl Identity<()> {
+    /// A session of no user in particular (an empty user id), as sessions without an
+    /// `authenticate` hook get.
+    pub fn anonymous() -> Self {
+        Self::new("", ())
+    }
+}
+
+impl<I> fmt::Debug for Identity<I> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Identity")
+            .field("user", &self.user)
+            .field("expire_at", &self.expire_at)
+            .finish_non_exhaustive()
+    }
+}
+
+/// An [`Identity`] with its data type erased, as the session keeps it.
+pub(crate) struct SessionIdentity {
+    pub(crate) user: String,
+    /// The application's `I`, for the subscriptions (a later release) to hand to channels.
+    #[expect(dead_code, reason = "read by the subscriptions, the next slice of sessions")]
+    pub(crate) data: Arc<dyn Any + Send + Sync>,
+    pub(crate) expire_at: Option<SystemTime>,
+    pub(crate) reply_data: Option<Result<protocol::Raw, String>>,
+}
+
+impl<I: Send + Sync + 'static> From<Identity<I>> for SessionIdentity {
+    fn from(identity: Identity<I>) -> Self {
+        Self {
+            user: identity.user,
+            data: Arc::new(identity.data),
+            expire_at: identity.expire_at,
+            reply_data: identity.reply_data,
+        }
+    }
+}
+
+/// Why the [`authenticate`](Sessions::authenticate) hook refuses a `connect`, each with what
+/// the client sees and what a Centrifugo SDK then does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SessionReject {
+    /// Error reply 101 "unauthorized" (or the message given): final, the SDK stays
+    /// disconnected.
+    Unauthorized {
+        /// The reply's message, for the client.
+        message: String,
+    },
+    /// Close 3500 "invalid token": final.
+    InvalidToken,
+    /// Error reply 109 "token expired": the SDK asks the application for a new token
+    /// (`getToken`) and reconnects.
+    TokenExpired,
+    /// Close 3507 "permission denied": final (not a matter of credentials).
+    Forbidden,
+    /// Error reply 100, temporary (with the message given): the SDK reconnects with backoff.
+    Temporary {
+        /// The reply's message, for the client.
+        message: String,
+    },
+}
+
+impl SessionReject {
+    /// Error reply 101 with `message`: final for the SDK.
+    pub fn unauthorized(message: impl Into<String>) -> Self {
+        Self::Unauthorized {
+            message: message.into(),
+        }
+    }
+
+    /// Close 3500 "invalid token": final for the SDK.
+    pub fn invalid_token() -> Self {
+        Self::InvalidToken
+    }
+
+    /// Error reply 109: the SDK fetches a new token and reconnects.
+    pub fn token_expired() -> Self {
+        Self::TokenExpired
+    }
+
+    /// Close 3507 "permission denied": final for the SDK.
+    pub fn forbidden() -> Self {
+        Self::Forbidden
+    }
+
+    /// Error reply 100 with `message`, temporary: the SDK reconnects with backoff.
+    pub fn temporary(message: impl Into<String>) -> Self {
+        Self::Temporary {
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for SessionReject {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Unauthorized { message } => write!(f, "unauthorized: {message}"),
+            Self::InvalidToken => f.write_str("invalid token"),
+            Self::TokenExpired => f.write_str("token expired"),
+            Self::Forbidden => f.write_str("forbidden"),
+            Self::Temporary { message } => write!(f, "temporarily refused: {message}"),
+        }
+    }
+}
+
+impl std::error::Error for SessionReject {}
+
+/// What a hook's future answers, its identity type erased.
+pub(crate) type Authenticated = Result<SessionIdentity, SessionReject>;
+
+/// The `authenticate` hook with the server's state and the identity's type erased: what the
+/// session task calls, one indirect call per `connect`.
+pub(crate) trait Authenticator: Send + Sync + 'static {
+    /// Calls the hook. The hook is called inside the returned future (at its first poll), so
+    /// a caller guarding the future catches a panic in the hook's synchronous part too.
+    fn authenticate(
+        self: Arc<Self>,
+        connect: ConnectParts,
+        state: Arc<dyn Any + Send + Sync>,
+    ) -> BoxFuture<'static, Authenticated>;
+}
+
+/// A typed hook, erased.
+struct Hook<F, S, I> {
+    hook: F,
+    state: std::marker::PhantomData<fn(S) -> I>,
+}
+
+impl<F, Fut, S, I> Authenticator for Hook<F, S, I>
+where
+    S: Send + Sync + 'static,
+    F: Fn(ConnectRequest<S>) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<Identity<I>, SessionReject>> + Send + 'static,
+    I: Send + Sync + 'static,
+{
+    fn authenticate(
+        self: Arc<Self>,
+        connect: ConnectParts,
+        state: Arc<dyn Any + Send + Sync>,
+    ) -> BoxFuture<'static, Authenticated> {
+        let hook = self;
+        Box::pin(async move {
+            // The server hands its own state: the downcast cannot fail.
+            let Ok(state) = state.downcast::<S>() else {
+                return Err(SessionReject::temporary("internal server error"));
+            };
+            (hook.hook)(ConnectRequest { connect, state })
+                .await
+                .map(SessionIdentity::from)
+        })
+    }
+}
