@@ -99,7 +99,32 @@ ws_channels_tests::on_both_backends!(
     no_connect_in_time_closes_with_3502,
     protobuf_clients_are_closed_with_3506,
     a_direct_channel_works_beside_the_sessions,
+    a_shutdown_closes_sessions_with_3001,
+    a_session_that_does_not_read_is_closed_with_3008,
 );
+
+async fn a_shutdown_closes_sessions_with_3001(backend: Backend) {
+    let mut served = Served::start_on(backend, server(|s| s)).await;
+    let (mut socket, reply) = connected(&served, "ann").await;
+    assert!(reply.get("connect").is_some(), "{reply}");
+    let stopped = served.begin_shutdown();
+    assert_eq!(close_of(&mut socket).await, (3001, "shutdown".to_owned()));
+    within("the shutdown", stopped).await.unwrap().unwrap();
+}
+
+async fn a_session_that_does_not_read_is_closed_with_3008(backend: Backend) {
+    let served = Served::start_on(backend, server(|s| s.max_queued_bytes(1024))).await;
+    let (mut socket, _) = connected(&served, "ann").await;
+    // 200 replies of about 20 bytes, queued in one turn of the session's task: over 1 KiB
+    // before its writer could send them.
+    let frame: Vec<String> = (2..202).map(|id| format!(r#"{{"id":{id},"ping":{{}}}}"#)).collect();
+    send(&mut socket, &frame.join("\n")).await;
+    let (texts, close) = read_until_close(&mut socket).await;
+    let close = close.expect("a close frame");
+    assert_eq!((u16::from(close.code), close.reason.as_str()), (3008, "slow"));
+    let answered: usize = texts.iter().map(|text| text.lines().count()).sum();
+    assert!(answered < 200, "closed before all its replies: {answered}");
+}
 
 async fn the_connect_reply_has_the_protocol_shape(backend: Backend) {
     let served = Served::start_on(backend, server(|s| s)).await;
@@ -134,10 +159,25 @@ async fn the_ping_command_is_answered_and_channel_commands_are_not_available(bac
     )
     .await;
     assert_eq!(
-        next_json(&mut socket).await,
-        json!({"id": 3, "error": {"code": 108, "message": "not available"}})
+        replies(&mut socket, 2).await,
+        [
+            json!({"id": 3, "error": {"code": 108, "message": "not available"}}),
+            json!({"id": 4, "ping": {}}),
+        ]
     );
-    assert_eq!(next_json(&mut socket).await, json!({"id": 4, "ping": {}}));
+}
+
+/// The next `n` replies: a frame may hold several, one per line (the server joins the replies
+/// it has queued together, as Centrifugo does).
+async fn replies(socket: &mut ClientSocket, n: usize) -> Vec<Value> {
+    let mut replies = Vec::new();
+    while replies.len() < n {
+        let text = next_text(socket).await;
+        for line in text.split('\n') {
+            replies.push(serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line:?}")));
+        }
+    }
+    replies
 }
 
 async fn a_refused_connect_makes_the_session_unusable(backend: Backend) {

@@ -164,7 +164,6 @@ pub(crate) fn outbox(
 /// by `limits.per_slot` frames under its channel's lag policy, and everything queued by
 /// `limits.max_queued_bytes`; its own messages join into frames of at most `limits.max_frame`
 /// bytes.
-#[cfg_attr(not(test), expect(dead_code, reason = "used by the session endpoint, slice 3"))]
 pub(crate) fn session_outbox(limits: SessionLimits, counters: Arc<Counters>) -> (OutboxSender, OutboxReceiver) {
     let state = State {
         session: Some(Box::new(Slots::new(limits))),
@@ -984,7 +983,10 @@ impl OutboxReceiver {
     /// The number is what the registry routes the subscription's pushes to: it is reused only
     /// after [`close_slot`](Self::close_slot), which must come after the registry dropped the
     /// route.
-    #[cfg_attr(not(test), expect(dead_code, reason = "used by the session task, slice 3"))]
+    #[cfg_attr(
+        not(test),
+        expect(dead_code, reason = "used by subscriptions, the next slice of sessions")
+    )]
     pub(crate) fn open_slot(&self, channel: &'static str, policy: LagPolicy) -> u32 {
         let mut state = self.shared.state();
         match state.session.as_deref_mut() {
@@ -996,7 +998,10 @@ impl OutboxReceiver {
     /// Queues a pending slot's `subscribe` reply (what `encode` appends), then the pushes it
     /// held, in order; the slot is live from then on. `false` (nothing encoded) when the
     /// session is closing.
-    #[cfg_attr(not(test), expect(dead_code, reason = "used by the session task, slice 3"))]
+    #[cfg_attr(
+        not(test),
+        expect(dead_code, reason = "used by subscriptions, the next slice of sessions")
+    )]
     pub(crate) fn release_slot<E>(
         &self,
         slot: u32,
@@ -1007,7 +1012,10 @@ impl OutboxReceiver {
 
     /// Frees a slot (after the registry dropped its route): held pushes are dropped, queued
     /// ones still go out, later pushes to the number are refused until it is opened again.
-    #[cfg_attr(not(test), expect(dead_code, reason = "used by the session task, slice 3"))]
+    #[cfg_attr(
+        not(test),
+        expect(dead_code, reason = "used by subscriptions, the next slice of sessions")
+    )]
     pub(crate) fn close_slot(&self, slot: u32) {
         let mut state = self.shared.state();
         if let Some(slots) = state.session.as_deref_mut() {
@@ -1020,7 +1028,6 @@ impl OutboxReceiver {
     /// session's own messages next to it into one frame when they fit, and counted toward
     /// the byte bound (going over it closes the session with 3008, after this message).
     /// `false` (nothing encoded) when the session is closing.
-    #[cfg_attr(not(test), expect(dead_code, reason = "used by the session task, slice 3"))]
     pub(crate) fn push_reply<E>(&self, encode: impl FnOnce(&mut Vec<u8>) -> Result<(), E>) -> Result<bool, E> {
         self.queue_own(None, encode)
     }
@@ -1061,7 +1068,10 @@ impl OutboxReceiver {
 
     /// The lag of every slot that dropped pushes or was ended by its lag policy since the
     /// last call (the session task looks when its attention is called).
-    #[cfg_attr(not(test), expect(dead_code, reason = "used by the session task, slice 3"))]
+    #[cfg_attr(
+        not(test),
+        expect(dead_code, reason = "used by subscriptions, the next slice of sessions")
+    )]
     pub(crate) fn take_slot_lag(&self) -> Vec<SlotLag> {
         let mut state = self.shared.state();
         state.session.as_deref_mut().map(Slots::take_lag).unwrap_or_default()

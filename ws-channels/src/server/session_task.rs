@@ -10,9 +10,11 @@
 //! session however it ends.
 //!
 //! Not yet here (later slices of `docs/design/sessions.md`): subscriptions (every channel
-//! command gets 108), the expiry of credentials (3005), a shutdown's 3001 (a session is not a
-//! member of the hub yet, so a shutdown reaches it only when its timeout drops the task), and
-//! the jitter of the first ping.
+//! command gets 108), the expiry of credentials (3005) and the jitter of the first ping.
+//!
+//! A session is a member of the hub from its registration (so a shutdown closes it with
+//! 3001), and its outbox is a session's (`outbox::session_outbox`): its replies and pings are
+//! its own messages, never dropped, joined into frames, and bounded in bytes (3008).
 
 use std::any::Any;
 use std::collections::VecDeque;
@@ -39,14 +41,13 @@ use super::guard;
 use super::reader::{close_info, no_status};
 use super::response::Reject;
 use super::sessions::{Authenticated, Authenticator, ConnectParts, SessionIdentity, SessionReject, Settings};
-use super::task::{ConnEnv, Registrant, Registration, drive};
+use super::task::{ConnEnv, Registrant, Registration, drive, log_closed};
 use super::transport::{BoxedTransport, SharedTransport};
 use super::wake::WokenStream;
 use super::writer::write_loop;
-use crate::channel::LagPolicy;
 use crate::log::Escaped;
 use crate::metrics::Count;
-use crate::outbox::{OutboxReceiver, outbox};
+use crate::outbox::{OutboxReceiver, SessionLimits, session_outbox};
 use crate::session::codes::{DisconnectCode, ErrorCode};
 use crate::session::frame::decode_commands;
 use crate::session::protocol::{self, Command, ConnectResult, Method, Reply, ReplyBody, ReplyError};
@@ -127,13 +128,6 @@ fn wants_protobuf(request: &http::request::Parts) -> bool {
     !offers.contains(&JSON_SUBPROTOCOL) && (by_query || offers.contains(&PROTOBUF_SUBPROTOCOL))
 }
 
-/// How many replies a session's outbox holds: room for one frame's replies beyond the usual
-/// queue, so a client that sends a full frame gets every reply, and only one that does not
-/// read fills it (closed with 3008, see `Reader::send`).
-fn queue_capacity(config: &Config, settings: &Settings) -> usize {
-    config.outbound_queue + settings.max_commands_per_frame
-}
-
 /// What a session's [`Registration`] holds: its core (id, outbox sender, hub).
 struct SessionCore(Core);
 
@@ -167,8 +161,15 @@ fn register<S: Send + Sync + 'static>(
         slot,
         expires: _,
     } = env;
-    let capacity = queue_capacity(&config, &endpoint.settings);
-    let (sender, receiver) = outbox(LABEL, capacity, LagPolicy::Disconnect, hub.counters().clone());
+    let limits = SessionLimits {
+        per_slot: config.outbound_queue,
+        max_queued_bytes: endpoint.settings.max_queued_bytes,
+        max_frame: hub.max_outgoing(),
+    };
+    let (sender, receiver) = session_outbox(limits, hub.counters().clone());
+    // A member of the hub from now on: a shutdown closes it with 3001 (and, with
+    // subscriptions, the topics it subscribes to reach it).
+    hub.attach_session(id, sender.clone());
     let core = Core {
         id,
         address: endpoint.address.clone(),
@@ -220,15 +221,7 @@ fn run(registered: Registered, transport: BoxedTransport) -> impl Future<Output 
             drive(reader, writer, outbox, &config, &span).await
         };
         drop(transport);
-        tracing::info!(
-            parent: &span,
-            code = u16::from(info.code),
-            // The peer chose the reason: escaped.
-            reason = %Escaped(&info.reason),
-            by_server = info.by_server,
-            duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
-            "session closed"
-        );
+        log_closed(&span, &info, started, "session closed");
     }
 }
 
@@ -422,7 +415,7 @@ impl<'a> Reader<'a> {
     fn on_tick(&self, state: &mut State) -> ControlFlow<()> {
         match state.clocks.due(Instant::now(), &self.endpoint.settings) {
             Some(Due::Stale) => self.close(DisconnectCode::Stale),
-            Some(Due::Ping) => self.send(protocol::PING.to_owned()),
+            Some(Due::Ping) => self.ping(),
             Some(Due::NoPong) => self.close(DisconnectCode::NoPong),
             Some(Due::CloseReply) => return ControlFlow::Break(()),
             None => {}
@@ -645,26 +638,24 @@ impl<'a> Reader<'a> {
         self.close(DisconnectCode::BadRequest);
     }
 
+    /// Queues a reply, a ping or a push of the session's own: never dropped (the outbox closes
+    /// the session with 3008 once it holds more than `max_queued_bytes`), joined with the
+    /// session's own messages next to it into one frame.
     fn reply(&self, reply: Reply) {
-        match reply.encode() {
-            Ok(text) => self.send(text),
-            Err(error) => {
-                // Our own types always encode: a bug in this code path.
-                tracing::warn!(error = %Escaped(&error), "a reply does not encode");
-                self.close(DisconnectCode::InternalServerError);
-            }
+        if let Err(error) = self.outbox.push_reply(|bytes| reply.encode_into(bytes)) {
+            // Our own types always encode: a bug in this code path.
+            tracing::warn!(error = %Escaped(&error), "a reply does not encode");
+            self.close(DisconnectCode::InternalServerError);
         }
     }
 
-    /// Queues a reply or a ping; a queue full to its capacity means a client that does not
-    /// read: closed with 3008, before the outbox's own lag policy (1013) would.
-    fn send(&self, text: String) {
-        let (_, queued) = self.outbox.pressure();
-        if queued >= queue_capacity(self.config, &self.endpoint.settings) {
-            self.close(DisconnectCode::Slow);
-            return;
-        }
-        let _ = self.core.outbox.push(WsMessage::Text(text.into()));
+    /// Queues the server's ping, `{}`, as one of the session's own messages.
+    fn ping(&self) {
+        let ping = |bytes: &mut Vec<u8>| {
+            bytes.extend_from_slice(protocol::PING.as_bytes());
+            Ok::<_, std::convert::Infallible>(())
+        };
+        let Ok(_) = self.outbox.push_reply(ping);
     }
 
     fn close(&self, code: DisconnectCode) {

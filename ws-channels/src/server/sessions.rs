@@ -79,14 +79,13 @@ pub const DEFAULT_SESSIONS_PATH: &str = "/connection/websocket";
 /// | no `connect` within [`connect_timeout`](Self::connect_timeout) | close 3502 "stale" | stops |
 /// | no pong (nor any command) within [`pong_timeout`](Self::pong_timeout) of a ping | close 3012 "no pong" | reconnects |
 /// | the client asked for the protobuf format (subprotocol `centrifuge-protobuf`, or `?format=protobuf`) | upgraded, then closed at once with 3506 "inappropriate protocol" (an HTTP refusal would make the SDK retry forever) | stops |
-/// | the session's queue is full (the client does not read) | close 3008 "slow" | reconnects |
+/// | more than [`max_queued_bytes`](Sessions::max_queued_bytes) waiting to be written (the client does not read) | close 3008 "slow" | reconnects |
 /// | `subscribe`, `unsubscribe`, `publish`, `history`, `presence`, `presence_stats`, `rpc`, `refresh`, `sub_refresh` | error reply 108 "not available" (this release) | — |
 /// | `send` | ignored | — |
 /// | `ping` | `{"id":n,"ping":{}}` | — |
+/// | the server shuts down | close 3001 "shutdown", after what was queued | reconnects |
 ///
-/// Not yet: a server shutdown does not close sessions with 3001 "shutdown" (sessions are not
-/// members of the hub yet); a session still open when the shutdown starts is dropped when the
-/// [shutdown timeout](crate::Server::shutdown_timeout) passes.
+/// Replies queued together are joined into one frame, one per line, as Centrifugo does.
 ///
 /// The handshake itself is decided as a channel's is (origins, limits, shutdown), except that
 /// the only subprotocol answered is `centrifuge-json`, echoed when offered. WebSocket-level
@@ -109,6 +108,7 @@ pub(crate) struct Settings {
     pub(crate) connect_timeout: Duration,
     pub(crate) command_timeout: Duration,
     pub(crate) max_commands_per_frame: usize,
+    pub(crate) max_queued_bytes: usize,
 }
 
 impl Default for Settings {
@@ -121,6 +121,8 @@ impl Default for Settings {
             connect_timeout: Duration::from_secs(15),
             command_timeout: Duration::from_secs(4),
             max_commands_per_frame: MAX_COMMANDS_PER_FRAME,
+            // Centrifugo's `ClientQueueMaxSize`.
+            max_queued_bytes: 1 << 20,
         }
     }
 }
@@ -254,6 +256,19 @@ impl<S> Sessions<S> {
     pub fn max_commands_per_frame(mut self, commands: usize) -> Self {
         assert!(commands > 0, "a frame must be allowed at least one command");
         self.settings.max_commands_per_frame = commands;
+        self
+    }
+
+    /// How many bytes a session may have waiting to be written (replies, pings and, with
+    /// subscriptions, publications) before it is closed with 3008 "slow": a client that does
+    /// not read. Replies are never dropped; they count toward this bound. Default: 1 MiB.
+    ///
+    /// # Panics
+    ///
+    /// When zero.
+    pub fn max_queued_bytes(mut self, bytes: usize) -> Self {
+        assert!(bytes > 0, "a session must be allowed to queue something");
+        self.settings.max_queued_bytes = bytes;
         self
     }
 }

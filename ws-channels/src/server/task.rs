@@ -160,16 +160,7 @@ pub(crate) fn run(registered: Registered, transport: BoxedTransport) -> impl Fut
         // The peer is gone or the close handshake is over: the socket closes now, before
         // `on_close` runs (which may take its time), and nothing queued can be delivered.
         drop(transport);
-        tracing::info!(
-            parent: &span,
-            code = u16::from(info.code),
-            // The peer chose the reason: escaped, or a `\n` or an ESC in it would forge log
-            // lines and reach the operator's terminal.
-            reason = %Escaped(&info.reason),
-            by_server = info.by_server,
-            duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
-            "connection closed"
-        );
+        log_closed(&span, &info, started, "connection closed");
         let (channel, id) = (registration.binding.channel(), registration.binding.core().id);
         let on_close = registration.binding.on_close(info);
         drop(registration);
@@ -181,6 +172,20 @@ pub(crate) fn run(registered: Registered, transport: BoxedTransport) -> impl Fut
             }
         }
     }
+}
+
+/// Logs how a connection or a session ended (`what`: "connection closed", "session closed").
+pub(crate) fn log_closed(span: &tracing::Span, info: &CloseInfo, started: tokio::time::Instant, what: &'static str) {
+    tracing::info!(
+        parent: span,
+        code = u16::from(info.code),
+        // The peer chose the reason: escaped, or a `\n` or an ESC in it would forge log lines
+        // and reach the operator's terminal.
+        reason = %Escaped(&info.reason),
+        by_server = info.by_server,
+        duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+        "{what}"
+    );
 }
 
 /// Polls the writer and the reader in this one task until the reader ends; then, if the
