@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use ws_channels_tests::{Component, Running, example, require};
+use ws_channels_tests::{Component, Running, example, node_project, require};
 
 /// Starts a server example on port 0 and returns it with the address it printed.
 fn start_server(name: &str) -> (Running, String) {
@@ -226,21 +226,6 @@ fn echo_server_sends_every_message_back() {
             .expect("echo within 20 s")
             .expect("echo exchange");
     });
-}
-
-/// The Node packages the non-Rust clients use: `tests/node`, installed from its lock file.
-/// Callers have checked `require(&[Component::Node])`.
-fn node_project() -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/node");
-    static INSTALL: std::sync::Once = std::sync::Once::new();
-    INSTALL.call_once(|| {
-        if !dir.join("node_modules").exists() {
-            let mut npm = Command::new("npm");
-            npm.args(["ci", "--no-audit", "--no-fund"]).current_dir(&dir);
-            output_within(npm, Duration::from_secs(300));
-        }
-    });
-    dir
 }
 
 #[test]

@@ -10,7 +10,6 @@
 #![allow(clippy::unwrap_used)]
 
 use std::io::BufRead;
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -21,7 +20,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use ws_channels::tungstenite::Message;
 use ws_channels::{Channel, ClientSocket, ConnectRequest, Identity, Server, SessionReject, Sessions, channel};
 use ws_channels_tests::{
-    Backend, Component, Running, Served, next_text, raw_connect, read_until_close, require, within,
+    Backend, Component, Running, Served, next_text, node_project, raw_connect, read_until_close, require, within,
 };
 
 /// A direct channel served beside the sessions.
@@ -413,26 +412,12 @@ async fn a_client_that_pongs_stays_connected() {
     assert_eq!(next_json(&mut socket).await, json!({"id": 2, "ping": {}}));
 }
 
-/// The Node test clients' folder, with its dependencies installed (`npm ci` when missing).
-fn node_dir() -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("node");
-    if !dir.join("node_modules/centrifuge").is_dir() {
-        let status = Command::new("npm")
-            .args(["ci", "--no-audit", "--no-fund"])
-            .current_dir(&dir)
-            .status()
-            .expect("npm runs");
-        assert!(status.success(), "npm ci in {}", dir.display());
-    }
-    dir
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_centrifuge_sdk_connects_and_is_refused_for_good() {
     if !require(&[Component::Node]) {
         return;
     }
-    let dir = tokio::task::spawn_blocking(node_dir).await.unwrap();
+    let dir = tokio::task::spawn_blocking(node_project).await.unwrap();
     let served = Served::start(server(|s| s)).await;
     let mut child = Command::new("node")
         .arg("session_connect.mjs")

@@ -302,6 +302,38 @@ fn tool_version(tool: &str) -> Result<String, String> {
     }
 }
 
+/// The Node packages the non-Rust clients use: `tests/node`, installed from its lock file
+/// (`npm ci`, bounded to 5 minutes) when they are missing or older than the lock file, once per
+/// test process. Callers have checked `require(&[Component::Node])`.
+pub fn node_project() -> std::path::PathBuf {
+    let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("node");
+    static INSTALL: std::sync::Once = std::sync::Once::new();
+    INSTALL.call_once(|| {
+        // npm records what it installed in `node_modules/.package-lock.json`: a lock file
+        // changed since (a package added) needs a new install.
+        let modified = |file: &str| std::fs::metadata(dir.join(file)).and_then(|m| m.modified()).ok();
+        let installed = modified("node_modules/.package-lock.json");
+        if installed.is_none() || installed < modified("package-lock.json") {
+            let mut npm = std::process::Command::new("npm");
+            npm.args(["ci", "--no-audit", "--no-fund"]).current_dir(&dir);
+            let mut npm = Running(npm.spawn().expect("npm runs"));
+            let deadline = std::time::Instant::now() + Duration::from_secs(300);
+            let status = loop {
+                if let Some(status) = npm.0.try_wait().expect("wait for npm") {
+                    break status;
+                }
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "npm ci did not finish in 5 minutes"
+                );
+                std::thread::sleep(Duration::from_millis(100));
+            };
+            assert!(status.success(), "npm ci in {}: {status}", dir.display());
+        }
+    });
+    dir
+}
+
 /// The Chromium the browser test drives: `$CHROMIUM` as given (even if it does not exist, so
 /// that a wrong setting is reported rather than silently replaced), else the first `chromium`
 /// or `chromium-browser` on `PATH`.
