@@ -154,6 +154,10 @@ pub enum Error {
     /// did not finish within its connect timeout.
     #[error("no connection within {0:?}")]
     ConnectTimeout(std::time::Duration),
+    /// Binary bytes sent to a session's subscription ([`Conn::send_binary`](crate::Conn::send_binary)):
+    /// sessions speak the JSON format, which carries text only.
+    #[error("binary frames cannot travel over a session")]
+    BinaryInSession,
     /// A socket-level I/O error (binding, accepting).
     #[error("i/o error")]
     Io(#[from] std::io::Error),
@@ -451,6 +455,7 @@ mod tests {
             // A handler's error with a chain of its own: three links.
             Error::Handler(Box::new(decode_error())),
             Error::HandlerPanicked("index out of bounds".into()),
+            Error::BinaryInSession,
             Error::WebSocket(tokio_tungstenite::tungstenite::Error::Io(std::io::Error::other(
                 "broken pipe",
             ))),
@@ -474,6 +479,7 @@ mod tests {
                 | Error::Credentials(_)
                 | Error::Handler(_)
                 | Error::HandlerPanicked(_)
+                | Error::BinaryInSession
                 | Error::WebSocket(_)
                 | Error::Io(_) => {}
             }

@@ -28,7 +28,7 @@ use crate::channel::{Channel, LagPolicy};
 use crate::codec::{self, FrameKind};
 use crate::error::Error;
 use crate::metrics::{Count, Counters};
-use crate::session::codes::DisconnectCode;
+use crate::session::codes::{DisconnectCode, UnsubscribeCode};
 use crate::transport::close_frame;
 
 /// What happened to one pushed message.
@@ -621,15 +621,23 @@ pub(crate) struct SessionLimits {
     pub(crate) max_frame: usize,
 }
 
-/// What a session's task learns of one slot's lag ([`OutboxReceiver::take_slot_lag`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct SlotLag {
+/// What a session's task learns of one live slot ([`OutboxReceiver::take_slot_events`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct SlotEvent {
     pub(crate) slot: u32,
-    /// Pushes its lag policy dropped since the last report (for `on_lag`).
+    /// Pushes its lag policy dropped since the last report (for `on_lag`; for `Disconnect`,
+    /// the one that did not fit).
     pub(crate) dropped: u64,
-    /// Its lag policy (`Disconnect`) ended it: the task unsubscribes it with 2500 and runs its
-    /// `on_lag` and `on_close`.
-    pub(crate) ended: bool,
+    /// It was ended, and how the client is to be told: the task sends this `unsubscribe`
+    /// push, drops the subscription and runs its `on_close`.
+    pub(crate) ended: Option<SlotEnd>,
+}
+
+/// How a slot was ended: the `unsubscribe` push's code and reason.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct SlotEnd {
+    pub(crate) code: u32,
+    pub(crate) reason: String,
 }
 
 /// A session's part of its outbox, under the outbox's lock.
@@ -668,8 +676,11 @@ struct Slot {
     ended: bool,
     /// Pushes dropped since the last report.
     dropped: u64,
-    /// Its lag policy ended it; not reported yet.
-    disconnected: bool,
+    /// How it was ended (its lag policy, or its subscription's `close`); not reported yet.
+    ending: Option<SlotEnd>,
+    /// Its `subscribe` reply is queued: only a live slot's events are reported, so no
+    /// `unsubscribe` push can precede that reply.
+    live: bool,
 }
 
 /// What a push into a slot did, acted on once the lock is released.
@@ -700,7 +711,8 @@ impl Slots {
             pending: Some(Vec::new()),
             ended: false,
             dropped: 0,
-            disconnected: false,
+            ending: None,
+            live: false,
         };
         let free = self.slots.iter().position(Option::is_none);
         let number = free.unwrap_or(self.slots.len());
@@ -744,7 +756,12 @@ impl Slots {
                 }
                 LagPolicy::Disconnect => {
                     self.queued_bytes -= slot.end();
-                    slot.disconnected = true;
+                    slot.dropped += 1;
+                    let state = UnsubscribeCode::InsufficientState;
+                    slot.ending = Some(SlotEnd {
+                        code: state.code(),
+                        reason: state.reason().to_owned(),
+                    });
                     return outcome(Pushed::Disconnected);
                 }
                 LagPolicy::DropOldest => {
@@ -836,7 +853,11 @@ impl Slots {
     /// Makes a pending slot live: its held pushes are queued, in order (behind its
     /// `subscribe` reply, which the caller queued just before).
     fn release(&mut self, queue: &mut VecDeque<Frame>, number: u32) {
-        let Some(held) = self.slot(number).and_then(|slot| slot.pending.take()) else {
+        let Some(slot) = self.slot(number) else {
+            return;
+        };
+        slot.live = true;
+        let Some(held) = slot.pending.take() else {
             return;
         };
         for frame in held {
@@ -857,19 +878,36 @@ impl Slots {
         }
     }
 
-    fn take_lag(&mut self) -> Vec<SlotLag> {
-        let mut lags = Vec::new();
+    /// Ends slot `number` for its subscription's `close`: no more pushes, held ones dropped;
+    /// `false` if it has ended already (only the first end counts).
+    fn end_for(&mut self, number: u32, end: SlotEnd) -> bool {
+        let Some(slot) = self.slots.get_mut(number as usize).and_then(Option::as_mut) else {
+            return false;
+        };
+        if slot.ended {
+            return false;
+        }
+        self.queued_bytes -= slot.end();
+        slot.ending = Some(end);
+        true
+    }
+
+    fn take_events(&mut self) -> Vec<SlotEvent> {
+        let mut events = Vec::new();
         for (number, slot) in self.slots.iter_mut().enumerate() {
-            let Some(slot) = slot.as_mut().filter(|slot| slot.dropped > 0 || slot.disconnected) else {
+            let Some(slot) = slot
+                .as_mut()
+                .filter(|slot| slot.live && (slot.dropped > 0 || slot.ending.is_some()))
+            else {
                 continue;
             };
-            lags.push(SlotLag {
+            events.push(SlotEvent {
                 slot: u32::try_from(number).unwrap_or(NO_SLOT),
                 dropped: std::mem::take(&mut slot.dropped),
-                ended: std::mem::take(&mut slot.disconnected),
+                ended: slot.ending.take(),
             });
         }
-        lags
+        events
     }
 
     fn is_over(&self) -> bool {
@@ -940,7 +978,7 @@ impl OutboxSender {
     /// Pushes a subscription's message into its slot of its session's outbox (see [`Slots`]):
     /// held while the subscription is pending, refused once it ended, under its channel's lag
     /// policy when the slot is full (`Disconnect` ends the slot and calls the session task's
-    /// attention, see [`OutboxReceiver::take_slot_lag`]). A push that would take the session
+    /// attention, see [`OutboxReceiver::take_slot_events`]). A push that would take the session
     /// over its byte bound closes the session with 3008 (`Disconnected`).
     pub(crate) fn push_slot(&self, slot: u32, frame: WsMessage) -> Pushed {
         let shared = &*self.shared;
@@ -976,6 +1014,39 @@ impl OutboxSender {
     }
 }
 
+impl OutboxSender {
+    /// Ends a subscription's slot because its handler closed it: it takes no more pushes
+    /// (held ones are dropped, queued ones still go out), and the session task, called to
+    /// attention, sends the client `end` as an `unsubscribe` push once the slot is live.
+    /// `false` if the slot had ended already: only the first end counts.
+    pub(crate) fn end_slot(&self, slot: u32, end: SlotEnd) -> bool {
+        let ended = {
+            let mut state = self.shared.state();
+            match state.session.as_deref_mut() {
+                Some(slots) => slots.end_for(slot, end),
+                None => false,
+            }
+        };
+        if ended {
+            self.shared.call_attention();
+        }
+        ended
+    }
+
+    /// Whether a subscription's slot takes no more pushes (it ended, or the session is
+    /// closing).
+    pub(crate) fn is_slot_ended(&self, slot: u32) -> bool {
+        let mut state = self.shared.state();
+        if state.is_closing() {
+            return true;
+        }
+        match state.session.as_deref_mut() {
+            Some(slots) => slots.slot(slot).is_none_or(|slot| slot.ended),
+            None => true,
+        }
+    }
+}
+
 impl OutboxReceiver {
     /// Opens a pending slot for a subscription of `channel` (pushes are held until
     /// [`release_slot`](Self::release_slot)); returns its number, the lowest free one.
@@ -983,10 +1054,6 @@ impl OutboxReceiver {
     /// The number is what the registry routes the subscription's pushes to: it is reused only
     /// after [`close_slot`](Self::close_slot), which must come after the registry dropped the
     /// route.
-    #[cfg_attr(
-        not(test),
-        expect(dead_code, reason = "used by subscriptions, the next slice of sessions")
-    )]
     pub(crate) fn open_slot(&self, channel: &'static str, policy: LagPolicy) -> u32 {
         let mut state = self.shared.state();
         match state.session.as_deref_mut() {
@@ -998,10 +1065,6 @@ impl OutboxReceiver {
     /// Queues a pending slot's `subscribe` reply (what `encode` appends), then the pushes it
     /// held, in order; the slot is live from then on. `false` (nothing encoded) when the
     /// session is closing.
-    #[cfg_attr(
-        not(test),
-        expect(dead_code, reason = "used by subscriptions, the next slice of sessions")
-    )]
     pub(crate) fn release_slot<E>(
         &self,
         slot: u32,
@@ -1012,10 +1075,6 @@ impl OutboxReceiver {
 
     /// Frees a slot (after the registry dropped its route): held pushes are dropped, queued
     /// ones still go out, later pushes to the number are refused until it is opened again.
-    #[cfg_attr(
-        not(test),
-        expect(dead_code, reason = "used by subscriptions, the next slice of sessions")
-    )]
     pub(crate) fn close_slot(&self, slot: u32) {
         let mut state = self.shared.state();
         if let Some(slots) = state.session.as_deref_mut() {
@@ -1066,15 +1125,12 @@ impl OutboxReceiver {
         Ok(true)
     }
 
-    /// The lag of every slot that dropped pushes or was ended by its lag policy since the
-    /// last call (the session task looks when its attention is called).
-    #[cfg_attr(
-        not(test),
-        expect(dead_code, reason = "used by subscriptions, the next slice of sessions")
-    )]
-    pub(crate) fn take_slot_lag(&self) -> Vec<SlotLag> {
+    /// What happened to live slots since the last call: pushes their lag policy dropped, and
+    /// slots ended (by their lag policy or their subscription's `close`). The session task
+    /// looks when its attention is called, and after a slot goes live.
+    pub(crate) fn take_slot_events(&self) -> Vec<SlotEvent> {
         let mut state = self.shared.state();
-        state.session.as_deref_mut().map(Slots::take_lag).unwrap_or_default()
+        state.session.as_deref_mut().map(Slots::take_events).unwrap_or_default()
     }
 }
 
@@ -1495,6 +1551,38 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_slot_ended_by_its_subscription_is_reported_once_live() {
+        let (tx, rx) = session(4, 1 << 20, 1 << 20);
+        let slot = rx.open_slot("Room", LagPolicy::DropNew);
+        assert_eq!(push(&tx, slot, "held"), Pushed::Queued);
+        let end = SlotEnd {
+            code: 2000,
+            reason: "bye".to_owned(),
+        };
+        assert!(!tx.is_slot_ended(slot));
+        assert!(tx.end_slot(slot, end.clone()));
+        assert!(!tx.end_slot(slot, end.clone()), "only the first end counts");
+        assert!(tx.is_slot_ended(slot));
+        assert_eq!(push(&tx, slot, "late"), Pushed::Closed);
+        assert_eq!(rx.take_slot_events(), [], "not before its subscribe reply");
+        release(&rx, slot, r#"{"id":2,"subscribe":{}}"#);
+        assert_eq!(
+            rx.take_slot_events(),
+            [SlotEvent {
+                slot,
+                dropped: 0,
+                ended: Some(end)
+            }]
+        );
+        assert_eq!(rx.take_slot_events(), [], "reported once");
+        assert_eq!(
+            batch(&rx).await,
+            [r#"{"id":2,"subscribe":{}}"#],
+            "the held push was dropped with the slot"
+        );
+    }
+
+    #[tokio::test]
     async fn each_lag_policy_applies_to_its_own_slot_and_leaves_the_others_alone() {
         let (tx, rx) = session(2, 1 << 20, 1 << 20);
         let mut reader = Looking::new();
@@ -1532,27 +1620,31 @@ mod tests {
         assert_eq!(push(&tx, calm, "c0"), Queued, "another slot is not affected");
         assert!(!tx.is_closing(), "and the session stays");
         assert!(reader.look(&rx).is_ready(), "the drops call the task's attention");
+        let insufficient = Some(SlotEnd {
+            code: 2500,
+            reason: "insufficient state".to_owned(),
+        });
         assert_eq!(
-            rx.take_slot_lag(),
+            rx.take_slot_events(),
             [
-                SlotLag {
+                SlotEvent {
                     slot: new,
                     dropped: 1,
-                    ended: false
+                    ended: None
                 },
-                SlotLag {
+                SlotEvent {
                     slot: old,
                     dropped: 1,
-                    ended: false
+                    ended: None
                 },
-                SlotLag {
+                SlotEvent {
                     slot: gone,
-                    dropped: 0,
-                    ended: true
+                    dropped: 1,
+                    ended: insufficient
                 },
             ]
         );
-        assert_eq!(rx.take_slot_lag(), [], "each reported once");
+        assert_eq!(rx.take_slot_events(), [], "each reported once");
         let counters = &tx.shared.counters;
         assert_eq!(counters.dropped.load(Ordering::Relaxed), 2);
         assert_eq!(counters.lag_disconnects.load(Ordering::Relaxed), 1);

@@ -500,20 +500,12 @@ impl Hub {
     /// Subscribes a session to a topic of the channel named `channel` (its `NAME`: the
     /// session task is not generic over channels), its pushes routed to `slot` of its outbox;
     /// `false` if it already was (or is not attached as a session).
-    #[cfg_attr(
-        not(test),
-        expect(dead_code, reason = "used by subscriptions, the next slice of sessions")
-    )]
     pub(crate) fn join_slot(&self, id: ConnId, channel: &'static str, topic: &str, slot: u32) -> bool {
         self.inner.registry.join_slot(id, channel, topic, slot)
     }
 
     /// Unsubscribes a session from a topic of the channel named `channel`; `false` if it was
     /// not subscribed. Once this returns, no push reaches the subscription's slot.
-    #[cfg_attr(
-        not(test),
-        expect(dead_code, reason = "used by subscriptions, the next slice of sessions")
-    )]
     pub(crate) fn leave_slot(&self, id: ConnId, channel: &'static str, topic: &str) -> bool {
         self.inner.registry.leave_slot(id, channel, topic)
     }

@@ -6,13 +6,15 @@ use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
 
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::tungstenite::{Bytes, Message as WsMessage};
+use tokio_tungstenite::tungstenite::{Bytes, Message as WsMessage, Utf8Bytes};
 
 use crate::channel::{Channel, LagPolicy};
 use crate::conn_id::ConnId;
 use crate::error::Error;
 use crate::hub::{Hub, IntoTopic, Published};
-use crate::outbox::{OutboxSender, Pushed};
+use crate::outbox::{OutboxSender, Pushed, SlotEnd};
+use crate::session::codes::UnsubscribeCode;
+use crate::session::protocol::wrap_pub;
 
 /// How a connection ended, as passed to `on_close`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -111,12 +113,59 @@ pub(crate) struct Core {
     pub(crate) remote_addr: Option<SocketAddr>,
     pub(crate) outbox: OutboxSender,
     pub(crate) hub: Hub,
+    /// Set when this is a session's subscription: then `outbox` is the session's, `address`
+    /// the channel string the client subscribed with, and `id` the session's.
+    pub(crate) subscription: Option<Box<SubscriptionScope>>,
+}
+
+/// Where a subscription's own messages go in its session's outbox.
+pub(crate) struct SubscriptionScope {
+    /// Its slot, under its channel's lag policy.
+    pub(crate) slot: u32,
+    /// `{"push":{"channel":<its channel string>,"pub":{"data":`, made once.
+    pub(crate) push_prefix: Box<str>,
 }
 
 impl Core {
-    /// Asks the connection to close (see [`Conn::close`]).
+    /// Asks the connection to close (see [`Conn::close`]); a subscription ends instead, with
+    /// the `unsubscribe` push that stands for `code` (see `UnsubscribeCode::for_close`).
     pub(crate) fn close(&self, code: CloseCode, reason: &str) {
-        self.outbox.request_close(code, reason);
+        let Some(scope) = &self.subscription else {
+            self.outbox.request_close(code, reason);
+            return;
+        };
+        let unsubscribe = UnsubscribeCode::for_close(code.into());
+        let reason = match reason.is_empty() {
+            true => unsubscribe.reason(),
+            false => reason,
+        };
+        let end = SlotEnd {
+            code: unsubscribe.code(),
+            reason: reason.to_owned(),
+        };
+        self.outbox.end_slot(scope.slot, end);
+    }
+
+    /// Whether the connection is closing; for a subscription, whether it is ending.
+    pub(crate) fn is_closing(&self) -> bool {
+        match &self.subscription {
+            None => self.outbox.is_closing(),
+            Some(scope) => self.outbox.is_slot_ended(scope.slot),
+        }
+    }
+
+    /// Queues an encoded frame under the lag policy: as it is for a connection, as a `pub`
+    /// push on its channel string for a subscription (only JSON text travels in a session).
+    pub(crate) fn push(&self, frame: WsMessage) -> Result<Pushed, Error> {
+        let Some(scope) = &self.subscription else {
+            return Ok(self.outbox.push(frame));
+        };
+        let WsMessage::Text(text) = frame else {
+            return Err(Error::BinaryInSession);
+        };
+        let push = Bytes::from(wrap_pub(&scope.push_prefix, text.as_bytes()));
+        let push = Utf8Bytes::try_from(push).map_err(|_| Error::BinaryInSession)?;
+        Ok(self.outbox.push_slot(scope.slot, WsMessage::Text(push)))
     }
 }
 
@@ -211,7 +260,12 @@ impl<C: Channel, S, D> Conn<C, S, D> {
     /// policy lets it in: on a full queue a `DropNew` channel drops it unserialized (`Ok`),
     /// and a `Disconnect` channel closes the connection (`Err(Closed)`) whatever the message.
     pub async fn send(&self, message: &C::ServerMessage) -> Result<(), Error> {
-        sent(self.core().hub.send_to_outbox::<C>(&self.core().outbox, message)?)
+        let core = self.core();
+        let pushed = match &core.subscription {
+            None => core.hub.send_to_outbox::<C>(&core.outbox, message)?,
+            Some(_) => core.push(core.hub.encode::<C>(message)?)?,
+        };
+        sent(pushed)
     }
 
     /// Sends side-band bytes to this connection as one binary frame (an image, a file chunk),
@@ -219,13 +273,12 @@ impl<C: Channel, S, D> Conn<C, S, D> {
     /// [`max_outgoing_message_size`](crate::Server::max_outgoing_message_size); queued under
     /// the channel's lag policy like any message. On a MessagePack or raw channel, typed
     /// messages are binary frames too: the client tells them apart only by content.
+    ///
+    /// In a session's subscription this fails with [`Error::BinaryInSession`]: the session's
+    /// JSON format carries no binary frames.
     pub async fn send_binary(&self, bytes: impl Into<Bytes>) -> Result<(), Error> {
-        self.queue(self.core().hub.check_outgoing(WsMessage::Binary(bytes.into()))?)
-    }
-
-    /// Queues a checked frame under the lag policy.
-    fn queue(&self, frame: WsMessage) -> Result<(), Error> {
-        sent(self.core().outbox.push(frame))
+        let core = self.core();
+        sent(core.push(core.hub.check_outgoing(WsMessage::Binary(bytes.into()))?)?)
     }
 
     /// Sends a message to everyone on this connection's address, this connection included,
@@ -245,6 +298,10 @@ impl<C: Channel, S, D> Conn<C, S, D> {
 
     /// Subscribes this connection to another topic of its channel (another room, a named
     /// topic); `false` if it already was. Subscriptions end with the connection.
+    ///
+    /// A session's subscription joins nothing (`false`): a session hears a topic by
+    /// subscribing to it, and a Centrifugo SDK drops pushes for channels it did not subscribe
+    /// to.
     pub fn join(&self, topic: impl IntoTopic<C>) -> bool {
         topic.with_name(|name| self.core().hub.join(self.id(), name))
     }
@@ -258,13 +315,25 @@ impl<C: Channel, S, D> Conn<C, S, D> {
     /// Closes the connection with a code and reason (truncated to the 123 bytes a close frame
     /// holds). Messages already queued are delivered first; later sends fail. Only the first
     /// close counts.
+    ///
+    /// In a session's subscription it ends the subscription, not the session: the client gets
+    /// an `unsubscribe` push with the reason and code 2500 (the SDK resubscribes) for the
+    /// closes a direct client would retry (1001, 1011, 1012, 1013, 1014), 2000 (final)
+    /// for every other.
     pub fn close(&self, code: CloseCode, reason: &str) {
         self.core().close(code, reason);
     }
 
-    /// Whether the connection is closing (a handler's `close`, an error, a limit, a shutdown).
+    /// Whether the connection is closing (a handler's `close`, an error, a limit, a shutdown);
+    /// in a session's subscription, whether the subscription is ending.
     pub fn is_closing(&self) -> bool {
-        self.core().outbox.is_closing()
+        self.core().is_closing()
+    }
+
+    /// Whether this is a session's subscription to the channel (see
+    /// [`Sessions`](crate::Sessions)) rather than a connection of its own.
+    pub fn is_subscription(&self) -> bool {
+        self.core().subscription.is_some()
     }
 }
 

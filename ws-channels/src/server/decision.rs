@@ -14,7 +14,9 @@ use futures_util::future::BoxFuture;
 use http::{Method, header};
 use tokio::time::Instant;
 
+use super::bound::{Binding, Bound};
 use super::config::{Config, Origin, Origins, ProxyHeader};
+use super::conn::{Conn, ConnInner};
 use super::guard;
 use super::handler::Handler;
 use super::handshake::Handshake;
@@ -22,12 +24,15 @@ use super::lifecycle::Lifecycle;
 use super::limits::ConnectionLimits;
 use super::response::Reject;
 use super::router::{Matched, Router};
+use super::subscription::{Channels, Deciding, MAX_CHANNEL_LENGTH, Subscribing, reply_error};
 use super::task::{self, ConnEnv};
 use super::transport::BoxedTransport;
 use crate::channel::{Channel, Params};
 use crate::codec::Codec;
 use crate::hub::Hub;
 use crate::log::Escaped;
+use crate::session::codes::ErrorCode;
+use crate::session::protocol::ReplyError;
 use crate::subprotocol::{self, Choice};
 
 /// What every connection of one server shares, whichever front end accepted it.
@@ -298,6 +303,59 @@ pub(crate) trait Route<S>: Send + Sync + 'static {
         raw_values: &[&str],
         remote_addr: Option<SocketAddr>,
     ) -> BoxFuture<'static, Result<Session, Reject>>;
+
+    /// Starts deciding a session's subscription to the channel string this route matched
+    /// (`raw_values`, as for `accept`), or refuses it at once (see [`Channels`]).
+    fn subscribe(
+        &self,
+        state: &Arc<S>,
+        raw_values: &[&str],
+        subscribing: &mut Subscribing<'_>,
+    ) -> Result<Deciding, ReplyError>;
+}
+
+impl<S: Send + Sync + 'static> Channels for Shared<S> {
+    fn subscribe(&self, subscribing: &mut Subscribing<'_>) -> Result<Deciding, ReplyError> {
+        let channel = subscribing.channel;
+        if channel.len() > MAX_CHANNEL_LENGTH {
+            let message = format!("channel name over {MAX_CHANNEL_LENGTH} bytes");
+            return Err(reply_error(ErrorCode::BadRequest, message));
+        }
+        let path = format!("/{channel}");
+        let matched = self
+            .router
+            .at(&path)
+            .ok_or_else(|| reply_error(ErrorCode::UnknownChannel, ""))?;
+        matched.route.subscribe(&self.state, &matched.values, subscribing)
+    }
+}
+
+/// Runs a channel's `on_connect` and `authorize` on a handshake (of a connection or of a
+/// session's subscription): the connection's data, or the refusal. The callbacks are called
+/// inside the caught future, so a panic in their synchronous part is caught too, and refuses
+/// with 500.
+async fn decide<C, S, D>(
+    handler: &Handler<C, S, D>,
+    handshake: Handshake<C, S>,
+    params: &C::Params,
+) -> Result<D, Reject>
+where
+    C: Channel,
+    S: Send + Sync + 'static,
+    D: Send + Sync + 'static,
+{
+    let decided = guard::catch(async {
+        let data = (handler.on_connect)(handshake).await?;
+        if let Some(authorize) = &handler.authorize {
+            authorize(&data, params)?;
+        }
+        Ok(data)
+    })
+    .await;
+    decided.unwrap_or_else(|panic| {
+        tracing::warn!(channel = C::NAME, panic = %Escaped(panic), "on_connect or authorize panicked");
+        Err(Reject::handler_panicked())
+    })
 }
 
 impl<C, S, D> Route<S> for Arc<Handler<C, S, D>>
@@ -338,20 +396,7 @@ where
             let slot = shared.limits.acquire(&address)?;
             let handshake = Handshake::new(params.clone(), request, remote_addr, shared.state.clone());
             let expiry = handshake.expiry();
-            // The callbacks are called inside the caught future, so a panic in their synchronous
-            // part is caught too: the handshake gets a 500, the server goes on.
-            let decided = guard::catch(async {
-                let data = (handler.on_connect)(handshake).await?;
-                if let Some(authorize) = &handler.authorize {
-                    authorize(&data, &params)?;
-                }
-                Ok(data)
-            })
-            .await;
-            let data = decided.unwrap_or_else(|panic| {
-                tracing::warn!(channel = C::NAME, panic = %Escaped(panic), "on_connect or authorize panicked");
-                Err(Reject::handler_panicked())
-            })?;
+            let data = decide(&handler, handshake, &params).await?;
             let expires = *expiry.lock().unwrap_or_else(PoisonError::into_inner);
             let env = shared.env(remote_addr, slot, expires);
             let session: Session = {
@@ -363,6 +408,44 @@ where
             };
             Ok(session)
         })
+    }
+
+    /// Only JSON channels travel over a session (108 otherwise), by the canonical form of
+    /// their address (107 otherwise: one string per topic, so pushes echo what the client
+    /// subscribed with and share one frame per publish).
+    fn subscribe(
+        &self,
+        state: &Arc<S>,
+        raw_values: &[&str],
+        subscribing: &mut Subscribing<'_>,
+    ) -> Result<Deciding, ReplyError> {
+        if <C::Codec as Codec>::BINARY {
+            let message = format!("channel {} is not JSON: sessions carry JSON only", C::NAME);
+            return Err(reply_error(ErrorCode::NotAvailable, message));
+        }
+        let params = C::Params::TEMPLATE
+            .decode_values(raw_values)
+            .and_then(|values| C::Params::from_values(&values))
+            .map_err(|error| reply_error(ErrorCode::BadRequest, error.to_string()))?;
+        let canonical = params.to_string();
+        if canonical != subscribing.channel {
+            let message = format!("not the canonical address, use `{canonical}`");
+            return Err(reply_error(ErrorCode::BadRequest, message));
+        }
+        let handshake = Handshake::new(
+            params.clone(),
+            subscribing.request.clone(),
+            subscribing.remote_addr,
+            state.clone(),
+        )
+        .in_session(subscribing.in_session());
+        let core = subscribing.core(C::NAME, C::LAG_POLICY);
+        let (handler, state) = (self.clone(), state.clone());
+        Ok(Box::pin(async move {
+            let data = decide(&handler, handshake, &params).await?;
+            let conn = Conn::new(ConnInner { core, params, state }, data);
+            Ok(Box::new(Bound::new(handler, conn)) as Box<dyn Binding>)
+        }))
     }
 }
 

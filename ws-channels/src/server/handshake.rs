@@ -1,6 +1,7 @@
 //! What `on_connect` sees of an upgrade request ([`Handshake`]), and where credentials are
 //! read from ([`TokenSource`]).
 
+use std::any::Any;
 use std::fmt;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -10,8 +11,11 @@ use tokio::time::Instant;
 
 use http::{HeaderMap, Uri, header};
 use percent_encoding::percent_decode_str;
+use serde::de::DeserializeOwned;
+use serde_json::value::RawValue;
 
 use crate::channel::Channel;
+use crate::error::CodecError;
 
 /// What `on_connect` sees of a WebSocket upgrade request: typed params, query, headers,
 /// the peer's address and the server's shared state.
@@ -61,6 +65,27 @@ pub struct Handshake<C: Channel, S = ()> {
     state: Arc<S>,
     /// Set by `on_connect`, read by the server once it has decided.
     expiry: Expiry,
+    /// The session, when this is a session's subscription rather than a connection.
+    session: Option<InSession>,
+}
+
+/// What a subscription's handshake knows of its session, beside the upgrade request.
+pub(crate) struct InSession {
+    pub(crate) session: Arc<SessionSide>,
+    /// The `subscribe` command's token (empty when none).
+    pub(crate) subscribe_token: String,
+    /// The `subscribe` command's data.
+    pub(crate) subscribe_data: Option<Box<RawValue>>,
+}
+
+/// A connected session, as every one of its subscriptions' handshakes sees it.
+pub(crate) struct SessionSide {
+    /// The user id the sessions' `authenticate` hook gave.
+    pub(crate) user: String,
+    /// The hook's typed identity data.
+    pub(crate) data: Arc<dyn Any + Send + Sync>,
+    /// The `connect` command's token (empty when none).
+    pub(crate) connect_token: String,
 }
 
 /// When an accepted connection must end, as `on_connect` said.
@@ -79,7 +104,14 @@ impl<C: Channel, S> Handshake<C, S> {
             remote_addr,
             state,
             expiry: Expiry::default(),
+            session: None,
         }
+    }
+
+    /// The handshake of a session's subscription.
+    pub(crate) fn in_session(mut self, session: InSession) -> Self {
+        self.session = Some(session);
+        self
     }
 
     /// Where `expire_at` writes, for the server to read after `on_connect`.
@@ -163,7 +195,55 @@ impl<C: Channel, S> Handshake<C, S> {
 
     /// The first credential found in `sources`, tried in order.
     pub fn token(&self, sources: &[TokenSource]) -> Option<String> {
-        sources.iter().find_map(|source| source.extract(&self.request))
+        sources.iter().find_map(|source| {
+            let in_session = self.session.as_ref();
+            let found = match source {
+                TokenSource::Connect => in_session.map(|s| s.session.connect_token.clone()),
+                TokenSource::Subscribe => in_session.map(|s| s.subscribe_token.clone()),
+                _ => return source.extract(&self.request),
+            };
+            found.filter(|token| !token.is_empty())
+        })
+    }
+
+    /// Whether this is a session's `subscribe` to the channel (see
+    /// [`Sessions`](crate::Sessions)) rather than a WebSocket of its own. The request's URI,
+    /// headers, cookies and peer address are then those of the session's WebSocket.
+    pub fn is_session(&self) -> bool {
+        self.session.is_some()
+    }
+
+    /// The session's user id, as the sessions' [`authenticate`](crate::Sessions::authenticate)
+    /// hook said; `None` outside a session.
+    pub fn session_user(&self) -> Option<&str> {
+        self.session.as_ref().map(|s| s.session.user.as_str())
+    }
+
+    /// The session's identity data (the `I` of the [`Identity`](crate::Identity) the
+    /// sessions' hook returned); `None` outside a session, or if it is not an `I`.
+    pub fn session_data<I: 'static>(&self) -> Option<&I> {
+        self.session.as_ref()?.session.data.downcast_ref()
+    }
+
+    /// The `subscribe` command's token (centrifuge-js: the subscription's `token` or
+    /// `getToken`); `None` outside a session or when the client sent none.
+    pub fn subscribe_token(&self) -> Option<&str> {
+        let token = self.session.as_ref()?.subscribe_token.as_str();
+        (!token.is_empty()).then_some(token)
+    }
+
+    /// The `subscribe` command's `data`, as raw JSON; `None` outside a session or when the
+    /// client sent none.
+    pub fn subscribe_raw_data(&self) -> Option<&str> {
+        self.session.as_ref()?.subscribe_data.as_deref().map(RawValue::get)
+    }
+
+    /// The `subscribe` command's `data`, decoded as `T`; `Ok(None)` outside a session or when
+    /// the client sent none.
+    pub fn subscribe_data<T: DeserializeOwned>(&self) -> Result<Option<T>, CodecError> {
+        self.subscribe_raw_data()
+            .map(|raw| serde_json::from_str(raw).map_err(CodecError::new))
+            .transpose()
     }
 
     /// The server's shared state.
@@ -234,6 +314,12 @@ pub enum TokenSource {
     Header(&'static str),
     /// Your own extraction from the request.
     Custom(ExtractToken),
+    /// In a session's subscription, the session's `connect` token (nothing on a connection
+    /// of its own): one token for the session and its channels.
+    Connect,
+    /// In a session's subscription, the `subscribe` command's own token (nothing on a
+    /// connection of its own).
+    Subscribe,
 }
 
 /// A custom token extraction, for [`TokenSource::Custom`].
@@ -252,6 +338,8 @@ impl TokenSource {
             Self::Cookie(name) => cookie(request, name).map(str::to_owned),
             Self::Header(name) => request.headers.get(*name)?.to_str().ok().map(str::to_owned),
             Self::Custom(extract) => extract(request),
+            // The handshake reads these from its session.
+            Self::Connect | Self::Subscribe => None,
         };
         found.filter(|token| !token.is_empty())
     }
@@ -265,6 +353,8 @@ impl fmt::Debug for TokenSource {
             Self::Cookie(name) => f.debug_tuple("Cookie").field(name).finish(),
             Self::Header(name) => f.debug_tuple("Header").field(name).finish(),
             Self::Custom(_) => f.write_str("Custom(..)"),
+            Self::Connect => f.write_str("Connect"),
+            Self::Subscribe => f.write_str("Subscribe"),
         }
     }
 }

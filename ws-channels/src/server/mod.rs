@@ -34,6 +34,7 @@ mod session_task;
 mod sessions;
 mod socket;
 mod standalone;
+mod subscription;
 mod task;
 mod testing;
 mod transport;

@@ -9,22 +9,30 @@
 //! polls this reader and the same `write_loop` in one task, and a [`Registration`] undoes the
 //! session however it ends.
 //!
-//! Not yet here (later slices of `docs/design/sessions.md`): subscriptions (every channel
-//! command gets 108), the expiry of credentials (3005) and the jitter of the first ping.
+//! Subscriptions: a `subscribe` asks the channel's route (through [`Channels`], the router)
+//! to decide; the subscription is then the channel's own [`Binding`], scoped to a slot of the
+//! session's outbox (see `subscription`). It is a member of its topic, pending, before its
+//! `on_open` runs, and live once its `subscribe` reply is queued: nothing published after it
+//! became a member is lost, and no `pub` push precedes that reply. A `publish` goes through
+//! the binding's `dispatch` as a connection's message does, one indirect call.
+//!
+//! Not yet here (later slices of `docs/design/sessions.md`): server-side subscriptions, the
+//! expiry of credentials (3005, and a subscription's `expire_at`), `refresh`, the rate limit,
+//! and the jitter of the first ping.
 //!
 //! A session is a member of the hub from its registration (so a shutdown closes it with
 //! 3001), and its outbox is a session's (`outbox::session_outbox`): its replies and pings are
 //! its own messages, never dropped, joined into frames, and bounded in bytes (3008).
 
 use std::any::Any;
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::ops::ControlFlow;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Poll, Waker};
-use std::time::SystemTime;
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, SystemTime};
 
 use futures_util::StreamExt;
 use futures_util::future::{BoxFuture, poll_fn};
@@ -33,24 +41,33 @@ use tokio_tungstenite::tungstenite::error::ProtocolError;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message as WsMessage};
+use tracing::Instrument;
 
+use super::bound::Binding;
 use super::config::Config;
 use super::conn::{CloseInfo, Core};
 use super::decision::{Route, Session, Shared, subprotocol_offers};
 use super::guard;
+use super::handshake::SessionSide;
+use super::lifecycle::Lifecycle;
 use super::reader::{close_info, no_status};
 use super::response::Reject;
+use super::running::{self, Running};
 use super::sessions::{Authenticated, Authenticator, ConnectParts, SessionIdentity, SessionReject, Settings};
+use super::subscription::{Channels, Deciding, Subscribing, refused, reply_error};
 use super::task::{ConnEnv, Registrant, Registration, drive, log_closed};
 use super::transport::{BoxedTransport, SharedTransport};
 use super::wake::WokenStream;
 use super::writer::write_loop;
+use crate::error::{Error, Report};
 use crate::log::Escaped;
 use crate::metrics::Count;
 use crate::outbox::{OutboxReceiver, SessionLimits, session_outbox};
 use crate::session::codes::{DisconnectCode, ErrorCode};
 use crate::session::frame::decode_commands;
-use crate::session::protocol::{self, Command, ConnectResult, Method, Reply, ReplyBody, ReplyError};
+use crate::session::protocol::{
+    self, Command, ConnectResult, Method, PushBody, Reply, ReplyBody, ReplyError, SubscribeResult, UnsubscribePush,
+};
 use crate::transport::MessageStream;
 
 /// The label of sessions in the metrics and logs, where a connection has its channel's name.
@@ -109,11 +126,16 @@ impl<S: Send + Sync + 'static> Route<S> for Endpoint {
         Box::pin(async move {
             let slot = shared.limits.acquire(&endpoint.address)?;
             let env = shared.env(remote_addr, slot, None);
-            let registered = register(endpoint, request, env);
             let lifecycle = shared.lifecycle.clone();
+            let registered = register(endpoint, request, env, shared, lifecycle.clone());
             let session: Session = Box::new(move |transport| lifecycle.spawn(run(registered, transport)));
             Ok(session)
         })
+    }
+
+    /// The sessions endpoint is no channel: a session cannot subscribe to it.
+    fn subscribe(&self, _: &Arc<S>, _: &[&str], _: &mut Subscribing<'_>) -> Result<Deciding, ReplyError> {
+        Err(reply_error(ErrorCode::UnknownChannel, ""))
     }
 }
 
@@ -143,6 +165,8 @@ struct Registered {
     endpoint: Arc<EndpointInner>,
     request: Arc<http::request::Parts>,
     state: Arc<dyn Any + Send + Sync>,
+    channels: Arc<dyn Channels>,
+    lifecycle: Arc<Lifecycle>,
     config: Arc<Config>,
     span: tracing::Span,
 }
@@ -151,6 +175,8 @@ fn register<S: Send + Sync + 'static>(
     endpoint: Arc<EndpointInner>,
     request: Arc<http::request::Parts>,
     env: ConnEnv<S>,
+    channels: Arc<Shared<S>>,
+    lifecycle: Arc<Lifecycle>,
 ) -> Registered {
     let ConnEnv {
         id,
@@ -176,6 +202,7 @@ fn register<S: Send + Sync + 'static>(
         remote_addr,
         outbox: sender,
         hub,
+        subscription: None,
     };
     // Never the query string (tokens may travel there).
     let span = tracing::info_span!("ws_session", id = %core.id, remote_addr = ?core.remote_addr);
@@ -184,6 +211,8 @@ fn register<S: Send + Sync + 'static>(
         endpoint,
         request,
         state,
+        channels,
+        lifecycle,
         config,
         span,
     }
@@ -197,6 +226,8 @@ fn run(registered: Registered, transport: BoxedTransport) -> impl Future<Output 
         endpoint,
         request,
         state,
+        channels,
+        lifecycle,
         config,
         span,
     } = registered;
@@ -205,7 +236,7 @@ fn run(registered: Registered, transport: BoxedTransport) -> impl Future<Output 
     let started = Instant::now();
     let transport = SharedTransport::new(transport);
     async move {
-        let info = {
+        let (info, subscriptions) = {
             let (outbox, core) = (&registration.outbox, &registration.binding.0);
             let mut stream = WokenStream::new(&transport);
             let reader = Reader {
@@ -215,6 +246,8 @@ fn run(registered: Registered, transport: BoxedTransport) -> impl Future<Output 
                 endpoint: &endpoint,
                 request: &request,
                 state: &state,
+                channels: &*channels,
+                lifecycle: &lifecycle,
             };
             let reader = std::pin::pin!(reader.read_loop(&mut stream));
             let writer = std::pin::pin!(write_loop(&transport, outbox, core.hub.counters(), LABEL));
@@ -222,6 +255,16 @@ fn run(registered: Registered, transport: BoxedTransport) -> impl Future<Output 
         };
         drop(transport);
         log_closed(&span, &info, started, "session closed");
+        // Out of the hub before the subscriptions' `on_close` run, as a connection is.
+        drop(registration);
+        for binding in subscriptions {
+            if let Some(on_close) = binding.on_close(info.clone()) {
+                let channel = binding.channel();
+                if let Err(panic) = guard::catch(on_close).instrument(span.clone()).await {
+                    tracing::warn!(parent: &span, channel, panic = %Escaped(panic), "on_close panicked");
+                }
+            }
+        }
     }
 }
 
@@ -229,21 +272,84 @@ fn run(registered: Registered, transport: BoxedTransport) -> impl Future<Output 
 enum Phase {
     /// Upgraded; waiting for `connect`.
     Fresh,
-    /// `connect` was answered with a result.
-    Connected(#[expect(dead_code, reason = "read by the subscriptions, the next slice of sessions")] SessionIdentity),
+    /// `connect` was answered with a result: who the session is, for its subscriptions.
+    Connected(Arc<SessionSide>),
     /// `connect` was answered with an error: the next command closes the session (3501).
     Unusable,
 }
 
-/// How the `authenticate` hook ended.
-enum HookOutcome {
-    Answered(Authenticated),
+/// How a hook or a channel's decision ended, run under the command timeout and guarded.
+enum Outcome<T> {
+    Answered(T),
     Panicked(String),
     TimedOut,
 }
 
-/// The `connect` being decided: its command's id, and the hook's future.
-type Deciding = (u32, BoxFuture<'static, HookOutcome>);
+/// `future` under `timeout`, with a panic in any of its polls caught.
+fn bounded<T: 'static>(timeout: Duration, future: BoxFuture<'static, T>) -> BoxFuture<'static, Outcome<T>> {
+    Box::pin(async move {
+        match tokio::time::timeout(timeout, guard::catch(future)).await {
+            Ok(Ok(answered)) => Outcome::Answered(answered),
+            Ok(Err(panic)) => Outcome::Panicked(panic),
+            Err(_) => Outcome::TimedOut,
+        }
+    })
+}
+
+/// The command being worked on: the session handles no other until it is done, so commands
+/// are answered in order and a channel's handlers run one at a time, as on a connection.
+enum Busy {
+    /// `connect`: the `authenticate` hook runs.
+    Connecting {
+        id: u32,
+        token: String,
+        hook: BoxFuture<'static, Outcome<Authenticated>>,
+    },
+    /// `subscribe`: the channel decides (`on_connect`, `authorize`).
+    Subscribing {
+        pending: Pending,
+        deciding: BoxFuture<'static, Outcome<Result<Box<dyn Binding>, Reject>>>,
+    },
+    /// `subscribe`: accepted and a member of its topic; its `on_open` runs.
+    Opening {
+        pending: Pending,
+        binding: Box<dyn Binding>,
+    },
+    /// `publish`: the channel's `on_message` runs.
+    Publishing { id: u32, channel: Box<str> },
+}
+
+/// A subscription being made: its command, channel string and slot.
+struct Pending {
+    id: u32,
+    channel: Box<str>,
+    slot: u32,
+    /// The command's `recover`, echoed as `was_recovering` (there is nothing to recover yet).
+    recover: bool,
+}
+
+/// What a busy command waited for.
+enum Done {
+    Connected(Outcome<Authenticated>),
+    Decided(Outcome<Result<Box<dyn Binding>, Reject>>),
+    Ran(running::Outcome),
+}
+
+/// Polls what the busy command waits for: its future, or the handler it runs.
+fn poll_busy(busy: &mut Option<Busy>, running: &mut Running, cx: &mut Context<'_>) -> Poll<Done> {
+    match busy {
+        Some(Busy::Connecting { hook, .. }) => hook.as_mut().poll(cx).map(Done::Connected),
+        Some(Busy::Subscribing { deciding, .. }) => deciding.as_mut().poll(cx).map(Done::Decided),
+        Some(Busy::Opening { .. } | Busy::Publishing { .. }) => running.poll(cx).map(Done::Ran),
+        None => Poll::Pending,
+    }
+}
+
+/// A live subscription.
+struct Subscription {
+    binding: Box<dyn Binding>,
+    slot: u32,
+}
 
 /// A session's clocks: the connect deadline, pings and their pong deadline, and how long a
 /// closing session waits for the peer's close reply.
@@ -298,15 +404,32 @@ impl Clocks {
 /// What the read loop keeps from turn to turn, outside every branch of its `select!`.
 struct State {
     phase: Phase,
-    /// Commands read and not yet handled, in order: the rest of a frame behind a `connect`
-    /// whose hook runs.
+    /// Commands read and not yet handled, in order: the rest of a frame behind a command
+    /// that waits.
     queue: VecDeque<Command>,
-    deciding: Option<Deciding>,
+    busy: Option<Busy>,
+    /// The channel handler running for the busy command (`on_open`, `on_message`).
+    running: Running,
+    /// The live subscriptions, by channel string.
+    subscriptions: HashMap<Box<str>, Subscription>,
     clocks: Clocks,
     timer: Pin<Box<Sleep>>,
     armed: Option<Instant>,
     attention_waker: Option<Waker>,
     peer_close: Option<CloseFrame>,
+}
+
+impl State {
+    /// The session is closing: nothing more is handled. What it was doing is dropped; a
+    /// subscription being opened is returned, so its `on_close` runs with the others'.
+    fn stop(&mut self) -> Option<Box<dyn Binding>> {
+        self.queue.clear();
+        self.running = Running::default();
+        match self.busy.take() {
+            Some(Busy::Opening { binding, .. }) => Some(binding),
+            _ => None,
+        }
+    }
 }
 
 /// The reading half of one session.
@@ -317,14 +440,21 @@ struct Reader<'a> {
     endpoint: &'a EndpointInner,
     request: &'a Arc<http::request::Parts>,
     state: &'a Arc<dyn Any + Send + Sync>,
+    channels: &'a dyn Channels,
+    lifecycle: &'a Arc<Lifecycle>,
 }
 
 impl<'a> Reader<'a> {
-    /// Reads until the session has ended; returns how it ended.
+    /// Reads until the session has ended; returns how it ended, and its subscriptions (whose
+    /// `on_close` the task runs).
     #[expect(clippy::manual_async_fn, reason = "an async fn keeps room for its arguments twice")]
-    fn read_loop(self, stream: &'a mut (impl MessageStream + 'a)) -> impl Future<Output = CloseInfo> + 'a {
+    fn read_loop(
+        self,
+        stream: &'a mut (impl MessageStream + 'a),
+    ) -> impl Future<Output = (CloseInfo, Vec<Box<dyn Binding>>)> + 'a {
         async move {
             let mut state = self.open();
+            let mut opening = None;
             loop {
                 let (closing, queued) = self.outbox.pressure();
                 if closing {
@@ -332,9 +462,8 @@ impl<'a> Reader<'a> {
                         .clocks
                         .closing_by
                         .get_or_insert(Instant::now() + self.config.close_timeout);
-                    state.queue.clear();
-                    state.deciding = None;
-                } else if state.deciding.is_none() && !state.queue.is_empty() {
+                    opening = opening.or(state.stop());
+                } else if state.busy.is_none() && !state.queue.is_empty() {
                     self.work_queue(&mut state);
                     continue;
                 }
@@ -343,23 +472,21 @@ impl<'a> Reader<'a> {
                     tokio::task::yield_now().await;
                 }
                 self.arm(&mut state);
-                let idle = state.deciding.is_none() && state.queue.is_empty();
+                let idle = state.busy.is_none() && state.queue.is_empty();
                 let item = tokio::select! {
                     // Commands are handled one at a time, in order: no frame is read while a
                     // command waits.
                     item = stream.next(), if idle => item,
-                    outcome = poll_fn(|cx| match &mut state.deciding {
-                        Some((_, hook)) => hook.as_mut().poll(cx),
-                        None => Poll::Pending,
-                    }), if state.deciding.is_some() => {
-                        if let Some((id, _)) = state.deciding.take() {
-                            self.decided(id, outcome, &mut state);
-                        }
+                    done = poll_fn(|cx| poll_busy(&mut state.busy, &mut state.running, cx)), if state.busy.is_some() => {
+                        self.done(done, &mut state);
                         continue;
                     }
-                    // A close was requested (a write failure, a full queue): the loop's head
-                    // sees it.
-                    () = poll_fn(|cx| self.outbox.poll_attention(cx, &mut state.attention_waker)) => continue,
+                    // A close was requested (a write failure, a full queue), or a slot has
+                    // news (a lag, a subscription's close).
+                    () = poll_fn(|cx| self.outbox.poll_attention(cx, &mut state.attention_waker)) => {
+                        self.slot_events(&mut state);
+                        continue;
+                    }
                     () = state.timer.as_mut(), if state.armed.is_some() => {
                         state.armed = None;
                         match self.on_tick(&mut state) {
@@ -372,7 +499,12 @@ impl<'a> Reader<'a> {
                     break;
                 }
             }
-            close_info(self.outbox, state.peer_close)
+            let info = close_info(self.outbox, state.peer_close.take());
+            let opening = opening.or(state.stop());
+            let mut bindings: Vec<Box<dyn Binding>> =
+                state.subscriptions.into_values().map(|sub| sub.binding).collect();
+            bindings.extend(opening);
+            (info, bindings)
         }
     }
 
@@ -387,7 +519,9 @@ impl<'a> Reader<'a> {
         State {
             phase: Phase::Fresh,
             queue: VecDeque::new(),
-            deciding: None,
+            busy: None,
+            running: Running::default(),
+            subscriptions: HashMap::new(),
             clocks: Clocks {
                 connect_by: Some(connect_by),
                 next_ping: None,
@@ -482,53 +616,59 @@ impl<'a> Reader<'a> {
         ControlFlow::Continue(())
     }
 
-    /// Handles queued commands in order, until one waits (a `connect`'s hook) or the session
-    /// is closing.
+    /// Handles queued commands in order, until one waits or the session is closing.
     fn work_queue(&self, state: &mut State) {
         while let Some(command) = state.queue.pop_front() {
             self.handle(command, state);
-            if state.deciding.is_some() || self.outbox.is_closing() {
+            if state.busy.is_some() || self.outbox.is_closing() {
                 return;
             }
         }
     }
 
-    /// Handles one command: answers it, starts its hook, or closes the session.
+    /// Handles one command: answers it, starts what it waits for, or closes the session.
     fn handle(&self, command: Command, state: &mut State) {
         let Command { id, method } = command;
         let name = method.name();
-        match (&state.phase, method) {
-            (Phase::Fresh, Method::Connect(connect)) => {
-                state.clocks.connect_by = None;
-                state.deciding = Some((id, self.authenticate(connect)));
+        let session = match &state.phase {
+            Phase::Connected(session) => session.clone(),
+            Phase::Fresh => {
+                match method {
+                    Method::Connect(connect) => {
+                        state.clocks.connect_by = None;
+                        let token = connect.token.clone();
+                        let hook = self.authenticate(connect);
+                        state.busy = Some(Busy::Connecting { id, token, hook });
+                    }
+                    _ => self.bad_request(name, "before `connect`"),
+                }
+                return;
             }
-            (Phase::Fresh, _) => self.bad_request(name, "before `connect`"),
-            (Phase::Unusable, _) => self.bad_request(name, "after a refused `connect`"),
-            (Phase::Connected(_), Method::Connect(_)) => self.bad_request(name, "a second time"),
+            Phase::Unusable => return self.bad_request(name, "after a refused `connect`"),
+        };
+        match method {
+            Method::Connect(_) => self.bad_request(name, "a second time"),
             // Heard already, as any command.
-            (Phase::Connected(_), Method::Pong) => {}
-            (Phase::Connected(_), Method::Ping) => self.reply(Reply::result(id, ReplyBody::Ping)),
-            (Phase::Connected(_), Method::Send(_)) => tracing::debug!("`send` ignored: no handler for it"),
-            (
-                Phase::Connected(_),
-                Method::Subscribe(_)
-                | Method::Unsubscribe(_)
-                | Method::Publish(_)
-                | Method::Presence(_)
-                | Method::PresenceStats(_)
-                | Method::History(_)
-                | Method::Rpc(_)
-                | Method::Refresh(_)
-                | Method::SubRefresh(_),
-            ) => self.reply(Reply::error(id, ErrorCode::NotAvailable)),
+            Method::Pong => {}
+            Method::Ping => self.reply(Reply::result(id, ReplyBody::Ping)),
+            Method::Send(_) => tracing::debug!("`send` ignored: no handler for it"),
+            Method::Subscribe(subscribe) => self.subscribe(id, subscribe, &session, state),
+            Method::Unsubscribe(request) => self.unsubscribe(id, &request.channel, state),
+            Method::Publish(publish) => self.publish(id, publish, state),
+            Method::Presence(_)
+            | Method::PresenceStats(_)
+            | Method::History(_)
+            | Method::Rpc(_)
+            | Method::Refresh(_)
+            | Method::SubRefresh(_) => self.reply(Reply::error(id, ErrorCode::NotAvailable)),
         }
     }
 
     /// The hook's future for `connect`, under the command timeout and guarded.
-    fn authenticate(&self, command: protocol::ConnectRequest) -> BoxFuture<'static, HookOutcome> {
+    fn authenticate(&self, command: protocol::ConnectRequest) -> BoxFuture<'static, Outcome<Authenticated>> {
         let Some(authenticator) = self.endpoint.authenticator.clone() else {
             let anonymous = SessionIdentity::from(super::sessions::Identity::anonymous());
-            return Box::pin(std::future::ready(HookOutcome::Answered(Ok(anonymous))));
+            return Box::pin(std::future::ready(Outcome::Answered(Ok(anonymous))));
         };
         let connect = ConnectParts {
             command,
@@ -536,46 +676,58 @@ impl<'a> Reader<'a> {
             remote_addr: self.core.remote_addr,
         };
         let hook = authenticator.authenticate(connect, self.state.clone());
-        let timeout = self.endpoint.settings.command_timeout;
-        Box::pin(async move {
-            match tokio::time::timeout(timeout, guard::catch(hook)).await {
-                Ok(Ok(answered)) => HookOutcome::Answered(answered),
-                Ok(Err(panic)) => HookOutcome::Panicked(panic),
-                Err(_) => HookOutcome::TimedOut,
+        bounded(self.endpoint.settings.command_timeout, hook)
+    }
+
+    /// What the busy command waited for is done.
+    fn done(&self, done: Done, state: &mut State) {
+        match (state.busy.take(), done) {
+            (Some(Busy::Connecting { id, token, .. }), Done::Connected(outcome)) => {
+                self.connected(id, token, outcome, state);
             }
-        })
+            (Some(Busy::Subscribing { pending, .. }), Done::Decided(outcome)) => {
+                self.decided(pending, outcome, state);
+            }
+            (Some(Busy::Opening { pending, binding }), Done::Ran(outcome)) => {
+                self.opened(pending, binding, outcome, state);
+            }
+            (Some(Busy::Publishing { id, channel }), Done::Ran(outcome)) => {
+                self.published(id, &channel, outcome, state);
+            }
+            (busy, _) => {
+                // Each kind of busy command polls its own kind of future.
+                debug_assert!(false, "a busy command finished with another's outcome");
+                state.busy = busy;
+            }
+        }
     }
 
     /// The hook for `connect` `id` has decided: the connect reply, or the refusal.
-    fn decided(&self, id: u32, outcome: HookOutcome, state: &mut State) {
+    fn connected(&self, id: u32, token: String, outcome: Outcome<Authenticated>, state: &mut State) {
         let refused = |error: ReplyError| {
             self.reply(Reply::error(id, error));
             Phase::Unusable
         };
-        let with_message = |code: ErrorCode, message: String| ReplyError {
-            code: code.code(),
-            message: match message.is_empty() {
-                true => code.message().to_owned(),
-                false => message,
-            },
-            temporary: code.temporary(),
-        };
         state.phase = match outcome {
-            HookOutcome::Answered(Ok(identity)) => match self.connect_result(&identity) {
+            Outcome::Answered(Ok(identity)) => match self.connect_result(&identity) {
                 Ok(result) => {
                     self.reply(Reply::result(id, ReplyBody::Connect(result)));
                     // The user id is the application's, but may quote the token: escaped.
                     tracing::debug!(user = %Escaped(&identity.user), "session connected");
                     let now = Instant::now();
                     state.clocks.next_ping = Some(now + self.endpoint.settings.ping_interval);
-                    Phase::Connected(identity)
+                    Phase::Connected(Arc::new(SessionSide {
+                        user: identity.user,
+                        data: identity.data,
+                        connect_token: token,
+                    }))
                 }
                 Err(error) => refused(error.into()),
             },
-            HookOutcome::Answered(Err(reject)) => match reject {
-                SessionReject::Unauthorized { message } => refused(with_message(ErrorCode::Unauthorized, message)),
+            Outcome::Answered(Err(reject)) => match reject {
+                SessionReject::Unauthorized { message } => refused(reply_error(ErrorCode::Unauthorized, message)),
                 SessionReject::TokenExpired => refused(ErrorCode::TokenExpired.into()),
-                SessionReject::Temporary { message } => refused(with_message(ErrorCode::Internal, message)),
+                SessionReject::Temporary { message } => refused(reply_error(ErrorCode::Internal, message)),
                 SessionReject::InvalidToken => {
                     self.close(DisconnectCode::InvalidToken);
                     Phase::Unusable
@@ -585,11 +737,11 @@ impl<'a> Reader<'a> {
                     Phase::Unusable
                 }
             },
-            HookOutcome::Panicked(panic) => {
+            Outcome::Panicked(panic) => {
                 tracing::warn!(panic = %Escaped(panic), "the sessions' authenticate hook panicked");
                 refused(ErrorCode::Internal.into())
             }
-            HookOutcome::TimedOut => {
+            Outcome::TimedOut => {
                 tracing::warn!(
                     timeout_ms = self.endpoint.settings.command_timeout.as_millis(),
                     "the sessions' authenticate hook did not answer in time"
@@ -630,6 +782,285 @@ impl<'a> Reader<'a> {
             pong: true,
             ..ConnectResult::default()
         })
+    }
+
+    /// `subscribe`: checks what needs no channel, then asks the channel to decide.
+    fn subscribe(&self, id: u32, request: protocol::SubscribeRequest, session: &Arc<SessionSide>, state: &mut State) {
+        let refuse = |code: ErrorCode, message: &str| self.reply(Reply::error(id, reply_error(code, message)));
+        let channel = request.channel.as_str();
+        if channel.is_empty() {
+            return self.bad_request("subscribe", "without a channel");
+        }
+        if request.kind != 0 || request.tf.is_some() {
+            return refuse(
+                ErrorCode::NotAvailable,
+                "only stream subscriptions without filters are served",
+            );
+        }
+        if state.subscriptions.contains_key(channel) {
+            return refuse(ErrorCode::AlreadySubscribed, "");
+        }
+        if state.subscriptions.len() >= self.endpoint.settings.max_subscriptions {
+            return refuse(ErrorCode::LimitExceeded, "too many subscriptions");
+        }
+        let protocol::SubscribeRequest {
+            channel,
+            token,
+            data,
+            recover,
+            ..
+        } = request;
+        let mut subscribing = Subscribing {
+            channel: &channel,
+            session,
+            request: self.request,
+            remote_addr: self.core.remote_addr,
+            token,
+            data,
+            id: self.core.id,
+            hub: &self.core.hub,
+            outbox: &self.core.outbox,
+            receiver: self.outbox,
+            slot: None,
+        };
+        let deciding = self.channels.subscribe(&mut subscribing);
+        let slot = subscribing.slot;
+        match (deciding, slot) {
+            (Ok(deciding), Some(slot)) => {
+                let pending = Pending {
+                    id,
+                    channel: channel.into_boxed_str(),
+                    slot,
+                    recover,
+                };
+                let deciding = bounded(self.endpoint.settings.command_timeout, deciding);
+                state.busy = Some(Busy::Subscribing { pending, deciding });
+            }
+            (deciding, slot) => {
+                if let Some(slot) = slot {
+                    self.outbox.close_slot(slot);
+                }
+                let error = deciding.err().unwrap_or_else(|| reply_error(ErrorCode::Internal, ""));
+                self.reply(Reply::error(id, error));
+            }
+        }
+    }
+
+    /// The channel decided on a subscription: a member of its topic (pushes held in its slot)
+    /// and its `on_open` started, or the refusal.
+    fn decided(&self, pending: Pending, outcome: Outcome<Result<Box<dyn Binding>, Reject>>, state: &mut State) {
+        let error = match outcome {
+            Outcome::Answered(Ok(binding)) => {
+                let core = &self.core;
+                core.hub
+                    .join_slot(core.id, binding.channel(), &pending.channel, pending.slot);
+                if binding.open(&mut state.running) {
+                    state.busy = Some(Busy::Opening { pending, binding });
+                } else {
+                    self.live(pending, binding, state);
+                }
+                return;
+            }
+            Outcome::Answered(Err(reject)) => {
+                // The reason may quote the request.
+                tracing::debug!(reject = %Escaped(&reject), "subscription refused");
+                refused(&reject)
+            }
+            Outcome::Panicked(panic) => {
+                tracing::warn!(panic = %Escaped(panic), "a subscription's decision panicked");
+                ErrorCode::Internal.into()
+            }
+            Outcome::TimedOut => {
+                tracing::warn!(
+                    timeout_ms = self.endpoint.settings.command_timeout.as_millis(),
+                    "a channel's on_connect did not answer a subscription in time"
+                );
+                ErrorCode::Internal.into()
+            }
+        };
+        self.outbox.close_slot(pending.slot);
+        self.reply(Reply::error(pending.id, error));
+    }
+
+    /// A subscription's `on_open` ended: live if it succeeded; otherwise refused with 100
+    /// (temporary: the SDK retries with backoff), and ended as a connection whose `on_open`
+    /// failed is, its `on_close` run.
+    fn opened(&self, pending: Pending, binding: Box<dyn Binding>, outcome: running::Outcome, state: &mut State) {
+        let error = match outcome {
+            Ok(Ok(())) => return self.live(pending, binding, state),
+            Ok(Err(error)) => Error::Handler(error),
+            Err(panic) => Error::HandlerPanicked(guard::panic_message(panic.as_ref())),
+        };
+        self.report(&*binding, &error);
+        self.core
+            .hub
+            .leave_slot(self.core.id, binding.channel(), &pending.channel);
+        self.outbox.close_slot(pending.slot);
+        self.reply(Reply::error(pending.id, ErrorCode::Internal));
+        let info = CloseInfo {
+            code: CloseCode::Error,
+            reason: "on_open failed".to_owned(),
+            by_server: true,
+        };
+        self.after_close(binding, info);
+    }
+
+    /// Queues the `subscribe` reply and makes the subscription live: the pushes its slot held
+    /// follow the reply.
+    fn live(&self, pending: Pending, binding: Box<dyn Binding>, state: &mut State) {
+        let Pending {
+            id,
+            channel,
+            slot,
+            recover,
+        } = pending;
+        let reply = Reply::result(
+            id,
+            ReplyBody::Subscribe(SubscribeResult {
+                was_recovering: recover,
+                ..SubscribeResult::default()
+            }),
+        );
+        if let Err(error) = self.outbox.release_slot(slot, |bytes| reply.encode_into(bytes)) {
+            tracing::warn!(error = %Escaped(&error), "a reply does not encode");
+            self.close(DisconnectCode::InternalServerError);
+        }
+        state.subscriptions.insert(channel, Subscription { binding, slot });
+        // Its handler may have closed it, or it lagged, while it was pending.
+        self.slot_events(state);
+    }
+
+    /// `unsubscribe`: the subscription ends (its `on_close` runs with 1000, not by the
+    /// server); a channel not subscribed is answered alike.
+    fn unsubscribe(&self, id: u32, channel: &str, state: &mut State) {
+        if let Some(subscription) = state.subscriptions.remove(channel) {
+            let info = CloseInfo {
+                code: CloseCode::Normal,
+                reason: "unsubscribed".to_owned(),
+                by_server: false,
+            };
+            self.end(channel, subscription, info);
+        }
+        self.reply(Reply::result(id, ReplyBody::Unsubscribe));
+    }
+
+    /// `publish`: the data as the channel's client message, through the subscription's
+    /// binding as a connection's message; answered once its handler returns.
+    fn publish(&self, id: u32, publish: protocol::PublishRequest, state: &mut State) {
+        let refuse = |code: ErrorCode, message: &str| self.reply(Reply::error(id, reply_error(code, message)));
+        let Some(subscription) = state.subscriptions.get(publish.channel.as_str()) else {
+            return refuse(ErrorCode::PermissionDenied, "not subscribed to this channel");
+        };
+        if publish.kind != 0 {
+            return refuse(ErrorCode::NotAvailable, "only stream publications are served");
+        }
+        let Some(data) = publish.data else {
+            return refuse(ErrorCode::BadRequest, "no data");
+        };
+        let binding = &*subscription.binding;
+        match binding.dispatch(WsMessage::text(data.get()), &mut state.running) {
+            Ok(true) => {
+                let channel = publish.channel.into_boxed_str();
+                state.busy = Some(Busy::Publishing { id, channel });
+            }
+            Ok(false) => refuse(ErrorCode::NotAvailable, "this channel takes no messages from clients"),
+            Err(error) => {
+                // Never the channel's error reply: the publish reply says it (the session's
+                // only way to answer this command).
+                let message = Report(&error).to_string();
+                self.report(binding, &error);
+                refuse(ErrorCode::BadRequest, &message);
+            }
+        }
+    }
+
+    /// A publish's handler ended: the publish reply, or 100 for its error or panic (reported
+    /// to the channel's `on_error`; the subscription and the session stay).
+    fn published(&self, id: u32, channel: &str, outcome: running::Outcome, state: &mut State) {
+        let error = match outcome {
+            Ok(Ok(())) => return self.reply(Reply::result(id, ReplyBody::Publish)),
+            Ok(Err(error)) => Error::Handler(error),
+            Err(panic) => Error::HandlerPanicked(guard::panic_message(panic.as_ref())),
+        };
+        if let Some(subscription) = state.subscriptions.get(channel) {
+            self.report(&*subscription.binding, &error);
+        }
+        self.reply(Reply::error(id, ErrorCode::Internal));
+    }
+
+    /// Acts on what live slots report: a lag goes to the channel's `on_lag`; an ended slot
+    /// (its lag policy, its handler's `close`) is unsubscribed with the push it asked for.
+    fn slot_events(&self, state: &mut State) {
+        for event in self.outbox.take_slot_events() {
+            let Some((channel, subscription)) = state
+                .subscriptions
+                .iter()
+                .find(|(_, subscription)| subscription.slot == event.slot)
+            else {
+                continue;
+            };
+            let binding = &*subscription.binding;
+            if event.dropped > 0 && !binding.on_lag(event.dropped) {
+                tracing::warn!(
+                    channel = binding.channel(),
+                    address = %channel,
+                    dropped = event.dropped,
+                    "a session's subscription lagged"
+                );
+            }
+            let Some(end) = event.ended else {
+                continue;
+            };
+            let channel = channel.clone();
+            let Some(subscription) = state.subscriptions.remove(&channel) else {
+                continue;
+            };
+            let push = Reply::push(
+                &*channel,
+                PushBody::Unsubscribe(UnsubscribePush {
+                    code: end.code,
+                    reason: end.reason.clone(),
+                }),
+            );
+            let info = CloseInfo {
+                code: CloseCode::from(u16::try_from(end.code).unwrap_or(u16::MAX)),
+                reason: end.reason,
+                by_server: true,
+            };
+            self.end(&channel, subscription, info);
+            self.reply(push);
+        }
+    }
+
+    /// Ends a subscription taken out of the table: out of its topic, its slot freed, its
+    /// `on_close` run.
+    fn end(&self, channel: &str, subscription: Subscription, info: CloseInfo) {
+        let Subscription { binding, slot } = subscription;
+        self.core.hub.leave_slot(self.core.id, binding.channel(), channel);
+        self.outbox.close_slot(slot);
+        self.after_close(binding, info);
+    }
+
+    /// Runs a subscription's `on_close` in a task of its own (tracked by the server, so a
+    /// shutdown waits for it): the session goes on meanwhile.
+    fn after_close(&self, binding: Box<dyn Binding>, info: CloseInfo) {
+        let Some(on_close) = binding.on_close(info) else {
+            return;
+        };
+        let channel = binding.channel();
+        let span = tracing::Span::current();
+        self.lifecycle.spawn(async move {
+            if let Err(panic) = guard::catch(on_close).instrument(span).await {
+                tracing::warn!(channel, panic = %Escaped(panic), "on_close panicked");
+            }
+        });
+    }
+
+    /// Passes an error to the channel's `on_error`, or logs it.
+    fn report(&self, binding: &dyn Binding, error: &Error) {
+        if !binding.on_error(error) {
+            tracing::debug!(channel = binding.channel(), error = %Report(error), "subscription error");
+        }
     }
 
     /// A protocol violation: closes with 3501.

@@ -109,6 +109,7 @@ pub(crate) struct Settings {
     pub(crate) command_timeout: Duration,
     pub(crate) max_commands_per_frame: usize,
     pub(crate) max_queued_bytes: usize,
+    pub(crate) max_subscriptions: usize,
 }
 
 impl Default for Settings {
@@ -123,6 +124,8 @@ impl Default for Settings {
             max_commands_per_frame: MAX_COMMANDS_PER_FRAME,
             // Centrifugo's `ClientQueueMaxSize`.
             max_queued_bytes: 1 << 20,
+            // Centrifugo's `ClientChannelLimit`.
+            max_subscriptions: 128,
         }
     }
 }
@@ -269,6 +272,21 @@ impl<S> Sessions<S> {
     pub fn max_queued_bytes(mut self, bytes: usize) -> Self {
         assert!(bytes > 0, "a session must be allowed to queue something");
         self.settings.max_queued_bytes = bytes;
+        self
+    }
+}
+
+impl<S> Sessions<S> {
+    /// How many channels one session may be subscribed to at once; one more `subscribe` is
+    /// answered with error 106 "limit exceeded" (the session stays). Default: 128, as
+    /// Centrifugo.
+    ///
+    /// # Panics
+    ///
+    /// When zero.
+    pub fn max_subscriptions(mut self, subscriptions: usize) -> Self {
+        assert!(subscriptions > 0, "a session must be allowed a subscription");
+        self.settings.max_subscriptions = subscriptions;
         self
     }
 }
@@ -435,8 +453,7 @@ impl<I> fmt::Debug for Identity<I> {
 /// An [`Identity`] with its data type erased, as the session keeps it.
 pub(crate) struct SessionIdentity {
     pub(crate) user: String,
-    /// The application's `I`, for the subscriptions (a later release) to hand to channels.
-    #[expect(dead_code, reason = "read by the subscriptions, the next slice of sessions")]
+    /// The application's `I`, which the session's subscriptions hand to their channels.
     pub(crate) data: Arc<dyn Any + Send + Sync>,
     pub(crate) expire_at: Option<SystemTime>,
     pub(crate) reply_data: Option<Result<protocol::Raw, String>>,

@@ -95,6 +95,7 @@ where
         remote_addr,
         outbox: sender,
         hub,
+        subscription: None,
     };
     let conn = Conn::new(ConnInner { core, params, state }, data);
     registered(Box::new(Bound::new(handler, conn)), receiver, slot, config, expires)
@@ -201,14 +202,14 @@ pub(crate) fn log_closed(span: &tracing::Span, info: &CloseInfo, started: tokio:
 /// its turn, or a reader starved by a busy writer would never read the peer's pongs.
 // Not an `async fn`, on purpose: see `run`.
 #[expect(clippy::manual_async_fn, reason = "an async fn keeps room for its arguments twice")]
-pub(crate) fn drive<'a>(
-    mut reader: impl Future<Output = CloseInfo> + Unpin + 'a,
+pub(crate) fn drive<'a, O>(
+    mut reader: impl Future<Output = O> + Unpin + 'a,
     mut writer: impl Future<Output = ()> + Unpin + 'a,
     outbox: &'a OutboxReceiver,
     config: &'a Config,
     // Entered around every poll, as `Instrument` would, but borrowed: the task keeps one copy.
     span: &'a tracing::Span,
-) -> impl Future<Output = CloseInfo> + 'a {
+) -> impl Future<Output = O> + 'a {
     async move {
         let mut written = false;
         let mut writer_first = true;

@@ -381,6 +381,17 @@ impl UnsubscribeCode {
     pub(crate) fn resubscribes(self) -> bool {
         sdk_resubscribes_after_unsubscribe(self.code())
     }
+
+    /// What ends a subscription whose handler closed it with `close` (a close code of the
+    /// direct mode): the closes a direct client retries (1001 going away, 1011 internal error,
+    /// 1012 restart, 1013 try again later, 1014 bad gateway) resubscribe with 2500, every other
+    /// is final, 2000.
+    pub(crate) fn for_close(close: u16) -> Self {
+        match close {
+            1001 | 1011..=1014 => Self::InsufficientState,
+            _ => Self::Server,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -539,5 +550,15 @@ mod tests {
                 .clone()
                 .all(|c| sdk_reconnects_after_close(c, "app"))
         );
+    }
+
+    #[test]
+    fn a_subscription_closed_as_a_direct_client_would_retry_resubscribes() {
+        let retried: Vec<u16> = (1000..=1015)
+            .chain([3000, 4000, 4001, 4999])
+            .filter(|code| UnsubscribeCode::for_close(*code).resubscribes())
+            .collect();
+        assert_eq!(retried, [1001, 1011, 1012, 1013, 1014]);
+        assert_eq!(UnsubscribeCode::for_close(1008), UnsubscribeCode::Server);
     }
 }
