@@ -32,11 +32,48 @@ pub const DEFAULT_SESSIONS_PATH: &str = "/connection/websocket";
 /// [`Acceptor`](crate::Acceptor), [`TestServer`](crate::TestServer)) then serves it beside the
 /// channels.
 ///
-/// This release serves the connection itself: `connect` (through the
-/// [`authenticate`](Self::authenticate) hook), the `ping` command and the protocol's
-/// application-level pings. Subscriptions to the server's channels come next: until then
-/// `subscribe`, `publish` and the other channel commands get the error reply 108
-/// "not available".
+/// A session authenticates once, at `connect` (the [`authenticate`](Self::authenticate) hook),
+/// then subscribes to any number of the server's registered channels, each still typed: the
+/// channel string is the channel's address, exactly as a direct client's URL path carries it
+/// (percent-encoded: `chat/caf%C3%A9`), and the `data` of every publication and publish is the
+/// channel's JSON message. A subscription runs the channel's own handler, unchanged:
+///
+/// - `subscribe` runs the channel's `on_connect` (or `authenticate`) and `authorize` on a
+///   [`Handshake`](crate::Handshake) built from the session's WebSocket request, where
+///   [`Handshake::session_data`](crate::Handshake::session_data),
+///   [`Handshake::subscribe_token`](crate::Handshake::subscribe_token) and
+///   [`TokenSource::Connect`](crate::TokenSource::Connect) say who the session is; then its
+///   `on_open`; then the `subscribe` reply. Nothing published once the subscription is a
+///   member of its topic is lost, and nothing reaches the client before that reply.
+/// - Its handlers get a [`Conn`](crate::Conn) scoped to the subscription: `send` is a `pub`
+///   push on that channel to that session, `broadcast` reaches direct clients and sessions
+///   alike, [`close`](crate::Conn::close) ends the subscription (an `unsubscribe` push), not
+///   the session; its id is the session's.
+/// - `publish` decodes and validates its `data` as the channel's client message and runs
+///   `on_message`; the reply comes once the handler has returned.
+/// - Each subscription has its channel's [lag policy](crate::LagPolicy), for itself alone.
+/// - Handlers of one session run one at a time, in command order, as a connection's do.
+///
+/// ```
+/// use ws_channels::{Channel, Server, Sessions, channel};
+///
+/// #[channel("chat/<room>")]
+/// #[derive(Clone, serde::Serialize, serde::Deserialize)]
+/// struct Chat { text: String }
+///
+/// // `chat/<room>` serves direct WebSockets at /chat/<room> and, unchanged, the subscriptions
+/// // of sessions at /connection/websocket: one `broadcast` reaches both.
+/// let server = Chat::register(Server::new(), |h| {
+///     h.on_message(|conn, msg| async move {
+///         conn.broadcast(&msg).await?;
+///         Ok(())
+///     })
+/// })
+/// .sessions(Sessions::new());
+/// # drop(server);
+/// ```
+///
+/// With an `authenticate` hook:
 ///
 /// ```
 /// use std::time::Duration;
@@ -80,12 +117,47 @@ pub const DEFAULT_SESSIONS_PATH: &str = "/connection/websocket";
 /// | no pong (nor any command) within [`pong_timeout`](Self::pong_timeout) of a ping | close 3012 "no pong" | reconnects |
 /// | the client asked for the protobuf format (subprotocol `centrifuge-protobuf`, or `?format=protobuf`) | upgraded, then closed at once with 3506 "inappropriate protocol" (an HTTP refusal would make the SDK retry forever) | stops |
 /// | more than [`max_queued_bytes`](Sessions::max_queued_bytes) waiting to be written (the client does not read) | close 3008 "slow" | reconnects |
-/// | `subscribe`, `unsubscribe`, `publish`, `history`, `presence`, `presence_stats`, `rpc`, `refresh`, `sub_refresh` | error reply 108 "not available" (this release) | — |
+/// | `history`, `presence`, `presence_stats`, `rpc`, `refresh`, `sub_refresh` | error reply 108 "not available" (this release) | — |
 /// | `send` | ignored | — |
 /// | `ping` | `{"id":n,"ping":{}}` | — |
 /// | the server shuts down | close 3001 "shutdown", after what was queued | reconnects |
 ///
 /// Replies queued together are joined into one frame, one per line, as Centrifugo does.
+///
+/// A command's refusals, each an error reply (the session stays):
+///
+/// | event | reply | what the SDK does |
+/// |---|---|---|
+/// | `subscribe` to a name no channel's template matches (the sessions' own path included) | 102 "unknown channel" | subscription fails for good |
+/// | `subscribe` to a malformed address (`chat/%zz`), a name over 255 bytes, or another spelling of the canonical address (`chat/café`, `chat/caf%c3%a9`: the reply names the canonical one) | 107 "bad request" | subscription fails for good |
+/// | `subscribe` to a MessagePack or raw channel, or with `type` ≠ 0 (map subscriptions) or a tags filter | 108 "not available" | subscription fails for good |
+/// | the channel's `on_connect`/`authenticate`/`authorize` refuses with a 4xx [`Reject`](crate::Reject) | 103 "permission denied" (message: the reject's reason) | subscription fails for good |
+/// | … with a 5xx, or panics, or takes longer than [`command_timeout`](Self::command_timeout); the channel's `on_open` fails or panics | 100, temporary | resubscribes with backoff |
+/// | `subscribe` to a channel string already subscribed | 105 "already subscribed" | — |
+/// | `subscribe` past [`max_subscriptions`](Self::max_subscriptions) (128) | 106 "limit exceeded" | subscription fails for good |
+/// | `subscribe` without a channel | close 3501 "bad request" | stops |
+/// | `unsubscribe` of a channel not subscribed | `{"id":n,"unsubscribe":{}}`, as for one subscribed | — |
+/// | `publish` on a channel string this session is not subscribed to | 103 "permission denied" | — |
+/// | `publish` on a channel that takes no client messages (no `on_message`), or with `type` ≠ 0 | 108 "not available" | — |
+/// | `publish` whose `data` is missing, does not decode as the channel's client message or fails its validation | 107, message: the error with its causes (never the channel's own error reply); the channel's `on_error` sees it | — |
+/// | `publish` whose `on_message` returns `Err` or panics | 100, temporary; the channel's `on_error` sees it | — |
+/// | reused command ids | answered as any (ids are echoed, not tracked) | — |
+///
+/// A subscription the server ends gets an `unsubscribe` push on its channel (codes below 2500
+/// are final for the SDK; from 2500 it resubscribes at once):
+///
+/// | event | push | direct-mode counterpart |
+/// |---|---|---|
+/// | [`Conn::close`](crate::Conn::close) with 1000, 1002, 1003, 1007, 1008, 1009, 1010 or an application code | 2000, the close's reason (default "server unsubscribe") | that close, final |
+/// | [`Conn::close`](crate::Conn::close) with 1001, 1011, 1012, 1013 or 1014 | 2500, the close's reason | that close, retried |
+/// | the subscription's queue overflows under [`LagPolicy::Disconnect`](crate::LagPolicy::Disconnect) | 2500 "insufficient state"; `on_lag`, then `on_close` | 1013 |
+/// | `drop_oldest` / `drop_new` overflow | that subscription's pushes are dropped (`on_lag`); the session and its other subscriptions go on | the same, per connection |
+///
+/// A subscription's `on_close` sees what ended it: the push's code (2000, 2500), 1000 for the
+/// client's `unsubscribe`, 1011 for an `on_open` that failed, or the session's own close
+/// when the session ends. The direct mode's other closes (1007, 1008 for bad input, 1011 for
+/// a failed handler, 4001 for expired credentials) are error replies or session closes here,
+/// as the tables say.
 ///
 /// The handshake itself is decided as a channel's is (origins, limits, shutdown), except that
 /// the only subprotocol answered is `centrifuge-json`, echoed when offered. WebSocket-level
