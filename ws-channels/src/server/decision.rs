@@ -24,7 +24,7 @@ use super::lifecycle::Lifecycle;
 use super::limits::ConnectionLimits;
 use super::response::Reject;
 use super::router::{Matched, Router};
-use super::subscription::{Channels, Deciding, MAX_CHANNEL_LENGTH, Subscribing, reply_error};
+use super::subscription::{Channels, Decided, Deciding, MAX_CHANNEL_LENGTH, Subscribing, reply_error};
 use super::task::{self, ConnEnv};
 use super::transport::BoxedTransport;
 use crate::channel::{Channel, Params};
@@ -439,12 +439,15 @@ where
             state.clone(),
         )
         .in_session(subscribing.in_session());
+        let expiry = handshake.expiry();
         let core = subscribing.core(C::NAME, C::LAG_POLICY);
         let (handler, state) = (self.clone(), state.clone());
         Ok(Box::pin(async move {
             let data = decide(&handler, handshake, &params).await?;
             let conn = Conn::new(ConnInner { core, params, state }, data);
-            Ok(Box::new(Bound::new(handler, conn)) as Box<dyn Binding>)
+            let binding: Box<dyn Binding> = Box::new(Bound::new(handler, conn));
+            let expires = *expiry.lock().unwrap_or_else(PoisonError::into_inner);
+            Ok(Decided { binding, expires })
         }))
     }
 }

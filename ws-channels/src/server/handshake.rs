@@ -124,6 +124,9 @@ impl<C: Channel, S> Handshake<C, S> {
     /// which tells a client to refresh its credentials and reconnect. A time already past closes
     /// the connection right after it opens. The last call counts.
     ///
+    /// In a session's subscription it ends the subscription instead, with the `unsubscribe`
+    /// push 2501 "subscription expired", after which a Centrifugo SDK subscribes again.
+    ///
     /// ```
     /// use std::time::{Duration, SystemTime};
     /// use ws_channels::{Handler, Reject, TokenSource};

@@ -16,9 +16,13 @@
 //! became a member is lost, and no `pub` push precedes that reply. A `publish` goes through
 //! the binding's `dispatch` as a connection's message does, one indirect call.
 //!
+//! Credentials expire as Centrifugo's do: the connect reply says `ttl`, the SDK sends
+//! `refresh` with a new token, which the `authenticate` hook checks again; a session not
+//! refreshed in time is closed with 3005. A subscription whose channel set `expire_at` is
+//! ended with the `unsubscribe` push 2501 when due.
+//!
 //! Not yet here (later slices of `docs/design/sessions.md`): server-side subscriptions, the
-//! expiry of credentials (3005, and a subscription's `expire_at`), `refresh`, the rate limit,
-//! and the jitter of the first ping.
+//! rate limit, and the jitter of the first ping.
 //!
 //! A session is a member of the hub from its registration (so a shutdown closes it with
 //! 3001), and its outbox is a session's (`outbox::session_outbox`): its replies and pings are
@@ -54,7 +58,7 @@ use super::reader::{close_info, no_status};
 use super::response::Reject;
 use super::running::{self, Running};
 use super::sessions::{Authenticated, Authenticator, ConnectParts, SessionIdentity, SessionReject, Settings};
-use super::subscription::{Channels, Deciding, Subscribing, refused, reply_error};
+use super::subscription::{Channels, Decided, Deciding, Subscribing, refused, reply_error};
 use super::task::{ConnEnv, Registrant, Registration, drive, log_closed};
 use super::transport::{BoxedTransport, SharedTransport};
 use super::wake::WokenStream;
@@ -63,10 +67,11 @@ use crate::error::{Error, Report};
 use crate::log::Escaped;
 use crate::metrics::Count;
 use crate::outbox::{OutboxReceiver, SessionLimits, session_outbox};
-use crate::session::codes::{DisconnectCode, ErrorCode};
+use crate::session::codes::{DisconnectCode, ErrorCode, UnsubscribeCode};
 use crate::session::frame::decode_commands;
 use crate::session::protocol::{
-    self, Command, ConnectResult, Method, PushBody, Reply, ReplyBody, ReplyError, SubscribeResult, UnsubscribePush,
+    self, Command, ConnectResult, Method, PushBody, RefreshResult, Reply, ReplyBody, ReplyError, SubscribeResult,
+    UnsubscribePush,
 };
 use crate::transport::MessageStream;
 
@@ -302,18 +307,24 @@ enum Busy {
     /// `connect`: the `authenticate` hook runs.
     Connecting {
         id: u32,
-        token: String,
+        connect: protocol::ConnectRequest,
+        hook: BoxFuture<'static, Outcome<Authenticated>>,
+    },
+    /// `refresh`: the `authenticate` hook runs on the new token.
+    Refreshing {
+        id: u32,
         hook: BoxFuture<'static, Outcome<Authenticated>>,
     },
     /// `subscribe`: the channel decides (`on_connect`, `authorize`).
     Subscribing {
         pending: Pending,
-        deciding: BoxFuture<'static, Outcome<Result<Box<dyn Binding>, Reject>>>,
+        deciding: BoxFuture<'static, Outcome<Result<Decided, Reject>>>,
     },
     /// `subscribe`: accepted and a member of its topic; its `on_open` runs.
     Opening {
         pending: Pending,
         binding: Box<dyn Binding>,
+        expires: Option<Instant>,
     },
     /// `publish`: the channel's `on_message` runs.
     Publishing { id: u32, channel: Box<str> },
@@ -330,15 +341,17 @@ struct Pending {
 
 /// What a busy command waited for.
 enum Done {
-    Connected(Outcome<Authenticated>),
-    Decided(Outcome<Result<Box<dyn Binding>, Reject>>),
+    Authenticated(Outcome<Authenticated>),
+    Decided(Outcome<Result<Decided, Reject>>),
     Ran(running::Outcome),
 }
 
 /// Polls what the busy command waits for: its future, or the handler it runs.
 fn poll_busy(busy: &mut Option<Busy>, running: &mut Running, cx: &mut Context<'_>) -> Poll<Done> {
     match busy {
-        Some(Busy::Connecting { hook, .. }) => hook.as_mut().poll(cx).map(Done::Connected),
+        Some(Busy::Connecting { hook, .. } | Busy::Refreshing { hook, .. }) => {
+            hook.as_mut().poll(cx).map(Done::Authenticated)
+        }
         Some(Busy::Subscribing { deciding, .. }) => deciding.as_mut().poll(cx).map(Done::Decided),
         Some(Busy::Opening { .. } | Busy::Publishing { .. }) => running.poll(cx).map(Done::Ran),
         None => Poll::Pending,
@@ -349,6 +362,25 @@ fn poll_busy(busy: &mut Option<Busy>, running: &mut Running, cx: &mut Context<'_
 struct Subscription {
     binding: Box<dyn Binding>,
     slot: u32,
+    /// When its channel said its credentials expire.
+    expires: Option<Instant>,
+}
+
+/// The earliest expiry among `subscriptions`.
+fn earliest_expiry(subscriptions: &HashMap<Box<str>, Subscription>) -> Option<Instant> {
+    subscriptions
+        .values()
+        .filter_map(|subscription| subscription.expires)
+        .min()
+}
+
+/// When a session's credentials expire.
+#[derive(Default)]
+struct Credentials {
+    /// The seconds left, for the client.
+    ttl: Option<u32>,
+    /// When the session is closed with 3005 unless refreshed.
+    expired_by: Option<Instant>,
 }
 
 /// A session's clocks: the connect deadline, pings and their pong deadline, and how long a
@@ -358,6 +390,10 @@ struct Clocks {
     next_ping: Option<Instant>,
     pong_by: Option<Instant>,
     closing_by: Option<Instant>,
+    /// When the session's credentials expire, plus the grace for a `refresh`.
+    expired_by: Option<Instant>,
+    /// The earliest expiry of a subscription's credentials.
+    subscription_expires: Option<Instant>,
 }
 
 /// What is due when the timer fires.
@@ -365,6 +401,8 @@ enum Due {
     Stale,
     Ping,
     NoPong,
+    Expired,
+    SubscriptionExpired,
     CloseReply,
 }
 
@@ -373,10 +411,16 @@ impl Clocks {
         if self.closing_by.is_some() {
             return self.closing_by;
         }
-        [self.connect_by, self.next_ping, self.pong_by]
-            .into_iter()
-            .flatten()
-            .min()
+        [
+            self.connect_by,
+            self.next_ping,
+            self.pong_by,
+            self.expired_by,
+            self.subscription_expires,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     fn due(&mut self, now: Instant, settings: &Settings) -> Option<Due> {
@@ -389,6 +433,12 @@ impl Clocks {
         }
         if passed(self.pong_by) {
             return Some(Due::NoPong);
+        }
+        if passed(self.expired_by) {
+            return Some(Due::Expired);
+        }
+        if passed(self.subscription_expires) {
+            return Some(Due::SubscriptionExpired);
         }
         if passed(self.next_ping) {
             // Ticks missed while busy are not made up: the next ping is a full interval away.
@@ -412,6 +462,8 @@ struct State {
     running: Running,
     /// The live subscriptions, by channel string.
     subscriptions: HashMap<Box<str>, Subscription>,
+    /// The `connect` command, without its token: what a `refresh` hands the hook again.
+    connect: protocol::ConnectRequest,
     clocks: Clocks,
     timer: Pin<Box<Sleep>>,
     armed: Option<Instant>,
@@ -522,11 +574,14 @@ impl<'a> Reader<'a> {
             busy: None,
             running: Running::default(),
             subscriptions: HashMap::new(),
+            connect: protocol::ConnectRequest::default(),
             clocks: Clocks {
                 connect_by: Some(connect_by),
                 next_ping: None,
                 pong_by: None,
                 closing_by: None,
+                expired_by: None,
+                subscription_expires: None,
             },
             timer: Box::pin(tokio::time::sleep_until(connect_by)),
             armed: Some(connect_by),
@@ -551,6 +606,8 @@ impl<'a> Reader<'a> {
             Some(Due::Stale) => self.close(DisconnectCode::Stale),
             Some(Due::Ping) => self.ping(),
             Some(Due::NoPong) => self.close(DisconnectCode::NoPong),
+            Some(Due::Expired) => self.close(DisconnectCode::ConnectionExpired),
+            Some(Due::SubscriptionExpired) => self.expire_subscriptions(state),
             Some(Due::CloseReply) => return ControlFlow::Break(()),
             None => {}
         }
@@ -636,9 +693,8 @@ impl<'a> Reader<'a> {
                 match method {
                     Method::Connect(connect) => {
                         state.clocks.connect_by = None;
-                        let token = connect.token.clone();
-                        let hook = self.authenticate(connect);
-                        state.busy = Some(Busy::Connecting { id, token, hook });
+                        let hook = self.authenticate(connect.clone());
+                        state.busy = Some(Busy::Connecting { id, connect, hook });
                     }
                     _ => self.bad_request(name, "before `connect`"),
                 }
@@ -655,11 +711,18 @@ impl<'a> Reader<'a> {
             Method::Subscribe(subscribe) => self.subscribe(id, subscribe, &session, state),
             Method::Unsubscribe(request) => self.unsubscribe(id, &request.channel, state),
             Method::Publish(publish) => self.publish(id, publish, state),
+            Method::Refresh(refresh) => {
+                let connect = protocol::ConnectRequest {
+                    token: refresh.token,
+                    ..state.connect.clone()
+                };
+                let hook = self.authenticate(connect);
+                state.busy = Some(Busy::Refreshing { id, hook });
+            }
             Method::Presence(_)
             | Method::PresenceStats(_)
             | Method::History(_)
             | Method::Rpc(_)
-            | Method::Refresh(_)
             | Method::SubRefresh(_) => self.reply(Reply::error(id, ErrorCode::NotAvailable)),
         }
     }
@@ -682,14 +745,24 @@ impl<'a> Reader<'a> {
     /// What the busy command waited for is done.
     fn done(&self, done: Done, state: &mut State) {
         match (state.busy.take(), done) {
-            (Some(Busy::Connecting { id, token, .. }), Done::Connected(outcome)) => {
-                self.connected(id, token, outcome, state);
+            (Some(Busy::Connecting { id, connect, .. }), Done::Authenticated(outcome)) => {
+                self.connected(id, connect, outcome, state);
+            }
+            (Some(Busy::Refreshing { id, .. }), Done::Authenticated(outcome)) => {
+                self.refreshed(id, outcome, state);
             }
             (Some(Busy::Subscribing { pending, .. }), Done::Decided(outcome)) => {
                 self.decided(pending, outcome, state);
             }
-            (Some(Busy::Opening { pending, binding }), Done::Ran(outcome)) => {
-                self.opened(pending, binding, outcome, state);
+            (
+                Some(Busy::Opening {
+                    pending,
+                    binding,
+                    expires,
+                }),
+                Done::Ran(outcome),
+            ) => {
+                self.opened(pending, binding, expires, outcome, state);
             }
             (Some(Busy::Publishing { id, channel }), Done::Ran(outcome)) => {
                 self.published(id, &channel, outcome, state);
@@ -703,27 +776,42 @@ impl<'a> Reader<'a> {
     }
 
     /// The hook for `connect` `id` has decided: the connect reply, or the refusal.
-    fn connected(&self, id: u32, token: String, outcome: Outcome<Authenticated>, state: &mut State) {
+    fn connected(
+        &self,
+        id: u32,
+        connect: protocol::ConnectRequest,
+        outcome: Outcome<Authenticated>,
+        state: &mut State,
+    ) {
         let refused = |error: ReplyError| {
             self.reply(Reply::error(id, error));
             Phase::Unusable
         };
         state.phase = match outcome {
-            Outcome::Answered(Ok(identity)) => match self.connect_result(&identity) {
-                Ok(result) => {
-                    self.reply(Reply::result(id, ReplyBody::Connect(result)));
-                    // The user id is the application's, but may quote the token: escaped.
-                    tracing::debug!(user = %Escaped(&identity.user), "session connected");
-                    let now = Instant::now();
-                    state.clocks.next_ping = Some(now + self.endpoint.settings.ping_interval);
-                    Phase::Connected(Arc::new(SessionSide {
-                        user: identity.user,
-                        data: identity.data,
-                        connect_token: token,
-                    }))
+            Outcome::Answered(Ok(identity)) => {
+                let credentials = self.credentials(&identity);
+                match credentials.and_then(|c| Ok((self.connect_result(&identity, c.ttl)?, c))) {
+                    Ok((result, credentials)) => {
+                        self.reply(Reply::result(id, ReplyBody::Connect(result)));
+                        // The user id is the application's, but may quote the token: escaped.
+                        tracing::debug!(user = %Escaped(&identity.user), "session connected");
+                        let now = Instant::now();
+                        state.clocks.next_ping = Some(now + self.endpoint.settings.ping_interval);
+                        state.clocks.expired_by = credentials.expired_by;
+                        let session = SessionSide {
+                            user: identity.user,
+                            data: identity.data,
+                            connect_token: connect.token.clone(),
+                        };
+                        state.connect = protocol::ConnectRequest {
+                            token: String::new(),
+                            ..connect
+                        };
+                        Phase::Connected(Arc::new(session))
+                    }
+                    Err(error) => refused(error.into()),
                 }
-                Err(error) => refused(error.into()),
-            },
+            }
             Outcome::Answered(Err(reject)) => match reject {
                 SessionReject::Unauthorized { message } => refused(reply_error(ErrorCode::Unauthorized, message)),
                 SessionReject::TokenExpired => refused(ErrorCode::TokenExpired.into()),
@@ -751,19 +839,72 @@ impl<'a> Reader<'a> {
         };
     }
 
-    /// The connect reply's result for `identity`, or the error code that refuses it instead.
-    fn connect_result(&self, identity: &SessionIdentity) -> Result<ConnectResult, ErrorCode> {
-        let ttl = match identity.expire_at {
-            None => None,
-            Some(at) => match at.duration_since(SystemTime::now()) {
-                // Rounded up: a session that has a fraction of a second left has not expired.
-                Ok(left) if !left.is_zero() => {
-                    let seconds = left.as_secs() + u64::from(left.subsec_nanos() > 0);
-                    Some(u32::try_from(seconds).unwrap_or(u32::MAX))
-                }
-                _ => return Err(ErrorCode::Expired),
-            },
+    /// When `identity`'s credentials expire: the reply's `ttl` and the session's deadline, or
+    /// 110 "expired" for a time already past.
+    fn credentials(&self, identity: &SessionIdentity) -> Result<Credentials, ErrorCode> {
+        let Some(at) = identity.expire_at else {
+            return Ok(Credentials::default());
         };
+        match at.duration_since(SystemTime::now()) {
+            // Rounded up: a session that has a fraction of a second left has not expired.
+            Ok(left) if !left.is_zero() => {
+                let seconds = left.as_secs() + u64::from(left.subsec_nanos() > 0);
+                Ok(Credentials {
+                    ttl: Some(u32::try_from(seconds).unwrap_or(u32::MAX)),
+                    // A time too far off to represent never comes.
+                    expired_by: Instant::now().checked_add(left + self.endpoint.settings.expiry_grace),
+                })
+            }
+            _ => Err(ErrorCode::Expired),
+        }
+    }
+
+    /// The hook checked a `refresh`'s token: the new expiry, or the refusal. The user must
+    /// stay the same (101 otherwise); the session's identity data and its subscriptions stay
+    /// as they were.
+    fn refreshed(&self, id: u32, outcome: Outcome<Authenticated>, state: &mut State) {
+        let Phase::Connected(session) = &state.phase else {
+            return;
+        };
+        let error = match outcome {
+            Outcome::Answered(Ok(identity)) if identity.user != session.user => {
+                reply_error(ErrorCode::Unauthorized, "a refresh cannot change the user")
+            }
+            Outcome::Answered(Ok(identity)) => match self.credentials(&identity) {
+                Ok(credentials) => {
+                    state.clocks.expired_by = credentials.expired_by;
+                    let result = RefreshResult {
+                        client: self.core.id.to_string(),
+                        version: env!("CARGO_PKG_VERSION").to_owned(),
+                        expires: credentials.ttl.is_some(),
+                        ttl: credentials.ttl.unwrap_or(0),
+                    };
+                    return self.reply(Reply::result(id, ReplyBody::Refresh(result)));
+                }
+                // New credentials already expired: as if none came.
+                Err(_) => return self.close(DisconnectCode::ConnectionExpired),
+            },
+            Outcome::Answered(Err(reject)) => match reject {
+                SessionReject::Unauthorized { message } => reply_error(ErrorCode::Unauthorized, message),
+                SessionReject::Temporary { message } => reply_error(ErrorCode::Internal, message),
+                SessionReject::TokenExpired => return self.close(DisconnectCode::ConnectionExpired),
+                SessionReject::InvalidToken => return self.close(DisconnectCode::InvalidToken),
+                SessionReject::Forbidden => return self.close(DisconnectCode::PermissionDenied),
+            },
+            Outcome::Panicked(panic) => {
+                tracing::warn!(panic = %Escaped(panic), "the sessions' authenticate hook panicked on a refresh");
+                ErrorCode::Internal.into()
+            }
+            Outcome::TimedOut => {
+                tracing::warn!("the sessions' authenticate hook did not answer a refresh in time");
+                ErrorCode::Internal.into()
+            }
+        };
+        self.reply(Reply::error(id, error));
+    }
+
+    /// The connect reply's result for `identity`, or the error code that refuses it instead.
+    fn connect_result(&self, identity: &SessionIdentity, ttl: Option<u32>) -> Result<ConnectResult, ErrorCode> {
         let data = match &identity.reply_data {
             None => None,
             Some(Ok(data)) => Some(data.clone()),
@@ -848,16 +989,20 @@ impl<'a> Reader<'a> {
 
     /// The channel decided on a subscription: a member of its topic (pushes held in its slot)
     /// and its `on_open` started, or the refusal.
-    fn decided(&self, pending: Pending, outcome: Outcome<Result<Box<dyn Binding>, Reject>>, state: &mut State) {
+    fn decided(&self, pending: Pending, outcome: Outcome<Result<Decided, Reject>>, state: &mut State) {
         let error = match outcome {
-            Outcome::Answered(Ok(binding)) => {
+            Outcome::Answered(Ok(Decided { binding, expires })) => {
                 let core = &self.core;
                 core.hub
                     .join_slot(core.id, binding.channel(), &pending.channel, pending.slot);
                 if binding.open(&mut state.running) {
-                    state.busy = Some(Busy::Opening { pending, binding });
+                    state.busy = Some(Busy::Opening {
+                        pending,
+                        binding,
+                        expires,
+                    });
                 } else {
-                    self.live(pending, binding, state);
+                    self.live(pending, binding, expires, state);
                 }
                 return;
             }
@@ -885,9 +1030,16 @@ impl<'a> Reader<'a> {
     /// A subscription's `on_open` ended: live if it succeeded; otherwise refused with 100
     /// (temporary: the SDK retries with backoff), and ended as a connection whose `on_open`
     /// failed is, its `on_close` run.
-    fn opened(&self, pending: Pending, binding: Box<dyn Binding>, outcome: running::Outcome, state: &mut State) {
+    fn opened(
+        &self,
+        pending: Pending,
+        binding: Box<dyn Binding>,
+        expires: Option<Instant>,
+        outcome: running::Outcome,
+        state: &mut State,
+    ) {
         let error = match outcome {
-            Ok(Ok(())) => return self.live(pending, binding, state),
+            Ok(Ok(())) => return self.live(pending, binding, expires, state),
             Ok(Err(error)) => Error::Handler(error),
             Err(panic) => Error::HandlerPanicked(guard::panic_message(panic.as_ref())),
         };
@@ -907,7 +1059,7 @@ impl<'a> Reader<'a> {
 
     /// Queues the `subscribe` reply and makes the subscription live: the pushes its slot held
     /// follow the reply.
-    fn live(&self, pending: Pending, binding: Box<dyn Binding>, state: &mut State) {
+    fn live(&self, pending: Pending, binding: Box<dyn Binding>, expires: Option<Instant>, state: &mut State) {
         let Pending {
             id,
             channel,
@@ -925,7 +1077,10 @@ impl<'a> Reader<'a> {
             tracing::warn!(error = %Escaped(&error), "a reply does not encode");
             self.close(DisconnectCode::InternalServerError);
         }
-        state.subscriptions.insert(channel, Subscription { binding, slot });
+        state
+            .subscriptions
+            .insert(channel, Subscription { binding, slot, expires });
+        state.clocks.subscription_expires = earliest_expiry(&state.subscriptions);
         // Its handler may have closed it, or it lagged, while it was pending.
         self.slot_events(state);
     }
@@ -1012,30 +1167,55 @@ impl<'a> Reader<'a> {
                 continue;
             };
             let channel = channel.clone();
-            let Some(subscription) = state.subscriptions.remove(&channel) else {
-                continue;
-            };
-            let push = Reply::push(
-                &*channel,
-                PushBody::Unsubscribe(UnsubscribePush {
-                    code: end.code,
-                    reason: end.reason.clone(),
-                }),
-            );
-            let info = CloseInfo {
-                code: CloseCode::from(u16::try_from(end.code).unwrap_or(u16::MAX)),
-                reason: end.reason,
-                by_server: true,
-            };
-            self.end(&channel, subscription, info);
-            self.reply(push);
+            if let Some(subscription) = state.subscriptions.remove(&channel) {
+                self.unsubscribed(&channel, subscription, end.code, end.reason);
+            }
         }
+        state.clocks.subscription_expires = earliest_expiry(&state.subscriptions);
+    }
+
+    /// Ends every subscription whose credentials have expired, with the `unsubscribe` push
+    /// 2501 "subscription expired" (the SDK resubscribes; a channel that then finds its token
+    /// stale refuses, and the SDK asks the application for a new one).
+    fn expire_subscriptions(&self, state: &mut State) {
+        let now = Instant::now();
+        let expired: Vec<Box<str>> = state
+            .subscriptions
+            .iter()
+            .filter(|(_, subscription)| subscription.expires.is_some_and(|at| at <= now))
+            .map(|(channel, _)| channel.clone())
+            .collect();
+        let code = UnsubscribeCode::SubscriptionExpired;
+        for channel in expired {
+            if let Some(subscription) = state.subscriptions.remove(&channel) {
+                self.unsubscribed(&channel, subscription, code.code(), code.reason().to_owned());
+            }
+        }
+        state.clocks.subscription_expires = earliest_expiry(&state.subscriptions);
+    }
+
+    /// Ends a subscription the server ended: its `unsubscribe` push, then its end.
+    fn unsubscribed(&self, channel: &str, subscription: Subscription, code: u32, reason: String) {
+        let push = Reply::push(
+            channel,
+            PushBody::Unsubscribe(UnsubscribePush {
+                code,
+                reason: reason.clone(),
+            }),
+        );
+        let info = CloseInfo {
+            code: CloseCode::from(u16::try_from(code).unwrap_or(u16::MAX)),
+            reason,
+            by_server: true,
+        };
+        self.end(channel, subscription, info);
+        self.reply(push);
     }
 
     /// Ends a subscription taken out of the table: out of its topic, its slot freed, its
     /// `on_close` run.
     fn end(&self, channel: &str, subscription: Subscription, info: CloseInfo) {
-        let Subscription { binding, slot } = subscription;
+        let Subscription { binding, slot, .. } = subscription;
         self.core.hub.leave_slot(self.core.id, binding.channel(), channel);
         self.outbox.close_slot(slot);
         self.after_close(binding, info);

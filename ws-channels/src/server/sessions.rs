@@ -117,7 +117,9 @@ pub const DEFAULT_SESSIONS_PATH: &str = "/connection/websocket";
 /// | no pong (nor any command) within [`pong_timeout`](Self::pong_timeout) of a ping | close 3012 "no pong" | reconnects |
 /// | the client asked for the protobuf format (subprotocol `centrifuge-protobuf`, or `?format=protobuf`) | upgraded, then closed at once with 3506 "inappropriate protocol" (an HTTP refusal would make the SDK retry forever) | stops |
 /// | more than [`max_queued_bytes`](Sessions::max_queued_bytes) waiting to be written (the client does not read) | close 3008 "slow" | reconnects |
-/// | `history`, `presence`, `presence_stats`, `rpc`, `refresh`, `sub_refresh` | error reply 108 "not available" (this release) | — |
+/// | `history`, `presence`, `presence_stats`, `rpc`, `sub_refresh` | error reply 108 "not available" (this release) | — |
+/// | credentials past [`Identity::expire_at`] and not refreshed within [`expiry_grace`](Self::expiry_grace) | close 3005 "connection expired" | reconnects; its stale token then gets 109 from the hook, and it fetches a new one |
+/// | `refresh` whose token the hook refuses: [`SessionReject::unauthorized`] (or a new user id) / [`temporary`](SessionReject::temporary), a panic, a timeout / [`token_expired`](SessionReject::token_expired) or an expiry already past / [`invalid_token`](SessionReject::invalid_token) / [`forbidden`](SessionReject::forbidden) | error reply 101 / error reply 100, temporary / close 3005 / close 3500 / close 3507 | stops / retries the refresh / reconnects / stops / stops |
 /// | `send` | ignored | — |
 /// | `ping` | `{"id":n,"ping":{}}` | — |
 /// | the server shuts down | close 3001 "shutdown", after what was queued | reconnects |
@@ -151,13 +153,13 @@ pub const DEFAULT_SESSIONS_PATH: &str = "/connection/websocket";
 /// | [`Conn::close`](crate::Conn::close) with 1000, 1002, 1003, 1007, 1008, 1009, 1010 or an application code | 2000, the close's reason (default "server unsubscribe") | that close, final |
 /// | [`Conn::close`](crate::Conn::close) with 1001, 1011, 1012, 1013 or 1014 | 2500, the close's reason | that close, retried |
 /// | the subscription's queue overflows under [`LagPolicy::Disconnect`](crate::LagPolicy::Disconnect) | 2500 "insufficient state"; `on_lag`, then `on_close` | 1013 |
+/// | the channel's `on_connect` called [`Handshake::expire_at`](crate::Handshake::expire_at), and that time came | 2501 "subscription expired" (the SDK resubscribes: the channel checks its token again) | 4001 |
 /// | `drop_oldest` / `drop_new` overflow | that subscription's pushes are dropped (`on_lag`); the session and its other subscriptions go on | the same, per connection |
 ///
 /// A subscription's `on_close` sees what ended it: the push's code (2000, 2500), 1000 for the
 /// client's `unsubscribe`, 1011 for an `on_open` that failed, or the session's own close
 /// when the session ends. The direct mode's other closes (1007, 1008 for bad input, 1011 for
-/// a failed handler, 4001 for expired credentials) are error replies or session closes here,
-/// as the tables say.
+/// a failed handler) are error replies here, as the tables say.
 ///
 /// The handshake itself is decided as a channel's is (origins, limits, shutdown), except that
 /// the only subprotocol answered is `centrifuge-json`, echoed when offered. WebSocket-level
@@ -182,6 +184,7 @@ pub(crate) struct Settings {
     pub(crate) max_commands_per_frame: usize,
     pub(crate) max_queued_bytes: usize,
     pub(crate) max_subscriptions: usize,
+    pub(crate) expiry_grace: Duration,
 }
 
 impl Default for Settings {
@@ -198,6 +201,8 @@ impl Default for Settings {
             max_queued_bytes: 1 << 20,
             // Centrifugo's `ClientChannelLimit`.
             max_subscriptions: 128,
+            // Centrifugo's `ClientExpiredCloseDelay`.
+            expiry_grace: Duration::from_secs(25),
         }
     }
 }
@@ -349,6 +354,15 @@ impl<S> Sessions<S> {
 }
 
 impl<S> Sessions<S> {
+    /// How long past its credentials' expiry ([`Identity::expire_at`]) a session that has not
+    /// sent `refresh` with new ones stays open before it is closed with 3005 "connection
+    /// expired". Default: 25 s, as Centrifugo (the SDK refreshes when the connect reply's
+    /// `ttl` has passed; the grace covers its round trip and a slow token service).
+    pub fn expiry_grace(mut self, grace: Duration) -> Self {
+        self.settings.expiry_grace = grace;
+        self
+    }
+
     /// How many channels one session may be subscribed to at once; one more `subscribe` is
     /// answered with error 106 "limit exceeded" (the session stays). Default: 128, as
     /// Centrifugo.
@@ -476,8 +490,12 @@ impl<I> Identity<I> {
     }
 
     /// When the session's credentials expire: the connect reply then says `expires` and the
-    /// seconds left (`ttl`). Enforcing the expiry (a refresh, else close 3005) comes with a
-    /// later release; a time already past refuses the connect with error 110 "expired".
+    /// seconds left (`ttl`), after which the SDK sends `refresh` with a new token (its
+    /// `getToken`), which the [`authenticate`](Sessions::authenticate) hook checks again. A
+    /// session not refreshed by then (plus [`expiry_grace`](Sessions::expiry_grace)) is closed
+    /// with 3005 "connection expired": the SDK reconnects, and its stale token then gets 109
+    /// from the hook, which makes it fetch a new one. A time already past refuses the connect
+    /// with error 110 "expired" (and a refresh with close 3005).
     pub fn expire_at(mut self, at: SystemTime) -> Self {
         self.expire_at = Some(at);
         self

@@ -28,8 +28,16 @@ use crate::session::protocol::{Raw, ReplyError, pub_push_prefix};
 pub(crate) const MAX_CHANNEL_LENGTH: usize = 255;
 
 /// A channel's decision on a subscription: the channel's `on_connect` (or `authenticate`)
-/// and `authorize`, then the subscription's binding. Refused with the channel's [`Reject`].
-pub(crate) type Deciding = BoxFuture<'static, Result<Box<dyn Binding>, Reject>>;
+/// and `authorize`, then the subscription. Refused with the channel's [`Reject`].
+pub(crate) type Deciding = BoxFuture<'static, Result<Decided, Reject>>;
+
+/// A subscription the channel accepted.
+pub(crate) struct Decided {
+    /// The channel's handler, bound to the subscription's scoped connection.
+    pub(crate) binding: Box<dyn Binding>,
+    /// When its credentials expire (`Handshake::expire_at`): it is then ended with 2501.
+    pub(crate) expires: Option<tokio::time::Instant>,
+}
 
 /// A `subscribe` command as a channel's route sees it: the session, the command's token and
 /// data, and the means to open the subscription's slot.
