@@ -154,7 +154,7 @@ async fn the_ping_command_is_answered_and_channel_commands_are_not_available(bac
     // Two commands in a frame: two replies, in order; `send` and the pong get none.
     send(
         &mut socket,
-        "{\"id\":3,\"subscribe\":{\"channel\":\"echo/a\",\"flag\":1}}\n{\"send\":{\"data\":{}}}\n{}\n{\"id\":4,\"ping\":{}}",
+        "{\"id\":3,\"history\":{\"channel\":\"echo/a\",\"limit\":10}}\n{\"send\":{\"data\":{}}}\n{}\n{\"id\":4,\"ping\":{}}",
     )
     .await;
     assert_eq!(
@@ -164,6 +164,22 @@ async fn the_ping_command_is_answered_and_channel_commands_are_not_available(bac
             json!({"id": 4, "ping": {}}),
         ]
     );
+    // The commands of later releases (history, presence, rpc, refreshes) are not available;
+    // `subscribe`, `unsubscribe` and `publish` are (see the subscription tests below).
+    let later = [
+        r#"{"id":5,"presence":{"channel":"echo/a"}}"#,
+        r#"{"id":6,"presence_stats":{"channel":"echo/a"}}"#,
+        r#"{"id":7,"rpc":{"method":"m","data":{}}}"#,
+        r#"{"id":8,"sub_refresh":{"channel":"echo/a","token":"t"}}"#,
+        r#"{"id":9,"refresh":{"token":"ann"}}"#,
+    ];
+    send(&mut socket, &later.join("\n")).await;
+    let not_available: Vec<Value> = (5..10)
+        .map(|id| json!({"id": id, "error": {"code": 108, "message": "not available"}}))
+        .collect();
+    assert_eq!(replies(&mut socket, 5).await, not_available);
+    send(&mut socket, r#"{"id":10,"ping":{}}"#).await;
+    assert_eq!(next_json(&mut socket).await, json!({"id": 10, "ping": {}}));
 }
 
 /// The next `n` replies: a frame may hold several, one per line (the server joins the replies
