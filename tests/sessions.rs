@@ -3,7 +3,7 @@
 //! close code, from a raw WebSocket client; subscriptions to the server's channels (subscribe,
 //! publish, unsubscribe, every command-level refusal with its code, the scoped `Conn`, direct
 //! clients and sessions hearing each other, lag isolation, `on_close`); then the real SDK
-//! (`centrifuge@5.8.0` on Node) connecting and being refused.
+//! (`centrifuge@5.8.0` on Node) connecting and being refused, and subscribed to three channels.
 //!
 //! The raw-socket tests run against both front ends (standalone and axum): the sessions
 //! endpoint is one more route of the router, served alike by both.
@@ -1454,4 +1454,168 @@ async fn a_session_with_three_subscriptions_is_one_connection() {
             .all(|room| hub.subscribers(&ChatParams::new(*room)) == 0)
     })
     .await;
+}
+
+/// The real SDK (`tests/node/session_channels.mjs`, whose header says what it does step by
+/// step): three subscriptions over one socket, a publish and its broadcast, publications from
+/// the hub and from a direct client, 107 for bad publish data, and silence after an
+/// unsubscribe. This side acts on the script's `ready`, `waiting` and `unsubscribed` lines.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_centrifuge_sdk_subscribes_publishes_and_unsubscribes() {
+    if !require(&[Component::Node]) {
+        return;
+    }
+    let dir = tokio::task::spawn_blocking(node_project).await.unwrap();
+    let seen = Seen::default();
+    let server = chat_server(&seen);
+    let (hub, metrics) = (server.hub(), server.metrics());
+    let served = Served::start(server).await;
+    let mut child = Command::new("node")
+        .arg("session_channels.mjs")
+        .env("URL", format!("{}{PATH}?user=ann", served.base()))
+        .current_dir(&dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("node runs");
+    let stdout = child.stdout.take().unwrap();
+    // Killed when the test ends, however it ends (which also ends the reading thread).
+    let mut node = Running(child);
+    let (lines_in, mut lines_out) = tokio::sync::mpsc::unbounded_channel::<String>();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+            if lines_in.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let rooms = ["lobby", "kitchen", "café"].map(ChatParams::new);
+    let channels = ["chat/lobby", "chat/kitchen", "chat/caf%C3%A9"];
+    let lobby = &rooms[0];
+    let mut lines: Vec<Value> = Vec::new();
+    let mut direct = None;
+    let run = async {
+        while let Some(line) = lines_out.recv().await {
+            let event: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
+            lines.push(event.clone());
+            match event["ev"].as_str() {
+                Some("ready") => {
+                    // One connection carries the three subscriptions.
+                    let client = event["client"].as_str().unwrap();
+                    assert_eq!(hooked(&seen, client, false), channels, "{lines:#?}");
+                    let counted = metrics.snapshot();
+                    assert_eq!(
+                        (counted.connections_open, counted.connections_total),
+                        (1, 1),
+                        "{counted:?}"
+                    );
+                    for room in &rooms {
+                        assert_eq!(hub.subscribers(room), 1, "{room}");
+                    }
+                }
+                Some("waiting") => {
+                    // A direct client of the lobby, then the hub's publication, then the
+                    // direct client's message.
+                    let mut socket = raw_connect(&served, "/chat/lobby?user=dan").await;
+                    assert!(matches!(next_event(&mut socket).await, ChatEvent::Welcome { .. }));
+                    let published = hub.publish(lobby, &message("hub", "from hub")).await.unwrap();
+                    assert_eq!(published.local, 2, "the SDK's session and the direct client");
+                    assert_eq!(next_event(&mut socket).await, message("hub", "from hub"));
+                    send(&mut socket, r#"{"type":"say","text":"from direct"}"#).await;
+                    assert_eq!(next_event(&mut socket).await, message("dan", "from direct"));
+                    direct = Some(socket);
+                }
+                // Code 0: the SDK's own `unsubscribe()` (not a refusal from the server).
+                Some("unsubscribed") if event["channel"] == "chat/kitchen" && event["code"] == 0 => {
+                    let client = lines
+                        .iter()
+                        .find(|line| line["ev"] == "ready")
+                        .and_then(|line| line["client"].as_str())
+                        .unwrap()
+                        .to_owned();
+                    hooks_until(&seen, "on_close of chat/kitchen", |_| {
+                        hooked(&seen, &client, true).contains(&"chat/kitchen".to_owned())
+                    })
+                    .await;
+                    assert_eq!(hub.subscribers(&rooms[1]), 0);
+                    let published = hub
+                        .publish(&rooms[1], &message("hub", "after unsubscribe"))
+                        .await
+                        .unwrap();
+                    assert_eq!(published.local, 0, "nobody is on chat/kitchen any more");
+                    let published = hub.publish(lobby, &message("hub", "last")).await.unwrap();
+                    assert_eq!(published.local, 2);
+                }
+                _ => {}
+            }
+        }
+    };
+    if tokio::time::timeout(Duration::from_secs(60), run).await.is_err() {
+        panic!("the Node client did not finish in 60 s: {lines:#?}");
+    }
+    drop(direct);
+    let status = within("node to exit", async {
+        loop {
+            if let Some(status) = node.0.try_wait().unwrap() {
+                break status;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    assert!(status.success(), "node: {status}: {lines:#?}");
+
+    let of = |ev: &str| -> Vec<&Value> { lines.iter().filter(|line| line["ev"] == ev).collect() };
+    let client = of("ready")[0]["client"].as_str().unwrap().to_owned();
+    assert_eq!(of("connected")[0]["client"], json!(client));
+    assert_eq!(of("subscribed").len(), 3, "{lines:#?}");
+    assert!(of("sub-error").is_empty(), "{lines:#?}");
+    // Each subscription's first publication is its welcome, with the session's id and the
+    // channel string.
+    let pubs = |channel: &str| -> Vec<Value> {
+        lines
+            .iter()
+            .filter(|line| line["ev"] == "pub" && line["channel"] == channel)
+            .map(|line| line["data"].clone())
+            .collect()
+    };
+    for (room, channel) in ["lobby", "kitchen", "café"].into_iter().zip(channels) {
+        let welcome = ChatEvent::Welcome {
+            room: room.into(),
+            user: "ann".into(),
+            tag: "-".into(),
+            pet: "-".into(),
+            address: channel.into(),
+            id: client.clone(),
+        };
+        assert_eq!(
+            pubs(channel).first(),
+            Some(&serde_json::to_value(&welcome).unwrap()),
+            "{lines:#?}"
+        );
+    }
+    let data = |from: &str, text: &str| serde_json::to_value(message(from, text)).unwrap();
+    assert_eq!(pubs("chat/caf%C3%A9")[1..], [data("ann", "bonjour")], "{lines:#?}");
+    let errors: Vec<(&str, &Value)> = of("publish-error")
+        .iter()
+        .map(|line| (line["kind"].as_str().unwrap(), &line["code"]))
+        .collect();
+    assert_eq!(
+        errors,
+        [("undecodable", &json!(107)), ("invalid", &json!(107))],
+        "{lines:#?}"
+    );
+    assert!(
+        of("publish-error")
+            .iter()
+            .all(|line| !line["message"].as_str().unwrap_or_default().is_empty()),
+        "{lines:#?}"
+    );
+    assert_eq!(
+        pubs("chat/lobby")[1..],
+        [data("hub", "from hub"), data("dan", "from direct"), data("hub", "last")],
+        "{lines:#?}"
+    );
+    assert_eq!(pubs("chat/kitchen").len(), 1, "the welcome only: {lines:#?}");
+    assert_eq!(of("done")[0]["kitchenAfter"], json!([]), "{lines:#?}");
 }
