@@ -1,7 +1,9 @@
 //! Sessions (the Centrifugo client protocol v2, JSON) over real loopback sockets: the connect
 //! reply, the `ping` command, the protocol's pings, and every connection-level refusal with its
-//! close code, from a raw WebSocket client; then the real SDK (`centrifuge@5.8.0` on Node)
-//! connecting and being refused.
+//! close code, from a raw WebSocket client; subscriptions to the server's channels (subscribe,
+//! publish, unsubscribe, every command-level refusal with its code, the scoped `Conn`, direct
+//! clients and sessions hearing each other, lag isolation, `on_close`); then the real SDK
+//! (`centrifuge@5.8.0` on Node) connecting and being refused, and subscribed to three channels.
 //!
 //! The raw-socket tests run against both front ends (standalone and axum): the sessions
 //! endpoint is one more route of the router, served alike by both.
@@ -11,14 +13,19 @@
 
 use std::io::BufRead;
 use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use ws_channels::http::StatusCode;
 use ws_channels::tungstenite::Message;
-use ws_channels::{Channel, ClientSocket, ConnectRequest, Identity, Server, SessionReject, Sessions, channel};
+use ws_channels::{
+    Channel, ClientSocket, CloseCode, ConnectRequest, Handler, Identity, Reject, Server, SessionReject, Sessions,
+    channel,
+};
 use ws_channels_tests::{
     Backend, Component, Running, Served, next_text, node_project, raw_connect, read_until_close, require, within,
 };
@@ -154,7 +161,7 @@ async fn the_ping_command_is_answered_and_channel_commands_are_not_available(bac
     // Two commands in a frame: two replies, in order; `send` and the pong get none.
     send(
         &mut socket,
-        "{\"id\":3,\"subscribe\":{\"channel\":\"echo/a\",\"flag\":1}}\n{\"send\":{\"data\":{}}}\n{}\n{\"id\":4,\"ping\":{}}",
+        "{\"id\":3,\"history\":{\"channel\":\"echo/a\",\"limit\":10}}\n{\"send\":{\"data\":{}}}\n{}\n{\"id\":4,\"ping\":{}}",
     )
     .await;
     assert_eq!(
@@ -164,6 +171,22 @@ async fn the_ping_command_is_answered_and_channel_commands_are_not_available(bac
             json!({"id": 4, "ping": {}}),
         ]
     );
+    // The commands of later releases (history, presence, rpc, refreshes) are not available;
+    // `subscribe`, `unsubscribe` and `publish` are (see the subscription tests below).
+    let later = [
+        r#"{"id":5,"presence":{"channel":"echo/a"}}"#,
+        r#"{"id":6,"presence_stats":{"channel":"echo/a"}}"#,
+        r#"{"id":7,"rpc":{"method":"m","data":{}}}"#,
+        r#"{"id":8,"sub_refresh":{"channel":"echo/a","token":"t"}}"#,
+        r#"{"id":9,"refresh":{"token":"ann"}}"#,
+    ];
+    send(&mut socket, &later.join("\n")).await;
+    let not_available: Vec<Value> = (5..10)
+        .map(|id| json!({"id": id, "error": {"code": 108, "message": "not available"}}))
+        .collect();
+    assert_eq!(replies(&mut socket, 5).await, not_available);
+    send(&mut socket, r#"{"id":10,"ping":{}}"#).await;
+    assert_eq!(next_json(&mut socket).await, json!({"id": 10, "ping": {}}));
 }
 
 /// The next `n` replies: a frame may hold several, one per line (the server joins the replies
@@ -463,4 +486,1136 @@ async fn the_centrifuge_sdk_connects_and_is_refused_for_good() {
     let refused = &lines[4];
     assert_eq!(refused["code"], json!(101), "{refused}");
     assert_eq!(lines[5]["connecting"], json!(0), "no reconnect attempt after a 101");
+}
+
+// Subscriptions: a session subscribes to the server's channels by their canonical address
+// (`chat/lobby`, `chat/caf%C3%A9`), and each subscription runs the channel's own hooks
+// (`on_connect`/`authorize`, `on_open`, `on_message`, `on_close`) with a `Conn` scoped to it.
+// The spec: docs/design/sessions.md, B1, B4 and B6.
+
+/// What a client says in a chat room: the channel sessions subscribe to in these tests.
+#[channel("chat/<room>", server = ChatEvent, validate, on_lag = disconnect)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum Chat {
+    /// Broadcast to the room, the sender included.
+    Say { text: String },
+    /// `conn.send`: back to the sender only.
+    Whisper { text: String },
+    /// `conn.broadcast_others`: to the room but the sender.
+    Others { text: String },
+    /// `conn.send` of what the `Conn` says about itself (and whether `join` worked).
+    Whoami,
+    /// `conn.close(code, reason)`.
+    Close { code: u16, reason: String },
+    /// The handler returns `Err`.
+    Fail,
+    /// The handler panics.
+    Panic,
+    /// `n` `conn.send`s in one go, their errors ignored: more than a small queue holds.
+    Flood { n: u32 },
+}
+
+impl ws_channels::Validate for Chat {
+    fn validate(&self) -> Result<(), ws_channels::ValidationError> {
+        match self {
+            Chat::Say { text } | Chat::Whisper { text } | Chat::Others { text } if text.is_empty() => {
+                Err(ws_channels::ValidationError::field("text", "must not be empty"))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+/// What the server tells a room.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum ChatEvent {
+    /// Sent by `on_open`: what the handshake said (the `user` query parameter, the `x-test`
+    /// header, the `pet` cookie; `-` when absent) and what the `Conn` says.
+    Welcome {
+        room: String,
+        user: String,
+        tag: String,
+        pet: String,
+        address: String,
+        id: String,
+    },
+    Message {
+        from: String,
+        text: String,
+    },
+    Me {
+        id: String,
+        address: String,
+        joined: bool,
+    },
+}
+
+impl ws_channels::Validate for ChatEvent {
+    fn validate(&self) -> Result<(), ws_channels::ValidationError> {
+        Ok(())
+    }
+}
+
+/// A MessagePack channel: not available over a (JSON) session.
+#[channel("bin/<id>", codec = msgpack)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Bin {
+    n: u32,
+}
+
+/// A chat connection's data, from its handshake.
+struct Member {
+    user: String,
+    tag: String,
+    pet: String,
+}
+
+/// What the chat channel's hooks saw: `on_open` (once it succeeded) and `on_close`, with the
+/// connection's id (a session's id for its subscriptions) and address.
+#[derive(Debug, Clone, PartialEq)]
+enum Hooked {
+    Open { id: String, address: String },
+    Close { id: String, address: String, code: u16 },
+}
+
+type Seen = Arc<Mutex<Vec<Hooked>>>;
+
+/// The chat channel. Rooms with a meaning: `secret` (403) and `locked` (401) are refused,
+/// `broken` answers 500, `boom` panics in `on_connect`, `vip` is for `ann` only (`authorize`),
+/// `nopen` fails and `opanic` panics in `on_open`. Every other room sends a welcome.
+fn chat_handler(handler: Handler<Chat>, seen: Seen) -> Handler<Chat, (), Member> {
+    let (opened, closed) = (seen.clone(), seen);
+    handler
+        .on_connect(|handshake| async move {
+            match handshake.params().room.as_str() {
+                "secret" => return Err(Reject::forbidden("members only")),
+                "locked" => return Err(Reject::unauthorized("who are you")),
+                "broken" => return Err(Reject::new(StatusCode::INTERNAL_SERVER_ERROR, "database down")),
+                "boom" => panic!("on_connect panics"),
+                _ => {}
+            }
+            Ok(Member {
+                user: handshake.query_param("user").unwrap_or_else(|| "-".to_owned()),
+                tag: handshake.header("x-test").unwrap_or("-").to_owned(),
+                pet: handshake.cookie("pet").unwrap_or("-").to_owned(),
+            })
+        })
+        .authorize(|member, params| match params.room == "vip" && member.user != "ann" {
+            true => Err(Reject::forbidden("ann only")),
+            false => Ok(()),
+        })
+        .on_open(move |conn| {
+            let seen = opened.clone();
+            async move {
+                match conn.params().room.as_str() {
+                    "nopen" => return Err("on_open fails".into()),
+                    "opanic" => panic!("on_open panics"),
+                    _ => {}
+                }
+                let member = conn.data();
+                conn.send(&ChatEvent::Welcome {
+                    room: conn.params().room.clone(),
+                    user: member.user.clone(),
+                    tag: member.tag.clone(),
+                    pet: member.pet.clone(),
+                    address: conn.address().to_owned(),
+                    id: conn.id().to_string(),
+                })
+                .await?;
+                seen.lock().unwrap().push(Hooked::Open {
+                    id: conn.id().to_string(),
+                    address: conn.address().to_owned(),
+                });
+                Ok(())
+            }
+        })
+        .on_message(|conn, msg| async move {
+            let from = conn.data().user.clone();
+            match msg {
+                Chat::Say { text } => drop(conn.broadcast(&ChatEvent::Message { from, text }).await?),
+                Chat::Whisper { text } => conn.send(&ChatEvent::Message { from, text }).await?,
+                Chat::Others { text } => drop(conn.broadcast_others(&ChatEvent::Message { from, text }).await?),
+                Chat::Whoami => {
+                    let joined = conn.join(&ChatParams::new("elsewhere"));
+                    conn.send(&ChatEvent::Me {
+                        id: conn.id().to_string(),
+                        address: conn.address().to_owned(),
+                        joined,
+                    })
+                    .await?;
+                }
+                Chat::Close { code, reason } => conn.close(CloseCode::from(code), &reason),
+                Chat::Fail => return Err("the handler fails".into()),
+                Chat::Panic => panic!("the handler panics"),
+                Chat::Flood { n } => {
+                    for i in 0..n {
+                        let flood = ChatEvent::Message {
+                            from: "flood".into(),
+                            text: i.to_string(),
+                        };
+                        let _ = conn.send(&flood).await;
+                    }
+                }
+            }
+            Ok(())
+        })
+        .on_close(move |conn, info| {
+            let seen = closed.clone();
+            async move {
+                seen.lock().unwrap().push(Hooked::Close {
+                    id: conn.id().to_string(),
+                    address: conn.address().to_owned(),
+                    code: u16::from(info.code),
+                });
+            }
+        })
+}
+
+/// Sessions (the test's `authenticate`: token `ann`) beside `chat/<room>` and `bin/<id>`.
+fn chat_server(seen: &Seen) -> Server {
+    let server = Chat::register(Server::new(), |h| chat_handler(h, seen.clone()));
+    Bin::register(server, |h| h).sessions(Sessions::new().authenticate(authenticate))
+}
+
+/// Waits until what the hooks saw satisfies `done`.
+async fn hooks_until(seen: &Seen, what: &str, done: impl Fn(&[Hooked]) -> bool) {
+    within(what, async {
+        while !done(&seen.lock().unwrap()) {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+}
+
+/// The addresses `on_open` (or `on_close`) ran for, for connection `id`, in order.
+fn hooked(seen: &Seen, id: &str, close: bool) -> Vec<String> {
+    seen.lock()
+        .unwrap()
+        .iter()
+        .filter_map(|hook| match hook {
+            Hooked::Open { id: of, address } if !close && of == id => Some(address.clone()),
+            Hooked::Close { id: of, address, .. } if close && of == id => Some(address.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// A connected session read one message at a time (a text frame may hold several replies,
+/// one per line); it answers the protocol's pings itself.
+struct Session {
+    socket: ClientSocket,
+    lines: std::collections::VecDeque<String>,
+    /// The connect reply's `client`: the session's id.
+    client: String,
+}
+
+impl Session {
+    /// Connects to the sessions endpoint with `query` (`?user=ann`) and `headers` on its
+    /// upgrade request, then sends `connect` with the token `ann`.
+    async fn open(served: &Served, query: &str, headers: &[(&'static str, &str)]) -> Self {
+        use ws_channels::tungstenite::client::IntoClientRequest;
+        let mut request = format!("{}{PATH}{query}", served.base()).into_client_request().unwrap();
+        for (name, value) in headers {
+            request.headers_mut().insert(*name, value.parse().unwrap());
+        }
+        let (socket, _) = within("the session's handshake", tokio_tungstenite::connect_async(request))
+            .await
+            .unwrap();
+        let mut session = Self {
+            socket,
+            lines: std::collections::VecDeque::new(),
+            client: String::new(),
+        };
+        session.send(r#"{"id":1,"connect":{"token":"ann","name":"js"}}"#).await;
+        let reply = session.next_line().await;
+        let reply: Value = serde_json::from_str(&reply).unwrap();
+        session.client = reply["connect"]["client"]
+            .as_str()
+            .unwrap_or_else(|| panic!("not a connect result: {reply}"))
+            .to_owned();
+        session
+    }
+
+    async fn send(&mut self, text: &str) {
+        send(&mut self.socket, text).await;
+    }
+
+    /// The next message as sent, pings answered and skipped.
+    async fn next_line(&mut self) -> String {
+        loop {
+            if let Some(line) = self.lines.pop_front() {
+                if line == "{}" {
+                    self.send("{}").await;
+                    continue;
+                }
+                return line;
+            }
+            let text = next_text(&mut self.socket).await;
+            if text.contains('\n') {
+                // Replies may share a frame; a push is a frame of its own.
+                assert!(!text.contains(r#"{"push":"#), "a push joined with others: {text:?}");
+            }
+            self.lines.extend(text.split('\n').map(str::to_owned));
+        }
+    }
+
+    /// The next message, pings answered and skipped.
+    async fn next(&mut self) -> Value {
+        let line = self.next_line().await;
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON ({e}): {line:?}"))
+    }
+
+    /// Sends `{"id":id, method: body}` alone in a frame and reads up to its reply: the reply,
+    /// and the pushes read before it.
+    async fn call(&mut self, id: u32, method: &str, body: Value) -> (Value, Vec<Value>) {
+        self.send(&json!({"id": id, method: body}).to_string()).await;
+        self.reply(id).await
+    }
+
+    /// Reads up to the reply to `id`: the reply, and the pushes read before it.
+    async fn reply(&mut self, id: u32) -> (Value, Vec<Value>) {
+        let mut pushes = Vec::new();
+        loop {
+            let message = self.next().await;
+            if message["id"] == json!(id) {
+                return (message, pushes);
+            }
+            assert!(
+                message.get("push").is_some(),
+                "a push or the reply to {id} expected, got {message} (pushes so far: {pushes:?})"
+            );
+            pushes.push(message);
+        }
+    }
+
+    /// Subscribes to `channel` with command `id`; asserts the reply is `subscribe:{}` with no
+    /// publication before it, and returns the welcome `on_open` sent after it.
+    async fn subscribe(&mut self, id: u32, channel: &str) -> ChatEvent {
+        let (reply, before) = self.call(id, "subscribe", json!({"channel": channel, "flag": 1})).await;
+        assert_eq!(reply, ok(id, "subscribe"), "{channel}");
+        assert_eq!(
+            before,
+            Vec::<Value>::new(),
+            "no push before the subscribe reply ({channel})"
+        );
+        let push = self.next().await;
+        assert_eq!(push["push"]["channel"], json!(channel), "{push}");
+        serde_json::from_value(push["push"]["pub"]["data"].clone()).unwrap_or_else(|e| panic!("{e}: {push}"))
+    }
+
+    /// Asserts the session is still there and has nothing queued for it: a `ping` command
+    /// is answered next.
+    async fn ping(&mut self, id: u32) {
+        self.send(&format!(r#"{{"id":{id},"ping":{{}}}}"#)).await;
+        assert_eq!(
+            self.next().await,
+            json!({"id": id, "ping": {}}),
+            "only the ping's reply"
+        );
+    }
+}
+
+/// The empty result of `method` to command `id`.
+fn ok(id: u32, method: &str) -> Value {
+    json!({"id": id, method: {}})
+}
+
+/// Error reply `code` with `message` to command `id` (`temporary` only for 100).
+fn error(id: u32, code: u32, message: &str) -> Value {
+    json!({"id": id, "error": {"code": code, "message": message}})
+}
+
+/// A `pub` push of `event` on `channel`.
+fn publication(channel: &str, event: &ChatEvent) -> Value {
+    json!({"push": {"channel": channel, "pub": {"data": event}}})
+}
+
+fn message(from: &str, text: &str) -> ChatEvent {
+    ChatEvent::Message {
+        from: from.into(),
+        text: text.into(),
+    }
+}
+
+/// A publish command's body: `data` on `channel`.
+fn publish(channel: &str, data: Value) -> Value {
+    json!({"channel": channel, "data": data})
+}
+
+/// Reads a direct client's next frame as a chat event.
+async fn next_event(socket: &mut ClientSocket) -> ChatEvent {
+    let text = next_text(socket).await;
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("not a chat event ({e}): {text}"))
+}
+
+ws_channels_tests::on_both_backends!(
+    a_subscription_runs_the_channels_hooks_with_the_sessions_handshake,
+    subscribe_refusals_have_their_codes,
+    the_129th_subscription_exceeds_the_limit,
+    direct_clients_and_sessions_hear_each_other,
+    the_conn_of_a_subscription_is_scoped_to_it,
+    unsubscribe_stops_publications_and_runs_on_close,
+    publish_refusals_have_their_codes,
+    the_end_of_a_session_runs_every_subscriptions_on_close,
+    lag_ends_only_the_lagging_subscription,
+);
+
+async fn a_subscription_runs_the_channels_hooks_with_the_sessions_handshake(backend: Backend) {
+    let seen = Seen::default();
+    let served = Served::start_on(backend, chat_server(&seen)).await;
+    let headers = [("x-test", "yes"), ("cookie", "pet=cat")];
+    let mut session = Session::open(&served, "?user=ann", &headers).await;
+    let id = session.client.clone();
+    // `on_connect` saw the upgrade request's query, headers and cookies; `on_open`'s `Conn`
+    // has the session's id and the channel string as its address; its welcome comes after
+    // the reply, as a publication of that channel.
+    let welcome = |room: &str, address: &str| ChatEvent::Welcome {
+        room: room.into(),
+        user: "ann".into(),
+        tag: "yes".into(),
+        pet: "cat".into(),
+        address: address.into(),
+        id: id.clone(),
+    };
+    assert_eq!(session.subscribe(2, "chat/lobby").await, welcome("lobby", "chat/lobby"));
+    // The canonical percent-encoded address, echoed in the pushes.
+    assert_eq!(ChatParams::new("café").to_string(), "chat/caf%C3%A9");
+    assert_eq!(
+        session.subscribe(3, "chat/caf%C3%A9").await,
+        welcome("café", "chat/caf%C3%A9")
+    );
+    // Fields the channel does not use are ignored; `recover` is echoed as `was_recovering`.
+    let (reply, before) = session
+        .call(
+            4,
+            "subscribe",
+            json!({"channel": "chat/kitchen", "flag": 1, "recover": true, "offset": 7, "epoch": "e1",
+                   "positioned": true, "recoverable": true, "join_leave": true, "data": {"x": 1}, "token": "t"}),
+        )
+        .await;
+    assert_eq!(
+        (reply, before),
+        (json!({"id": 4, "subscribe": {"was_recovering": true}}), vec![])
+    );
+    assert_eq!(
+        session.next().await,
+        publication("chat/kitchen", &welcome("kitchen", "chat/kitchen"))
+    );
+    // A name of 255 bytes is still accepted.
+    let longest = format!("chat/{}", "x".repeat(250));
+    assert_eq!(longest.len(), 255);
+    assert_eq!(
+        session.subscribe(5, &longest).await,
+        welcome(&"x".repeat(250), &longest)
+    );
+    session.ping(6).await;
+    assert_eq!(
+        hooked(&seen, &id, false),
+        ["chat/lobby", "chat/caf%C3%A9", "chat/kitchen", longest.as_str()]
+    );
+    // A direct client with the same handshake gets the same welcome, with its own id.
+    let request = {
+        use ws_channels::tungstenite::client::IntoClientRequest;
+        let mut request = format!("{}/chat/lobby?user=ann", served.base())
+            .into_client_request()
+            .unwrap();
+        for (name, value) in headers {
+            request.headers_mut().insert(name, value.parse().unwrap());
+        }
+        request
+    };
+    let (mut direct, _) = within("connect", tokio_tungstenite::connect_async(request))
+        .await
+        .unwrap();
+    let ChatEvent::Welcome { id: direct_id, .. } = next_event(&mut direct).await else {
+        panic!("a welcome first");
+    };
+    assert_ne!(direct_id, id, "the session and the direct client are two connections");
+    let _ = direct.close(None).await;
+    // Without query, headers or cookies.
+    let mut bare = Session::open(&served, "", &[]).await;
+    let ChatEvent::Welcome { user, tag, pet, .. } = bare.subscribe(2, "chat/lobby").await else {
+        panic!("a welcome");
+    };
+    assert_eq!((user.as_str(), tag.as_str(), pet.as_str()), ("-", "-", "-"));
+}
+
+async fn subscribe_refusals_have_their_codes(backend: Backend) {
+    let seen = Seen::default();
+    let served = Served::start_on(backend, chat_server(&seen)).await;
+    // `bob`: `authorize` refuses him `chat/vip`.
+    let mut session = Session::open(&served, "?user=bob", &[]).await;
+    let unknown = "unknown channel";
+    let refused = "permission denied";
+    let not_available = "not available";
+    let too_long = format!("chat/{}", "x".repeat(251));
+    let cases: Vec<(Value, u32, Option<&str>)> = vec![
+        // No template matches: 102.
+        (json!({"channel": "nowhere/x"}), 102, Some(unknown)),
+        (json!({"channel": "chat"}), 102, Some(unknown)),
+        (json!({"channel": "chat/lobby/more"}), 102, Some(unknown)),
+        (json!({"channel": "connection/websocket"}), 102, Some(unknown)),
+        // A malformed parameter, a name not in its canonical form, a name over 255 bytes: 107.
+        (json!({"channel": "chat/%zz"}), 107, None),
+        (json!({"channel": "chat/café"}), 107, None),
+        (json!({"channel": "chat/caf%c3%a9"}), 107, None),
+        (json!({"channel": too_long}), 107, None),
+        // MessagePack channels and map subscriptions: 108.
+        (json!({"channel": "bin/x"}), 108, Some(not_available)),
+        (json!({"channel": "chat/lobby", "type": 1}), 108, Some(not_available)),
+        // The channel's `on_connect`/`authorize` refuses with a 4xx: 103.
+        (json!({"channel": "chat/secret"}), 103, Some(refused)),
+        (json!({"channel": "chat/locked"}), 103, Some(refused)),
+        (json!({"channel": "chat/vip"}), 103, Some(refused)),
+    ];
+    let mut id = 2;
+    for (body, code, message) in &cases {
+        let (reply, before) = session.call(id, "subscribe", body.clone()).await;
+        assert_eq!(before, Vec::<Value>::new(), "{body}");
+        match message {
+            Some(message) => assert_eq!(reply, error(id, *code, message), "{body}"),
+            None => {
+                assert_eq!(reply["error"]["code"], json!(code), "{body}: {reply}");
+                let text = reply["error"]["message"].as_str().unwrap_or_default();
+                assert!(!text.is_empty(), "{body}: a message saying why: {reply}");
+                assert_eq!(reply["error"].get("temporary"), None, "{body}: {reply}");
+            }
+        }
+        id += 1;
+    }
+    // The decoded form is refused with a message naming the canonical one.
+    let (reply, _) = session.call(id, "subscribe", json!({"channel": "chat/café"})).await;
+    id += 1;
+    let text = reply["error"]["message"].as_str().unwrap_or_default();
+    assert!(text.contains("chat/caf%C3%A9"), "{reply}");
+    // `on_connect` answering 500 or panicking, `on_open` failing or panicking: 100, temporary
+    // (the SDK retries with backoff).
+    for room in ["broken", "boom", "nopen", "opanic"] {
+        let channel = format!("chat/{room}");
+        let (reply, before) = session.call(id, "subscribe", json!({"channel": channel})).await;
+        assert_eq!(before, Vec::<Value>::new(), "{channel}");
+        assert_eq!(reply["error"]["code"], json!(100), "{channel}: {reply}");
+        assert_eq!(reply["error"]["temporary"], json!(true), "{channel}: {reply}");
+        id += 1;
+        // Not subscribed: a publish on it is refused.
+        let (reply, _) = session
+            .call(id, "publish", publish(&channel, json!({"type": "say", "text": "hi"})))
+            .await;
+        assert_eq!(reply, error(id, 103, refused), "{channel} is not subscribed");
+        id += 1;
+    }
+    // A second subscribe to the same string: 105.
+    session.subscribe(id, "chat/lobby").await;
+    id += 1;
+    let (reply, before) = session
+        .call(id, "subscribe", json!({"channel": "chat/lobby", "flag": 1}))
+        .await;
+    assert_eq!((reply, before), (error(id, 105, "already subscribed"), vec![]));
+    id += 1;
+    // The session went on through all of it, and only `chat/lobby` was opened.
+    session.ping(id).await;
+    assert_eq!(hooked(&seen, &session.client, false), ["chat/lobby"]);
+}
+
+async fn the_129th_subscription_exceeds_the_limit(backend: Backend) {
+    let seen = Seen::default();
+    let served = Served::start_on(backend, chat_server(&seen)).await;
+    let mut session = Session::open(&served, "", &[]).await;
+    // 129 subscribes in one frame (the limit per frame is 256): ids 2..=130, rooms r0..=r128.
+    let frame: Vec<String> = (0..129)
+        .map(|room| {
+            format!(
+                r#"{{"id":{},"subscribe":{{"channel":"chat/r{room}","flag":1}}}}"#,
+                room + 2
+            )
+        })
+        .collect();
+    session.send(&frame.join("\n")).await;
+    let mut replies = std::collections::BTreeMap::new();
+    while replies.len() < 129 {
+        let message = session.next().await;
+        if let Some(id) = message["id"].as_u64() {
+            replies.insert(id, message);
+        } else {
+            assert!(message.get("push").is_some(), "{message}");
+        }
+    }
+    for id in 2..130 {
+        assert_eq!(replies[&id], ok(id as u32, "subscribe"), "subscription {id}");
+    }
+    assert_eq!(replies[&130], error(130, 106, "limit exceeded"));
+    // Welcomes of the 128 may still be coming: drain them behind a ping.
+    session.send(r#"{"id":131,"ping":{}}"#).await;
+    let (reply, _) = session.reply(131).await;
+    assert_eq!(reply, ok(131, "ping"));
+    // One unsubscribed makes room for another.
+    let (reply, _) = session.call(132, "unsubscribe", json!({"channel": "chat/r0"})).await;
+    assert_eq!(reply, ok(132, "unsubscribe"));
+    session.subscribe(133, "chat/r128").await;
+    session.ping(134).await;
+}
+
+async fn direct_clients_and_sessions_hear_each_other(backend: Backend) {
+    let seen = Seen::default();
+    let server = chat_server(&seen);
+    let hub = server.hub();
+    let served = Served::start_on(backend, server).await;
+    let lobby = ChatParams::new("lobby");
+    let mut direct = raw_connect(&served, "/chat/lobby?user=dan").await;
+    assert!(matches!(next_event(&mut direct).await, ChatEvent::Welcome { .. }));
+    let mut session = Session::open(&served, "?user=ann", &[]).await;
+    session.subscribe(2, "chat/lobby").await;
+    // The hub's publication: the direct client's frame, wrapped byte for byte.
+    let published = hub.publish(&lobby, &message("hub", "one")).await.unwrap();
+    assert_eq!(published.local, 2, "the direct client and the session");
+    let frame = next_text(&mut direct).await;
+    assert_eq!(
+        serde_json::from_str::<ChatEvent>(&frame).unwrap(),
+        message("hub", "one")
+    );
+    assert_eq!(
+        session.next_line().await,
+        format!(r#"{{"push":{{"channel":"chat/lobby","pub":{{"data":{frame}}}}}}}"#)
+    );
+    // The direct client's message, broadcast by the handler, reaches the session.
+    send(&mut direct, r#"{"type":"say","text":"from dan"}"#).await;
+    assert_eq!(next_event(&mut direct).await, message("dan", "from dan"));
+    assert_eq!(
+        session.next().await,
+        publication("chat/lobby", &message("dan", "from dan"))
+    );
+    // The session's publish: `on_message` broadcasts, and its push reaches the session before
+    // the publish reply.
+    let (reply, before) = session
+        .call(
+            3,
+            "publish",
+            publish("chat/lobby", json!({"type": "say", "text": "from ann"})),
+        )
+        .await;
+    assert_eq!(reply, ok(3, "publish"));
+    assert_eq!(before, [publication("chat/lobby", &message("ann", "from ann"))]);
+    assert_eq!(next_event(&mut direct).await, message("ann", "from ann"));
+    // `broadcast_others` skips the session, not the direct client.
+    let (reply, before) = session
+        .call(
+            4,
+            "publish",
+            publish("chat/lobby", json!({"type": "others", "text": "not you"})),
+        )
+        .await;
+    assert_eq!((reply, before), (ok(4, "publish"), vec![]));
+    assert_eq!(next_event(&mut direct).await, message("ann", "not you"));
+    // `send` reaches the session only (the direct client's next frame is the marker).
+    let (reply, before) = session
+        .call(
+            5,
+            "publish",
+            publish("chat/lobby", json!({"type": "whisper", "text": "just you"})),
+        )
+        .await;
+    assert_eq!(reply, ok(5, "publish"));
+    assert_eq!(before, [publication("chat/lobby", &message("ann", "just you"))]);
+    let published = hub.publish(&lobby, &message("hub", "marker")).await.unwrap();
+    assert_eq!(published.local, 2);
+    assert_eq!(next_event(&mut direct).await, message("hub", "marker"));
+    assert_eq!(
+        session.next().await,
+        publication("chat/lobby", &message("hub", "marker"))
+    );
+    // The session's welcome went to the session only: the direct client's frames were
+    // exactly the ones above.
+    session.ping(6).await;
+}
+
+async fn the_conn_of_a_subscription_is_scoped_to_it(backend: Backend) {
+    let seen = Seen::default();
+    let served = Served::start_on(backend, chat_server(&seen)).await;
+    let mut session = Session::open(&served, "?user=ann", &[]).await;
+    let cafe = "chat/caf%C3%A9";
+    session.subscribe(2, cafe).await;
+    // `id()` is the session's, `address()` the channel string; `join` does nothing.
+    let (reply, before) = session
+        .call(3, "publish", publish(cafe, json!({"type": "whoami"})))
+        .await;
+    assert_eq!(reply, ok(3, "publish"));
+    let me = ChatEvent::Me {
+        id: session.client.clone(),
+        address: cafe.into(),
+        joined: false,
+    };
+    assert_eq!(before, [publication(cafe, &me)]);
+    // `close` ends the subscription, not the session: 2000 (final for the SDK) for the
+    // codes the client should not retry, 2500 (resubscribe) for the ones it should.
+    let mut id = 4;
+    for (code, pushed) in [(1000, 2000), (1008, 2000), (1001, 2500), (1011, 2500), (1013, 2500)] {
+        let channel = format!("chat/c{code}");
+        session.subscribe(id, &channel).await;
+        id += 1;
+        let reason = format!("reason {code}");
+        session
+            .send(&json!({"id": id, "publish": publish(&channel, json!({"type": "close", "code": code, "reason": reason}))}).to_string())
+            .await;
+        // The unsubscribe push and the publish reply, in whichever order.
+        let mut got = vec![session.next().await, session.next().await];
+        got.sort_by_key(|message| message.get("id").is_some());
+        assert_eq!(
+            got,
+            [
+                json!({"push": {"channel": channel, "unsubscribe": {"code": pushed, "reason": reason}}}),
+                ok(id, "publish"),
+            ],
+            "close {code}"
+        );
+        id += 1;
+        // The subscription is gone: publishing on it is refused; the session goes on.
+        let (reply, _) = session
+            .call(id, "publish", publish(&channel, json!({"type": "say", "text": "hi"})))
+            .await;
+        assert_eq!(reply, error(id, 103, "permission denied"), "close {code}");
+        id += 1;
+        session.ping(id).await;
+        id += 1;
+    }
+    // The first subscription lived through all of it, and a closed one can be subscribed again.
+    let (reply, before) = session
+        .call(
+            id,
+            "publish",
+            publish(cafe, json!({"type": "say", "text": "still here"})),
+        )
+        .await;
+    assert_eq!(
+        (reply, before),
+        (
+            ok(id, "publish"),
+            vec![publication(cafe, &message("ann", "still here"))]
+        )
+    );
+    session.subscribe(id + 1, "chat/c1000").await;
+}
+
+async fn unsubscribe_stops_publications_and_runs_on_close(backend: Backend) {
+    let seen = Seen::default();
+    let server = chat_server(&seen);
+    let hub = server.hub();
+    let served = Served::start_on(backend, server).await;
+    let mut session = Session::open(&served, "", &[]).await;
+    let client = session.client.clone();
+    session.subscribe(2, "chat/lobby").await;
+    session.subscribe(3, "chat/kitchen").await;
+    let (reply, before) = session.call(4, "unsubscribe", json!({"channel": "chat/lobby"})).await;
+    assert_eq!((reply, before), (ok(4, "unsubscribe"), vec![]));
+    // The channel's `on_close` ran for the subscription (code 1000: a client unsubscribe).
+    hooks_until(&seen, "on_close of the unsubscribed chat/lobby", |hooks| {
+        hooks
+            .iter()
+            .any(|hook| matches!(hook, Hooked::Close { id, address, .. } if *id == client && address == "chat/lobby"))
+    })
+    .await;
+    assert!(
+        seen.lock().unwrap().contains(&Hooked::Close {
+            id: client.clone(),
+            address: "chat/lobby".into(),
+            code: 1000
+        }),
+        "{:?}",
+        seen.lock().unwrap()
+    );
+    // No more publications of it: the hub reaches nobody there, and the session's next push is
+    // the kitchen's.
+    assert_eq!(
+        hub.subscribers(&ChatParams::new("lobby")),
+        0,
+        "the session left chat/lobby"
+    );
+    let published = hub
+        .publish(&ChatParams::new("lobby"), &message("hub", "gone"))
+        .await
+        .unwrap();
+    assert_eq!(published.local, 0);
+    let published = hub
+        .publish(&ChatParams::new("kitchen"), &message("hub", "here"))
+        .await
+        .unwrap();
+    assert_eq!(published.local, 1);
+    assert_eq!(
+        session.next().await,
+        publication("chat/kitchen", &message("hub", "here"))
+    );
+    // Unsubscribing what is not subscribed is answered alike; publishing on it is refused.
+    for (id, channel) in [(5, "chat/lobby"), (6, "chat/never")] {
+        let (reply, before) = session.call(id, "unsubscribe", json!({"channel": channel})).await;
+        assert_eq!((reply, before), (ok(id, "unsubscribe"), vec![]), "{channel}");
+    }
+    let (reply, _) = session
+        .call(
+            7,
+            "publish",
+            publish("chat/lobby", json!({"type": "say", "text": "hi"})),
+        )
+        .await;
+    assert_eq!(reply, error(7, 103, "permission denied"));
+    // `on_close` ran once for it, and not for the kitchen.
+    assert_eq!(hooked(&seen, &client, true), ["chat/lobby"]);
+    // Subscribed again, it hears the room again.
+    session.subscribe(8, "chat/lobby").await;
+    let published = hub
+        .publish(&ChatParams::new("lobby"), &message("hub", "back"))
+        .await
+        .unwrap();
+    assert_eq!(published.local, 1);
+    assert_eq!(session.next().await, publication("chat/lobby", &message("hub", "back")));
+}
+
+async fn publish_refusals_have_their_codes(backend: Backend) {
+    let seen = Seen::default();
+    let served = Served::start_on(backend, chat_server(&seen)).await;
+    let mut session = Session::open(&served, "?user=ann", &[]).await;
+    session.subscribe(2, "chat/lobby").await;
+    session.subscribe(3, "chat/kitchen").await;
+    let say = json!({"type": "say", "text": "hi"});
+    // Not subscribed by this session (whatever the name): 103.
+    for (id, channel) in [(4, "chat/attic"), (5, "nowhere/x")] {
+        let (reply, before) = session.call(id, "publish", publish(channel, say.clone())).await;
+        assert_eq!(
+            (reply, before),
+            (error(id, 103, "permission denied"), vec![]),
+            "{channel}"
+        );
+    }
+    // Data that is not a client message, or fails its validation: 107, saying why.
+    let bad = [
+        (6, json!({"type": "shout", "text": "hey"}), None),
+        (7, json!("just a string"), None),
+        (8, json!({"type": "say"}), None),
+        (9, json!({"type": "say", "text": ""}), Some("must not be empty")),
+    ];
+    for (id, data, says) in bad {
+        let (reply, before) = session.call(id, "publish", publish("chat/lobby", data.clone())).await;
+        assert_eq!(before, Vec::<Value>::new(), "{data}");
+        assert_eq!(reply["id"], json!(id), "{data}: {reply}");
+        assert_eq!(reply["error"]["code"], json!(107), "{data}: {reply}");
+        let text = reply["error"]["message"].as_str().unwrap_or_default();
+        assert!(!text.is_empty(), "{data}: a message saying why: {reply}");
+        if let Some(says) = says {
+            assert!(text.contains(says), "{data}: {reply}");
+        }
+    }
+    // Nothing of those reached the room: the next publish's broadcast is the first push.
+    let (reply, before) = session.call(10, "publish", publish("chat/lobby", say.clone())).await;
+    assert_eq!(
+        (reply, before),
+        (
+            ok(10, "publish"),
+            vec![publication("chat/lobby", &message("ann", "hi"))]
+        )
+    );
+    // `on_message` failing or panicking: 100, temporary; the session stays.
+    for (id, kind) in [(11, "fail"), (12, "panic")] {
+        let (reply, before) = session
+            .call(id, "publish", publish("chat/lobby", json!({"type": kind})))
+            .await;
+        assert_eq!(before, Vec::<Value>::new(), "{kind}");
+        assert_eq!(reply["id"], json!(id), "{kind}: {reply}");
+        assert_eq!(reply["error"]["code"], json!(100), "{kind}: {reply}");
+        assert_eq!(reply["error"]["temporary"], json!(true), "{kind}: {reply}");
+        session.ping(id + 10).await;
+    }
+    // No unsubscribe push came, so both subscriptions are still there.
+    let (reply, before) = session.call(30, "publish", publish("chat/kitchen", say.clone())).await;
+    assert_eq!(
+        (reply, before),
+        (
+            ok(30, "publish"),
+            vec![publication("chat/kitchen", &message("ann", "hi"))]
+        )
+    );
+    let (reply, before) = session.call(31, "publish", publish("chat/lobby", say)).await;
+    assert_eq!(
+        (reply, before),
+        (
+            ok(31, "publish"),
+            vec![publication("chat/lobby", &message("ann", "hi"))]
+        )
+    );
+}
+
+async fn the_end_of_a_session_runs_every_subscriptions_on_close(backend: Backend) {
+    let seen = Seen::default();
+    let served = Served::start_on(backend, chat_server(&seen)).await;
+    let mut session = Session::open(&served, "", &[]).await;
+    let client = session.client.clone();
+    let channels = ["chat/lobby", "chat/kitchen", "chat/caf%C3%A9"];
+    for (id, channel) in (2..).zip(channels) {
+        session.subscribe(id, channel).await;
+    }
+    assert_eq!(hooked(&seen, &client, true), Vec::<String>::new());
+    within("close", session.socket.close(None)).await.unwrap();
+    let _ = read_until_close(&mut session.socket).await;
+    hooks_until(&seen, "on_close of the three subscriptions", |_| {
+        hooked(&seen, &client, true).len() >= 3
+    })
+    .await;
+    let mut closed = hooked(&seen, &client, true);
+    closed.sort();
+    let mut expected = channels.map(str::to_owned).to_vec();
+    expected.sort();
+    assert_eq!(closed, expected, "once each");
+}
+
+/// Under `on_lag = disconnect`, a subscription whose pushes overflow its queue
+/// (`Server::outbound_queue`, 4 here) is ended with unsubscribe 2500 "insufficient state";
+/// the session and its other subscriptions go on. The overflow is made by the handler itself:
+/// 200 `conn.send`s in one go, while the session's task cannot write.
+async fn lag_ends_only_the_lagging_subscription(backend: Backend) {
+    let seen = Seen::default();
+    let served = Served::start_on(backend, chat_server(&seen).outbound_queue(4)).await;
+    let mut session = Session::open(&served, "", &[]).await;
+    session.subscribe(2, "chat/flood").await;
+    session.subscribe(3, "chat/calm").await;
+    session
+        .send(&json!({"id": 4, "publish": publish("chat/flood", json!({"type": "flood", "n": 200}))}).to_string())
+        .await;
+    let lagged =
+        json!({"push": {"channel": "chat/flood", "unsubscribe": {"code": 2500, "reason": "insufficient state"}}});
+    let (mut flooded, mut unsubscribed, mut replied) = (0, false, false);
+    while !(unsubscribed && replied) {
+        let message = session.next().await;
+        if message == lagged {
+            assert!(!unsubscribed, "one unsubscribe push");
+            unsubscribed = true;
+        } else if message["id"] == json!(4) {
+            // The handler ran to its end (the sends it could not queue failed, ignored).
+            assert_eq!(message, ok(4, "publish"));
+            replied = true;
+        } else {
+            assert!(!unsubscribed, "nothing of chat/flood after its unsubscribe: {message}");
+            assert_eq!(message["push"]["channel"], json!("chat/flood"), "{message}");
+            flooded += 1;
+        }
+        assert!(flooded < 200, "200 pushes went through a queue of 4");
+    }
+    // The session and its other subscription go on; the lagging one is gone.
+    let (reply, before) = session
+        .call(
+            5,
+            "publish",
+            publish("chat/calm", json!({"type": "say", "text": "calm"})),
+        )
+        .await;
+    assert_eq!(
+        (reply, before),
+        (ok(5, "publish"), vec![publication("chat/calm", &message("-", "calm"))])
+    );
+    let (reply, _) = session
+        .call(
+            6,
+            "publish",
+            publish("chat/flood", json!({"type": "say", "text": "hi"})),
+        )
+        .await;
+    assert_eq!(reply, error(6, 103, "permission denied"));
+    session.ping(7).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_with_three_subscriptions_is_one_connection() {
+    let seen = Seen::default();
+    let server = chat_server(&seen);
+    let (hub, metrics) = (server.hub(), server.metrics());
+    let served = Served::start(server).await;
+    let mut session = Session::open(&served, "", &[]).await;
+    for (id, room) in (2..).zip(["lobby", "kitchen", "café"]) {
+        session.subscribe(id, &ChatParams::new(room).to_string()).await;
+    }
+    let counted = metrics.snapshot();
+    assert_eq!(
+        (counted.connections_open, counted.connections_total),
+        (1, 1),
+        "{counted:?}"
+    );
+    for room in ["lobby", "kitchen", "café"] {
+        assert_eq!(hub.subscribers(&ChatParams::new(room)), 1, "{room}");
+    }
+    within("close", session.socket.close(None)).await.unwrap();
+    let _ = read_until_close(&mut session.socket).await;
+    within("the session to be uncounted", async {
+        while metrics.snapshot().connections_open != 0 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+    hooks_until(&seen, "the subscriptions to be closed", |_| {
+        ["lobby", "kitchen", "café"]
+            .iter()
+            .all(|room| hub.subscribers(&ChatParams::new(*room)) == 0)
+    })
+    .await;
+}
+
+/// The real SDK (`tests/node/session_channels.mjs`, whose header says what it does step by
+/// step): three subscriptions over one socket, a publish and its broadcast, publications from
+/// the hub and from a direct client, 107 for bad publish data, and silence after an
+/// unsubscribe. This side acts on the script's `ready`, `waiting` and `unsubscribed` lines.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_centrifuge_sdk_subscribes_publishes_and_unsubscribes() {
+    if !require(&[Component::Node]) {
+        return;
+    }
+    let dir = tokio::task::spawn_blocking(node_project).await.unwrap();
+    let seen = Seen::default();
+    let server = chat_server(&seen);
+    let (hub, metrics) = (server.hub(), server.metrics());
+    let served = Served::start(server).await;
+    let mut child = Command::new("node")
+        .arg("session_channels.mjs")
+        .env("URL", format!("{}{PATH}?user=ann", served.base()))
+        .current_dir(&dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("node runs");
+    let stdout = child.stdout.take().unwrap();
+    // Killed when the test ends, however it ends (which also ends the reading thread).
+    let mut node = Running(child);
+    let (lines_in, mut lines_out) = tokio::sync::mpsc::unbounded_channel::<String>();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+            if lines_in.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let rooms = ["lobby", "kitchen", "café"].map(ChatParams::new);
+    let channels = ["chat/lobby", "chat/kitchen", "chat/caf%C3%A9"];
+    let lobby = &rooms[0];
+    let mut lines: Vec<Value> = Vec::new();
+    let mut direct = None;
+    let run = async {
+        while let Some(line) = lines_out.recv().await {
+            let event: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
+            lines.push(event.clone());
+            match event["ev"].as_str() {
+                Some("ready") => {
+                    // One connection carries the three subscriptions.
+                    let client = event["client"].as_str().unwrap();
+                    assert_eq!(hooked(&seen, client, false), channels, "{lines:#?}");
+                    let counted = metrics.snapshot();
+                    assert_eq!(
+                        (counted.connections_open, counted.connections_total),
+                        (1, 1),
+                        "{counted:?}"
+                    );
+                    for room in &rooms {
+                        assert_eq!(hub.subscribers(room), 1, "{room}");
+                    }
+                }
+                Some("waiting") => {
+                    // A direct client of the lobby, then the hub's publication, then the
+                    // direct client's message.
+                    let mut socket = raw_connect(&served, "/chat/lobby?user=dan").await;
+                    assert!(matches!(next_event(&mut socket).await, ChatEvent::Welcome { .. }));
+                    let published = hub.publish(lobby, &message("hub", "from hub")).await.unwrap();
+                    assert_eq!(published.local, 2, "the SDK's session and the direct client");
+                    assert_eq!(next_event(&mut socket).await, message("hub", "from hub"));
+                    send(&mut socket, r#"{"type":"say","text":"from direct"}"#).await;
+                    assert_eq!(next_event(&mut socket).await, message("dan", "from direct"));
+                    direct = Some(socket);
+                }
+                // Code 0: the SDK's own `unsubscribe()` (not a refusal from the server).
+                Some("unsubscribed") if event["channel"] == "chat/kitchen" && event["code"] == 0 => {
+                    let client = lines
+                        .iter()
+                        .find(|line| line["ev"] == "ready")
+                        .and_then(|line| line["client"].as_str())
+                        .unwrap()
+                        .to_owned();
+                    hooks_until(&seen, "on_close of chat/kitchen", |_| {
+                        hooked(&seen, &client, true).contains(&"chat/kitchen".to_owned())
+                    })
+                    .await;
+                    assert_eq!(hub.subscribers(&rooms[1]), 0);
+                    let published = hub
+                        .publish(&rooms[1], &message("hub", "after unsubscribe"))
+                        .await
+                        .unwrap();
+                    assert_eq!(published.local, 0, "nobody is on chat/kitchen any more");
+                    let published = hub.publish(lobby, &message("hub", "last")).await.unwrap();
+                    assert_eq!(published.local, 2);
+                }
+                _ => {}
+            }
+        }
+    };
+    if tokio::time::timeout(Duration::from_secs(60), run).await.is_err() {
+        panic!("the Node client did not finish in 60 s: {lines:#?}");
+    }
+    drop(direct);
+    let status = within("node to exit", async {
+        loop {
+            if let Some(status) = node.0.try_wait().unwrap() {
+                break status;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    assert!(status.success(), "node: {status}: {lines:#?}");
+
+    let of = |ev: &str| -> Vec<&Value> { lines.iter().filter(|line| line["ev"] == ev).collect() };
+    let client = of("ready")[0]["client"].as_str().unwrap().to_owned();
+    assert_eq!(of("connected")[0]["client"], json!(client));
+    assert_eq!(of("subscribed").len(), 3, "{lines:#?}");
+    assert!(of("sub-error").is_empty(), "{lines:#?}");
+    // Each subscription's first publication is its welcome, with the session's id and the
+    // channel string.
+    let pubs = |channel: &str| -> Vec<Value> {
+        lines
+            .iter()
+            .filter(|line| line["ev"] == "pub" && line["channel"] == channel)
+            .map(|line| line["data"].clone())
+            .collect()
+    };
+    for (room, channel) in ["lobby", "kitchen", "café"].into_iter().zip(channels) {
+        let welcome = ChatEvent::Welcome {
+            room: room.into(),
+            user: "ann".into(),
+            tag: "-".into(),
+            pet: "-".into(),
+            address: channel.into(),
+            id: client.clone(),
+        };
+        assert_eq!(
+            pubs(channel).first(),
+            Some(&serde_json::to_value(&welcome).unwrap()),
+            "{lines:#?}"
+        );
+    }
+    let data = |from: &str, text: &str| serde_json::to_value(message(from, text)).unwrap();
+    assert_eq!(pubs("chat/caf%C3%A9")[1..], [data("ann", "bonjour")], "{lines:#?}");
+    let errors: Vec<(&str, &Value)> = of("publish-error")
+        .iter()
+        .map(|line| (line["kind"].as_str().unwrap(), &line["code"]))
+        .collect();
+    assert_eq!(
+        errors,
+        [("undecodable", &json!(107)), ("invalid", &json!(107))],
+        "{lines:#?}"
+    );
+    assert!(
+        of("publish-error")
+            .iter()
+            .all(|line| !line["message"].as_str().unwrap_or_default().is_empty()),
+        "{lines:#?}"
+    );
+    assert_eq!(
+        pubs("chat/lobby")[1..],
+        [data("hub", "from hub"), data("dan", "from direct"), data("hub", "last")],
+        "{lines:#?}"
+    );
+    assert_eq!(pubs("chat/kitchen").len(), 1, "the welcome only: {lines:#?}");
+    assert_eq!(of("done")[0]["kitchenAfter"], json!([]), "{lines:#?}");
 }
