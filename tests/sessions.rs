@@ -14,7 +14,7 @@
 use std::io::BufRead;
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use futures_util::{SinkExt, StreamExt};
 use serde::{Deserialize, Serialize};
@@ -171,20 +171,19 @@ async fn the_ping_command_is_answered_and_channel_commands_are_not_available(bac
             json!({"id": 4, "ping": {}}),
         ]
     );
-    // The commands of later releases (history, presence, rpc, refreshes) are not available;
-    // `subscribe`, `unsubscribe` and `publish` are (see the subscription tests below).
+    // The commands of later releases (presence, rpc, subscription refreshes) are not
+    // available; `subscribe`, `unsubscribe`, `publish` and `refresh` are (see below).
     let later = [
         r#"{"id":5,"presence":{"channel":"echo/a"}}"#,
         r#"{"id":6,"presence_stats":{"channel":"echo/a"}}"#,
         r#"{"id":7,"rpc":{"method":"m","data":{}}}"#,
         r#"{"id":8,"sub_refresh":{"channel":"echo/a","token":"t"}}"#,
-        r#"{"id":9,"refresh":{"token":"ann"}}"#,
     ];
     send(&mut socket, &later.join("\n")).await;
-    let not_available: Vec<Value> = (5..10)
+    let not_available: Vec<Value> = (5..9)
         .map(|id| json!({"id": id, "error": {"code": 108, "message": "not available"}}))
         .collect();
-    assert_eq!(replies(&mut socket, 5).await, not_available);
+    assert_eq!(replies(&mut socket, 4).await, not_available);
     send(&mut socket, r#"{"id":10,"ping":{}}"#).await;
     assert_eq!(next_json(&mut socket).await, json!({"id": 10, "ping": {}}));
 }
@@ -433,6 +432,81 @@ async fn a_client_that_pongs_stays_connected() {
     assert!(pings >= 3, "{pings} pings in 3.5 s");
     send(&mut socket, r#"{"id":2,"ping":{}}"#).await;
     assert_eq!(next_json(&mut socket).await, json!({"id": 2, "ping": {}}));
+}
+
+/// Credentials that expire: the connect reply's `ttl`, a `refresh` the hook checks again
+/// (a new user: 101; a refused token: its code), and 3005 for a session not refreshed within
+/// the grace past its expiry. A subscription whose channel set `expire_at` gets 2501.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credentials_expire_unless_refreshed() {
+    let hook = |connect: ConnectRequest| async move {
+        let soon = SystemTime::now() + Duration::from_secs(2);
+        match connect.token() {
+            "ann-1" | "ann-2" => Ok(Identity::new("ann", ()).expire_at(soon)),
+            "bob" => Ok(Identity::new("bob", ())),
+            "stale" => Err(SessionReject::token_expired()),
+            _ => Err(SessionReject::unauthorized("unknown token")),
+        }
+    };
+    let server = Echo::register(Server::new(), |h| {
+        h.on_connect(|handshake| async move {
+            handshake.expire_at(SystemTime::now() + Duration::from_millis(700));
+            Ok(())
+        })
+    })
+    .sessions(
+        Sessions::new()
+            .expiry_grace(Duration::from_millis(500))
+            .authenticate(hook),
+    );
+    let served = Served::start(server).await;
+    let mut socket = raw_connect(&served, PATH).await;
+    send(&mut socket, r#"{"id":1,"connect":{"token":"ann-1"}}"#).await;
+    let reply = next_json(&mut socket).await;
+    assert_eq!(
+        (&reply["connect"]["expires"], &reply["connect"]["ttl"]),
+        (&json!(true), &json!(2)),
+        "{reply}"
+    );
+    let client = reply["connect"]["client"].clone();
+    let commands = [
+        r#"{"id":2,"subscribe":{"channel":"echo/a"}}"#,
+        r#"{"id":3,"refresh":{"token":"bob"}}"#,
+        r#"{"id":4,"refresh":{"token":"nobody"}}"#,
+        r#"{"id":5,"refresh":{"token":"ann-2"}}"#,
+    ];
+    send(&mut socket, &commands.join("\n")).await;
+    assert_eq!(
+        replies(&mut socket, 4).await,
+        [
+            json!({"id": 2, "subscribe": {}}),
+            json!({"id": 3, "error": {"code": 101, "message": "a refresh cannot change the user"}}),
+            json!({"id": 4, "error": {"code": 101, "message": "unknown token"}}),
+            json!({"id": 5, "refresh": {"client": client, "version": reply["connect"]["version"], "expires": true, "ttl": 2}}),
+        ]
+    );
+    let started = Instant::now();
+    // The subscription's own credentials (0.7 s) end it first, with 2501.
+    assert_eq!(
+        next_json(&mut socket).await,
+        json!({"push": {"channel": "echo/a", "unsubscribe": {"code": 2501, "reason": "subscription expired"}}})
+    );
+    // The session's, refreshed at about 0 s for 2 s more, end it after the 0.5 s grace.
+    assert_eq!(close_of(&mut socket).await, (3005, "connection expired".to_owned()));
+    let waited = started.elapsed();
+    assert!(
+        waited > Duration::from_millis(1000) && waited < Duration::from_secs(4),
+        "closed {waited:?} after the refresh"
+    );
+    // A refresh with a stale token ends the session at once, with the code that reconnects.
+    let mut socket = raw_connect(&served, PATH).await;
+    send(
+        &mut socket,
+        "{\"id\":1,\"connect\":{\"token\":\"ann-1\"}}\n{\"id\":2,\"refresh\":{\"token\":\"stale\"}}",
+    )
+    .await;
+    assert!(next_json(&mut socket).await["connect"].is_object());
+    assert_eq!(close_of(&mut socket).await, (3005, "connection expired".to_owned()));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -691,8 +765,12 @@ async fn hooks_until(seen: &Seen, what: &str, done: impl Fn(&[Hooked]) -> bool) 
 
 /// The addresses `on_open` (or `on_close`) ran for, for connection `id`, in order.
 fn hooked(seen: &Seen, id: &str, close: bool) -> Vec<String> {
-    seen.lock()
-        .unwrap()
+    hooked_in(&seen.lock().unwrap(), id, close)
+}
+
+/// [`hooked`], in what the hooks saw (for [`hooks_until`], which holds the lock).
+fn hooked_in(hooks: &[Hooked], id: &str, close: bool) -> Vec<String> {
+    hooks
         .iter()
         .filter_map(|hook| match hook {
             Hooked::Open { id: of, address } if !close && of == id => Some(address.clone()),
@@ -754,8 +832,13 @@ impl Session {
             }
             let text = next_text(&mut self.socket).await;
             if text.contains('\n') {
-                // Replies may share a frame; a push is a frame of its own.
-                assert!(!text.contains(r#"{"push":"#), "a push joined with others: {text:?}");
+                // Replies (and the session's own pushes, such as `unsubscribe`) may share a
+                // frame; a publication, whose bytes every subscriber shares, is a frame of
+                // its own.
+                assert!(
+                    !text.contains(r#""pub":"#),
+                    "a publication joined with others: {text:?}"
+                );
             }
             self.lines.extend(text.split('\n').map(str::to_owned));
         }
@@ -1355,8 +1438,8 @@ async fn the_end_of_a_session_runs_every_subscriptions_on_close(backend: Backend
     assert_eq!(hooked(&seen, &client, true), Vec::<String>::new());
     within("close", session.socket.close(None)).await.unwrap();
     let _ = read_until_close(&mut session.socket).await;
-    hooks_until(&seen, "on_close of the three subscriptions", |_| {
-        hooked(&seen, &client, true).len() >= 3
+    hooks_until(&seen, "on_close of the three subscriptions", |hooks| {
+        hooked_in(hooks, &client, true).len() >= 3
     })
     .await;
     let mut closed = hooked(&seen, &client, true);
@@ -1533,8 +1616,8 @@ async fn the_centrifuge_sdk_subscribes_publishes_and_unsubscribes() {
                         .and_then(|line| line["client"].as_str())
                         .unwrap()
                         .to_owned();
-                    hooks_until(&seen, "on_close of chat/kitchen", |_| {
-                        hooked(&seen, &client, true).contains(&"chat/kitchen".to_owned())
+                    hooks_until(&seen, "on_close of chat/kitchen", |hooks| {
+                        hooked_in(hooks, &client, true).contains(&"chat/kitchen".to_owned())
                     })
                     .await;
                     assert_eq!(hub.subscribers(&rooms[1]), 0);

@@ -420,8 +420,7 @@ where
         subscribing: &mut Subscribing<'_>,
     ) -> Result<Deciding, ReplyError> {
         if <C::Codec as Codec>::BINARY {
-            let message = format!("channel {} is not JSON: sessions carry JSON only", C::NAME);
-            return Err(reply_error(ErrorCode::NotAvailable, message));
+            return Err(reply_error(ErrorCode::NotAvailable, ""));
         }
         let params = C::Params::TEMPLATE
             .decode_values(raw_values)

@@ -460,6 +460,10 @@ struct State {
     busy: Option<Busy>,
     /// The channel handler running for the busy command (`on_open`, `on_message`).
     running: Running,
+    /// The slot of the subscription whose message runner `running` keeps (for a burst of
+    /// publishes on one channel): a runner holds its subscription's connection, so another
+    /// subscription's publish needs a runner of its own.
+    runner_of: Option<u32>,
     /// The live subscriptions, by channel string.
     subscriptions: HashMap<Box<str>, Subscription>,
     /// The `connect` command, without its token: what a `refresh` hands the hook again.
@@ -573,6 +577,7 @@ impl<'a> Reader<'a> {
             queue: VecDeque::new(),
             busy: None,
             running: Running::default(),
+            runner_of: None,
             subscriptions: HashMap::new(),
             connect: protocol::ConnectRequest::default(),
             clocks: Clocks {
@@ -681,6 +686,10 @@ impl<'a> Reader<'a> {
                 return;
             }
         }
+        // All read is handled: the runner goes (with the connection it holds) until the next
+        // burst, as a connection's does.
+        state.running.release();
+        state.runner_of = None;
     }
 
     /// Handles one command: answers it, starts what it waits for, or closes the session.
@@ -933,16 +942,13 @@ impl<'a> Reader<'a> {
             return self.bad_request("subscribe", "without a channel");
         }
         if request.kind != 0 || request.tf.is_some() {
-            return refuse(
-                ErrorCode::NotAvailable,
-                "only stream subscriptions without filters are served",
-            );
+            return refuse(ErrorCode::NotAvailable, "");
         }
         if state.subscriptions.contains_key(channel) {
             return refuse(ErrorCode::AlreadySubscribed, "");
         }
         if state.subscriptions.len() >= self.endpoint.settings.max_subscriptions {
-            return refuse(ErrorCode::LimitExceeded, "too many subscriptions");
+            return refuse(ErrorCode::LimitExceeded, "");
         }
         let protocol::SubscribeRequest {
             channel,
@@ -1104,21 +1110,24 @@ impl<'a> Reader<'a> {
     fn publish(&self, id: u32, publish: protocol::PublishRequest, state: &mut State) {
         let refuse = |code: ErrorCode, message: &str| self.reply(Reply::error(id, reply_error(code, message)));
         let Some(subscription) = state.subscriptions.get(publish.channel.as_str()) else {
-            return refuse(ErrorCode::PermissionDenied, "not subscribed to this channel");
+            return refuse(ErrorCode::PermissionDenied, "");
         };
         if publish.kind != 0 {
-            return refuse(ErrorCode::NotAvailable, "only stream publications are served");
+            return refuse(ErrorCode::NotAvailable, "");
         }
         let Some(data) = publish.data else {
             return refuse(ErrorCode::BadRequest, "no data");
         };
         let binding = &*subscription.binding;
+        if state.runner_of.replace(subscription.slot) != Some(subscription.slot) {
+            state.running.release();
+        }
         match binding.dispatch(WsMessage::text(data.get()), &mut state.running) {
             Ok(true) => {
                 let channel = publish.channel.into_boxed_str();
                 state.busy = Some(Busy::Publishing { id, channel });
             }
-            Ok(false) => refuse(ErrorCode::NotAvailable, "this channel takes no messages from clients"),
+            Ok(false) => refuse(ErrorCode::NotAvailable, ""),
             Err(error) => {
                 // Never the channel's error reply: the publish reply says it (the session's
                 // only way to answer this command).

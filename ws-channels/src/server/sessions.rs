@@ -126,6 +126,10 @@ pub const DEFAULT_SESSIONS_PATH: &str = "/connection/websocket";
 ///
 /// Replies queued together are joined into one frame, one per line, as Centrifugo does.
 ///
+/// Error replies carry the protocol's fixed message for their code, as Centrifugo's do, but
+/// for 107, whose message says what is wrong, and 101 and 100 from the hook's own
+/// [`SessionReject`] message.
+///
 /// A command's refusals, each an error reply (the session stays):
 ///
 /// | event | reply | what the SDK does |
@@ -133,7 +137,7 @@ pub const DEFAULT_SESSIONS_PATH: &str = "/connection/websocket";
 /// | `subscribe` to a name no channel's template matches (the sessions' own path included) | 102 "unknown channel" | subscription fails for good |
 /// | `subscribe` to a malformed address (`chat/%zz`), a name over 255 bytes, or another spelling of the canonical address (`chat/café`, `chat/caf%c3%a9`: the reply names the canonical one) | 107 "bad request" | subscription fails for good |
 /// | `subscribe` to a MessagePack or raw channel, or with `type` ≠ 0 (map subscriptions) or a tags filter | 108 "not available" | subscription fails for good |
-/// | the channel's `on_connect`/`authenticate`/`authorize` refuses with a 4xx [`Reject`](crate::Reject) | 103 "permission denied" (message: the reject's reason) | subscription fails for good |
+/// | the channel's `on_connect`/`authenticate`/`authorize` refuses with a 4xx [`Reject`](crate::Reject) | 103 "permission denied" | subscription fails for good |
 /// | … with a 5xx, or panics, or takes longer than [`command_timeout`](Self::command_timeout); the channel's `on_open` fails or panics | 100, temporary | resubscribes with backoff |
 /// | `subscribe` to a channel string already subscribed | 105 "already subscribed" | — |
 /// | `subscribe` past [`max_subscriptions`](Self::max_subscriptions) (128) | 106 "limit exceeded" | subscription fails for good |

@@ -111,10 +111,11 @@ pub(crate) fn reply_error(code: ErrorCode, message: impl Into<String>) -> ReplyE
 
 /// The error reply for a channel's refusal: 103 "permission denied" for a 4xx (the session
 /// stays; a refused subscription is the client's to give up), 100 temporary for a 5xx (the
-/// SDK retries with backoff). The reason is the channel's.
+/// SDK retries with backoff). With the protocol's fixed messages, as Centrifugo's: the
+/// reject's reason is the server's to log, not the client's to read.
 pub(crate) fn refused(reject: &Reject) -> ReplyError {
     match reject.status().is_server_error() {
-        true => reply_error(ErrorCode::Internal, reject.reason()),
-        false => reply_error(ErrorCode::PermissionDenied, reject.reason()),
+        true => ErrorCode::Internal.into(),
+        false => ErrorCode::PermissionDenied.into(),
     }
 }
