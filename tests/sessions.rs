@@ -23,8 +23,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use ws_channels::http::StatusCode;
 use ws_channels::tungstenite::Message;
 use ws_channels::{
-    Channel, ClientSocket, CloseCode, ConnectRequest, Handler, Identity, Reject, Server, SessionReject, Sessions,
-    channel,
+    Channel, ClientSocket, CloseCode, ConnectRequest, Handler, Identity, RateLimit, RateLimitAction, Reject, Server,
+    SessionReject, Sessions, channel,
 };
 use ws_channels_tests::{
     Backend, Component, Running, Served, next_text, node_project, raw_connect, read_until_close, require, within,
@@ -507,6 +507,45 @@ async fn credentials_expire_unless_refreshed() {
     .await;
     assert!(next_json(&mut socket).await["connect"].is_object());
     assert_eq!(close_of(&mut socket).await, (3005, "connection expired".to_owned()));
+}
+
+/// The server's rate limit counts a session's commands (not `connect`, not pongs): each one
+/// over it gets 111 (temporary) under `RateLimitAction::Reply`, or the session is closed with
+/// 3013 under `Close`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_rate_limit_answers_111_or_closes_with_3013() {
+    let limited = |action| {
+        let limit = RateLimit::per_second(1).burst(2).on_exceed(action);
+        let server = server(|s| s).rate_limit(limit);
+        let metrics = server.hub().metrics();
+        (Served::start(server), metrics)
+    };
+    let (served, metrics) = limited(RateLimitAction::Reply);
+    let served = served.await;
+    let (mut socket, _) = connected(&served, "ann").await;
+    let pings: Vec<String> = (2..6).map(|id| format!(r#"{{"id":{id},"ping":{{}}}}"#)).collect();
+    // Pongs are free: four of them do not use up the burst.
+    send(&mut socket, &format!("{{}}\n{{}}\n{{}}\n{{}}\n{}", pings.join("\n"))).await;
+    let too_many =
+        |id: u32| json!({"id": id, "error": {"code": 111, "message": "too many requests", "temporary": true}});
+    assert_eq!(
+        replies(&mut socket, 4).await,
+        [
+            json!({"id": 2, "ping": {}}),
+            json!({"id": 3, "ping": {}}),
+            too_many(4),
+            too_many(5)
+        ]
+    );
+    assert_eq!(metrics.snapshot().rate_limited, 2);
+    let served = limited(RateLimitAction::Close).0.await;
+    let (mut socket, _) = connected(&served, "ann").await;
+    send(&mut socket, &pings.join("\n")).await;
+    assert_eq!(
+        replies(&mut socket, 2).await,
+        [json!({"id": 2, "ping": {}}), json!({"id": 3, "ping": {}})]
+    );
+    assert_eq!(close_of(&mut socket).await, (3013, "too many requests".to_owned()));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -54,6 +54,7 @@ use super::decision::{Route, Session, Shared, subprotocol_offers};
 use super::guard;
 use super::handshake::SessionSide;
 use super::lifecycle::Lifecycle;
+use super::limits::{RateLimitAction, TokenBucket};
 use super::reader::{close_info, no_status};
 use super::response::Reject;
 use super::running::{self, Running};
@@ -468,6 +469,8 @@ struct State {
     subscriptions: HashMap<Box<str>, Subscription>,
     /// The `connect` command, without its token: what a `refresh` hands the hook again.
     connect: protocol::ConnectRequest,
+    /// The server's rate limit, for every command but `connect` and the pong.
+    bucket: Option<Box<TokenBucket>>,
     clocks: Clocks,
     timer: Pin<Box<Sleep>>,
     armed: Option<Instant>,
@@ -580,6 +583,7 @@ impl<'a> Reader<'a> {
             runner_of: None,
             subscriptions: HashMap::new(),
             connect: protocol::ConnectRequest::default(),
+            bucket: self.config.rate_limit.map(|limit| Box::new(TokenBucket::new(limit))),
             clocks: Clocks {
                 connect_by: Some(connect_by),
                 next_ping: None,
@@ -711,6 +715,12 @@ impl<'a> Reader<'a> {
             }
             Phase::Unusable => return self.bad_request(name, "after a refused `connect`"),
         };
+        let counted = !matches!(method, Method::Connect(_) | Method::Pong);
+        if let (true, Some(bucket)) = (counted, &mut state.bucket)
+            && !bucket.take(Instant::now())
+        {
+            return self.rate_limited(id);
+        }
         match method {
             Method::Connect(_) => self.bad_request(name, "a second time"),
             // Heard already, as any command.
@@ -1249,6 +1259,21 @@ impl<'a> Reader<'a> {
     fn report(&self, binding: &dyn Binding, error: &Error) {
         if !binding.on_error(error) {
             tracing::debug!(channel = binding.channel(), error = %Report(error), "subscription error");
+        }
+    }
+
+    /// A command over the server's [rate limit](crate::Server::rate_limit): closes with 3013
+    /// "too many requests" (the SDK reconnects), or, under `RateLimitAction::Reply`, answers
+    /// it with 111 "too many requests", temporary (the SDK backs off), unhandled. Every such
+    /// command gets its reply: an SDK call waits for one.
+    fn rate_limited(&self, id: u32) {
+        self.core.hub.counters().add(Count::RateLimited, LABEL, 1);
+        let action = self.config.rate_limit.map(|limit| limit.action()).unwrap_or_default();
+        match action {
+            RateLimitAction::Close => self.close(DisconnectCode::TooManyRequests),
+            // A command without an id (`send`) has no reply to get.
+            RateLimitAction::Reply if id != 0 => self.reply(Reply::error(id, ErrorCode::TooManyRequests)),
+            RateLimitAction::Reply => {}
         }
     }
 

@@ -123,6 +123,7 @@ pub const DEFAULT_SESSIONS_PATH: &str = "/connection/websocket";
 /// | `send` | ignored | — |
 /// | `ping` | `{"id":n,"ping":{}}` | — |
 /// | the server shuts down | close 3001 "shutdown", after what was queued | reconnects |
+/// | commands (all but `connect` and pongs) over the server's [rate limit](crate::Server::rate_limit), under [`RateLimitAction::Close`](crate::RateLimitAction::Close) (its default) | close 3013 "too many requests"; counted in [`rate_limited`](crate::MetricsSnapshot::rate_limited) | reconnects with backoff |
 ///
 /// Replies queued together are joined into one frame, one per line, as Centrifugo does.
 ///
@@ -147,6 +148,7 @@ pub const DEFAULT_SESSIONS_PATH: &str = "/connection/websocket";
 /// | `publish` on a channel that takes no client messages (no `on_message`), or with `type` ≠ 0 | 108 "not available" | — |
 /// | `publish` whose `data` is missing, does not decode as the channel's client message or fails its validation | 107, message: the error with its causes (never the channel's own error reply); the channel's `on_error` sees it | — |
 /// | `publish` whose `on_message` returns `Err` or panics | 100, temporary; the channel's `on_error` sees it | — |
+/// | a command over the server's rate limit, under [`RateLimitAction::Reply`](crate::RateLimitAction::Reply) | 111 "too many requests", temporary; the command is not handled | backs off and retries the call |
 /// | reused command ids | answered as any (ids are echoed, not tracked) | — |
 ///
 /// A subscription the server ends gets an `unsubscribe` push on its channel (codes below 2500
