@@ -6,13 +6,14 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use futures_util::StreamExt;
+use futures_util::{SinkExt, StreamExt};
 use serde::{Deserialize, Serialize};
+use ws_channels::tungstenite::Message;
 use ws_channels::{
     BackplaneError, Channel, ConnId, EngineHealth, Event, Events, Hub, RedisBackplane, RedisConfig, Sent, Server,
-    Topic, channel,
+    Sessions, Topic, channel,
 };
-use ws_channels_tests::{Component, FaultyProxy, RedisServer, Served, require, within};
+use ws_channels_tests::{Component, FaultyProxy, RedisServer, Served, next_text, raw_connect, require, within};
 
 /// What a client says in a room.
 #[channel("room/<name>", server = RoomEvent)]
@@ -66,8 +67,9 @@ fn micros() -> u64 {
     u64::try_from(START.get_or_init(Instant::now).elapsed().as_micros()).expect("in range")
 }
 
+/// The rooms, for direct connections and for sessions (at `/connection/websocket`).
 fn rooms() -> Server {
-    RoomCommand::register(Server::new(), |h| {
+    let server = RoomCommand::register(Server::new(), |h| {
         h.on_open(|conn| async move {
             conn.send(&RoomEvent::Welcome { id: conn.id() }).await?;
             Ok(())
@@ -114,7 +116,8 @@ fn rooms() -> Server {
             }
             Ok(())
         })
-    })
+    });
+    server.sessions(Sessions::new())
 }
 
 /// The suite's backplane settings: quick counts and reconnections.
@@ -354,6 +357,65 @@ async fn broadcast_others_and_direct_sends_cross_nodes() {
         two.hub.send::<RoomCommand>(gone, &whisper).await.unwrap(),
         Sent::NoConnection
     ));
+}
+
+/// A session on one node and direct clients on another hear each other through Redis: a
+/// node wraps the plain frame it receives in its own `pub` push, and a send by id reaches a
+/// session's subscription from another node.
+#[tokio::test]
+async fn sessions_and_direct_clients_hear_each_other_across_nodes() {
+    needs_redis!();
+    let redis = RedisServer::start().await;
+    let mut admin = redis_connection(&redis).await;
+    let (one, two) = (Node::start(&redis, "ts").await, Node::start(&redis, "ts").await);
+    let mut session = raw_connect(&one.served, "/connection/websocket").await;
+    let commands = "{\"id\":1,\"connect\":{}}\n{\"id\":2,\"subscribe\":{\"channel\":\"room/r\"}}";
+    within("send", session.send(Message::Text(commands.into())))
+        .await
+        .unwrap();
+    let mut lines = Vec::new();
+    while lines.len() < 3 {
+        lines.extend(next_text(&mut session).await.split('\n').map(str::to_owned));
+    }
+    let json = |line: &str| serde_json::from_str::<serde_json::Value>(line).unwrap();
+    let session_id: ConnId = json(&lines[0])["connect"]["client"].as_str().unwrap().parse().unwrap();
+    assert_eq!(json(&lines[1]), serde_json::json!({"id": 2, "subscribe": {}}));
+    let welcome = RoomEvent::Welcome { id: session_id };
+    let publication = |event: &RoomEvent| serde_json::json!({"push": {"channel": "room/r", "pub": {"data": serde_json::to_value(event).unwrap()}}});
+    assert_eq!(json(&lines[2]), publication(&welcome));
+    let mut bob = two.join("r").await;
+    settled(&mut admin, "ts", "r", 2).await;
+
+    bob.say(RoomCommand::Say {
+        text: "from node two".into(),
+    })
+    .await;
+    assert_eq!(bob.next().await, said(bob.id, "from node two"));
+    let heard = json(&next_text(&mut session).await);
+    assert_eq!(heard, publication(&said(bob.id, "from node two")));
+
+    let publish = r#"{"id":3,"publish":{"channel":"room/r","data":{"type":"say","text":"from a session"}}}"#;
+    within("send", session.send(Message::Text(publish.into())))
+        .await
+        .unwrap();
+    assert_eq!(bob.next().await, said(session_id, "from a session"));
+
+    let whisper = said(bob.id, "to the session");
+    assert!(matches!(
+        two.hub.send::<RoomCommand>(session_id, &whisper).await.unwrap(),
+        Sent::Forwarded
+    ));
+    let mut rest = Vec::new();
+    while !rest
+        .iter()
+        .any(|line: &serde_json::Value| *line == publication(&whisper))
+    {
+        rest.extend(next_text(&mut session).await.split('\n').map(json));
+    }
+    assert!(
+        rest.contains(&serde_json::json!({"id": 3, "publish": {}})),
+        "the publish was answered: {rest:?}"
+    );
 }
 
 #[tokio::test]
