@@ -102,6 +102,7 @@ ws_channels_tests::on_both_backends!(
     a_refused_connect_makes_the_session_unusable,
     refusals_map_to_their_codes,
     bad_input_closes_with_3501,
+    hostile_command_streams_get_their_documented_outcome,
     no_connect_in_time_closes_with_3502,
     protobuf_clients_are_closed_with_3506,
     a_direct_channel_works_beside_the_sessions,
@@ -281,6 +282,53 @@ async fn bad_input_closes_with_3501(backend: Backend) {
     // A frame over the server's message size: 1009, as on a channel.
     let (mut socket, _) = connected(&served, "ann").await;
     let huge = format!(r#"{{"id":2,"subscribe":{{"channel":"{}"}}}}"#, "x".repeat(70 * 1024));
+    send(&mut socket, &huge).await;
+    assert_eq!(close_of(&mut socket).await.0, 1009);
+}
+
+/// The hostile inputs of the issue, each with its documented outcome: reused ids are
+/// answered as any; 10 000 subscribes get 128 subscriptions and 106 for the rest, the session
+/// staying; 1 000 commands in one frame (over the default 256) close with 3501, as does a
+/// subscribe without a channel; a 1 MiB channel name closes with 1009.
+async fn hostile_command_streams_get_their_documented_outcome(backend: Backend) {
+    let served = Served::start_on(backend, server(|s| s)).await;
+    let (mut socket, _) = connected(&served, "ann").await;
+    send(&mut socket, "{\"id\":7,\"ping\":{}}\n{\"id\":7,\"ping\":{}}").await;
+    assert_eq!(
+        replies(&mut socket, 2).await,
+        [json!({"id": 7, "ping": {}}), json!({"id": 7, "ping": {}})]
+    );
+    let (mut subscribed, mut limited) = (0, 0);
+    for frame in 0..40 {
+        let commands: Vec<String> = (0..250)
+            .map(|n| {
+                let id = 100 + frame * 250 + n;
+                format!(r#"{{"id":{id},"subscribe":{{"channel":"echo/r{id}"}}}}"#)
+            })
+            .collect();
+        send(&mut socket, &commands.join("\n")).await;
+        for reply in replies(&mut socket, 250).await {
+            match reply["error"]["code"].as_u64() {
+                None if reply["subscribe"].is_object() => subscribed += 1,
+                Some(106) => limited += 1,
+                _ => panic!("unexpected: {reply}"),
+            }
+        }
+    }
+    assert_eq!((subscribed, limited), (128, 10_000 - 128));
+    send(&mut socket, r#"{"id":2,"ping":{}}"#).await;
+    assert_eq!(next_json(&mut socket).await, json!({"id": 2, "ping": {}}));
+
+    let thousand: Vec<&str> = vec![r#"{"id":3,"ping":{}}"#; 1000];
+    send(&mut socket, &thousand.join("\n")).await;
+    assert_eq!(close_of(&mut socket).await, (3501, "bad request".to_owned()));
+
+    let (mut socket, _) = connected(&served, "ann").await;
+    send(&mut socket, r#"{"id":2,"subscribe":{}}"#).await;
+    assert_eq!(close_of(&mut socket).await, (3501, "bad request".to_owned()));
+
+    let (mut socket, _) = connected(&served, "ann").await;
+    let huge = format!(r#"{{"id":2,"subscribe":{{"channel":"{}"}}}}"#, "x".repeat(1 << 20));
     send(&mut socket, &huge).await;
     assert_eq!(close_of(&mut socket).await.0, 1009);
 }
