@@ -68,6 +68,69 @@ fn server(sessions: impl FnOnce(Sessions) -> Sessions) -> Server {
 
 const PATH: &str = "/connection/websocket";
 
+/// A script of `tests/node` run against `url` (its `URL`), its stdout read as JSON lines;
+/// killed when dropped, however the test ends.
+struct NodeScript {
+    process: Running,
+    lines: tokio::sync::mpsc::UnboundedReceiver<Value>,
+}
+
+impl NodeScript {
+    async fn start(script: &str, url: String) -> Self {
+        let dir = tokio::task::spawn_blocking(node_project).await.unwrap();
+        let mut child = Command::new("node")
+            .arg(script)
+            .env("URL", url)
+            .current_dir(&dir)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("node runs");
+        let stdout = child.stdout.take().unwrap();
+        let (lines_in, lines) = tokio::sync::mpsc::unbounded_channel();
+        // Ends with the process's stdout (the process is killed on drop).
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+                let event = serde_json::from_str::<Value>(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
+                if lines_in.send(event).is_err() {
+                    break;
+                }
+            }
+        });
+        Self {
+            process: Running(child),
+            lines,
+        }
+    }
+
+    /// Every line until the script's stdout ends, within `bound`.
+    async fn all_lines(&mut self, bound: Duration) -> Vec<Value> {
+        let mut lines = Vec::new();
+        let reading = async {
+            while let Some(line) = self.lines.recv().await {
+                lines.push(line);
+            }
+        };
+        if tokio::time::timeout(bound, reading).await.is_err() {
+            panic!("the Node client did not finish in {bound:?}: {lines:#?}");
+        }
+        lines
+    }
+
+    /// How the script exited (bounded).
+    async fn exit_status(&mut self) -> std::process::ExitStatus {
+        within("node to exit", async {
+            loop {
+                if let Some(status) = self.process.0.try_wait().unwrap() {
+                    break status;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+        .await
+    }
+}
+
 async fn send(socket: &mut ClientSocket, text: &str) {
     within("send", socket.send(Message::Text(text.into()))).await.unwrap();
 }
@@ -327,10 +390,16 @@ async fn hostile_command_streams_get_their_documented_outcome(backend: Backend) 
     send(&mut socket, r#"{"id":2,"subscribe":{}}"#).await;
     assert_eq!(close_of(&mut socket).await, (3501, "bad request".to_owned()));
 
+    // Over twice the message size, the protocol layer closes with 1009 without reading on: a
+    // client still writing may see its connection reset before it reads the close frame.
     let (mut socket, _) = connected(&served, "ann").await;
     let huge = format!(r#"{{"id":2,"subscribe":{{"channel":"{}"}}}}"#, "x".repeat(1 << 20));
-    send(&mut socket, &huge).await;
-    assert_eq!(close_of(&mut socket).await.0, 1009);
+    let _ = within("send", socket.send(Message::Text(huge.into()))).await;
+    if let (_, Some(close)) = read_until_close(&mut socket).await {
+        assert_eq!(u16::from(close.code), 1009);
+    }
+    let (_socket, reply) = connected(&served, "ann").await;
+    assert!(reply["connect"].is_object(), "the server goes on: {reply}");
 }
 
 async fn no_connect_in_time_closes_with_3502(backend: Backend) {
@@ -596,35 +665,132 @@ async fn the_rate_limit_answers_111_or_closes_with_3013() {
     assert_eq!(close_of(&mut socket).await, (3013, "too many requests".to_owned()));
 }
 
+/// A server-only channel the hook subscribes sessions to.
+#[channel("notices/<name>", server_only)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Notice {
+    text: String,
+}
+
+/// Sessions whose hook subscribes them server-side to their own `notices/<name>` (and, for
+/// `ann`, to `notices/nobody`, which the channel refuses; for `greedy`, to 129 channels).
+fn notices_server() -> Server {
+    let server = Notice::register(Server::new(), |h| {
+        h.on_connect(|handshake| async move {
+            match handshake.params().name.as_str() {
+                "nobody" => Err(Reject::forbidden("nobody's notices")),
+                _ => Ok(handshake.session_user().unwrap_or_default().to_owned()),
+            }
+        })
+        .on_open(|conn| async move {
+            let text = format!("welcome {}", conn.data());
+            conn.send(&Notice { text }).await?;
+            Ok(())
+        })
+    });
+    server.sessions(Sessions::new().authenticate(|connect: ConnectRequest| async move {
+        let name = connect.token().to_owned();
+        let identity = Identity::new(name.clone(), ());
+        Ok(match name.as_str() {
+            "greedy" => (0..129).fold(identity, |identity, n| {
+                identity.subscribe::<Notice>(&NoticeParams::new(format!("n{n}")))
+            }),
+            _ => identity
+                .subscribe::<Notice>(&NoticeParams::new(name.as_str()))
+                .subscribe::<Notice>(&NoticeParams::new("nobody")),
+        })
+    }))
+}
+
+/// Server-side subscriptions: decided by their channel, listed in the connect reply, their
+/// publications after it; a refused one left out; a client's subscribe to one is 105; too
+/// many close with 3505.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_side_subscriptions_come_with_the_connect_reply() {
+    let server = notices_server();
+    let hub = server.hub();
+    let served = Served::start(server).await;
+    let (mut socket, reply) = connected(&served, "ann").await;
+    assert_eq!(reply["id"], json!(1), "{reply}");
+    assert_eq!(reply["connect"]["subs"], json!({"notices/ann": {}}), "{reply}");
+    let publication = |text: &str| json!({"push": {"channel": "notices/ann", "pub": {"data": {"text": text}}}});
+    assert_eq!(next_json(&mut socket).await, publication("welcome ann"));
+    let published = hub
+        .publish(&NoticeParams::new("ann"), &Notice { text: "hello".into() })
+        .await
+        .unwrap();
+    assert_eq!(published.local, 1);
+    assert_eq!(next_json(&mut socket).await, publication("hello"));
+    send(&mut socket, r#"{"id":2,"subscribe":{"channel":"notices/ann"}}"#).await;
+    assert_eq!(
+        next_json(&mut socket).await,
+        json!({"id": 2, "error": {"code": 105, "message": "already subscribed"}})
+    );
+    // A server-side subscription ends as any.
+    send(&mut socket, r#"{"id":3,"unsubscribe":{"channel":"notices/ann"}}"#).await;
+    assert_eq!(next_json(&mut socket).await, json!({"id": 3, "unsubscribe": {}}));
+    assert_eq!(hub.subscribers(&NoticeParams::new("ann")), 0);
+
+    let mut socket = connecting(&served, "greedy").await;
+    assert_eq!(close_of(&mut socket).await, (3505, "channel limit".to_owned()));
+}
+
+/// The real SDK and a server-side subscription (`tests/node/session_server_subs.mjs`): the
+/// client-level `subscribed` event without a `subscribe` of its own, the channel's welcome and
+/// a hub publication as client-level publications.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_centrifuge_sdk_delivers_server_side_subscriptions() {
+    if !require(&[Component::Node]) {
+        return;
+    }
+    let server = notices_server();
+    let hub = server.hub();
+    let served = Served::start(server).await;
+    let mut node = NodeScript::start("session_server_subs.mjs", format!("{}{PATH}", served.base())).await;
+    let mut lines = Vec::new();
+    let run = async {
+        while let Some(event) = node.lines.recv().await {
+            if event["ev"] == "ready" {
+                let hello = Notice { text: "hello".into() };
+                let published = hub.publish(&NoticeParams::new("ann"), &hello).await.unwrap();
+                assert_eq!(published.local, 1, "the SDK's session");
+            }
+            lines.push(event);
+        }
+    };
+    if tokio::time::timeout(Duration::from_secs(30), run).await.is_err() {
+        panic!("the Node client did not finish in 30 s: {lines:#?}");
+    }
+    let status = node.exit_status().await;
+    assert!(status.success(), "node: {status}: {lines:#?}");
+    let events: Vec<(&str, &str)> = lines
+        .iter()
+        .map(|line| (line["ev"].as_str().unwrap(), line["channel"].as_str().unwrap_or("")))
+        .collect();
+    assert_eq!(
+        events,
+        [
+            ("connected", ""),
+            ("subscribed", "notices/ann"),
+            ("publication", "notices/ann"),
+            ("ready", ""),
+            ("publication", "notices/ann"),
+            ("done", ""),
+        ],
+        "{lines:#?}"
+    );
+    assert_eq!(lines[2]["data"], json!({"text": "welcome ann"}));
+    assert_eq!(lines[4]["data"], json!({"text": "hello"}));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_centrifuge_sdk_connects_and_is_refused_for_good() {
     if !require(&[Component::Node]) {
         return;
     }
-    let dir = tokio::task::spawn_blocking(node_project).await.unwrap();
     let served = Served::start(server(|s| s)).await;
-    let mut child = Command::new("node")
-        .arg("session_connect.mjs")
-        .env("URL", format!("{}{PATH}", served.base()))
-        .current_dir(&dir)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("node runs");
-    let stdout = child.stdout.take().unwrap();
-    // Killed when the test ends, however it ends (which also ends the reading thread).
-    let _node = Running(child);
-    let reading = tokio::task::spawn_blocking(move || {
-        std::io::BufReader::new(stdout)
-            .lines()
-            .map_while(Result::ok)
-            .map(|line| serde_json::from_str::<Value>(&line).unwrap_or_else(|e| panic!("{e}: {line}")))
-            .collect::<Vec<_>>()
-    });
-    let lines = match tokio::time::timeout(Duration::from_secs(30), reading).await {
-        Ok(lines) => lines.unwrap(),
-        Err(_) => panic!("the Node client did not finish in 30 s"),
-    };
+    let mut node = NodeScript::start("session_connect.mjs", format!("{}{PATH}", served.base())).await;
+    let lines = node.all_lines(Duration::from_secs(30)).await;
     let events: Vec<(&str, &str)> = lines
         .iter()
         .map(|line| (line["ev"].as_str().unwrap(), line["token"].as_str().unwrap_or("")))
@@ -1635,38 +1801,19 @@ async fn the_centrifuge_sdk_subscribes_publishes_and_unsubscribes() {
     if !require(&[Component::Node]) {
         return;
     }
-    let dir = tokio::task::spawn_blocking(node_project).await.unwrap();
     let seen = Seen::default();
     let server = chat_server(&seen);
     let (hub, metrics) = (server.hub(), server.metrics());
     let served = Served::start(server).await;
-    let mut child = Command::new("node")
-        .arg("session_channels.mjs")
-        .env("URL", format!("{}{PATH}?user=ann", served.base()))
-        .current_dir(&dir)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("node runs");
-    let stdout = child.stdout.take().unwrap();
-    // Killed when the test ends, however it ends (which also ends the reading thread).
-    let mut node = Running(child);
-    let (lines_in, mut lines_out) = tokio::sync::mpsc::unbounded_channel::<String>();
-    std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
-            if lines_in.send(line).is_err() {
-                break;
-            }
-        }
-    });
+    let url = format!("{}{PATH}?user=ann", served.base());
+    let mut node = NodeScript::start("session_channels.mjs", url).await;
     let rooms = ["lobby", "kitchen", "café"].map(ChatParams::new);
     let channels = ["chat/lobby", "chat/kitchen", "chat/caf%C3%A9"];
     let lobby = &rooms[0];
     let mut lines: Vec<Value> = Vec::new();
     let mut direct = None;
     let run = async {
-        while let Some(line) = lines_out.recv().await {
-            let event: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        while let Some(event) = node.lines.recv().await {
             lines.push(event.clone());
             match event["ev"].as_str() {
                 Some("ready") => {
@@ -1724,15 +1871,7 @@ async fn the_centrifuge_sdk_subscribes_publishes_and_unsubscribes() {
         panic!("the Node client did not finish in 60 s: {lines:#?}");
     }
     drop(direct);
-    let status = within("node to exit", async {
-        loop {
-            if let Some(status) = node.0.try_wait().unwrap() {
-                break status;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    })
-    .await;
+    let status = node.exit_status().await;
     assert!(status.success(), "node: {status}: {lines:#?}");
 
     let of = |ev: &str| -> Vec<&Value> { lines.iter().filter(|line| line["ev"] == ev).collect() };

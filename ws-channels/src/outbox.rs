@@ -1049,7 +1049,7 @@ impl OutboxSender {
 
 impl OutboxReceiver {
     /// Opens a pending slot for a subscription of `channel` (pushes are held until
-    /// [`release_slot`](Self::release_slot)); returns its number, the lowest free one.
+    /// [`release_slots`](Self::release_slots)); returns its number, the lowest free one.
     ///
     /// The number is what the registry routes the subscription's pushes to: it is reused only
     /// after [`close_slot`](Self::close_slot), which must come after the registry dropped the
@@ -1062,15 +1062,16 @@ impl OutboxReceiver {
         }
     }
 
-    /// Queues a pending slot's `subscribe` reply (what `encode` appends), then the pushes it
-    /// held, in order; the slot is live from then on. `false` (nothing encoded) when the
-    /// session is closing.
-    pub(crate) fn release_slot<E>(
+    /// Queues the reply that makes pending slots live (what `encode` appends: a `subscribe`
+    /// reply, or the `connect` reply of server-side subscriptions), then the pushes each held,
+    /// in order; the slots are live from then on. `false` (nothing encoded) when the session
+    /// is closing.
+    pub(crate) fn release_slots<E>(
         &self,
-        slot: u32,
+        slots: &[u32],
         encode: impl FnOnce(&mut Vec<u8>) -> Result<(), E>,
     ) -> Result<bool, E> {
-        self.queue_own(Some(slot), encode)
+        self.queue_own(slots, encode)
     }
 
     /// Frees a slot (after the registry dropped its route): held pushes are dropped, queued
@@ -1088,14 +1089,10 @@ impl OutboxReceiver {
     /// the byte bound (going over it closes the session with 3008, after this message).
     /// `false` (nothing encoded) when the session is closing.
     pub(crate) fn push_reply<E>(&self, encode: impl FnOnce(&mut Vec<u8>) -> Result<(), E>) -> Result<bool, E> {
-        self.queue_own(None, encode)
+        self.queue_own(&[], encode)
     }
 
-    fn queue_own<E>(
-        &self,
-        release: Option<u32>,
-        encode: impl FnOnce(&mut Vec<u8>) -> Result<(), E>,
-    ) -> Result<bool, E> {
+    fn queue_own<E>(&self, release: &[u32], encode: impl FnOnce(&mut Vec<u8>) -> Result<(), E>) -> Result<bool, E> {
         let shared = &*self.shared;
         let (was_empty, slow) = {
             let mut state = shared.state();
@@ -1111,8 +1108,8 @@ impl OutboxReceiver {
             };
             let was_empty = queue.is_empty();
             slots.queue_own(queue, bytes, encode)?;
-            if let Some(slot) = release {
-                slots.release(queue, slot);
+            for slot in release {
+                slots.release(queue, *slot);
             }
             (was_empty, slots.is_over())
         };
@@ -1487,7 +1484,7 @@ mod tests {
 
     /// Makes a pending slot live behind its `subscribe` reply `text`.
     fn release(rx: &OutboxReceiver, slot: u32, text: &str) -> bool {
-        let released = rx.release_slot(slot, |bytes| {
+        let released = rx.release_slots(&[slot], |bytes| {
             bytes.extend_from_slice(text.as_bytes());
             Ok::<_, Infallible>(())
         });

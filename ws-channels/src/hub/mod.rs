@@ -880,7 +880,7 @@ mod tests {
     fn subscribe(hub: &Hub, (id, rx): &(ConnId, OutboxReceiver), channel: &'static str, topic: &str) -> u32 {
         let slot = rx.open_slot(channel, LagPolicy::DropNew);
         assert!(hub.join_slot(*id, channel, topic, slot));
-        let released = rx.release_slot(slot, |reply| {
+        let released = rx.release_slots(&[slot], |reply| {
             reply.extend_from_slice(b"{}");
             Ok::<_, std::convert::Infallible>(())
         });

@@ -21,8 +21,12 @@
 //! refreshed in time is closed with 3005. A subscription whose channel set `expire_at` is
 //! ended with the `unsubscribe` push 2501 when due.
 //!
-//! Not yet here (later slices of `docs/design/sessions.md`): server-side subscriptions, the
-//! rate limit, and the jitter of the first ping.
+//! Server-side subscriptions (`Identity::subscribe`) are made at connect, each decided by its
+//! channel as a client's, and announced by the connect reply, which their held publications
+//! follow. The server's rate limit counts every command but `connect` and pongs.
+//!
+//! Not yet here (later slices of `docs/design/sessions.md`): server-side subscriptions made
+//! after connect (a `subscribe` push), and the jitter of the first ping.
 //!
 //! A session is a member of the hub from its registration (so a shutdown closes it with
 //! 3001), and its outbox is a session's (`outbox::session_outbox`): its replies and pings are
@@ -333,7 +337,9 @@ enum Busy {
 
 /// A subscription being made: its command, channel string and slot.
 struct Pending {
-    id: u32,
+    /// The `subscribe` command's id; `None` for a server-side subscription made at connect,
+    /// which the connect reply announces.
+    reply_to: Option<u32>,
     channel: Box<str>,
     slot: u32,
     /// The command's `recover`, echoed as `was_recovering` (there is nothing to recover yet).
@@ -365,6 +371,18 @@ struct Subscription {
     slot: u32,
     /// When its channel said its credentials expire.
     expires: Option<Instant>,
+}
+
+/// A connect whose identity asked for server-side subscriptions: they are made one by one,
+/// each decided by its channel as a client's `subscribe` is, then the connect reply lists
+/// those made, and their publications (held meanwhile) follow it.
+struct Connecting {
+    id: u32,
+    result: ConnectResult,
+    /// Channel strings still to subscribe, in order.
+    remaining: VecDeque<String>,
+    /// Subscriptions made, their slots pending until the connect reply is queued.
+    made: Vec<(Box<str>, Subscription)>,
 }
 
 /// The earliest expiry among `subscriptions`.
@@ -467,6 +485,8 @@ struct State {
     runner_of: Option<u32>,
     /// The live subscriptions, by channel string.
     subscriptions: HashMap<Box<str>, Subscription>,
+    /// Server-side subscriptions being made, before the connect reply.
+    connecting: Option<Connecting>,
     /// The `connect` command, without its token: what a `refresh` hands the hook again.
     connect: protocol::ConnectRequest,
     /// The server's rate limit, for every command but `connect` and the pong.
@@ -582,6 +602,7 @@ impl<'a> Reader<'a> {
             running: Running::default(),
             runner_of: None,
             subscriptions: HashMap::new(),
+            connecting: None,
             connect: protocol::ConnectRequest::default(),
             bucket: self.config.rate_limit.map(|limit| Box::new(TokenBucket::new(limit))),
             clocks: Clocks {
@@ -811,7 +832,23 @@ impl<'a> Reader<'a> {
                 let credentials = self.credentials(&identity);
                 match credentials.and_then(|c| Ok((self.connect_result(&identity, c.ttl)?, c))) {
                     Ok((result, credentials)) => {
-                        self.reply(Reply::result(id, ReplyBody::Connect(result)));
+                        let remaining: VecDeque<String> = identity.subscriptions.into();
+                        if remaining.len() > self.endpoint.settings.max_subscriptions {
+                            tracing::warn!(
+                                subscriptions = remaining.len(),
+                                max = self.endpoint.settings.max_subscriptions,
+                                "the authenticate hook asked for more server-side subscriptions than allowed"
+                            );
+                            self.close(DisconnectCode::ChannelLimit);
+                            state.phase = Phase::Unusable;
+                            return;
+                        }
+                        state.connecting = Some(Connecting {
+                            id,
+                            result,
+                            remaining,
+                            made: Vec::new(),
+                        });
                         // The user id is the application's, but may quote the token: escaped.
                         tracing::debug!(user = %Escaped(&identity.user), "session connected");
                         let now = Instant::now();
@@ -826,7 +863,8 @@ impl<'a> Reader<'a> {
                             token: String::new(),
                             ..connect
                         };
-                        Phase::Connected(Arc::new(session))
+                        state.phase = Phase::Connected(Arc::new(session));
+                        return self.next_server_subscription(state);
                     }
                     Err(error) => refused(error.into()),
                 }
@@ -946,20 +984,86 @@ impl<'a> Reader<'a> {
 
     /// `subscribe`: checks what needs no channel, then asks the channel to decide.
     fn subscribe(&self, id: u32, request: protocol::SubscribeRequest, session: &Arc<SessionSide>, state: &mut State) {
-        let refuse = |code: ErrorCode, message: &str| self.reply(Reply::error(id, reply_error(code, message)));
+        let refuse = |code: ErrorCode| self.reply(Reply::error(id, code));
         let channel = request.channel.as_str();
         if channel.is_empty() {
             return self.bad_request("subscribe", "without a channel");
         }
         if request.kind != 0 || request.tf.is_some() {
-            return refuse(ErrorCode::NotAvailable, "");
+            return refuse(ErrorCode::NotAvailable);
         }
         if state.subscriptions.contains_key(channel) {
-            return refuse(ErrorCode::AlreadySubscribed, "");
+            return refuse(ErrorCode::AlreadySubscribed);
         }
         if state.subscriptions.len() >= self.endpoint.settings.max_subscriptions {
-            return refuse(ErrorCode::LimitExceeded, "");
+            return refuse(ErrorCode::LimitExceeded);
         }
+        self.start_subscription(Some(id), request, session, state);
+    }
+
+    /// Makes the next server-side subscription of a connect, or, when none is left, queues
+    /// the connect reply listing those made and makes them live behind it.
+    fn next_server_subscription(&self, state: &mut State) {
+        let Phase::Connected(session) = &state.phase else {
+            return;
+        };
+        let session = session.clone();
+        while let Some(connecting) = &mut state.connecting {
+            let Some(channel) = connecting.remaining.pop_front() else {
+                return self.connect_reply(state);
+            };
+            if connecting.made.iter().any(|(made, _)| **made == *channel) {
+                continue;
+            }
+            let request = protocol::SubscribeRequest {
+                channel,
+                ..protocol::SubscribeRequest::default()
+            };
+            self.start_subscription(None, request, &session, state);
+            if state.busy.is_some() {
+                return;
+            }
+        }
+    }
+
+    /// Queues the connect reply, with the server-side subscriptions made, and makes them live.
+    fn connect_reply(&self, state: &mut State) {
+        let Some(Connecting {
+            id, mut result, made, ..
+        }) = state.connecting.take()
+        else {
+            return;
+        };
+        result.subs = made
+            .iter()
+            .map(|(channel, _)| (channel.to_string(), SubscribeResult::default()))
+            .collect();
+        let slots: Vec<u32> = made.iter().map(|(_, subscription)| subscription.slot).collect();
+        let reply = Reply::result(id, ReplyBody::Connect(result));
+        self.release(&slots, &reply);
+        state.subscriptions.extend(made);
+        state.clocks.subscription_expires = earliest_expiry(&state.subscriptions);
+        self.slot_events(state);
+    }
+
+    /// Queues `reply` and makes `slots` live behind it.
+    fn release(&self, slots: &[u32], reply: &Reply) {
+        if let Err(error) = self.outbox.release_slots(slots, |bytes| reply.encode_into(bytes)) {
+            // Our own types always encode: a bug in this code path.
+            tracing::warn!(error = %Escaped(&error), "a reply does not encode");
+            self.close(DisconnectCode::InternalServerError);
+        }
+    }
+
+    /// Asks the channel to decide on a subscription (a client's, answering `reply_to`, or a
+    /// server-side one), or refuses it at once.
+    fn start_subscription(
+        &self,
+        reply_to: Option<u32>,
+        request: protocol::SubscribeRequest,
+        session: &Arc<SessionSide>,
+        state: &mut State,
+    ) {
         let protocol::SubscribeRequest {
             channel,
             token,
@@ -985,7 +1089,7 @@ impl<'a> Reader<'a> {
         match (deciding, slot) {
             (Ok(deciding), Some(slot)) => {
                 let pending = Pending {
-                    id,
+                    reply_to,
                     channel: channel.into_boxed_str(),
                     slot,
                     recover,
@@ -997,9 +1101,24 @@ impl<'a> Reader<'a> {
                 if let Some(slot) = slot {
                     self.outbox.close_slot(slot);
                 }
-                let error = deciding.err().unwrap_or_else(|| reply_error(ErrorCode::Internal, ""));
-                self.reply(Reply::error(id, error));
+                let error = deciding.err().unwrap_or_else(|| ErrorCode::Internal.into());
+                self.refuse_subscription(reply_to, &channel, error);
             }
+        }
+    }
+
+    /// A subscription was refused: the error reply to a client's `subscribe`; a server-side
+    /// one is left out of the connect reply, and logged (the application asked for a
+    /// subscription its channel refuses).
+    fn refuse_subscription(&self, reply_to: Option<u32>, channel: &str, error: ReplyError) {
+        match reply_to {
+            Some(id) => self.reply(Reply::error(id, error)),
+            None => tracing::warn!(
+                channel = %Escaped(channel),
+                code = error.code,
+                message = %Escaped(&error.message),
+                "a server-side subscription was refused"
+            ),
         }
     }
 
@@ -1040,7 +1159,8 @@ impl<'a> Reader<'a> {
             }
         };
         self.outbox.close_slot(pending.slot);
-        self.reply(Reply::error(pending.id, error));
+        self.refuse_subscription(pending.reply_to, &pending.channel, error);
+        self.next_server_subscription(state);
     }
 
     /// A subscription's `on_open` ended: live if it succeeded; otherwise refused with 100
@@ -1064,38 +1184,39 @@ impl<'a> Reader<'a> {
             .hub
             .leave_slot(self.core.id, binding.channel(), &pending.channel);
         self.outbox.close_slot(pending.slot);
-        self.reply(Reply::error(pending.id, ErrorCode::Internal));
+        self.refuse_subscription(pending.reply_to, &pending.channel, ErrorCode::Internal.into());
         let info = CloseInfo {
             code: CloseCode::Error,
             reason: "on_open failed".to_owned(),
             by_server: true,
         };
         self.after_close(binding, info);
+        self.next_server_subscription(state);
     }
 
     /// Queues the `subscribe` reply and makes the subscription live: the pushes its slot held
     /// follow the reply.
     fn live(&self, pending: Pending, binding: Box<dyn Binding>, expires: Option<Instant>, state: &mut State) {
         let Pending {
-            id,
+            reply_to,
             channel,
             slot,
             recover,
         } = pending;
-        let reply = Reply::result(
-            id,
-            ReplyBody::Subscribe(SubscribeResult {
-                was_recovering: recover,
-                ..SubscribeResult::default()
-            }),
-        );
-        if let Err(error) = self.outbox.release_slot(slot, |bytes| reply.encode_into(bytes)) {
-            tracing::warn!(error = %Escaped(&error), "a reply does not encode");
-            self.close(DisconnectCode::InternalServerError);
-        }
-        state
-            .subscriptions
-            .insert(channel, Subscription { binding, slot, expires });
+        let subscription = Subscription { binding, slot, expires };
+        let Some(id) = reply_to else {
+            // Server-side: live with the connect reply, once all are made.
+            if let Some(connecting) = &mut state.connecting {
+                connecting.made.push((channel, subscription));
+            }
+            return self.next_server_subscription(state);
+        };
+        let result = SubscribeResult {
+            was_recovering: recover,
+            ..SubscribeResult::default()
+        };
+        self.release(&[slot], &Reply::result(id, ReplyBody::Subscribe(result)));
+        state.subscriptions.insert(channel, subscription);
         state.clocks.subscription_expires = earliest_expiry(&state.subscriptions);
         // Its handler may have closed it, or it lagged, while it was pending.
         self.slot_events(state);

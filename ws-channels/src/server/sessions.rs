@@ -18,6 +18,8 @@ use http::HeaderMap;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::channel::Channel;
+use crate::codec::Json;
 use crate::error::CodecError;
 use crate::session::frame::MAX_COMMANDS_PER_FRAME;
 use crate::session::protocol;
@@ -118,6 +120,7 @@ pub const DEFAULT_SESSIONS_PATH: &str = "/connection/websocket";
 /// | the client asked for the protobuf format (subprotocol `centrifuge-protobuf`, or `?format=protobuf`) | upgraded, then closed at once with 3506 "inappropriate protocol" (an HTTP refusal would make the SDK retry forever) | stops |
 /// | more than [`max_queued_bytes`](Sessions::max_queued_bytes) waiting to be written (the client does not read) | close 3008 "slow" | reconnects |
 /// | `history`, `presence`, `presence_stats`, `rpc`, `sub_refresh` | error reply 108 "not available" (this release) | — |
+/// | more server-side subscriptions ([`Identity::subscribe`]) than [`max_subscriptions`](Self::max_subscriptions) | close 3505 "channel limit" | stops |
 /// | credentials past [`Identity::expire_at`] and not refreshed within [`expiry_grace`](Self::expiry_grace) | close 3005 "connection expired" | reconnects; its stale token then gets 109 from the hook, and it fetches a new one |
 /// | `refresh` whose token the hook refuses: [`SessionReject::unauthorized`] (or a new user id) / [`temporary`](SessionReject::temporary), a panic, a timeout / [`token_expired`](SessionReject::token_expired) or an expiry already past / [`invalid_token`](SessionReject::invalid_token) / [`forbidden`](SessionReject::forbidden) | error reply 101 / error reply 100, temporary / close 3005 / close 3500 / close 3507 | stops / retries the refresh / reconnects / stops / stops |
 /// | `send` | ignored | — |
@@ -481,6 +484,7 @@ pub struct Identity<I = ()> {
     data: I,
     expire_at: Option<SystemTime>,
     reply_data: Option<Result<protocol::Raw, String>>,
+    subscriptions: Vec<String>,
 }
 
 impl<I> Identity<I> {
@@ -492,6 +496,7 @@ impl<I> Identity<I> {
             data,
             expire_at: None,
             reply_data: None,
+            subscriptions: Vec::new(),
         }
     }
 
@@ -515,6 +520,31 @@ impl<I> Identity<I> {
             .and_then(serde_json::value::RawValue::from_string)
             .map_err(|error| error.to_string());
         self.reply_data = Some(encoded);
+        self
+    }
+
+    /// Subscribes the session to channel `C` at `params` from its start: a server-side
+    /// subscription. The channel decides on it as on a client's `subscribe` (its
+    /// `on_connect` sees the session's handshake, [`Handshake::is_session`](crate::Handshake::is_session)),
+    /// then the connect reply lists it (`subs`), and a Centrifugo SDK delivers its
+    /// publications with no `subscribe` of its own (centrifuge-js: the client's `subscribed`
+    /// and `publication` events). One its channel refuses is left out of the reply and
+    /// logged; more than [`Sessions::max_subscriptions`] close the session with 3505 "channel
+    /// limit". Only JSON channels travel over a session: `C` must have the JSON codec.
+    ///
+    /// ```
+    /// use ws_channels::{Identity, channel};
+    ///
+    /// #[channel("user/events/<userId>")]
+    /// #[derive(serde::Serialize, serde::Deserialize)]
+    /// struct UserEvents { text: String }
+    ///
+    /// // Every session of ann hears her own events, without subscribing.
+    /// let identity = Identity::new("ann", ()).subscribe::<UserEvents>(&UserEventsParams::new("ann"));
+    /// # drop(identity);
+    /// ```
+    pub fn subscribe<C: Channel<Codec = Json>>(mut self, params: &C::Params) -> Self {
+        self.subscriptions.push(params.to_string());
         self
     }
 
@@ -553,6 +583,8 @@ pub(crate) struct SessionIdentity {
     pub(crate) data: Arc<dyn Any + Send + Sync>,
     pub(crate) expire_at: Option<SystemTime>,
     pub(crate) reply_data: Option<Result<protocol::Raw, String>>,
+    /// Channel strings to subscribe to at connect.
+    pub(crate) subscriptions: Vec<String>,
 }
 
 impl<I: Send + Sync + 'static> From<Identity<I>> for SessionIdentity {
@@ -562,6 +594,7 @@ impl<I: Send + Sync + 'static> From<Identity<I>> for SessionIdentity {
             data: Arc::new(identity.data),
             expire_at: identity.expire_at,
             reply_data: identity.reply_data,
+            subscriptions: identity.subscriptions,
         }
     }
 }

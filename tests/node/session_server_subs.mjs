@@ -1,0 +1,59 @@
+// The Centrifugo JS SDK (centrifuge@5.8.0) and a server-side subscription: `URL` is the
+// sessions endpoint of tests/sessions.rs' notices server, whose hook subscribes the session
+// of `ann` to `notices/ann` at connect. Prints one JSON line per event, read by
+// `the_centrifuge_sdk_delivers_server_side_subscriptions`:
+//
+// 1. connects with the token `ann`: `connected`, then the client-level `subscribed` event
+//    for `notices/ann` (no `subscribe` call of its own);
+// 2. the channel's welcome arrives as a client-level `publication`; prints `ready`, and the
+//    Rust side publishes `hello` on `notices/ann` through its hub;
+// 3. waits for `hello`, prints `done`, disconnects.
+//
+// Exits by itself; every wait is bounded.
+import { Centrifuge } from 'centrifuge';
+import WebSocket from 'ws';
+
+const log = (o) => console.log(JSON.stringify(o));
+setTimeout(() => {
+  console.error('session_server_subs.mjs: still running after 20 s');
+  process.exit(2);
+}, 20000).unref();
+
+const client = new Centrifuge(process.env.URL, { websocket: WebSocket, token: 'ann', timeout: 5000 });
+const texts = [];
+let wake = () => {};
+client.on('subscribed', (ctx) => log({ ev: 'subscribed', channel: ctx.channel }));
+client.on('connected', (ctx) => log({ ev: 'connected', client: ctx.client }));
+client.on('publication', (ctx) => {
+  log({ ev: 'publication', channel: ctx.channel, data: ctx.data });
+  texts.push(ctx.data.text);
+  wake();
+});
+
+function publication(text, ms) {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no publication ${text} within ${ms} ms`)), ms);
+    const check = () => {
+      if (texts.includes(text)) {
+        clearTimeout(timer);
+        resolve();
+      }
+    };
+    wake = check;
+    check();
+  });
+}
+
+try {
+  client.connect();
+  await publication('welcome ann', 5000);
+  log({ ev: 'ready' });
+  await publication('hello', 5000);
+  log({ ev: 'done' });
+  client.disconnect();
+  process.exit(0);
+} catch (error) {
+  console.error(String(error));
+  client.disconnect();
+  process.exit(1);
+}
