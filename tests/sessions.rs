@@ -23,8 +23,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use ws_channels::http::StatusCode;
 use ws_channels::tungstenite::Message;
 use ws_channels::{
-    Channel, ClientSocket, CloseCode, ConnectRequest, Handler, Identity, RateLimit, RateLimitAction, Reject, Server,
-    SessionReject, Sessions, channel,
+    Channel, ClientSocket, CloseCode, ConnId, ConnectRequest, Handler, Identity, RateLimit, RateLimitAction, Reject,
+    Server, SessionReject, Sessions, channel,
 };
 use ws_channels_tests::{
     Backend, Component, Running, Served, next_text, node_project, raw_connect, read_until_close, require, within,
@@ -703,8 +703,9 @@ fn notices_server() -> Server {
 }
 
 /// Server-side subscriptions: decided by their channel, listed in the connect reply, their
-/// publications after it; a refused one left out; a client's subscribe to one is 105; too
-/// many close with 3505.
+/// publications after it; a refused one left out; a client's subscribe to one is 105; made
+/// and ended later by `Hub::subscribe_session` / `unsubscribe_session` with pushes; too many
+/// close with 3505.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn server_side_subscriptions_come_with_the_connect_reply() {
     let server = notices_server();
@@ -730,14 +731,40 @@ async fn server_side_subscriptions_come_with_the_connect_reply() {
     send(&mut socket, r#"{"id":3,"unsubscribe":{"channel":"notices/ann"}}"#).await;
     assert_eq!(next_json(&mut socket).await, json!({"id": 3, "unsubscribe": {}}));
     assert_eq!(hub.subscribers(&NoticeParams::new("ann")), 0);
+    // Made later by the server: a `subscribe` push, then its publications; ended by it: 2000.
+    let session: ConnId = reply["connect"]["client"].as_str().unwrap().parse().unwrap();
+    let ann = NoticeParams::new("ann");
+    assert!(hub.subscribe_session::<Notice>(session, &ann));
+    assert_eq!(
+        next_json(&mut socket).await,
+        json!({"push": {"channel": "notices/ann", "subscribe": {}}})
+    );
+    assert_eq!(next_json(&mut socket).await, publication("welcome ann"));
+    assert!(
+        hub.subscribe_session::<Notice>(session, &ann),
+        "taken; already subscribed: nothing"
+    );
+    assert!(hub.unsubscribe_session::<Notice>(session, &ann));
+    assert_eq!(
+        next_json(&mut socket).await,
+        json!({"push": {"channel": "notices/ann", "unsubscribe": {"code": 2000, "reason": "server unsubscribe"}}})
+    );
+    assert_eq!(hub.subscribers(&ann), 0);
+    // One the channel refuses is logged, and the session goes on.
+    assert!(hub.subscribe_session::<Notice>(session, &NoticeParams::new("nobody")));
+    send(&mut socket, r#"{"id":4,"ping":{}}"#).await;
+    assert_eq!(next_json(&mut socket).await, json!({"id": 4, "ping": {}}));
+    let unknown = ConnId::new(session.node(), session.seq() + 1000);
+    assert!(!hub.subscribe_session::<Notice>(unknown, &ann), "no such session");
 
     let mut socket = connecting(&served, "greedy").await;
     assert_eq!(close_of(&mut socket).await, (3505, "channel limit".to_owned()));
 }
 
-/// The real SDK and a server-side subscription (`tests/node/session_server_subs.mjs`): the
+/// The real SDK and server-side subscriptions (`tests/node/session_server_subs.mjs`): the
 /// client-level `subscribed` event without a `subscribe` of its own, the channel's welcome and
-/// a hub publication as client-level publications.
+/// a hub publication as client-level publications; then one ended and another made by the
+/// hub (`unsubscribed` 2000, `subscribed`, its welcome).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_centrifuge_sdk_delivers_server_side_subscriptions() {
     if !require(&[Component::Node]) {
@@ -748,12 +775,22 @@ async fn the_centrifuge_sdk_delivers_server_side_subscriptions() {
     let served = Served::start(server).await;
     let mut node = NodeScript::start("session_server_subs.mjs", format!("{}{PATH}", served.base())).await;
     let mut lines = Vec::new();
+    let mut session: Option<ConnId> = None;
     let run = async {
         while let Some(event) = node.lines.recv().await {
-            if event["ev"] == "ready" {
-                let hello = Notice { text: "hello".into() };
-                let published = hub.publish(&NoticeParams::new("ann"), &hello).await.unwrap();
-                assert_eq!(published.local, 1, "the SDK's session");
+            match event["ev"].as_str() {
+                Some("connected") => session = event["client"].as_str().unwrap().parse().ok(),
+                Some("ready") => {
+                    let hello = Notice { text: "hello".into() };
+                    let published = hub.publish(&NoticeParams::new("ann"), &hello).await.unwrap();
+                    assert_eq!(published.local, 1, "the SDK's session");
+                }
+                Some("moving") => {
+                    let session = session.expect("connected first");
+                    assert!(hub.unsubscribe_session::<Notice>(session, &NoticeParams::new("ann")));
+                    assert!(hub.subscribe_session::<Notice>(session, &NoticeParams::new("extra")));
+                }
+                _ => {}
             }
             lines.push(event);
         }
@@ -775,12 +812,17 @@ async fn the_centrifuge_sdk_delivers_server_side_subscriptions() {
             ("publication", "notices/ann"),
             ("ready", ""),
             ("publication", "notices/ann"),
+            ("moving", ""),
+            ("unsubscribed", "notices/ann"),
+            ("subscribed", "notices/extra"),
+            ("publication", "notices/extra"),
             ("done", ""),
         ],
         "{lines:#?}"
     );
     assert_eq!(lines[2]["data"], json!({"text": "welcome ann"}));
     assert_eq!(lines[4]["data"], json!({"text": "hello"}));
+    assert_eq!(lines[8]["data"], json!({"text": "welcome ann"}));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -7,7 +7,10 @@
 //    for `notices/ann` (no `subscribe` call of its own);
 // 2. the channel's welcome arrives as a client-level `publication`; prints `ready`, and the
 //    Rust side publishes `hello` on `notices/ann` through its hub;
-// 3. waits for `hello`, prints `done`, disconnects.
+// 3. waits for `hello`, prints `moving`: the Rust side ends `notices/ann` and subscribes the
+//    session to `notices/extra` (`Hub::unsubscribe_session`, `Hub::subscribe_session`);
+// 4. waits for the client-level `unsubscribed` of `notices/ann` and the welcome of
+//    `notices/extra`, prints `done`, disconnects.
 //
 // Exits by itself; every wait is bounded.
 import { Centrifuge } from 'centrifuge';
@@ -23,18 +26,25 @@ const client = new Centrifuge(process.env.URL, { websocket: WebSocket, token: 'a
 const texts = [];
 let wake = () => {};
 client.on('subscribed', (ctx) => log({ ev: 'subscribed', channel: ctx.channel }));
+let unsubscribed = false;
+client.on('unsubscribed', (ctx) => {
+  // The SDK's server-side unsubscribe event says the channel only (the raw test checks 2000).
+  log({ ev: 'unsubscribed', channel: ctx.channel });
+  unsubscribed = true;
+  wake();
+});
 client.on('connected', (ctx) => log({ ev: 'connected', client: ctx.client }));
 client.on('publication', (ctx) => {
   log({ ev: 'publication', channel: ctx.channel, data: ctx.data });
-  texts.push(ctx.data.text);
+  texts.push(`${ctx.channel} ${ctx.data.text}`);
   wake();
 });
 
-function publication(text, ms) {
+function until(what, test, ms) {
   return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`no publication ${text} within ${ms} ms`)), ms);
+    const timer = setTimeout(() => reject(new Error(`no ${what} within ${ms} ms`)), ms);
     const check = () => {
-      if (texts.includes(text)) {
+      if (test()) {
         clearTimeout(timer);
         resolve();
       }
@@ -44,11 +54,16 @@ function publication(text, ms) {
   });
 }
 
+const publication = (text, ms) => until(`publication ${text}`, () => texts.includes(text), ms);
+
 try {
   client.connect();
-  await publication('welcome ann', 5000);
+  await publication('notices/ann welcome ann', 5000);
   log({ ev: 'ready' });
-  await publication('hello', 5000);
+  await publication('notices/ann hello', 5000);
+  log({ ev: 'moving' });
+  await until('unsubscribed', () => unsubscribed, 5000);
+  await publication('notices/extra welcome ann', 5000);
   log({ ev: 'done' });
   client.disconnect();
   process.exit(0);

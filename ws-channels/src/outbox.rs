@@ -658,6 +658,18 @@ struct Slots {
     /// The payload bytes of every frame queued or held.
     queued_bytes: usize,
     limits: SessionLimits,
+    /// Subscriptions the server asked for or ended (`Hub::subscribe_session`), for the task.
+    requests: Vec<SubscriptionRequest>,
+}
+
+/// A server-side change to a session's subscriptions, by channel string (an address, which
+/// names its channel too), which its task carries out in turn with its commands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum SubscriptionRequest {
+    /// Subscribe it (the channel decides; the client gets a `subscribe` push).
+    Subscribe(String),
+    /// End its subscription (an `unsubscribe` push, 2000).
+    Unsubscribe(String),
 }
 
 /// One subscription's share of its session's outbox.
@@ -699,6 +711,7 @@ impl Slots {
             owners: VecDeque::new(),
             queued_bytes: 0,
             limits,
+            requests: Vec::new(),
         }
     }
 
@@ -1033,6 +1046,23 @@ impl OutboxSender {
         ended
     }
 
+    /// Asks a session's task to change its subscriptions (see [`SubscriptionRequest`]);
+    /// `false` when this is no session's outbox, or it is closing.
+    pub(crate) fn request(&self, request: SubscriptionRequest) -> bool {
+        {
+            let mut state = self.shared.state();
+            if state.is_closing() {
+                return false;
+            }
+            match state.session.as_deref_mut() {
+                Some(slots) => slots.requests.push(request),
+                None => return false,
+            }
+        }
+        self.shared.call_attention();
+        true
+    }
+
     /// Whether a subscription's slot takes no more pushes (it ended, or the session is
     /// closing).
     pub(crate) fn is_slot_ended(&self, slot: u32) -> bool {
@@ -1120,6 +1150,16 @@ impl OutboxReceiver {
             shared.close_slow();
         }
         Ok(true)
+    }
+
+    /// The server's requests to change the session's subscriptions since the last call.
+    pub(crate) fn take_requests(&self) -> Vec<SubscriptionRequest> {
+        let mut state = self.shared.state();
+        state
+            .session
+            .as_deref_mut()
+            .map(|slots| std::mem::take(&mut slots.requests))
+            .unwrap_or_default()
     }
 
     /// What happened to live slots since the last call: pushes their lag policy dropped, and

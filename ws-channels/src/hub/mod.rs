@@ -26,12 +26,12 @@ pub use self::backplane::{Backplane, BackplaneError, Destination, EngineHealth, 
 pub use self::redis::{RedisBackplane, RedisConfig};
 use self::registry::Registry;
 use crate::channel::{Channel, Params};
-use crate::codec;
+use crate::codec::{self, Json};
 use crate::conn_id::{self, ConnId};
 use crate::error::Error;
 use crate::log::Throttle;
 use crate::metrics::{Counters, EngineCount, Metrics};
-use crate::outbox::{OutboxSender, Pushed};
+use crate::outbox::{OutboxSender, Pushed, SubscriptionRequest};
 
 /// A place messages of channel `C` are published to: one of its concrete addresses
 /// (`chat/lobby`), or a name of your choosing (`Topic::named("announcements")`).
@@ -368,6 +368,31 @@ impl Hub {
         };
         self.inner.counters.engine(count, 1);
         result
+    }
+
+    /// Subscribes a session of this node to channel `C` at `params`, as a server-side
+    /// subscription made now (see [`Identity::subscribe`](crate::Identity::subscribe) for one
+    /// made at connect): the channel decides on it as on the client's own `subscribe`, and the
+    /// client is told with a `subscribe` push, after which its publications follow (a
+    /// Centrifugo SDK delivers them with no `subscribe` call: centrifuge-js emits the client's
+    /// `subscribed` and `publication` events). One the channel refuses is logged; one the
+    /// session has already is left as it is.
+    ///
+    /// Returns `false` if `session` is no session of this node (a direct connection, another
+    /// node's session, one that has ended), or it is closing; `true` once its task has the
+    /// request, which it carries out in turn with its commands.
+    pub fn subscribe_session<C: Channel<Codec = Json>>(&self, session: ConnId, params: &C::Params) -> bool {
+        let request = SubscriptionRequest::Subscribe(params.to_string());
+        self.inner.registry.request(session, request)
+    }
+
+    /// Ends a session's subscription to channel `C` at `params` (made by either side): the
+    /// client gets an `unsubscribe` push with 2000 "server unsubscribe" (final: the SDK does
+    /// not subscribe again). Returns what [`subscribe_session`](Self::subscribe_session) does;
+    /// a channel the session is not subscribed to is no error.
+    pub fn unsubscribe_session<C: Channel>(&self, session: ConnId, params: &C::Params) -> bool {
+        let request = SubscriptionRequest::Unsubscribe(params.to_string());
+        self.inner.registry.request(session, request)
     }
 
     /// How many connections of this node are subscribed to `topic`.

@@ -16,7 +16,7 @@ use tokio_tungstenite::tungstenite::{Bytes, Message as WsMessage, Utf8Bytes};
 
 use super::backplane::{Backplane, BackplaneError};
 use crate::conn_id::ConnId;
-use crate::outbox::OutboxSender;
+use crate::outbox::{OutboxSender, SubscriptionRequest};
 use crate::session::codes::DisconnectCode;
 use crate::session::protocol::{pub_push_prefix, wrap_pub};
 
@@ -194,6 +194,21 @@ impl Registry {
             }
         };
         outbox.push(frame).delivered()
+    }
+
+    /// Asks session `id` to change its subscriptions; `false` if it is no session of this
+    /// node, or it is closing.
+    pub(crate) fn request(&self, id: ConnId, request: SubscriptionRequest) -> bool {
+        let members = self.members();
+        match members.get(&id) {
+            Some(
+                member @ Member {
+                    kind: Kind::Session { .. },
+                    ..
+                },
+            ) => member.outbox.request(request),
+            _ => false,
+        }
     }
 
     /// How many local members a topic has.

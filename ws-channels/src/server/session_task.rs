@@ -25,8 +25,11 @@
 //! channel as a client's, and announced by the connect reply, which their held publications
 //! follow. The server's rate limit counts every command but `connect` and pongs.
 //!
-//! Not yet here (later slices of `docs/design/sessions.md`): server-side subscriptions made
-//! after connect (a `subscribe` push), and the jitter of the first ping.
+//! Made later by the server (`Hub::subscribe_session`), one is announced with a `subscribe`
+//! push; the server's requests reach the task through its outbox, and are carried out in turn
+//! with its commands.
+//!
+//! Not yet here: the jitter of the first ping.
 //!
 //! A session is a member of the hub from its registration (so a shutdown closes it with
 //! 3001), and its outbox is a session's (`outbox::session_outbox`): its replies and pings are
@@ -71,12 +74,12 @@ use super::writer::write_loop;
 use crate::error::{Error, Report};
 use crate::log::Escaped;
 use crate::metrics::Count;
-use crate::outbox::{OutboxReceiver, SessionLimits, session_outbox};
+use crate::outbox::{OutboxReceiver, SessionLimits, SubscriptionRequest, session_outbox};
 use crate::session::codes::{DisconnectCode, ErrorCode, UnsubscribeCode};
 use crate::session::frame::decode_commands;
 use crate::session::protocol::{
-    self, Command, ConnectResult, Method, PushBody, RefreshResult, Reply, ReplyBody, ReplyError, SubscribeResult,
-    UnsubscribePush,
+    self, Command, ConnectResult, Method, PushBody, RefreshResult, Reply, ReplyBody, ReplyError, SubscribePush,
+    SubscribeResult, UnsubscribePush,
 };
 use crate::transport::MessageStream;
 
@@ -335,15 +338,24 @@ enum Busy {
     Publishing { id: u32, channel: Box<str> },
 }
 
-/// A subscription being made: its command, channel string and slot.
+/// A subscription being made: how the client learns of it, its channel string and slot.
 struct Pending {
-    /// The `subscribe` command's id; `None` for a server-side subscription made at connect,
-    /// which the connect reply announces.
-    reply_to: Option<u32>,
+    announce: Announce,
     channel: Box<str>,
     slot: u32,
     /// The command's `recover`, echoed as `was_recovering` (there is nothing to recover yet).
     recover: bool,
+}
+
+/// How the client learns of a subscription made: what releases its slot.
+#[derive(Clone, Copy)]
+enum Announce {
+    /// The reply to its `subscribe` command (by id).
+    Reply(u32),
+    /// The connect reply (a server-side subscription of the identity).
+    Connect,
+    /// A `subscribe` push (a server-side subscription made later, `Hub::subscribe_session`).
+    Push,
 }
 
 /// What a busy command waited for.
@@ -487,6 +499,9 @@ struct State {
     subscriptions: HashMap<Box<str>, Subscription>,
     /// Server-side subscriptions being made, before the connect reply.
     connecting: Option<Connecting>,
+    /// The server's requests to change the subscriptions (`Hub::subscribe_session`), carried
+    /// out in turn with the commands once the session is connected.
+    requests: VecDeque<SubscriptionRequest>,
     /// The `connect` command, without its token: what a `refresh` hands the hook again.
     connect: protocol::ConnectRequest,
     /// The server's rate limit, for every command but `connect` and the pong.
@@ -499,6 +514,12 @@ struct State {
 }
 
 impl State {
+    /// Whether the server's requests can be carried out now: the session is connected, its
+    /// connect reply out.
+    fn has_requests(&self) -> bool {
+        !self.requests.is_empty() && matches!(self.phase, Phase::Connected(_)) && self.connecting.is_none()
+    }
+
     /// The session is closing: nothing more is handled. What it was doing is dropped; a
     /// subscription being opened is returned, so its `on_close` runs with the others'.
     fn stop(&mut self) -> Option<Box<dyn Binding>> {
@@ -542,7 +563,7 @@ impl<'a> Reader<'a> {
                         .closing_by
                         .get_or_insert(Instant::now() + self.config.close_timeout);
                     opening = opening.or(state.stop());
-                } else if state.busy.is_none() && !state.queue.is_empty() {
+                } else if state.busy.is_none() && (!state.queue.is_empty() || state.has_requests()) {
                     self.work_queue(&mut state);
                     continue;
                 }
@@ -564,6 +585,7 @@ impl<'a> Reader<'a> {
                     // news (a lag, a subscription's close).
                     () = poll_fn(|cx| self.outbox.poll_attention(cx, &mut state.attention_waker)) => {
                         self.slot_events(&mut state);
+                        state.requests.extend(self.outbox.take_requests());
                         continue;
                     }
                     () = state.timer.as_mut(), if state.armed.is_some() => {
@@ -603,6 +625,7 @@ impl<'a> Reader<'a> {
             runner_of: None,
             subscriptions: HashMap::new(),
             connecting: None,
+            requests: VecDeque::new(),
             connect: protocol::ConnectRequest::default(),
             bucket: self.config.rate_limit.map(|limit| Box::new(TokenBucket::new(limit))),
             clocks: Clocks {
@@ -703,8 +726,17 @@ impl<'a> Reader<'a> {
         ControlFlow::Continue(())
     }
 
-    /// Handles queued commands in order, until one waits or the session is closing.
+    /// Carries out the server's requests, then handles queued commands in order, until one
+    /// waits or the session is closing.
     fn work_queue(&self, state: &mut State) {
+        while state.has_requests() {
+            if let Some(request) = state.requests.pop_front() {
+                self.server_request(request, state);
+            }
+            if state.busy.is_some() || self.outbox.is_closing() {
+                return;
+            }
+        }
         while let Some(command) = state.queue.pop_front() {
             self.handle(command, state);
             if state.busy.is_some() || self.outbox.is_closing() {
@@ -998,7 +1030,39 @@ impl<'a> Reader<'a> {
         if state.subscriptions.len() >= self.endpoint.settings.max_subscriptions {
             return refuse(ErrorCode::LimitExceeded);
         }
-        self.start_subscription(Some(id), request, session, state);
+        self.start_subscription(Announce::Reply(id), request, session, state);
+    }
+
+    /// A server-side change of subscriptions (`Hub::subscribe_session`): a subscription made
+    /// as a client's (announced with a `subscribe` push), or one ended with 2000.
+    fn server_request(&self, request: SubscriptionRequest, state: &mut State) {
+        let Phase::Connected(session) = &state.phase else {
+            return;
+        };
+        let session = session.clone();
+        match request {
+            SubscriptionRequest::Subscribe(channel) => {
+                if state.subscriptions.contains_key(channel.as_str()) {
+                    return;
+                }
+                if state.subscriptions.len() >= self.endpoint.settings.max_subscriptions {
+                    let error = ErrorCode::LimitExceeded.into();
+                    return self.refuse_subscription(Announce::Push, &channel, error);
+                }
+                let request = protocol::SubscribeRequest {
+                    channel,
+                    ..protocol::SubscribeRequest::default()
+                };
+                self.start_subscription(Announce::Push, request, &session, state);
+            }
+            SubscriptionRequest::Unsubscribe(channel) => {
+                if let Some(subscription) = state.subscriptions.remove(channel.as_str()) {
+                    let server = UnsubscribeCode::Server;
+                    self.unsubscribed(&channel, subscription, server.code(), server.reason().to_owned());
+                    state.clocks.subscription_expires = earliest_expiry(&state.subscriptions);
+                }
+            }
+        }
     }
 
     /// Makes the next server-side subscription of a connect, or, when none is left, queues
@@ -1019,7 +1083,7 @@ impl<'a> Reader<'a> {
                 channel,
                 ..protocol::SubscribeRequest::default()
             };
-            self.start_subscription(None, request, &session, state);
+            self.start_subscription(Announce::Connect, request, &session, state);
             if state.busy.is_some() {
                 return;
             }
@@ -1055,11 +1119,11 @@ impl<'a> Reader<'a> {
         }
     }
 
-    /// Asks the channel to decide on a subscription (a client's, answering `reply_to`, or a
-    /// server-side one), or refuses it at once.
+    /// Asks the channel to decide on a subscription (a client's or a server-side one), or
+    /// refuses it at once.
     fn start_subscription(
         &self,
-        reply_to: Option<u32>,
+        announce: Announce,
         request: protocol::SubscribeRequest,
         session: &Arc<SessionSide>,
         state: &mut State,
@@ -1089,7 +1153,7 @@ impl<'a> Reader<'a> {
         match (deciding, slot) {
             (Ok(deciding), Some(slot)) => {
                 let pending = Pending {
-                    reply_to,
+                    announce,
                     channel: channel.into_boxed_str(),
                     slot,
                     recover,
@@ -1102,7 +1166,7 @@ impl<'a> Reader<'a> {
                     self.outbox.close_slot(slot);
                 }
                 let error = deciding.err().unwrap_or_else(|| ErrorCode::Internal.into());
-                self.refuse_subscription(reply_to, &channel, error);
+                self.refuse_subscription(announce, &channel, error);
             }
         }
     }
@@ -1110,10 +1174,10 @@ impl<'a> Reader<'a> {
     /// A subscription was refused: the error reply to a client's `subscribe`; a server-side
     /// one is left out of the connect reply, and logged (the application asked for a
     /// subscription its channel refuses).
-    fn refuse_subscription(&self, reply_to: Option<u32>, channel: &str, error: ReplyError) {
-        match reply_to {
-            Some(id) => self.reply(Reply::error(id, error)),
-            None => tracing::warn!(
+    fn refuse_subscription(&self, announce: Announce, channel: &str, error: ReplyError) {
+        match announce {
+            Announce::Reply(id) => self.reply(Reply::error(id, error)),
+            Announce::Connect | Announce::Push => tracing::warn!(
                 channel = %Escaped(channel),
                 code = error.code,
                 message = %Escaped(&error.message),
@@ -1159,7 +1223,7 @@ impl<'a> Reader<'a> {
             }
         };
         self.outbox.close_slot(pending.slot);
-        self.refuse_subscription(pending.reply_to, &pending.channel, error);
+        self.refuse_subscription(pending.announce, &pending.channel, error);
         self.next_server_subscription(state);
     }
 
@@ -1184,7 +1248,7 @@ impl<'a> Reader<'a> {
             .hub
             .leave_slot(self.core.id, binding.channel(), &pending.channel);
         self.outbox.close_slot(pending.slot);
-        self.refuse_subscription(pending.reply_to, &pending.channel, ErrorCode::Internal.into());
+        self.refuse_subscription(pending.announce, &pending.channel, ErrorCode::Internal.into());
         let info = CloseInfo {
             code: CloseCode::Error,
             reason: "on_open failed".to_owned(),
@@ -1198,24 +1262,30 @@ impl<'a> Reader<'a> {
     /// follow the reply.
     fn live(&self, pending: Pending, binding: Box<dyn Binding>, expires: Option<Instant>, state: &mut State) {
         let Pending {
-            reply_to,
+            announce,
             channel,
             slot,
             recover,
         } = pending;
         let subscription = Subscription { binding, slot, expires };
-        let Some(id) = reply_to else {
-            // Server-side: live with the connect reply, once all are made.
-            if let Some(connecting) = &mut state.connecting {
-                connecting.made.push((channel, subscription));
+        let announcement = match announce {
+            Announce::Reply(id) => {
+                let result = SubscribeResult {
+                    was_recovering: recover,
+                    ..SubscribeResult::default()
+                };
+                Reply::result(id, ReplyBody::Subscribe(result))
             }
-            return self.next_server_subscription(state);
+            Announce::Push => Reply::push(&*channel, PushBody::Subscribe(SubscribePush::default())),
+            Announce::Connect => {
+                // Live with the connect reply, once all are made.
+                if let Some(connecting) = &mut state.connecting {
+                    connecting.made.push((channel, subscription));
+                }
+                return self.next_server_subscription(state);
+            }
         };
-        let result = SubscribeResult {
-            was_recovering: recover,
-            ..SubscribeResult::default()
-        };
-        self.release(&[slot], &Reply::result(id, ReplyBody::Subscribe(result)));
+        self.release(&[slot], &announcement);
         state.subscriptions.insert(channel, subscription);
         state.clocks.subscription_expires = earliest_expiry(&state.subscriptions);
         // Its handler may have closed it, or it lagged, while it was pending.

@@ -162,6 +162,7 @@ pub const DEFAULT_SESSIONS_PATH: &str = "/connection/websocket";
 /// | [`Conn::close`](crate::Conn::close) with 1000, 1002, 1003, 1007, 1008, 1009, 1010 or an application code | 2000, the close's reason (default "server unsubscribe") | that close, final |
 /// | [`Conn::close`](crate::Conn::close) with 1001, 1011, 1012, 1013 or 1014 | 2500, the close's reason | that close, retried |
 /// | the subscription's queue overflows under [`LagPolicy::Disconnect`](crate::LagPolicy::Disconnect) | 2500 "insufficient state"; `on_lag`, then `on_close` | 1013 |
+/// | [`Hub::unsubscribe_session`](crate::Hub::unsubscribe_session) | 2000 "server unsubscribe" | — |
 /// | the channel's `on_connect` called [`Handshake::expire_at`](crate::Handshake::expire_at), and that time came | 2501 "subscription expired" (the SDK resubscribes: the channel checks its token again) | 4001 |
 /// | `drop_oldest` / `drop_new` overflow | that subscription's pushes are dropped (`on_lag`); the session and its other subscriptions go on | the same, per connection |
 ///
