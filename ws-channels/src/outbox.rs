@@ -608,6 +608,16 @@ const SESSION: &str = "(session)";
 /// of a slot closed since.
 const NO_SLOT: u32 = u32::MAX;
 
+/// A subscription's slot in its session's outbox: the slot's index and the generation of that
+/// index. Indexes are reused (the lowest free one), generations never: a handle kept past its
+/// subscription's end (a `Conn` clone, a message runner) reaches nothing rather than the
+/// subscription that took the index next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct SlotId {
+    index: u32,
+    generation: u32,
+}
+
 /// A session outbox's bounds (`docs/design/sessions.md`, B7).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct SessionLimits {
@@ -624,7 +634,7 @@ pub(crate) struct SessionLimits {
 /// What a session's task learns of one live slot ([`OutboxReceiver::take_slot_events`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct SlotEvent {
-    pub(crate) slot: u32,
+    pub(crate) slot: SlotId,
     /// Pushes its lag policy dropped since the last report (for `on_lag`; for `Disconnect`,
     /// the one that did not fit).
     pub(crate) dropped: u64,
@@ -660,6 +670,8 @@ struct Slots {
     limits: SessionLimits,
     /// Subscriptions the server asked for or ended (`Hub::subscribe_session`), for the task.
     requests: Vec<SubscriptionRequest>,
+    /// The generation of the next slot opened.
+    next_generation: u32,
 }
 
 /// A server-side change to a session's subscriptions, by channel string (an address, which
@@ -674,6 +686,8 @@ pub(crate) enum SubscriptionRequest {
 
 /// One subscription's share of its session's outbox.
 struct Slot {
+    /// Which subscription of this index it is (see [`SlotId`]).
+    generation: u32,
     /// Its channel, the counters' label.
     channel: &'static str,
     /// Its channel's lag policy, applied to this slot alone.
@@ -712,12 +726,16 @@ impl Slots {
             queued_bytes: 0,
             limits,
             requests: Vec::new(),
+            next_generation: 0,
         }
     }
 
-    /// A new pending slot, at the lowest free number.
-    fn open(&mut self, channel: &'static str, policy: LagPolicy) -> u32 {
+    /// A new pending slot, at the lowest free index.
+    fn open(&mut self, channel: &'static str, policy: LagPolicy) -> SlotId {
+        let generation = self.next_generation;
+        self.next_generation = self.next_generation.wrapping_add(1);
         let slot = Slot {
+            generation,
             channel,
             policy,
             queued: 0,
@@ -733,18 +751,31 @@ impl Slots {
             Some(free) => self.slots[free] = Some(slot),
             None => self.slots.push(Some(slot)),
         }
-        u32::try_from(number).unwrap_or(NO_SLOT)
+        SlotId {
+            index: u32::try_from(number).unwrap_or(NO_SLOT),
+            generation,
+        }
     }
 
-    fn slot(&mut self, number: u32) -> Option<&mut Slot> {
-        self.slots.get_mut(number as usize).and_then(Option::as_mut)
+    /// Slot `id`, if it is still open.
+    fn slot(&mut self, id: SlotId) -> Option<&mut Slot> {
+        self.slots
+            .get_mut(id.index as usize)
+            .and_then(Option::as_mut)
+            .filter(|slot| slot.generation == id.generation)
     }
 
     /// Puts `frame` in slot `number` under its lag policy and the session's byte bound: held
     /// while the slot is pending, queued once it is live, refused once it ended.
-    fn push(&mut self, queue: &mut VecDeque<Frame>, number: u32, frame: WsMessage) -> SlotPushed {
+    fn push(&mut self, queue: &mut VecDeque<Frame>, id: SlotId, frame: WsMessage) -> SlotPushed {
         let limits = self.limits;
-        let Some(slot) = self.slots.get_mut(number as usize).and_then(Option::as_mut) else {
+        let number = id.index;
+        let Some(slot) = self
+            .slots
+            .get_mut(number as usize)
+            .and_then(Option::as_mut)
+            .filter(|slot| slot.generation == id.generation)
+        else {
             return SlotPushed {
                 pushed: Pushed::Closed,
                 channel: SESSION,
@@ -865,8 +896,9 @@ impl Slots {
 
     /// Makes a pending slot live: its held pushes are queued, in order (behind its
     /// `subscribe` reply, which the caller queued just before).
-    fn release(&mut self, queue: &mut VecDeque<Frame>, number: u32) {
-        let Some(slot) = self.slot(number) else {
+    fn release(&mut self, queue: &mut VecDeque<Frame>, id: SlotId) {
+        let number = id.index;
+        let Some(slot) = self.slot(id) else {
             return;
         };
         slot.live = true;
@@ -881,7 +913,11 @@ impl Slots {
 
     /// Frees slot `number`: its held pushes are dropped, its queued ones still go out but
     /// belong to no slot any more (so a subscription that reuses the number starts empty).
-    fn close(&mut self, number: u32) {
+    fn close(&mut self, id: SlotId) {
+        if self.slot(id).is_none() {
+            return;
+        }
+        let number = id.index;
         let Some(mut slot) = self.slots.get_mut(number as usize).and_then(Option::take) else {
             return;
         };
@@ -891,17 +927,18 @@ impl Slots {
         }
     }
 
-    /// Ends slot `number` for its subscription's `close`: no more pushes, held ones dropped;
+    /// Ends slot `id` for its subscription's `close`: no more pushes, held ones dropped;
     /// `false` if it has ended already (only the first end counts).
-    fn end_for(&mut self, number: u32, end: SlotEnd) -> bool {
-        let Some(slot) = self.slots.get_mut(number as usize).and_then(Option::as_mut) else {
+    fn end_for(&mut self, id: SlotId, end: SlotEnd) -> bool {
+        let Some(slot) = self.slot(id) else {
             return false;
         };
         if slot.ended {
             return false;
         }
-        self.queued_bytes -= slot.end();
+        let freed = slot.end();
         slot.ending = Some(end);
+        self.queued_bytes -= freed;
         true
     }
 
@@ -915,7 +952,10 @@ impl Slots {
                 continue;
             };
             events.push(SlotEvent {
-                slot: u32::try_from(number).unwrap_or(NO_SLOT),
+                slot: SlotId {
+                    index: u32::try_from(number).unwrap_or(NO_SLOT),
+                    generation: slot.generation,
+                },
                 dropped: std::mem::take(&mut slot.dropped),
                 ended: slot.ending.take(),
             });
@@ -993,7 +1033,7 @@ impl OutboxSender {
     /// policy when the slot is full (`Disconnect` ends the slot and calls the session task's
     /// attention, see [`OutboxReceiver::take_slot_events`]). A push that would take the session
     /// over its byte bound closes the session with 3008 (`Disconnected`).
-    pub(crate) fn push_slot(&self, slot: u32, frame: WsMessage) -> Pushed {
+    pub(crate) fn push_slot(&self, slot: SlotId, frame: WsMessage) -> Pushed {
         let shared = &*self.shared;
         let (outcome, was_empty, is_empty) = {
             let mut state = shared.state();
@@ -1032,7 +1072,7 @@ impl OutboxSender {
     /// (held ones are dropped, queued ones still go out), and the session task, called to
     /// attention, sends the client `end` as an `unsubscribe` push once the slot is live.
     /// `false` if the slot had ended already: only the first end counts.
-    pub(crate) fn end_slot(&self, slot: u32, end: SlotEnd) -> bool {
+    pub(crate) fn end_slot(&self, slot: SlotId, end: SlotEnd) -> bool {
         let ended = {
             let mut state = self.shared.state();
             match state.session.as_deref_mut() {
@@ -1065,7 +1105,7 @@ impl OutboxSender {
 
     /// Whether a subscription's slot takes no more pushes (it ended, or the session is
     /// closing).
-    pub(crate) fn is_slot_ended(&self, slot: u32) -> bool {
+    pub(crate) fn is_slot_ended(&self, slot: SlotId) -> bool {
         let mut state = self.shared.state();
         if state.is_closing() {
             return true;
@@ -1084,11 +1124,14 @@ impl OutboxReceiver {
     /// The number is what the registry routes the subscription's pushes to: it is reused only
     /// after [`close_slot`](Self::close_slot), which must come after the registry dropped the
     /// route.
-    pub(crate) fn open_slot(&self, channel: &'static str, policy: LagPolicy) -> u32 {
+    pub(crate) fn open_slot(&self, channel: &'static str, policy: LagPolicy) -> SlotId {
         let mut state = self.shared.state();
         match state.session.as_deref_mut() {
             Some(slots) => slots.open(channel, policy),
-            None => NO_SLOT,
+            None => SlotId {
+                index: NO_SLOT,
+                generation: 0,
+            },
         }
     }
 
@@ -1098,7 +1141,7 @@ impl OutboxReceiver {
     /// is closing.
     pub(crate) fn release_slots<E>(
         &self,
-        slots: &[u32],
+        slots: &[SlotId],
         encode: impl FnOnce(&mut Vec<u8>) -> Result<(), E>,
     ) -> Result<bool, E> {
         self.queue_own(slots, encode)
@@ -1106,7 +1149,7 @@ impl OutboxReceiver {
 
     /// Frees a slot (after the registry dropped its route): held pushes are dropped, queued
     /// ones still go out, later pushes to the number are refused until it is opened again.
-    pub(crate) fn close_slot(&self, slot: u32) {
+    pub(crate) fn close_slot(&self, slot: SlotId) {
         let mut state = self.shared.state();
         if let Some(slots) = state.session.as_deref_mut() {
             slots.close(slot);
@@ -1122,7 +1165,7 @@ impl OutboxReceiver {
         self.queue_own(&[], encode)
     }
 
-    fn queue_own<E>(&self, release: &[u32], encode: impl FnOnce(&mut Vec<u8>) -> Result<(), E>) -> Result<bool, E> {
+    fn queue_own<E>(&self, release: &[SlotId], encode: impl FnOnce(&mut Vec<u8>) -> Result<(), E>) -> Result<bool, E> {
         let shared = &*self.shared;
         let (was_empty, slow) = {
             let mut state = shared.state();
@@ -1523,7 +1566,7 @@ mod tests {
     }
 
     /// Makes a pending slot live behind its `subscribe` reply `text`.
-    fn release(rx: &OutboxReceiver, slot: u32, text: &str) -> bool {
+    fn release(rx: &OutboxReceiver, slot: SlotId, text: &str) -> bool {
         let released = rx.release_slots(&[slot], |bytes| {
             bytes.extend_from_slice(text.as_bytes());
             Ok::<_, Infallible>(())
@@ -1531,7 +1574,7 @@ mod tests {
         released.unwrap_or_else(|never| match never {})
     }
 
-    fn push(tx: &OutboxSender, slot: u32, text: &str) -> Pushed {
+    fn push(tx: &OutboxSender, slot: SlotId, text: &str) -> Pushed {
         tx.push_slot(slot, WsMessage::text(text))
     }
 
@@ -1585,6 +1628,27 @@ mod tests {
         assert!(poll_batch(&rx, &waker).is_pending());
         push(&tx, slot, "live");
         assert_eq!(wakes.get(), 2, "a live slot's push into an empty queue wakes it");
+    }
+
+    #[tokio::test]
+    async fn a_closed_slots_id_reaches_nothing_once_its_index_is_reused() {
+        let (tx, rx) = session(4, 1 << 20, 1 << 20);
+        let old = rx.open_slot("Room", LagPolicy::DropNew);
+        release(&rx, old, "{}");
+        rx.close_slot(old);
+        let new = rx.open_slot("Room", LagPolicy::DropNew);
+        release(&rx, new, "{}");
+        assert_ne!(old, new, "the same index, another generation");
+        assert_eq!(push(&tx, old, "stale"), Pushed::Closed);
+        assert!(tx.is_slot_ended(old));
+        let end = SlotEnd {
+            code: 2000,
+            reason: "stale".to_owned(),
+        };
+        assert!(!tx.end_slot(old, end), "a stale handle cannot end the new subscription");
+        assert!(!tx.is_slot_ended(new));
+        assert_eq!(push(&tx, new, "fresh"), Pushed::Queued);
+        assert_eq!(batch(&rx).await, ["{}\n{}", "fresh"]);
     }
 
     #[tokio::test]
@@ -1792,7 +1856,8 @@ mod tests {
         rx.close_slot(a);
         assert_eq!(push(&tx, a, "a2"), Pushed::Closed);
         let b = rx.open_slot("B", LagPolicy::DropOldest);
-        assert_eq!(b, a, "the lowest free number");
+        assert_eq!(b.index, a.index, "the lowest free index");
+        assert_ne!(b, a, "another generation");
         assert_eq!(push(&tx, b, "b1"), Pushed::Queued, "pending, and empty");
         release(&rx, b, "r2");
         assert_eq!(push(&tx, b, "b2"), Pushed::DroppedOldest);

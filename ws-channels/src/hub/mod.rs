@@ -31,7 +31,7 @@ use crate::conn_id::{self, ConnId};
 use crate::error::Error;
 use crate::log::Throttle;
 use crate::metrics::{Counters, EngineCount, Metrics};
-use crate::outbox::{OutboxSender, Pushed, SubscriptionRequest};
+use crate::outbox::{OutboxSender, Pushed, SlotId, SubscriptionRequest};
 
 /// A place messages of channel `C` are published to: one of its concrete addresses
 /// (`chat/lobby`), or a name of your choosing (`Topic::named("announcements")`).
@@ -525,7 +525,7 @@ impl Hub {
     /// Subscribes a session to a topic of the channel named `channel` (its `NAME`: the
     /// session task is not generic over channels), its pushes routed to `slot` of its outbox;
     /// `false` if it already was (or is not attached as a session).
-    pub(crate) fn join_slot(&self, id: ConnId, channel: &'static str, topic: &str, slot: u32) -> bool {
+    pub(crate) fn join_slot(&self, id: ConnId, channel: &'static str, topic: &str, slot: SlotId) -> bool {
         self.inner.registry.join_slot(id, channel, topic, slot)
     }
 
@@ -902,7 +902,7 @@ mod tests {
     }
 
     /// Subscribes a session to a topic, live at once (its `subscribe` reply written).
-    fn subscribe(hub: &Hub, (id, rx): &(ConnId, OutboxReceiver), channel: &'static str, topic: &str) -> u32 {
+    fn subscribe(hub: &Hub, (id, rx): &(ConnId, OutboxReceiver), channel: &'static str, topic: &str) -> SlotId {
         let slot = rx.open_slot(channel, LagPolicy::DropNew);
         assert!(hub.join_slot(*id, channel, topic, slot));
         let released = rx.release_slots(&[slot], |reply| {
@@ -1016,15 +1016,15 @@ mod tests {
         let (direct, _direct_rx) = member(&hub);
         let session = session_member(&hub);
         assert!(hub.join(direct, "room/x"));
-        subscribe(&hub, &session, Room::NAME, "room/x");
+        let slot = subscribe(&hub, &session, Room::NAME, "room/x");
         subscribe(&hub, &session, Room::NAME, "room/y");
         assert!(
-            !hub.join_slot(session.0, Room::NAME, "room/x", 7),
+            !hub.join_slot(session.0, Room::NAME, "room/x", slot),
             "one subscription per channel string"
         );
         assert!(!hub.join(session.0, "room/z"), "a session joins by subscribing");
         assert!(
-            !hub.join_slot(direct, Room::NAME, "room/z", 0),
+            !hub.join_slot(direct, Room::NAME, "room/z", slot),
             "a direct connection has no slots"
         );
         assert!(hub.leave(direct, "room/x"));

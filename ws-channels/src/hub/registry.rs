@@ -16,7 +16,7 @@ use tokio_tungstenite::tungstenite::{Bytes, Message as WsMessage, Utf8Bytes};
 
 use super::backplane::{Backplane, BackplaneError};
 use crate::conn_id::ConnId;
-use crate::outbox::{OutboxSender, SubscriptionRequest};
+use crate::outbox::{OutboxSender, SlotId, SubscriptionRequest};
 use crate::session::codes::DisconnectCode;
 use crate::session::protocol::{pub_push_prefix, wrap_pub};
 
@@ -48,7 +48,7 @@ struct Topic {
 /// Where a session's subscription to a topic gets the topic's frames.
 struct SlotRoute {
     outbox: OutboxSender,
-    slot: u32,
+    slot: SlotId,
 }
 
 impl Topic {
@@ -95,7 +95,7 @@ enum Kind {
 struct Subscription {
     channel: &'static str,
     topic: Arc<str>,
-    slot: u32,
+    slot: SlotId,
 }
 
 impl Registry {
@@ -280,7 +280,7 @@ impl Registry {
 
     /// Subscribes a session to a topic of `channel`, its pushes routed to `slot` of the
     /// session's outbox; `false` if it already was (or is not attached as a session).
-    pub(crate) fn join_slot(&self, id: ConnId, channel: &'static str, topic: &str, slot: u32) -> bool {
+    pub(crate) fn join_slot(&self, id: ConnId, channel: &'static str, topic: &str, slot: SlotId) -> bool {
         let mut members = self.members_mut();
         let Some(Member {
             outbox,

@@ -12,7 +12,7 @@ use crate::channel::{Channel, LagPolicy};
 use crate::conn_id::ConnId;
 use crate::error::Error;
 use crate::hub::{Hub, IntoTopic, Published};
-use crate::outbox::{OutboxSender, Pushed, SlotEnd};
+use crate::outbox::{OutboxSender, Pushed, SlotEnd, SlotId};
 use crate::session::codes::UnsubscribeCode;
 use crate::session::protocol::wrap_pub;
 
@@ -121,7 +121,7 @@ pub(crate) struct Core {
 /// Where a subscription's own messages go in its session's outbox.
 pub(crate) struct SubscriptionScope {
     /// Its slot, under its channel's lag policy.
-    pub(crate) slot: u32,
+    pub(crate) slot: SlotId,
     /// `{"push":{"channel":<its channel string>,"pub":{"data":`, made once.
     pub(crate) push_prefix: Box<str>,
 }

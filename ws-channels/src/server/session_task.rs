@@ -74,7 +74,7 @@ use super::writer::write_loop;
 use crate::error::{Error, Report};
 use crate::log::Escaped;
 use crate::metrics::Count;
-use crate::outbox::{OutboxReceiver, SessionLimits, SubscriptionRequest, session_outbox};
+use crate::outbox::{OutboxReceiver, SessionLimits, SlotId, SubscriptionRequest, session_outbox};
 use crate::session::codes::{DisconnectCode, ErrorCode, UnsubscribeCode};
 use crate::session::frame::decode_commands;
 use crate::session::protocol::{
@@ -342,7 +342,7 @@ enum Busy {
 struct Pending {
     announce: Announce,
     channel: Box<str>,
-    slot: u32,
+    slot: SlotId,
     /// The command's `recover`, echoed as `was_recovering` (there is nothing to recover yet).
     recover: bool,
 }
@@ -380,7 +380,7 @@ fn poll_busy(busy: &mut Option<Busy>, running: &mut Running, cx: &mut Context<'_
 /// A live subscription.
 struct Subscription {
     binding: Box<dyn Binding>,
-    slot: u32,
+    slot: SlotId,
     /// When its channel said its credentials expire.
     expires: Option<Instant>,
 }
@@ -494,7 +494,7 @@ struct State {
     /// The slot of the subscription whose message runner `running` keeps (for a burst of
     /// publishes on one channel): a runner holds its subscription's connection, so another
     /// subscription's publish needs a runner of its own.
-    runner_of: Option<u32>,
+    runner_of: Option<SlotId>,
     /// The live subscriptions, by channel string.
     subscriptions: HashMap<Box<str>, Subscription>,
     /// Server-side subscriptions being made, before the connect reply.
@@ -1102,7 +1102,7 @@ impl<'a> Reader<'a> {
             .iter()
             .map(|(channel, _)| (channel.to_string(), SubscribeResult::default()))
             .collect();
-        let slots: Vec<u32> = made.iter().map(|(_, subscription)| subscription.slot).collect();
+        let slots: Vec<SlotId> = made.iter().map(|(_, subscription)| subscription.slot).collect();
         let reply = Reply::result(id, ReplyBody::Connect(result));
         self.release(&slots, &reply);
         state.subscriptions.extend(made);
@@ -1111,7 +1111,7 @@ impl<'a> Reader<'a> {
     }
 
     /// Queues `reply` and makes `slots` live behind it.
-    fn release(&self, slots: &[u32], reply: &Reply) {
+    fn release(&self, slots: &[SlotId], reply: &Reply) {
         if let Err(error) = self.outbox.release_slots(slots, |bytes| reply.encode_into(bytes)) {
             // Our own types always encode: a bug in this code path.
             tracing::warn!(error = %Escaped(&error), "a reply does not encode");

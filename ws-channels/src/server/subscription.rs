@@ -20,7 +20,7 @@ use super::response::Reject;
 use crate::channel::LagPolicy;
 use crate::conn_id::ConnId;
 use crate::hub::Hub;
-use crate::outbox::{OutboxReceiver, OutboxSender};
+use crate::outbox::{OutboxReceiver, OutboxSender, SlotId};
 use crate::session::codes::ErrorCode;
 use crate::session::protocol::{Raw, ReplyError, pub_push_prefix};
 
@@ -55,7 +55,7 @@ pub(crate) struct Subscribing<'a> {
     pub(crate) receiver: &'a OutboxReceiver,
     /// The slot opened by [`core`](Self::core), for the session task to close if the channel
     /// refuses.
-    pub(crate) slot: Option<u32>,
+    pub(crate) slot: Option<SlotId>,
 }
 
 impl Subscribing<'_> {
