@@ -24,7 +24,7 @@ use ws_channels::http::StatusCode;
 use ws_channels::tungstenite::Message;
 use ws_channels::{
     Channel, ClientSocket, CloseCode, ConnId, ConnectRequest, Handler, Identity, RateLimit, RateLimitAction, Reject,
-    Server, SessionReject, Sessions, channel,
+    Server, SessionReject, Sessions, TokenSource, channel,
 };
 use ws_channels_tests::{
     Backend, Component, Running, Served, next_text, node_project, raw_connect, read_until_close, require, within,
@@ -673,33 +673,109 @@ struct Notice {
 }
 
 /// Sessions whose hook subscribes them server-side to their own `notices/<name>` (and, for
-/// `ann`, to `notices/nobody`, which the channel refuses; for `greedy`, to 129 channels).
+/// `ann`, to `notices/nobody`, which the channel refuses; for `greedy`, to 129 channels). The
+/// tokens `old` and `fresh` are both user `tok`, whose notices want the connect token `fresh`
+/// (109 otherwise); `notices/stale` and `notices/past` are refused as expired; `notices/flaky`
+/// closes itself in `on_open` with 1011.
 fn notices_server() -> Server {
     let server = Notice::register(Server::new(), |h| {
         h.on_connect(|handshake| async move {
-            match handshake.params().name.as_str() {
-                "nobody" => Err(Reject::forbidden("nobody's notices")),
-                _ => Ok(handshake.session_user().unwrap_or_default().to_owned()),
+            let name = handshake.params().name.clone();
+            match name.as_str() {
+                "nobody" => return Err(Reject::forbidden("nobody's notices")),
+                "stale" => return Err(Reject::token_expired("a stale token")),
+                "past" => handshake.expire_at(SystemTime::now() - Duration::from_secs(1)),
+                "tok" if handshake.token(&[TokenSource::Connect]).as_deref() != Some("fresh") => {
+                    return Err(Reject::token_expired("not the fresh token"));
+                }
+                _ => {}
             }
+            Ok(handshake.session_user().unwrap_or_default().to_owned())
         })
         .on_open(|conn| async move {
             let text = format!("welcome {}", conn.data());
             conn.send(&Notice { text }).await?;
+            if conn.params().name == "flaky" {
+                conn.close(CloseCode::Error, "flaky");
+            }
             Ok(())
         })
     });
     server.sessions(Sessions::new().authenticate(|connect: ConnectRequest| async move {
         let name = connect.token().to_owned();
-        let identity = Identity::new(name.clone(), ());
+        let user = match name.as_str() {
+            "old" | "fresh" => "tok",
+            other => other,
+        };
+        let identity = Identity::new(user, ());
         Ok(match name.as_str() {
             "greedy" => (0..129).fold(identity, |identity, n| {
                 identity.subscribe::<Notice>(&NoticeParams::new(format!("n{n}")))
             }),
+            "old" | "fresh" => identity,
             _ => identity
                 .subscribe::<Notice>(&NoticeParams::new(name.as_str()))
                 .subscribe::<Notice>(&NoticeParams::new("nobody")),
         })
     }))
+}
+
+/// Expired subscription credentials get 109 (the SDK fetches a new token): a channel's
+/// `Reject::token_expired`, an `expire_at` already past, and a connect token the channel
+/// finds stale until a `refresh` brings the fresh one (`TokenSource::Connect` then reads it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expired_subscription_credentials_get_109() {
+    let served = Served::start(notices_server()).await;
+    let (mut socket, reply) = connected(&served, "old").await;
+    assert!(reply["connect"].is_object(), "{reply}");
+    let commands = [
+        r#"{"id":2,"subscribe":{"channel":"notices/stale"}}"#,
+        r#"{"id":3,"subscribe":{"channel":"notices/past"}}"#,
+        r#"{"id":4,"subscribe":{"channel":"notices/tok"}}"#,
+        r#"{"id":5,"refresh":{"token":"fresh"}}"#,
+        r#"{"id":6,"subscribe":{"channel":"notices/tok"}}"#,
+    ];
+    send(&mut socket, &commands.join("\n")).await;
+    let expired = |id: u32| json!({"id": id, "error": {"code": 109, "message": "token expired"}});
+    let replies = replies(&mut socket, 6).await;
+    assert_eq!(replies[..3], [expired(2), expired(3), expired(4)]);
+    assert!(replies[3]["refresh"].is_object(), "{replies:?}");
+    assert_eq!(replies[4], json!({"id": 6, "subscribe": {}}));
+    assert_eq!(
+        replies[5],
+        json!({"push": {"channel": "notices/tok", "pub": {"data": {"text": "welcome tok"}}}})
+    );
+}
+
+/// A subscription its handler closes with a code a direct client would retry: 2500 for a
+/// client's (the SDK resubscribes); a server-side one, which the SDK would forget, ends the
+/// session with 3010 instead (it reconnects and gets it again).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_side_subscription_that_must_be_resubscribed_ends_the_session() {
+    let served = Served::start(notices_server()).await;
+    let (mut socket, _) = connected(&served, "ann").await;
+    assert_eq!(
+        next_json(&mut socket).await,
+        json!({"push": {"channel": "notices/ann", "pub": {"data": {"text": "welcome ann"}}}})
+    );
+    send(&mut socket, r#"{"id":2,"subscribe":{"channel":"notices/flaky"}}"#).await;
+    let lines = replies(&mut socket, 3).await;
+    assert_eq!(
+        lines,
+        [
+            json!({"id": 2, "subscribe": {}}),
+            json!({"push": {"channel": "notices/flaky", "pub": {"data": {"text": "welcome ann"}}}}),
+            json!({"push": {"channel": "notices/flaky", "unsubscribe": {"code": 2500, "reason": "flaky"}}}),
+        ]
+    );
+    let mut socket = connecting(&served, "flaky").await;
+    let (texts, close) = read_until_close(&mut socket).await;
+    assert!(texts[0].contains(r#""subs":{"notices/flaky":{}}"#), "{texts:?}");
+    let close = close.expect("a close frame");
+    assert_eq!(
+        (u16::from(close.code), close.reason.as_str()),
+        (3010, "insufficient state")
+    );
 }
 
 /// Server-side subscriptions: decided by their channel, listed in the connect reply, their

@@ -927,8 +927,10 @@ impl Slots {
         }
     }
 
-    /// Ends slot `id` for its subscription's `close`: no more pushes, held ones dropped;
-    /// `false` if it has ended already (only the first end counts).
+    /// Ends slot `id` for its subscription's `close`: no more pushes; those it holds or
+    /// queued still go out (held ones behind its `subscribe` reply), as a connection's queued
+    /// messages go out before its close. `false` if it has ended already (only the first end
+    /// counts).
     fn end_for(&mut self, id: SlotId, end: SlotEnd) -> bool {
         let Some(slot) = self.slot(id) else {
             return false;
@@ -936,9 +938,8 @@ impl Slots {
         if slot.ended {
             return false;
         }
-        let freed = slot.end();
+        slot.ended = true;
         slot.ending = Some(end);
-        self.queued_bytes -= freed;
         true
     }
 
@@ -1678,8 +1679,8 @@ mod tests {
         assert_eq!(rx.take_slot_events(), [], "reported once");
         assert_eq!(
             batch(&rx).await,
-            [r#"{"id":2,"subscribe":{}}"#],
-            "the held push was dropped with the slot"
+            [r#"{"id":2,"subscribe":{}}"#, "held"],
+            "what it sent before its close still goes out"
         );
     }
 

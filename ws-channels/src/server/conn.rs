@@ -308,6 +308,9 @@ impl<C: Channel, S, D> Conn<C, S, D> {
 
     /// Unsubscribes this connection from a topic; `false` if it was not subscribed. A
     /// connection can leave even its own address.
+    ///
+    /// A session's subscription leaves nothing (`false`): it ends with
+    /// [`close`](Self::close).
     pub fn leave(&self, topic: impl IntoTopic<C>) -> bool {
         topic.with_name(|name| self.core().hub.leave(self.id(), name))
     }

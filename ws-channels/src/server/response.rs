@@ -25,6 +25,8 @@ use super::limits::Full;
 pub struct Reject {
     status: StatusCode,
     reason: String,
+    /// The credentials were valid but have expired (see [`Reject::token_expired`]).
+    token_expired: bool,
 }
 
 impl Reject {
@@ -33,7 +35,24 @@ impl Reject {
         Self {
             status,
             reason: reason.into(),
+            token_expired: false,
         }
+    }
+
+    /// 401 Unauthorized for credentials that were valid but have expired. A direct client
+    /// sees a 401; a session's subscription is refused with error 109 "token expired", on which
+    /// a Centrifugo SDK fetches a new subscription token (its `getToken`) and subscribes again,
+    /// where any other 4xx (103) is final.
+    pub fn token_expired(reason: impl Into<String>) -> Self {
+        Self {
+            token_expired: true,
+            ..Self::unauthorized(reason)
+        }
+    }
+
+    /// Whether this refuses expired credentials ([`Reject::token_expired`]).
+    pub fn is_token_expired(&self) -> bool {
+        self.token_expired
     }
 
     /// 400 Bad Request.

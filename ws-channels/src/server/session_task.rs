@@ -75,7 +75,7 @@ use crate::error::{Error, Report};
 use crate::log::Escaped;
 use crate::metrics::Count;
 use crate::outbox::{OutboxReceiver, SessionLimits, SlotId, SubscriptionRequest, session_outbox};
-use crate::session::codes::{DisconnectCode, ErrorCode, UnsubscribeCode};
+use crate::session::codes::{DisconnectCode, ErrorCode, UnsubscribeCode, sdk_resubscribes_after_unsubscribe};
 use crate::session::frame::decode_commands;
 use crate::session::protocol::{
     self, Command, ConnectResult, Method, PushBody, RefreshResult, Reply, ReplyBody, ReplyError, SubscribePush,
@@ -321,6 +321,7 @@ enum Busy {
     /// `refresh`: the `authenticate` hook runs on the new token.
     Refreshing {
         id: u32,
+        token: String,
         hook: BoxFuture<'static, Outcome<Authenticated>>,
     },
     /// `subscribe`: the channel decides (`on_connect`, `authorize`).
@@ -383,6 +384,10 @@ struct Subscription {
     slot: SlotId,
     /// When its channel said its credentials expire.
     expires: Option<Instant>,
+    /// Made by the server (at connect, or by `Hub::subscribe_session`): the SDK forgets such a
+    /// subscription on any `unsubscribe` push, so one it would resubscribe to ends the session
+    /// instead (with the code that reconnects), as Centrifugo does.
+    server_side: bool,
 }
 
 /// A connect whose identity asked for server-side subscriptions: they are made one by one,
@@ -520,15 +525,21 @@ impl State {
         !self.requests.is_empty() && matches!(self.phase, Phase::Connected(_)) && self.connecting.is_none()
     }
 
-    /// The session is closing: nothing more is handled. What it was doing is dropped; a
-    /// subscription being opened is returned, so its `on_close` runs with the others'.
-    fn stop(&mut self) -> Option<Box<dyn Binding>> {
+    /// The session is closing: nothing more is handled. What it was doing is dropped; the
+    /// subscriptions accepted but not live yet (one being opened, the server-side ones made
+    /// before the connect reply) are returned, so their `on_close` runs with the others'.
+    fn stop(&mut self) -> Vec<Box<dyn Binding>> {
         self.queue.clear();
+        self.requests.clear();
         self.running = Running::default();
-        match self.busy.take() {
-            Some(Busy::Opening { binding, .. }) => Some(binding),
-            _ => None,
+        let mut accepted: Vec<Box<dyn Binding>> = match self.busy.take() {
+            Some(Busy::Opening { binding, .. }) => vec![binding],
+            _ => Vec::new(),
+        };
+        if let Some(connecting) = self.connecting.take() {
+            accepted.extend(connecting.made.into_iter().map(|(_, made)| made.binding));
         }
+        accepted
     }
 }
 
@@ -554,7 +565,7 @@ impl<'a> Reader<'a> {
     ) -> impl Future<Output = (CloseInfo, Vec<Box<dyn Binding>>)> + 'a {
         async move {
             let mut state = self.open();
-            let mut opening = None;
+            let mut accepted = Vec::new();
             loop {
                 let (closing, queued) = self.outbox.pressure();
                 if closing {
@@ -562,7 +573,7 @@ impl<'a> Reader<'a> {
                         .clocks
                         .closing_by
                         .get_or_insert(Instant::now() + self.config.close_timeout);
-                    opening = opening.or(state.stop());
+                    accepted.extend(state.stop());
                 } else if state.busy.is_none() && (!state.queue.is_empty() || state.has_requests()) {
                     self.work_queue(&mut state);
                     continue;
@@ -601,11 +612,9 @@ impl<'a> Reader<'a> {
                 }
             }
             let info = close_info(self.outbox, state.peer_close.take());
-            let opening = opening.or(state.stop());
-            let mut bindings: Vec<Box<dyn Binding>> =
-                state.subscriptions.into_values().map(|sub| sub.binding).collect();
-            bindings.extend(opening);
-            (info, bindings)
+            accepted.extend(state.stop());
+            accepted.extend(state.subscriptions.into_values().map(|sub| sub.binding));
+            (info, accepted)
         }
     }
 
@@ -784,12 +793,13 @@ impl<'a> Reader<'a> {
             Method::Unsubscribe(request) => self.unsubscribe(id, &request.channel, state),
             Method::Publish(publish) => self.publish(id, publish, state),
             Method::Refresh(refresh) => {
+                let token = refresh.token;
                 let connect = protocol::ConnectRequest {
-                    token: refresh.token,
+                    token: token.clone(),
                     ..state.connect.clone()
                 };
                 let hook = self.authenticate(connect);
-                state.busy = Some(Busy::Refreshing { id, hook });
+                state.busy = Some(Busy::Refreshing { id, token, hook });
             }
             Method::Presence(_)
             | Method::PresenceStats(_)
@@ -820,8 +830,8 @@ impl<'a> Reader<'a> {
             (Some(Busy::Connecting { id, connect, .. }), Done::Authenticated(outcome)) => {
                 self.connected(id, connect, outcome, state);
             }
-            (Some(Busy::Refreshing { id, .. }), Done::Authenticated(outcome)) => {
-                self.refreshed(id, outcome, state);
+            (Some(Busy::Refreshing { id, token, .. }), Done::Authenticated(outcome)) => {
+                self.refreshed(id, token, outcome, state);
             }
             (Some(Busy::Subscribing { pending, .. }), Done::Decided(outcome)) => {
                 self.decided(pending, outcome, state);
@@ -883,8 +893,6 @@ impl<'a> Reader<'a> {
                         });
                         // The user id is the application's, but may quote the token: escaped.
                         tracing::debug!(user = %Escaped(&identity.user), "session connected");
-                        let now = Instant::now();
-                        state.clocks.next_ping = Some(now + self.endpoint.settings.ping_interval);
                         state.clocks.expired_by = credentials.expired_by;
                         let session = SessionSide {
                             user: identity.user,
@@ -949,9 +957,10 @@ impl<'a> Reader<'a> {
     }
 
     /// The hook checked a `refresh`'s token: the new expiry, or the refusal. The user must
-    /// stay the same (101 otherwise); the session's identity data and its subscriptions stay
-    /// as they were.
-    fn refreshed(&self, id: u32, outcome: Outcome<Authenticated>, state: &mut State) {
+    /// stay the same (101 otherwise). The new token and identity data are what later
+    /// subscriptions see (`TokenSource::Connect`, `Handshake::session_data`); the existing
+    /// subscriptions stay as they were.
+    fn refreshed(&self, id: u32, token: String, outcome: Outcome<Authenticated>, state: &mut State) {
         let Phase::Connected(session) = &state.phase else {
             return;
         };
@@ -962,6 +971,11 @@ impl<'a> Reader<'a> {
             Outcome::Answered(Ok(identity)) => match self.credentials(&identity) {
                 Ok(credentials) => {
                     state.clocks.expired_by = credentials.expired_by;
+                    state.phase = Phase::Connected(Arc::new(SessionSide {
+                        user: identity.user,
+                        data: identity.data,
+                        connect_token: token,
+                    }));
                     let result = RefreshResult {
                         client: self.core.id.to_string(),
                         version: env!("CARGO_PKG_VERSION").to_owned(),
@@ -1105,6 +1119,8 @@ impl<'a> Reader<'a> {
         let slots: Vec<SlotId> = made.iter().map(|(_, subscription)| subscription.slot).collect();
         let reply = Reply::result(id, ReplyBody::Connect(result));
         self.release(&slots, &reply);
+        // Pings only once the client has the reply that announces them.
+        state.clocks.next_ping = Some(Instant::now() + self.endpoint.settings.ping_interval);
         state.subscriptions.extend(made);
         state.clocks.subscription_expires = earliest_expiry(&state.subscriptions);
         self.slot_events(state);
@@ -1190,6 +1206,11 @@ impl<'a> Reader<'a> {
     /// and its `on_open` started, or the refusal.
     fn decided(&self, pending: Pending, outcome: Outcome<Result<Decided, Reject>>, state: &mut State) {
         let error = match outcome {
+            // Credentials already expired: refused as a stale token (the SDK fetches a new
+            // one), rather than made live and ended at once, again and again.
+            Outcome::Answered(Ok(Decided { expires, .. })) if expires.is_some_and(|at| at <= Instant::now()) => {
+                ErrorCode::TokenExpired.into()
+            }
             Outcome::Answered(Ok(Decided { binding, expires })) => {
                 let core = &self.core;
                 core.hub
@@ -1267,7 +1288,13 @@ impl<'a> Reader<'a> {
             slot,
             recover,
         } = pending;
-        let subscription = Subscription { binding, slot, expires };
+        let server_side = !matches!(announce, Announce::Reply(_));
+        let subscription = Subscription {
+            binding,
+            slot,
+            expires,
+            server_side,
+        };
         let announcement = match announce {
             Announce::Reply(id) => {
                 let result = SubscribeResult {
@@ -1406,6 +1433,20 @@ impl<'a> Reader<'a> {
 
     /// Ends a subscription the server ended: its `unsubscribe` push, then its end.
     fn unsubscribed(&self, channel: &str, subscription: Subscription, code: u32, reason: String) {
+        let resubscribe = sdk_resubscribes_after_unsubscribe(code);
+        if subscription.server_side && resubscribe {
+            let close = match code == UnsubscribeCode::SubscriptionExpired.code() {
+                true => DisconnectCode::SubscriptionExpired,
+                false => DisconnectCode::InsufficientState,
+            };
+            let info = CloseInfo {
+                code: CloseCode::from(close.code()),
+                reason: close.reason().to_owned(),
+                by_server: true,
+            };
+            self.end(channel, subscription, info);
+            return self.close(close);
+        }
         let push = Reply::push(
             channel,
             PushBody::Unsubscribe(UnsubscribePush {

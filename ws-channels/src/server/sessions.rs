@@ -142,6 +142,7 @@ pub const DEFAULT_SESSIONS_PATH: &str = "/connection/websocket";
 /// | `subscribe` to a malformed address (`chat/%zz`), a name over 255 bytes, or another spelling of the canonical address (`chat/café`, `chat/caf%c3%a9`: the reply names the canonical one) | 107 "bad request" | subscription fails for good |
 /// | `subscribe` to a MessagePack or raw channel, or with `type` ≠ 0 (map subscriptions) or a tags filter | 108 "not available" | subscription fails for good |
 /// | the channel's `on_connect`/`authenticate`/`authorize` refuses with a 4xx [`Reject`](crate::Reject) | 103 "permission denied" | subscription fails for good |
+/// | … with [`Reject::token_expired`](crate::Reject::token_expired), or calls [`Handshake::expire_at`](crate::Handshake::expire_at) with a time already past | 109 "token expired" | fetches a new subscription token, subscribes again |
 /// | … with a 5xx, or panics, or takes longer than [`command_timeout`](Self::command_timeout); the channel's `on_open` fails or panics | 100, temporary | resubscribes with backoff |
 /// | `subscribe` to a channel string already subscribed | 105 "already subscribed" | — |
 /// | `subscribe` past [`max_subscriptions`](Self::max_subscriptions) (128) | 106 "limit exceeded" | subscription fails for good |
@@ -149,7 +150,8 @@ pub const DEFAULT_SESSIONS_PATH: &str = "/connection/websocket";
 /// | `unsubscribe` of a channel not subscribed | `{"id":n,"unsubscribe":{}}`, as for one subscribed | — |
 /// | `publish` on a channel string this session is not subscribed to | 103 "permission denied" | — |
 /// | `publish` on a channel that takes no client messages (no `on_message`), or with `type` ≠ 0 | 108 "not available" | — |
-/// | `publish` whose `data` is missing, does not decode as the channel's client message or fails its validation | 107, message: the error with its causes (never the channel's own error reply); the channel's `on_error` sees it | — |
+/// | `publish` without `data` | 107 | — |
+/// | `publish` whose `data` does not decode as the channel's client message or fails its validation | 107, message: the error with its causes (never the channel's own error reply); the channel's `on_error` sees it | — |
 /// | `publish` whose `on_message` returns `Err` or panics | 100, temporary; the channel's `on_error` sees it | — |
 /// | a command over the server's rate limit, under [`RateLimitAction::Reply`](crate::RateLimitAction::Reply) | 111 "too many requests", temporary; the command is not handled | backs off and retries the call |
 /// | reused command ids | answered as any (ids are echoed, not tracked) | — |
@@ -163,12 +165,14 @@ pub const DEFAULT_SESSIONS_PATH: &str = "/connection/websocket";
 /// | [`Conn::close`](crate::Conn::close) with 1001, 1011, 1012, 1013 or 1014 | 2500, the close's reason | that close, retried |
 /// | the subscription's queue overflows under [`LagPolicy::Disconnect`](crate::LagPolicy::Disconnect) | 2500 "insufficient state"; `on_lag`, then `on_close` | 1013 |
 /// | [`Hub::unsubscribe_session`](crate::Hub::unsubscribe_session) | 2000 "server unsubscribe" | — |
-/// | the channel's `on_connect` called [`Handshake::expire_at`](crate::Handshake::expire_at), and that time came | 2501 "subscription expired" (the SDK resubscribes: the channel checks its token again) | 4001 |
+/// | the channel's `on_connect` called [`Handshake::expire_at`](crate::Handshake::expire_at), and that time came | 2501 "subscription expired" (the SDK resubscribes: the channel checks its token again, and refuses a stale one with [`Reject::token_expired`](crate::Reject::token_expired), 109) | 4001 |
+/// | any of the 2500s above, on a server-side subscription ([`Identity::subscribe`], [`Hub::subscribe_session`](crate::Hub::subscribe_session)), which the SDK would forget rather than resubscribe | the session is closed with 3010 "insufficient state" (3006 "subscription expired" for an expiry): the SDK reconnects and the server subscribes it again | — |
 /// | `drop_oldest` / `drop_new` overflow | that subscription's pushes are dropped (`on_lag`); the session and its other subscriptions go on | the same, per connection |
 ///
-/// A subscription's `on_close` sees what ended it: the push's code (2000, 2500), 1000 for the
-/// client's `unsubscribe`, 1011 for an `on_open` that failed, or the session's own close
-/// when the session ends. The direct mode's other closes (1007, 1008 for bad input, 1011 for
+/// A subscription's `on_close` sees what ended it: the push's code (2000, 2500, 2501), 1000
+/// for the client's `unsubscribe`, 1011 for an `on_open` that failed, 3010 or 3006 for a
+/// server-side one that ended its session, or the session's own close when the session
+/// ends. The direct mode's other closes (1007, 1008 for bad input, 1011 for
 /// a failed handler) are error replies here, as the tables say.
 ///
 /// The handshake itself is decided as a channel's is (origins, limits, shutdown), except that
@@ -329,8 +333,9 @@ impl<S> Sessions<S> {
     }
 
     /// How long the [`authenticate`](Self::authenticate) hook may take before the `connect`
-    /// is answered with error 100 (temporary: the SDK retries). Default: 4 s, under the SDK's
-    /// 5 s call timeout.
+    /// (or `refresh`) is answered with error 100 (temporary: the SDK retries), and a channel's
+    /// decision on a subscription (its `on_connect` and `authorize`) before the `subscribe`
+    /// is. Default: 4 s, under the SDK's 5 s call timeout.
     pub fn command_timeout(mut self, timeout: Duration) -> Self {
         self.settings.command_timeout = timeout;
         self

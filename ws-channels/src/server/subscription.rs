@@ -109,11 +109,15 @@ pub(crate) fn reply_error(code: ErrorCode, message: impl Into<String>) -> ReplyE
     }
 }
 
-/// The error reply for a channel's refusal: 103 "permission denied" for a 4xx (the session
-/// stays; a refused subscription is the client's to give up), 100 temporary for a 5xx (the
-/// SDK retries with backoff). With the protocol's fixed messages, as Centrifugo's: the
+/// The error reply for a channel's refusal: 109 "token expired" for
+/// [`Reject::token_expired`] (the SDK fetches a new token and retries), 103 "permission
+/// denied" for any other 4xx (the session stays; a refused subscription is the client's to
+/// give up), 100 temporary for a 5xx (the SDK retries with backoff). With the protocol's fixed messages, as Centrifugo's: the
 /// reject's reason is the server's to log, not the client's to read.
 pub(crate) fn refused(reject: &Reject) -> ReplyError {
+    if reject.is_token_expired() {
+        return ErrorCode::TokenExpired.into();
+    }
     match reject.status().is_server_error() {
         true => ErrorCode::Internal.into(),
         false => ErrorCode::PermissionDenied.into(),
