@@ -159,6 +159,7 @@ try {
   if ((await long.page.locator("#status").getAttribute("data-state")) !== "closed") {
     throw new Error(`a refused page: ${await long.page.locator("#status").textContent()}`);
   }
+  if (!(await long.page.locator("#room").isDisabled())) throw new Error("a refused page still offers to join rooms");
   await long.page.close();
 
   if (errors.length > 0) throw new Error(`page errors: ${errors.join("; ")}`);
