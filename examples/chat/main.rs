@@ -26,20 +26,58 @@
 //! the same node (each message that reached this node only is logged at `warn`); cross-node
 //! chat resumes by itself when Redis is back. `GET /ready` answers 503 while it is away.
 //!
-//! `GET /rooms/lobby` returns `{"room":"lobby","users":2}`; `GET /asyncapi.json` returns the
-//! channel's AsyncAPI 3.0 document; `GET /metrics` returns the server's counters in
-//! Prometheus' text format. Logs go to stderr, filtered by `RUST_LOG` (default `info`: one line
-//! per connection opened and closed). `cargo run --example chat -- --typescript` prints its
-//! TypeScript client (checked in as `examples/chat/chat.ts`).
+//! `GET /rooms/lobby` returns `{"room":"lobby","users":2}` (direct clients and sessions alike);
+//! `GET /asyncapi.json` returns the channel's AsyncAPI 3.0 document; `GET /metrics` returns
+//! the server's counters in Prometheus' text format. Logs go to stderr, filtered by
+//! `RUST_LOG` (default `info`: one line per connection or session opened and closed).
+//! `cargo run --example chat -- --typescript` prints its TypeScript client (checked in as
+//! `examples/chat/chat.ts`).
 //!
 //! Ctrl-C, or SIGTERM on Unix (`kill`, systemd, a container runtime), stops it gracefully:
-//! every connection is closed with 1001 (going away), then the process exits with status 0.
+//! every connection is closed with 1001 (going away), every session with 3001 (shutdown),
+//! then the process exits with status 0.
 //!
 //! The terminal client (`terminal.rs`): prints the room's events, says each line of input,
 //! reconnects by itself when the server restarts.
 //!
 //! ```text
 //! cargo run --example chat -- --client ws://127.0.0.1:8080 --room lobby --name bot
+//! ```
+//!
+//! # Sessions: every room over one WebSocket
+//!
+//! The same rooms are served to [Centrifugo](https://centrifugal.dev) SDKs at
+//! `ws://127.0.0.1:8080/connection/websocket` (the Centrifugo client protocol v2, JSON format;
+//! `Sessions` in ws-channels). Open <http://127.0.0.1:8080/sessions.html> for a page in several
+//! rooms at once over one session (`?name=ann&rooms=lobby,dev` joins at once; the page at `/`
+//! stays one connection per room). It uses the `centrifuge` SDK's browser build, vendored as
+//! `centrifuge.js` (5.8.0, MIT, its notice at the top) and served at `/centrifuge.js`.
+//!
+//! - The connect token is the name, under `?name=`'s rule; an empty or invalid one is refused
+//!   with error 101, which the SDK takes as final. (The demo's token is no secret: a real
+//!   application verifies a signed token in the `authenticate` hook, `authenticate` below.)
+//! - A room's channel is its address, percent-encoded as in a URL path: `chat/lobby`,
+//!   `chat/caf%C3%A9`.
+//! - A publication's `data` is the `ChatEvent` a direct client gets, byte for byte; what you
+//!   publish is a `ChatCommand`. Data that is not one is refused with error 107, and the rate
+//!   limit counts each command of a session (error 111 over it).
+//! - Direct clients and sessions in one room hear each other, on one node and, with `--redis`,
+//!   across nodes.
+//!
+//! ```js
+//! import { Centrifuge } from 'centrifuge';          // npm i centrifuge
+//!
+//! // Node 20 has no WebSocket of its own: add `websocket: WebSocket` from the `ws` package.
+//! const client = new Centrifuge('ws://127.0.0.1:8080/connection/websocket', { token: 'ann' });
+//! client.on('disconnected', (ctx) => console.log('disconnected', ctx.code, ctx.reason)); // 101: refused
+//! for (const room of ['lobby', 'dev']) {
+//!   const sub = client.newSubscription(`chat/${room}`);
+//!   sub.on('publication', (ctx) => console.log(room, ctx.data)); // {type: 'message', user, text, ts}, …
+//!   sub.subscribe();
+//! }
+//! client.connect();                                 // reconnects and subscribes again by itself
+//! const lobby = client.getSubscription('chat/lobby');
+//! await lobby.publish({ type: 'say', text: 'hello' }); // rejects with {code: 107, …} for a bad command
 //! ```
 
 mod terminal;
@@ -52,8 +90,9 @@ use axum::response::Html;
 use axum::routing::get;
 use serde::{Deserialize, Serialize};
 use ws_channels::{
-    AsyncApi, BackplaneError, Channel, Error, ErrorReply, Escaped, Handshake, Hub, Published, RateLimit,
-    RateLimitAction, RedisBackplane, RedisConfig, Reject, Report, Server, TokenSource, channel,
+    AsyncApi, BackplaneError, Channel, ConnectRequest, Error, ErrorReply, Escaped, Handshake, Hub, Identity, Published,
+    RateLimit, RateLimitAction, RedisBackplane, RedisConfig, Reject, Report, Server, SessionReject, Sessions,
+    TokenSource, channel,
 };
 
 /// What a client sends in a room.
@@ -115,8 +154,9 @@ impl ErrorReply for ChatEvent {
     }
 }
 
-/// Who is on a connection.
-#[derive(Debug)]
+/// Who is on a connection, or in a session: the chat channel's connection data, and the
+/// sessions' identity data (every subscription of a session gets a copy).
+#[derive(Debug, Clone)]
 struct User {
     name: String,
 }
@@ -124,8 +164,29 @@ struct User {
 /// The demo's token check: `demo-token-<name>`. A real service verifies a signed token.
 const TOKEN_PREFIX: &str = "demo-token-";
 
-/// The name from a token (the auth helper's sources) or else from `?name=`.
+/// The chat's rule for a name, wherever it comes from (`?name=`, a token, a session's connect
+/// token): trimmed, 1 to 32 characters, none that would act on a terminal. `Err` says why not.
+fn valid_name(name: &str) -> Result<String, &'static str> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > 32 {
+        return Err("the name must be 1 to 32 characters");
+    }
+    // A name is shown to everyone: one that would act on their terminal (ESC, a newline that
+    // forges a line, a bidirectional override) is nobody's name.
+    if !Escaped(name).is_plain() {
+        return Err("the name must not contain control characters");
+    }
+    Ok(name.to_owned())
+}
+
+/// Who joins a room: in a session, whom the sessions' `authenticate` hook said; otherwise the
+/// name from a token (the auth helper's sources) or else from `?name=`.
 async fn identify(handshake: Handshake<ChatCommand>) -> Result<User, Reject> {
+    // A session's subscription: the session already said who it is (its WebSocket request's
+    // query, which a session's subscribe also sees, is the SDK's, without a name).
+    if let Some(user) = handshake.session_data::<User>() {
+        return Ok(user.clone());
+    }
     let sources = [
         TokenSource::Bearer,
         TokenSource::Cookie("chat_token"),
@@ -140,16 +201,20 @@ async fn identify(handshake: Handshake<ChatCommand>) -> Result<User, Reject> {
             .query_param("name")
             .ok_or_else(|| Reject::unauthorized("a ?name= or a token is required"))?,
     };
-    let name = name.trim().to_owned();
-    if name.is_empty() || name.chars().count() > 32 {
-        return Err(Reject::bad_request("the name must be 1 to 32 characters"));
-    }
-    // A name is shown to everyone: one that would act on their terminal (ESC, a newline that
-    // forges a line, a bidirectional override) is nobody's name.
-    if !Escaped(&name).is_plain() {
-        return Err(Reject::bad_request("the name must not contain control characters"));
-    }
+    let name = valid_name(&name).map_err(Reject::bad_request)?;
     Ok(User { name })
+}
+
+/// The sessions' `authenticate` hook: who a session is, from its connect token (the SDK's
+/// `token` option). The demo's token is the name itself, under `?name=`'s rule; an empty or
+/// invalid one is refused with error 101, which an SDK takes as final (it does not retry).
+///
+/// A real application verifies a signed token here instead (a JWT's signature, then its
+/// `sub` as the user and its `exp` as [`Identity::expire_at`], after which the SDK refreshes it
+/// through its `getToken`).
+async fn authenticate(connect: ConnectRequest) -> Result<Identity<User>, SessionReject> {
+    let name = valid_name(connect.token()).map_err(SessionReject::unauthorized)?;
+    Ok(Identity::new(name.clone(), User { name }))
 }
 
 fn now_ms() -> u64 {
@@ -158,11 +223,13 @@ fn now_ms() -> u64 {
         .map_or(0, |elapsed| u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX))
 }
 
-/// The chat channel's server, with the limits a public chat wants.
+/// The chat channel's server, with the limits a public chat wants (the rate limit counts a
+/// session's commands too), and sessions at `/connection/websocket`.
 fn chat_server() -> Server {
     let server = Server::new()
         .max_message_size(4 * 1024)
-        .rate_limit(RateLimit::per_second(10).burst(20).on_exceed(RateLimitAction::Reply));
+        .rate_limit(RateLimit::per_second(10).burst(20).on_exceed(RateLimitAction::Reply))
+        .sessions(Sessions::new().authenticate(authenticate));
     ChatCommand::register(server, |handler| {
         handler
             .on_connect(identify)
@@ -340,6 +407,18 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 (
                     [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
                     include_str!("ws-channels.js"),
+                )
+            }),
+        )
+        // The same rooms over sessions: one WebSocket for every room, through the centrifuge
+        // SDK, vendored (its browser build, MIT).
+        .route("/sessions.html", get(|| async { Html(include_str!("sessions.html")) }))
+        .route(
+            "/centrifuge.js",
+            get(|| async {
+                (
+                    [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
+                    include_str!("centrifuge.js"),
                 )
             }),
         )
