@@ -57,8 +57,9 @@
 //! - [`guide::bad_input`] lists every kind of bad input, its outcome and its regression test;
 //!   [`guide::threat_model`] says what the library guarantees and what the application must do.
 //! - [`Sessions`] serve the Centrifugo client protocol (JSON) at one more path, so a
-//!   Centrifugo SDK connects to the server; its `authenticate` hook answers an [`Identity`]
-//!   or a [`SessionReject`]. (Subscriptions over a session come in a later release.)
+//!   Centrifugo SDK connects to the server once (its `authenticate` hook answers an
+//!   [`Identity`] or a [`SessionReject`]) and subscribes to any number of the server's
+//!   channels over that one WebSocket, each run by the channel's own handler.
 //! - [`TestServer`] runs a server's channels in memory, with the same checks and handlers: tests
 //!   (and most examples here) need no socket.
 //! - With the `axum` feature, `Server::into_router` mounts the same channels in an axum app,
