@@ -1029,7 +1029,8 @@ type Seen = Arc<Mutex<Vec<Hooked>>>;
 
 /// The chat channel. Rooms with a meaning: `secret` (403) and `locked` (401) are refused,
 /// `broken` answers 500, `boom` panics in `on_connect`, `vip` is for `ann` only (`authorize`),
-/// `nopen` fails and `opanic` panics in `on_open`. Every other room sends a welcome.
+/// `nopen` fails and `opanic` panics in `on_open`, `slowbye` takes 300 ms in `on_close`.
+/// Every other room sends a welcome.
 fn chat_handler(handler: Handler<Chat>, seen: Seen) -> Handler<Chat, (), Member> {
     let (opened, closed) = (seen.clone(), seen);
     handler
@@ -1109,6 +1110,10 @@ fn chat_handler(handler: Handler<Chat>, seen: Seen) -> Handler<Chat, (), Member>
         .on_close(move |conn, info| {
             let seen = closed.clone();
             async move {
+                // A goodbye that takes its time: the session's next handler waits for it.
+                if conn.params().room == "slowbye" {
+                    tokio::time::sleep(Duration::from_millis(300)).await;
+                }
                 seen.lock().unwrap().push(Hooked::Close {
                     id: conn.id().to_string(),
                     address: conn.address().to_owned(),
@@ -1313,6 +1318,7 @@ ws_channels_tests::on_both_backends!(
     unsubscribe_stops_publications_and_runs_on_close,
     publish_refusals_have_their_codes,
     the_end_of_a_session_runs_every_subscriptions_on_close,
+    an_ended_subscriptions_on_close_runs_before_the_next_command,
     lag_ends_only_the_lagging_subscription,
 );
 
@@ -1722,6 +1728,38 @@ async fn unsubscribe_stops_publications_and_runs_on_close(backend: Backend) {
         .unwrap();
     assert_eq!(published.local, 1);
     assert_eq!(session.next().await, publication("chat/lobby", &message("hub", "back")));
+}
+
+/// Handlers of one session run one at a time, `on_close` included: a subscription ended and
+/// made again in one frame has its old `on_close` finished before its new `on_open` runs.
+async fn an_ended_subscriptions_on_close_runs_before_the_next_command(backend: Backend) {
+    let seen = Seen::default();
+    let served = Served::start_on(backend, chat_server(&seen)).await;
+    let mut session = Session::open(&served, "", &[]).await;
+    let client = session.client.clone();
+    session.subscribe(2, "chat/slowbye").await;
+    session
+        .send(
+            &[
+                json!({"id": 3, "unsubscribe": {"channel": "chat/slowbye"}}).to_string(),
+                json!({"id": 4, "subscribe": {"channel": "chat/slowbye"}}).to_string(),
+            ]
+            .join("\n"),
+        )
+        .await;
+    assert_eq!(session.next().await, json!({"id": 3, "unsubscribe": {}}));
+    assert_eq!(session.next().await, json!({"id": 4, "subscribe": {}}));
+    let order: Vec<&str> = seen
+        .lock()
+        .unwrap()
+        .iter()
+        .filter_map(|hook| match hook {
+            Hooked::Open { id, .. } if *id == client => Some("open"),
+            Hooked::Close { id, .. } if *id == client => Some("close"),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(order, ["open", "close", "open"]);
 }
 
 async fn publish_refusals_have_their_codes(backend: Backend) {

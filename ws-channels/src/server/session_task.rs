@@ -60,7 +60,6 @@ use super::conn::{CloseInfo, Core};
 use super::decision::{Route, Session, Shared, subprotocol_offers};
 use super::guard;
 use super::handshake::SessionSide;
-use super::lifecycle::Lifecycle;
 use super::limits::{RateLimitAction, TokenBucket};
 use super::reader::{close_info, no_status};
 use super::response::Reject;
@@ -140,7 +139,7 @@ impl<S: Send + Sync + 'static> Route<S> for Endpoint {
             let slot = shared.limits.acquire(&endpoint.address)?;
             let env = shared.env(remote_addr, slot, None);
             let lifecycle = shared.lifecycle.clone();
-            let registered = register(endpoint, request, env, shared, lifecycle.clone());
+            let registered = register(endpoint, request, env, shared);
             let session: Session = Box::new(move |transport| lifecycle.spawn(run(registered, transport)));
             Ok(session)
         })
@@ -179,7 +178,6 @@ struct Registered {
     request: Arc<http::request::Parts>,
     state: Arc<dyn Any + Send + Sync>,
     channels: Arc<dyn Channels>,
-    lifecycle: Arc<Lifecycle>,
     config: Arc<Config>,
     span: tracing::Span,
 }
@@ -189,7 +187,6 @@ fn register<S: Send + Sync + 'static>(
     request: Arc<http::request::Parts>,
     env: ConnEnv<S>,
     channels: Arc<Shared<S>>,
-    lifecycle: Arc<Lifecycle>,
 ) -> Registered {
     let ConnEnv {
         id,
@@ -225,7 +222,6 @@ fn register<S: Send + Sync + 'static>(
         request,
         state,
         channels,
-        lifecycle,
         config,
         span,
     }
@@ -240,7 +236,6 @@ fn run(registered: Registered, transport: BoxedTransport) -> impl Future<Output 
         request,
         state,
         channels,
-        lifecycle,
         config,
         span,
     } = registered;
@@ -249,7 +244,7 @@ fn run(registered: Registered, transport: BoxedTransport) -> impl Future<Output 
     let started = Instant::now();
     let transport = SharedTransport::new(transport);
     async move {
-        let (info, subscriptions) = {
+        let (info, ended, subscriptions) = {
             let (outbox, core) = (&registration.outbox, &registration.binding.0);
             let mut stream = WokenStream::new(&transport);
             let reader = Reader {
@@ -260,7 +255,6 @@ fn run(registered: Registered, transport: BoxedTransport) -> impl Future<Output 
                 request: &request,
                 state: &state,
                 channels: &*channels,
-                lifecycle: &lifecycle,
             };
             let reader = std::pin::pin!(reader.read_loop(&mut stream));
             let writer = std::pin::pin!(write_loop(&transport, outbox, core.hub.counters(), LABEL));
@@ -268,14 +262,15 @@ fn run(registered: Registered, transport: BoxedTransport) -> impl Future<Output 
         };
         drop(transport);
         log_closed(&span, &info, started, "session closed");
-        // Out of the hub before the subscriptions' `on_close` run, as a connection is.
+        // Out of the hub before the subscriptions' `on_close` run, as a connection is: first
+        // those of subscriptions that ended before, in order, then the others'.
         drop(registration);
-        for binding in subscriptions {
-            if let Some(on_close) = binding.on_close(info.clone()) {
-                let channel = binding.channel();
-                if let Err(panic) = guard::catch(on_close).instrument(span.clone()).await {
-                    tracing::warn!(parent: &span, channel, panic = %Escaped(panic), "on_close panicked");
-                }
+        let last = subscriptions
+            .iter()
+            .filter_map(|binding| closing(&**binding, info.clone()));
+        for Closing { channel, future } in ended.into_iter().chain(last) {
+            if let Err(panic) = future.instrument(span.clone()).await {
+                tracing::warn!(parent: &span, channel, panic = %Escaped(panic), "on_close panicked");
             }
         }
     }
@@ -337,6 +332,24 @@ enum Busy {
     },
     /// `publish`: the channel's `on_message` runs.
     Publishing { id: u32, channel: Box<str> },
+    /// An ended subscription's `on_close` runs.
+    Closing(Closing),
+}
+
+/// A subscription's `on_close`, guarded: run in turn with the session's commands (handlers of
+/// one session run one at a time), or at the session's end.
+struct Closing {
+    channel: &'static str,
+    future: BoxFuture<'static, Result<(), String>>,
+}
+
+/// The `on_close` of `binding`, if its channel has one.
+fn closing(binding: &dyn Binding, info: CloseInfo) -> Option<Closing> {
+    let on_close = binding.on_close(info)?;
+    Some(Closing {
+        channel: binding.channel(),
+        future: Box::pin(guard::catch(on_close)),
+    })
 }
 
 /// A subscription being made: how the client learns of it, its channel string and slot.
@@ -364,6 +377,7 @@ enum Done {
     Authenticated(Outcome<Authenticated>),
     Decided(Outcome<Result<Decided, Reject>>),
     Ran(running::Outcome),
+    Closed(Result<(), String>),
 }
 
 /// Polls what the busy command waits for: its future, or the handler it runs.
@@ -374,6 +388,7 @@ fn poll_busy(busy: &mut Option<Busy>, running: &mut Running, cx: &mut Context<'_
         }
         Some(Busy::Subscribing { deciding, .. }) => deciding.as_mut().poll(cx).map(Done::Decided),
         Some(Busy::Opening { .. } | Busy::Publishing { .. }) => running.poll(cx).map(Done::Ran),
+        Some(Busy::Closing(closing)) => closing.future.as_mut().poll(cx).map(Done::Closed),
         None => Poll::Pending,
     }
 }
@@ -507,6 +522,8 @@ struct State {
     /// The server's requests to change the subscriptions (`Hub::subscribe_session`), carried
     /// out in turn with the commands once the session is connected.
     requests: VecDeque<SubscriptionRequest>,
+    /// The `on_close` of subscriptions that ended, to run before the next command.
+    closings: VecDeque<Closing>,
     /// The `connect` command, without its token: what a `refresh` hands the hook again.
     connect: protocol::ConnectRequest,
     /// The server's rate limit, for every command but `connect` and the pong.
@@ -534,6 +551,11 @@ impl State {
         self.running = Running::default();
         let mut accepted: Vec<Box<dyn Binding>> = match self.busy.take() {
             Some(Busy::Opening { binding, .. }) => vec![binding],
+            // Finished at the session's end, first.
+            Some(Busy::Closing(closing)) => {
+                self.closings.push_front(closing);
+                Vec::new()
+            }
             _ => Vec::new(),
         };
         if let Some(connecting) = self.connecting.take() {
@@ -552,7 +574,6 @@ struct Reader<'a> {
     request: &'a Arc<http::request::Parts>,
     state: &'a Arc<dyn Any + Send + Sync>,
     channels: &'a dyn Channels,
-    lifecycle: &'a Arc<Lifecycle>,
 }
 
 impl<'a> Reader<'a> {
@@ -562,7 +583,7 @@ impl<'a> Reader<'a> {
     fn read_loop(
         self,
         stream: &'a mut (impl MessageStream + 'a),
-    ) -> impl Future<Output = (CloseInfo, Vec<Box<dyn Binding>>)> + 'a {
+    ) -> impl Future<Output = (CloseInfo, Vec<Closing>, Vec<Box<dyn Binding>>)> + 'a {
         async move {
             let mut state = self.open();
             let mut accepted = Vec::new();
@@ -574,7 +595,9 @@ impl<'a> Reader<'a> {
                         .closing_by
                         .get_or_insert(Instant::now() + self.config.close_timeout);
                     accepted.extend(state.stop());
-                } else if state.busy.is_none() && (!state.queue.is_empty() || state.has_requests()) {
+                } else if state.busy.is_none()
+                    && (!state.closings.is_empty() || !state.queue.is_empty() || state.has_requests())
+                {
                     self.work_queue(&mut state);
                     continue;
                 }
@@ -614,7 +637,7 @@ impl<'a> Reader<'a> {
             let info = close_info(self.outbox, state.peer_close.take());
             accepted.extend(state.stop());
             accepted.extend(state.subscriptions.into_values().map(|sub| sub.binding));
-            (info, accepted)
+            (info, state.closings.into(), accepted)
         }
     }
 
@@ -635,6 +658,7 @@ impl<'a> Reader<'a> {
             subscriptions: HashMap::new(),
             connecting: None,
             requests: VecDeque::new(),
+            closings: VecDeque::new(),
             connect: protocol::ConnectRequest::default(),
             bucket: self.config.rate_limit.map(|limit| Box::new(TokenBucket::new(limit))),
             clocks: Clocks {
@@ -735,22 +759,27 @@ impl<'a> Reader<'a> {
         ControlFlow::Continue(())
     }
 
-    /// Carries out the server's requests, then handles queued commands in order, until one
-    /// waits or the session is closing.
+    /// Runs ended subscriptions' `on_close`, carries out the server's requests, then handles
+    /// queued commands in order: one at a time, until one waits or the session is closing.
     fn work_queue(&self, state: &mut State) {
-        while state.has_requests() {
-            if let Some(request) = state.requests.pop_front() {
-                self.server_request(request, state);
-            }
+        loop {
             if state.busy.is_some() || self.outbox.is_closing() {
                 return;
             }
-        }
-        while let Some(command) = state.queue.pop_front() {
+            if let Some(closing) = state.closings.pop_front() {
+                state.busy = Some(Busy::Closing(closing));
+                return;
+            }
+            if state.has_requests() {
+                if let Some(request) = state.requests.pop_front() {
+                    self.server_request(request, state);
+                }
+                continue;
+            }
+            let Some(command) = state.queue.pop_front() else {
+                break;
+            };
             self.handle(command, state);
-            if state.busy.is_some() || self.outbox.is_closing() {
-                return;
-            }
         }
         // All read is handled: the runner goes (with the connection it holds) until the next
         // burst, as a connection's does.
@@ -849,6 +878,10 @@ impl<'a> Reader<'a> {
             (Some(Busy::Publishing { id, channel }), Done::Ran(outcome)) => {
                 self.published(id, &channel, outcome, state);
             }
+            (Some(Busy::Closing(Closing { channel, .. })), Done::Closed(Err(panic))) => {
+                tracing::warn!(channel, panic = %Escaped(panic), "on_close panicked");
+            }
+            (Some(Busy::Closing(_)), Done::Closed(Ok(()))) => {}
             (busy, _) => {
                 // Each kind of busy command polls its own kind of future.
                 debug_assert!(false, "a busy command finished with another's outcome");
@@ -1072,7 +1105,7 @@ impl<'a> Reader<'a> {
             SubscriptionRequest::Unsubscribe(channel) => {
                 if let Some(subscription) = state.subscriptions.remove(channel.as_str()) {
                     let server = UnsubscribeCode::Server;
-                    self.unsubscribed(&channel, subscription, server.code(), server.reason().to_owned());
+                    self.unsubscribed(&channel, subscription, server.code(), server.reason().to_owned(), state);
                     state.clocks.subscription_expires = earliest_expiry(&state.subscriptions);
                 }
             }
@@ -1275,7 +1308,7 @@ impl<'a> Reader<'a> {
             reason: "on_open failed".to_owned(),
             by_server: true,
         };
-        self.after_close(binding, info);
+        state.closings.extend(closing(&*binding, info));
         self.next_server_subscription(state);
     }
 
@@ -1328,7 +1361,7 @@ impl<'a> Reader<'a> {
                 reason: "unsubscribed".to_owned(),
                 by_server: false,
             };
-            self.end(channel, subscription, info);
+            self.end(channel, subscription, info, state);
         }
         self.reply(Reply::result(id, ReplyBody::Unsubscribe));
     }
@@ -1405,7 +1438,7 @@ impl<'a> Reader<'a> {
             };
             let channel = channel.clone();
             if let Some(subscription) = state.subscriptions.remove(&channel) {
-                self.unsubscribed(&channel, subscription, end.code, end.reason);
+                self.unsubscribed(&channel, subscription, end.code, end.reason, state);
             }
         }
         state.clocks.subscription_expires = earliest_expiry(&state.subscriptions);
@@ -1425,14 +1458,14 @@ impl<'a> Reader<'a> {
         let code = UnsubscribeCode::SubscriptionExpired;
         for channel in expired {
             if let Some(subscription) = state.subscriptions.remove(&channel) {
-                self.unsubscribed(&channel, subscription, code.code(), code.reason().to_owned());
+                self.unsubscribed(&channel, subscription, code.code(), code.reason().to_owned(), state);
             }
         }
         state.clocks.subscription_expires = earliest_expiry(&state.subscriptions);
     }
 
     /// Ends a subscription the server ended: its `unsubscribe` push, then its end.
-    fn unsubscribed(&self, channel: &str, subscription: Subscription, code: u32, reason: String) {
+    fn unsubscribed(&self, channel: &str, subscription: Subscription, code: u32, reason: String, state: &mut State) {
         let resubscribe = sdk_resubscribes_after_unsubscribe(code);
         if subscription.server_side && resubscribe {
             let close = match code == UnsubscribeCode::SubscriptionExpired.code() {
@@ -1444,7 +1477,7 @@ impl<'a> Reader<'a> {
                 reason: close.reason().to_owned(),
                 by_server: true,
             };
-            self.end(channel, subscription, info);
+            self.end(channel, subscription, info, state);
             return self.close(close);
         }
         let push = Reply::push(
@@ -1459,32 +1492,17 @@ impl<'a> Reader<'a> {
             reason,
             by_server: true,
         };
-        self.end(channel, subscription, info);
+        self.end(channel, subscription, info, state);
         self.reply(push);
     }
 
     /// Ends a subscription taken out of the table: out of its topic, its slot freed, its
-    /// `on_close` run.
-    fn end(&self, channel: &str, subscription: Subscription, info: CloseInfo) {
+    /// `on_close` to run in turn (after the handler running now, if any: one of its own, say).
+    fn end(&self, channel: &str, subscription: Subscription, info: CloseInfo, state: &mut State) {
         let Subscription { binding, slot, .. } = subscription;
         self.core.hub.leave_slot(self.core.id, binding.channel(), channel);
         self.outbox.close_slot(slot);
-        self.after_close(binding, info);
-    }
-
-    /// Runs a subscription's `on_close` in a task of its own (tracked by the server, so a
-    /// shutdown waits for it): the session goes on meanwhile.
-    fn after_close(&self, binding: Box<dyn Binding>, info: CloseInfo) {
-        let Some(on_close) = binding.on_close(info) else {
-            return;
-        };
-        let channel = binding.channel();
-        let span = tracing::Span::current();
-        self.lifecycle.spawn(async move {
-            if let Err(panic) = guard::catch(on_close).instrument(span).await {
-                tracing::warn!(channel, panic = %Escaped(panic), "on_close panicked");
-            }
-        });
+        state.closings.extend(closing(&*binding, info));
     }
 
     /// Passes an error to the channel's `on_error`, or logs it.
