@@ -27,7 +27,8 @@ use ws_channels::{
     Server, SessionReject, Sessions, TokenSource, channel,
 };
 use ws_channels_tests::{
-    Backend, Component, Running, Served, next_text, node_project, raw_connect, read_until_close, require, within,
+    Backend, Component, Running, Served, handshake_status, next_text, node_project, raw_connect, read_until_close,
+    require, within,
 };
 
 /// A direct channel served beside the sessions.
@@ -624,6 +625,30 @@ async fn credentials_expire_unless_refreshed() {
     .await;
     assert!(next_json(&mut socket).await["connect"].is_object());
     assert_eq!(close_of(&mut socket).await, (3005, "connection expired".to_owned()));
+}
+
+/// `max_connections_per_address` counts a room's members however they came: a session's
+/// subscription over it is refused with 106, a direct handshake with 503, until a member
+/// leaves. Sessions themselves are connections of no room (their shared path is no address):
+/// two sessions pass a limit of one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rooms_member_limit_counts_subscriptions_too() {
+    let served = Served::start(server(|s| s).max_connections_per_address(1)).await;
+    let (mut first, _) = connected(&served, "ann").await;
+    send(&mut first, r#"{"id":2,"subscribe":{"channel":"echo/a"}}"#).await;
+    assert_eq!(next_json(&mut first).await, json!({"id": 2, "subscribe": {}}));
+    let (mut second, reply) = connected(&served, "ann").await;
+    assert!(reply["connect"].is_object(), "a second session: {reply}");
+    send(&mut second, r#"{"id":2,"subscribe":{"channel":"echo/a"}}"#).await;
+    assert_eq!(
+        next_json(&mut second).await,
+        json!({"id": 2, "error": {"code": 106, "message": "limit exceeded"}})
+    );
+    assert_eq!(handshake_status(&served, "/echo/a").await, 503);
+    send(&mut first, r#"{"id":3,"unsubscribe":{"channel":"echo/a"}}"#).await;
+    assert_eq!(next_json(&mut first).await, json!({"id": 3, "unsubscribe": {}}));
+    send(&mut second, r#"{"id":3,"subscribe":{"channel":"echo/a"}}"#).await;
+    assert_eq!(next_json(&mut second).await, json!({"id": 3, "subscribe": {}}));
 }
 
 /// The server's rate limit counts a session's commands (not `connect`, not pongs): each one

@@ -326,7 +326,15 @@ impl<S: Send + Sync + 'static> Channels for Shared<S> {
             .router
             .at(&path)
             .ok_or_else(|| reply_error(ErrorCode::UnknownChannel, ""))?;
-        matched.route.subscribe(&self.state, &matched.values, subscribing)
+        let deciding = matched.route.subscribe(&self.state, &matched.values, subscribing)?;
+        // A room's members are counted whether they came directly or through a session.
+        let address: Arc<str> = subscribing.channel.into();
+        let member = self
+            .limits
+            .acquire_member(&address)
+            .map_err(|_| reply_error(ErrorCode::LimitExceeded, ""))?;
+        subscribing.member = Some(member);
+        Ok(deciding)
     }
 }
 

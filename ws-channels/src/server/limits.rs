@@ -184,7 +184,7 @@ pub(crate) struct Pending {
 impl Drop for Pending {
     fn drop(&mut self) {
         let mut counts = self.limits.counts.lock().unwrap_or_else(PoisonError::into_inner);
-        counts.release(self.ip.as_ref());
+        counts.release(self.ip.as_ref(), true);
     }
 }
 
@@ -215,8 +215,11 @@ impl<K> Default for Counts<K> {
 }
 
 impl<K: Eq + std::hash::Hash> Counts<K> {
-    fn release(&mut self, key: Option<&K>) {
-        self.total = self.total.saturating_sub(1);
+    /// Releases one count of `key`, and of the total if it was counted there.
+    fn release(&mut self, key: Option<&K>, in_total: bool) {
+        if in_total {
+            self.total = self.total.saturating_sub(1);
+        }
         if let Some(key) = key
             && let Some(n) = self.per_key.get_mut(key)
         {
@@ -258,7 +261,41 @@ impl ConnectionLimits {
         *counts.per_key.entry(address.clone()).or_default() += 1;
         Ok(Slot {
             limits: self.clone(),
-            address: address.clone(),
+            address: Some(address.clone()),
+            in_total: true,
+        })
+    }
+
+    /// A session: a connection, counted toward the server's total only. Its path is no
+    /// address of a room (every session shares it); its subscriptions count toward theirs
+    /// ([`acquire_member`](Self::acquire_member)).
+    pub(crate) fn acquire_session(self: &Arc<Self>) -> Result<Slot, Full> {
+        let mut counts = self.counts.lock().unwrap_or_else(PoisonError::into_inner);
+        if self.max_total.is_some_and(|max| counts.total >= max) {
+            return Err(Full::Server);
+        }
+        counts.total += 1;
+        Ok(Slot {
+            limits: self.clone(),
+            address: None,
+            in_total: true,
+        })
+    }
+
+    /// A session's subscription to `address`: counted toward the address's limit (a room's
+    /// members, direct or not), not the server's total, which counts connections (the session
+    /// is one).
+    pub(crate) fn acquire_member(self: &Arc<Self>, address: &Arc<str>) -> Result<Slot, Full> {
+        let mut counts = self.counts.lock().unwrap_or_else(PoisonError::into_inner);
+        let here = counts.per_key.get(address).copied().unwrap_or(0);
+        if self.max_per_address.is_some_and(|max| here >= max) {
+            return Err(Full::Address);
+        }
+        *counts.per_key.entry(address.clone()).or_default() += 1;
+        Ok(Slot {
+            limits: self.clone(),
+            address: Some(address.clone()),
+            in_total: false,
         })
     }
 }
@@ -267,13 +304,17 @@ impl ConnectionLimits {
 #[derive(Debug)]
 pub(crate) struct Slot {
     limits: Arc<ConnectionLimits>,
-    address: Arc<str>,
+    /// The address it counts toward (none for a session).
+    address: Option<Arc<str>>,
+    /// Counted toward the server's total (a connection), or only its address's (a session's
+    /// subscription).
+    in_total: bool,
 }
 
 impl Drop for Slot {
     fn drop(&mut self) {
         let mut counts = self.limits.counts.lock().unwrap_or_else(PoisonError::into_inner);
-        counts.release(Some(&self.address));
+        counts.release(self.address.as_ref(), self.in_total);
     }
 }
 

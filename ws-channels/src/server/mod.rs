@@ -386,14 +386,17 @@ impl<S: Send + Sync + 'static> Server<S> {
     }
 
     /// The most connections open at once; a handshake over it is refused with 503 before the
-    /// upgrade. Default: no limit.
+    /// upgrade. A session counts as one, however many channels it subscribes to. Default: no
+    /// limit.
     pub fn max_connections(mut self, connections: usize) -> Self {
         self.config.max_connections = Some(connections);
         self
     }
 
     /// The most connections open at once to one concrete address (`chat/lobby`); a handshake
-    /// over it is refused with 503 before the upgrade. Default: no limit.
+    /// over it is refused with 503 before the upgrade. A session's subscription to the address
+    /// counts as one of them (over the limit, its `subscribe` gets error 106); sessions
+    /// themselves, which share their path, are not counted per address. Default: no limit.
     pub fn max_connections_per_address(mut self, connections: usize) -> Self {
         self.config.max_connections_per_address = Some(connections);
         self

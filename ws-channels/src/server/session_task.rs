@@ -60,7 +60,7 @@ use super::conn::{CloseInfo, Core};
 use super::decision::{Route, Session, Shared, subprotocol_offers};
 use super::guard;
 use super::handshake::SessionSide;
-use super::limits::{RateLimitAction, TokenBucket};
+use super::limits::{self, RateLimitAction, TokenBucket};
 use super::reader::{close_info, no_status};
 use super::response::Reject;
 use super::running::{self, Running};
@@ -99,7 +99,7 @@ pub(crate) struct Endpoint {
 struct EndpointInner {
     settings: Settings,
     authenticator: Option<Arc<dyn Authenticator>>,
-    /// The path, without its leading `/`: the key of the sessions' connection-limit slots.
+    /// The path, without its leading `/`: a session's `Conn::address`-like name in logs.
     address: Arc<str>,
 }
 
@@ -136,7 +136,7 @@ impl<S: Send + Sync + 'static> Route<S> for Endpoint {
         let endpoint = self.inner.clone();
         let shared = shared.clone();
         Box::pin(async move {
-            let slot = shared.limits.acquire(&endpoint.address)?;
+            let slot = shared.limits.acquire_session()?;
             let env = shared.env(remote_addr, slot, None);
             let lifecycle = shared.lifecycle.clone();
             let registered = register(endpoint, request, env, shared);
@@ -354,6 +354,8 @@ fn closing(binding: &dyn Binding, info: CloseInfo) -> Option<Closing> {
 
 /// A subscription being made: how the client learns of it, its channel string and slot.
 struct Pending {
+    /// Its place under `max_connections_per_address`, held from the decision on.
+    member: Option<limits::Slot>,
     announce: Announce,
     channel: Box<str>,
     slot: SlotId,
@@ -399,6 +401,8 @@ struct Subscription {
     slot: SlotId,
     /// When its channel said its credentials expire.
     expires: Option<Instant>,
+    /// Its place under `max_connections_per_address`, freed when it ends.
+    _member: Option<limits::Slot>,
     /// Made by the server (at connect, or by `Hub::subscribe_session`): the SDK forgets such a
     /// subscription on any `unsubscribe` push, so one it would resubscribe to ends the session
     /// instead (with the code that reconnects), as Centrifugo does.
@@ -1196,12 +1200,14 @@ impl<'a> Reader<'a> {
             outbox: &self.core.outbox,
             receiver: self.outbox,
             slot: None,
+            member: None,
         };
         let deciding = self.channels.subscribe(&mut subscribing);
-        let slot = subscribing.slot;
+        let (slot, member) = (subscribing.slot, subscribing.member);
         match (deciding, slot) {
             (Ok(deciding), Some(slot)) => {
                 let pending = Pending {
+                    member,
                     announce,
                     channel: channel.into_boxed_str(),
                     slot,
@@ -1316,6 +1322,7 @@ impl<'a> Reader<'a> {
     /// follow the reply.
     fn live(&self, pending: Pending, binding: Box<dyn Binding>, expires: Option<Instant>, state: &mut State) {
         let Pending {
+            member,
             announce,
             channel,
             slot,
@@ -1326,6 +1333,7 @@ impl<'a> Reader<'a> {
             binding,
             slot,
             expires,
+            _member: member,
             server_side,
         };
         let announcement = match announce {

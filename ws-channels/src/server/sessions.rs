@@ -146,6 +146,7 @@ pub const DEFAULT_SESSIONS_PATH: &str = "/connection/websocket";
 /// | … with a 5xx, or panics, or takes longer than [`command_timeout`](Self::command_timeout); the channel's `on_open` fails or panics | 100, temporary | resubscribes with backoff |
 /// | `subscribe` to a channel string already subscribed | 105 "already subscribed" | — |
 /// | `subscribe` past [`max_subscriptions`](Self::max_subscriptions) (128) | 106 "limit exceeded" | subscription fails for good |
+/// | `subscribe` to an address at the server's [`max_connections_per_address`](crate::Server::max_connections_per_address) (its members, direct or not) | 106 "limit exceeded" | subscription fails for good |
 /// | `subscribe` without a channel | close 3501 "bad request" | stops |
 /// | `unsubscribe` of a channel not subscribed | `{"id":n,"unsubscribe":{}}`, as for one subscribed | — |
 /// | `publish` on a channel string this session is not subscribed to | 103 "permission denied" | — |

@@ -16,6 +16,7 @@ use futures_util::future::BoxFuture;
 use super::bound::Binding;
 use super::conn::{Core, SubscriptionScope};
 use super::handshake::{InSession, SessionSide};
+use super::limits;
 use super::response::Reject;
 use crate::channel::LagPolicy;
 use crate::conn_id::ConnId;
@@ -56,6 +57,8 @@ pub(crate) struct Subscribing<'a> {
     /// The slot opened by [`core`](Self::core), for the session task to close if the channel
     /// refuses.
     pub(crate) slot: Option<SlotId>,
+    /// Its place under the server's `max_connections_per_address`, held while it lasts.
+    pub(crate) member: Option<limits::Slot>,
 }
 
 impl Subscribing<'_> {
@@ -92,7 +95,8 @@ impl Subscribing<'_> {
 pub(crate) trait Channels: Send + Sync + 'static {
     /// Matches `subscribing.channel` and starts the channel's decision on it, or refuses it
     /// at once: 102 when no channel has the name, 107 for a malformed or non-canonical one,
-    /// 108 for a channel that cannot travel over a session.
+    /// 108 for a channel that cannot travel over a session, 106 when the address has as many
+    /// members as the server allows per address.
     fn subscribe(&self, subscribing: &mut Subscribing<'_>) -> Result<Deciding, ReplyError>;
 }
 
