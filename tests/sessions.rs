@@ -387,9 +387,19 @@ async fn hostile_command_streams_get_their_documented_outcome(backend: Backend) 
     send(&mut socket, &thousand.join("\n")).await;
     assert_eq!(close_of(&mut socket).await, (3501, "bad request".to_owned()));
 
-    let (mut socket, _) = connected(&served, "ann").await;
-    send(&mut socket, r#"{"id":2,"subscribe":{}}"#).await;
-    assert_eq!(close_of(&mut socket).await, (3501, "bad request".to_owned()));
+    for nameless in [
+        r#"{"id":2,"subscribe":{}}"#,
+        r#"{"id":2,"unsubscribe":{}}"#,
+        r#"{"id":2,"publish":{"data":{}}}"#,
+    ] {
+        let (mut socket, _) = connected(&served, "ann").await;
+        send(&mut socket, nameless).await;
+        assert_eq!(
+            close_of(&mut socket).await,
+            (3501, "bad request".to_owned()),
+            "{nameless}"
+        );
+    }
 
     // Over twice the message size, the protocol layer closes with 1009 without reading on: a
     // client still writing may see its connection reset before it reads the close frame.

@@ -321,8 +321,8 @@ impl<C: Channel, S, D> Conn<C, S, D> {
     ///
     /// In a session's subscription it ends the subscription, not the session: the client gets
     /// an `unsubscribe` push with the reason and code 2500 (the SDK resubscribes) for the
-    /// closes a direct client would retry (1001, 1011, 1012, 1013, 1014), 2000 (final)
-    /// for every other.
+    /// closes a direct client would retry (1001, 1011, 1012, 1013, 1014), 2501 for expired
+    /// credentials (4001), 2000 (final) for every other.
     pub fn close(&self, code: CloseCode, reason: &str) {
         self.core().close(code, reason);
     }

@@ -823,6 +823,8 @@ impl<'a> Reader<'a> {
             Method::Ping => self.reply(Reply::result(id, ReplyBody::Ping)),
             Method::Send(_) => tracing::debug!("`send` ignored: no handler for it"),
             Method::Subscribe(subscribe) => self.subscribe(id, subscribe, &session, state),
+            Method::Unsubscribe(request) if request.channel.is_empty() => self.bad_request(name, "without a channel"),
+            Method::Publish(publish) if publish.channel.is_empty() => self.bad_request(name, "without a channel"),
             Method::Unsubscribe(request) => self.unsubscribe(id, &request.channel, state),
             Method::Publish(publish) => self.publish(id, publish, state),
             Method::Refresh(refresh) => {

@@ -147,7 +147,7 @@ pub const DEFAULT_SESSIONS_PATH: &str = "/connection/websocket";
 /// | `subscribe` to a channel string already subscribed | 105 "already subscribed" | — |
 /// | `subscribe` past [`max_subscriptions`](Self::max_subscriptions) (128) | 106 "limit exceeded" | subscription fails for good |
 /// | `subscribe` to an address at the server's [`max_connections_per_address`](crate::Server::max_connections_per_address) (its members, direct or not) | 106 "limit exceeded" | subscription fails for good |
-/// | `subscribe` without a channel | close 3501 "bad request" | stops |
+/// | `subscribe`, `unsubscribe` or `publish` without a channel | close 3501 "bad request" | stops |
 /// | `unsubscribe` of a channel not subscribed | `{"id":n,"unsubscribe":{}}`, as for one subscribed | — |
 /// | `publish` on a channel string this session is not subscribed to | 103 "permission denied" | — |
 /// | `publish` on a channel that takes no client messages (no `on_message`), or with `type` ≠ 0 | 108 "not available" | — |
@@ -162,7 +162,8 @@ pub const DEFAULT_SESSIONS_PATH: &str = "/connection/websocket";
 ///
 /// | event | push | direct-mode counterpart |
 /// |---|---|---|
-/// | [`Conn::close`](crate::Conn::close) with 1000, 1002, 1003, 1007, 1008, 1009, 1010 or an application code | 2000, the close's reason (default "server unsubscribe") | that close, final |
+/// | [`Conn::close`](crate::Conn::close) with 1000, 1002, 1003, 1007, 1008, 1009, 1010 or an application code but 4001 | 2000, the close's reason (default "server unsubscribe") | that close, final |
+/// | [`Conn::close`](crate::Conn::close) with [4001](crate::CLOSE_CREDENTIALS_EXPIRED) | 2501, the close's reason | that close, retried with new credentials |
 /// | [`Conn::close`](crate::Conn::close) with 1001, 1011, 1012, 1013 or 1014 | 2500, the close's reason | that close, retried |
 /// | the subscription's queue overflows under [`LagPolicy::Disconnect`](crate::LagPolicy::Disconnect) | 2500 "insufficient state"; `on_lag`, then `on_close` | 1013 |
 /// | [`Hub::unsubscribe_session`](crate::Hub::unsubscribe_session) | 2000 "server unsubscribe" | — |

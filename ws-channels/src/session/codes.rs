@@ -384,11 +384,13 @@ impl UnsubscribeCode {
 
     /// What ends a subscription whose handler closed it with `close` (a close code of the
     /// direct mode): the closes a direct client retries (1001 going away, 1011 internal error,
-    /// 1012 restart, 1013 try again later, 1014 bad gateway) resubscribe with 2500, every other
-    /// is final, 2000.
+    /// 1012 restart, 1013 try again later, 1014 bad gateway) resubscribe with 2500, expired
+    /// credentials (4001) with 2501, every other is final, 2000.
     pub(crate) fn for_close(close: u16) -> Self {
         match close {
             1001 | 1011..=1014 => Self::InsufficientState,
+            // The direct mode's expired credentials (`CLOSE_CREDENTIALS_EXPIRED`).
+            4001 => Self::SubscriptionExpired,
             _ => Self::Server,
         }
     }
@@ -558,7 +560,8 @@ mod tests {
             .chain([3000, 4000, 4001, 4999])
             .filter(|code| UnsubscribeCode::for_close(*code).resubscribes())
             .collect();
-        assert_eq!(retried, [1001, 1011, 1012, 1013, 1014]);
+        assert_eq!(retried, [1001, 1011, 1012, 1013, 1014, 4001]);
+        assert_eq!(UnsubscribeCode::for_close(4001), UnsubscribeCode::SubscriptionExpired);
         assert_eq!(UnsubscribeCode::for_close(1008), UnsubscribeCode::Server);
     }
 }
