@@ -711,8 +711,9 @@ struct Notice {
 /// `ann`, to `notices/nobody`, which the channel refuses; for `greedy`, to 129 channels). The
 /// tokens `old` and `fresh` are both user `tok`, whose notices want the connect token `fresh`
 /// (109 otherwise); `notices/stale` and `notices/past` are refused as expired; `notices/flaky`
-/// closes itself in `on_open` with 1011.
-fn notices_server() -> Server {
+/// closes itself in `on_open` with 1011; `notices/sleepy`'s `on_open` never ends. The
+/// sessions are shaped by `sessions`.
+fn notices_server(sessions: impl FnOnce(Sessions) -> Sessions) -> Server {
     let server = Notice::register(Server::new(), |h| {
         h.on_connect(|handshake| async move {
             let name = handshake.params().name.clone();
@@ -730,29 +731,33 @@ fn notices_server() -> Server {
         .on_open(|conn| async move {
             let text = format!("welcome {}", conn.data());
             conn.send(&Notice { text }).await?;
-            if conn.params().name == "flaky" {
-                conn.close(CloseCode::Error, "flaky");
+            match conn.params().name.as_str() {
+                "flaky" => conn.close(CloseCode::Error, "flaky"),
+                "sleepy" => std::future::pending().await,
+                _ => {}
             }
             Ok(())
         })
     });
-    server.sessions(Sessions::new().authenticate(|connect: ConnectRequest| async move {
-        let name = connect.token().to_owned();
-        let user = match name.as_str() {
-            "old" | "fresh" => "tok",
-            other => other,
-        };
-        let identity = Identity::new(user, ());
-        Ok(match name.as_str() {
-            "greedy" => (0..129).fold(identity, |identity, n| {
-                identity.subscribe::<Notice>(&NoticeParams::new(format!("n{n}")))
-            }),
-            "old" | "fresh" => identity,
-            _ => identity
-                .subscribe::<Notice>(&NoticeParams::new(name.as_str()))
-                .subscribe::<Notice>(&NoticeParams::new("nobody")),
-        })
-    }))
+    server.sessions(
+        sessions(Sessions::new()).authenticate(|connect: ConnectRequest| async move {
+            let name = connect.token().to_owned();
+            let user = match name.as_str() {
+                "old" | "fresh" => "tok",
+                other => other,
+            };
+            let identity = Identity::new(user, ());
+            Ok(match name.as_str() {
+                "greedy" => (0..129).fold(identity, |identity, n| {
+                    identity.subscribe::<Notice>(&NoticeParams::new(format!("n{n}")))
+                }),
+                "old" | "fresh" => identity,
+                _ => identity
+                    .subscribe::<Notice>(&NoticeParams::new(name.as_str()))
+                    .subscribe::<Notice>(&NoticeParams::new("nobody")),
+            })
+        }),
+    )
 }
 
 /// Expired subscription credentials get 109 (the SDK fetches a new token): a channel's
@@ -760,7 +765,7 @@ fn notices_server() -> Server {
 /// finds stale until a `refresh` brings the fresh one (`TokenSource::Connect` then reads it).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn expired_subscription_credentials_get_109() {
-    let served = Served::start(notices_server()).await;
+    let served = Served::start(notices_server(|s| s)).await;
     let (mut socket, reply) = connected(&served, "old").await;
     assert!(reply["connect"].is_object(), "{reply}");
     let commands = [
@@ -782,12 +787,36 @@ async fn expired_subscription_credentials_get_109() {
     );
 }
 
+/// A subscription whose `on_open` takes the command timeout is refused with 100 (temporary:
+/// the SDK retries with backoff, where its own call timeout would end the connection); the
+/// session goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_on_open_that_takes_the_command_timeout_is_refused_with_100() {
+    let served = Served::start(notices_server(|s| s.command_timeout(Duration::from_millis(300)))).await;
+    let (mut socket, _) = connected(&served, "ann").await;
+    assert!(next_json(&mut socket).await["push"]["pub"].is_object(), "the welcome");
+    let started = Instant::now();
+    send(
+        &mut socket,
+        "{\"id\":2,\"subscribe\":{\"channel\":\"notices/sleepy\"}}\n{\"id\":3,\"ping\":{}}",
+    )
+    .await;
+    assert_eq!(
+        replies(&mut socket, 2).await,
+        [
+            json!({"id": 2, "error": {"code": 100, "message": "internal server error", "temporary": true}}),
+            json!({"id": 3, "ping": {}}),
+        ]
+    );
+    assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
+}
+
 /// A subscription its handler closes with a code a direct client would retry: 2500 for a
 /// client's (the SDK resubscribes); a server-side one, which the SDK would forget, ends the
 /// session with 3010 instead (it reconnects and gets it again).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_side_subscription_that_must_be_resubscribed_ends_the_session() {
-    let served = Served::start(notices_server()).await;
+    let served = Served::start(notices_server(|s| s)).await;
     let (mut socket, _) = connected(&served, "ann").await;
     assert_eq!(
         next_json(&mut socket).await,
@@ -819,7 +848,7 @@ async fn a_server_side_subscription_that_must_be_resubscribed_ends_the_session()
 /// close with 3505.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn server_side_subscriptions_come_with_the_connect_reply() {
-    let server = notices_server();
+    let server = notices_server(|s| s);
     let hub = server.hub();
     let served = Served::start(server).await;
     let (mut socket, reply) = connected(&served, "ann").await;
@@ -881,7 +910,7 @@ async fn the_centrifuge_sdk_delivers_server_side_subscriptions() {
     if !require(&[Component::Node]) {
         return;
     }
-    let server = notices_server();
+    let server = notices_server(|s| s);
     let hub = server.hub();
     let served = Served::start(server).await;
     let mut node = NodeScript::start("session_server_subs.mjs", format!("{}{PATH}", served.base())).await;

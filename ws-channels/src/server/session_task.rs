@@ -449,6 +449,9 @@ struct Clocks {
     expired_by: Option<Instant>,
     /// The earliest expiry of a subscription's credentials.
     subscription_expires: Option<Instant>,
+    /// When a subscription's `on_open` has taken the command timeout (the SDK's call timeout
+    /// on a `subscribe` would end the whole connection).
+    opening_by: Option<Instant>,
 }
 
 /// What is due when the timer fires.
@@ -458,6 +461,7 @@ enum Due {
     NoPong,
     Expired,
     SubscriptionExpired,
+    OpenTimedOut,
     CloseReply,
 }
 
@@ -472,6 +476,7 @@ impl Clocks {
             self.pong_by,
             self.expired_by,
             self.subscription_expires,
+            self.opening_by,
         ]
         .into_iter()
         .flatten()
@@ -494,6 +499,10 @@ impl Clocks {
         }
         if passed(self.subscription_expires) {
             return Some(Due::SubscriptionExpired);
+        }
+        if passed(self.opening_by) {
+            self.opening_by = None;
+            return Some(Due::OpenTimedOut);
         }
         if passed(self.next_ping) {
             // Ticks missed while busy are not made up: the next ping is a full interval away.
@@ -672,6 +681,7 @@ impl<'a> Reader<'a> {
                 closing_by: None,
                 expired_by: None,
                 subscription_expires: None,
+                opening_by: None,
             },
             timer: Box::pin(tokio::time::sleep_until(connect_by)),
             armed: Some(connect_by),
@@ -698,6 +708,7 @@ impl<'a> Reader<'a> {
             Some(Due::NoPong) => self.close(DisconnectCode::NoPong),
             Some(Due::Expired) => self.close(DisconnectCode::ConnectionExpired),
             Some(Due::SubscriptionExpired) => self.expire_subscriptions(state),
+            Some(Due::OpenTimedOut) => self.open_timed_out(state),
             Some(Due::CloseReply) => return ControlFlow::Break(()),
             None => {}
         }
@@ -1257,6 +1268,7 @@ impl<'a> Reader<'a> {
                 core.hub
                     .join_slot(core.id, binding.channel(), &pending.channel, pending.slot);
                 if binding.open(&mut state.running) {
+                    state.clocks.opening_by = Some(Instant::now() + self.endpoint.settings.command_timeout);
                     state.busy = Some(Busy::Opening {
                         pending,
                         binding,
@@ -1300,6 +1312,7 @@ impl<'a> Reader<'a> {
         outcome: running::Outcome,
         state: &mut State,
     ) {
+        state.clocks.opening_by = None;
         let error = match outcome {
             Ok(Ok(())) => return self.live(pending, binding, expires, state),
             Ok(Err(error)) => Error::Handler(error),
@@ -1318,6 +1331,23 @@ impl<'a> Reader<'a> {
         };
         state.closings.extend(closing(&*binding, info));
         self.next_server_subscription(state);
+    }
+
+    /// A subscription's `on_open` took the command timeout: dropped, and the subscription
+    /// refused as one whose `on_open` failed.
+    fn open_timed_out(&self, state: &mut State) {
+        let Some(Busy::Opening {
+            pending,
+            binding,
+            expires,
+        }) = state.busy.take()
+        else {
+            return;
+        };
+        state.running = Running::default();
+        let timeout = self.endpoint.settings.command_timeout;
+        let error = format!("on_open did not finish within {timeout:?}");
+        self.opened(pending, binding, expires, Ok(Err(error.into())), state);
     }
 
     /// Queues the `subscribe` reply and makes the subscription live: the pushes its slot held

@@ -143,7 +143,7 @@ pub const DEFAULT_SESSIONS_PATH: &str = "/connection/websocket";
 /// | `subscribe` to a MessagePack or raw channel, or with `type` ≠ 0 (map subscriptions) or a tags filter | 108 "not available" | subscription fails for good |
 /// | the channel's `on_connect`/`authenticate`/`authorize` refuses with a 4xx [`Reject`](crate::Reject) | 103 "permission denied" | subscription fails for good |
 /// | … with [`Reject::token_expired`](crate::Reject::token_expired), or calls [`Handshake::expire_at`](crate::Handshake::expire_at) with a time already past | 109 "token expired" | fetches a new subscription token, subscribes again |
-/// | … with a 5xx, or panics, or takes longer than [`command_timeout`](Self::command_timeout); the channel's `on_open` fails or panics | 100, temporary | resubscribes with backoff |
+/// | … with a 5xx, or panics, or takes longer than [`command_timeout`](Self::command_timeout); the channel's `on_open` fails, panics or takes longer than `command_timeout` | 100, temporary | resubscribes with backoff |
 /// | `subscribe` to a channel string already subscribed | 105 "already subscribed" | — |
 /// | `subscribe` past [`max_subscriptions`](Self::max_subscriptions) (128) | 106 "limit exceeded" | subscription fails for good |
 /// | `subscribe` to an address at the server's [`max_connections_per_address`](crate::Server::max_connections_per_address) (its members, direct or not) | 106 "limit exceeded" | subscription fails for good |
@@ -336,8 +336,9 @@ impl<S> Sessions<S> {
 
     /// How long the [`authenticate`](Self::authenticate) hook may take before the `connect`
     /// (or `refresh`) is answered with error 100 (temporary: the SDK retries), and a channel's
-    /// decision on a subscription (its `on_connect` and `authorize`) before the `subscribe`
-    /// is. Default: 4 s, under the SDK's 5 s call timeout.
+    /// decision on a subscription (its `on_connect` and `authorize`), then its `on_open`,
+    /// before the `subscribe` is. Default: 4 s, under the SDK's 5 s call timeout (which would
+    /// end the whole connection).
     pub fn command_timeout(mut self, timeout: Duration) -> Self {
         self.settings.command_timeout = timeout;
         self
