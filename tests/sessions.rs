@@ -811,6 +811,32 @@ async fn an_on_open_that_takes_the_command_timeout_is_refused_with_100() {
     assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
 }
 
+/// A channel that ends every subscription with a code the SDK resubscribes after at once
+/// (2500) gets, on the fourth subscribe within 10 s, 100 temporary: the SDK then backs off
+/// instead of looping with the server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_channel_ending_every_subscription_is_answered_100_before_it_loops() {
+    let served = Served::start(notices_server(|s| s)).await;
+    let (mut socket, _) = connected(&served, "ann").await;
+    assert!(next_json(&mut socket).await["push"]["pub"].is_object(), "the welcome");
+    let ended = json!({"push": {"channel": "notices/flaky", "unsubscribe": {"code": 2500, "reason": "flaky"}}});
+    for id in 2..5 {
+        send(
+            &mut socket,
+            &format!(r#"{{"id":{id},"subscribe":{{"channel":"notices/flaky"}}}}"#),
+        )
+        .await;
+        let lines = replies(&mut socket, 3).await;
+        assert_eq!(lines[0], json!({"id": id, "subscribe": {}}), "{lines:?}");
+        assert_eq!(lines[2], ended, "{lines:?}");
+    }
+    send(&mut socket, r#"{"id":5,"subscribe":{"channel":"notices/flaky"}}"#).await;
+    assert_eq!(
+        next_json(&mut socket).await,
+        json!({"id": 5, "error": {"code": 100, "message": "internal server error", "temporary": true}})
+    );
+}
+
 /// A subscription its handler closes with a code a direct client would retry: 2500 for a
 /// client's (the SDK resubscribes); a server-side one, which the SDK would forget, ends the
 /// session with 3010 instead (it reconnects and gets it again).

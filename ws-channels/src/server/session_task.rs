@@ -82,6 +82,14 @@ use crate::session::protocol::{
 };
 use crate::transport::MessageStream;
 
+/// How many times within [`RESUBSCRIBE_WINDOW`] the server may end a channel's subscription
+/// with a code the SDK resubscribes after at once (2500, 2501: no backoff) before the next
+/// `subscribe` of that channel is answered with 100 temporary, which the SDK retries with
+/// backoff: a channel that ends every subscription (a lag policy always overflowing, an
+/// `on_open` that closes) must not make the SDK and the server loop.
+const RESUBSCRIBES: usize = 3;
+const RESUBSCRIBE_WINDOW: Duration = Duration::from_secs(10);
+
 /// The label of sessions in the metrics and logs, where a connection has its channel's name.
 pub(crate) const LABEL: &str = "sessions";
 
@@ -537,6 +545,10 @@ struct State {
     requests: VecDeque<SubscriptionRequest>,
     /// The `on_close` of subscriptions that ended, to run before the next command.
     closings: VecDeque<Closing>,
+    /// When the server last ended each channel's subscription with a code the SDK
+    /// resubscribes after at once (no backoff): what stops a channel that ends every new
+    /// subscription from looping (see [`RESUBSCRIBES`]).
+    resubscribed: HashMap<Box<str>, VecDeque<Instant>>,
     /// The `connect` command, without its token: what a `refresh` hands the hook again.
     connect: protocol::ConnectRequest,
     /// The server's rate limit, for every command but `connect` and the pong.
@@ -672,6 +684,7 @@ impl<'a> Reader<'a> {
             connecting: None,
             requests: VecDeque::new(),
             closings: VecDeque::new(),
+            resubscribed: HashMap::new(),
             connect: protocol::ConnectRequest::default(),
             bucket: self.config.rate_limit.map(|limit| Box::new(TokenBucket::new(limit))),
             clocks: Clocks {
@@ -1093,6 +1106,27 @@ impl<'a> Reader<'a> {
         }
         if state.subscriptions.len() >= self.endpoint.settings.max_subscriptions {
             return refuse(ErrorCode::LimitExceeded);
+        }
+        if let Some(ends) = state.resubscribed.get_mut(channel) {
+            let now = Instant::now();
+            while ends
+                .front()
+                .is_some_and(|at| now.duration_since(*at) >= RESUBSCRIBE_WINDOW)
+            {
+                ends.pop_front();
+            }
+            match ends.len() {
+                0 => {
+                    state.resubscribed.remove(channel);
+                }
+                n if n >= RESUBSCRIBES => {
+                    // The last end is forgotten, so the SDK's retry after its backoff passes.
+                    ends.pop_front();
+                    tracing::debug!(channel = %Escaped(channel), "a channel ending every subscription: 100");
+                    return refuse(ErrorCode::Internal);
+                }
+                _ => {}
+            }
         }
         self.start_subscription(Announce::Reply(id), request, session, state);
     }
@@ -1519,6 +1553,13 @@ impl<'a> Reader<'a> {
             };
             self.end(channel, subscription, info, state);
             return self.close(close);
+        }
+        if resubscribe {
+            let ends = state.resubscribed.entry(channel.into()).or_default();
+            ends.push_back(Instant::now());
+            if ends.len() > RESUBSCRIBES {
+                ends.pop_front();
+            }
         }
         let push = Reply::push(
             channel,

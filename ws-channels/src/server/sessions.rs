@@ -155,6 +155,7 @@ pub const DEFAULT_SESSIONS_PATH: &str = "/connection/websocket";
 /// | `publish` whose `data` does not decode as the channel's client message or fails its validation | 107, message: the error with its causes (never the channel's own error reply); the channel's `on_error` sees it | — |
 /// | `publish` whose `on_message` returns `Err` or panics | 100, temporary; the channel's `on_error` sees it | — |
 /// | a command over the server's rate limit, under [`RateLimitAction::Reply`](crate::RateLimitAction::Reply) | 111 "too many requests", temporary; the command is not handled | backs off and retries the call |
+/// | `subscribe` to a channel the server ended three times within 10 s with a code the SDK resubscribes after at once (2500, 2501) | 100, temporary (one more end is allowed after each) | resubscribes with backoff rather than in a loop |
 /// | reused command ids | answered as any (ids are echoed, not tracked) | — |
 ///
 /// A subscription the server ends gets an `unsubscribe` push on its channel (codes below 2500
