@@ -60,6 +60,10 @@ async fn authenticate(connect: ConnectRequest) -> Result<Identity<String>, Sessi
 fn server(sessions: impl FnOnce(Sessions) -> Sessions) -> Server {
     Echo::register(Server::new(), |h| {
         h.on_message(|conn, msg| async move {
+            // A handler that takes its time (2.5 s).
+            if msg.text == "slow" {
+                tokio::time::sleep(Duration::from_millis(2500)).await;
+            }
             conn.send(&msg).await?;
             Ok(())
         })
@@ -560,6 +564,41 @@ async fn a_client_that_pongs_stays_connected() {
     assert!(pings >= 3, "{pings} pings in 3.5 s");
     send(&mut socket, r#"{"id":2,"ping":{}}"#).await;
     assert_eq!(next_json(&mut socket).await, json!({"id": 2, "ping": {}}));
+}
+
+/// A handler running past a ping and its pong timeout does not close the session with 3012
+/// (while it runs, frames are not read, so the client's pong waits unread), as on a
+/// connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_handler_does_not_make_the_session_miss_its_pongs() {
+    let served = Served::start(server(|s| {
+        s.ping_interval(Duration::from_secs(1))
+            .pong_timeout(Duration::from_millis(500))
+    }))
+    .await;
+    let (mut socket, _) = connected(&served, "ann").await;
+    let commands = [
+        r#"{"id":2,"subscribe":{"channel":"echo/a"}}"#,
+        r#"{"id":3,"publish":{"channel":"echo/a","data":{"text":"slow"}}}"#,
+    ];
+    send(&mut socket, &commands.join("\n")).await;
+    let mut seen = Vec::new();
+    while !seen.contains(&json!({"id": 3, "publish": {}})) {
+        let text = within("the publish reply", socket.next()).await;
+        let Some(Ok(Message::Text(text))) = text else {
+            panic!("the session ended: {text:?} after {seen:?}");
+        };
+        for line in text.split('\n') {
+            if line == "{}" {
+                send(&mut socket, "{}").await;
+            }
+            seen.push(serde_json::from_str::<Value>(line).unwrap());
+        }
+    }
+    assert!(
+        seen.contains(&json!({"push": {"channel": "echo/a", "pub": {"data": {"text": "slow"}}}})),
+        "{seen:?}"
+    );
 }
 
 /// Credentials that expire: the connect reply's `ttl`, a `refresh` the hook checks again

@@ -718,6 +718,11 @@ impl<'a> Reader<'a> {
         match state.clocks.due(Instant::now(), &self.endpoint.settings) {
             Some(Due::Stale) => self.close(DisconnectCode::Stale),
             Some(Due::Ping) => self.ping(),
+            // While a command waits (a handler runs), frames are not read: the pong may be
+            // there, unread. As on a connection, a handler never makes the session time out.
+            Some(Due::NoPong) if state.busy.is_some() => {
+                state.clocks.pong_by = Some(Instant::now() + self.endpoint.settings.pong_timeout);
+            }
             Some(Due::NoPong) => self.close(DisconnectCode::NoPong),
             Some(Due::Expired) => self.close(DisconnectCode::ConnectionExpired),
             Some(Due::SubscriptionExpired) => self.expire_subscriptions(state),
