@@ -1448,6 +1448,7 @@ ws_channels_tests::on_both_backends!(
     publish_refusals_have_their_codes,
     the_end_of_a_session_runs_every_subscriptions_on_close,
     an_ended_subscriptions_on_close_runs_before_the_next_command,
+    a_publish_after_its_subscriptions_close_in_the_same_frame_gets_103,
     lag_ends_only_the_lagging_subscription,
 );
 
@@ -1857,6 +1858,36 @@ async fn unsubscribe_stops_publications_and_runs_on_close(backend: Backend) {
         .unwrap();
     assert_eq!(published.local, 1);
     assert_eq!(session.next().await, publication("chat/lobby", &message("hub", "back")));
+}
+
+/// A publish behind the one whose handler closed its subscription, in the same frame, finds
+/// it ended: 103, not a handler run on a subscription that is gone.
+async fn a_publish_after_its_subscriptions_close_in_the_same_frame_gets_103(backend: Backend) {
+    let seen = Seen::default();
+    let served = Served::start_on(backend, chat_server(&seen)).await;
+    let mut session = Session::open(&served, "", &[]).await;
+    session.subscribe(2, "chat/lobby").await;
+    let close = json!({"type": "close", "code": 1000, "reason": "bye"});
+    let say = json!({"type": "say", "text": "too late"});
+    session
+        .send(
+            &[
+                json!({"id": 3, "publish": publish("chat/lobby", close)}).to_string(),
+                json!({"id": 4, "publish": publish("chat/lobby", say)}).to_string(),
+            ]
+            .join("\n"),
+        )
+        .await;
+    let mut lines = Vec::new();
+    for _ in 0..3 {
+        lines.push(session.next().await);
+    }
+    assert!(lines.contains(&json!({"id": 3, "publish": {}})), "{lines:?}");
+    assert!(lines.contains(&error(4, 103, "permission denied")), "{lines:?}");
+    assert!(
+        lines.contains(&json!({"push": {"channel": "chat/lobby", "unsubscribe": {"code": 2000, "reason": "bye"}}})),
+        "{lines:?}"
+    );
 }
 
 /// Handlers of one session run one at a time, `on_close` included: a subscription ended and

@@ -674,6 +674,9 @@ struct Slots {
     next_generation: u32,
 }
 
+/// The most [`SubscriptionRequest`]s a session may have waiting for its task.
+const MAX_REQUESTS: usize = 1024;
+
 /// A server-side change to a session's subscriptions, by channel string (an address, which
 /// names its channel too), which its task carries out in turn with its commands.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -1096,6 +1099,9 @@ impl OutboxSender {
                 return false;
             }
             match state.session.as_deref_mut() {
+                // A session that does not carry them out (its connect refused, a task stuck in
+                // a handler) keeps a bounded backlog.
+                Some(slots) if slots.requests.len() >= MAX_REQUESTS => return false,
                 Some(slots) => slots.requests.push(request),
                 None => return false,
             }

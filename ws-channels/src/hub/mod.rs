@@ -379,8 +379,9 @@ impl Hub {
     /// session has already is left as it is.
     ///
     /// Returns `false` if `session` is no session of this node (a direct connection, another
-    /// node's session, one that has ended), or it is closing; `true` once its task has the
-    /// request, which it carries out in turn with its commands.
+    /// node's session, one that has ended), it is closing, or it already has 1 024 such
+    /// requests waiting; `true` once its task has the request, which it carries out in turn
+    /// with its commands.
     pub fn subscribe_session<C: Channel<Codec = Json>>(&self, session: ConnId, params: &C::Params) -> bool {
         let request = SubscriptionRequest::Subscribe(params.to_string());
         self.inner.registry.request(session, request)

@@ -942,7 +942,11 @@ impl<'a> Reader<'a> {
                 let credentials = self.credentials(&identity);
                 match credentials.and_then(|c| Ok((self.connect_result(&identity, c.ttl)?, c))) {
                     Ok((result, credentials)) => {
-                        let remaining: VecDeque<String> = identity.subscriptions.into();
+                        let mut remaining: Vec<String> = identity.subscriptions;
+                        // The same channel asked for twice is one subscription.
+                        let mut seen = std::collections::HashSet::new();
+                        remaining.retain(|channel| seen.insert(channel.clone()));
+                        let remaining: VecDeque<String> = remaining.into();
                         if remaining.len() > self.endpoint.settings.max_subscriptions {
                             tracing::warn!(
                                 subscriptions = remaining.len(),
@@ -1418,8 +1422,18 @@ impl<'a> Reader<'a> {
             Announce::Push => Reply::push(&*channel, PushBody::Subscribe(SubscribePush::default())),
             Announce::Connect => {
                 // Live with the connect reply, once all are made.
-                if let Some(connecting) = &mut state.connecting {
-                    connecting.made.push((channel, subscription));
+                match &mut state.connecting {
+                    Some(connecting) => connecting.made.push((channel, subscription)),
+                    // Only a connect makes these; ended as any, should it ever be otherwise.
+                    None => {
+                        debug_assert!(false, "a server-side subscription of a connect after it");
+                        let info = CloseInfo {
+                            code: CloseCode::Error,
+                            reason: "internal server error".to_owned(),
+                            by_server: true,
+                        };
+                        self.end(&channel, subscription, info, state);
+                    }
                 }
                 return self.next_server_subscription(state);
             }
@@ -1449,7 +1463,10 @@ impl<'a> Reader<'a> {
     /// binding as a connection's message; answered once its handler returns.
     fn publish(&self, id: u32, publish: protocol::PublishRequest, state: &mut State) {
         let refuse = |code: ErrorCode, message: &str| self.reply(Reply::error(id, reply_error(code, message)));
-        let Some(subscription) = state.subscriptions.get(publish.channel.as_str()) else {
+        let subscription = state.subscriptions.get(publish.channel.as_str());
+        // Ended already (its handler closed it, earlier in this frame): no longer subscribed,
+        // though its `unsubscribe` push is still to be queued.
+        let Some(subscription) = subscription.filter(|s| !self.core.outbox.is_slot_ended(s.slot)) else {
             return refuse(ErrorCode::PermissionDenied, "");
         };
         if publish.kind != 0 {
