@@ -974,6 +974,25 @@ mod tests {
         );
     }
 
+    #[cfg(feature = "msgpack")]
+    #[test]
+    fn messagepack_channels_stay_off_sessions() {
+        let api = AsyncApi::new("T", "1")
+            .server("local", "localhost:8080", "ws")
+            .sessions("localhost:8080", "ws")
+            .channel::<JsonRoom>()
+            .channel::<PackRoom>();
+        let document = api.to_json();
+        assert_eq!(
+            document["channels"]["PackRoom"]["servers"],
+            json!([{ "$ref": "#/servers/local" }])
+        );
+        assert_eq!(document["channels"]["JsonRoom"]["servers"].as_array().unwrap().len(), 2);
+        let module = api.to_typescript();
+        assert!(module.contains("export function subscribeJsonRoom("), "{module}");
+        assert!(!module.contains("subscribePackRoom"), "{module}");
+    }
+
     /// Named like the SDK's subscription class.
     #[ws_channel("subscriptions/<id>")]
     #[derive(Serialize, Deserialize, JsonSchema)]
