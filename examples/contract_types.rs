@@ -140,6 +140,9 @@ pub mod b {
 
 fn document() -> AsyncApi {
     AsyncApi::new("Contract types", "1.0.0")
+        // With sessions: every JSON channel gets its wrapper over the centrifuge SDK too.
+        .server("local", "localhost:8080", "ws")
+        .sessions("localhost:8080", "ws")
         .channel::<Odd>()
         .channel::<OrderQuery>()
         .channel::<ListQuery>()

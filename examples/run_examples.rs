@@ -922,3 +922,141 @@ fn two_chat_nodes_share_a_room_through_redis_and_outlive_its_restart() {
         );
     });
 }
+
+/// The contract of [`typed_session_wrappers_talk_to_a_server_over_the_centrifuge_sdk`].
+mod talk {
+    use schemars::JsonSchema;
+    use serde::{Deserialize, Serialize};
+    use ws_channels::channel;
+
+    /// What a client says in a room.
+    #[channel("talk/<room>", server = Heard)]
+    #[derive(Debug, Serialize, Deserialize, JsonSchema)]
+    #[serde(tag = "type", rename_all = "snake_case")]
+    pub(crate) enum Talk {
+        /// Say something to the room.
+        Say {
+            /// The text.
+            text: String,
+        },
+    }
+
+    /// What the room hears. The contract allows 16 characters; the server does not check it,
+    /// so a longer text is a publication the client's validator refuses.
+    #[derive(Debug, Serialize, Deserialize, JsonSchema)]
+    pub(crate) struct Heard {
+        /// What was said.
+        #[schemars(length(max = 16))]
+        pub(crate) text: String,
+    }
+
+    /// A welcome, pushed when a client subscribes.
+    #[channel("welcome", server_only)]
+    #[derive(Debug, Serialize, Deserialize, JsonSchema)]
+    pub(crate) struct Welcome {
+        /// The greeting.
+        pub(crate) greeting: String,
+    }
+}
+
+/// The generated session wrappers with the real `centrifuge` SDK against a ws-channels server
+/// with sessions: a typed subscribe by the canonical address (a room with `é`, a space and
+/// `!`), a typed publish coming back as a validated message, a publication the validator
+/// refuses going to `onInvalid` (never `onMessage`), an invalid message refused before it is
+/// sent, the server's 107 for data the SDK sent unchecked, and a server-only channel.
+#[test]
+fn typed_session_wrappers_talk_to_a_server_over_the_centrifuge_sdk() {
+    use talk::{Heard, Talk, Welcome};
+    use ws_channels::{AsyncApi, Channel as _, Server, Sessions};
+
+    if !require(&[Component::Node]) {
+        return;
+    }
+    let node = node_project();
+    let dir = node.join(format!("build/session-typed-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("create the build dir");
+    let module = AsyncApi::new("Talk", "1.0.0")
+        .server("local", "localhost:8080", "ws")
+        .sessions("localhost:8080", "ws")
+        .channel::<Talk>()
+        .channel::<Welcome>()
+        .to_typescript();
+    std::fs::write(dir.join("talk.ts"), module).expect("write the module");
+    std::fs::write(dir.join("ws-channels.ts"), ws_channels::AsyncApi::typescript_runtime()).expect("write the runtime");
+    std::fs::copy(
+        node.join("session_typed_client.ts"),
+        dir.join("session_typed_client.ts"),
+    )
+    .expect("copy the client");
+    let mut tsc = Command::new("node");
+    tsc.arg(node.join("node_modules/typescript/bin/tsc"))
+        .args([
+            "--strict",
+            "--noPropertyAccessFromIndexSignature",
+            "--noUncheckedIndexedAccess",
+            "--exactOptionalPropertyTypes",
+            "--verbatimModuleSyntax",
+            "--erasableSyntaxOnly",
+            "--noUnusedLocals",
+            "--noImplicitReturns",
+            "--target",
+            "ES2022",
+            "--module",
+            "ES2022",
+            "--moduleResolution",
+            "Bundler",
+            "--lib",
+            "ES2022,DOM",
+            "--types",
+            "node",
+            "--skipLibCheck",
+        ])
+        .args(["ws-channels.ts", "talk.ts", "session_typed_client.ts"])
+        .current_dir(&dir);
+    output_within(tsc, Duration::from_secs(120));
+
+    // The server, in this process: `say` is heard by the room as it is, however long.
+    let runtime = tokio::runtime::Runtime::new().expect("a runtime");
+    let listener = runtime
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .expect("bind");
+    let addr = listener.local_addr().expect("local address");
+    let server = Talk::register(Server::new(), |h| {
+        h.on_message(|conn, Talk::Say { text }| async move {
+            let _ = conn.broadcast(&Heard { text }).await?;
+            Ok(())
+        })
+    });
+    let server = Welcome::register(server, |h| {
+        h.on_open(|conn| async move {
+            conn.send(&Welcome {
+                greeting: "welcome".into(),
+            })
+            .await?;
+            Ok(())
+        })
+    })
+    .sessions(Sessions::new());
+    runtime.spawn(server.serve(listener));
+
+    let mut client = Command::new("node");
+    client
+        .arg("session_typed_client.js")
+        .arg(format!("ws://{addr}/connection/websocket"))
+        .current_dir(&dir);
+    let out = output_within(client, Duration::from_secs(60));
+    let _ = std::fs::remove_dir_all(&dir);
+    for line in [
+        "channel talk/caf%C3%A9%20ok%21",
+        "subscribed 1",
+        "message hi",
+        "invalid text: longer than 16 characters",
+        "message after",
+        "refused before sending: ValidationError",
+        "server refused: 107",
+        "welcome welcome",
+    ] {
+        assert!(out.contains(line), "{line:?} missing from:\n{out}");
+    }
+    assert!(out.contains("typed session client: all checks passed"), "{out}");
+}

@@ -53,12 +53,27 @@ export class ParameterError extends Error {
 
 /**
  * The URL of one address of a channel: `base` (which may end with `/` and carry a query of its
- * own), the address with each `{name}` percent-encoded, then `query`. A value that is empty, `.`
+ * own), the address as {@link channelAddress} writes it, then `query`. A value that is empty, `.`
  * or `..` is refused with a {@link ParameterError}: URL parsing (WHATWG, in browsers and Node)
  * removes such a segment, even percent-encoded, so no server could ever receive it.
  */
 export function channelUrl(base: string, address: string, parameters: Readonly<Record<string, string | number>>, query?: Query): string {
-  const path = address.replace(/\{([^}]+)\}/g, (_, name: string) => {
+  const path = channelAddress(address, parameters);
+  const [head = "", ...rest] = base.split("?");
+  const pairs = [rest.join("?"), queryString(query)].filter((part) => part !== "");
+  return `${head.replace(/\/+$/, "")}/${path}${pairs.length > 0 ? `?${pairs.join("&")}` : ""}`;
+}
+
+/**
+ * One address of a channel in its canonical form, the one the server writes (`chat/caf%C3%A9`):
+ * each `{name}` of `address` replaced by its value, percent-encoded but for RFC 3986's
+ * unreserved characters (letters, digits, `-`, `.`, `_`, `~`), with upper-case hex. It is a
+ * direct connection's URL path, and a session subscription's channel string, which the server
+ * accepts only in this form. A value that is missing, empty, `.` or `..` is refused with a
+ * {@link ParameterError}.
+ */
+export function channelAddress(address: string, parameters: Readonly<Record<string, string | number>>): string {
+  return address.replace(/\{([^}]+)\}/g, (_, name: string) => {
     const value = Object.prototype.hasOwnProperty.call(parameters, name) ? parameters[name] : undefined;
     if (value === undefined) throw new ParameterError(name, value, "missing");
     const text = `${value}`;
@@ -66,11 +81,9 @@ export function channelUrl(base: string, address: string, parameters: Readonly<R
     if (text === "." || text === "..") {
       throw new ParameterError(name, value, `"${text}" cannot be a URL path segment (URL parsing removes it)`);
     }
-    return encodeURIComponent(text);
+    // encodeURIComponent leaves `!'()*` as they are: the server's form encodes them too.
+    return encodeURIComponent(text).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
   });
-  const [head = "", ...rest] = base.split("?");
-  const pairs = [rest.join("?"), queryString(query)].filter((part) => part !== "");
-  return `${head.replace(/\/+$/, "")}/${path}${pairs.length > 0 ? `?${pairs.join("&")}` : ""}`;
 }
 
 function queryString(query: Query | undefined): string {
@@ -807,4 +820,140 @@ export function connectChannel<Out, In>(
   const url = async (attempt: number) =>
     channelUrl(base, address, parameters, typeof query === "function" ? await query(attempt) : query);
   return new Connection(url, out, incoming, options);
+}
+
+// ---- Sessions (the `centrifuge` SDK) ------------------------------------------------------
+
+/**
+ * Messages of one schema as the `centrifuge` SDK carries them over a session: values it has
+ * already parsed (a publication's `data`) or will serialize itself (what `publish` takes),
+ * validated against the contract's schema. Made by {@link jsonValues}.
+ */
+export interface ValueCheck<T> {
+  /** Throws a {@link ValidationError} when `message` does not match the schema. */
+  check(message: T): void;
+  /** `data` as a message (`{ ok: true, msg }`), or why it is none (`{ ok: false, err }`); never throws. */
+  accept(data: unknown): Received<T>;
+}
+
+/** Values of schema `name` in `schemas`, checked both ways: what session channels carry. */
+export function jsonValues<T>(schemas: Schemas, name: string): ValueCheck<T> {
+  return {
+    check(message) {
+      const problem = validate(schemas, schemaOf(schemas, name), message);
+      if (problem !== null) throw new ValidationError(problem);
+    },
+    accept(data) {
+      const problem = validate(schemas, schemaOf(schemas, name), data);
+      return problem === null ? { ok: true, msg: data as T } : { ok: false, err: new ValidationError(problem) };
+    },
+  };
+}
+
+/**
+ * The part of a `centrifuge` `Subscription` the session wrappers use. The runtime names no
+ * package: the generated modules that have session wrappers import the SDK's own types
+ * (`import type { Centrifuge, Subscription } from "centrifuge"`), which fit this.
+ */
+export interface SessionSubscriptionLike {
+  /** Listens to `publication` and `subscribed` (the SDK's contexts). */
+  on(event: "publication" | "subscribed", listener: (ctx: never) => void): unknown;
+  subscribe(): void;
+  unsubscribe(): void;
+  publish(data: unknown): Promise<unknown>;
+}
+
+/** The part of a `centrifuge` `Centrifuge` client the session wrappers use. */
+export interface SessionClientLike<S, O> {
+  newSubscription(channel: string, options?: O): S;
+  removeSubscription(subscription: S | null): void;
+}
+
+/**
+ * What a typed session subscription calls: `Publication` and `Subscribed` are the SDK's
+ * `PublicationContext` and `SubscribedContext` in the generated wrappers.
+ */
+export interface SessionHandlers<In, Publication = unknown, Subscribed = unknown> {
+  /** Each publication whose `data` is a valid message of the channel, with its SDK context. */
+  onMessage(message: In, publication: Publication): void;
+  /**
+   * Each publication whose `data` is not (it never reaches `onMessage`). Without it, such a
+   * publication is dropped with a `console.warn`.
+   */
+  onInvalid?: ((error: ValidationError, publication: Publication) => void) | undefined;
+  /** Each time the SDK (re)subscribed: the first time and after each reconnect. */
+  onSubscribed?: ((ctx: Subscribed) => void) | undefined;
+}
+
+/** A typed subscription over a session, made by a generated `subscribe<Channel>`. */
+export interface SessionSubscription<S> {
+  /** The channel string: the address in its canonical form ({@link channelAddress}). */
+  readonly channel: string;
+  /**
+   * The SDK's subscription, for what the wrapper does not wrap: `state`, `ready()`, its other
+   * events. The SDK resubscribes it after each reconnect by itself.
+   */
+  readonly subscription: S;
+  /** Unsubscribes, and removes the subscription from the client, so the channel can be subscribed again. */
+  unsubscribe(): void;
+}
+
+/** A {@link SessionSubscription} of a channel clients publish on. */
+export interface TypedSubscription<Out, S> extends SessionSubscription<S> {
+  /**
+   * Validates `message`, then publishes it (the SDK's `publish`): resolves on the server's
+   * reply, once the channel's handler took it. Rejects with a {@link ValidationError} without
+   * sending anything when the message is invalid, or with the SDK's error (`{ code, message }`:
+   * 107 when the server refuses the data).
+   */
+  publish(message: Out): Promise<void>;
+}
+
+/**
+ * Subscribes `client` to `channel` (an address in canonical form) through the SDK's own
+ * `newSubscription` and `subscribe`: every publication's `data` is checked by `incoming` and
+ * goes to `onMessage` if valid, to `onInvalid` if not. Reconnecting and resubscribing are the
+ * SDK's. Generated `subscribe<Channel>` functions call this.
+ */
+export function subscribeSession<In, S extends SessionSubscriptionLike, O, Publication extends { readonly data?: unknown }, Subscribed>(
+  client: SessionClientLike<S, O>,
+  channel: string,
+  incoming: ValueCheck<In>,
+  handlers: SessionHandlers<In, Publication, Subscribed>,
+  options?: O,
+): SessionSubscription<S> {
+  const subscription = options === undefined ? client.newSubscription(channel) : client.newSubscription(channel, options);
+  subscription.on("publication", (publication: Publication) => {
+    const received = incoming.accept(publication.data);
+    if (received.ok) {
+      handlers.onMessage(received.msg, publication);
+    } else if (handlers.onInvalid !== undefined) {
+      handlers.onInvalid(received.err as ValidationError, publication);
+    } else {
+      console.warn(`ws-channels: an invalid publication on ${channel} was dropped: ${received.err.message}`);
+    }
+  });
+  const { onSubscribed } = handlers;
+  if (onSubscribed !== undefined) subscription.on("subscribed", (ctx: Subscribed) => onSubscribed(ctx));
+  subscription.subscribe();
+  return {
+    channel,
+    subscription,
+    unsubscribe() {
+      subscription.unsubscribe();
+      client.removeSubscription(subscription);
+    },
+  };
+}
+
+/** `subscribed` with a `publish` that validates with `outgoing` first: for channels clients publish on. */
+export function publishable<Out, S extends SessionSubscriptionLike>(subscribed: SessionSubscription<S>, outgoing: ValueCheck<Out>): TypedSubscription<Out, S> {
+  return {
+    ...subscribed,
+    unsubscribe: () => subscribed.unsubscribe(),
+    async publish(message) {
+      outgoing.check(message);
+      await subscribed.subscription.publish(message);
+    },
+  };
 }

@@ -17,12 +17,26 @@ export class ParameterError extends Error {
 }
 /**
  * The URL of one address of a channel: `base` (which may end with `/` and carry a query of its
- * own), the address with each `{name}` percent-encoded, then `query`. A value that is empty, `.`
+ * own), the address as {@link channelAddress} writes it, then `query`. A value that is empty, `.`
  * or `..` is refused with a {@link ParameterError}: URL parsing (WHATWG, in browsers and Node)
  * removes such a segment, even percent-encoded, so no server could ever receive it.
  */
 export function channelUrl(base, address, parameters, query) {
-    const path = address.replace(/\{([^}]+)\}/g, (_, name) => {
+    const path = channelAddress(address, parameters);
+    const [head = "", ...rest] = base.split("?");
+    const pairs = [rest.join("?"), queryString(query)].filter((part) => part !== "");
+    return `${head.replace(/\/+$/, "")}/${path}${pairs.length > 0 ? `?${pairs.join("&")}` : ""}`;
+}
+/**
+ * One address of a channel in its canonical form, the one the server writes (`chat/caf%C3%A9`):
+ * each `{name}` of `address` replaced by its value, percent-encoded but for RFC 3986's
+ * unreserved characters (letters, digits, `-`, `.`, `_`, `~`), with upper-case hex. It is a
+ * direct connection's URL path, and a session subscription's channel string, which the server
+ * accepts only in this form. A value that is missing, empty, `.` or `..` is refused with a
+ * {@link ParameterError}.
+ */
+export function channelAddress(address, parameters) {
+    return address.replace(/\{([^}]+)\}/g, (_, name) => {
         const value = Object.prototype.hasOwnProperty.call(parameters, name) ? parameters[name] : undefined;
         if (value === undefined)
             throw new ParameterError(name, value, "missing");
@@ -32,11 +46,9 @@ export function channelUrl(base, address, parameters, query) {
         if (text === "." || text === "..") {
             throw new ParameterError(name, value, `"${text}" cannot be a URL path segment (URL parsing removes it)`);
         }
-        return encodeURIComponent(text);
+        // encodeURIComponent leaves `!'()*` as they are: the server's form encodes them too.
+        return encodeURIComponent(text).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
     });
-    const [head = "", ...rest] = base.split("?");
-    const pairs = [rest.join("?"), queryString(query)].filter((part) => part !== "");
-    return `${head.replace(/\/+$/, "")}/${path}${pairs.length > 0 ? `?${pairs.join("&")}` : ""}`;
 }
 function queryString(query) {
     if (query === undefined)
@@ -673,4 +685,62 @@ export function connectChannel(base, address, parameters, out, incoming, options
     const { query } = options;
     const url = async (attempt) => channelUrl(base, address, parameters, typeof query === "function" ? await query(attempt) : query);
     return new Connection(url, out, incoming, options);
+}
+/** Values of schema `name` in `schemas`, checked both ways: what session channels carry. */
+export function jsonValues(schemas, name) {
+    return {
+        check(message) {
+            const problem = validate(schemas, schemaOf(schemas, name), message);
+            if (problem !== null)
+                throw new ValidationError(problem);
+        },
+        accept(data) {
+            const problem = validate(schemas, schemaOf(schemas, name), data);
+            return problem === null ? { ok: true, msg: data } : { ok: false, err: new ValidationError(problem) };
+        },
+    };
+}
+/**
+ * Subscribes `client` to `channel` (an address in canonical form) through the SDK's own
+ * `newSubscription` and `subscribe`: every publication's `data` is checked by `incoming` and
+ * goes to `onMessage` if valid, to `onInvalid` if not. Reconnecting and resubscribing are the
+ * SDK's. Generated `subscribe<Channel>` functions call this.
+ */
+export function subscribeSession(client, channel, incoming, handlers, options) {
+    const subscription = options === undefined ? client.newSubscription(channel) : client.newSubscription(channel, options);
+    subscription.on("publication", (publication) => {
+        const received = incoming.accept(publication.data);
+        if (received.ok) {
+            handlers.onMessage(received.msg, publication);
+        }
+        else if (handlers.onInvalid !== undefined) {
+            handlers.onInvalid(received.err, publication);
+        }
+        else {
+            console.warn(`ws-channels: an invalid publication on ${channel} was dropped: ${received.err.message}`);
+        }
+    });
+    const { onSubscribed } = handlers;
+    if (onSubscribed !== undefined)
+        subscription.on("subscribed", (ctx) => onSubscribed(ctx));
+    subscription.subscribe();
+    return {
+        channel,
+        subscription,
+        unsubscribe() {
+            subscription.unsubscribe();
+            client.removeSubscription(subscription);
+        },
+    };
+}
+/** `subscribed` with a `publish` that validates with `outgoing` first: for channels clients publish on. */
+export function publishable(subscribed, outgoing) {
+    return {
+        ...subscribed,
+        unsubscribe: () => subscribed.unsubscribe(),
+        async publish(message) {
+            outgoing.check(message);
+            await subscribed.subscription.publish(message);
+        },
+    };
 }

@@ -1,13 +1,17 @@
 // Checks a module generated from examples/contract_types.rs: it compiles strict (types used
 // below must exist and narrow), and its validator accepts real serde_json output and rejects
-// near misses. Run by the Rust test `typescript_handles_every_serde_shape`:
+// near misses, and its session wrappers route publications by validity (against a stand-in for
+// the centrifuge SDK's client). Run by the Rust test `typescript_handles_every_serde_shape`:
 //   node contract_types_check.js samples.json
 import { readFileSync } from "node:fs";
 import assert from "node:assert/strict";
-import { schemaOf, validate } from "./ws-channels.js";
+import type { Centrifuge } from "centrifuge";
+import { schemaOf, validate, ValidationError } from "./ws-channels.js";
 import {
   deleteChannel,
   error,
+  subscribeDelete,
+  subscribeError,
   validateChannel,
   type ErrorMessage,
   type Internal,
@@ -68,4 +72,66 @@ for (const [name, value, problem] of misses) {
 }
 // Undefined properties are not sent, so they are not checked.
 assert.equal(validate(schemas, schemaOf(schemas, "Odd"), { ...goodOdd, maybe: undefined }, "Odd"), null);
+// Session wrappers, against a stand-in for the SDK's client: what they subscribe to, where each
+// publication goes, what publish sends.
+type Listener = (ctx: { data: unknown; channel: string }) => void;
+const created: Array<{ channel: string; listeners: Map<string, Listener>; published: unknown[]; subscribed: boolean }> = [];
+const removed: string[] = [];
+const fake = {
+  newSubscription(channel: string) {
+    const sub = {
+      channel,
+      listeners: new Map<string, Listener>(),
+      published: [] as unknown[],
+      subscribed: false,
+      on(event: string, listener: Listener) {
+        sub.listeners.set(event, listener);
+        return sub;
+      },
+      subscribe() {
+        sub.subscribed = true;
+      },
+      unsubscribe() {
+        sub.subscribed = false;
+      },
+      async publish(data: unknown) {
+        sub.published.push(data);
+        return {};
+      },
+    };
+    created.push(sub);
+    return sub;
+  },
+  removeSubscription(sub: { channel: string } | null) {
+    if (sub !== null) removed.push(sub.channel);
+  },
+} as unknown as Centrifuge;
+const heard: unknown[] = [];
+const refused: string[] = [];
+const orders = subscribeDelete(fake, {}, {
+  onMessage: (page) => heard.push(page.items[0]?.total),
+  onInvalid: (err) => refused.push(err.message),
+});
+const [ordersSub] = created;
+assert.ok(ordersSub !== undefined && ordersSub.subscribed, "subscribed at once");
+assert.equal(ordersSub.channel, "orders");
+assert.equal(orders.channel, "orders");
+ordersSub.listeners.get("publication")?.({ channel: "orders", data: { items: [{ total: 5 }] } });
+ordersSub.listeners.get("publication")?.({ channel: "orders", data: { items: [{ total: "five" }] } });
+assert.deepEqual(heard, [5]);
+assert.deepEqual(refused, ["items[0].total: expected integer, got string"]);
+await orders.publish({ kind: { type: "unit" }, shape: "Empty", step: { t: "Stop" } });
+assert.equal(ordersSub.published.length, 1);
+await assert.rejects(
+  // @ts-expect-error: not a valid OrderQuery, refused before it is sent
+  orders.publish({ kind: { type: "round" } }),
+  (err: unknown) => err instanceof ValidationError,
+);
+assert.equal(ordersSub.published.length, 1, "an invalid message is not sent");
+orders.unsubscribe();
+assert.deepEqual(removed, ["orders"]);
+// A server-only channel: subscribe, no publish. Its literal address is kept as it is.
+const errors = subscribeError(fake, {}, { onMessage: () => {} });
+assert.equal(errors.channel, "star*/errors");
+assert.ok(!("publish" in errors));
 console.log("contract types: all checks passed");

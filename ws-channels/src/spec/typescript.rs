@@ -12,6 +12,11 @@
 //! that have such a channel; raw frames (`text/plain` and `application/octet-stream`) travel as
 //! `string | Uint8Array`, unvalidated; anything else is JSON text.
 //!
+//! A document with a sessions server (one marked `x-ws-channels-session`) also gives each JSON
+//! channel on it a `subscribe<Channel>` over the `centrifuge` SDK, whose types the module then
+//! imports (types only: the SDK is a peer dependency, and its reconnects are its own); the
+//! runtime's `subscribeSession` and `publishable` do the work.
+//!
 //! [`AsyncApi`]: super::AsyncApi
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -35,6 +40,23 @@ const MSGPACK_RUNTIME: &str = include_str!("msgpack.ts");
 
 /// What [`MSGPACK_RUNTIME`] imports, aliased so that no channel or type can shadow it.
 const MSGPACK_IMPORT: &str = "import { decode as msgpackDecode, encode as msgpackEncode } from \"@msgpack/msgpack\";\n";
+
+/// What modules with session wrappers import from the `centrifuge` SDK (a peer dependency):
+/// types only, erased when compiled, so nothing of the SDK is bundled or reimplemented. Only
+/// modules of documents with a sessions server import it.
+const CENTRIFUGE_IMPORT: &str = "import type { Centrifuge, PublicationContext, SubscribedContext, Subscription, SubscriptionOptions } from \"centrifuge\";\n";
+
+/// The names [`CENTRIFUGE_IMPORT`] declares, which no generated declaration may take.
+const CENTRIFUGE_NAMES: &[&str] = &[
+    "Centrifuge",
+    "PublicationContext",
+    "SubscribedContext",
+    "Subscription",
+    "SubscriptionOptions",
+];
+
+/// The extension that marks a server as the sessions endpoint (see `AsyncApi::sessions`).
+pub(crate) const SESSION_EXTENSION: &str = "x-ws-channels-session";
 
 /// The content types of MessagePack messages; `application/x-msgpack` is the older name.
 const MSGPACK_TYPES: &[&str] = &[
@@ -159,11 +181,33 @@ pub(crate) fn render(document: &Value) -> String {
     let schemas = document["components"]["schemas"].as_object().unwrap_or(&empty);
     let channels = document["channels"].as_object().unwrap_or(&empty);
 
+    // How each channel's messages travel, and whether it has a session wrapper.
+    let wires: BTreeMap<String, Wires> = channels
+        .keys()
+        .map(|id| {
+            let wires = Wires {
+                publishes: operation(document, id, "receive"),
+                subscribes: operation(document, id, "send"),
+            };
+            (id.clone(), wires)
+        })
+        .collect();
+    let sessions: BTreeSet<String> = channels
+        .iter()
+        .filter(|(id, channel)| on_sessions(document, channel) && wires[*id].travel_in_sessions())
+        .map(|(id, _)| id.clone())
+        .collect();
+
     // Every declaration's name, decided once: unique, and never one of RESERVED or the runtime's.
     let mut taken: BTreeSet<String> = RESERVED
         .iter()
         .copied()
         .chain(runtime_names())
+        .chain(
+            if sessions.is_empty() { &[][..] } else { CENTRIFUGE_NAMES }
+                .iter()
+                .copied(),
+        )
         .map(str::to_owned)
         .collect();
     let types: BTreeMap<String, String> = schemas
@@ -183,6 +227,15 @@ pub(crate) fn render(document: &Value) -> String {
             )
         })
         .collect();
+    let subscribers: BTreeMap<String, String> = sessions
+        .iter()
+        .map(|id| {
+            (
+                id.clone(),
+                unique(format!("subscribe{}", identifier(id, true)), "Session", &mut taken),
+            )
+        })
+        .collect();
     let render = Render { types: &types };
 
     // The body first: it decides what the module imports.
@@ -199,15 +252,12 @@ pub(crate) fn render(document: &Value) -> String {
         let _ = writeln!(body, "export type {} = {};\n", types[key], render.ty(schema, ""));
     }
     for (id, channel) in channels {
-        let wires = Wires {
-            publishes: operation(document, id, "receive"),
-            subscribes: operation(document, id, "send"),
-        };
         let names = ChannelNames {
             constant: &consts[id],
             params: &params[id],
+            subscriber: subscribers.get(id).map(String::as_str),
         };
-        render_channel(&mut body, &mut imports, &render, channel, &wires, names);
+        render_channel(&mut body, &mut imports, &render, channel, &wires[id], names);
     }
 
     let mut out = String::new();
@@ -222,6 +272,9 @@ pub(crate) fn render(document: &Value) -> String {
     // The MessagePack codec, and its import, only where a channel uses it.
     if imports.msgpack {
         out.push_str(MSGPACK_IMPORT);
+    }
+    if !sessions.is_empty() {
+        out.push_str(CENTRIFUGE_IMPORT);
     }
     let _ = writeln!(
         out,
@@ -418,6 +471,8 @@ struct ChannelNames<'a> {
     constant: &'a str,
     /// Its parameters' interface.
     params: &'a str,
+    /// Its session wrapper (`subscribeChat`), if it has one.
+    subscriber: Option<&'a str>,
 }
 
 /// How a channel's messages travel each way, from the client's point of view.
@@ -426,6 +481,36 @@ struct Wires {
     publishes: Option<Wire>,
     /// What clients receive (the server's `send` operation).
     subscribes: Option<Wire>,
+}
+
+impl Wires {
+    /// Whether the channel's messages can travel over a session: JSON values both ways (what
+    /// clients publish, if anything, and what they receive). MessagePack and raw frames cannot.
+    fn travel_in_sessions(&self) -> bool {
+        let json = |wire: &Wire| matches!(wire, Wire::Typed { msgpack: false, .. });
+        self.subscribes.as_ref().is_some_and(json) && self.publishes.as_ref().is_none_or(json)
+    }
+}
+
+/// Whether `channel` is served by a sessions server of `document` (one marked with
+/// [`SESSION_EXTENSION`]): it lists one, or lists no servers (then it is on all of them).
+fn on_sessions(document: &Value, channel: &Value) -> bool {
+    let Some(servers) = document["servers"].as_object() else {
+        return false;
+    };
+    let session_refs: Vec<String> = servers
+        .iter()
+        .filter(|(_, server)| server.get(SESSION_EXTENSION).is_some())
+        .map(|(name, _)| format!("#/servers/{}", pointer(name)))
+        .collect();
+    match channel["servers"].as_array() {
+        Some(listed) if !listed.is_empty() => listed.iter().any(|server| {
+            server["$ref"]
+                .as_str()
+                .is_some_and(|r| session_refs.iter().any(|s| s == r))
+        }),
+        _ => !session_refs.is_empty(),
+    }
 }
 
 fn render_channel(
@@ -439,6 +524,7 @@ fn render_channel(
     let ChannelNames {
         constant: const_name,
         params: params_type,
+        subscriber,
     } = names_of;
     let address = channel["address"].as_str().unwrap_or_default();
     let shown = comment_safe(address);
@@ -555,6 +641,83 @@ fn render_channel(
         let _ = writeln!(out, "  }},");
     }
     let _ = writeln!(out, "}};\n");
+    if let Some(subscriber) = subscriber {
+        render_session(out, imports, render, wires, subscriber, params_type, address);
+    }
+}
+
+/// The session wrapper of a JSON channel: `subscribe<Channel>(client, parameters, handlers)`
+/// over the `centrifuge` SDK, with `publish` when clients publish on it.
+fn render_session(
+    out: &mut String,
+    imports: &mut Imports,
+    render: &Render<'_>,
+    wires: &Wires,
+    subscriber: &str,
+    params_type: &str,
+    address: &str,
+) {
+    let schema_of = |wire: &Option<Wire>| match wire {
+        Some(Wire::Typed { schema, .. }) => Some(schema.clone()),
+        _ => None,
+    };
+    let Some(incoming) = schema_of(&wires.subscribes) else {
+        return;
+    };
+    let outgoing = schema_of(&wires.publishes);
+    let shown = comment_safe(address);
+    let in_ty = render.type_name(&incoming);
+    let values = imports.value("jsonValues");
+    let check = |schema: &str, ty: &str| format!("{values}<{ty}>(SCHEMAS, {})", Value::String(schema.to_owned()));
+    let subscribe = format!(
+        "{}(client, {}({}, parameters as unknown as Readonly<Record<string, string | number>>), {}, handlers, options)",
+        imports.value("subscribeSession"),
+        imports.value("channelAddress"),
+        Value::String(address.to_owned()),
+        check(&incoming, &in_ty),
+    );
+    let handlers = format!(
+        "{}<{in_ty}, PublicationContext, SubscribedContext>",
+        imports.ty("SessionHandlers")
+    );
+    let _ = writeln!(
+        out,
+        "/**\n * Subscribes `client` (the `centrifuge` SDK, over its one session) to one address of\n * `{shown}`, by its canonical channel string (`channelAddress`). Each publication's `data`\n * is validated: a message goes to `handlers.onMessage`, anything else to `handlers.onInvalid`."
+    );
+    if outgoing.is_some() {
+        let _ = writeln!(out, " * `publish` on the result validates before it sends.");
+    } else {
+        let _ = writeln!(out, " * Clients publish nothing on this channel.");
+    }
+    let _ = writeln!(
+        out,
+        " * The SDK reconnects and resubscribes by itself. Throws a `ParameterError` for a value no\n * address can carry, and the SDK's error if `client` already subscribes to that address.\n */"
+    );
+    match outgoing {
+        Some(outgoing) => {
+            let out_ty = render.type_name(&outgoing);
+            let _ = writeln!(
+                out,
+                "export function {subscriber}(client: Centrifuge, parameters: {params_type}, handlers: {handlers}, options?: SubscriptionOptions): {}<{out_ty}, Subscription> {{",
+                imports.ty("TypedSubscription")
+            );
+            let _ = writeln!(
+                out,
+                "  return {}({subscribe}, {});",
+                imports.value("publishable"),
+                check(&outgoing, &out_ty)
+            );
+        }
+        None => {
+            let _ = writeln!(
+                out,
+                "export function {subscriber}(client: Centrifuge, parameters: {params_type}, handlers: {handlers}, options?: SubscriptionOptions): {}<Subscription> {{",
+                imports.ty("SessionSubscription")
+            );
+            let _ = writeln!(out, "  return {subscribe};");
+        }
+    }
+    let _ = writeln!(out, "}}\n");
 }
 
 /// Renders JSON Schemas (the draft-07 subset `schemars` produces) as TypeScript types.
