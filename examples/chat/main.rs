@@ -337,6 +337,9 @@ fn asyncapi() -> AsyncApi {
     AsyncApi::new("Chat", "1.0.0")
         .description("Rooms where people chat, typed end to end by ws-channels")
         .server("local", "localhost:8080", "ws")
+        // The same rooms over one session (`/connection/websocket`), for Centrifugo SDKs: the
+        // TypeScript module gets a typed `subscribeChat` over the `centrifuge` package.
+        .sessions("localhost:8080", "ws")
         .channel::<ChatCommand>()
 }
 
