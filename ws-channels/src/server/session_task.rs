@@ -29,7 +29,7 @@
 //! push; the server's requests reach the task through its outbox, and are carried out in turn
 //! with its commands.
 //!
-//! Not yet here: the jitter of the first ping.
+//! The first ping is jittered in [½, 1) of the interval.
 //!
 //! A session is a member of the hub from its registration (so a shutdown closes it with
 //! 3001), and its outbox is a session's (`outbox::session_outbox`): its replies and pings are
@@ -427,6 +427,11 @@ struct Connecting {
     remaining: VecDeque<String>,
     /// Subscriptions made, their slots pending until the connect reply is queued.
     made: Vec<(Box<str>, Subscription)>,
+}
+
+/// The delay to a session's first ping: `interval` scaled into [½, 1) by `random` in [0, 1).
+fn first_ping(interval: Duration, random: f64) -> Duration {
+    interval.mul_f64(0.5 + random.clamp(0.0, 1.0) / 2.0)
 }
 
 /// The earliest expiry among `subscriptions`.
@@ -1212,8 +1217,10 @@ impl<'a> Reader<'a> {
         let slots: Vec<SlotId> = made.iter().map(|(_, subscription)| subscription.slot).collect();
         let reply = Reply::result(id, ReplyBody::Connect(result));
         self.release(&slots, &reply);
-        // Pings only once the client has the reply that announces them.
-        state.clocks.next_ping = Some(Instant::now() + self.endpoint.settings.ping_interval);
+        // Pings only once the client has the reply that announces them; the first one
+        // jittered, so sessions that connected together (after a restart) ping apart.
+        let first = first_ping(self.endpoint.settings.ping_interval, fastrand::f64());
+        state.clocks.next_ping = Some(Instant::now() + first);
         state.subscriptions.extend(made);
         state.clocks.subscription_expires = earliest_expiry(&state.subscriptions);
         self.slot_events(state);
@@ -1658,5 +1665,18 @@ impl<'a> Reader<'a> {
 
     fn close(&self, code: DisconnectCode) {
         self.core.close(CloseCode::from(code.code()), code.reason());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_first_ping_comes_within_half_to_one_interval() {
+        let interval = Duration::from_secs(25);
+        assert_eq!(first_ping(interval, 0.0), Duration::from_millis(12_500));
+        assert!(first_ping(interval, 0.999_999) < interval);
+        assert_eq!(first_ping(interval, 7.0), interval, "clamped");
     }
 }

@@ -306,7 +306,9 @@ impl<S> Sessions<S> {
     }
 
     /// How often the server pings an idle session (the protocol's `{}`, which the SDK answers
-    /// with `{}`), in whole seconds. Default: 25 s, as Centrifugo.
+    /// with `{}`), in whole seconds; the first ping comes at a random point of the second half
+    /// of the first interval, so sessions that connected together do not ping together.
+    /// Default: 25 s, as Centrifugo.
     ///
     /// # Panics
     ///
