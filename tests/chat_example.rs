@@ -369,6 +369,75 @@ fn event_of(data: &Value) -> (String, String, String) {
     (field("type"), field("user"), field("text"))
 }
 
+/// The real SDK and the chat's notices (`tests/node/session_chat_notices.mjs`): the hook's
+/// server-side subscription to `notices/ann` arrives as the client's own `subscribed` and
+/// `publication` events (the welcome), and `POST /notices/ann`, which the chat publishes
+/// through its hub, reaches the session.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_centrifuge_sdk_gets_its_notices_from_a_server_side_subscription() {
+    if !require(&[Component::Node]) {
+        return;
+    }
+    let dir = tokio::task::spawn_blocking(node_project)
+        .await
+        .expect("the Node project");
+    let (_server, addr, mut _logs) = start_chat(&[]).await;
+    let url = format!("ws://{addr}/connection/websocket");
+    let (mut node, mut out) = node_script(&dir, "session_chat_notices.mjs", &url);
+    let mut lines: Vec<Value> = Vec::new();
+    let run = async {
+        while let Some(line) = out.recv().await {
+            let line = String::from_utf8_lossy(&line).into_owned();
+            let event: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
+            if event["ev"] == "ready" {
+                let request = format!(
+                    "POST /notices/ann HTTP/1.1\r\nHost: {addr}\r\nContent-Type: text/plain\r\nContent-Length: 9\r\nConnection: close\r\n\r\nhello ann"
+                );
+                let (status, response) = raw_http(addr, &request).await;
+                assert_eq!(status, 200, "{response}");
+                assert!(response.ends_with(r#"{"delivered":1}"#), "{response}");
+            }
+            lines.push(event);
+        }
+    };
+    if tokio::time::timeout(Duration::from_secs(30), run).await.is_err() {
+        panic!("the Node client did not finish in 30 s: {lines:#?}");
+    }
+    let status = within("node to exit", async {
+        loop {
+            if let Some(status) = node.0.try_wait().expect("try_wait") {
+                break status;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    assert!(status.success(), "node: {status}: {lines:#?}");
+    let events: Vec<(&str, &str)> = lines
+        .iter()
+        .map(|line| {
+            (
+                line["ev"].as_str().unwrap_or(""),
+                line["channel"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    assert_eq!(
+        events,
+        [
+            ("connected", ""),
+            ("subscribed", "notices/ann"),
+            ("publication", "notices/ann"),
+            ("ready", ""),
+            ("publication", "notices/ann"),
+            ("done", ""),
+        ],
+        "{lines:#?}"
+    );
+    assert_eq!(lines[2]["data"], json!({"text": "welcome, ann"}));
+    assert_eq!(lines[4]["data"], json!({"text": "hello ann"}));
+}
+
 /// The real SDK against the chat example (`tests/node/session_chat.mjs`, whose header says
 /// what it does step by step): refused tokens are final, three rooms over one socket, a
 /// publication's `data` is the very `ChatEvent` a direct client gets, direct clients and the
@@ -672,13 +741,17 @@ async fn a_session_and_a_direct_client_chat_across_nodes_through_redis() {
     ann.send(Message::text(hello)).await.expect("send");
     let mut replies = Vec::new();
     within("the connect and subscribe replies", async {
-        while replies.len() < 2 {
+        while replies.len() < 3 {
             replies.extend(session_messages(&mut ann).await);
         }
     })
     .await;
     assert!(replies[0]["connect"]["client"].is_string(), "{replies:?}");
-    assert_eq!(replies[1], json!({"id": 2, "subscribe": {}}));
+    // The server-side subscription to ann's notices, and its welcome, come with the connect.
+    assert_eq!(replies[0]["connect"]["subs"], json!({"notices/ann": {}}), "{replies:?}");
+    let welcome = json!({"push": {"channel": "notices/ann", "pub": {"data": {"text": "welcome, ann"}}}});
+    assert_eq!(replies[1], welcome);
+    assert_eq!(replies[2], json!({"id": 2, "subscribe": {}}));
 
     let mut bob = join_room(two, "lobby", "bob").await;
     for node in [one, two] {

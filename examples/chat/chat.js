@@ -145,6 +145,19 @@ const SCHEMAS = {
                 "type": "object"
             }
         ]
+    },
+    "Notice": {
+        "description": "A notice for one person, wherever they chat: the sessions' hook subscribes every session to\nits user's notices at connect (a server-side subscription: an SDK delivers them with no\n`subscribe` of its own), and `POST /notices/<name>` publishes one. Notices travel over\nsessions only.",
+        "properties": {
+            "text": {
+                "description": "What the server has to say.",
+                "type": "string"
+            }
+        },
+        "required": [
+            "text"
+        ],
+        "type": "object"
     }
 };
 /** The `chat/{room}` channel. What a client sends in a room. */
@@ -190,4 +203,47 @@ export const chat = {
  */
 export function subscribeChat(client, parameters, handlers, options) {
     return publishable(subscribeSession(client, channelAddress("chat/{room}", parameters), jsonValues(SCHEMAS, "ChatEvent"), handlers, options), jsonValues(SCHEMAS, "ChatCommand"));
+}
+/** The `notices/{name}` channel. A notice for one person, wherever they chat: the sessions' hook subscribes every session to
+its user's notices at connect (a server-side subscription: an SDK delivers them with no
+`subscribe` of its own), and `POST /notices/<name>` publishes one. Notices travel over
+sessions only. */
+export const notices = {
+    address: "notices/{name}",
+    /** The JSON Schemas of the contract this channel belongs to, for `validate`. */
+    schemas: SCHEMAS,
+    /**
+     * The WebSocket URL of one address, with `query` pairs after it:
+     * `url("ws://localhost:8080", { … }, { token })`. Throws a `ParameterError` for a value
+     * no URL can carry (empty, `.`, `..`).
+     */
+    url(base, parameters, query) {
+        return channelUrl(base, "notices/{name}", parameters, query);
+    },
+    /**
+     * Calls `onData` with each message the server sends (`{ ok: true, msg }`), or with the error
+     * that made a frame unusable (`{ ok: false, err }`); never throws. Returns a function that
+     * unsubscribes.
+     */
+    subscribe(ws, onData) {
+        return subscribeMessages(ws, typed(SCHEMAS, "Notice", JSON_CODEC), onData);
+    },
+    /**
+     * A connection to one address that reconnects by itself (see `Connection`): `send`
+     * queues while it is down, subscribers get every message and a marker at each reconnect.
+     */
+    connect(base, parameters, options) {
+        return connectChannel(base, "notices/{name}", parameters, null, typed(SCHEMAS, "Notice", JSON_CODEC), options);
+    },
+};
+/**
+ * Subscribes `client` (the `centrifuge` SDK, over its one session) to one address of
+ * `notices/{name}`, by its canonical channel string (`channelAddress`). Each publication's `data`
+ * is validated: a message goes to `handlers.onMessage`, anything else to `handlers.onInvalid`.
+ * Clients publish nothing on this channel.
+ * The SDK reconnects and resubscribes by itself. Throws a `ParameterError` for a value no
+ * address can carry, and the SDK's error if `client` already subscribes to that address.
+ */
+export function subscribeNotices(client, parameters, handlers, options) {
+    return subscribeSession(client, channelAddress("notices/{name}", parameters), jsonValues(SCHEMAS, "Notice"), handlers, options);
 }

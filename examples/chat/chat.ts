@@ -2,7 +2,7 @@
 // Do not edit: regenerate it. It needs the runtime next to it, `ws-channels.ts`.
 
 import type { Centrifuge, PublicationContext, SubscribedContext, Subscription, SubscriptionOptions } from "centrifuge";
-import { type ConnectOptions, type Connection, JSON_CODEC, type Query, type Received, type Schemas, type SessionHandlers, type TypedSubscription, type WebSocketLike, channelAddress, channelUrl, connectChannel, jsonValues, publishMessage, publishable, subscribeMessages, subscribeSession, typed } from "./ws-channels.js";
+import { type ConnectOptions, type Connection, JSON_CODEC, type Query, type Received, type Schemas, type SessionHandlers, type SessionSubscription, type TypedSubscription, type WebSocketLike, channelAddress, channelUrl, connectChannel, jsonValues, publishMessage, publishable, subscribeMessages, subscribeSession, typed } from "./ws-channels.js";
 
 /** The contract's JSON Schemas by name, which `$ref`s point at. */
 const SCHEMAS: Schemas = {
@@ -148,6 +148,19 @@ const SCHEMAS: Schemas = {
         "type": "object"
       }
     ]
+  },
+  "Notice": {
+    "description": "A notice for one person, wherever they chat: the sessions' hook subscribes every session to\nits user's notices at connect (a server-side subscription: an SDK delivers them with no\n`subscribe` of its own), and `POST /notices/<name>` publishes one. Notices travel over\nsessions only.",
+    "properties": {
+      "text": {
+        "description": "What the server has to say.",
+        "type": "string"
+      }
+    },
+    "required": [
+      "text"
+    ],
+    "type": "object"
   }
 };
 
@@ -185,6 +198,17 @@ export type ChatEvent = {
   /** Why. */
   message: string;
   type: "error";
+};
+
+/**
+ * A notice for one person, wherever they chat: the sessions' hook subscribes every session to
+ * its user's notices at connect (a server-side subscription: an SDK delivers them with no
+ * `subscribe` of its own), and `POST /notices/<name>` publishes one. Notices travel over
+ * sessions only.
+ */
+export type Notice = {
+  /** What the server has to say. */
+  text: string;
 };
 
 /** The path parameters of `chat/{room}`. */
@@ -236,5 +260,55 @@ export const chat = {
  */
 export function subscribeChat(client: Centrifuge, parameters: ChatParameters, handlers: SessionHandlers<ChatEvent, PublicationContext, SubscribedContext>, options?: SubscriptionOptions): TypedSubscription<ChatCommand, Subscription> {
   return publishable(subscribeSession(client, channelAddress("chat/{room}", parameters as unknown as Readonly<Record<string, string | number>>), jsonValues<ChatEvent>(SCHEMAS, "ChatEvent"), handlers, options), jsonValues<ChatCommand>(SCHEMAS, "ChatCommand"));
+}
+
+/** The path parameters of `notices/{name}`. */
+export interface NoticesParameters {
+  name: string | number;
+}
+
+/** The `notices/{name}` channel. A notice for one person, wherever they chat: the sessions' hook subscribes every session to
+its user's notices at connect (a server-side subscription: an SDK delivers them with no
+`subscribe` of its own), and `POST /notices/<name>` publishes one. Notices travel over
+sessions only. */
+export const notices = {
+  address: "notices/{name}",
+  /** The JSON Schemas of the contract this channel belongs to, for `validate`. */
+  schemas: SCHEMAS,
+  /**
+   * The WebSocket URL of one address, with `query` pairs after it:
+   * `url("ws://localhost:8080", { … }, { token })`. Throws a `ParameterError` for a value
+   * no URL can carry (empty, `.`, `..`).
+   */
+  url(base: string, parameters: NoticesParameters, query?: Query): string {
+    return channelUrl(base, "notices/{name}", parameters as unknown as Readonly<Record<string, string | number>>, query);
+  },
+  /**
+   * Calls `onData` with each message the server sends (`{ ok: true, msg }`), or with the error
+   * that made a frame unusable (`{ ok: false, err }`); never throws. Returns a function that
+   * unsubscribes.
+   */
+  subscribe(ws: WebSocketLike, onData: (received: Received<Notice>) => void): () => void {
+    return subscribeMessages(ws, typed<Notice>(SCHEMAS, "Notice", JSON_CODEC), onData);
+  },
+  /**
+   * A connection to one address that reconnects by itself (see `Connection`): `send`
+   * queues while it is down, subscribers get every message and a marker at each reconnect.
+   */
+  connect(base: string, parameters: NoticesParameters, options?: ConnectOptions): Connection<never, Notice> {
+    return connectChannel(base, "notices/{name}", parameters as unknown as Readonly<Record<string, string | number>>, null, typed<Notice>(SCHEMAS, "Notice", JSON_CODEC), options);
+  },
+};
+
+/**
+ * Subscribes `client` (the `centrifuge` SDK, over its one session) to one address of
+ * `notices/{name}`, by its canonical channel string (`channelAddress`). Each publication's `data`
+ * is validated: a message goes to `handlers.onMessage`, anything else to `handlers.onInvalid`.
+ * Clients publish nothing on this channel.
+ * The SDK reconnects and resubscribes by itself. Throws a `ParameterError` for a value no
+ * address can carry, and the SDK's error if `client` already subscribes to that address.
+ */
+export function subscribeNotices(client: Centrifuge, parameters: NoticesParameters, handlers: SessionHandlers<Notice, PublicationContext, SubscribedContext>, options?: SubscriptionOptions): SessionSubscription<Subscription> {
+  return subscribeSession(client, channelAddress("notices/{name}", parameters as unknown as Readonly<Record<string, string | number>>), jsonValues<Notice>(SCHEMAS, "Notice"), handlers, options);
 }
 

@@ -63,6 +63,10 @@
 //!   limit counts each command of a session (error 111 over it).
 //! - Direct clients and sessions in one room hear each other, on one node and, with `--redis`,
 //!   across nodes.
+//! - Every session is also subscribed, by the server, to its user's notices (`notices/ann`: a
+//!   welcome at connect, then whatever `curl -d 'hello' http://127.0.0.1:8080/notices/ann`
+//!   publishes through the hub). The SDK delivers them as the client's own `publication`
+//!   events, with no `subscribe` of its own.
 //!
 //! ```js
 //! import { Centrifuge } from 'centrifuge';          // npm i centrifuge
@@ -107,6 +111,17 @@ pub enum ChatCommand {
     },
     /// Tell the others you are typing.
     Typing,
+}
+
+/// A notice for one person, wherever they chat: the sessions' hook subscribes every session to
+/// its user's notices at connect (a server-side subscription: an SDK delivers them with no
+/// `subscribe` of its own), and `POST /notices/<name>` publishes one. Notices travel over
+/// sessions only.
+#[channel("notices/<name>", server_only, name = "notices")]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct Notice {
+    /// What the server has to say.
+    pub text: String,
 }
 
 /// What the server tells a room.
@@ -214,7 +229,8 @@ async fn identify(handshake: Handshake<ChatCommand>) -> Result<User, Reject> {
 /// through its `getToken`).
 async fn authenticate(connect: ConnectRequest) -> Result<Identity<User>, SessionReject> {
     let name = valid_name(connect.token()).map_err(SessionReject::unauthorized)?;
-    Ok(Identity::new(name.clone(), User { name }))
+    let notices = NoticeParams::new(name.as_str());
+    Ok(Identity::new(name.clone(), User { name }).subscribe::<Notice>(&notices))
 }
 
 fn now_ms() -> u64 {
@@ -230,6 +246,21 @@ fn chat_server() -> Server {
         .max_message_size(4 * 1024)
         .rate_limit(RateLimit::per_second(10).burst(20).on_exceed(RateLimitAction::Reply))
         .sessions(Sessions::new().authenticate(authenticate));
+    let server = Notice::register(server, |handler| {
+        handler
+            // A session's own notices only (the hook subscribes it to them).
+            .on_connect(|handshake| async move {
+                match handshake.session_data::<User>() {
+                    Some(user) if user.name == handshake.params().name => Ok(user.clone()),
+                    _ => Err(Reject::forbidden("notices are their user's, over a session")),
+                }
+            })
+            .on_open(|conn| async move {
+                let text = format!("welcome, {}", conn.data().name);
+                conn.send(&Notice { text }).await?;
+                Ok(())
+            })
+    });
     ChatCommand::register(server, |handler| {
         handler
             .on_connect(identify)
@@ -312,6 +343,29 @@ async fn room_info(State(hub): State<Hub>, Path(room): Path<String>) -> axum::Js
     axum::Json(RoomInfo { room, users })
 }
 
+/// How many of this node's sessions a notice reached (and whether the other nodes got it).
+#[derive(Serialize)]
+struct Noticed {
+    delivered: usize,
+}
+
+/// `POST /notices/<name>` with the notice's text as the body: to every session of that user,
+/// on every node.
+async fn notify(State(hub): State<Hub>, Path(name): Path<String>, text: String) -> axum::Json<Noticed> {
+    let delivered = match hub.publish(&NoticeParams::new(name.as_str()), &Notice { text }).await {
+        Ok(published) => {
+            let local = published.local;
+            logged(published);
+            local
+        }
+        Err(error) => {
+            tracing::warn!(error = %Report(&error), "a notice does not encode");
+            0
+        }
+    };
+    axum::Json(Noticed { delivered })
+}
+
 /// Readiness: 503 while the backplane is down.
 async fn ready(State(hub): State<Hub>) -> (axum::http::StatusCode, String) {
     let health = hub.engine_health();
@@ -341,6 +395,7 @@ fn asyncapi() -> AsyncApi {
         // TypeScript module gets a typed `subscribeChat` over the `centrifuge` package.
         .sessions("localhost:8080", "ws")
         .channel::<ChatCommand>()
+        .channel::<Notice>()
 }
 
 /// Resolves when the process is asked to stop: Ctrl-C (SIGINT) or, on Unix, SIGTERM, which is
@@ -426,6 +481,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             }),
         )
         .route("/rooms/{room}", get(room_info))
+        .route("/notices/{name}", axum::routing::post(notify))
         .route("/ready", get(ready))
         .route("/asyncapi.json", get(|| async { axum::Json(asyncapi().to_json()) }))
         .route("/metrics", get(move || std::future::ready(prometheus.render())))
