@@ -270,6 +270,16 @@ async fn replies(socket: &mut ClientSocket, n: usize) -> Vec<Value> {
     replies
 }
 
+/// A session whose connect was refused and that stays silent is closed as stale: it cannot
+/// hold its connection slot.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_session_that_stays_is_closed_as_stale() {
+    let served = Served::start(server(|s| s.connect_timeout(Duration::from_millis(300)))).await;
+    let (mut socket, reply) = connected(&served, "nobody").await;
+    assert_eq!(reply["error"]["code"], json!(101), "{reply}");
+    assert_eq!(close_of(&mut socket).await, (3502, "stale".to_owned()));
+}
+
 async fn a_refused_connect_makes_the_session_unusable(backend: Backend) {
     let served = Served::start_on(backend, server(|s| s)).await;
     let (mut socket, reply) = connected(&served, "bob").await;
@@ -870,19 +880,29 @@ async fn a_channel_ending_every_subscription_is_answered_100_before_it_loops() {
         assert_eq!(lines[0], json!({"id": id, "subscribe": {}}), "{lines:?}");
         assert_eq!(lines[2], ended, "{lines:?}");
     }
-    send(&mut socket, r#"{"id":5,"subscribe":{"channel":"notices/flaky"}}"#).await;
-    assert_eq!(
-        next_json(&mut socket).await,
-        json!({"id": 5, "error": {"code": 100, "message": "internal server error", "temporary": true}})
-    );
+    // Refused until the oldest of those ends is 10 s old, however often the client asks.
+    for id in 5..7 {
+        send(
+            &mut socket,
+            &format!(r#"{{"id":{id},"subscribe":{{"channel":"notices/flaky"}}}}"#),
+        )
+        .await;
+        assert_eq!(
+            next_json(&mut socket).await,
+            json!({"id": id, "error": {"code": 100, "message": "internal server error", "temporary": true}})
+        );
+    }
 }
 
 /// A subscription its handler closes with a code a direct client would retry: 2500 for a
-/// client's (the SDK resubscribes); a server-side one, which the SDK would forget, ends the
-/// session with 3010 instead (it reconnects and gets it again).
+/// client's (the SDK resubscribes); a server-side one, which the SDK would forget: 2000 for
+/// one the hub made (nobody would make it again), and for one of the identity's, the session
+/// ends with 3010 (it reconnects and gets it again).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_side_subscription_that_must_be_resubscribed_ends_the_session() {
-    let served = Served::start(notices_server(|s| s)).await;
+    let server = notices_server(|s| s);
+    let served_hub = server.hub();
+    let served = Served::start(server).await;
     let (mut socket, _) = connected(&served, "ann").await;
     assert_eq!(
         next_json(&mut socket).await,
@@ -898,6 +918,29 @@ async fn a_server_side_subscription_that_must_be_resubscribed_ends_the_session()
             json!({"push": {"channel": "notices/flaky", "unsubscribe": {"code": 2500, "reason": "flaky"}}}),
         ]
     );
+    // Made by the hub later, nobody would make it again after a reconnect: ended for good.
+    {
+        let (mut other, reply) = connected(&served, "bob").await;
+        assert!(next_json(&mut other).await["push"]["pub"].is_object(), "bob's welcome");
+        let id: ConnId = reply["connect"]["client"].as_str().unwrap().parse().unwrap();
+        let hub_made = served_hub.subscribe_session::<Notice>(id, &NoticeParams::new("flaky"));
+        assert!(hub_made);
+        let lines = replies(&mut other, 3).await;
+        assert_eq!(
+            lines,
+            [
+                json!({"push": {"channel": "notices/flaky", "subscribe": {}}}),
+                json!({"push": {"channel": "notices/flaky", "pub": {"data": {"text": "welcome bob"}}}}),
+                json!({"push": {"channel": "notices/flaky", "unsubscribe": {"code": 2000, "reason": "flaky"}}}),
+            ]
+        );
+        send(&mut other, r#"{"id":2,"ping":{}}"#).await;
+        assert_eq!(
+            next_json(&mut other).await,
+            json!({"id": 2, "ping": {}}),
+            "the session stays"
+        );
+    }
     let mut socket = connecting(&served, "flaky").await;
     let (texts, close) = read_until_close(&mut socket).await;
     assert!(texts[0].contains(r#""subs":{"notices/flaky":{}}"#), "{texts:?}");

@@ -60,6 +60,7 @@ use super::conn::{CloseInfo, Core};
 use super::decision::{Route, Session, Shared, subprotocol_offers};
 use super::guard;
 use super::handshake::SessionSide;
+use super::lifecycle::Lifecycle;
 use super::limits::{self, RateLimitAction, TokenBucket};
 use super::reader::{close_info, no_status};
 use super::response::Reject;
@@ -147,7 +148,7 @@ impl<S: Send + Sync + 'static> Route<S> for Endpoint {
             let slot = shared.limits.acquire_session()?;
             let env = shared.env(remote_addr, slot, None);
             let lifecycle = shared.lifecycle.clone();
-            let registered = register(endpoint, request, env, shared);
+            let registered = register(endpoint, request, env, shared, lifecycle.clone());
             let session: Session = Box::new(move |transport| lifecycle.spawn(run(registered, transport)));
             Ok(session)
         })
@@ -186,6 +187,7 @@ struct Registered {
     request: Arc<http::request::Parts>,
     state: Arc<dyn Any + Send + Sync>,
     channels: Arc<dyn Channels>,
+    lifecycle: Arc<Lifecycle>,
     config: Arc<Config>,
     span: tracing::Span,
 }
@@ -195,6 +197,7 @@ fn register<S: Send + Sync + 'static>(
     request: Arc<http::request::Parts>,
     env: ConnEnv<S>,
     channels: Arc<Shared<S>>,
+    lifecycle: Arc<Lifecycle>,
 ) -> Registered {
     let ConnEnv {
         id,
@@ -230,6 +233,7 @@ fn register<S: Send + Sync + 'static>(
         request,
         state,
         channels,
+        lifecycle,
         config,
         span,
     }
@@ -244,6 +248,7 @@ fn run(registered: Registered, transport: BoxedTransport) -> impl Future<Output 
         request,
         state,
         channels,
+        lifecycle,
         config,
         span,
     } = registered;
@@ -263,6 +268,7 @@ fn run(registered: Registered, transport: BoxedTransport) -> impl Future<Output 
                 request: &request,
                 state: &state,
                 channels: &*channels,
+                lifecycle: &lifecycle,
             };
             let reader = std::pin::pin!(reader.read_loop(&mut stream));
             let writer = std::pin::pin!(write_loop(&transport, outbox, core.hub.counters(), LABEL));
@@ -301,10 +307,10 @@ enum Outcome<T> {
     TimedOut,
 }
 
-/// `future` under `timeout`, with a panic in any of its polls caught.
-fn bounded<T: 'static>(timeout: Duration, future: BoxFuture<'static, T>) -> BoxFuture<'static, Outcome<T>> {
+/// `future` until `deadline`, with a panic in any of its polls caught.
+fn bounded<T: 'static>(deadline: Instant, future: BoxFuture<'static, T>) -> BoxFuture<'static, Outcome<T>> {
     Box::pin(async move {
-        match tokio::time::timeout(timeout, guard::catch(future)).await {
+        match tokio::time::timeout_at(deadline, guard::catch(future)).await {
             Ok(Ok(answered)) => Outcome::Answered(answered),
             Ok(Err(panic)) => Outcome::Panicked(panic),
             Err(_) => Outcome::TimedOut,
@@ -319,6 +325,8 @@ enum Busy {
     Connecting {
         id: u32,
         connect: protocol::ConnectRequest,
+        /// One deadline for the hook and the server-side subscriptions, before the reply.
+        deadline: Instant,
         hook: BoxFuture<'static, Outcome<Authenticated>>,
     },
     /// `refresh`: the `authenticate` hook runs on the new token.
@@ -362,6 +370,9 @@ fn closing(binding: &dyn Binding, info: CloseInfo) -> Option<Closing> {
 
 /// A subscription being made: how the client learns of it, its channel string and slot.
 struct Pending {
+    /// By when the channel must have decided and opened it (the SDK's call timeout would end
+    /// the whole connection).
+    deadline: Instant,
     /// Its place under `max_connections_per_address`, held from the decision on.
     member: Option<limits::Slot>,
     announce: Announce,
@@ -411,10 +422,11 @@ struct Subscription {
     expires: Option<Instant>,
     /// Its place under `max_connections_per_address`, freed when it ends.
     _member: Option<limits::Slot>,
-    /// Made by the server (at connect, or by `Hub::subscribe_session`): the SDK forgets such a
-    /// subscription on any `unsubscribe` push, so one it would resubscribe to ends the session
-    /// instead (with the code that reconnects), as Centrifugo does.
-    server_side: bool,
+    /// How it was made: the SDK forgets a server-side subscription on any `unsubscribe` push,
+    /// so one of the identity's (`Announce::Connect`, made again at every connect) that it
+    /// would have to resubscribe to ends the session instead (with the code that reconnects),
+    /// as Centrifugo does; one `Hub::subscribe_session` made is ended for good (2000).
+    made_by: Announce,
 }
 
 /// A connect whose identity asked for server-side subscriptions: they are made one by one,
@@ -422,6 +434,9 @@ struct Subscription {
 /// those made, and their publications (held meanwhile) follow it.
 struct Connecting {
     id: u32,
+    /// The connect's deadline: a server-side subscription not made by then is left out (the
+    /// SDK's own connect timeout would otherwise make it reconnect, again and again).
+    deadline: Instant,
     result: ConnectResult,
     /// Channel strings still to subscribe, in order.
     remaining: VecDeque<String>,
@@ -462,9 +477,10 @@ struct Clocks {
     expired_by: Option<Instant>,
     /// The earliest expiry of a subscription's credentials.
     subscription_expires: Option<Instant>,
-    /// When a subscription's `on_open` has taken the command timeout (the SDK's call timeout
-    /// on a `subscribe` would end the whole connection).
-    opening_by: Option<Instant>,
+    /// When the running handler (a subscription's `on_open`, an `on_close`) has taken its
+    /// time: an `on_open` its subscribe's deadline (the SDK's call timeout on a `subscribe`
+    /// would end the whole connection), an `on_close` the command timeout.
+    handler_by: Option<Instant>,
 }
 
 /// What is due when the timer fires.
@@ -474,7 +490,7 @@ enum Due {
     NoPong,
     Expired,
     SubscriptionExpired,
-    OpenTimedOut,
+    HandlerTimedOut,
     CloseReply,
 }
 
@@ -489,7 +505,7 @@ impl Clocks {
             self.pong_by,
             self.expired_by,
             self.subscription_expires,
-            self.opening_by,
+            self.handler_by,
         ]
         .into_iter()
         .flatten()
@@ -513,9 +529,9 @@ impl Clocks {
         if passed(self.subscription_expires) {
             return Some(Due::SubscriptionExpired);
         }
-        if passed(self.opening_by) {
-            self.opening_by = None;
-            return Some(Due::OpenTimedOut);
+        if passed(self.handler_by) {
+            self.handler_by = None;
+            return Some(Due::HandlerTimedOut);
         }
         if passed(self.next_ping) {
             // Ticks missed while busy are not made up: the next ping is a full interval away.
@@ -604,6 +620,7 @@ struct Reader<'a> {
     request: &'a Arc<http::request::Parts>,
     state: &'a Arc<dyn Any + Send + Sync>,
     channels: &'a dyn Channels,
+    lifecycle: &'a Lifecycle,
 }
 
 impl<'a> Reader<'a> {
@@ -649,7 +666,7 @@ impl<'a> Reader<'a> {
                     // news (a lag, a subscription's close).
                     () = poll_fn(|cx| self.outbox.poll_attention(cx, &mut state.attention_waker)) => {
                         self.slot_events(&mut state);
-                        state.requests.extend(self.outbox.take_requests());
+                        self.take_requests(&mut state);
                         continue;
                     }
                     () = state.timer.as_mut(), if state.armed.is_some() => {
@@ -699,7 +716,7 @@ impl<'a> Reader<'a> {
                 closing_by: None,
                 expired_by: None,
                 subscription_expires: None,
-                opening_by: None,
+                handler_by: None,
             },
             timer: Box::pin(tokio::time::sleep_until(connect_by)),
             armed: Some(connect_by),
@@ -731,7 +748,7 @@ impl<'a> Reader<'a> {
             Some(Due::NoPong) => self.close(DisconnectCode::NoPong),
             Some(Due::Expired) => self.close(DisconnectCode::ConnectionExpired),
             Some(Due::SubscriptionExpired) => self.expire_subscriptions(state),
-            Some(Due::OpenTimedOut) => self.open_timed_out(state),
+            Some(Due::HandlerTimedOut) => self.handler_timed_out(state),
             Some(Due::CloseReply) => return ControlFlow::Break(()),
             None => {}
         }
@@ -800,20 +817,27 @@ impl<'a> Reader<'a> {
     /// Runs ended subscriptions' `on_close`, carries out the server's requests, then handles
     /// queued commands in order: one at a time, until one waits or the session is closing.
     fn work_queue(&self, state: &mut State) {
+        // The server's requests and the client's commands take turns: a flood of either
+        // cannot starve the other.
+        let mut request_turn = true;
         loop {
             if state.busy.is_some() || self.outbox.is_closing() {
                 return;
             }
             if let Some(closing) = state.closings.pop_front() {
+                state.clocks.handler_by = Some(Instant::now() + self.endpoint.settings.command_timeout);
                 state.busy = Some(Busy::Closing(closing));
                 return;
             }
-            if state.has_requests() {
+            self.take_requests(state);
+            if state.has_requests() && (request_turn || state.queue.is_empty()) {
+                request_turn = false;
                 if let Some(request) = state.requests.pop_front() {
                     self.server_request(request, state);
                 }
                 continue;
             }
+            request_turn = true;
             let Some(command) = state.queue.pop_front() else {
                 break;
             };
@@ -823,6 +847,16 @@ impl<'a> Reader<'a> {
         // burst, as a connection's does.
         state.running.release();
         state.runner_of = None;
+    }
+
+    /// Takes the server's requests from the outbox once the last ones are carried out, and only
+    /// when the session can carry them out (connected, its connect reply out): until then they
+    /// wait in the outbox, which bounds them (`Hub::subscribe_session` refuses past its bound).
+    fn take_requests(&self, state: &mut State) {
+        let ready = matches!(state.phase, Phase::Connected(_)) && state.connecting.is_none();
+        if ready && state.requests.is_empty() {
+            state.requests.extend(self.outbox.take_requests());
+        }
     }
 
     /// Handles one command: answers it, starts what it waits for, or closes the session.
@@ -835,8 +869,14 @@ impl<'a> Reader<'a> {
                 match method {
                     Method::Connect(connect) => {
                         state.clocks.connect_by = None;
-                        let hook = self.authenticate(connect.clone());
-                        state.busy = Some(Busy::Connecting { id, connect, hook });
+                        let deadline = Instant::now() + self.endpoint.settings.command_timeout;
+                        let hook = self.authenticate(connect.clone(), deadline);
+                        state.busy = Some(Busy::Connecting {
+                            id,
+                            connect,
+                            deadline,
+                            hook,
+                        });
                     }
                     _ => self.bad_request(name, "before `connect`"),
                 }
@@ -867,7 +907,7 @@ impl<'a> Reader<'a> {
                     token: token.clone(),
                     ..state.connect.clone()
                 };
-                let hook = self.authenticate(connect);
+                let hook = self.authenticate(connect, Instant::now() + self.endpoint.settings.command_timeout);
                 state.busy = Some(Busy::Refreshing { id, token, hook });
             }
             Method::Presence(_)
@@ -878,8 +918,12 @@ impl<'a> Reader<'a> {
         }
     }
 
-    /// The hook's future for `connect`, under the command timeout and guarded.
-    fn authenticate(&self, command: protocol::ConnectRequest) -> BoxFuture<'static, Outcome<Authenticated>> {
+    /// The hook's future for `connect` (or `refresh`), until `deadline` and guarded.
+    fn authenticate(
+        &self,
+        command: protocol::ConnectRequest,
+        deadline: Instant,
+    ) -> BoxFuture<'static, Outcome<Authenticated>> {
         let Some(authenticator) = self.endpoint.authenticator.clone() else {
             let anonymous = SessionIdentity::from(super::sessions::Identity::anonymous());
             return Box::pin(std::future::ready(Outcome::Answered(Ok(anonymous))));
@@ -890,14 +934,19 @@ impl<'a> Reader<'a> {
             remote_addr: self.core.remote_addr,
         };
         let hook = authenticator.authenticate(connect, self.state.clone());
-        bounded(self.endpoint.settings.command_timeout, hook)
+        bounded(deadline, hook)
     }
 
     /// What the busy command waited for is done.
     fn done(&self, done: Done, state: &mut State) {
         match (state.busy.take(), done) {
-            (Some(Busy::Connecting { id, connect, .. }), Done::Authenticated(outcome)) => {
-                self.connected(id, connect, outcome, state);
+            (
+                Some(Busy::Connecting {
+                    id, connect, deadline, ..
+                }),
+                Done::Authenticated(outcome),
+            ) => {
+                self.connected(id, connect, deadline, outcome, state);
             }
             (Some(Busy::Refreshing { id, token, .. }), Done::Authenticated(outcome)) => {
                 self.refreshed(id, token, outcome, state);
@@ -918,10 +967,12 @@ impl<'a> Reader<'a> {
             (Some(Busy::Publishing { id, channel }), Done::Ran(outcome)) => {
                 self.published(id, &channel, outcome, state);
             }
-            (Some(Busy::Closing(Closing { channel, .. })), Done::Closed(Err(panic))) => {
-                tracing::warn!(channel, panic = %Escaped(panic), "on_close panicked");
+            (Some(Busy::Closing(Closing { channel, .. })), Done::Closed(closed)) => {
+                state.clocks.handler_by = None;
+                if let Err(panic) = closed {
+                    tracing::warn!(channel, panic = %Escaped(panic), "on_close panicked");
+                }
             }
-            (Some(Busy::Closing(_)), Done::Closed(Ok(()))) => {}
             (busy, _) => {
                 // Each kind of busy command polls its own kind of future.
                 debug_assert!(false, "a busy command finished with another's outcome");
@@ -935,6 +986,7 @@ impl<'a> Reader<'a> {
         &self,
         id: u32,
         connect: protocol::ConnectRequest,
+        deadline: Instant,
         outcome: Outcome<Authenticated>,
         state: &mut State,
     ) {
@@ -964,6 +1016,7 @@ impl<'a> Reader<'a> {
                         }
                         state.connecting = Some(Connecting {
                             id,
+                            deadline,
                             result,
                             remaining,
                             made: Vec::new(),
@@ -1011,6 +1064,11 @@ impl<'a> Reader<'a> {
                 refused(ErrorCode::Internal.into())
             }
         };
+        if let Phase::Unusable = state.phase {
+            // Closed as stale unless the client leaves first (the SDK does at once): a refused
+            // session cannot hold its connection slot by staying silent.
+            state.clocks.connect_by = Some(Instant::now() + self.endpoint.settings.connect_timeout);
+        }
     }
 
     /// When `identity`'s credentials expire: the reply's `ttl` and the session's deadline, or
@@ -1133,9 +1191,9 @@ impl<'a> Reader<'a> {
                 0 => {
                     state.resubscribed.remove(channel);
                 }
+                // Refused until the oldest of those ends leaves the window: the SDK's retries
+                // back off meanwhile (0.5, 1, 2, 4, 8 s…).
                 n if n >= RESUBSCRIBES => {
-                    // The last end is forgotten, so the SDK's retry after its backoff passes.
-                    ends.pop_front();
                     tracing::debug!(channel = %Escaped(channel), "a channel ending every subscription: 100");
                     return refuse(ErrorCode::Internal);
                 }
@@ -1267,16 +1325,21 @@ impl<'a> Reader<'a> {
         };
         let deciding = self.channels.subscribe(&mut subscribing);
         let (slot, member) = (subscribing.slot, subscribing.member);
+        let deadline = match (announce, &state.connecting) {
+            (Announce::Connect, Some(connecting)) => connecting.deadline,
+            _ => Instant::now() + self.endpoint.settings.command_timeout,
+        };
         match (deciding, slot) {
             (Ok(deciding), Some(slot)) => {
                 let pending = Pending {
+                    deadline,
                     member,
                     announce,
                     channel: channel.into_boxed_str(),
                     slot,
                     recover,
                 };
-                let deciding = bounded(self.endpoint.settings.command_timeout, deciding);
+                let deciding = bounded(deadline, deciding);
                 state.busy = Some(Busy::Subscribing { pending, deciding });
             }
             (deciding, slot) => {
@@ -1318,7 +1381,7 @@ impl<'a> Reader<'a> {
                 core.hub
                     .join_slot(core.id, binding.channel(), &pending.channel, pending.slot);
                 if binding.open(&mut state.running) {
-                    state.clocks.opening_by = Some(Instant::now() + self.endpoint.settings.command_timeout);
+                    state.clocks.handler_by = Some(pending.deadline);
                     state.busy = Some(Busy::Opening {
                         pending,
                         binding,
@@ -1362,7 +1425,7 @@ impl<'a> Reader<'a> {
         outcome: running::Outcome,
         state: &mut State,
     ) {
-        state.clocks.opening_by = None;
+        state.clocks.handler_by = None;
         let error = match outcome {
             Ok(Ok(())) => return self.live(pending, binding, expires, state),
             Ok(Err(error)) => Error::Handler(error),
@@ -1383,16 +1446,30 @@ impl<'a> Reader<'a> {
         self.next_server_subscription(state);
     }
 
-    /// A subscription's `on_open` took the command timeout: dropped, and the subscription
-    /// refused as one whose `on_open` failed.
-    fn open_timed_out(&self, state: &mut State) {
-        let Some(Busy::Opening {
-            pending,
-            binding,
-            expires,
-        }) = state.busy.take()
-        else {
-            return;
+    /// The running handler took its time: an `on_open` is dropped and its subscription
+    /// refused as one whose `on_open` failed; an `on_close` goes on in a task of its own (the
+    /// server's, so a shutdown waits for it), and the session with its commands.
+    fn handler_timed_out(&self, state: &mut State) {
+        let (pending, binding, expires) = match state.busy.take() {
+            Some(Busy::Opening {
+                pending,
+                binding,
+                expires,
+            }) => (pending, binding, expires),
+            Some(Busy::Closing(Closing { channel, future })) => {
+                tracing::warn!(channel, "on_close takes long: it goes on beside the session");
+                let span = tracing::Span::current();
+                self.lifecycle.spawn(async move {
+                    if let Err(panic) = future.instrument(span).await {
+                        tracing::warn!(channel, panic = %Escaped(panic), "on_close panicked");
+                    }
+                });
+                return;
+            }
+            busy => {
+                state.busy = busy;
+                return;
+            }
         };
         state.running = Running::default();
         let timeout = self.endpoint.settings.command_timeout;
@@ -1404,19 +1481,19 @@ impl<'a> Reader<'a> {
     /// follow the reply.
     fn live(&self, pending: Pending, binding: Box<dyn Binding>, expires: Option<Instant>, state: &mut State) {
         let Pending {
+            deadline: _,
             member,
             announce,
             channel,
             slot,
             recover,
         } = pending;
-        let server_side = !matches!(announce, Announce::Reply(_));
         let subscription = Subscription {
             binding,
             slot,
             expires,
             _member: member,
-            server_side,
+            made_by: announce,
         };
         let announcement = match announce {
             Announce::Reply(id) => {
@@ -1570,7 +1647,13 @@ impl<'a> Reader<'a> {
     /// Ends a subscription the server ended: its `unsubscribe` push, then its end.
     fn unsubscribed(&self, channel: &str, subscription: Subscription, code: u32, reason: String, state: &mut State) {
         let resubscribe = sdk_resubscribes_after_unsubscribe(code);
-        if subscription.server_side && resubscribe {
+        if let (Announce::Push, true) = (subscription.made_by, resubscribe) {
+            // Nobody would make it again: ended for good, and said so.
+            tracing::warn!(channel = %Escaped(channel), code, "a server-side subscription ended for good");
+            let server = UnsubscribeCode::Server;
+            return self.unsubscribed(channel, subscription, server.code(), reason, state);
+        }
+        if let (Announce::Connect, true) = (subscription.made_by, resubscribe) {
             let close = match code == UnsubscribeCode::SubscriptionExpired.code() {
                 true => DisconnectCode::SubscriptionExpired,
                 false => DisconnectCode::InsufficientState,
@@ -1584,8 +1667,14 @@ impl<'a> Reader<'a> {
             return self.close(close);
         }
         if resubscribe {
+            let now = Instant::now();
+            // Only channels ended within the window are remembered.
+            state.resubscribed.retain(|_, ends| {
+                ends.back()
+                    .is_some_and(|at| now.duration_since(*at) < RESUBSCRIBE_WINDOW)
+            });
             let ends = state.resubscribed.entry(channel.into()).or_default();
-            ends.push_back(Instant::now());
+            ends.push_back(now);
             if ends.len() > RESUBSCRIBES {
                 ends.pop_front();
             }

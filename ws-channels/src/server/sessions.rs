@@ -116,7 +116,7 @@ pub const DEFAULT_SESSIONS_PATH: &str = "/connection/websocket";
 /// | malformed JSON, not an object, a binary frame, a command before `connect`, a second `connect`, no known method, `id` 0 on a command that needs one, an empty line, more than [`max_commands_per_frame`](Self::max_commands_per_frame) commands in a frame | close 3501 "bad request" (nothing of that frame is handled) | stops |
 /// | a frame over [`max_message_size`](crate::Server::max_message_size) | close 1009 | stops |
 /// | no `connect` within [`connect_timeout`](Self::connect_timeout) | close 3502 "stale" | stops |
-/// | no pong (nor any command) within [`pong_timeout`](Self::pong_timeout) of a ping | close 3012 "no pong" | reconnects |
+/// | no pong (nor any command) within [`pong_timeout`](Self::pong_timeout) of a ping (not while a handler runs: frames wait unread meanwhile) | close 3012 "no pong" | reconnects |
 /// | the client asked for the protobuf format (subprotocol `centrifuge-protobuf`, or `?format=protobuf`) | upgraded, then closed at once with 3506 "inappropriate protocol" (an HTTP refusal would make the SDK retry forever) | stops |
 /// | more than [`max_queued_bytes`](Sessions::max_queued_bytes) waiting to be written (the client does not read) | close 3008 "slow" | reconnects |
 /// | `history`, `presence`, `presence_stats`, `rpc`, `sub_refresh` | error reply 108 "not available" (this release) | — |
@@ -169,7 +169,8 @@ pub const DEFAULT_SESSIONS_PATH: &str = "/connection/websocket";
 /// | the subscription's queue overflows under [`LagPolicy::Disconnect`](crate::LagPolicy::Disconnect) | 2500 "insufficient state"; `on_lag`, then `on_close` | 1013 |
 /// | [`Hub::unsubscribe_session`](crate::Hub::unsubscribe_session) | 2000 "server unsubscribe" | — |
 /// | the channel's `on_connect` called [`Handshake::expire_at`](crate::Handshake::expire_at), and that time came | 2501 "subscription expired" (the SDK resubscribes: the channel checks its token again, and refuses a stale one with [`Reject::token_expired`](crate::Reject::token_expired), 109) | 4001 |
-/// | any of the 2500s above, on a server-side subscription ([`Identity::subscribe`], [`Hub::subscribe_session`](crate::Hub::subscribe_session)), which the SDK would forget rather than resubscribe | the session is closed with 3010 "insufficient state" (3006 "subscription expired" for an expiry): the SDK reconnects and the server subscribes it again | — |
+/// | any of the 2500s above, on a server-side subscription of the identity ([`Identity::subscribe`]), which the SDK would forget rather than resubscribe | the session is closed with 3010 "insufficient state" (3006 "subscription expired" for an expiry): the SDK reconnects and the hook subscribes it again | — |
+/// | … on one [`Hub::subscribe_session`](crate::Hub::subscribe_session) made, which nobody would make again | 2000, the reason kept: ended for good (logged) | — |
 /// | `drop_oldest` / `drop_new` overflow | that subscription's pushes are dropped (`on_lag`); the session and its other subscriptions go on | the same, per connection |
 ///
 /// A subscription's `on_close` sees what ended it: the push's code (2000, 2500, 2501), 1000
@@ -337,11 +338,13 @@ impl<S> Sessions<S> {
         self
     }
 
-    /// How long the [`authenticate`](Self::authenticate) hook may take before the `connect`
-    /// (or `refresh`) is answered with error 100 (temporary: the SDK retries), and a channel's
-    /// decision on a subscription (its `on_connect` and `authorize`), then its `on_open`,
-    /// before the `subscribe` is. Default: 4 s, under the SDK's 5 s call timeout (which would
-    /// end the whole connection).
+    /// How long a command may take before it is answered with error 100 (temporary: the SDK
+    /// retries): a `connect` (its `authenticate` hook, then the identity's server-side
+    /// subscriptions, one deadline for all: those not made by then are left out of the reply),
+    /// a `refresh`, a `subscribe` (the channel's `on_connect` and `authorize`, then its
+    /// `on_open`, one deadline for both). An ended subscription's `on_close` past it goes on
+    /// in a task of its own. Default: 4 s, under the SDK's 5 s call timeout (which would end
+    /// the whole connection).
     pub fn command_timeout(mut self, timeout: Duration) -> Self {
         self.settings.command_timeout = timeout;
         self
