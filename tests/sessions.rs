@@ -761,7 +761,8 @@ struct Notice {
 /// `ann`, to `notices/nobody`, which the channel refuses; for `greedy`, to 129 channels). The
 /// tokens `old` and `fresh` are both user `tok`, whose notices want the connect token `fresh`
 /// (109 otherwise); `notices/stale` and `notices/past` are refused as expired; `notices/flaky`
-/// closes itself in `on_open` with 1011; `notices/sleepy`'s `on_open` never ends. The
+/// closes itself in `on_open` with 1011; `notices/sleepy`'s `on_open` and `notices/hang`'s
+/// `on_close` never end. The
 /// sessions are shaped by `sessions`.
 fn notices_server(sessions: impl FnOnce(Sessions) -> Sessions) -> Server {
     let server = Notice::register(Server::new(), |h| {
@@ -787,6 +788,11 @@ fn notices_server(sessions: impl FnOnce(Sessions) -> Sessions) -> Server {
                 _ => {}
             }
             Ok(())
+        })
+        .on_close(|conn, _info| async move {
+            if conn.params().name == "hang" {
+                std::future::pending::<()>().await;
+            }
         })
     });
     server.sessions(
@@ -857,6 +863,28 @@ async fn an_on_open_that_takes_the_command_timeout_is_refused_with_100() {
             json!({"id": 2, "error": {"code": 100, "message": "internal server error", "temporary": true}}),
             json!({"id": 3, "ping": {}}),
         ]
+    );
+    assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
+}
+
+/// An `on_close` that never ends holds the session's commands for the command timeout only,
+/// then goes on beside it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_on_close_past_the_command_timeout_goes_on_beside_the_session() {
+    let served = Served::start(notices_server(|s| s.command_timeout(Duration::from_millis(300)))).await;
+    let (mut socket, _) = connected(&served, "ann").await;
+    assert!(next_json(&mut socket).await["push"]["pub"].is_object(), "the welcome");
+    send(&mut socket, r#"{"id":2,"subscribe":{"channel":"notices/hang"}}"#).await;
+    assert_eq!(replies(&mut socket, 2).await[0], json!({"id": 2, "subscribe": {}}));
+    let started = Instant::now();
+    send(
+        &mut socket,
+        "{\"id\":3,\"unsubscribe\":{\"channel\":\"notices/hang\"}}\n{\"id\":4,\"ping\":{}}",
+    )
+    .await;
+    assert_eq!(
+        replies(&mut socket, 2).await,
+        [json!({"id": 3, "unsubscribe": {}}), json!({"id": 4, "ping": {}})]
     );
     assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
 }
