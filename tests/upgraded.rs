@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
 use ws_channels::http::header::SEC_WEBSOCKET_PROTOCOL;
 use ws_channels::tungstenite::Message;
+use ws_channels::tungstenite::client::IntoClientRequest;
 use ws_channels::tungstenite::handshake::server::{Request, Response};
 use ws_channels::{Acceptor, Channel, Event, Reject, Server, channel};
 use ws_channels_tests::{handshake_status_at, next_text, read_until_close, within};
@@ -214,5 +215,46 @@ async fn bad_input_and_shutdown_end_connections_as_on_every_front_end() {
         handshake_status_at(addr, "/room/lobby/2?user=a", &[]).await,
         503,
         "shutting down"
+    );
+}
+
+/// Sessions through a server of one's own: the acceptor serves the sessions endpoint as any
+/// route (its `centrifuge-json` subprotocol answered), and a session subscribes to a room and
+/// hears a direct client of it.
+#[tokio::test]
+async fn sessions_are_served_through_a_server_of_ones_own() {
+    let server = rooms().sessions(ws_channels::Sessions::new());
+    let addr = serve(server.into_acceptor()).await;
+    // The room's `on_connect` reads `?user=` of the session's own request.
+    let mut request = format!("ws://{addr}/connection/websocket?user=ann")
+        .into_client_request()
+        .unwrap();
+    request
+        .headers_mut()
+        .insert(SEC_WEBSOCKET_PROTOCOL, "centrifuge-json".parse().unwrap());
+    let (mut session, response) = within("a session", tokio_tungstenite::connect_async(request))
+        .await
+        .unwrap();
+    assert_eq!(
+        response.headers().get(SEC_WEBSOCKET_PROTOCOL).map(|v| v.as_bytes()),
+        Some(&b"centrifuge-json"[..])
+    );
+    let hello = "{\"id\":1,\"connect\":{}}\n{\"id\":2,\"subscribe\":{\"channel\":\"room/lobby/1\"}}";
+    within("send", session.send(Message::text(hello))).await.unwrap();
+    let mut lines = Vec::new();
+    while lines.len() < 2 {
+        lines.extend(next_text(&mut session).await.split('\n').map(str::to_owned));
+    }
+    assert!(lines[0].contains(r#""connect":{"client":"#), "{lines:?}");
+    assert_eq!(lines[1], r#"{"id":2,"subscribe":{}}"#);
+    let (bob, _bob_events) = within(
+        "bob connects",
+        join(&format!("ws://{addr}"), &SayParams::new("lobby", 1), "bob"),
+    )
+    .await;
+    bob.send(&Say { text: "hi".into() }).await.unwrap();
+    assert_eq!(
+        next_text(&mut session).await,
+        r#"{"push":{"channel":"room/lobby/1","pub":{"data":{"text":"bob: hi"}}}}"#
     );
 }
