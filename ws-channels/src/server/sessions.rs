@@ -30,9 +30,10 @@ pub const DEFAULT_SESSIONS_PATH: &str = "/connection/websocket";
 
 /// Sessions: one WebSocket per client speaking the Centrifugo client protocol v2 (JSON
 /// format), so any Centrifugo SDK (`centrifuge` on npm) can talk to this server. Mount it with
-/// [`Server::sessions`](crate::Server::sessions); every front end (standalone, axum,
-/// [`Acceptor`](crate::Acceptor), [`TestServer`](crate::TestServer)) then serves it beside the
-/// channels.
+/// [`Server::sessions`](crate::Server::sessions); every front end over sockets (standalone,
+/// axum, [`Acceptor`](crate::Acceptor)) then serves it beside the channels. ([`TestServer`](crate::TestServer)
+/// routes it too, but has no session client to reach it yet: that comes with the Rust
+/// session client.)
 ///
 /// A session authenticates once, at `connect` (the [`authenticate`](Self::authenticate) hook),
 /// then subscribes to any number of the server's registered channels, each still typed: the
