@@ -30,6 +30,7 @@ mod reader;
 mod response;
 mod router;
 mod running;
+mod session_clock;
 mod session_task;
 mod sessions;
 mod socket;

@@ -65,6 +65,7 @@ use super::limits::{self, RateLimitAction, TokenBucket};
 use super::reader::{close_info, no_status};
 use super::response::Reject;
 use super::running::{self, Running};
+use super::session_clock::{Clocks, Due, first_ping};
 use super::sessions::{Authenticated, Authenticator, ConnectParts, SessionIdentity, SessionReject, Settings};
 use super::subscription::{Channels, Decided, Deciding, Subscribing, refused, reply_error};
 use super::task::{ConnEnv, Registrant, Registration, drive, log_closed};
@@ -444,11 +445,6 @@ struct Connecting {
     made: Vec<(Box<str>, Subscription)>,
 }
 
-/// The delay to a session's first ping: `interval` scaled into [½, 1) by `random` in [0, 1).
-fn first_ping(interval: Duration, random: f64) -> Duration {
-    interval.mul_f64(0.5 + random.clamp(0.0, 1.0) / 2.0)
-}
-
 /// The earliest expiry among `subscriptions`.
 fn earliest_expiry(subscriptions: &HashMap<Box<str>, Subscription>) -> Option<Instant> {
     subscriptions
@@ -464,84 +460,6 @@ struct Credentials {
     ttl: Option<u32>,
     /// When the session is closed with 3005 unless refreshed.
     expired_by: Option<Instant>,
-}
-
-/// A session's clocks: the connect deadline, pings and their pong deadline, and how long a
-/// closing session waits for the peer's close reply.
-struct Clocks {
-    connect_by: Option<Instant>,
-    next_ping: Option<Instant>,
-    pong_by: Option<Instant>,
-    closing_by: Option<Instant>,
-    /// When the session's credentials expire, plus the grace for a `refresh`.
-    expired_by: Option<Instant>,
-    /// The earliest expiry of a subscription's credentials.
-    subscription_expires: Option<Instant>,
-    /// When the running handler (a subscription's `on_open`, an `on_close`) has taken its
-    /// time: an `on_open` its subscribe's deadline (the SDK's call timeout on a `subscribe`
-    /// would end the whole connection), an `on_close` the command timeout.
-    handler_by: Option<Instant>,
-}
-
-/// What is due when the timer fires.
-enum Due {
-    Stale,
-    Ping,
-    NoPong,
-    Expired,
-    SubscriptionExpired,
-    HandlerTimedOut,
-    CloseReply,
-}
-
-impl Clocks {
-    fn next_deadline(&self) -> Option<Instant> {
-        if self.closing_by.is_some() {
-            return self.closing_by;
-        }
-        [
-            self.connect_by,
-            self.next_ping,
-            self.pong_by,
-            self.expired_by,
-            self.subscription_expires,
-            self.handler_by,
-        ]
-        .into_iter()
-        .flatten()
-        .min()
-    }
-
-    fn due(&mut self, now: Instant, settings: &Settings) -> Option<Due> {
-        let passed = |at: Option<Instant>| at.is_some_and(|at| at <= now);
-        if let Some(closing_by) = self.closing_by {
-            return (closing_by <= now).then_some(Due::CloseReply);
-        }
-        if passed(self.connect_by) {
-            return Some(Due::Stale);
-        }
-        if passed(self.pong_by) {
-            return Some(Due::NoPong);
-        }
-        if passed(self.expired_by) {
-            return Some(Due::Expired);
-        }
-        if passed(self.subscription_expires) {
-            return Some(Due::SubscriptionExpired);
-        }
-        if passed(self.handler_by) {
-            self.handler_by = None;
-            return Some(Due::HandlerTimedOut);
-        }
-        if passed(self.next_ping) {
-            // Ticks missed while busy are not made up: the next ping is a full interval away.
-            self.next_ping = Some(now + settings.ping_interval);
-            // A ping while one is unanswered does not move that one's deadline.
-            self.pong_by.get_or_insert(now + settings.pong_timeout);
-            return Some(Due::Ping);
-        }
-        None
-    }
 }
 
 /// What the read loop keeps from turn to turn, outside every branch of its `select!`.
@@ -1754,18 +1672,5 @@ impl<'a> Reader<'a> {
 
     fn close(&self, code: DisconnectCode) {
         self.core.close(CloseCode::from(code.code()), code.reason());
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_first_ping_comes_within_half_to_one_interval() {
-        let interval = Duration::from_secs(25);
-        assert_eq!(first_ping(interval, 0.0), Duration::from_millis(12_500));
-        assert!(first_ping(interval, 0.999_999) < interval);
-        assert_eq!(first_ping(interval, 7.0), interval, "clamped");
     }
 }
