@@ -528,34 +528,11 @@ fn typescript_handles_every_serde_shape() {
         dir.join("contract_types_check.ts"),
     )
     .expect("copy the check");
-    let mut tsc = Command::new("node");
-    tsc.arg(node.join("node_modules/typescript/bin/tsc"))
-        .args([
-            "--strict",
-            "--noPropertyAccessFromIndexSignature",
-            "--noUncheckedIndexedAccess",
-            "--exactOptionalPropertyTypes",
-            "--verbatimModuleSyntax",
-            "--erasableSyntaxOnly",
-            "--noUnusedLocals",
-            "--noImplicitReturns",
-            "--target",
-            "ES2022",
-            "--module",
-            "ES2022",
-        ])
-        .args([
-            "--moduleResolution",
-            "Bundler",
-            "--lib",
-            "ES2022,DOM",
-            "--types",
-            "node",
-            "--skipLibCheck",
-        ])
-        .args(["ws-channels.ts", "contract_types.ts", "contract_types_check.ts"])
-        .current_dir(&dir);
-    output_within(tsc, Duration::from_secs(120));
+    strict_tsc(
+        &node,
+        &dir,
+        &["ws-channels.ts", "contract_types.ts", "contract_types_check.ts"],
+    );
     // Node treats the compiled files as ES modules thanks to tests/node/package.json.
     let mut check = Command::new("node");
     check
@@ -988,32 +965,7 @@ fn typed_session_wrappers_talk_to_a_server_over_the_centrifuge_sdk() {
         dir.join("session_typed_client.ts"),
     )
     .expect("copy the client");
-    let mut tsc = Command::new("node");
-    tsc.arg(node.join("node_modules/typescript/bin/tsc"))
-        .args([
-            "--strict",
-            "--noPropertyAccessFromIndexSignature",
-            "--noUncheckedIndexedAccess",
-            "--exactOptionalPropertyTypes",
-            "--verbatimModuleSyntax",
-            "--erasableSyntaxOnly",
-            "--noUnusedLocals",
-            "--noImplicitReturns",
-            "--target",
-            "ES2022",
-            "--module",
-            "ES2022",
-            "--moduleResolution",
-            "Bundler",
-            "--lib",
-            "ES2022,DOM",
-            "--types",
-            "node",
-            "--skipLibCheck",
-        ])
-        .args(["ws-channels.ts", "talk.ts", "session_typed_client.ts"])
-        .current_dir(&dir);
-    output_within(tsc, Duration::from_secs(120));
+    strict_tsc(&node, &dir, &["ws-channels.ts", "talk.ts", "session_typed_client.ts"]);
 
     // The server, in this process: `say` is heard by the room as it is, however long.
     let runtime = tokio::runtime::Runtime::new().expect("a runtime");
@@ -1059,4 +1011,35 @@ fn typed_session_wrappers_talk_to_a_server_over_the_centrifuge_sdk() {
         assert!(out.contains(line), "{line:?} missing from:\n{out}");
     }
     assert!(out.contains("typed session client: all checks passed"), "{out}");
+}
+
+/// Compiles `files` of `dir` with tsc under the strictest settings a user of the generated
+/// module may have (ES2022 modules, Node's and the DOM's types), within two minutes.
+fn strict_tsc(node: &std::path::Path, dir: &std::path::Path, files: &[&str]) {
+    let mut tsc = Command::new("node");
+    tsc.arg(node.join("node_modules/typescript/bin/tsc"))
+        .args([
+            "--strict",
+            "--noPropertyAccessFromIndexSignature",
+            "--noUncheckedIndexedAccess",
+            "--exactOptionalPropertyTypes",
+            "--verbatimModuleSyntax",
+            "--erasableSyntaxOnly",
+            "--noUnusedLocals",
+            "--noImplicitReturns",
+            "--target",
+            "ES2022",
+            "--module",
+            "ES2022",
+            "--moduleResolution",
+            "Bundler",
+            "--lib",
+            "ES2022,DOM",
+            "--types",
+            "node",
+            "--skipLibCheck",
+        ])
+        .args(files)
+        .current_dir(dir);
+    output_within(tsc, Duration::from_secs(120));
 }

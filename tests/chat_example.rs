@@ -15,8 +15,8 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
 use ws_channels::ClientSocket;
 use ws_channels_tests::{
-    Component, RedisServer, Running, example, handshake_status_at, next_text, node_project, raw_http, read_until_close,
-    require, within,
+    Component, NodeScript, RedisServer, Running, example, handshake_status_at, next_text, node_project, raw_http,
+    read_until_close, require, within,
 };
 
 /// The chat example's program, logging plain lines whatever the caller's settings: the tests
@@ -347,22 +347,6 @@ async fn room_counts_during_a_redis_outage_log_no_line_per_request() {
 // Sessions: the Centrifugo client protocol at /connection/websocket (docs/design/sessions.md,
 // B8 and B10), spoken by the real SDK.
 
-/// Runs a Node script of `tests/node` with `url` in `URL`, reading its JSON lines.
-fn node_script(dir: &std::path::Path, script: &str, url: &str) -> (Running, UnboundedReceiver<Vec<u8>>) {
-    let mut child = Command::new("node")
-        .arg(script)
-        .env("URL", url)
-        .current_dir(dir)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("node runs");
-    let lines = lines_of(child.stdout.take().expect("piped stdout"));
-    // Killed when the test ends, however it ends.
-    (Running(child), lines)
-}
-
 /// An event of a chat room without its time: `(type, user, text)`.
 fn event_of(data: &Value) -> (String, String, String) {
     let field = |name: &str| data[name].as_str().unwrap_or_default().to_owned();
@@ -378,17 +362,12 @@ async fn the_centrifuge_sdk_gets_its_notices_from_a_server_side_subscription() {
     if !require(&[Component::Node]) {
         return;
     }
-    let dir = tokio::task::spawn_blocking(node_project)
-        .await
-        .expect("the Node project");
     let (_server, addr, mut _logs) = start_chat(&[]).await;
     let url = format!("ws://{addr}/connection/websocket");
-    let (mut node, mut out) = node_script(&dir, "session_chat_notices.mjs", &url);
+    let mut node = NodeScript::start("session_chat_notices.mjs", url).await;
     let mut lines: Vec<Value> = Vec::new();
     let run = async {
-        while let Some(line) = out.recv().await {
-            let line = String::from_utf8_lossy(&line).into_owned();
-            let event: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        while let Some(event) = node.lines.recv().await {
             if event["ev"] == "ready" {
                 let request = format!(
                     "POST /notices/ann HTTP/1.1\r\nHost: {addr}\r\nContent-Type: text/plain\r\nContent-Length: 9\r\nConnection: close\r\n\r\nhello ann"
@@ -403,15 +382,7 @@ async fn the_centrifuge_sdk_gets_its_notices_from_a_server_side_subscription() {
     if tokio::time::timeout(Duration::from_secs(30), run).await.is_err() {
         panic!("the Node client did not finish in 30 s: {lines:#?}");
     }
-    let status = within("node to exit", async {
-        loop {
-            if let Some(status) = node.0.try_wait().expect("try_wait") {
-                break status;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    })
-    .await;
+    let status = node.exit_status().await;
     assert!(status.success(), "node: {status}: {lines:#?}");
     let events: Vec<(&str, &str)> = lines
         .iter()
@@ -449,19 +420,14 @@ async fn the_centrifuge_sdk_chats_with_direct_clients_and_survives_a_restart() {
     if !require(&[Component::Node]) {
         return;
     }
-    let dir = tokio::task::spawn_blocking(node_project)
-        .await
-        .expect("the Node project");
     let (mut server, addr, mut _logs) = start_chat(&[]).await;
-    let (mut node, mut out) = node_script(&dir, "session_chat.mjs", &format!("ws://{addr}/connection/websocket"));
+    let mut node = NodeScript::start("session_chat.mjs", format!("ws://{addr}/connection/websocket")).await;
     let mut lines: Vec<Value> = Vec::new();
     let mut bob = None;
     let mut bob_heard = None;
     let mut others = Vec::new();
     let run = async {
-        while let Some(line) = out.recv().await {
-            let line = String::from_utf8_lossy(&line).into_owned();
-            let event: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        while let Some(event) = node.lines.recv().await {
             lines.push(event.clone());
             match event["ev"].as_str() {
                 Some("ready") => {
@@ -506,7 +472,7 @@ async fn the_centrifuge_sdk_chats_with_direct_clients_and_survives_a_restart() {
     if tokio::time::timeout(Duration::from_secs(100), run).await.is_err() {
         panic!("the Node client did not finish in 100 s: {lines:#?}");
     }
-    let status = exit_status(&mut node).await;
+    let status = node.exit_status().await;
     assert!(status.success(), "node: {status}: {lines:#?}");
 
     let of = |ev: &str| -> Vec<&Value> { lines.iter().filter(|line| line["ev"] == ev).collect() };

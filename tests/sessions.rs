@@ -11,8 +11,6 @@
 // Test helpers too report failure by panicking.
 #![allow(clippy::unwrap_used)]
 
-use std::io::BufRead;
-use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -27,8 +25,7 @@ use ws_channels::{
     Server, SessionReject, Sessions, TokenSource, channel,
 };
 use ws_channels_tests::{
-    Backend, Component, Running, Served, handshake_status, next_text, node_project, raw_connect, read_until_close,
-    require, within,
+    Backend, Component, NodeScript, Served, handshake_status, next_text, raw_connect, read_until_close, require, within,
 };
 
 /// A direct channel served beside the sessions.
@@ -72,69 +69,6 @@ fn server(sessions: impl FnOnce(Sessions) -> Sessions) -> Server {
 }
 
 const PATH: &str = "/connection/websocket";
-
-/// A script of `tests/node` run against `url` (its `URL`), its stdout read as JSON lines;
-/// killed when dropped, however the test ends.
-struct NodeScript {
-    process: Running,
-    lines: tokio::sync::mpsc::UnboundedReceiver<Value>,
-}
-
-impl NodeScript {
-    async fn start(script: &str, url: String) -> Self {
-        let dir = tokio::task::spawn_blocking(node_project).await.unwrap();
-        let mut child = Command::new("node")
-            .arg(script)
-            .env("URL", url)
-            .current_dir(&dir)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("node runs");
-        let stdout = child.stdout.take().unwrap();
-        let (lines_in, lines) = tokio::sync::mpsc::unbounded_channel();
-        // Ends with the process's stdout (the process is killed on drop).
-        std::thread::spawn(move || {
-            for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
-                let event = serde_json::from_str::<Value>(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
-                if lines_in.send(event).is_err() {
-                    break;
-                }
-            }
-        });
-        Self {
-            process: Running(child),
-            lines,
-        }
-    }
-
-    /// Every line until the script's stdout ends, within `bound`.
-    async fn all_lines(&mut self, bound: Duration) -> Vec<Value> {
-        let mut lines = Vec::new();
-        let reading = async {
-            while let Some(line) = self.lines.recv().await {
-                lines.push(line);
-            }
-        };
-        if tokio::time::timeout(bound, reading).await.is_err() {
-            panic!("the Node client did not finish in {bound:?}: {lines:#?}");
-        }
-        lines
-    }
-
-    /// How the script exited (bounded).
-    async fn exit_status(&mut self) -> std::process::ExitStatus {
-        within("node to exit", async {
-            loop {
-                if let Some(status) = self.process.0.try_wait().unwrap() {
-                    break status;
-                }
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-        })
-        .await
-    }
-}
 
 async fn send(socket: &mut ClientSocket, text: &str) {
     within("send", socket.send(Message::Text(text.into()))).await.unwrap();

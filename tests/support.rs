@@ -680,3 +680,72 @@ async fn pump(
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
+
+/// A script of `tests/node` run against `url` (its `URL`), its stdout read as JSON lines;
+/// killed when dropped, however the test ends.
+pub struct NodeScript {
+    /// The script's process.
+    pub process: Running,
+    /// Its stdout, a JSON value a line.
+    pub lines: tokio::sync::mpsc::UnboundedReceiver<serde_json::Value>,
+}
+
+impl NodeScript {
+    /// Starts `script` (in the installed Node project) with `URL` set to `url`.
+    pub async fn start(script: &str, url: String) -> Self {
+        let dir = tokio::task::spawn_blocking(node_project)
+            .await
+            .expect("the Node project");
+        let mut child = std::process::Command::new("node")
+            .arg(script)
+            .env("URL", url)
+            .current_dir(&dir)
+            .stdout(std::process::Stdio::piped())
+            .stdin(std::process::Stdio::null())
+            .stderr(std::process::Stdio::inherit())
+            .spawn()
+            .expect("node runs");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (lines_in, lines) = tokio::sync::mpsc::unbounded_channel();
+        // Ends with the process's stdout (the process is killed on drop).
+        std::thread::spawn(move || {
+            for line in std::io::BufRead::lines(std::io::BufReader::new(stdout)).map_while(Result::ok) {
+                let event = serde_json::from_str::<serde_json::Value>(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
+                if lines_in.send(event).is_err() {
+                    break;
+                }
+            }
+        });
+        Self {
+            process: Running(child),
+            lines,
+        }
+    }
+
+    /// Every line until the script's stdout ends, within `bound`.
+    pub async fn all_lines(&mut self, bound: Duration) -> Vec<serde_json::Value> {
+        let mut lines = Vec::new();
+        let reading = async {
+            while let Some(line) = self.lines.recv().await {
+                lines.push(line);
+            }
+        };
+        if tokio::time::timeout(bound, reading).await.is_err() {
+            panic!("the Node client did not finish in {bound:?}: {lines:#?}");
+        }
+        lines
+    }
+
+    /// How the script exited (bounded).
+    pub async fn exit_status(&mut self) -> std::process::ExitStatus {
+        within("node to exit", async {
+            loop {
+                if let Some(status) = self.process.0.try_wait().expect("wait for node") {
+                    break status;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+        .await
+    }
+}

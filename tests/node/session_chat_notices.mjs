@@ -12,43 +12,17 @@
 // Exits by itself; every wait is bounded.
 import { Centrifuge } from 'centrifuge';
 import WebSocket from 'ws';
+import { log, stopAfter, watch } from './sdk_events.mjs';
 
-const log = (o) => console.log(JSON.stringify(o));
-setTimeout(() => {
-  console.error('session_chat_notices.mjs: still running after 20 s');
-  process.exit(2);
-}, 20000).unref();
-
+stopAfter('session_chat_notices.mjs', 20000);
 const client = new Centrifuge(process.env.URL, { websocket: WebSocket, token: 'ann', timeout: 5000 });
-const texts = [];
-let wake = () => {};
-client.on('connected', () => log({ ev: 'connected' }));
-client.on('subscribed', (ctx) => log({ ev: 'subscribed', channel: ctx.channel }));
-client.on('publication', (ctx) => {
-  log({ ev: 'publication', channel: ctx.channel, data: ctx.data });
-  texts.push(ctx.data.text);
-  wake();
-});
-
-function notice(text, ms) {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`no notice ${text} within ${ms} ms`)), ms);
-    const check = () => {
-      if (texts.includes(text)) {
-        clearTimeout(timer);
-        resolve();
-      }
-    };
-    wake = check;
-    check();
-  });
-}
+const { publication } = watch(client);
 
 try {
   client.connect();
-  await notice('welcome, ann', 5000);
+  await publication('notices/ann welcome, ann', 5000);
   log({ ev: 'ready' });
-  await notice('hello ann', 5000);
+  await publication('notices/ann hello ann', 5000);
   log({ ev: 'done' });
   client.disconnect();
   process.exit(0);

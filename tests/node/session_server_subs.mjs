@@ -15,46 +15,11 @@
 // Exits by itself; every wait is bounded.
 import { Centrifuge } from 'centrifuge';
 import WebSocket from 'ws';
+import { log, stopAfter, watch } from './sdk_events.mjs';
 
-const log = (o) => console.log(JSON.stringify(o));
-setTimeout(() => {
-  console.error('session_server_subs.mjs: still running after 20 s');
-  process.exit(2);
-}, 20000).unref();
-
+stopAfter('session_server_subs.mjs', 20000);
 const client = new Centrifuge(process.env.URL, { websocket: WebSocket, token: 'ann', timeout: 5000 });
-const texts = [];
-let wake = () => {};
-client.on('subscribed', (ctx) => log({ ev: 'subscribed', channel: ctx.channel }));
-let unsubscribed = false;
-client.on('unsubscribed', (ctx) => {
-  // The SDK's server-side unsubscribe event says the channel only (the raw test checks 2000).
-  log({ ev: 'unsubscribed', channel: ctx.channel });
-  unsubscribed = true;
-  wake();
-});
-client.on('connected', (ctx) => log({ ev: 'connected', client: ctx.client }));
-client.on('publication', (ctx) => {
-  log({ ev: 'publication', channel: ctx.channel, data: ctx.data });
-  texts.push(`${ctx.channel} ${ctx.data.text}`);
-  wake();
-});
-
-function until(what, test, ms) {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`no ${what} within ${ms} ms`)), ms);
-    const check = () => {
-      if (test()) {
-        clearTimeout(timer);
-        resolve();
-      }
-    };
-    wake = check;
-    check();
-  });
-}
-
-const publication = (text, ms) => until(`publication ${text}`, () => texts.includes(text), ms);
+const { until, publication } = watch(client);
 
 try {
   client.connect();
@@ -62,7 +27,7 @@ try {
   log({ ev: 'ready' });
   await publication('notices/ann hello', 5000);
   log({ ev: 'moving' });
-  await until('unsubscribed', () => unsubscribed, 5000);
+  await until('unsubscribed', (seen) => seen.unsubscribed.includes('notices/ann'), 5000);
   await publication('notices/extra welcome ann', 5000);
   log({ ev: 'done' });
   client.disconnect();

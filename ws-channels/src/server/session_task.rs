@@ -149,7 +149,7 @@ impl<S: Send + Sync + 'static> Route<S> for Endpoint {
             let slot = shared.limits.acquire_session()?;
             let env = shared.env(remote_addr, slot, None);
             let lifecycle = shared.lifecycle.clone();
-            let registered = register(endpoint, request, env, shared, lifecycle.clone());
+            let registered = register(endpoint, request, env, shared);
             let session: Session = Box::new(move |transport| lifecycle.spawn(run(registered, transport)));
             Ok(session)
         })
@@ -198,7 +198,6 @@ fn register<S: Send + Sync + 'static>(
     request: Arc<http::request::Parts>,
     env: ConnEnv<S>,
     channels: Arc<Shared<S>>,
-    lifecycle: Arc<Lifecycle>,
 ) -> Registered {
     let ConnEnv {
         id,
@@ -233,8 +232,8 @@ fn register<S: Send + Sync + 'static>(
         endpoint,
         request,
         state,
+        lifecycle: channels.lifecycle.clone(),
         channels,
-        lifecycle,
         config,
         span,
     }
@@ -1526,7 +1525,7 @@ impl<'a> Reader<'a> {
             if event.dropped > 0 && !binding.on_lag(event.dropped) {
                 tracing::warn!(
                     channel = binding.channel(),
-                    address = %channel,
+                    address = %Escaped(channel),
                     dropped = event.dropped,
                     "a session's subscription lagged"
                 );
@@ -1625,7 +1624,7 @@ impl<'a> Reader<'a> {
     /// Passes an error to the channel's `on_error`, or logs it.
     fn report(&self, binding: &dyn Binding, error: &Error) {
         if !binding.on_error(error) {
-            tracing::debug!(channel = binding.channel(), error = %Report(error), "subscription error");
+            tracing::debug!(channel = binding.channel(), error = %Escaped(Report(error)), "subscription error");
         }
     }
 
