@@ -481,6 +481,9 @@ struct State {
     /// The server's requests to change the subscriptions (`Hub::subscribe_session`), carried
     /// out in turn with the commands once the session is connected.
     requests: VecDeque<SubscriptionRequest>,
+    /// The outbox may hold requests not taken yet (its attention said so): looked for only
+    /// then, not at every command.
+    requests_waiting: bool,
     /// The `on_close` of subscriptions that ended, to run before the next command.
     closings: VecDeque<Closing>,
     /// When the server last ended each channel's subscription with a code the SDK
@@ -583,6 +586,7 @@ impl<'a> Reader<'a> {
                     // news (a lag, a subscription's close).
                     () = poll_fn(|cx| self.outbox.poll_attention(cx, &mut state.attention_waker)) => {
                         self.slot_events(&mut state);
+                        state.requests_waiting = true;
                         self.take_requests(&mut state);
                         continue;
                     }
@@ -622,6 +626,7 @@ impl<'a> Reader<'a> {
             subscriptions: HashMap::new(),
             connecting: None,
             requests: VecDeque::new(),
+            requests_waiting: false,
             closings: VecDeque::new(),
             resubscribed: HashMap::new(),
             connect: protocol::ConnectRequest::default(),
@@ -771,7 +776,8 @@ impl<'a> Reader<'a> {
     /// wait in the outbox, which bounds them (`Hub::subscribe_session` refuses past its bound).
     fn take_requests(&self, state: &mut State) {
         let ready = matches!(state.phase, Phase::Connected(_)) && state.connecting.is_none();
-        if ready && state.requests.is_empty() {
+        if ready && state.requests_waiting && state.requests.is_empty() {
+            state.requests_waiting = false;
             state.requests.extend(self.outbox.take_requests());
         }
     }
@@ -1480,7 +1486,9 @@ impl<'a> Reader<'a> {
         if state.runner_of.replace(subscription.slot) != Some(subscription.slot) {
             state.running.release();
         }
-        match binding.dispatch(WsMessage::text(data.get()), &mut state.running) {
+        // The command's own copy of the data becomes the frame, without another copy.
+        let data = String::from(Box::<str>::from(data));
+        match binding.dispatch(WsMessage::text(data), &mut state.running) {
             Ok(true) => {
                 let channel = publish.channel.into_boxed_str();
                 state.busy = Some(Busy::Publishing { id, channel });
